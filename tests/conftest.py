@@ -1,0 +1,47 @@
+"""Shared test configuration.
+
+Qt runs offscreen; tests never sleep for a fixed time (wait on signals with
+``qtbot``); a test that leaves an engine worker process running fails.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keep settings (recent files...) of test runs away from the user's own.
+os.environ.setdefault("WEIGHTLAB_CONFIG_DIR", str(Path(__file__).parent / ".config-test"))
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "demo"
+
+
+@pytest.fixture(scope="session")
+def demo_paths() -> dict[str, Path]:
+    """Paths of the bundled demo: ``keras``, ``h5`` and ``data`` (held-out .npz)."""
+    paths = {
+        "keras": DEMO / "digits_cnn.keras",
+        "h5": DEMO / "digits_cnn.h5",
+        "data": DEMO / "digits_heldout.npz",
+    }
+    missing = [str(p) for p in paths.values() if not p.exists()]
+    if missing:
+        pytest.fail(f"bundled demo files missing: {missing}; rebuild with python -m weightlab.demo")
+    return paths
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes():
+    """Fail a test that leaves a child process (e.g. an engine worker) running."""
+    before = {p.pid for p in multiprocessing.active_children()}
+    yield
+    left = [p for p in multiprocessing.active_children() if p.pid not in before]
+    for p in left:
+        p.kill()
+        p.join(5)
+    assert not left, f"test left child process(es) running: {left}"

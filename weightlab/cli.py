@@ -1,0 +1,257 @@
+"""The ``weightlab`` command: the window by default, subcommands for headless work.
+
+::
+
+    weightlab [PATH] [--data HELDOUT.npz]       open the window (on PATH)
+    weightlab --demo                            open the window on the bundled demo
+    weightlab inspect PATH [--json]             one row per tensor with statistics
+    weightlab eval PATH --data HELDOUT.npz [--recipe R.json] [--json] [--trust]
+    weightlab apply PATH RECIPE.json -o OUT [--overwrite]
+
+A user error (bad file, recipe or data) prints one line on stderr and exits with
+status 2; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from weightlab import __version__
+from weightlab.core.errors import WeightLabError
+
+SUBCOMMANDS = ("inspect", "eval", "apply")
+EXIT_USER_ERROR = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``weightlab`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            args = _subcommand_parser().parse_args(argv)
+            return args.func(args)
+        return _gui(_gui_parser().parse_args(argv))
+    except WeightLabError as e:
+        print(f"weightlab: error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- the window ---------------------------------------------------------------
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="weightlab",
+        description="Inspect and edit the weights of TensorFlow/Keras models; "
+        f"headless subcommands: {', '.join(SUBCOMMANDS)} (weightlab SUBCOMMAND --help).",
+    )
+    p.add_argument("path", nargs="?", type=Path, help="model file to open (.keras, .h5, .weights.h5)")
+    p.add_argument("--data", type=Path, help="held-out set (.npz with arrays x and y) for live accuracy")
+    p.add_argument("--demo", action="store_true", help="open the bundled demo model and held-out set")
+    p.add_argument("--screenshot", type=Path, metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument("--version", action="version", version=f"weightlab {__version__}")
+    return p
+
+
+def _gui(args: argparse.Namespace) -> int:
+    path, data = args.path, args.data
+    if args.demo:
+        from weightlab.demo import HELDOUT, MODEL_KERAS
+
+        path, data = path or MODEL_KERAS, data or HELDOUT
+    problem = display_problem()
+    if problem:
+        print(f"weightlab: cannot open a window: {problem}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    from weightlab.gui.app import run_app
+
+    return run_app(path=path, data=data, screenshot=args.screenshot)
+
+
+def display_problem(environ: dict[str, str] | None = None) -> str | None:
+    """Say why Qt cannot show a window here, or None when it can (Linux checks only).
+
+    Checks that a display is set (X11 ``DISPLAY`` or ``WAYLAND_DISPLAY``) unless
+    ``QT_QPA_PLATFORM`` picks another platform (``offscreen``), and that the
+    library Qt's xcb plugin needs since Qt 6.5 (``libxcb-cursor.so.0``, Debian
+    package ``libxcb-cursor0``) is installed.
+    """
+    import ctypes.util
+
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return None
+    platform = env.get("QT_QPA_PLATFORM", "")
+    if platform and not platform.startswith("xcb"):
+        return None
+    if not platform and env.get("WAYLAND_DISPLAY"):
+        return None
+    if not env.get("DISPLAY"):
+        return (
+            "no display (DISPLAY is not set). Run it on a desktop, under Xvfb "
+            "(xvfb-run weightlab ...), or headless with QT_QPA_PLATFORM=offscreen."
+        )
+    if ctypes.util.find_library("xcb-cursor") is None:
+        return (
+            "Qt's X11 plugin needs libxcb-cursor.so.0, which is not installed. "
+            "On Debian/Ubuntu: sudo apt-get install libxcb-cursor0"
+        )
+    return None
+
+
+# -- headless subcommands ------------------------------------------------------
+
+
+def _subcommand_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="weightlab")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("inspect", help="list every tensor with shape, dtype and statistics")
+    s.add_argument("path", type=Path)
+    s.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("eval", help="evaluate on a held-out set (imports TensorFlow)")
+    s.add_argument("path", type=Path)
+    s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y")
+    s.add_argument("--recipe", type=Path, help="apply this recipe and evaluate baseline and edited model")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
+    s.add_argument("--batch-size", type=int, default=256)
+    s.set_defaults(func=cmd_eval)
+
+    s = sub.add_parser("apply", help="apply a recipe and save the edited model")
+    s.add_argument("path", type=Path)
+    s.add_argument("recipe", type=Path)
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("--overwrite", action="store_true", help="allow -o to be the input file itself")
+    s.set_defaults(func=cmd_apply)
+    return p
+
+
+def _open(path: Path):
+    import weightlab
+
+    return weightlab.open(path)
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """``weightlab inspect PATH [--json]``."""
+    from weightlab.core.stats import tensor_stats
+
+    session = _open(args.path)
+    rows: list[dict[str, Any]] = []
+    for info in session.model.tensors.values():
+        st = tensor_stats(session.array(info.name))
+        rows.append(
+            {
+                "name": info.name,
+                "layer": info.layer,
+                "key": info.key,
+                "shape": list(info.shape),
+                "dtype": info.dtype,
+                "params": info.size,
+                "trainable": info.trainable,
+                **{k: _finite_or_none(v) for k, v in st.as_dict().items() if k != "count"},
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    model = session.model
+    print(f"{model.path}  ({model.format}, {len(model.layers)} layers, {model.param_count:,} parameters)")
+    header = ("name", "shape", "dtype", "params", "min", "max", "mean", "std", "zeros")
+    table = [header] + [
+        (
+            r["name"],
+            "x".join(map(str, r["shape"])) or "()",
+            r["dtype"],
+            f"{r['params']:,}",
+            _g(r["min"]),
+            _g(r["max"]),
+            _g(r["mean"]),
+            _g(r["std"]),
+            f"{100 * r['zeros']:.1f}%" if r["zeros"] is not None else "-",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``weightlab eval PATH --data HELDOUT.npz [--recipe R] [--json]``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from weightlab.engine.evaluate import evaluate_file
+
+    session = _open(args.path)
+    edited = None
+    if args.recipe:
+        session.apply_recipe(args.recipe)
+        edited = session.edited_arrays()
+    base = evaluate_file(args.path, args.data, None, trust=args.trust, batch_size=args.batch_size)
+    result: dict[str, Any] = _metrics_dict(base)
+    if edited is not None:
+        after = evaluate_file(args.path, args.data, edited, trust=args.trust, batch_size=args.batch_size)
+        result = {"baseline": _metrics_dict(base), "edited": _metrics_dict(after), **_metrics_dict(after)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    if edited is not None:
+        b, a = result["baseline"], result["edited"]
+        print(f"baseline  accuracy {100 * b['accuracy']:.2f} %  loss {b['loss']:.4f}")
+        print(
+            f"edited    accuracy {100 * a['accuracy']:.2f} %  loss {a['loss']:.4f}  "
+            f"({100 * (a['accuracy'] - b['accuracy']):+.2f} pp)"
+        )
+    else:
+        print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}")
+    print(f"{result['num_samples']} samples, {result['seconds']:.2f} s on {result['device']}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    """``weightlab apply PATH RECIPE -o OUT [--overwrite]``."""
+    session = _open(args.path)
+    session.apply_recipe(args.recipe)
+    out = session.save(args.output, overwrite=args.overwrite)
+    edited = session.edited_names
+    print(f"applied {session.position} edit(s) to {len(edited)} tensor(s); wrote {out}")
+    return 0
+
+
+def _metrics_dict(m: Any) -> dict[str, Any]:
+    return {
+        "accuracy": m.accuracy,
+        "loss": _finite_or_none(m.loss),
+        "per_class": [_finite_or_none(v) for v in m.per_class],
+        "num_samples": m.num_samples,
+        "seconds": m.seconds,
+        "device": m.device,
+    }
+
+
+def _finite_or_none(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _g(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

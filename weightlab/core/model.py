@@ -1,0 +1,250 @@
+"""The weights tree of an opened model file, read as data.
+
+A :class:`ModelFile` lists the model's layers in the model's own order and the
+tensors of each layer, under canonical names ``layer/weight`` as Keras names
+them (``conv2d/kernel``, ``batch_normalization/moving_mean``). Tensor values are
+read lazily, on first use, through the format's :class:`TensorReader`; opening a
+file never builds or runs the model.
+
+Shapes follow Keras: a Dense kernel is ``(in, out)``, a Conv2D kernel is
+``(kh, kw, in, out)``; a *neuron* of a layer is an index on its kernel's last
+axis.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import WeightLabError
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """Metadata of one stored tensor (no values).
+
+    Attributes
+    ----------
+    name:
+        Canonical name ``layer/weight`` (``dense/kernel``).
+    layer:
+        Name of the owning layer (``dense``).
+    weight:
+        Name of the weight within the layer (``kernel``).
+    key:
+        The tensor's own path inside the file, used for reading, saving back
+        and display (``model_weights/dense/dense/kernel:0``,
+        ``layers/dense/vars/0``).
+    shape:
+        Shape in Keras axis order.
+    dtype:
+        NumPy dtype name (``"float32"``).
+    trainable:
+        False for non-trainable state such as BatchNorm moving statistics.
+    """
+
+    name: str
+    layer: str
+    weight: str
+    key: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool = True
+
+    @property
+    def size(self) -> int:
+        """Number of elements (parameters)."""
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        """Size of the values in bytes."""
+        return self.size * np.dtype(self.dtype).itemsize
+
+
+@dataclass
+class LayerInfo:
+    """One layer of the model, in the model's own order.
+
+    Attributes
+    ----------
+    name:
+        Layer name as Keras names it (``conv2d_1``).
+    class_name:
+        Keras class name (``Conv2D``), or ``""`` when the file does not say.
+    tensors:
+        The layer's tensors in the layer's own weight order.
+    """
+
+    name: str
+    class_name: str
+    tensors: list[TensorInfo] = field(default_factory=list)
+
+    @property
+    def param_count(self) -> int:
+        """Total number of parameters (elements) of the layer's tensors."""
+        return sum(t.size for t in self.tensors)
+
+    def tensor(self, weight: str) -> TensorInfo | None:
+        """Return the tensor named ``weight`` (``"kernel"``), or None."""
+        for t in self.tensors:
+            if t.weight == weight:
+                return t
+        return None
+
+
+class TensorReader(Protocol):
+    """Reads tensor values from an opened file; supplied by a format module."""
+
+    def read(self, info: TensorInfo) -> np.ndarray:
+        """Return the values of ``info`` as a new array of ``info.shape``/``info.dtype``.
+
+        Raises
+        ------
+        FormatError
+            When the data cannot be read; the message names the file and key.
+        """
+        ...
+
+    def close(self) -> None:
+        """Release file handles."""
+        ...
+
+
+class ModelFile:
+    """An opened model file: its layers and tensors, values read on demand.
+
+    Parameters
+    ----------
+    path:
+        The opened file.
+    format:
+        Format name as registered in :mod:`weightlab.formats` (``"keras"``,
+        ``"h5"``, ``"weights.h5"``).
+    layers:
+        Layers in the model's own order (layers without weights included).
+    reader:
+        Reads tensor values.
+    config:
+        The model's architecture as Keras serialises it, when the file holds it.
+    attrs:
+        Format-specific facts for display and saving (Keras version, backend...).
+
+    Raises
+    ------
+    FormatError
+        When two tensors share a canonical name.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        format: str,
+        layers: list[LayerInfo],
+        reader: TensorReader,
+        config: dict[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self.format = format
+        self.layers = layers
+        self.config = config
+        self.attrs = dict(attrs or {})
+        self._reader = reader
+        self._lock = threading.Lock()
+        self.tensors: dict[str, TensorInfo] = {}
+        for layer in layers:
+            for t in layer.tensors:
+                if t.name in self.tensors:
+                    from .errors import FormatError
+
+                    raise FormatError(f"two tensors are both named {t.name!r}", path)
+                self.tensors[t.name] = t
+        self._layers_by_name = {layer.name: layer for layer in layers}
+
+    # -- lookup ---------------------------------------------------------------
+    def __contains__(self, name: object) -> bool:
+        return name in self.tensors
+
+    def __iter__(self) -> Iterator[TensorInfo]:
+        return iter(self.tensors.values())
+
+    def tensor(self, name: str) -> TensorInfo:
+        """Return the tensor with canonical ``name``.
+
+        Raises
+        ------
+        WeightLabError
+            When there is no such tensor; the message lists close names.
+        """
+        try:
+            return self.tensors[name]
+        except KeyError:
+            raise WeightLabError(
+                f"no tensor named {name!r} in this model{_suggest(name, self.tensors)}",
+                self.path,
+            ) from None
+
+    def layer(self, name: str) -> LayerInfo:
+        """Return the layer called ``name``.
+
+        Raises
+        ------
+        WeightLabError
+            When there is no such layer.
+        """
+        try:
+            return self._layers_by_name[name]
+        except KeyError:
+            raise WeightLabError(
+                f"no layer named {name!r} in this model{_suggest(name, self._layers_by_name)}",
+                self.path,
+            ) from None
+
+    def has_layer(self, name: str) -> bool:
+        """True when the model has a layer called ``name``."""
+        return name in self._layers_by_name
+
+    @property
+    def param_count(self) -> int:
+        """Total number of stored parameters."""
+        return sum(t.size for t in self.tensors.values())
+
+    # -- values ---------------------------------------------------------------
+    def read(self, name: str) -> np.ndarray:
+        """Read the stored values of tensor ``name`` from the file (a new array)."""
+        info = self.tensor(name)
+        with self._lock:
+            arr = self._reader.read(info)
+        return arr
+
+    def close(self) -> None:
+        """Close the underlying file."""
+        self._reader.close()
+
+    def __enter__(self) -> ModelFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelFile({str(self.path)!r}, format={self.format!r}, "
+            f"layers={len(self.layers)}, tensors={len(self.tensors)})"
+        )
+
+
+def _suggest(name: str, names: Mapping[str, object] | list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(names), n=3)
+    if close:
+        return "; did you mean " + ", ".join(repr(c) for c in close) + "?"
+    return ""
