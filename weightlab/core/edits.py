@@ -1,54 +1,53 @@
 """Edits as data: small serialisable commands ``(op, target, parameters)``.
 
 Each edit computes new arrays for the tensors it touches from the current ones
-and never mutates its inputs, so a session can keep the old arrays for undo and
-replaying the same edits on the same original file gives the same weights bit
-for bit. Arithmetic stays in the tensor's own dtype (parameters are cast to it
-first), as Keras would compute on the stored variable.
+and never mutates its inputs, so a session can keep the old arrays for undo,
+and replaying the same edits on the same original file gives the same weights
+bit for bit. Arithmetic stays in the tensor's own dtype (parameters are cast to
+it first), as Keras would compute on the stored variable; random edits draw
+from NumPy's PCG64 generator seeded by ``(seed, crc32(tensor name))``, so a
+tensor's draw does not depend on which other tensors an edit targets.
 
-Recipe ``op`` names and parameters (see ``docs/recipes.md``):
+The full list of ops and parameters is in ``docs/recipes.md``.
 
-=================  ============  ==========================================
-op                 target        parameters
-=================  ============  ==========================================
-``clip``           tensor        ``min``, ``max`` (``np.clip``)
-``zero_range``     tensor        ``min``, ``max``: zero ``min <= w <= max``
-``zero_outside``   tensor        ``min``, ``max``: zero ``w < min or w > max``
-``scale``          tensor        ``factor``: ``w * factor``
-``zero_neurons``   layer         ``neurons``: ablate output neurons
-``scale_neurons``  layer         ``neurons``, ``factor``
-``revert``         tensor/``*``  back to the values stored in the file
-=================  ============  ==========================================
-
-A *tensor* target is a canonical name (``conv2d/kernel``). A *layer* target is
-a layer name (``dense``): the edit acts on output neurons, i.e. on the last
-axis of the layer's ``kernel`` and on the matching ``bias`` entries (the
-standard ablation of a unit or filter). A neuron edit may also target one
-tensor (``dense/kernel``), then only that tensor's last axis changes.
+Targets
+-------
+Value edits (``clip``, ``scale``, ``prune_magnitude``...) take a *tensor
+selection*: a canonical tensor name (``conv2d/kernel``), a layer name (all
+its tensors), a glob over canonical names (``"*/kernel"``, ``"conv*/bias"``,
+``"*"`` for the whole model) or a list of any of these. Neuron edits
+(``zero_neurons``, ``scale_neurons``, ``prune_neurons``) take a layer name: the
+edit acts on the layer's kernel along one axis and, for output neurons, on the
+matching ``bias`` entries.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import fnmatch
 import math
-from collections.abc import Mapping
+import zlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from .errors import RecipeError
-from .model import ModelFile
+from .model import ModelFile, _suggest
+
+Target = str | tuple[str, ...]
 
 
 class ArraySource(Protocol):
-    """Gives the current values of a tensor (a session, or the file itself)."""
+    """Gives the current and stored values of a tensor (a session)."""
 
     def array(self, name: str) -> np.ndarray: ...
 
     def original(self, name: str) -> np.ndarray: ...
 
 
-#: Registry ``op name -> Edit subclass``; filled by :func:`_register`.
+#: Registry ``op name -> Edit subclass``.
 EDIT_TYPES: dict[str, type[Edit]] = {}
 
 
@@ -57,17 +56,149 @@ def _register(cls: type[Edit]) -> type[Edit]:
     return cls
 
 
+# -- target resolution --------------------------------------------------------
+
+_GLOB_CHARS = set("*?[")
+
+
+def resolve_tensors(target: Target, model: ModelFile, op: str = "edit") -> list[str]:
+    """Canonical names selected by a value-edit target, in model order.
+
+    Parameters
+    ----------
+    target:
+        A canonical tensor name, a layer name, a glob over canonical names, or
+        a tuple/list of these.
+
+    Raises
+    ------
+    RecipeError
+        When a part of the target selects nothing; the message names it.
+    """
+    parts = [target] if isinstance(target, str) else list(target)
+    chosen: set[str] = set()
+    for part in parts:
+        if part in model.tensors:
+            chosen.add(part)
+        elif model.has_layer(part) and model.layer(part).tensors:
+            chosen.update(t.name for t in model.layer(part).tensors)
+        elif _GLOB_CHARS & set(part):
+            hits = fnmatch.filter(model.tensors, part)
+            if not hits:
+                raise RecipeError(f"{op}: pattern {part!r} matches no tensor")
+            chosen.update(hits)
+        else:
+            names = list(model.tensors) + [layer.name for layer in model.layers]
+            raise RecipeError(f"{op}: no tensor or layer named {part!r}{_suggest(part, names)}")
+    return [n for n in model.tensors if n in chosen]
+
+
+def neuron_tensors(target: Target, model: ModelFile, op: str = "edit") -> list[str]:
+    """Tensors touched by an output-neuron edit on ``target``.
+
+    A layer name gives its ``kernel`` (or its only tensor) plus ``bias`` when
+    present; a canonical tensor name gives that tensor alone.
+
+    Raises
+    ------
+    RecipeError
+        When ``target`` names neither a layer with a kernel nor a tensor.
+    """
+    if not isinstance(target, str):
+        raise RecipeError(f"{op}: a neuron edit targets one layer; got {list(target)!r}")
+    if target in model.tensors:
+        return [target]
+    if not model.has_layer(target):
+        names = [layer.name for layer in model.layers] + list(model.tensors)
+        raise RecipeError(f"{op}: no layer or tensor named {target!r}{_suggest(target, names)}")
+    layer = model.layer(target)
+    kernel = layer.tensor("kernel") or layer.tensor("embeddings")
+    if kernel is None and len(layer.tensors) == 1:
+        kernel = layer.tensors[0]
+    if kernel is None:
+        raise RecipeError(
+            f"{op}: layer {target!r} ({layer.class_name or 'unknown class'}) has no kernel; "
+            f"its tensors are {[t.weight for t in layer.tensors]}"
+        )
+    names = [kernel.name]
+    bias = layer.tensor("bias")
+    if bias is not None and bias.name != kernel.name:
+        names.append(bias.name)
+    return names
+
+
+def is_depthwise(model: ModelFile, kernel: str) -> bool:
+    """True when ``kernel`` is a depthwise kernel ``(..., in, multiplier)``.
+
+    Its output channel ``k * multiplier + q`` is ``kernel[..., k, q]`` (the
+    order of ``tf.nn.depthwise_conv2d``), so output neurons span the last two
+    axes. Recognised by the layer class, or by a bias of ``in * multiplier``
+    entries when the class is not stored.
+    """
+    info = model.tensor(kernel)
+    if len(info.shape) < 3 or info.weight != "kernel":
+        return False
+    layer = model.layer(info.layer)
+    if layer.class_name.startswith("DepthwiseConv"):
+        return True
+    bias = layer.tensor("bias")
+    return (
+        not layer.class_name
+        and bias is not None
+        and bias.shape[-1] == info.shape[-1] * info.shape[-2] != info.shape[-1]
+    )
+
+
+def output_channels(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
+    """View of ``kernel`` whose last axis is the output neurons (merges ``(in, mult)`` when depthwise)."""
+    return kernel.reshape(*kernel.shape[:-2], -1) if depthwise else kernel
+
+
+def neuron_count(target: str, model: ModelFile, axis: str = "out") -> int:
+    """Number of neurons of a neuron-edit target along ``axis``.
+
+    ``"out"``: output neurons (the kernel's last axis; ``in * multiplier`` for
+    a depthwise kernel); ``"in"``: input units (the kernel's axis ``-2``).
+    """
+    kernel = neuron_tensors(target, model)[0]
+    shape = model.tensor(kernel).shape
+    if not shape:
+        return 1
+    if axis == "in":
+        return shape[-2] if len(shape) >= 2 else 0
+    return shape[-1] * shape[-2] if is_depthwise(model, kernel) else shape[-1]
+
+
+def _rng(seed: int, name: str) -> np.random.Generator:
+    return np.random.default_rng([int(seed), zlib.crc32(name.encode())])
+
+
+def _cast(value: float, like: np.ndarray) -> np.generic:
+    return like.dtype.type(value)
+
+
+# -- the base class --------------------------------------------------------------
+
+
 @dataclass(frozen=True, kw_only=True)
 class Edit:
     """Base class of all edits.
 
-    Subclasses set ``op`` and implement :meth:`targets` and :meth:`compute`.
+    Subclasses set ``op`` and implement :meth:`compute` (per tensor) or
+    override :meth:`apply` (edits that look at several tensors at once).
     """
 
     op: ClassVar[str] = ""
-    target: str
+    target: Target
 
-    # -- to override ------------------------------------------------------
+    def __post_init__(self) -> None:
+        if isinstance(self.target, list):
+            object.__setattr__(self, "target", tuple(self.target))
+        self._validate()
+
+    def _validate(self) -> None:
+        """Check parameter values; raise ValueError with a clear message."""
+
     def targets(self, model: ModelFile) -> list[str]:
         """Canonical names of the tensors this edit may change.
 
@@ -76,18 +207,12 @@ class Edit:
         RecipeError
             When the target does not exist or does not fit the op.
         """
-        return [_tensor_target(self, model)]
+        return resolve_tensors(self.target, model, self.op)
 
     def compute(self, name: str, current: np.ndarray, source: ArraySource) -> np.ndarray:
         """Return the new values of tensor ``name`` (a new array; ``current`` untouched)."""
         raise NotImplementedError
 
-    def describe(self) -> str:
-        """One line for a history list: ``"clip conv2d/kernel to [-0.1, 0.1]"``."""
-        params = ", ".join(f"{k}={v}" for k, v in self.params().items())
-        return f"{self.op} {self.target}" + (f" ({params})" if params else "")
-
-    # -- shared -------------------------------------------------------------
     def apply(self, model: ModelFile, source: ArraySource) -> dict[str, np.ndarray]:
         """Compute the new arrays of every tensor this edit changes.
 
@@ -95,25 +220,78 @@ class Edit:
         -------
         ``{canonical name: new array}``, same shape and dtype as before.
         """
-        out: dict[str, np.ndarray] = {}
-        for name in self.targets(model):
-            cur = source.array(name)
-            new = self.compute(name, cur, source)
-            if new.shape != cur.shape or new.dtype != cur.dtype:  # pragma: no cover - guard
-                raise AssertionError(f"{self.op} changed shape/dtype of {name}")
-            out[name] = new
-        return out
+        return {name: self.compute(name, source.array(name), source) for name in self.targets(model)}
+
+    @property
+    def target_text(self) -> str:
+        """The target for display: ``conv2d/kernel`` or ``a, b, c``."""
+        return self.target if isinstance(self.target, str) else ", ".join(self.target)
+
+    def describe(self) -> str:
+        """One line for a history list."""
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in self.params().items() if v is not None)
+        return f"{self.op} {self.target_text}" + (f" ({params})" if params else "")
 
     def params(self) -> dict[str, Any]:
         """The edit's parameters (everything but ``op`` and ``target``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "target"}
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialise as a recipe step: ``{"op": ..., "target": ..., **params}``."""
-        d: dict[str, Any] = {"op": self.op, "target": self.target}
+        """Serialise as a recipe step: ``{"op": ..., "target": ..., **params}``.
+
+        Parameters left at their default are left out, so recipes stay short;
+        parsing fills them in again.
+        """
+        d: dict[str, Any] = {"op": self.op, "target": _jsonable(self.target)}
+        defaults = {f.name: f.default for f in fields(self)}
         for k, v in self.params().items():
-            d[k] = list(v) if isinstance(v, tuple) else v
+            if v is not None and not (k in defaults and defaults[k] is not dataclasses.MISSING and v == defaults[k]):
+                d[k] = _jsonable(v)
         return d
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, tuple):
+        shown = ", ".join(str(x) for x in v[:8])
+        return f"[{shown}{', ...' if len(v) > 8 else ''}]"
+    return str(v)
+
+
+# -- parsing recipe steps ----------------------------------------------------------
+
+#: How each parameter name is validated in recipes: kind, plus a range/choices.
+_PARAM_KINDS: dict[str, tuple[str, Any]] = {
+    "target": ("target", None),
+    "min": ("number", None),
+    "max": ("number", None),
+    "factor": ("number", None),
+    "value": ("number", None),
+    "lower": ("number", (0.0, 100.0)),
+    "upper": ("number", (0.0, 100.0)),
+    "threshold": ("number", (0.0, math.inf)),
+    "sparsity": ("number", (0.0, 1.0)),
+    "fraction": ("number", (0.0, 1.0)),
+    "std": ("number", (0.0, math.inf)),
+    "mean": ("number", None),
+    "stddev": ("number", (0.0, math.inf)),
+    "minval": ("number", None),
+    "maxval": ("number", None),
+    "count": ("int", (0, math.inf)),
+    "seed": ("int", (0, 2**63 - 1)),
+    "neurons": ("indices", None),
+    "index": ("index", None),
+    "scope": ("choice", ("tensor", "global")),
+    "norm": ("choice", ("l1", "l2")),
+    "axis": ("choice", ("out", "in")),
+    "batchnorm": ("bool", None),
+    "initializer": ("choice", None),  # choices checked by Reinit itself
+}
 
 
 def edit_from_dict(d: Mapping[str, Any], where: str = "edit") -> Edit:
@@ -130,107 +308,82 @@ def edit_from_dict(d: Mapping[str, Any], where: str = "edit") -> Edit:
     ------
     RecipeError
         Unknown op, missing or unknown parameter, or a parameter of the wrong
-        type; the message names the step and what was received.
+        type or range; the message names the step and what was received.
     """
     if not isinstance(d, Mapping):
         raise RecipeError(f"{where}: expected an object; got {type(d).__name__}")
     op = d.get("op")
     if op not in EDIT_TYPES:
-        known = ", ".join(sorted(EDIT_TYPES))
-        raise RecipeError(f"{where}: unknown op {op!r}; known ops: {known}")
+        raise RecipeError(f"{where}: unknown op {op!r}; known ops: {', '.join(sorted(EDIT_TYPES))}")
     cls = EDIT_TYPES[op]
-    names = {f.name for f in fields(cls)}
-    unknown = set(d) - names - {"op"}
+    allowed = {f.name: f for f in fields(cls)}
+    unknown = set(d) - set(allowed) - {"op"}
     if unknown:
         raise RecipeError(
             f"{where} ({op}): unknown parameter(s) {', '.join(sorted(unknown))}; "
-            f"expected {', '.join(sorted(names))}"
+            f"expected {', '.join(sorted(allowed))}"
         )
-    missing = {n for n in names if n not in d and _required(cls, n)}
+    missing = [
+        n
+        for n, f in allowed.items()
+        if n not in d and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     if missing:
         raise RecipeError(f"{where} ({op}): missing parameter(s) {', '.join(sorted(missing))}")
-    kwargs = {}
-    for f in fields(cls):
-        if f.name not in d:
-            continue
-        kwargs[f.name] = _coerce(cls, f.name, d[f.name], where)
+    kwargs = {name: _coerce(op, name, value, where) for name, value in d.items() if name != "op"}
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise RecipeError(f"{where} ({op}): {e}") from None
 
 
-def _required(cls: type[Edit], name: str) -> bool:
-    import dataclasses
+def _coerce(op: str, name: str, value: Any, where: str) -> Any:
+    kind, spec = _PARAM_KINDS.get(name, ("any", None))
+    if value is None:
+        return None
 
-    for f in fields(cls):
-        if f.name == name:
-            return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    return False
+    def bad(expected: str) -> RecipeError:
+        return RecipeError(f"{where} ({op}): parameter {name!r} must be {expected}; got {value!r}")
 
-
-def _coerce(cls: type[Edit], name: str, value: Any, where: str) -> Any:
-    kind = _PARAM_KINDS.get(name, "any")
-    bad = RecipeError(
-        f"{where} ({cls.op}): parameter {name!r} must be {_KIND_TEXT[kind]}; got {value!r}"
-    )
-    if kind == "str":
-        if not isinstance(value, str) or not value:
-            raise bad
-        return value
-    if kind == "number":
+    if kind == "target":
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+            return tuple(value)
+        raise bad("a tensor/layer name, a glob, or a non-empty list of them")
+    if kind in ("number", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
+            raise bad("a number" if kind == "number" else "an integer")
+        if kind == "int" and not isinstance(value, int):
+            raise bad("an integer")
         if not math.isfinite(float(value)):
-            raise bad
-        return float(value)
-    if kind == "indices":
-        if not isinstance(value, (list, tuple)) or not value:
-            raise bad
+            raise bad("a finite number")
+        if spec is not None and not spec[0] <= value <= spec[1]:
+            raise bad(f"in [{spec[0]}, {spec[1]}]")
+        return float(value) if kind == "number" else int(value)
+    if kind in ("indices", "index"):
+        if not isinstance(value, list) or (kind == "indices" and not value):
+            raise bad("a non-empty list of non-negative integers")
         if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value):
-            raise bad
-        return tuple(sorted(set(int(v) for v in value)))
+            raise bad("a list of non-negative integers")
+        return tuple(value)
+    if kind == "choice":
+        if not isinstance(value, str) or (spec is not None and value not in spec):
+            raise bad(f"one of {', '.join(spec)}" if spec else "a string")
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
     return value
 
 
-_PARAM_KINDS = {
-    "target": "str",
-    "min": "number",
-    "max": "number",
-    "factor": "number",
-    "neurons": "indices",
-}
-_KIND_TEXT = {
-    "str": "a non-empty string",
-    "number": "a finite number",
-    "indices": "a non-empty list of non-negative integers",
-    "any": "valid",
-}
-
-
-# -- target resolution ------------------------------------------------------
-
-
-def _tensor_target(edit: Edit, model: ModelFile) -> str:
-    if edit.target not in model.tensors:
-        from .model import _suggest
-
-        raise RecipeError(
-            f"{edit.op}: no tensor named {edit.target!r}{_suggest(edit.target, model.tensors)}"
-        )
-    return edit.target
-
-
-def _check_range(lo: float, hi: float) -> None:
+def _check_range(lo: float, hi: float, what: str = "min must be <= max") -> None:
     if lo > hi:
-        raise ValueError(f"min must be <= max; got min={lo}, max={hi}")
+        raise ValueError(f"{what}; got {lo} > {hi}")
 
 
-def _cast(value: float, like: np.ndarray) -> np.generic:
-    return like.dtype.type(value)
-
-
-# -- value edits ------------------------------------------------------------
+# -- value edits, per tensor --------------------------------------------------------
 
 
 @_register
@@ -242,14 +395,34 @@ class Clip(Edit):
     min: float
     max: float
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_range(self.min, self.max)
 
     def compute(self, name, current, source):
         return np.clip(current, _cast(self.min, current), _cast(self.max, current))
 
     def describe(self) -> str:
-        return f"clip {self.target} to [{self.min:.6g}, {self.max:.6g}]"
+        return f"clip {self.target_text} to [{self.min:.6g}, {self.max:.6g}]"
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class ClipPercentile(Edit):
+    """Clip each tensor to its own ``[P_lower, P_upper]`` (``np.percentile``, linear), in percent."""
+
+    op: ClassVar[str] = "clip_percentile"
+    lower: float
+    upper: float
+
+    def _validate(self) -> None:
+        _check_range(self.lower, self.upper, "lower must be <= upper")
+
+    def compute(self, name, current, source):
+        lo, hi = np.percentile(current.astype(np.float64), [self.lower, self.upper])
+        return np.clip(current, _cast(lo, current), _cast(hi, current))
+
+    def describe(self) -> str:
+        return f"clip {self.target_text} to percentiles [{self.lower:.6g}, {self.upper:.6g}]"
 
 
 @_register
@@ -261,7 +434,7 @@ class ZeroRange(Edit):
     min: float
     max: float
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_range(self.min, self.max)
 
     def compute(self, name, current, source):
@@ -269,7 +442,7 @@ class ZeroRange(Edit):
         return np.where((current >= lo) & (current <= hi), current.dtype.type(0), current)
 
     def describe(self) -> str:
-        return f"zero {self.target} inside [{self.min:.6g}, {self.max:.6g}]"
+        return f"zero {self.target_text} inside [{self.min:.6g}, {self.max:.6g}]"
 
 
 @_register
@@ -281,7 +454,7 @@ class ZeroOutside(Edit):
     min: float
     max: float
 
-    def __post_init__(self) -> None:
+    def _validate(self) -> None:
         _check_range(self.min, self.max)
 
     def compute(self, name, current, source):
@@ -289,7 +462,7 @@ class ZeroOutside(Edit):
         return np.where((current < lo) | (current > hi), current.dtype.type(0), current)
 
     def describe(self) -> str:
-        return f"zero {self.target} outside [{self.min:.6g}, {self.max:.6g}]"
+        return f"zero {self.target_text} outside [{self.min:.6g}, {self.max:.6g}]"
 
 
 @_register
@@ -304,26 +477,83 @@ class Scale(Edit):
         return current * _cast(self.factor, current)
 
     def describe(self) -> str:
-        return f"scale {self.target} by {self.factor:.6g}"
+        return f"scale {self.target_text} by {self.factor:.6g}"
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class Add(Edit):
+    """Add a constant ``value`` to every value."""
+
+    op: ClassVar[str] = "add"
+    value: float
+
+    def compute(self, name, current, source):
+        return current + _cast(self.value, current)
+
+    def describe(self) -> str:
+        return f"add {self.value:.6g} to {self.target_text}"
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class AddNoise(Edit):
+    """Add Gaussian noise ``N(0, std^2)``, drawn from PCG64 seeded by ``(seed, crc32(name))``."""
+
+    op: ClassVar[str] = "add_noise"
+    std: float
+    seed: int = 0
+
+    def compute(self, name, current, source):
+        noise = _rng(self.seed, name).normal(0.0, self.std, current.shape)
+        return current + noise.astype(current.dtype)
+
+    def describe(self) -> str:
+        return f"add noise std {self.std:.6g} (seed {self.seed}) to {self.target_text}"
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class SetValue(Edit):
+    """Set the single entry at ``index`` (one integer per axis) to ``value``."""
+
+    op: ClassVar[str] = "set"
+    index: tuple[int, ...]
+    value: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "index", tuple(int(i) for i in self.index))
+        super().__post_init__()
+
+    def targets(self, model):
+        names = resolve_tensors(self.target, model, self.op)
+        for name in names:
+            shape = model.tensor(name).shape
+            if len(self.index) != len(shape) or any(not 0 <= i < s for i, s in zip(self.index, shape)):
+                raise RecipeError(f"set: index {list(self.index)} is outside {name!r} of shape {shape}")
+        return names
+
+    def compute(self, name, current, source):
+        out = current.copy()
+        out[self.index] = _cast(self.value, current)
+        return out
+
+    def describe(self) -> str:
+        return f"set {self.target_text}[{', '.join(map(str, self.index))}] = {self.value:.6g}"
 
 
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Revert(Edit):
-    """Restore stored values: one tensor, or every tensor with target ``"*"``."""
+    """Restore stored values: a tensor selection, or every tensor with target ``"*"``."""
 
     op: ClassVar[str] = "revert"
-
-    def targets(self, model):
-        if self.target == "*":
-            return list(model.tensors)
-        return [_tensor_target(self, model)]
 
     def compute(self, name, current, source):
         return source.original(name)
 
     def apply(self, model, source):
-        # Only tensors that differ need new arrays; unchanged ones stay shared.
+        # Only tensors that differ get new arrays; unchanged ones stay shared.
         out = {}
         for name in self.targets(model):
             cur, orig = source.array(name), source.original(name)
@@ -332,122 +562,369 @@ class Revert(Edit):
         return out
 
     def describe(self) -> str:
-        return "revert all tensors" if self.target == "*" else f"revert {self.target}"
+        return "revert all tensors" if self.target == "*" else f"revert {self.target_text}"
 
 
 def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
 
 
-# -- neuron edits -----------------------------------------------------------
+# -- re-initialisation ------------------------------------------------------------
 
 
-def neuron_tensors(target: str, model: ModelFile, op: str = "edit") -> list[str]:
-    """Tensors touched by a neuron edit on ``target``.
+def compute_fans(shape: Sequence[int]) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight shape, as ``keras.initializers.compute_fans``.
 
-    A layer name gives its ``kernel`` (or its only tensor) plus ``bias`` when
-    present; a canonical tensor name gives that tensor alone.
-
-    Raises
-    ------
-    RecipeError
-        When ``target`` names neither a layer with a kernel nor a tensor.
+    Dense ``(in, out)`` -> ``(in, out)``; conv ``(..., in, out)`` -> multiplied
+    by the receptive field size ``prod(...)``; a vector ``(n,)`` -> ``(n, n)``.
     """
-    if target in model.tensors:
-        return [target]
-    if not model.has_layer(target):
-        from .model import _suggest
-
-        names = [layer.name for layer in model.layers] + list(model.tensors)
-        raise RecipeError(f"{op}: no layer or tensor named {target!r}{_suggest(target, names)}")
-    layer = model.layer(target)
-    kernel = layer.tensor("kernel")
-    if kernel is None and len(layer.tensors) == 1:
-        kernel = layer.tensors[0]
-    if kernel is None:
-        raise RecipeError(
-            f"{op}: layer {target!r} ({layer.class_name or 'unknown class'}) has no kernel; "
-            f"its tensors are {[t.weight for t in layer.tensors]}"
-        )
-    names = [kernel.name]
-    bias = layer.tensor("bias")
-    if bias is not None and bias.name != kernel.name:
-        names.append(bias.name)
-    return names
+    shape = tuple(shape)
+    if len(shape) < 1:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    if len(shape) == 2:
+        return shape[0], shape[1]
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
 
 
-def neuron_count(target: str, model: ModelFile) -> int:
-    """Number of output neurons of a neuron-edit target (its kernel's last axis)."""
-    kernel = model.tensor(neuron_tensors(target, model)[0])
-    return kernel.shape[-1] if kernel.shape else 1
+#: Keras' VarianceScaling presets: name -> (scale, mode, distribution).
+_VARIANCE_SCALING = {
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+}
+INITIALIZERS = (
+    *_VARIANCE_SCALING,
+    "zeros",
+    "ones",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+)
+
+
+def _truncated_normal(rng: np.random.Generator, mean: float, std: float, shape) -> np.ndarray:
+    """Normal draws re-drawn until within two standard deviations (Keras' truncation)."""
+    out = rng.normal(0.0, 1.0, shape)
+    bad = np.abs(out) > 2.0
+    while bad.any():
+        out[bad] = rng.normal(0.0, 1.0, int(bad.sum()))
+        bad = np.abs(out) > 2.0
+    return mean + std * out
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class Reinit(Edit):
+    """Re-initialise with one of Keras' built-in initializers, drawn with a seeded NumPy generator.
+
+    The formulas are Keras' (``keras.initializers``: VarianceScaling with
+    ``compute_fans``; truncation at two standard deviations with the
+    0.8796 correction of VarianceScaling); the draws come from NumPy's PCG64
+    seeded by ``(seed, crc32(tensor name))``, so they match Keras in
+    distribution, not value by value.
+    """
+
+    op: ClassVar[str] = "reinit"
+    initializer: str
+    seed: int = 0
+    mean: float | None = None
+    stddev: float | None = None
+    minval: float | None = None
+    maxval: float | None = None
+
+    def _validate(self) -> None:
+        if self.initializer not in INITIALIZERS:
+            raise ValueError(f"unknown initializer {self.initializer!r}; known: {', '.join(INITIALIZERS)}")
+        if self.minval is not None and self.maxval is not None:
+            _check_range(self.minval, self.maxval, "minval must be <= maxval")
+
+    def compute(self, name, current, source):
+        shape, init = current.shape, self.initializer
+        rng = _rng(self.seed, name)
+        if init == "zeros":
+            values = np.zeros(shape)
+        elif init == "ones":
+            values = np.ones(shape)
+        elif init == "random_normal":
+            values = rng.normal(_or(self.mean, 0.0), _or(self.stddev, 0.05), shape)
+        elif init == "truncated_normal":
+            values = _truncated_normal(rng, _or(self.mean, 0.0), _or(self.stddev, 0.05), shape)
+        elif init == "random_uniform":
+            values = rng.uniform(_or(self.minval, -0.05), _or(self.maxval, 0.05), shape)
+        else:
+            scale, mode, dist = _VARIANCE_SCALING[init]
+            fan_in, fan_out = compute_fans(shape)
+            n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+            scale /= max(1.0, n)
+            if dist == "uniform":
+                limit = math.sqrt(3.0 * scale)
+                values = rng.uniform(-limit, limit, shape)
+            else:
+                values = _truncated_normal(rng, 0.0, math.sqrt(scale) / 0.87962566103423978, shape)
+        return np.asarray(values).astype(current.dtype)
+
+    def describe(self) -> str:
+        return f"re-initialise {self.target_text} with {self.initializer} (seed {self.seed})"
+
+
+def _or(v: float | None, default: float) -> float:
+    return default if v is None else v
+
+
+# -- magnitude pruning -------------------------------------------------------------
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class PruneMagnitude(Edit):
+    """Magnitude pruning: zero the entries with the smallest ``|w|``.
+
+    Give either ``threshold`` (entries with ``|w| <= threshold`` become zero)
+    or ``sparsity`` (``floor(sparsity * n)`` smallest-magnitude entries become
+    zero; ties broken by position, so the count is exact). ``scope="tensor"``
+    prunes each targeted tensor on its own; ``scope="global"`` ranks all
+    targeted entries together (one threshold for all), as in Han et al. 2015,
+    "Learning both Weights and Connections for Efficient Neural Networks".
+    """
+
+    op: ClassVar[str] = "prune_magnitude"
+    threshold: float | None = None
+    sparsity: float | None = None
+    scope: str = "tensor"
+
+    def _validate(self) -> None:
+        if (self.threshold is None) == (self.sparsity is None):
+            raise ValueError("give exactly one of threshold or sparsity")
+        if self.scope not in ("tensor", "global"):
+            raise ValueError(f"scope must be 'tensor' or 'global'; got {self.scope!r}")
+
+    def apply(self, model, source):
+        names = self.targets(model)
+        arrays = {n: source.array(n) for n in names}
+        if self.threshold is not None:
+            return {n: _zero_where(a, np.abs(a) <= _cast(self.threshold, a)) for n, a in arrays.items()}
+        if self.scope == "tensor":
+            return {n: _prune_smallest(a, self.sparsity) for n, a in arrays.items()}
+        flat = np.concatenate([np.abs(a.astype(np.float64, copy=False)).ravel() for a in arrays.values()])
+        k = math.floor(self.sparsity * flat.size)
+        mask = np.zeros(flat.size, dtype=bool)
+        mask[np.argsort(flat, kind="stable")[:k]] = True
+        out, start = {}, 0
+        for n, a in arrays.items():
+            out[n] = _zero_where(a, mask[start : start + a.size].reshape(a.shape))
+            start += a.size
+        return out
+
+    def describe(self) -> str:
+        how = f"|w| <= {self.threshold:.6g}" if self.threshold is not None else f"sparsity {self.sparsity:.4g}"
+        return f"prune {self.target_text} by magnitude ({how}, {self.scope})"
+
+
+def _zero_where(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return np.where(mask, a.dtype.type(0), a)
+
+
+def _prune_smallest(a: np.ndarray, sparsity: float) -> np.ndarray:
+    k = math.floor(sparsity * a.size)
+    mask = np.zeros(a.size, dtype=bool)
+    mask[np.argsort(np.abs(a.astype(np.float64)).ravel(), kind="stable")[:k]] = True
+    return _zero_where(a, mask.reshape(a.shape))
+
+
+# -- neuron edits ---------------------------------------------------------------
 
 
 @dataclass(frozen=True, kw_only=True)
 class _NeuronEdit(Edit):
-    neurons: tuple[int, ...]
+    """Edits of whole neurons: output (``axis="out"``: kernel's last axis and
+    bias) or input units (``axis="in"``: the kernel's input axis, ``-2``)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "neurons", tuple(sorted(set(int(n) for n in self.neurons))))
+    neurons: tuple[int, ...]
+    axis: str = "out"
+
+    def _validate(self) -> None:
+        object.__setattr__(self, "neurons", tuple(sorted({int(n) for n in self.neurons})))
         if not self.neurons:
             raise ValueError("neurons must not be empty")
+        if self.axis not in ("out", "in"):
+            raise ValueError(f"axis must be 'out' or 'in'; got {self.axis!r}")
 
     def targets(self, model):
         names = neuron_tensors(self.target, model, self.op)
-        n_out = model.tensor(names[0]).shape[-1] if model.tensor(names[0]).shape else 1
-        bad = [n for n in self.neurons if n >= n_out]
+        kernel_shape = model.tensor(names[0]).shape
+        if self.axis == "in":
+            if len(kernel_shape) < 2:
+                raise RecipeError(f"{self.op}: {names[0]!r} of shape {kernel_shape} has no input axis")
+            names = names[:1]
+        n = neuron_count(self.target, model, self.axis)
+        bad = [i for i in self.neurons if i >= n]
         if bad:
-            raise RecipeError(
-                f"{self.op}: {self.target!r} has {n_out} output neurons (0..{n_out - 1}); "
-                f"got neuron(s) {bad}"
-            )
+            what = "output neurons" if self.axis == "out" else "input units"
+            raise RecipeError(f"{self.op}: {self.target!r} has {n} {what} (0..{n - 1}); got {bad}")
         for extra in names[1:]:
             shp = model.tensor(extra).shape
-            if not shp or shp[-1] != n_out:
+            if not shp or shp[-1] != n:
                 raise RecipeError(
                     f"{self.op}: {extra!r} has shape {shp}, which does not match "
-                    f"{n_out} output neurons of {names[0]!r}"
+                    f"{n} output neurons of {names[0]!r}"
                 )
         return names
 
-    def _neuron_values(self, current: np.ndarray) -> np.ndarray:
+    def _new_values(self, selected: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def compute(self, name, current, source):
+    def apply(self, model, source):
+        names = self.targets(model)
+        depthwise = self.axis == "out" and is_depthwise(model, names[0])
+        return {n: self._edit(source.array(n), depthwise and n == names[0]) for n in names}
+
+    def _edit(self, current: np.ndarray, depthwise: bool) -> np.ndarray:
         out = current.copy()
         idx = list(self.neurons)
-        out[..., idx] = self._neuron_values(current[..., idx])
+        if self.axis == "in":
+            out[..., idx, :] = self._new_values(current[..., idx, :])
+        else:
+            view = output_channels(out, depthwise)  # a view: writes go to ``out``
+            view[..., idx] = self._new_values(view[..., idx])
         return out
 
-    def _neurons_text(self) -> str:
-        shown = ", ".join(str(n) for n in self.neurons[:8])
-        return shown + (", ..." if len(self.neurons) > 8 else "")
+    def _what(self) -> str:
+        return f"{'neurons' if self.axis == 'out' else 'input units'} {_fmt(self.neurons)} of {self.target_text}"
+
+
+def batchnorm_silencing(model: ModelFile, layer: str, channels: Sequence[int]) -> dict[str, tuple[int, ...]]:
+    """BatchNorm tensors to zero so ``channels`` of ``layer`` stay zero downstream.
+
+    An ablated filter gives a zero channel, but a following BatchNormalization
+    turns it into ``beta - gamma * mean / sqrt(var + eps)``. Zeroing the
+    channel's ``gamma`` and ``beta`` makes the output exactly zero; when the
+    layer has no ``gamma`` (``scale=False``), ``moving_mean`` is zeroed instead.
+
+    Returns
+    -------
+    ``{bn tensor name: channels}``; empty when no BatchNormalization follows
+    (see :func:`weightlab.core.graph.following_batchnorm`).
+    """
+    from .graph import following_batchnorm
+
+    bn = following_batchnorm(model, layer)
+    if bn is None:
+        return {}
+    bn_layer = model.layer(bn)
+    weights = ["gamma", "beta"] if bn_layer.tensor("gamma") else ["beta", "moving_mean"]
+    return {t.name: tuple(channels) for w in weights if (t := bn_layer.tensor(w)) is not None}
 
 
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ZeroNeurons(_NeuronEdit):
-    """Ablate output neurons: zero their kernel slice and bias entries."""
+    """Ablate neurons: zero their kernel slice (and bias entries for output neurons).
+
+    With ``batchnorm=True`` a following BatchNormalization is silenced for the
+    same channels too (:func:`batchnorm_silencing`).
+    """
 
     op: ClassVar[str] = "zero_neurons"
+    batchnorm: bool = False
 
-    def _neuron_values(self, sel):
-        return np.zeros_like(sel)
+    def _validate(self) -> None:
+        super()._validate()
+        if self.batchnorm and self.axis != "out":
+            raise ValueError("batchnorm=true applies to output neurons (axis 'out') only")
+
+    def _new_values(self, selected):
+        return np.zeros_like(selected)
+
+    def apply(self, model, source):
+        out = super().apply(model, source)
+        if self.batchnorm:
+            if not isinstance(self.target, str) or not model.has_layer(self.target):
+                raise RecipeError(f"{self.op}: batchnorm=true needs a layer target; got {self.target!r}")
+            silence = batchnorm_silencing(model, self.target, self.neurons)
+            if not silence:
+                raise RecipeError(
+                    f"{self.op}: no BatchNormalization follows layer {self.target!r} in the stored architecture"
+                )
+            for name, channels in silence.items():
+                a = source.array(name)
+                new = a.copy()
+                new[list(channels)] = 0
+                out[name] = new
+        return out
 
     def describe(self) -> str:
-        return f"zero neurons [{self._neurons_text()}] of {self.target}"
+        return f"zero {self._what()}" + (" and its BatchNorm" if self.batchnorm else "")
 
 
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ScaleNeurons(_NeuronEdit):
-    """Scale output neurons' kernel slice and bias entries by ``factor``."""
+    """Scale neurons' kernel slice (and bias entries for output neurons) by ``factor``."""
 
     op: ClassVar[str] = "scale_neurons"
     factor: float
 
-    def _neuron_values(self, sel):
-        return sel * _cast(self.factor, sel)
+    def _new_values(self, selected):
+        return selected * _cast(self.factor, selected)
 
     def describe(self) -> str:
-        return f"scale neurons [{self._neurons_text()}] of {self.target} by {self.factor:.6g}"
+        return f"scale {self._what()} by {self.factor:.6g}"
 
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class PruneNeurons(Edit):
+    """Structured pruning: zero the output neurons/filters with the smallest norm.
+
+    Norms are :func:`weightlab.core.stats.neuron_norms` of the layer's kernel
+    (``norm`` ``"l1"`` or ``"l2"``, default ``"l1"`` as in Li et al. 2017,
+    "Pruning Filters for Efficient ConvNets"); ``count`` neurons or
+    ``floor(fraction * units)`` are zeroed, kernel and bias together; ties are
+    broken by index. Already-zero neurons count among the smallest.
+    """
+
+    op: ClassVar[str] = "prune_neurons"
+    count: int | None = None
+    fraction: float | None = None
+    norm: str = "l1"
+
+    def _validate(self) -> None:
+        if (self.count is None) == (self.fraction is None):
+            raise ValueError("give exactly one of count or fraction")
+        if self.norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be 'l1' or 'l2'; got {self.norm!r}")
+
+    def targets(self, model):
+        names = neuron_tensors(self.target, model, self.op)
+        if self.count is not None and self.count > neuron_count(self.target, model):
+            raise RecipeError(
+                f"{self.op}: {self.target!r} has {neuron_count(self.target, model)} neurons; "
+                f"cannot prune {self.count}"
+            )
+        return names
+
+    def chosen_neurons(self, model: ModelFile, source: ArraySource) -> tuple[int, ...]:
+        """The neurons this edit zeroes, given the current weights."""
+        from .stats import neuron_norms
+
+        names = self.targets(model)
+        kernel = output_channels(source.array(names[0]), is_depthwise(model, names[0]))
+        norms = neuron_norms(kernel, ord=1 if self.norm == "l1" else 2)
+        k = self.count if self.count is not None else math.floor(self.fraction * norms.size)
+        return tuple(sorted(int(i) for i in np.argsort(norms, kind="stable")[:k]))
+
+    def apply(self, model, source):
+        chosen = self.chosen_neurons(model, source)
+        if not chosen:
+            return {}
+        return ZeroNeurons(target=self.target, neurons=chosen).apply(model, source)
+
+    def describe(self) -> str:
+        how = f"{self.count}" if self.count is not None else f"{100 * self.fraction:.4g} %"
+        return f"prune {how} neurons of {self.target_text} by {self.norm.upper()} norm"

@@ -30,11 +30,13 @@ Listener = Callable[[set[str]], None]
 
 @dataclass(frozen=True)
 class Step:
-    """One applied edit: the edit and the arrays it replaced and produced."""
+    """One recorded edit: the edit, whether it is switched on, and the arrays it
+    replaced and produced (both empty while it is switched off)."""
 
     edit: Edit
     before: Mapping[str, np.ndarray]
     after: Mapping[str, np.ndarray]
+    enabled: bool = True
 
 
 def _freeze(a: np.ndarray) -> np.ndarray:
@@ -105,8 +107,52 @@ class EditSession:
 
     @property
     def applied_edits(self) -> list[Edit]:
-        """Edits currently applied, oldest first."""
-        return [s.edit for s in self._steps[: self._pos]]
+        """Edits currently applied and switched on, oldest first (what a recipe holds)."""
+        return [s.edit for s in self._steps[: self._pos] if s.enabled]
+
+    def set_step_enabled(self, index: int, enabled: bool) -> set[str]:
+        """Switch step ``index`` off or on; the weights are recomputed by replay.
+
+        Every step is replayed from the stored values with the new on/off
+        state, so the result equals a history that never had (or always had)
+        that step. Returns the names whose current values changed.
+
+        Raises
+        ------
+        IndexError
+            When there is no step ``index``.
+        """
+        if not 0 <= index < len(self._steps):
+            raise IndexError(f"step index must be in [0, {len(self._steps)}); got {index}")
+        if self._steps[index].enabled == enabled:
+            return set()
+        old = {n: self.array(n) for n in self._current}
+        flags = [s.enabled for s in self._steps]
+        flags[index] = enabled
+        pos = self._pos
+        saved = self._saved_pos
+        edits = [s.edit for s in self._steps]
+        # Rewind to the stored values, then replay every step with its flag.
+        while self._pos > 0:
+            self._undo_quiet()
+        replayed: list[Step] = []
+        for edit, on in zip(edits, flags):
+            if on:
+                new = edit.apply(self.model, self)
+                before = {n: self.array(n) for n in new}
+                after = {n: _freeze(a) if a.flags.writeable else a for n, a in new.items()}
+                self._set(after, notify=False)
+                replayed.append(Step(edit, before, after, True))
+            else:
+                replayed.append(Step(edit, {}, {}, False))
+        self._steps, self._pos = replayed, len(replayed)
+        while self._pos > pos:
+            self._undo_quiet()
+        self._saved_pos = -1 if saved == pos else saved
+        changed = {n for n in set(old) | set(self._current) if self.array(n) is not old.get(n, self._original.get(n))}
+        if changed:
+            self._notify(changed)
+        return changed
 
     @property
     def can_undo(self) -> bool:

@@ -15,9 +15,9 @@ MIN_ACCURACY = 0.95
 def build(out: Path, epochs: int = 40) -> float:
     """Train the demo CNN and write it to ``out``; return held-out accuracy."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
