@@ -421,3 +421,71 @@ def test_all_ops_round_trip_through_recipes(session):
     replay.apply_recipe(recipe)
     for n in ALL:
         assert replay.array(n).tobytes() == s.array(n).tobytes(), n
+
+
+# -- diffs, sparsity, export -----------------------------------------------------------------
+
+from weightlab.core.diff import (  # noqa: E402
+    changed_mask,
+    compare_models,
+    difference,
+    export_tensor,
+    sparsity,
+    tensor_diff,
+)
+from weightlab.core.errors import WeightLabError  # noqa: E402
+
+
+def test_tensor_diff_against_numpy(session):
+    s, values = session
+    s.apply(PruneMagnitude(target="dense/kernel", sparsity=0.3))
+    a, b = values["dense/kernel"], s.array("dense/kernel")
+    d = tensor_diff("dense/kernel", a, b)
+    assert d.changed == np.count_nonzero(a != b) == math.floor(0.3 * a.size)
+    assert d.fraction_changed == d.changed / a.size
+    assert d.relative_l2 == pytest.approx(np.linalg.norm(b.astype(np.float64) - a) / np.linalg.norm(a.astype(np.float64)))
+    assert d.max_abs == pytest.approx(np.abs(a[a != b]).max())
+    np.testing.assert_array_equal(changed_mask(a, b), a != b)
+    np.testing.assert_array_equal(difference(a, b), b.astype(np.float64) - a)
+    nan = np.array([np.nan, 1.0])
+    assert tensor_diff("x", nan, nan.copy()).changed == 0
+
+
+def test_compare_models_sorts_by_relative_change():
+    s1, _ = build(seed=0)
+    s2, _ = build(seed=0)
+    s2.apply(Scale(target="dense/kernel", factor=1.5))
+    s2.apply(Scale(target="conv2d/bias", factor=1.1))
+    diffs = compare_models(s1.model, s2.model, s1.array, s2.array)
+    assert [d.name for d in diffs[:2]] == ["dense/kernel", "conv2d/bias"]
+    assert diffs[0].relative_l2 == pytest.approx(0.5, rel=1e-6)
+    assert all(d.changed == 0 for d in diffs[2:])
+
+
+def test_compare_models_refuses_other_architectures():
+    s1, _ = build()
+    other = ModelFile("other.keras", "keras", [LayerInfo("x", "Dense", [TensorInfo("x/kernel", "x", "kernel", "k", (2, 2), "float32")])], DictReader({}))
+    with pytest.raises(WeightLabError, match="not the same architecture"):
+        compare_models(s1.model, other)
+
+
+def test_sparsity_per_tensor_layer_and_model(session):
+    s, values = session
+    s.apply(ZeroNeurons(target="dense", neurons=[0, 1]))
+    sp = sparsity(s.model, s.array)
+    assert sp["dense/kernel"] == pytest.approx(0.2) and sp["dense/bias"] == pytest.approx(0.2)
+    assert sp["dense"] == pytest.approx(0.2)
+    total = sum(v.size for v in values.values())
+    assert sp[""] == pytest.approx((0.2 * 330) / total)
+
+
+def test_export_tensor_npy_and_csv(tmp_path, session):
+    s, values = session
+    k = values["conv2d/kernel"]
+    np.testing.assert_array_equal(np.load(export_tensor(k, tmp_path / "k.npy")), k)
+    rows = np.loadtxt(export_tensor(k, tmp_path / "k.csv"), delimiter=",", dtype=np.float32)
+    np.testing.assert_array_equal(rows, k.reshape(-1, 8))
+    with pytest.raises(WeightLabError, match="export a tensor as .npy or .csv"):
+        export_tensor(k, tmp_path / "k.txt")
+    with pytest.raises(WeightLabError, match="cannot write"):
+        export_tensor(k, tmp_path / "missing-dir" / "k.npy")
