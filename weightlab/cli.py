@@ -5,6 +5,10 @@
     weightlab [PATH] [--data HELDOUT.npz]       open the window (on PATH)
     weightlab --demo                            open the window on the bundled demo
     weightlab inspect PATH [--json]             one row per tensor with statistics
+    weightlab inspect PATH --tensor NAME [--bins N] [--json]
+                                                one tensor's statistics and histogram
+    weightlab compare A B [--json]              per-tensor change from A to B, largest first
+    weightlab export PATH --tensor NAME -o OUT.npy|OUT.csv [--recipe R.json]
     weightlab eval PATH --data HELDOUT.npz [--recipe R.json] [--json] [--trust]
     weightlab apply PATH RECIPE.json -o OUT [--overwrite]
 
@@ -26,7 +30,7 @@ from typing import Any
 from weightlab import __version__
 from weightlab.core.errors import WeightLabError
 
-SUBCOMMANDS = ("inspect", "eval", "apply")
+SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export")
 EXIT_USER_ERROR = 2
 
 
@@ -118,7 +122,22 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("inspect", help="list every tensor with shape, dtype and statistics")
     s.add_argument("path", type=Path)
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    s.add_argument("--tensor", metavar="NAME", help="only this tensor (read alone), with its histogram")
+    s.add_argument("--bins", type=int, default=100, help="histogram bins with --tensor (default: 100)")
     s.set_defaults(func=cmd_inspect)
+
+    s = sub.add_parser("compare", help="per-tensor change between two files of the same architecture")
+    s.add_argument("path", type=Path)
+    s.add_argument("other", type=Path)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_compare)
+
+    s = sub.add_parser("export", help="write one tensor as .npy or .csv")
+    s.add_argument("path", type=Path)
+    s.add_argument("--tensor", metavar="NAME", required=True)
+    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("--recipe", type=Path, help="apply this recipe first")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("eval", help="evaluate on a held-out set (imports TensorFlow)")
     s.add_argument("path", type=Path)
@@ -145,10 +164,35 @@ def _open(path: Path):
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    """``weightlab inspect PATH [--json]``."""
-    from weightlab.core.stats import tensor_stats
+    """``weightlab inspect PATH [--json]`` and ``--tensor NAME [--bins N]``."""
+    from weightlab.core.stats import histogram, tensor_stats
 
     session = _open(args.path)
+    if args.tensor:
+        if args.bins < 1:
+            raise WeightLabError(f"--bins must be at least 1; got {args.bins}")
+        info = session.model.tensor(args.tensor)
+        values = session.array(info.name)
+        counts, edges = histogram(values, args.bins)
+        st = tensor_stats(values)
+        one = {
+            "name": info.name,
+            "key": info.key,
+            "shape": list(info.shape),
+            "dtype": info.dtype,
+            **{k: _finite_or_none(v) for k, v in st.as_dict().items()},
+            "counts": counts.tolist(),
+            "edges": edges.tolist(),
+        }
+        if args.json:
+            print(json.dumps(one))
+        else:
+            print(f"{info.name}  {'x'.join(map(str, info.shape))}  {info.dtype}")
+            print("  ".join(f"{k} {_g(one[k])}" for k in ("min", "max", "mean", "std", "l1", "l2", "p1", "p99")))
+            peak = max(counts.max(), 1)
+            for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
+                print(f"[{lo:+.4g}, {hi:+.4g})  {c:>9}  {'#' * round(40 * c / peak)}")
+        return 0
     rows: list[dict[str, Any]] = []
     for info in session.model.tensors.values():
         st = tensor_stats(session.array(info.name))
@@ -229,6 +273,45 @@ def cmd_apply(args: argparse.Namespace) -> int:
     out = session.save(args.output, overwrite=args.overwrite)
     edited = session.edited_names
     print(f"applied {session.position} edit(s) to {len(edited)} tensor(s); wrote {out}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """``weightlab compare A B [--json]``."""
+    from weightlab.core.diff import compare_models
+
+    a, b = _open(args.path), _open(args.other)
+    diffs = compare_models(a.model, b.model)
+    rows = [
+        {
+            "name": d.name,
+            "relative_l2": _finite_or_none(d.relative_l2),
+            "changed": d.changed,
+            "fraction_changed": d.fraction_changed,
+            "max_abs": d.max_abs,
+        }
+        for d in diffs
+    ]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows) if rows else 4
+    print(f"{'name'.ljust(width)}  {'rel. L2':>10}  {'changed':>9}  {'max |diff|':>10}")
+    for r in rows:
+        rel = "inf" if r["relative_l2"] is None else f"{r['relative_l2']:.4g}"
+        print(f"{r['name'].ljust(width)}  {rel:>10}  {100 * r['fraction_changed']:>8.2f}%  {r['max_abs']:>10.4g}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``weightlab export PATH --tensor NAME -o OUT``."""
+    from weightlab.core.diff import export_tensor
+
+    session = _open(args.path)
+    if args.recipe:
+        session.apply_recipe(args.recipe)
+    out = export_tensor(session.array(session.model.tensor(args.tensor).name), args.output)
+    print(f"wrote {out}")
     return 0
 
 

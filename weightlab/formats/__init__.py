@@ -1,10 +1,129 @@
 """File formats: one module per format, each with ``sniff``, ``open`` and ``save``.
 
-Contract (implemented by the modules of this package; see ``registry.py``)::
+Contract::
 
     open_model(path) -> ModelFile          # reads metadata only; values lazily
     save_model(model, changed, out_path)   # atomic; untouched tensors bit-identical
     describe_file(path) -> str             # what an unknown file looks like
 
-Formats never import TensorFlow, Keras or Qt and never run model code.
+Formats are detected by content, never by extension alone. Every handler in
+:data:`FORMATS` has ``name``, ``description``, ``extensions``, ``sniff(path)``,
+``open(path)`` and ``save(model, changed, out)``.
+
+Formats never import TensorFlow, Keras or Qt and never run model code; HDF5 is
+read through the guards of :mod:`weightlab.formats.h5safe`.
 """
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from ..core.errors import FormatError, WeightLabError
+from ..core.model import ModelFile
+from . import keras_weights, keras_zip, legacy_h5
+from .detect import describe_file
+
+#: Registered handlers, tried in this order by :func:`open_model`.
+FORMATS: list[ModuleType] = [keras_zip, legacy_h5, keras_weights]
+
+__all__ = ["FORMATS", "describe_file", "get_format", "open_model", "save_model"]
+
+
+def get_format(name: str) -> ModuleType:
+    """Return the handler called ``name`` (``"keras"``, ``"h5"``, ``"weights.h5"``).
+
+    Raises
+    ------
+    FormatError
+        When no handler has that name.
+    """
+    for handler in FORMATS:
+        if handler.name == name:
+            return handler
+    known = ", ".join(h.name for h in FORMATS)
+    raise FormatError(f"unknown file format {name!r} (known: {known})")
+
+
+def open_model(path: str | os.PathLike[str]) -> ModelFile:
+    """Open a Keras model or weights file by its content; tensor values are read lazily.
+
+    Parameters
+    ----------
+    path:
+        A ``.keras`` archive, a legacy ``.h5`` model or weights file, or a Keras 3
+        ``.weights.h5`` file (the extension does not matter).
+
+    Returns
+    -------
+    ModelFile
+        Layers in model order, tensors as :class:`~weightlab.core.model.TensorInfo`
+        (shapes in Keras axis order, dtype as stored). Close it when done.
+
+    Raises
+    ------
+    FormatError
+        When the file is missing, a folder, unreadable, not a supported model
+        file (``"<path>: not a Keras model file: it looks like a text file"``) or
+        damaged. :class:`~weightlab.core.errors.UnsafeFileError` (a FormatError)
+        when it holds links, external data or shape bombs.
+    """
+    p = Path(path)
+    what = describe_file(p)
+    if what in ("no such file", "a folder", "not a regular file") or what.startswith(
+        ("a TensorFlow SavedModel", "unreadable")
+    ):
+        raise FormatError(f"cannot open: {what}", p)
+    if what == "empty file":
+        raise FormatError("not a Keras model file: the file is empty (0 bytes)", p)
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise FormatError(f"cannot open: {exc.strerror or exc}", p) from None
+    for handler in FORMATS:
+        if handler.sniff(p):
+            try:
+                return handler.open(p)
+            except WeightLabError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - no raw traceback reaches the user
+                raise FormatError(f"cannot read this {handler.description}: {exc}", p) from None
+    raise FormatError(f"not a Keras model file: it looks like {what}", p)
+
+
+def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
+    """Save ``model`` with the tensors in ``changed`` replaced, in its own format, atomically.
+
+    Untouched tensors, attributes, config and optimizer state are written back
+    bit-identical; the source file is only read.
+
+    Parameters
+    ----------
+    model:
+        A model opened with :func:`open_model`.
+    changed:
+        ``{canonical name: new values}``; each array must have the tensor's
+        shape; values are cast to the stored dtype (``same_kind``).
+    out:
+        Destination file (may be the source path; it is replaced atomically).
+
+    Raises
+    ------
+    WeightLabError
+        For an unknown tensor name.
+    FormatError
+        For a wrong shape or dtype, a source changed on disk since it was opened,
+        or a destination that cannot be written (nothing is left behind).
+    """
+    handler = get_format(model.format)
+    try:
+        handler.save(model, changed, out)
+    except WeightLabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no raw traceback reaches the user
+        raise FormatError(f"cannot save: {exc}", out) from None

@@ -1,0 +1,293 @@
+"""Helpers shared by the HDF5-based formats: opening, lazy reading, patched saving."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import h5py
+import numpy as np
+
+from ..core.atomic import atomic_path
+from ..core.errors import FormatError, WeightLabError
+from ..core.model import ModelFile, TensorInfo
+from . import h5safe
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+@contextlib.contextmanager
+def wrap_errors(path: str | os.PathLike[str], action: str) -> Iterator[None]:
+    """Turn low-level exceptions (h5py, zipfile, json, OS) into :class:`FormatError`.
+
+    :class:`WeightLabError` passes through unchanged; anything else raised by the
+    block becomes ``FormatError("<path>: cannot <action>: <what>")``.
+    """
+    try:
+        yield
+    except WeightLabError:
+        raise
+    except MemoryError:
+        raise FormatError(f"cannot {action}: not enough memory", path) from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, zipfile.BadZipFile) as exc:
+        what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+        raise FormatError(f"cannot {action}: {what}", path) from None
+
+
+def has_hdf5_signature(head: bytes) -> bool:
+    """True when ``head`` (the first 2 KiB or more of a file) holds an HDF5 signature.
+
+    HDF5 looks for its signature at 0, 512, 1024, 2048... (after a user block).
+    """
+    return any(head[o : o + 8] == HDF5_SIGNATURE for o in (0, 512, 1024, 2048))
+
+
+def read_head(path: str | os.PathLike[str], n: int = 4096) -> bytes:
+    """Return the first ``n`` bytes of a regular file, or ``b""`` when unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(n)
+    except OSError:
+        return b""
+
+
+def open_h5(source: str | os.PathLike[str] | IO[bytes], path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only (``source`` may be a path or a binary file object).
+
+    Raises
+    ------
+    FormatError
+        When HDF5 cannot open it (damaged, truncated, not HDF5); names ``path``.
+    """
+    with wrap_errors(path, "open the HDF5 file"):
+        return h5py.File(source, "r")
+
+
+def str_list(value: Any) -> list[str]:
+    """Decode an HDF5 string-array attribute (bytes or str items) into a list of str."""
+    if value is None:
+        return []
+    return [v.decode("utf-8") if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
+
+
+def attr_str(obj: h5py.HLObject, name: str) -> str | None:
+    """Return a string attribute of ``obj`` as str, or None when absent."""
+    if name not in obj.attrs:
+        return None
+    v = obj.attrs[name]
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def tensor_info(
+    layer: str,
+    weight: str,
+    ds: h5py.Dataset,
+    file_size: int,
+    path: str | os.PathLike[str],
+    trainable: bool = True,
+) -> TensorInfo:
+    """Check ``ds`` with :func:`h5safe.check_dataset` and describe it as a tensor."""
+    h5safe.check_dataset(ds, file_size, path)
+    return TensorInfo(
+        name=f"{layer}/{weight}",
+        layer=layer,
+        weight=weight,
+        key=ds.name.lstrip("/"),
+        shape=tuple(int(d) for d in ds.shape or ()),
+        dtype=ds.dtype.name,
+        trainable=trainable,
+    )
+
+
+class H5Reader:
+    """Lazy :class:`~weightlab.core.model.TensorReader` over an open :class:`h5py.File`.
+
+    Parameters
+    ----------
+    h5:
+        The open file (kept open until :meth:`close`).
+    file_size:
+        Size of the HDF5 data in bytes (for shape-bomb checks).
+    path:
+        The file the user opened, for error messages.
+    cleanup:
+        Called once after the file is closed (removing a temporary copy...).
+    """
+
+    def __init__(
+        self,
+        h5: h5py.File,
+        file_size: int,
+        path: str | os.PathLike[str],
+        cleanup: Callable[[], None] | None = None,
+    ):
+        self.h5 = h5
+        self.file_size = file_size
+        self.path = path
+        self._cleanup = cleanup
+
+    def read(self, info: TensorInfo) -> np.ndarray:
+        """Read ``info.key`` (safety-checked); shape ``info.shape``, dtype ``info.dtype``.
+
+        Raises
+        ------
+        FormatError
+            When the file is closed or damaged, or the stored tensor no longer
+            matches ``info``.
+        """
+        if not self.h5:
+            raise FormatError(f"cannot read {info.name!r}: the file is closed", self.path)
+        with wrap_errors(self.path, f"read tensor {info.key!r}"):
+            arr = h5safe.read(self.h5, info.key, self.file_size, self.path)
+        if arr.shape != info.shape or arr.dtype.name != info.dtype:
+            raise FormatError(
+                f"tensor {info.key!r} is {arr.shape} {arr.dtype}, expected {info.shape}", self.path
+            )
+        return arr
+
+    def close(self) -> None:
+        """Close the HDF5 file and run the cleanup callback (idempotent)."""
+        with contextlib.suppress(Exception):
+            self.h5.close()
+        if self._cleanup is not None:
+            cleanup, self._cleanup = self._cleanup, None
+            cleanup()
+
+
+def prepare_changes(model: ModelFile, changed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Map canonical names to file keys and check the new values.
+
+    Returns
+    -------
+    dict
+        ``{file key: array}`` with each array of the stored shape and dtype
+        (values cast with ``same_kind`` casting, e.g. float64 -> float32).
+
+    Raises
+    ------
+    WeightLabError
+        For an unknown tensor name.
+    FormatError
+        When an array's shape differs from the stored one or its dtype cannot be
+        cast safely (e.g. float to int).
+    """
+    out: dict[str, np.ndarray] = {}
+    for name, value in changed.items():
+        info = model.tensor(name)
+        arr = np.asarray(value)
+        if arr.shape != info.shape:
+            raise FormatError(
+                f"cannot save {name!r}: new value has shape {arr.shape}, the file stores {info.shape}",
+                model.path,
+            )
+        try:
+            out[info.key] = arr.astype(info.dtype, casting="same_kind", copy=False)
+        except TypeError:
+            raise FormatError(
+                f"cannot save {name!r}: new value has dtype {arr.dtype}, the file stores {info.dtype}",
+                model.path,
+            ) from None
+    return out
+
+
+def check_source_unchanged(model: ModelFile) -> None:
+    """Refuse to save when the opened file changed on disk since it was opened.
+
+    Uses ``model.attrs["_stat"]`` = ``(size, mtime_ns)`` recorded at open.
+
+    Raises
+    ------
+    FormatError
+        When the file is gone or its size/modification time changed.
+    """
+    expected = model.attrs.get("_stat")
+    try:
+        st = os.stat(model.path)
+    except OSError:
+        raise FormatError("cannot save: the opened file no longer exists", model.path) from None
+    if expected is not None and (st.st_size, st.st_mtime_ns) != tuple(expected):
+        raise FormatError("cannot save: the file was changed on disk since it was opened", model.path)
+
+
+def file_stat(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Return ``(size, mtime_ns)`` of ``path`` (recorded at open, checked at save)."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def patch_h5(h5_path: Path, updates: Mapping[str, np.ndarray], path: str | os.PathLike[str]) -> None:
+    """Overwrite the datasets ``updates`` in place in the HDF5 file at ``h5_path``.
+
+    Only the data of those datasets changes; attributes, other datasets and the
+    layout stay as they are. ``path`` names the file in error messages.
+
+    Raises
+    ------
+    UnsafeFileError, FormatError
+        When a target dataset is unsafe, missing or cannot be written.
+    """
+    size = h5_path.stat().st_size
+    with wrap_errors(path, "write the new tensor values"), h5py.File(h5_path, "r+") as h5:
+        for key, arr in updates.items():
+            ds = h5safe.dataset(h5, key, size, path)
+            ds[...] = arr
+
+
+@contextlib.contextmanager
+def atomic_output(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """:func:`~weightlab.core.atomic.atomic_path` with OS errors turned into FormatError.
+
+    Raises
+    ------
+    FormatError
+        When ``out`` is a folder, its folder does not exist or is not writable,
+        or writing fails; nothing is left behind.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise FormatError("cannot save: this is a folder", out)
+    with wrap_errors(out, "save"), atomic_path(out) as tmp:
+        yield tmp
+
+
+def save_patched_h5(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
+    """Save a plain HDF5 model file: a byte copy of the source with ``changed`` patched in.
+
+    Parameters
+    ----------
+    model:
+        The opened source (``model.path`` is copied, never written).
+    changed:
+        ``{canonical name: array}`` of the stored shapes.
+    out:
+        Destination, written atomically.
+
+    Raises
+    ------
+    FormatError
+        Bad names/shapes, source changed on disk, destination not writable.
+    """
+    updates = prepare_changes(model, changed)
+    check_source_unchanged(model)
+    with atomic_output(out) as tmp:
+        shutil.copyfile(model.path, tmp)
+        patch_h5(tmp, updates, out)
+
+
+def sniff_h5(path: str | os.PathLike[str], predicate: Callable[[h5py.File], bool]) -> bool:
+    """True when ``path`` is an HDF5 file (by signature) for which ``predicate(file)`` holds.
+
+    Never raises: unreadable or damaged files give False.
+    """
+    if not has_hdf5_signature(read_head(path, 2056)):
+        return False
+    try:
+        with h5py.File(path, "r") as h5:
+            return bool(predicate(h5))
+    except Exception:  # noqa: BLE001 - sniffing must never raise
+        return False

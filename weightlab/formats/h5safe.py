@@ -1,0 +1,195 @@
+"""Guarded access to untrusted HDF5 files (h5py only).
+
+Like Keras' ``saving_lib.safe_get_h5_dataset``, every object WeightLab reaches in
+an HDF5 file goes through this module, which refuses:
+
+- external links (they open *other* files) and soft links (they can alias any
+  object, or an external link, under an innocent name): only hard links are
+  followed;
+- datasets with external storage (raw data in other files) and virtual
+  datasets (data mapped from other files);
+- non-numeric dtypes (strings, objects, compounds, references...);
+- shape bombs: datasets whose declared size is absurd for the bytes actually
+  stored (contiguous data running past the end of the file, unallocated data,
+  compressed chunks with a ratio over :data:`MAX_RATIO`, more than
+  :data:`MAX_TENSOR_BYTES` in total).
+
+Every refusal raises :class:`~weightlab.core.errors.UnsafeFileError` naming the
+file and the dataset. Checks only read metadata, never tensor values.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import h5py
+import numpy as np
+
+from ..core.errors import FormatError, UnsafeFileError
+
+#: Largest tensor WeightLab will read (bytes).
+MAX_TENSOR_BYTES = 16 * 1024**3
+#: Largest allowed ratio of declared bytes to stored bytes for chunked data.
+MAX_RATIO = 1000
+#: Declared bytes allowed without any stored data (fill values only).
+_MAX_UNALLOCATED = 1024 * 1024
+#: dtype kinds accepted as tensors: bool, signed/unsigned int, float, complex.
+_NUMERIC_KINDS = "biufc"
+
+
+def child(group: h5py.Group, name: str, path: str | os.PathLike[str]) -> h5py.Group | h5py.Dataset:
+    """Return ``group[name]`` after checking that it is reached by a hard link.
+
+    Parameters
+    ----------
+    group:
+        An open h5py group.
+    name:
+        Name of a direct member (no ``/``).
+    path:
+        The file, for error messages.
+
+    Raises
+    ------
+    UnsafeFileError
+        When ``name`` is a soft or external link.
+    FormatError
+        When there is no such member.
+    """
+    full = f"{group.name.rstrip('/')}/{name}"
+    link = group.get(name, getlink=True)
+    if link is None:
+        raise FormatError(f"missing HDF5 object {full!r}", path)
+    if isinstance(link, h5py.ExternalLink):
+        raise UnsafeFileError(
+            f"refusing HDF5 external link {full!r} (points to {link.filename!r}:{link.path!r})", path
+        )
+    if isinstance(link, h5py.SoftLink):
+        raise UnsafeFileError(f"refusing HDF5 soft link {full!r} (points to {link.path!r})", path)
+    return group[name]
+
+
+def get(root: h5py.Group, key: str, path: str | os.PathLike[str]) -> h5py.Group | h5py.Dataset:
+    """Return the object at ``key`` (``"a/b/c"``), following hard links only.
+
+    Raises
+    ------
+    UnsafeFileError
+        When any component of ``key`` is a soft or external link.
+    FormatError
+        When a component is missing or is not a group.
+    """
+    obj: h5py.Group | h5py.Dataset = root
+    for part in (p for p in key.split("/") if p):
+        if not isinstance(obj, h5py.Group):
+            raise FormatError(f"HDF5 object {obj.name!r} is not a group (while looking for {key!r})", path)
+        obj = child(obj, part, path)
+    return obj
+
+
+def members(group: h5py.Group, path: str | os.PathLike[str]) -> list[tuple[str, h5py.Group | h5py.Dataset]]:
+    """Return ``(name, object)`` for every member of ``group``, refusing links."""
+    return [(name, child(group, name, path)) for name in group.keys()]
+
+
+def check_dataset(ds: h5py.Dataset, file_size: int, path: str | os.PathLike[str]) -> None:
+    """Refuse a dataset that is unsafe or absurd to read (metadata only).
+
+    Parameters
+    ----------
+    ds:
+        The dataset.
+    file_size:
+        Size in bytes of the HDF5 file holding it.
+    path:
+        The file, for error messages.
+
+    Raises
+    ------
+    UnsafeFileError
+        External storage, virtual dataset, non-numeric dtype or shape bomb.
+    """
+    name = ds.name
+    if ds.is_virtual:
+        raise UnsafeFileError(f"refusing virtual dataset {name!r} (its data lives in other files)", path)
+    if ds.external:
+        raise UnsafeFileError(f"refusing dataset {name!r} with external storage {ds.external[0][0]!r}", path)
+    if ds.dtype.kind not in _NUMERIC_KINDS or ds.dtype.fields is not None or ds.dtype.subdtype is not None:
+        raise UnsafeFileError(f"refusing dataset {name!r}: dtype {ds.dtype} is not numeric", path)
+    shape = ds.shape or ()
+    nbytes = math.prod(shape) * ds.dtype.itemsize
+    if nbytes == 0:
+        return
+    if nbytes > MAX_TENSOR_BYTES:
+        raise UnsafeFileError(
+            f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes "
+            f"(more than {MAX_TENSOR_BYTES} bytes)",
+            path,
+        )
+    layout = ds.id.get_create_plist().get_layout()
+    stored = ds.id.get_storage_size()
+    if layout == h5py.h5d.CONTIGUOUS:
+        offset = ds.id.get_offset()
+        if offset is None:
+            if nbytes > _MAX_UNALLOCATED:
+                raise UnsafeFileError(
+                    f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes but none are stored",
+                    path,
+                )
+        elif offset + nbytes > file_size:
+            raise UnsafeFileError(
+                f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes at offset {offset}, "
+                f"past the end of the {file_size}-byte file",
+                path,
+            )
+    elif layout == h5py.h5d.CHUNKED:
+        if stored == 0 and nbytes > _MAX_UNALLOCATED:
+            raise UnsafeFileError(
+                f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes but none are stored", path
+            )
+        if stored and (stored > file_size or nbytes / stored > MAX_RATIO):
+            raise UnsafeFileError(
+                f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes from {stored} stored "
+                f"bytes (ratio over {MAX_RATIO})",
+                path,
+            )
+    elif nbytes > 64 * 1024:  # compact data lives in the object header (< 64 KiB)
+        raise UnsafeFileError(f"refusing compact dataset {name!r} declaring {nbytes} bytes", path)
+
+
+def dataset(root: h5py.Group, key: str, file_size: int, path: str | os.PathLike[str]) -> h5py.Dataset:
+    """Return the checked dataset at ``key`` (see :func:`get` and :func:`check_dataset`).
+
+    Raises
+    ------
+    UnsafeFileError, FormatError
+        As :func:`get` and :func:`check_dataset`; FormatError when ``key`` is a group.
+    """
+    ds = get(root, key, path)
+    if not isinstance(ds, h5py.Dataset):
+        raise FormatError(f"HDF5 object {key!r} is not a dataset", path)
+    check_dataset(ds, file_size, path)
+    return ds
+
+
+def read(root: h5py.Group, key: str, file_size: int, path: str | os.PathLike[str]) -> np.ndarray:
+    """Read the values of the dataset at ``key`` after all safety checks.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new array with the dataset's shape and dtype (0-d for scalars).
+
+    Raises
+    ------
+    UnsafeFileError
+        As :func:`check_dataset`.
+    FormatError
+        When the key is missing or the data cannot be read (damaged file).
+    """
+    ds = dataset(root, key, file_size, path)
+    try:
+        return np.asarray(ds[()])
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise FormatError(f"cannot read tensor {key!r}: {exc}", path) from None
