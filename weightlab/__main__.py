@@ -1,5 +1,9 @@
 """``python -m weightlab``: same as the ``weightlab`` command."""
 
-from weightlab.cli import main
+if __name__ == "__main__":  # the engine's spawned worker re-imports the main module
+    import multiprocessing
 
-raise SystemExit(main())
+    from weightlab.cli import main
+
+    multiprocessing.freeze_support()
+    raise SystemExit(main())

@@ -141,7 +141,9 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
         raise DataError(f"x must be a real numeric array; received dtype {x.dtype}", p)
     if x.ndim < 2:
-        raise DataError(f"x must have shape (N, ...) with at least one feature axis; received shape {x.shape}", p)
+        raise DataError(
+            f"x must have shape (N, ...) with at least one feature axis; received shape {x.shape}", p
+        )
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or np.iscomplexobj(y):
         raise DataError(f"y must be numeric labels; received dtype {y.dtype}", p)
 
@@ -157,7 +159,9 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
         labels = y.astype(np.int64)
         num_classes = int(labels.max()) + 1 if labels.size else 0
     else:
-        raise DataError(f"y must have shape (N,) (class indices) or (N, C) (one-hot); received shape {y.shape}", p)
+        raise DataError(
+            f"y must have shape (N,) (class indices) or (N, C) (one-hot); received shape {y.shape}", p
+        )
 
     if x.shape[0] != labels.shape[0]:
         raise DataError(f"x and y differ in length: x has {x.shape[0]} samples, y has {labels.shape[0]}", p)
@@ -165,7 +169,9 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
         raise DataError("the held-out set is empty (0 samples)", p)
     if labels.min() < 0:
         bad = int(np.count_nonzero(labels < 0))
-        raise DataError(f"y has {bad} negative label(s) (smallest {int(labels.min())}); labels must be >= 0", p)
+        raise DataError(
+            f"y has {bad} negative label(s) (smallest {int(labels.min())}); labels must be >= 0", p
+        )
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise DataError(f"x contains {bad} NaN or infinite value(s)", p)

@@ -1,0 +1,635 @@
+"""Executable models and their evaluation on a held-out set (in-process).
+
+This module imports TensorFlow and Keras. It is imported only inside the engine
+worker process (:mod:`weightlab.engine.worker`) and by headless callers such as
+the command line; the GUI process never imports it.
+
+Building a model runs code described by the file, so :func:`build_model`
+refuses anything that could run code that is not Keras' own unless the caller
+trusts the file: Lambda layers (Python bytecode inside the file) and custom
+layer classes. Inspection never needs this module (see
+:mod:`weightlab.formats`).
+
+Loss and outputs
+----------------
+The model must map one input tensor to one output of shape ``(N, C)``, class
+scores for ``C >= 2`` classes. The outputs are read as follows:
+
+* when the model's final activation is a softmax (a layer with
+  ``activation="softmax"`` or a ``Softmax`` layer), its pre-softmax logits
+  are used, as Keras' own loss does;
+* otherwise, when every output row of the first batch is non-negative and
+  sums to 1 within ``1e-3``, outputs are treated as probabilities: rows are
+  renormalised and clipped to ``[1e-7, 1 - 1e-7]`` before the log, as Keras'
+  ``sparse_categorical_crossentropy(from_logits=False)`` does;
+* otherwise outputs are treated as logits (a log-softmax is applied).
+
+The loss is the mean over samples of ``-log p[y]`` computed in float64, which
+equals ``model.evaluate`` with ``loss="sparse_categorical_crossentropy"``
+within float32 round-off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import math
+import re
+import time
+import weakref
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..core.dataset import conform_inputs, load_heldout
+from ..core.errors import DataError, EngineError
+from .events import Metrics
+
+__all__ = [
+    "EvaluationCancelled",
+    "TensorMap",
+    "build_model",
+    "model_layout",
+    "map_tensors",
+    "device_name",
+    "evaluate",
+    "evaluate_file",
+    "assign_arrays",
+]
+
+#: Largest config.json read from a .keras archive (bytes).
+_MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: Class names that embed Python code in the file.
+_CODE_CLASSES = {"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"}
+_EPSILON = 1e-7
+
+#: A file's layout: (layer name, [(canonical tensor name, shape or None), ...]) per layer.
+Layout = Sequence[tuple[str, Sequence[tuple[str, tuple[int, ...] | None] | str]]]
+
+
+class EvaluationCancelled(Exception):
+    """Raised by :func:`evaluate` when ``should_stop()`` returned True between batches."""
+
+
+# -- building -----------------------------------------------------------------
+def _read_config(path: Path) -> dict[str, Any] | None:
+    """Return the model config stored in a ``.keras`` zip or legacy ``.h5`` file.
+
+    Returns None when the file holds no architecture (a weights-only file).
+
+    Raises
+    ------
+    EngineError
+        When the file is neither, or its config cannot be parsed.
+    """
+    if path.is_dir():
+        raise EngineError(
+            "a SavedModel folder cannot be evaluated by WeightLab (running its graph runs code "
+            "inside the file); evaluation is off",
+            path,
+        )
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as zf:
+                if "config.json" not in zf.namelist():
+                    return None
+                info = zf.getinfo("config.json")
+                if info.file_size > _MAX_CONFIG_BYTES:
+                    raise EngineError(f"config.json is too large ({info.file_size} bytes)", path)
+                return json.loads(zf.read("config.json"))
+        except (zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+            raise EngineError(f"the model config cannot be read ({exc}); evaluation is off", path) from exc
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as exc:
+        raise EngineError(f"not a Keras model file (.keras or .h5) ({exc}); evaluation is off", path) from exc
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise EngineError(f"the model config cannot be parsed ({exc}); evaluation is off", path) from exc
+
+
+def _walk_class_names(node: Any) -> Iterable[tuple[str, Any]]:
+    """Yield ``(class_name, module)`` of every serialized object in a config tree."""
+    if isinstance(node, dict):
+        cls = node.get("class_name")
+        if isinstance(cls, str):
+            yield cls, node.get("module")
+        for v in node.values():
+            yield from _walk_class_names(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk_class_names(v)
+
+
+def _layer_class_names(config: Any) -> list[str]:
+    """Class names of the layers listed in a model config (nested models included)."""
+    names: list[str] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            cfg = node.get("config")
+            if isinstance(node.get("class_name"), str):
+                names.append(node["class_name"])
+            if isinstance(cfg, dict) and isinstance(cfg.get("layers"), list):
+                for layer in cfg["layers"]:
+                    visit(layer)
+            elif isinstance(cfg, dict) and isinstance(cfg.get("layer"), dict):  # wrappers
+                visit(cfg["layer"])
+
+    visit(config)
+    return names
+
+
+def _known_class(name: str) -> bool:
+    return name in {"Functional", "Sequential", "Model", "InputLayer"} or isinstance(
+        getattr(keras.layers, name, None), type
+    )
+
+
+def build_model(path: str | os.PathLike[str], *, trust: bool = False) -> keras.Model:
+    """Build the executable Keras model stored in ``path``.
+
+    Parameters
+    ----------
+    path:
+        A Keras 3 ``.keras`` archive or a legacy ``.h5`` model (Keras 2 /
+        tf.keras files load through Keras 3's legacy loader).
+    trust:
+        When False (default), the model is loaded with ``safe_mode=True`` and
+        WeightLab refuses, before Keras sees the file, any model containing a
+        Lambda layer. When True, Lambda layers are deserialized and run:
+        only for files the user trusts.
+
+    Returns
+    -------
+    keras.Model
+        The model, not compiled.
+
+    Raises
+    ------
+    EngineError
+        The message names the file and says why evaluation is off: a Lambda
+        layer in safe mode, an unknown (custom) layer class, a weights-only
+        file, a SavedModel folder, a file Keras cannot load.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise EngineError("model file does not exist", p)
+    config = _read_config(p)
+    if config is None:
+        raise EngineError("weights-only file: no architecture to evaluate; evaluation is off", p)
+    found = list(_walk_class_names(config))
+    if not trust and any(cls in _CODE_CLASSES for cls, _ in found):
+        raise EngineError(
+            "the model contains a Lambda layer (code inside the file); evaluation is off "
+            "unless you trust the file",
+            p,
+        )
+    try:
+        model = keras.saving.load_model(p, compile=False, safe_mode=not trust)
+    except Exception as exc:  # Keras raises ValueError/TypeError/... for many reasons
+        unknown = [c for c in _layer_class_names(config) if not _known_class(c)]
+        if unknown:
+            raise EngineError(
+                f"unknown layer class {unknown[0]!r} (custom objects are not loaded); evaluation is off",
+                p,
+            ) from exc
+        text = str(exc)
+        if "Lambda" in text or "safe_mode" in text:
+            raise EngineError(
+                "the model contains code (a Lambda layer or Python function); evaluation is off "
+                "unless you trust the file",
+                p,
+            ) from exc
+        m = re.search(r"Unknown (?:layer|object)[^'\"]*['\"]([^'\"]+)['\"]", text)
+        if m:
+            raise EngineError(
+                f"unknown layer class {m.group(1)!r} (custom objects are not loaded); evaluation is off",
+                p,
+            ) from exc
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise EngineError(f"Keras cannot build this model ({first}); evaluation is off", p) from exc
+    if not isinstance(model, keras.Model):
+        raise EngineError(f"the file holds a {type(model).__name__}, not a model; evaluation is off", p)
+    return model
+
+
+# -- naming and mapping ------------------------------------------------------
+def _leaf_layers(model: keras.Model) -> list[Any]:
+    """Layers of ``model`` with nested functional/sequential models flattened."""
+    out: list[Any] = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model) and hasattr(layer, "layers") and layer.layers:
+            out.extend(_leaf_layers(layer))
+        else:
+            out.append(layer)
+    return out
+
+
+def _strip(name: str) -> str:
+    return name[:-2] if name.endswith(":0") else name
+
+
+def model_layout(model: keras.Model) -> list[tuple[str, list[tuple[str, tuple[int, ...]]]]]:
+    """Canonical tensor names WeightLab derives from a built model.
+
+    Each (leaf) layer that owns variables gives ``(layer name,
+    [(f"{layer}/{weight}", shape), ...])`` in ``layer.weights`` order, nested
+    models flattened. Used when the file's own listing (from
+    :mod:`weightlab.formats`) is not available.
+    """
+    out = []
+    for layer in _leaf_layers(model):
+        if layer.weights:
+            out.append(
+                (layer.name, [(f"{layer.name}/{_strip(v.name)}", tuple(v.shape)) for v in layer.weights])
+            )
+    return out
+
+
+@dataclass
+class TensorMap:
+    """Canonical tensor name -> model variable.
+
+    Attributes
+    ----------
+    variables:
+        Mapped tensors, in the file's order.
+    unmapped:
+        Canonical names from the file's listing that match no variable.
+    unused:
+        Paths of model variables no file tensor maps to.
+    """
+
+    variables: dict[str, Any] = field(default_factory=dict)
+    unmapped: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)
+
+
+def _norm_entry(entry: tuple[str, tuple[int, ...] | None] | str) -> tuple[str, tuple[int, ...] | None]:
+    if isinstance(entry, str):
+        return entry, None
+    name, shape = entry
+    return name, (tuple(int(d) for d in shape) if shape is not None else None)
+
+
+def map_tensors(model: keras.Model, layout: Layout) -> TensorMap:
+    """Map the file's canonical tensor names to the model's variables.
+
+    Parameters
+    ----------
+    model:
+        The built model.
+    layout:
+        The file's listing: for each layer, ``(layer name, [tensor, ...])``
+        with tensors in the layer's own weight order, each a canonical name
+        ``"layer/weight"`` or a ``(name, shape)`` pair.
+
+    Returns
+    -------
+    TensorMap
+        Names are matched first (``f"{layer}/{v.name}"`` of the innermost
+        layer owning the variable, the variable's full ``v.path``, or the
+        last two components of ``v.path``, e.g. ``lstm_cell/kernel``; a
+        ``:0`` suffix is ignored). A tensor whose name matches nothing falls
+        back to its position within the same-named layer (``layer.weights``
+        order), accepted only when the shapes agree (when the layout gives a
+        shape). Every variable is mapped at most once; the rest is reported in
+        ``unmapped``/``unused``.
+    """
+    leaves = {layer.name: layer for layer in _leaf_layers(model)}
+    # Three tiers of names, tried in order: innermost "layer/weight", full path, path suffix.
+    tiers: list[dict[str, list[Any]]] = [{}, {}, {}]
+    all_vars: dict[int, Any] = {}
+    for lname, layer in leaves.items():
+        for v in layer.weights:
+            if id(v) in all_vars:
+                continue
+            all_vars[id(v)] = v
+            path = _strip(getattr(v, "path", v.name))
+            parts = path.split("/")
+            keys = [f"{lname}/{_strip(v.name)}", path, "/".join(parts[-2:]) if len(parts) >= 2 else None]
+            for tier, key in zip(tiers, keys):
+                if key is not None:
+                    tier.setdefault(key, []).append(v)
+
+    result = TensorMap()
+    used: set[int] = set()
+    pending: list[tuple[str, int, str, tuple[int, ...] | None]] = []
+    for lname, tensors in layout:
+        for pos, entry in enumerate(tensors):
+            name, shape = _norm_entry(entry)
+            key = _strip(name)
+            var = None
+            for tier in tiers:
+                found = tier.get(key, [])
+                if len(found) == 1:
+                    var = found[0]
+                    break
+                if len(found) > 1:
+                    break  # ambiguous name: fall back to the position
+            if var is not None and id(var) not in used and (shape is None or tuple(var.shape) == shape):
+                result.variables[name] = var
+                used.add(id(var))
+            else:
+                pending.append((lname, pos, name, shape))
+    for lname, pos, name, shape in pending:
+        layer = leaves.get(lname)
+        var = None
+        if layer is not None and pos < len(layer.weights):
+            cand = layer.weights[pos]
+            if id(cand) not in used and (shape is None or tuple(cand.shape) == shape):
+                var = cand
+        if var is None:
+            result.unmapped.append(name)
+        else:
+            result.variables[name] = var
+            used.add(id(var))
+    result.unused = [_strip(getattr(v, "path", v.name)) for k, v in all_vars.items() if k not in used]
+    # Restore the file's order.
+    order = [_norm_entry(e)[0] for _, ts in layout for e in ts]
+    result.variables = {n: result.variables[n] for n in order if n in result.variables}
+    return result
+
+
+def assign_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> None:
+    """Assign ``arrays`` (canonical name -> values) to the mapped variables.
+
+    Raises
+    ------
+    EngineError
+        When a name is not mapped, a shape differs, or the dtype kind differs
+        (a float array for an integer variable); floats are cast to the
+        variable's dtype. Nothing is assigned when any array is refused.
+    """
+    checked: list[tuple[Any, np.ndarray]] = []
+    for name, arr in arrays.items():
+        var = tmap.variables.get(name)
+        if var is None:
+            why = (
+                "it could not be mapped to the model" if name in tmap.unmapped else "there is no such tensor"
+            )
+            raise EngineError(f"cannot evaluate an edit of {name!r}: {why}")
+        a = np.asarray(arr)
+        want = tuple(var.shape)
+        if tuple(a.shape) != want:
+            raise EngineError(f"edited tensor {name!r} has shape {tuple(a.shape)}; the model needs {want}")
+        vdtype = np.dtype(keras.backend.standardize_dtype(var.dtype))
+        if a.dtype != vdtype:
+            if not np.can_cast(a.dtype, vdtype, casting="same_kind"):
+                raise EngineError(f"edited tensor {name!r} has dtype {a.dtype}; the model needs {vdtype}")
+            a = a.astype(vdtype)
+        checked.append((var, a))
+    for var, a in checked:
+        var.assign(a)
+
+
+# -- evaluation ----------------------------------------------------------------
+def device_name() -> str:
+    """``"CPU"`` or the name of the first visible GPU (``"NVIDIA H100 80GB HBM3"``)."""
+    try:
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception:  # pragma: no cover - broken driver setups
+        return "CPU"
+    if not gpus:
+        return "CPU"
+    try:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return str(details.get("device_name") or gpus[0].name)
+    except Exception:  # pragma: no cover
+        return gpus[0].name
+
+
+_FORWARDS: weakref.WeakKeyDictionary[Any, Callable] = weakref.WeakKeyDictionary()
+_DEVICE: list[str] = []
+
+
+def _forward(model: keras.Model) -> Callable:
+    fn = _FORWARDS.get(model)
+    if fn is None:
+
+        @tf.function(reduce_retracing=True)
+        def fn(x):
+            out = model(x, training=False)
+            logits = getattr(out, "_keras_logits", None)
+            if logits is not None:
+                return logits, tf.constant(True)
+            return out, tf.constant(False)
+
+        _FORWARDS[model] = fn
+    return fn
+
+
+def check_model_io(model: keras.Model, path: str | os.PathLike[str] | None = None) -> tuple[tuple, int]:
+    """Return ``(input_shape, num_classes)`` of a one-input classifier.
+
+    Raises
+    ------
+    EngineError
+        When the model has several inputs or outputs, or its output is not
+        ``(N, C)`` with ``C >= 2``.
+    """
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise EngineError(
+            f"only models with one input and one output can be evaluated; this one has "
+            f"{len(model.inputs)} input(s) and {len(model.outputs)} output(s)",
+            path,
+        )
+    in_shape = tuple(model.inputs[0].shape)
+    out_shape = tuple(model.outputs[0].shape)
+    if len(out_shape) != 2 or out_shape[1] is None or out_shape[1] < 2:
+        raise EngineError(
+            f"the model's output {out_shape} is not a vector of class scores (N, C) with C >= 2; "
+            "evaluation is off",
+            path,
+        )
+    return in_shape, int(out_shape[1])
+
+
+def _rows_are_probabilities(out: np.ndarray) -> bool:
+    return bool(np.all(out >= 0) and np.all(np.abs(out.sum(axis=1) - 1.0) <= 1e-3))
+
+
+def evaluate(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Metrics:
+    """Evaluate a classifier on ``(x, y)``, batch by batch.
+
+    Parameters
+    ----------
+    model:
+        One-input, one-output classifier with outputs ``(N, C)``.
+    x:
+        Inputs ``(N, ...)``, any numeric dtype; cast to the model's input
+        dtype. A missing trailing channel axis of size 1 is added (see
+        :func:`weightlab.core.dataset.conform_inputs`).
+    y:
+        Class indices ``(N,)``, integers in ``[0, C)``.
+    batch_size:
+        Samples per forward pass.
+    progress:
+        Called as ``progress(done_batches, total_batches)`` after each batch.
+    should_stop:
+        Polled between batches; when it returns True the evaluation stops by
+        raising :class:`EvaluationCancelled`.
+    data_path:
+        The held-out file, named in errors.
+
+    Returns
+    -------
+    Metrics
+        Accuracy, loss (see the module docstring), per-class accuracy (length
+        ``C``, ``nan`` for classes absent from ``y``), sample count, seconds,
+        device.
+
+    Raises
+    ------
+    DataError
+        When ``x`` does not fit the model's input shape, lengths differ, or a
+        label is outside ``[0, C)``.
+    EngineError
+        When the model is not a one-input classifier.
+    EvaluationCancelled
+        When ``should_stop()`` returned True.
+    """
+    t0 = time.perf_counter()
+    in_shape, num_classes = check_model_io(model)
+    x = conform_inputs(np.asarray(x), in_shape, data_path)
+    y = np.asarray(y).astype(np.int64, copy=False)
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise DataError(f"labels must have shape ({x.shape[0]},); received {y.shape}", data_path)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(
+            f"labels must be class indices in [0, {num_classes}) for this model's {num_classes} outputs; "
+            f"received labels from {int(y.min())} to {int(y.max())}",
+            data_path,
+        )
+    in_dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
+    n = int(x.shape[0])
+    if n == 0:
+        raise DataError("the held-out set is empty", data_path)
+    batch_size = max(1, int(batch_size))
+    total = math.ceil(n / batch_size)
+    fwd = _forward(model)
+    correct = np.zeros(n, dtype=bool)
+    nll = np.zeros(n, dtype=np.float64)
+    mode: str | None = None  # "logits" or "probs", decided on the first batch
+    for b in range(total):
+        if should_stop is not None and should_stop():
+            raise EvaluationCancelled()
+        sl = slice(b * batch_size, min(n, (b + 1) * batch_size))
+        xb = tf.convert_to_tensor(np.asarray(x[sl], dtype=in_dtype))
+        out_t, is_logits_t = fwd(xb)
+        out = out_t.numpy().astype(np.float64)
+        if mode is None:
+            mode = "logits" if bool(is_logits_t) or not _rows_are_probabilities(out) else "probs"
+        yb = y[sl]
+        correct[sl] = np.argmax(out, axis=1) == yb
+        if mode == "logits":
+            m = out.max(axis=1, keepdims=True)
+            logsum = np.log(np.exp(out - m).sum(axis=1)) + m[:, 0]
+            nll[sl] = logsum - out[np.arange(len(yb)), yb]
+        else:
+            p = out / out.sum(axis=1, keepdims=True)
+            p = np.clip(p, _EPSILON, 1.0 - _EPSILON)
+            nll[sl] = -np.log(p[np.arange(len(yb)), yb])
+        if progress is not None:
+            progress(b + 1, total)
+    counts = np.bincount(y, minlength=num_classes)
+    hits = np.bincount(y, weights=correct.astype(np.float64), minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
+    if not _DEVICE:
+        _DEVICE.append(device_name())
+    return Metrics(
+        accuracy=float(correct.mean()),
+        loss=float(nll.mean()),
+        per_class=[float(v) for v in per_class],
+        num_samples=n,
+        seconds=time.perf_counter() - t0,
+        device=_DEVICE[0],
+    )
+
+
+def file_layout(path: str | os.PathLike[str]) -> Layout | None:
+    """The file's own tensor listing from :mod:`weightlab.formats`, or None.
+
+    None when the formats package has no ``open_model`` (yet) or cannot read
+    the file; callers then fall back to :func:`model_layout`.
+    """
+    try:
+        from .. import formats
+    except ImportError:
+        return None
+    open_model = getattr(formats, "open_model", None)
+    if open_model is None:
+        return None
+    try:
+        mf = open_model(path)
+    except Exception:
+        return None
+    try:
+        return [(layer.name, [(t.name, tuple(t.shape)) for t in layer.tensors]) for layer in mf.layers]
+    finally:
+        try:
+            mf.close()
+        except Exception:
+            pass
+
+
+def evaluate_file(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    edited: Mapping[str, np.ndarray] | None = None,
+    *,
+    trust: bool = False,
+    batch_size: int = 256,
+) -> Metrics:
+    """Build a model, assign edited tensors and evaluate it on a held-out set (one shot).
+
+    Parameters
+    ----------
+    model_path:
+        ``.keras`` or ``.h5`` model.
+    data_path:
+        Held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`).
+    edited:
+        Canonical name -> new values (shape and dtype kind must match).
+    trust, batch_size:
+        As for :func:`build_model` and :func:`evaluate`.
+
+    Raises
+    ------
+    EngineError, DataError
+        With a user-facing message naming the file.
+    """
+    model = build_model(model_path, trust=trust)
+    data = load_heldout(data_path)
+    if edited:
+        layout = file_layout(model_path) or model_layout(model)
+        assign_arrays(map_tensors(model, layout), edited)
+    return evaluate(model, data.x, data.y, batch_size=batch_size, data_path=data_path)
