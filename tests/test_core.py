@@ -393,6 +393,36 @@ def test_histogram_equals_numpy(bins):
     np.testing.assert_array_equal(counts, ref_c)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int8"])
+@pytest.mark.parametrize("range_", [None, (-0.5, 0.25)])
+def test_parallel_histogram_is_exactly_numpy(dtype, range_):
+    rng = np.random.default_rng(5)
+    n = 5_000_000  # above the parallel threshold: split across threads
+    if dtype == "int8":
+        a = rng.integers(-100, 100, n).astype(dtype)
+    else:
+        a = rng.normal(0, 0.3, n).astype(dtype)
+        # values sitting exactly on bin edges, where rounding decides the bin
+        edges = np.histogram_bin_edges(a, 37, range_)
+        a[: edges.size] = edges.astype(dtype)
+    for bins in (1, 37, 100):
+        ref_c, ref_e = np.histogram(a, bins=bins, range=range_)
+        for threads in (1, 2, 3):
+            c, e = histogram(a, bins, range_, threads=threads)
+            np.testing.assert_array_equal(c, ref_c)
+            np.testing.assert_array_equal(e, ref_e)
+            assert e.dtype == ref_e.dtype
+
+
+def test_histogram_of_constant_and_empty_arrays():
+    for a in (np.full(10, 3.0, np.float32), np.zeros((0,), np.float32), np.array([np.nan, np.inf])):
+        finite = a[np.isfinite(a)]
+        c, e = histogram(a, 4)
+        ref_c, ref_e = np.histogram(finite, 4, range=None if finite.size else (0.0, 1.0))
+        np.testing.assert_array_equal(c, ref_c)
+        np.testing.assert_array_equal(e, ref_e)
+
+
 def test_histogram_ignores_non_finite_values():
     a = np.array([0.0, 1.0, np.nan, np.inf, 2.0], dtype=np.float32)
     counts, edges = histogram(a, 2)

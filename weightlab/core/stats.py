@@ -7,6 +7,7 @@ All results equal the plain NumPy computation: histogram counts are those of
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -80,9 +81,19 @@ def zero_fraction(a: np.ndarray) -> float:
 
 
 def histogram(
-    a: np.ndarray, bins: int = 100, range: tuple[float, float] | None = None
+    a: np.ndarray,
+    bins: int = 100,
+    range: tuple[float, float] | None = None,
+    *,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram of all elements of ``a``; identical to ``np.histogram(a, bins, range)``.
+    """Histogram of all elements of ``a``; counts and edges identical to ``np.histogram``.
+
+    Large arrays are split across threads; each element's bin is computed by
+    NumPy's own equal-width algorithm (``numpy.lib._histograms_impl``: the
+    same edges, the same ``(x - first) / (last - first) * bins`` index and the
+    same one-ULP corrections), so the counts are exactly NumPy's whatever the
+    split.
 
     Parameters
     ----------
@@ -93,6 +104,8 @@ def histogram(
     range:
         ``(lo, hi)``; defaults to the finite min and max of ``a``. Non-finite
         values are left out of the counts.
+    threads:
+        Worker threads for large arrays (default: the number of CPUs).
 
     Returns
     -------
@@ -103,14 +116,81 @@ def histogram(
         (the data's float dtype when ``range`` is None).
     """
     flat = np.asarray(a).ravel()
-    if not np.all(np.isfinite(flat)):
+    if flat.size == 0:
+        counts, edges = np.histogram(flat, bins=bins, range=range or (0.0, 1.0))
+        return counts.astype(np.int64), edges
+    if range is None:
+        # min/max are NaN or inf exactly when some element is not finite.
+        lo, hi = _minmax(flat, threads)
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            flat = flat[np.isfinite(flat)]
+            if flat.size == 0:
+                return histogram(flat, bins, (0.0, 1.0))
+            lo, hi = flat.min(), flat.max()
+        # NumPy scalars of the data's dtype: the same edge arithmetic as range=None.
+        range = (lo, hi)
+    elif flat.dtype.kind == "f" and not np.isfinite(flat).all():
         flat = flat[np.isfinite(flat)]
-    if range is None and flat.size == 0:
-        range = (0.0, 1.0)
-    # Let NumPy pick the range when none is given: it computes the edges in the
-    # data's own float dtype, and the counts depend on those exact edges.
-    counts, edges = np.histogram(flat, bins=bins, range=range)
-    return counts.astype(np.int64, copy=False), edges
+    return _parallel_histogram(flat, bins, range, threads)
+
+
+_BLOCK = 65536  # NumPy's own block size in np.histogram
+_PARALLEL_MIN = 1 << 21
+
+
+def _chunks(flat: np.ndarray, threads: int | None) -> list[np.ndarray]:
+    import os
+
+    n = max(1, min(threads or os.cpu_count() or 1, flat.size // _PARALLEL_MIN))
+    return np.array_split(flat, n)
+
+
+def _run(fn, parts):
+    if len(parts) == 1:
+        return [fn(parts[0])]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(fn, parts))
+
+
+def _minmax(flat: np.ndarray, threads: int | None):
+    parts = _run(lambda c: (c.min(), c.max()), _chunks(flat, threads))
+    return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
+def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None):
+    try:
+        from numpy.lib._histograms_impl import _get_bin_edges, _unsigned_subtract
+    except ImportError:  # pragma: no cover - NumPy moved its internals: stay exact, single thread
+        counts, edges = np.histogram(flat, bins=bins, range=range)
+        return counts.astype(np.int64), edges
+    edges, uniform = _get_bin_edges(flat, bins, range, None)
+    if uniform is None:  # pragma: no cover - integer bins always give uniform edges
+        counts, edges = np.histogram(flat, bins=bins, range=range)
+        return counts.astype(np.int64), edges
+    first, last, n = uniform
+    denom = _unsigned_subtract(last, first)
+
+    def count(chunk: np.ndarray) -> np.ndarray:
+        out = np.zeros(n, np.int64)
+        for i in builtins.range(0, chunk.size, _BLOCK):
+            t = chunk[i : i + _BLOCK]
+            keep = t >= first
+            keep &= t <= last
+            if not np.logical_and.reduce(keep):
+                t = t[keep]
+            t = t.astype(edges.dtype, copy=False)
+            idx = ((_unsigned_subtract(t, first) / denom) * n).astype(np.intp)
+            idx[idx == n] -= 1
+            idx[t < edges[idx]] -= 1
+            idx[(t >= edges[idx + 1]) & (idx != n - 1)] += 1
+            out += np.bincount(idx, minlength=n)
+        return out
+
+    parts = _run(count, _chunks(flat, threads))
+    return sum(parts[1:], parts[0]), edges
+
 
 
 def neuron_norms(kernel: np.ndarray, ord: int = 2) -> np.ndarray:
