@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keep settings (recent files...) of test runs away from the user's own.
-os.environ.setdefault("WEIGHTLAB_CONFIG_DIR", str(Path(__file__).parent / ".config-test"))
+os.environ.setdefault("WEIGHTLAB_CONFIG_DIR", tempfile.mkdtemp(prefix="weightlab-test-config-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo"

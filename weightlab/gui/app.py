@@ -1,0 +1,71 @@
+"""Application entry point: :func:`run_app`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+#: Longest wait for the baseline evaluation before a screenshot is taken anyway (s).
+SCREENSHOT_TIMEOUT = 240.0
+
+
+def run_app(
+    path: str | os.PathLike[str] | None = None,
+    data: str | os.PathLike[str] | None = None,
+    screenshot: str | os.PathLike[str] | None = None,
+) -> int:
+    """Run the WeightLab window; return the exit code.
+
+    Parameters
+    ----------
+    path:
+        Model file to open at start.
+    data:
+        Held-out ``.npz`` to evaluate on (default: one named like the model beside it).
+    screenshot:
+        When given, wait until the baseline evaluation (or a clear
+        "evaluation off" state) is shown, save ``window.grab()`` to this PNG and quit.
+    """
+    import pyqtgraph as pg
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import MainWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("WeightLab")
+    app.setOrganizationName("WeightLab")
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+    window = MainWindow()
+    window.resize(1400, 900)
+    window.show()
+    if path is not None:
+        window.open_path(path, data)
+    elif data is not None:
+        window.statusBar().showMessage("Open a model first, then its held-out set", 8000)
+
+    code = {"rc": 0}
+    if screenshot is not None:
+        out = Path(screenshot)
+        deadline = time.monotonic() + SCREENSHOT_TIMEOUT
+        timer = QTimer(window)
+
+        def poll() -> None:
+            ready = window.session is None or window.eval_panel.settled
+            if ready or time.monotonic() > deadline:
+                timer.stop()
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if not window.grab().save(str(out)):
+                    print(f"weightlab: cannot write screenshot {out}", file=sys.stderr)
+                    code["rc"] = 1
+                window.close()
+                app.quit()
+
+        timer.timeout.connect(poll)
+        timer.start(200)
+    rc = app.exec()
+    window.engine.shutdown()
+    return code["rc"] or rc

@@ -1,0 +1,190 @@
+"""Heatmap of a tensor (diverging colours centred on zero) with neuron selection."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from weightlab.core.layout import HeatmapLayout
+
+from .formatting import fmt_num, fmt_shape
+from .selection import NeuronSelection
+from .tensor_worker import TensorView
+
+#: Diverging colour map: negative blue, zero white, positive red.
+COLORMAP_NAME = "CET-D1"
+#: Shown where the image has NaN (gaps between conv blocks); distinct from white = 0.
+GAP_COLOR = "#c8c8c8"
+SELECT_PEN = pg.mkPen("#f08c00", width=2)
+SELECT_BRUSH = pg.mkBrush(255, 212, 59, 70)
+
+
+def contiguous_runs(values: list[int]) -> list[tuple[int, int]]:
+    """Sorted integers as inclusive runs: ``[0, 1, 2, 5] -> [(0, 2), (5, 5)]``."""
+    runs: list[tuple[int, int]] = []
+    for v in values:
+        if runs and v == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], v)
+        else:
+            runs.append((v, v))
+    return runs
+
+
+def _ticks(count: int, center_of, max_ticks: int = 24) -> list[tuple[float, str]]:
+    step = max(1, math.ceil(count / max_ticks))
+    return [(center_of(i), str(i)) for i in range(0, count, step)]
+
+
+class HeatmapView(QWidget):
+    """Image of ``heatmap_layout(shape).image(a)``: output neurons along columns.
+
+    Colour limits are symmetric, ``±max|w|``, so white is exactly zero; NaN
+    separators between conv blocks show the background. Hover reports the
+    tensor index and value; a click selects the output neuron under the mouse
+    (shift extends, ctrl toggles) in the shared :class:`NeuronSelection`.
+
+    Signals
+    -------
+    hovered(str):
+        ``"conv2d/kernel[1, 2, 0, 5] = -0.0312"`` or ``""`` when off the image.
+    """
+
+    hovered = Signal(str)
+
+    def __init__(self, selection: NeuronSelection, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.selection = selection
+        self.view: TensorView | None = None
+        self.layout_: HeatmapLayout | None = None
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMinimumSize(240, 160)
+        self.vb = self.plot.getViewBox()
+        self.vb.invertY(True)
+        self.vb.setAspectLocked(False)
+        self.vb.setBackgroundColor(GAP_COLOR)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.colorbar = pg.ColorBarItem(
+            values=(-1, 1), colorMap=pg.colormap.get(COLORMAP_NAME), interactive=False, width=14
+        )
+        self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.title = QLabel("")
+        # long text must not widen the pane and squeeze the model tree
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        self.hover_label = QLabel(" ")
+        # long text must not widen the pane and squeeze the model tree
+        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.hover_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        self.hover_label.setStyleSheet("font-family: monospace;")
+        self._overlays: list[QGraphicsRectItem] = []
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.title)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.hover_label)
+        self.plot.scene().sigMouseMoved.connect(self._on_move)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        selection.changed.connect(self._draw_selection)
+
+    def set_view(self, view: TensorView | None) -> None:
+        """Show the heatmap of ``view`` (None clears); keep zoom when the tensor is the same."""
+        same = self.view is not None and view is not None and self.view.request.name == view.request.name
+        self.view = view
+        if view is None:
+            self.layout_ = None
+            self.image.clear()
+            self.title.setText("")
+            self._draw_selection()
+            return
+        self.layout_ = view.layout
+        img = view.image
+        finite = img[np.isfinite(img)]
+        m = float(np.abs(finite).max()) if finite.size else 0.0
+        m = m if m > 0 else 1.0
+        self.image.setImage(img, autoLevels=False)
+        self.colorbar.setLevels((-m, m))
+        self.image.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
+        shape = view.request.source.model.tensors[view.request.name].shape
+        self.title.setText(
+            f"<b>{view.request.name}</b> {fmt_shape(shape)} · image {img.shape[0]}×{img.shape[1]} · "
+            f"colour ±{fmt_num(m, 3)} · click a column to select neurons"
+        )
+        self._set_ticks(shape)
+        if not same:
+            self.vb.autoRange(padding=0.02)
+        self._draw_selection()
+
+    def _set_ticks(self, shape: tuple[int, ...]) -> None:
+        lay = self.layout_
+        bottom, left = self.plot.getAxis("bottom"), self.plot.getAxis("left")
+        n = lay.neuron_count
+        if len(shape) in (3, 4):
+            kh = shape[0]
+            cin = shape[-2]
+            bottom.setTicks([_ticks(n, lambda i: sum(lay.neuron_columns(i)) / 2)])
+            left.setTicks([_ticks(cin, lambda i: i * (kh + 1) + kh / 2)])
+            self.plot.setLabel("bottom", "output filter")
+            self.plot.setLabel("left", "input channel")
+        else:
+            bottom.setTicks([_ticks(n, lambda i: i + 0.5)])
+            rows = lay.image_shape[0]
+            left.setTicks([_ticks(rows, lambda i: i + 0.5)] if rows > 1 else [[]])
+            self.plot.setLabel("bottom", "output neuron")
+            self.plot.setLabel("left", "input" if len(shape) >= 2 else "")
+
+    # -- mouse ------------------------------------------------------------------
+    def _pixel_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        if self.layout_ is None or not self.vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = self.vb.mapSceneToView(scene_pos)
+        return int(math.floor(p.y())), int(math.floor(p.x()))
+
+    def _on_move(self, scene_pos: QPointF) -> None:
+        text = ""
+        px = self._pixel_at(scene_pos)
+        if px is not None and self.view is not None:
+            idx = self.layout_.index_at(*px)
+            if idx is not None:
+                value = self.view.array[idx]
+                text = f"{self.view.request.name}[{', '.join(str(i) for i in idx)}] = {fmt_num(float(value), 6)}"
+        self.hover_label.setText(text or " ")
+        self.hovered.emit(text)
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        px = self._pixel_at(ev.scenePos())
+        if px is None:
+            return
+        neuron = self.layout_.neuron_at(px[1])
+        if neuron is not None and 0 <= px[0] < self.layout_.image_shape[0]:
+            self.selection.click(neuron, ev.modifiers())
+
+    def neuron_center(self, neuron: int) -> QPointF:
+        """View coordinates of the middle of ``neuron``'s columns (for tests and tools)."""
+        c0, c1 = self.layout_.neuron_columns(neuron)
+        return QPointF((c0 + c1) / 2, self.layout_.image_shape[0] / 2)
+
+    # -- selection overlay ---------------------------------------------------------
+    def _draw_selection(self) -> None:
+        for item in self._overlays:
+            self.vb.removeItem(item)
+        self._overlays.clear()
+        lay = self.layout_
+        if lay is None or self.selection.count != lay.neuron_count:
+            return
+        rows = lay.image_shape[0]
+        for first, last in contiguous_runs(self.selection.neurons):
+            c0 = lay.neuron_columns(first)[0]
+            c1 = lay.neuron_columns(last)[1]
+            rect = QGraphicsRectItem(QRectF(c0, 0, c1 - c0, rows))
+            rect.setPen(SELECT_PEN)
+            rect.setBrush(SELECT_BRUSH)
+            rect.setZValue(5)
+            self.vb.addItem(rect, ignoreBounds=True)
+            self._overlays.append(rect)

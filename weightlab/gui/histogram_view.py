@@ -1,0 +1,253 @@
+"""Histogram of a tensor with a brushable value range and a statistics line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from weightlab.core.stats import TensorStats
+
+from .formatting import fmt_count, fmt_num
+from .tensor_worker import TensorView
+
+CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
+CURRENT_BRUSH = pg.mkBrush(28, 126, 214, 110)
+GHOST_PEN = pg.mkPen("#9a9a9a", width=1)
+GHOST_BRUSH = pg.mkBrush(150, 150, 150, 70)
+RANGE_BRUSH = pg.mkBrush(250, 176, 5, 60)
+#: Where empty bins sit on the log scale (log10 of half a count).
+_LOG_FLOOR = float(np.log10(0.5))
+
+
+def format_stats(s: TensorStats) -> str:
+    """One compact line: count, min, max, mean, std, L1, L2, zeros %, p1, p99.
+
+    Each ``key value`` pair is joined by a no-break space so a wrapped line
+    never separates a value from its name.
+    """
+    pairs = [
+        ("n", fmt_count(s.count)),
+        ("min", fmt_num(s.min)),
+        ("max", fmt_num(s.max)),
+        ("mean", fmt_num(s.mean)),
+        ("std", fmt_num(s.std)),
+        ("L1", fmt_num(s.l1)),
+        ("L2", fmt_num(s.l2)),
+        ("zeros", f"{100 * s.zeros:.1f}\u00a0%"),
+        ("p1", fmt_num(s.p1)),
+        ("p99", fmt_num(s.p99)),
+    ]
+    return "  ".join(f"{k}\u00a0{v}" for k, v in pairs)
+
+
+class _BrushViewBox(pg.ViewBox):
+    """ViewBox where a plain left-drag brushes an x range (other drags pan/zoom as usual)."""
+
+    def __init__(self, on_brush, **kw):
+        super().__init__(**kw)
+        self._on_brush = on_brush
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+        if ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() == Qt.KeyboardModifier.NoModifier:
+            ev.accept()
+            x0 = self.mapSceneToView(ev.buttonDownScenePos()).x()
+            x1 = self.mapSceneToView(ev.scenePos()).x()
+            self._on_brush(min(x0, x1), max(x0, x1), ev.isFinish())
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class HistogramView(QWidget):
+    """Exact histogram (steps) of the shown tensor, its original as a grey ghost, a range brush.
+
+    Dragging on the plot (or the region's edges) previews a range: the label
+    shows it and how many values lie inside. Releasing commits the range
+    (``rangeChanged``) but never edits; the edit panel does.
+
+    Signals
+    -------
+    rangeChanged(object):
+        ``(lo, hi)`` of the committed brush, or None when cleared.
+    binsChanged(int):
+        The user changed the bin count.
+    """
+
+    rangeChanged = Signal(object)
+    binsChanged = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.view: TensorView | None = None
+        self.committed_range: tuple[float, float] | None = None
+
+        self.bins = QSpinBox()
+        self.bins.setRange(5, 2000)
+        self.bins.setValue(100)
+        self.bins.setPrefix("bins ")
+        self.bins.setKeyboardTracking(False)
+        self.bins.setToolTip("Number of equal-width histogram bins")
+        self.log = QCheckBox("log counts")
+        self.clear_btn = QPushButton("Clear range")
+        self.clear_btn.setEnabled(False)
+        self.range_label = QLabel("Drag on the histogram to select a value range")
+        # long text must not widen the pane and squeeze the model tree
+        self.range_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.range_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        self.range_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.title = QLabel("")
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addStretch(1)
+        top.addWidget(self.range_label)
+        top.addWidget(self.clear_btn)
+        top.addWidget(self.log)
+        top.addWidget(self.bins)
+
+        self.vb = _BrushViewBox(self._brush_drag)
+        self.plot = pg.PlotWidget(viewBox=self.vb, background="w")
+        self.plot.setMinimumHeight(160)
+        self.plot.setLabel("bottom", "weight value")
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
+        self.plot.setLabel("left", "count")
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.ghost = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=GHOST_PEN, brush=GHOST_BRUSH)
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=CURRENT_PEN, brush=CURRENT_BRUSH)
+        self.ghost.setZValue(-1)
+        self.plot.addItem(self.ghost)
+        self.plot.addItem(self.curve)
+        self.region = pg.LinearRegionItem(values=(0, 1), orientation="vertical", brush=RANGE_BRUSH)
+        self.region.setZValue(10)
+        self.region.hide()
+        self.plot.addItem(self.region, ignoreBounds=True)
+        self.legend = self.plot.addLegend(offset=(-10, 10))
+
+        self.stats_label = QLabel("")
+        self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats_label.setStyleSheet("font-family: monospace;")
+        self.stats_label.setWordWrap(True)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(top)
+        lay.addWidget(self.plot, 1)
+        lay.addWidget(self.stats_label)
+
+        self.region.sigRegionChanged.connect(self._preview)
+        self.region.sigRegionChangeFinished.connect(self._commit)
+        self.log.toggled.connect(self._redraw)
+        self.bins.valueChanged.connect(self.binsChanged)
+        self.clear_btn.clicked.connect(self.clear_range)
+
+    # -- data -----------------------------------------------------------------
+    def set_view(self, view: TensorView | None, keep_range: bool = False) -> None:
+        """Show ``view`` (None clears); keep the brushed range when the tensor is the same."""
+        same = self.view is not None and view is not None and view.request.name == self.view.request.name
+        self.view = view
+        if not (keep_range and same):
+            self.clear_range()
+        if view is None:
+            self.curve.setData([], [])
+            self.ghost.setData([], [])
+            self.stats_label.setText("")
+            self.title.setText("")
+            return
+        name = view.request.name
+        self.title.setText(f"<b>{name}</b>" + (" <span style='color:#d9480f'>(edited)</span>" if view.ghost is not None else ""))
+        self.stats_label.setText(format_stats(view.stats))
+        self._redraw()
+        if self.committed_range is not None:
+            self._preview()
+
+    @property
+    def stats(self) -> TensorStats | None:
+        """Statistics of the shown tensor."""
+        return self.view.stats if self.view is not None else None
+
+    def _y(self, counts: np.ndarray) -> np.ndarray:
+        if not self.log.isChecked():
+            return counts.astype(np.float64)
+        with np.errstate(divide="ignore"):
+            return np.where(counts > 0, np.log10(np.maximum(counts, 1)), _LOG_FLOOR)
+
+    def _redraw(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        log = self.log.isChecked()
+        floor = _LOG_FLOOR if log else 0.0
+        self.plot.getAxis("left").setLogMode(False, log)
+        self.curve.setFillLevel(floor)
+        self.ghost.setFillLevel(floor)
+        self.legend.clear()
+        if view.ghost is not None:
+            self.ghost.setData(view.edges, self._y(view.ghost))
+            self.ghost.show()
+            self.legend.addItem(self.ghost, "original")
+            self.legend.addItem(self.curve, "current")
+        else:
+            self.ghost.setData([], [])
+            self.ghost.hide()
+        self.curve.setData(view.edges, self._y(view.counts))
+        lo, hi = float(view.edges[0]), float(view.edges[-1])
+        pad = (hi - lo) * 0.02 or 0.5
+        self.plot.setXRange(lo - pad, hi + pad, padding=0)
+        self.plot.enableAutoRange(axis="y")
+
+    # -- range brush ------------------------------------------------------------
+    def set_range(self, lo: float, hi: float, finished: bool = True) -> None:
+        """Show the brush at ``[lo, hi]``; with ``finished`` also commit it."""
+        self.region.blockSignals(True)
+        self.region.setRegion((lo, hi))
+        self.region.blockSignals(False)
+        self.region.show()
+        self._preview()
+        if finished:
+            self._commit()
+
+    def clear_range(self) -> None:
+        """Remove the brush (emits rangeChanged(None) when one was committed)."""
+        self.region.hide()
+        self.clear_btn.setEnabled(False)
+        self.range_label.setText("Drag on the histogram to select a value range")
+        if self.committed_range is not None:
+            self.committed_range = None
+            self.rangeChanged.emit(None)
+
+    def _brush_drag(self, lo: float, hi: float, finished: bool) -> None:
+        if self.view is None:
+            return
+        self.set_range(lo, hi, finished)
+
+    def _preview(self) -> None:
+        lo, hi = self.region.getRegion()
+        if self.view is None or not self.region.isVisible():
+            return
+        n = self.view.count_between(lo, hi)
+        total = max(self.view.stats.count, 1)
+        self.range_label.setText(
+            f"range [{fmt_num(lo)}, {fmt_num(hi)}]: {fmt_count(n)} values ({100 * n / total:.1f} %)"
+        )
+
+    def _commit(self) -> None:
+        if not self.region.isVisible():
+            return
+        lo, hi = (float(v) for v in self.region.getRegion())
+        self.committed_range = (lo, hi)
+        self.clear_btn.setEnabled(True)
+        self._preview()
+        self.rangeChanged.emit(self.committed_range)

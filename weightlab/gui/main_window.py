@@ -1,0 +1,659 @@
+"""The WeightLab main window: model tree | tensor views | edit, history, evaluation.
+
+The :class:`~weightlab.core.session.EditSession` is the single source of truth:
+every button builds an edit and hands it to the session; the window listens to
+the session and refreshes the tree, the views, the history and the evaluation.
+
+Dialogs sit behind small methods (``_error``, ``_ask_unsaved``,
+``_ask_open_path``, ``_ask_save_path``, ``_confirm_overwrite``,
+``_confirm_trust``) so tests can replace them instead of blocking.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+)
+
+from weightlab.core.edits import Edit, Revert, neuron_count, neuron_tensors
+from weightlab.core.errors import WeightLabError
+from weightlab.core.recipe import save_recipe
+from weightlab.core.session import EditSession
+
+from .edit_panel import EditPanel, HistoryView
+from .engine_adapter import EngineAdapter, metric
+from .eval_panel import EvalPanel
+from .heatmap_view import HeatmapView
+from .histogram_view import HistogramView
+from .model_tree import ModelTree
+from .norms_view import NormsView
+from .selection import NeuronSelection, neuron_target
+from .settings import RecentFiles
+from .tensor_worker import TensorComputer, TensorRequest, TensorView
+
+MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.weights.h5);;All files (*)"
+DATA_FILTER = "Held-out sets (*.npz);;All files (*)"
+RECIPE_FILTER = "Recipes (*.json);;All files (*)"
+NO_DATA_REASON = "No held-out set: File › Open held-out set…"
+_COMPOUND_SUFFIXES = (".weights.h5",)
+
+
+def split_name(path: Path) -> tuple[str, str]:
+    """``(stem, extension)`` keeping compound extensions (``m.weights.h5 -> ("m", ".weights.h5")``)."""
+    for suffix in _COMPOUND_SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[: -len(suffix)], suffix
+    return path.stem, path.suffix
+
+
+def default_save_path(path: Path) -> Path:
+    """``<stem>-edited<ext>`` beside the opened file."""
+    stem, ext = split_name(path)
+    return path.with_name(f"{stem}-edited{ext}")
+
+
+def guess_heldout(model_path: Path) -> Path | None:
+    """A held-out ``.npz`` beside the model named like it, if there is one.
+
+    Tries ``<stem>.npz``, ``<stem>_heldout.npz``, ``<stem>-heldout.npz`` and
+    ``<prefix>_heldout.npz`` (prefix = the stem up to its first ``_``, which
+    finds ``digits_heldout.npz`` for ``digits_cnn.keras``).
+    """
+    stem, _ = split_name(model_path)
+    names = [f"{stem}.npz", f"{stem}_heldout.npz", f"{stem}-heldout.npz", f"{stem.split('_')[0]}_heldout.npz"]
+    for name in names:
+        candidate = model_path.with_name(name)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class MainWindow(QMainWindow):
+    """WeightLab's main window.
+
+    Parameters
+    ----------
+    engine:
+        Evaluation engine adapter; one is created (and owned) when omitted.
+    recent:
+        Recent-files store; the default one under the config folder when omitted.
+
+    Signals
+    -------
+    viewShown(str):
+        The views now show tensor ``name`` (after the statistics were computed).
+    """
+
+    viewShown = Signal(str)
+
+    def __init__(self, engine: EngineAdapter | None = None, recent: RecentFiles | None = None):
+        super().__init__()
+        self.session: EditSession | None = None
+        self.current: str | None = None
+        self.data_path: Path | None = None
+        self.trust = False
+        self._model_ok = False
+        self._eval_applied: tuple = ()
+        self._norms_of: str | None = None
+        self._keep_range = False
+        self.recent = recent or RecentFiles()
+        self.engine = engine or EngineAdapter(self)
+        self.computer = TensorComputer(self)
+        self.selection = NeuronSelection(self)
+
+        self._build_widgets()
+        self._build_actions()
+        self._connect()
+        self.setAcceptDrops(True)
+        self.setMinimumSize(1000, 640)
+        self.resize(1400, 900)
+        self._update_title()
+        self._update_actions()
+
+    # -- construction ---------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.tree = ModelTree()
+        self.histogram = HistogramView()
+        self.heatmap = HeatmapView(self.selection)
+        self.norms = NormsView(self.selection)
+        self.edit_panel = EditPanel(self.selection)
+        self.history = HistoryView()
+        self.eval_panel = EvalPanel()
+
+        centre = QSplitter(Qt.Orientation.Vertical)
+        centre.addWidget(self.histogram)
+        centre.addWidget(self.heatmap)
+        centre.addWidget(self.norms)
+        centre.setSizes([330, 380, 190])
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.edit_panel)
+        right.addWidget(self.history)
+        right.addWidget(self.eval_panel)
+        right.setSizes([200, 170, 530])
+        right.setMinimumWidth(330)
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(self.tree)
+        main.addWidget(centre)
+        main.addWidget(right)
+        main.setStretchFactor(1, 1)
+        main.setSizes([440, 580, 380])
+        self._sized = False
+        for s in (centre, right, main):
+            s.setChildrenCollapsible(False)
+        self.splitters = (main, centre, right)
+        self.setCentralWidget(main)
+
+        self.hover_label = QLabel("")
+        self.hover_label.setStyleSheet("font-family: monospace;")
+        self.selection_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.hover_label)
+        self.statusBar().addPermanentWidget(self.selection_label)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, list):
+                act.setShortcuts(shortcut)
+            else:
+                act.setShortcut(shortcut)
+        if tip:
+            act.setStatusTip(tip)
+            act.setToolTip(tip)
+        act.triggered.connect(lambda _checked=False: slot())
+        self.addAction(act)
+        return act
+
+    def _build_actions(self) -> None:
+        K = QKeySequence
+        self.act_open = self._action("&Open…", self.open_dialog, K(K.StandardKey.Open), "Open a Keras model file")
+        self.act_open_data = self._action("Open &held-out set…", self.open_data_dialog, tip="Open a held-out .npz (x, y)")
+        self.act_save_as = self._action("Save &As…", self.save_as, K("Ctrl+Shift+S"), "Write the edited model to a new file")
+        self.act_export = self._action("&Export recipe…", self.export_recipe, tip="Save the applied edits as a JSON recipe")
+        self.act_apply = self._action("Apply &recipe…", self.apply_recipe_dialog, tip="Apply the edits of a JSON recipe")
+        self.act_quit = self._action("&Quit", self.close, K("Ctrl+Q"))
+        self.act_undo = self._action("&Undo", self.undo, K(K.StandardKey.Undo))
+        self.act_redo = self._action(
+            "&Redo", self.redo, [K(K.StandardKey.Redo), K("Ctrl+Shift+Z"), K("Ctrl+Y")]
+        )
+        self.act_revert = self._action("Revert &tensor", self.revert_tensor, tip="Restore the shown tensor's stored values")
+        self.act_revert_all = self._action("Revert &all", self.revert_all, tip="Restore every tensor's stored values")
+        self.act_zero_neurons = self._action("&Zero neurons", self.edit_panel.zero_neurons, K(Qt.Key.Key_Delete))
+        self.act_clear_sel = self._action("Clear neuron selection", self.selection.clear, K(Qt.Key.Key_Escape))
+        self.act_reeval = self._action("&Re-evaluate", self.restart_evaluation, tip="Rebuild the model in the worker and evaluate again")
+        self.act_trust = QAction("&Trust model code (unsafe)…", self, checkable=True)
+        self.act_trust.setToolTip("Let the evaluation worker run custom/Lambda layers of this file")
+        self.act_trust.toggled.connect(self._toggle_trust)
+
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        m.addActions([self.act_open, self.act_open_data])
+        self.recent_menu = m.addMenu("Open &Recent")
+        m.addSeparator()
+        m.addActions([self.act_save_as, self.act_export, self.act_apply])
+        m.addSeparator()
+        m.addAction(self.act_quit)
+        m = bar.addMenu("&Edit")
+        m.addActions([self.act_undo, self.act_redo])
+        m.addSeparator()
+        m.addActions([self.act_revert, self.act_revert_all])
+        m.addSeparator()
+        m.addActions([self.act_zero_neurons, self.act_clear_sel])
+        m = bar.addMenu("E&valuation")
+        m.addActions([self.act_reeval, self.act_trust])
+        self._fill_recent_menu()
+
+    def _connect(self) -> None:
+        self.tree.tensorSelected.connect(self.show_tensor)
+        self.computer.ready.connect(self._on_view)
+        self.computer.failed.connect(lambda msg: self._error("Cannot read tensor", msg))
+        self.computer.busy.connect(lambda b: self.statusBar().showMessage("computing statistics…" if b else "", 0))
+        self.histogram.rangeChanged.connect(self.edit_panel.set_range)
+        self.histogram.binsChanged.connect(lambda _n: self._request_view(keep_range=True))
+        self.heatmap.hovered.connect(self.hover_label.setText)
+        self.selection.changed.connect(self._on_selection)
+        self.edit_panel.editRequested.connect(self.apply_edit)
+        self.history.gotoRequested.connect(self.goto)
+        eng = self.engine
+        eng.ready.connect(lambda ev: self.eval_panel.set_device(f"{ev.device} · TensorFlow {ev.tensorflow_version}"))
+        eng.modelReady.connect(self._on_model_ready)
+        eng.progress.connect(lambda d, t: self.eval_panel.set_busy(done=d, total=t))
+        eng.result.connect(self._on_result)
+        eng.failed.connect(lambda msg: self.eval_panel.show_message(f"Evaluation failed: {msg}"))
+        eng.crashed.connect(self._on_crashed)
+
+    # -- dialogs (tests monkeypatch these) ----------------------------------------------
+    def _error(self, title: str, message: str) -> None:
+        """Show a user error; the window keeps working."""
+        QMessageBox.critical(self, title, message)
+
+    def _ask_unsaved(self) -> str:
+        """Ask what to do with unsaved edits: ``"save"``, ``"discard"`` or ``"cancel"``."""
+        B = QMessageBox.StandardButton
+        ans = QMessageBox.question(
+            self,
+            "Unsaved edits",
+            "The model has edits that are not saved. Save them first?",
+            B.Save | B.Discard | B.Cancel,
+            B.Save,
+        )
+        return {B.Save: "save", B.Discard: "discard"}.get(ans, "cancel")
+
+    def _ask_open_path(self, title: str, filter: str) -> str | None:
+        """File to open, or None when cancelled."""
+        start = str(self.session.model.path.parent) if self.session else ""
+        path, _ = QFileDialog.getOpenFileName(self, title, start, filter)
+        return path or None
+
+    def _ask_save_path(self, title: str, default: Path, filter: str) -> str | None:
+        """File to write, or None when cancelled."""
+        path, _ = QFileDialog.getSaveFileName(self, title, str(default), filter)
+        return path or None
+
+    def _confirm_overwrite(self, path: Path) -> bool:
+        """Explicitly confirm writing over the opened file."""
+        B = QMessageBox.StandardButton
+        ans = QMessageBox.warning(
+            self,
+            "Overwrite the opened file?",
+            f"{path}\nis the file you opened. Replace it with the edited weights? "
+            "The original values will be lost.",
+            B.Yes | B.Cancel,
+            B.Cancel,
+        )
+        return ans == B.Yes
+
+    def _confirm_trust(self) -> bool:
+        """Confirm letting the worker run the model file's own code."""
+        B = QMessageBox.StandardButton
+        ans = QMessageBox.warning(
+            self,
+            "Trust this model's code?",
+            "Evaluating with trust runs code stored in the model file (Lambda or custom layers) "
+            "in the worker process. Only do this for files from a source you trust.",
+            B.Yes | B.Cancel,
+            B.Cancel,
+        )
+        return ans == B.Yes
+
+    # -- files ------------------------------------------------------------------------
+    def _load_session(self, path: Path) -> EditSession:
+        """Open ``path`` as an edit session (reads data only, never runs model code)."""
+        import weightlab
+
+        return weightlab.open(path)
+
+    def open_dialog(self) -> None:
+        """File › Open…"""
+        path = self._ask_open_path("Open model", MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_data_dialog(self) -> None:
+        """File › Open held-out set…"""
+        path = self._ask_open_path("Open held-out set", DATA_FILTER)
+        if path:
+            self.open_data(path)
+
+    def open_path(self, path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> bool:
+        """Open a model file (or, for ``.npz``, a held-out set); False when it failed or was cancelled."""
+        p = Path(path)
+        if p.suffix.lower() == ".npz":
+            return self.open_data(p)
+        if not self._confirm_discard():
+            return False
+        try:
+            session = self._load_session(p)
+        except WeightLabError as e:
+            self._error("Cannot open model", str(e))
+            return False
+        except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the window
+            self._error("Cannot open model", f"{p}: unexpected error: {type(e).__name__}: {e}")
+            return False
+        self.set_session(session, Path(data) if data else guess_heldout(p))
+        self.recent.add(p)
+        self._fill_recent_menu()
+        self.statusBar().showMessage(f"Opened {p}", 5000)
+        return True
+
+    def set_session(self, session: EditSession | None, data_path: Path | None = None) -> None:
+        """Show ``session`` (replacing the current one) and start evaluating it on ``data_path``."""
+        if self.session is not None:
+            self.session.unsubscribe(self._on_session_changed)
+            self.session.model.close()
+        self.engine.cancel()
+        self.computer.cancel()
+        self.session = session
+        self.current = None
+        self.data_path = data_path
+        self.selection.set_target(None, 0)
+        self.histogram.set_view(None)
+        self.heatmap.set_view(None)
+        self.norms.set_norms(None)
+        self.edit_panel.set_tensor(None)
+        self.tree.set_session(session)
+        self.history.set_session(session)
+        if session is not None:
+            session.subscribe(self._on_session_changed)
+            first = self.tree.first_tensor()
+            if first:
+                self.tree.select(first)
+        self.eval_panel.set_history(session.steps if session else [], session.position if session else 0)
+        self.restart_evaluation()
+        self._update_title()
+        self._update_actions()
+
+    def open_data(self, path: str | os.PathLike[str]) -> bool:
+        """Use ``path`` (.npz) as the held-out set and re-evaluate."""
+        p = Path(path)
+        if not p.is_file():
+            self._error("Cannot open held-out set", f"{p}: no such file")
+            return False
+        self.data_path = p
+        self.restart_evaluation()
+        return True
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        paths = self.recent.paths()
+        for p in paths:
+            act = self.recent_menu.addAction(p.name)
+            act.setToolTip(str(p))
+            act.setStatusTip(str(p))
+            act.triggered.connect(lambda _c=False, p=p: self.open_path(p))
+        if not paths:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: (self.recent.clear(), self._fill_recent_menu()))
+
+    def save_as(self) -> bool:
+        """File › Save As…; True when a file was written."""
+        if self.session is None:
+            return False
+        opened = self.session.model.path
+        chosen = self._ask_save_path("Save edited model as", default_save_path(opened), MODEL_FILTER)
+        if not chosen:
+            return False
+        out = Path(chosen)
+        overwrite = False
+        if out.exists() and opened.exists() and os.path.samefile(out, opened):
+            if not self._confirm_overwrite(out):
+                self.statusBar().showMessage("Not saved: the opened file is left as it was", 5000)
+                return False
+            overwrite = True
+        try:
+            self.session.save(out, overwrite=overwrite)
+        except WeightLabError as e:
+            self._error("Cannot save", str(e))
+            return False
+        except OSError as e:
+            self._error("Cannot save", f"{out}: {e.strerror or e}")
+            return False
+        self.statusBar().showMessage(f"Saved {out}", 5000)
+        self._update_title()
+        return True
+
+    def export_recipe(self) -> bool:
+        """File › Export recipe…; True when written."""
+        if self.session is None:
+            return False
+        stem, _ = split_name(self.session.model.path)
+        default = self.session.model.path.with_name(f"{stem}-recipe.json")
+        chosen = self._ask_save_path("Export recipe", default, RECIPE_FILTER)
+        if not chosen:
+            return False
+        try:
+            save_recipe(self.session.to_recipe(), chosen)
+        except (WeightLabError, OSError) as e:
+            self._error("Cannot export recipe", str(e))
+            return False
+        self.statusBar().showMessage(f"Recipe written to {chosen}", 5000)
+        return True
+
+    def apply_recipe_dialog(self) -> None:
+        """File › Apply recipe…"""
+        if self.session is None:
+            return
+        path = self._ask_open_path("Apply recipe", RECIPE_FILTER)
+        if path:
+            self.apply_recipe(path)
+
+    def apply_recipe(self, path: str | os.PathLike[str]) -> bool:
+        """Apply a recipe file as one transaction; errors go to a dialog."""
+        if self.session is None:
+            return False
+        try:
+            self.session.apply_recipe(path)
+        except WeightLabError as e:
+            self._error("Cannot apply recipe", str(e))
+            return False
+        return True
+
+    def _confirm_discard(self) -> bool:
+        """True when it is fine to drop the current session (saved, discarded, or unmodified)."""
+        if self.session is None or not self.session.is_modified:
+            return True
+        answer = self._ask_unsaved()
+        if answer == "save":
+            return self.save_as()
+        return answer == "discard"
+
+    # -- drag and drop -------------------------------------------------------------------
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        """Lay the panes out once the window has its real width (tree and right pane fixed, centre the rest)."""
+        super().showEvent(event)
+        if not self._sized:
+            self._sized = True
+            main = self.splitters[0]
+            left, right = 450, 390
+            main.setSizes([left, max(400, main.width() - left - right), right])
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt naming
+        files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if files:
+            event.acceptProposedAction()
+            self.open_path(files[0])
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self.computer.cancel()
+        self.engine.shutdown()
+        event.accept()
+
+    # -- tensors and views ----------------------------------------------------------------
+    def show_tensor(self, name: str) -> None:
+        """Show tensor ``name`` in the histogram, heatmap and norm plot."""
+        if self.session is None:
+            return
+        self.current = name
+        model = self.session.model
+        target = neuron_target(model, name)
+        try:
+            self._norms_of = neuron_tensors(target, model)[0]
+            count = neuron_count(target, model)
+        except WeightLabError:
+            self._norms_of, count = None, 0
+        self.selection.set_target(target, count)
+        self.edit_panel.set_tensor(name)
+        self._request_view(keep_range=False)
+
+    def _request_view(self, keep_range: bool) -> None:
+        if self.session is None or self.current is None:
+            return
+        self._keep_range = keep_range
+        info = self.session.model.tensors[self.current]
+        req = TensorRequest(
+            generation=self.computer.next_generation(),
+            name=self.current,
+            source=self.session,
+            bins=self.histogram.bins.value(),
+            edited=self.session.is_edited(self.current),
+            norms_of=self._norms_of,
+            size=info.size,
+        )
+        self.computer.submit(req)
+
+    def _on_view(self, view: TensorView) -> None:
+        self.histogram.set_view(view, keep_range=self._keep_range)
+        self.heatmap.set_view(view)
+        self.norms.set_norms(view.norms, self._norms_of or "")
+        self.tree.set_zero_fraction(view.request.name, view.stats.zeros)
+        self.viewShown.emit(view.request.name)
+
+    def _on_selection(self) -> None:
+        self.selection_label.setText(self.selection.describe() if self.selection.neurons else "")
+        self.act_zero_neurons.setEnabled(bool(self.selection.neurons))
+
+    # -- editing ----------------------------------------------------------------------
+    def apply_edit(self, edit: Edit) -> bool:
+        """Apply ``edit`` to the session; a misfit edit is reported, not raised."""
+        if self.session is None:
+            return False
+        try:
+            self.session.apply(edit)
+        except WeightLabError as e:
+            self._error("Cannot apply edit", str(e))
+            return False
+        self.statusBar().showMessage(edit.describe(), 4000)
+        return True
+
+    def undo(self) -> None:
+        """Edit › Undo."""
+        if self.session is not None:
+            self.session.undo()
+
+    def redo(self) -> None:
+        """Edit › Redo."""
+        if self.session is not None:
+            self.session.redo()
+
+    def goto(self, position: int) -> None:
+        """Jump to history ``position`` (number of applied steps)."""
+        if self.session is not None:
+            self.session.goto(position)
+
+    def revert_tensor(self) -> None:
+        """Edit › Revert tensor (the shown one), as an undoable step."""
+        if self.session is not None and self.current and self.session.is_edited(self.current):
+            self.apply_edit(Revert(target=self.current))
+
+    def revert_all(self) -> None:
+        """Edit › Revert all, as an undoable step."""
+        if self.session is not None and self.session.edited_names:
+            self.apply_edit(Revert(target="*"))
+
+    def _on_session_changed(self, changed: set[str]) -> None:
+        s = self.session
+        self.tree.refresh(changed)
+        self.history.refresh()
+        self.eval_panel.set_history(s.steps, s.position)
+        if self.current in changed or self._norms_of in changed:
+            self._request_view(keep_range=True)
+        self._request_evaluation()
+        self._update_title()
+        self._update_actions()
+
+    def _update_title(self) -> None:
+        if self.session is None:
+            self.setWindowTitle("WeightLab")
+            return
+        star = "*" if self.session.is_modified else ""
+        self.setWindowTitle(f"{self.session.model.path.name}{star} — WeightLab")
+
+    def _update_actions(self) -> None:
+        s = self.session
+        has = s is not None
+        self.act_undo.setEnabled(has and s.can_undo)
+        self.act_redo.setEnabled(has and s.can_redo)
+        self.act_revert.setEnabled(has and self.current is not None and s.is_edited(self.current))
+        self.act_revert_all.setEnabled(has and bool(s.edited_names))
+        for act in (self.act_save_as, self.act_export, self.act_apply, self.act_open_data, self.act_reeval):
+            act.setEnabled(has)
+        self.act_zero_neurons.setEnabled(bool(self.selection.neurons))
+        if has and s.can_undo:
+            self.act_undo.setText(f"&Undo {s.steps[s.position - 1].edit.describe()}")
+        else:
+            self.act_undo.setText("&Undo")
+        self.act_redo.setText(f"&Redo {s.steps[s.position].edit.describe()}" if has and s.can_redo else "&Redo")
+
+    # -- evaluation --------------------------------------------------------------------
+    def restart_evaluation(self) -> None:
+        """(Re)build the model in the worker with the current held-out set and evaluate the baseline."""
+        self._model_ok = False
+        s = self.session
+        self.eval_panel.reset(self.data_path.name if self.data_path else None)
+        if s is None:
+            return
+        self.eval_panel.set_history(s.steps, s.position)
+        if self.data_path is None:
+            self.eval_panel.set_off(NO_DATA_REASON)
+        elif not self.engine.open(s.model.path, self.data_path, trust=self.trust):
+            self.eval_panel.set_off(self.engine.unavailable_reason or "evaluation engine unavailable")
+
+    def _toggle_trust(self, on: bool) -> None:
+        if on and not self._confirm_trust():
+            self.act_trust.blockSignals(True)
+            self.act_trust.setChecked(False)
+            self.act_trust.blockSignals(False)
+            return
+        self.trust = on
+        self.restart_evaluation()
+
+    def _request_evaluation(self) -> None:
+        s = self.session
+        if s is None or not self._model_ok or self.eval_panel.baseline is None:
+            return  # evaluated once the baseline arrives
+        self._eval_applied = tuple(s.steps[: s.position])
+        edited = s.edited_arrays()
+        if not edited:
+            # Stored weights: the baseline is the exact answer, no need to ask the worker.
+            self.engine.cancel()
+            self.eval_panel.set_current(self.eval_panel.baseline, s.position, self._eval_applied)
+            return
+        self.eval_panel.set_busy("evaluating…")
+        self.engine.evaluate(edited, tag=s.position)
+
+    def _on_model_ready(self, ev) -> None:
+        if not ev.ok:
+            self._model_ok = False
+            self.eval_panel.set_off(ev.reason or "the model cannot be evaluated")
+            return
+        self._model_ok = True
+        name = self.data_path.name if self.data_path else "?"
+        self.eval_panel.set_data_info(name, ev.num_samples, ev.num_classes)
+        unmapped = list(getattr(ev, "unmapped", None) or [])
+        if unmapped:
+            self.eval_panel.show_message(
+                f"{len(unmapped)} tensor(s) not matched in the built model; their edits are not evaluated: "
+                + ", ".join(unmapped[:4]) + ("…" if len(unmapped) > 4 else "")
+            )
+
+    def _on_result(self, ev) -> None:
+        if ev.baseline:
+            self.eval_panel.set_baseline(ev.metrics)
+            self._request_evaluation()
+            return
+        self.eval_panel.set_current(ev.metrics, int(ev.tag) if ev.tag is not None else 0, self._eval_applied)
+        acc = metric(ev.metrics, "accuracy")
+        self.statusBar().showMessage(f"held-out accuracy {100 * acc:.1f} %", 4000)
+
+    def _on_crashed(self, message: str) -> None:
+        self._model_ok = False
+        self.eval_panel.show_message(message)
+        self.statusBar().showMessage(message, 10000)
+
