@@ -47,8 +47,10 @@ def open(path: str | os.PathLike[str]) -> EditSession:  # noqa: A001 - mirrors b
     """Open a model file for inspection and editing.
 
     Reads the layer/tensor structure with the format's own reader (h5py for
-    Keras files); tensor values are read on first use. No model code runs and
-    TensorFlow is not imported.
+    Keras files; for SavedModel folders, checkpoints and frozen GraphDefs,
+    TensorFlow's readers in a child process); tensor values are read on first
+    use. No model code runs and TensorFlow is not imported in this process.
+    Close ``session.model`` when done (it ends a reader process, if any).
 
     Returns
     -------
@@ -61,6 +63,7 @@ def open(path: str | os.PathLike[str]) -> EditSession:  # noqa: A001 - mirrors b
     FormatError
         When the file is missing, unreadable or not a supported model file.
     """
+    import weightlab.engine.tf_formats  # noqa: F401 - registers the TensorFlow formats (no TF import)
     from weightlab.core.session import EditSession
     from weightlab.formats import open_model, save_model
 

@@ -31,7 +31,38 @@ from .detect import describe_file
 #: Registered handlers, tried in this order by :func:`open_model`.
 FORMATS: list[ModuleType] = [keras_zip, legacy_h5, keras_weights]
 
-__all__ = ["FORMATS", "describe_file", "get_format", "open_model", "save_model"]
+#: Handlers added with :func:`register`; tried first, and also for folders and
+#: paths that are no file (a checkpoint prefix).
+_REGISTERED: list[ModuleType] = []
+
+__all__ = ["FORMATS", "describe_file", "get_format", "open_model", "register", "save_model"]
+
+
+def register(handler: ModuleType) -> None:
+    """Add a format handler from outside this package (the TensorFlow formats of the engine).
+
+    ``handler`` has the attributes of the modules in :data:`FORMATS` (``name``,
+    ``description``, ``extensions``, ``sniff``, ``open``, ``save``); its
+    ``sniff(path)`` must be pure Python and never raise, also for folders and
+    paths that do not exist. Registering a handler of the same name again
+    replaces it.
+    """
+    for i, known in enumerate(FORMATS):
+        if known.name == handler.name:
+            FORMATS[i] = handler
+            _REGISTERED[:] = [handler if h.name == handler.name else h for h in _REGISTERED]
+            return
+    FORMATS.append(handler)
+    _REGISTERED.append(handler)
+
+
+def _open_with(handler: ModuleType, p: Path) -> ModelFile:
+    try:
+        return handler.open(p)
+    except WeightLabError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - no raw traceback reaches the user
+        raise FormatError(f"cannot read this {handler.description}: {exc}", p) from None
 
 
 def get_format(name: str) -> ModuleType:
@@ -73,9 +104,12 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
         when it holds links, external data or shape bombs.
     """
     p = Path(path)
+    for handler in _REGISTERED:
+        if handler.sniff(p):
+            return _open_with(handler, p)
     what = describe_file(p)
     if what in ("no such file", "a folder", "not a regular file") or what.startswith(
-        ("a TensorFlow SavedModel", "unreadable")
+        ("a TensorFlow SavedModel", "a folder of", "unreadable")
     ):
         raise FormatError(f"cannot open: {what}", p)
     if what == "empty file":
@@ -86,13 +120,8 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     except OSError as exc:
         raise FormatError(f"cannot open: {exc.strerror or exc}", p) from None
     for handler in FORMATS:
-        if handler.sniff(p):
-            try:
-                return handler.open(p)
-            except WeightLabError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - no raw traceback reaches the user
-                raise FormatError(f"cannot read this {handler.description}: {exc}", p) from None
+        if handler not in _REGISTERED and handler.sniff(p):
+            return _open_with(handler, p)
     raise FormatError(f"not a Keras model file: it looks like {what}", p)
 
 

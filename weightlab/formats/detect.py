@@ -8,6 +8,7 @@ from pathlib import Path
 
 import h5py
 
+from . import tfsniff
 from ._h5io import has_hdf5_signature, read_head
 
 
@@ -29,6 +30,8 @@ def describe_file(path: str | os.PathLike[str]) -> str:
         if p.is_dir():
             if (p / "saved_model.pb").exists():
                 return "a TensorFlow SavedModel folder (not a single model file)"
+            if tfsniff.checkpoint_prefix(p) is not None:
+                return "a folder of TensorFlow checkpoints"
             return "a folder"
         if not p.is_file():
             return "not a regular file"
@@ -48,6 +51,10 @@ def describe_file(path: str | os.PathLike[str]) -> str:
         return "a gzip-compressed file"
     if head.startswith(b"\x93NUMPY"):
         return "a NumPy .npy array file"
+    if tfsniff.is_bundle_index(p):
+        return "a TensorFlow checkpoint index (tensor bundle)"
+    if tfsniff.looks_like_graphdef(p):
+        return "a TensorFlow GraphDef (.pb)"
     text = _as_text(head)
     if text is not None:
         low = text.lstrip().lower()

@@ -1,0 +1,280 @@
+"""Format handlers for TensorFlow files: SavedModel folders, checkpoints, frozen GraphDefs.
+
+Importing this module does not import TensorFlow: it registers three handlers
+into :mod:`weightlab.formats` (:func:`weightlab.formats.register`). Detection
+(``sniff``) is pure Python (:mod:`weightlab.formats.tfsniff`); listing, reading
+and saving go through a :class:`~weightlab.engine.tf_reader.TFReaderProcess`,
+one child process per opened model, started when the model is opened (or
+first used after :meth:`ModelFile.close`) and ended by ``ModelFile.close()``.
+
+Names in the weights tree
+-------------------------
+SavedModel
+    The variable's own name from the SavedModel object graph
+    (``dense/kernel``; a bare ``tf.Module`` variable ``my_weights`` becomes
+    ``root/my_weights``, the layer being the owning object's trackable path).
+    ``TensorInfo.key`` is the bundle key
+    (``layer_with_weights-0/kernel/.ATTRIBUTES/VARIABLE_VALUE``). A variable
+    stored under several keys is one tensor, written under all of them
+    (``attrs["aliases"]``).
+Checkpoint
+    Object-based: the variable's ``full_name`` from the checkpoint's object
+    graph (``dense/kernel``). Name-based (TF1 ``Saver``): the key itself
+    (``fc1/weights``). Optimizer state (slots, iteration counters,
+    ``save_counter``, ``global_step``) goes to one layer named and classed
+    ``"(optimizer)"`` with ``trainable=False`` tensors
+    (``(optimizer)/adam/dense_kernel_momentum``); ``attrs["optimizer_layer"]``
+    names it so a view can hide it.
+GraphDef
+    Weight-holding float ``Const`` nodes grouped by name scope
+    (``fc1/weights``); a Const named after ops (``model/dense/MatMul/ReadVariableOp/resource``
+    in v2 frozen graphs) is named after its consumer (``model/dense/kernel``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import FormatError
+from ..core.model import LayerInfo, ModelFile, TensorInfo
+from ..formats import register, tfsniff
+from ..formats._h5io import file_stat, prepare_changes
+from .tf_reader import TFReaderProcess
+
+__all__ = ["CHECKPOINT", "GRAPHDEF", "OPTIMIZER_LAYER", "SAVEDMODEL"]
+
+#: Name and class name of the layer holding optimizer state (as in :mod:`weightlab.engine.tf_io`).
+OPTIMIZER_LAYER = "(optimizer)"
+
+
+class TFTensorReader:
+    """:class:`~weightlab.core.model.TensorReader` over a :class:`TFReaderProcess`.
+
+    Parameters
+    ----------
+    kind:
+        ``"savedmodel"``, ``"checkpoint"`` or ``"graphdef"``.
+    location:
+        The folder, bundle prefix or file the child reads.
+    process:
+        The child process service (started on demand).
+    """
+
+    def __init__(self, kind: str, location: str, process: TFReaderProcess):
+        self.kind = kind
+        self.location = location
+        self.process = process
+
+    def read(self, info: TensorInfo) -> np.ndarray:
+        """Read ``info.key``; an array of ``info.shape`` and ``info.dtype``.
+
+        Raises
+        ------
+        FormatError
+            When the tensor cannot be read, the reader crashed, or the stored
+            tensor no longer matches ``info``.
+        """
+        arr = self.process.read(self.kind, self.location, info.key)
+        if arr.shape != info.shape or arr.dtype.name != info.dtype:
+            raise FormatError(
+                f"tensor {info.key!r} is {arr.shape} {arr.dtype}, expected {info.shape} {info.dtype}",
+                self.process.shown,
+            )
+        return arr
+
+    def close(self) -> None:
+        """End the reader process (a later read starts a new one)."""
+        self.process.close()
+
+
+class TFFormat:
+    """A format handler with the interface of the :mod:`weightlab.formats` modules.
+
+    Parameters
+    ----------
+    name, description, extensions:
+        As in the formats modules.
+    locate:
+        ``locate(path) -> str | None``: the location the child reads (folder,
+        prefix or file) for what the user picked, or None when ``path`` is not
+        of this format. Pure Python; never raises.
+    stat_file:
+        ``stat_file(location) -> str``: the file whose size and modification
+        time must not change between opening and saving.
+    shown:
+        ``shown(location) -> str``: the path shown as the model's path.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        extensions: tuple[str, ...],
+        locate: Callable[[str | os.PathLike[str]], str | None],
+        stat_file: Callable[[str], str],
+        shown: Callable[[str], str],
+    ):
+        self.name = name
+        self.description = description
+        self.extensions = extensions
+        self._locate = locate
+        self._stat_file = stat_file
+        self._shown = shown
+
+    def __repr__(self) -> str:
+        return f"<TensorFlow format handler {self.name!r}>"
+
+    def sniff(self, path: str | os.PathLike[str]) -> bool:
+        """True when ``path`` is of this format, judged by content (no TensorFlow)."""
+        return self._locate(path) is not None
+
+    def open(self, path: str | os.PathLike[str]) -> ModelFile:
+        """Open ``path``: list its tensors in a reader process; values are read on demand.
+
+        Returns
+        -------
+        ModelFile
+            ``format`` is this handler's name; ``path`` the folder, ``.index``
+            file or ``.pb`` file; ``attrs`` hold ``location`` (folder, prefix or
+            file), ``aliases`` (``{key: [other keys]}``), ``optimizer_layer`` and
+            what the format tells (signatures, ``object_based``...).
+
+        Raises
+        ------
+        FormatError
+            When ``path`` is not of this format or cannot be read (names the
+            file and the part that failed), or the reader process crashed.
+        """
+        location = self._locate(path)
+        if location is None:
+            raise FormatError(f"not a {self.description}", path)
+        shown = self._shown(location)
+        try:
+            stat = file_stat(self._stat_file(location))
+        except OSError as exc:
+            raise FormatError(f"cannot open: {exc.strerror or exc}", shown) from None
+        process = TFReaderProcess(shown)
+        try:
+            listing = process.list(self.name, location)
+            layers = [
+                LayerInfo(
+                    layer["name"],
+                    layer["class_name"],
+                    [TensorInfo(**t) for t in layer["tensors"]],
+                )
+                for layer in listing["layers"]
+            ]
+            reader = TFTensorReader(self.name, location, process)
+            attrs: dict[str, Any] = dict(listing["attrs"])
+            attrs.update(
+                location=location,
+                aliases=listing["aliases"],
+                optimizer_layer=OPTIMIZER_LAYER,
+                _stat=stat,
+                _reader=reader,
+            )
+            return ModelFile(shown, self.name, layers, reader, attrs=attrs)
+        except BaseException:
+            process.close()
+            raise
+
+    def save(self, model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
+        """Write ``model`` with ``changed`` tensors replaced to ``out``, in this format.
+
+        A SavedModel goes to the folder ``out``; a checkpoint to the prefix ``out``
+        (a folder or a name ending in ``/`` gets the source's base name; a
+        trailing ``.index`` is dropped); a GraphDef to the file ``out``.
+        Untouched tensors are bit-identical; everything else is copied.
+
+        Raises
+        ------
+        WeightLabError
+            For an unknown tensor name.
+        FormatError
+            For a wrong shape or dtype, a source changed on disk since it was
+            opened, or a destination that cannot be written.
+        """
+        updates = prepare_changes(model, changed)
+        location = model.attrs["location"]
+        expected = model.attrs.get("_stat")
+        try:
+            now = file_stat(self._stat_file(location))
+        except OSError:
+            raise FormatError("cannot save: the opened file no longer exists", model.path) from None
+        if expected is not None and now != tuple(expected):
+            raise FormatError("cannot save: the file was changed on disk since it was opened", model.path)
+        aliases: dict[str, list[str]] = model.attrs.get("aliases", {})
+        by_key = dict(updates)
+        for key, arr in updates.items():
+            for other in aliases.get(key, []):
+                by_key[other] = arr
+        reader: TFTensorReader = model.attrs["_reader"]
+        reader.process.save(self.name, location, by_key, _output(self.name, location, out))
+
+
+def _output(kind: str, location: str, out: str | os.PathLike[str]) -> str:
+    s = os.fspath(out)
+    if kind != "checkpoint":
+        return s
+    if s.endswith(".index"):
+        return s[: -len(".index")]
+    if s.endswith(os.sep) or os.path.isdir(s):
+        return os.path.join(s, os.path.basename(location) or "ckpt")
+    return s
+
+
+def _saved_model_location(path: str | os.PathLike[str]) -> str | None:
+    folder = tfsniff.saved_model_folder(path)
+    return os.fspath(folder) if folder is not None else None
+
+
+def _graphdef_location(path: str | os.PathLike[str]) -> str | None:
+    p = Path(path)
+    try:
+        ok = (
+            p.is_file()
+            and p.name not in ("saved_model.pb", "fingerprint.pb")
+            and tfsniff.looks_like_graphdef(p)
+        )
+    except OSError:
+        return None
+    return os.fspath(p) if ok else None
+
+
+def _saved_model_stat(location: str) -> str:
+    pb = os.path.join(location, "saved_model.pb")
+    return pb if os.path.exists(pb) else os.path.join(location, "saved_model.pbtxt")
+
+
+SAVEDMODEL = TFFormat(
+    "savedmodel",
+    "TensorFlow SavedModel folder",
+    (),
+    _saved_model_location,
+    _saved_model_stat,
+    lambda loc: loc,
+)
+CHECKPOINT = TFFormat(
+    "checkpoint",
+    "TensorFlow checkpoint",
+    (".index",),
+    tfsniff.checkpoint_prefix,
+    lambda loc: loc + ".index",
+    lambda loc: loc + ".index",
+)
+GRAPHDEF = TFFormat(
+    "graphdef",
+    "TensorFlow frozen GraphDef (.pb)",
+    (".pb",),
+    _graphdef_location,
+    lambda loc: loc,
+    lambda loc: loc,
+)
+
+for _handler in (SAVEDMODEL, CHECKPOINT, GRAPHDEF):
+    register(_handler)  # type: ignore[arg-type]
