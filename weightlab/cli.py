@@ -145,7 +145,9 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--recipe", type=Path, help="apply this recipe and evaluate baseline and edited model")
     s.add_argument("--json", action="store_true")
     s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
-    s.add_argument("--batch-size", type=int, default=256)
+    s.add_argument(
+        "--batch-size", type=int, default=None, help="samples per forward pass (default: chosen from memory)"
+    )
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("apply", help="apply a recipe and save the edited model")
@@ -236,29 +238,42 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``weightlab eval PATH --data HELDOUT.npz [--recipe R] [--json]``."""
+    """``weightlab eval PATH --data HELDOUT.npz [--recipe R] [--json]``.
+
+    Evaluates the unedited model, then (with ``--recipe``) applies the recipe
+    in the same engine session the window's worker uses (incremental:
+    only the layers downstream of the earliest edit run again) and evaluates
+    again. The JSON has the metrics of the last evaluation at top level,
+    ``baseline`` and ``edited`` with a recipe, and ``timing`` with
+    ``baseline_s`` and ``edited_s`` (seconds of each evaluation, the latter
+    only with a recipe).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from weightlab.engine.evaluate import evaluate_file
+    from weightlab.engine.session import EngineSession
 
     session = _open(args.path)
     edited = None
     if args.recipe:
         session.apply_recipe(args.recipe)
         edited = session.edited_arrays()
-    base = evaluate_file(args.path, args.data, None, trust=args.trust, batch_size=args.batch_size)
+    engine = EngineSession.from_file(args.path, args.data, trust=args.trust, batch_size=args.batch_size)
+    base = engine.evaluate()
     result: dict[str, Any] = _metrics_dict(base)
+    timing = {"baseline_s": base.seconds}
     if edited is not None:
-        after = evaluate_file(args.path, args.data, edited, trust=args.trust, batch_size=args.batch_size)
+        after = engine.evaluate(edited)
+        timing["edited_s"] = after.seconds
         result = {"baseline": _metrics_dict(base), "edited": _metrics_dict(after), **_metrics_dict(after)}
+    result["timing"] = timing
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     if edited is not None:
         b, a = result["baseline"], result["edited"]
-        print(f"baseline  accuracy {100 * b['accuracy']:.2f} %  loss {b['loss']:.4f}")
+        print(f"baseline  accuracy {100 * b['accuracy']:.2f} %  loss {b['loss']:.4f}  ({b['seconds']:.3f} s)")
         print(
             f"edited    accuracy {100 * a['accuracy']:.2f} %  loss {a['loss']:.4f}  "
-            f"({100 * (a['accuracy'] - b['accuracy']):+.2f} pp)"
+            f"({100 * (a['accuracy'] - b['accuracy']):+.2f} pp; {a['seconds']:.3f} s, {a['mode']})"
         )
     else:
         print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}")
@@ -323,6 +338,11 @@ def _metrics_dict(m: Any) -> dict[str, Any]:
         "num_samples": m.num_samples,
         "seconds": m.seconds,
         "device": m.device,
+        "mode": m.mode,
+        "cut": m.cut,
+        "layers_run": m.layers_run,
+        "layers_total": m.layers_total,
+        "batch_size": m.batch_size,
     }
 
 

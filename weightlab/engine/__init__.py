@@ -17,6 +17,7 @@ from .events import (
     Progress,
     Ready,
     Result,
+    wilson_interval,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "Cancelled",
     "Failed",
     "Crashed",
+    "wilson_interval",
 ]

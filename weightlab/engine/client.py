@@ -204,7 +204,7 @@ class EngineClient:
         *,
         trust: bool = False,
         layout: list[tuple[str, list[tuple[str, tuple[int, ...]]]]] | None = None,
-        batch_size: int = 256,
+        batch_size: int | None = None,
     ) -> int:
         """Open a model (and held-out set) for evaluation; returns the request id.
 
@@ -228,7 +228,8 @@ class EngineClient:
             worker reads it with :mod:`weightlab.formats`, or derives names
             from the model.
         batch_size:
-            Samples per forward pass.
+            Samples per forward pass; None (default) lets the engine choose it
+            from memory (see :mod:`weightlab.engine.session`).
         """
         msg = (
             "open",
@@ -236,7 +237,7 @@ class EngineClient:
             os.fspath(data_path) if data_path is not None else None,
             bool(trust),
             layout,
-            int(batch_size),
+            None if batch_size is None else int(batch_size),
         )
         with self._lock:
             self._last_open = msg

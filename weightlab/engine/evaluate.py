@@ -36,10 +36,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import math
 import re
-import time
-import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,8 +47,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..core.dataset import conform_inputs, load_heldout
-from ..core.errors import DataError, EngineError
+from ..core.errors import EngineError
 from .events import Metrics
 
 __all__ = [
@@ -64,13 +60,13 @@ __all__ = [
     "evaluate",
     "evaluate_file",
     "assign_arrays",
+    "prepare_arrays",
 ]
 
 #: Largest config.json read from a .keras archive (bytes).
 _MAX_CONFIG_BYTES = 64 * 1024 * 1024
 #: Class names that embed Python code in the file.
 _CODE_CLASSES = {"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"}
-_EPSILON = 1e-7
 
 #: A file's layout: (layer name, [(canonical tensor name, shape or None), ...]) per layer.
 Layout = Sequence[tuple[str, Sequence[tuple[str, tuple[int, ...] | None] | str]]]
@@ -369,17 +365,21 @@ def map_tensors(model: keras.Model, layout: Layout) -> TensorMap:
     return result
 
 
-def assign_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> None:
-    """Assign ``arrays`` (canonical name -> values) to the mapped variables.
+def prepare_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Check ``arrays`` (canonical name -> values) against the mapped variables.
+
+    Returns
+    -------
+    dict
+        Name -> array in the variable's dtype (floats are cast to it).
 
     Raises
     ------
     EngineError
         When a name is not mapped, a shape differs, or the dtype kind differs
-        (a float array for an integer variable); floats are cast to the
-        variable's dtype. Nothing is assigned when any array is refused.
+        (a float array for an integer variable).
     """
-    checked: list[tuple[Any, np.ndarray]] = []
+    checked: dict[str, np.ndarray] = {}
     for name, arr in arrays.items():
         var = tmap.variables.get(name)
         if var is None:
@@ -396,9 +396,21 @@ def assign_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> None:
             if not np.can_cast(a.dtype, vdtype, casting="same_kind"):
                 raise EngineError(f"edited tensor {name!r} has dtype {a.dtype}; the model needs {vdtype}")
             a = a.astype(vdtype)
-        checked.append((var, a))
-    for var, a in checked:
-        var.assign(a)
+        checked[name] = a
+    return checked
+
+
+def assign_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> None:
+    """Assign ``arrays`` (canonical name -> values) to the mapped variables.
+
+    Raises
+    ------
+    EngineError
+        As :func:`prepare_arrays`; nothing is assigned when any array is
+        refused.
+    """
+    for name, a in prepare_arrays(tmap, arrays).items():
+        tmap.variables[name].assign(a)
 
 
 # -- evaluation ----------------------------------------------------------------
@@ -415,26 +427,6 @@ def device_name() -> str:
         return str(details.get("device_name") or gpus[0].name)
     except Exception:  # pragma: no cover
         return gpus[0].name
-
-
-_FORWARDS: weakref.WeakKeyDictionary[Any, Callable] = weakref.WeakKeyDictionary()
-_DEVICE: list[str] = []
-
-
-def _forward(model: keras.Model) -> Callable:
-    fn = _FORWARDS.get(model)
-    if fn is None:
-
-        @tf.function(reduce_retracing=True)
-        def fn(x):
-            out = model(x, training=False)
-            logits = getattr(out, "_keras_logits", None)
-            if logits is not None:
-                return logits, tf.constant(True)
-            return out, tf.constant(False)
-
-        _FORWARDS[model] = fn
-    return fn
 
 
 def check_model_io(model: keras.Model, path: str | os.PathLike[str] | None = None) -> tuple[tuple, int]:
@@ -463,10 +455,6 @@ def check_model_io(model: keras.Model, path: str | os.PathLike[str] | None = Non
     return in_shape, int(out_shape[1])
 
 
-def _rows_are_probabilities(out: np.ndarray) -> bool:
-    return bool(np.all(out >= 0) and np.all(np.abs(out.sum(axis=1) - 1.0) <= 1e-3))
-
-
 def evaluate(
     model: keras.Model,
     x: np.ndarray,
@@ -477,7 +465,10 @@ def evaluate(
     should_stop: Callable[[], bool] | None = None,
     data_path: str | os.PathLike[str] | None = None,
 ) -> Metrics:
-    """Evaluate a classifier on ``(x, y)``, batch by batch.
+    """Evaluate a classifier on ``(x, y)``, batch by batch (one full pass, no cache).
+
+    A one-shot :class:`weightlab.engine.session.EngineSession` with a cache
+    budget of 0.
 
     Parameters
     ----------
@@ -516,63 +507,12 @@ def evaluate(
     EvaluationCancelled
         When ``should_stop()`` returned True.
     """
-    t0 = time.perf_counter()
-    in_shape, num_classes = check_model_io(model)
-    x = conform_inputs(np.asarray(x), in_shape, data_path)
-    y = np.asarray(y).astype(np.int64, copy=False)
-    if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise DataError(f"labels must have shape ({x.shape[0]},); received {y.shape}", data_path)
-    if y.size and (y.min() < 0 or y.max() >= num_classes):
-        raise DataError(
-            f"labels must be class indices in [0, {num_classes}) for this model's {num_classes} outputs; "
-            f"received labels from {int(y.min())} to {int(y.max())}",
-            data_path,
-        )
-    in_dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
-    n = int(x.shape[0])
-    if n == 0:
-        raise DataError("the held-out set is empty", data_path)
-    batch_size = max(1, int(batch_size))
-    total = math.ceil(n / batch_size)
-    fwd = _forward(model)
-    correct = np.zeros(n, dtype=bool)
-    nll = np.zeros(n, dtype=np.float64)
-    mode: str | None = None  # "logits" or "probs", decided on the first batch
-    for b in range(total):
-        if should_stop is not None and should_stop():
-            raise EvaluationCancelled()
-        sl = slice(b * batch_size, min(n, (b + 1) * batch_size))
-        xb = tf.convert_to_tensor(np.asarray(x[sl], dtype=in_dtype))
-        out_t, is_logits_t = fwd(xb)
-        out = out_t.numpy().astype(np.float64)
-        if mode is None:
-            mode = "logits" if bool(is_logits_t) or not _rows_are_probabilities(out) else "probs"
-        yb = y[sl]
-        correct[sl] = np.argmax(out, axis=1) == yb
-        if mode == "logits":
-            m = out.max(axis=1, keepdims=True)
-            logsum = np.log(np.exp(out - m).sum(axis=1)) + m[:, 0]
-            nll[sl] = logsum - out[np.arange(len(yb)), yb]
-        else:
-            p = out / out.sum(axis=1, keepdims=True)
-            p = np.clip(p, _EPSILON, 1.0 - _EPSILON)
-            nll[sl] = -np.log(p[np.arange(len(yb)), yb])
-        if progress is not None:
-            progress(b + 1, total)
-    counts = np.bincount(y, minlength=num_classes)
-    hits = np.bincount(y, weights=correct.astype(np.float64), minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
-    if not _DEVICE:
-        _DEVICE.append(device_name())
-    return Metrics(
-        accuracy=float(correct.mean()),
-        loss=float(nll.mean()),
-        per_class=[float(v) for v in per_class],
-        num_samples=n,
-        seconds=time.perf_counter() - t0,
-        device=_DEVICE[0],
-    )
+    from .session import EngineSession
+
+    session = EngineSession(model, [], batch_size=batch_size, cache_budget=0)
+    session.set_heldout(x, y, data_path)
+    report = None if progress is None else (lambda done, total, *_: progress(done, total))
+    return session.evaluate(progress=report, should_stop=should_stop)
 
 
 def file_layout(path: str | os.PathLike[str]) -> Layout | None:
@@ -627,9 +567,9 @@ def evaluate_file(
     EngineError, DataError
         With a user-facing message naming the file.
     """
-    model = build_model(model_path, trust=trust)
-    data = load_heldout(data_path)
-    if edited:
-        layout = file_layout(model_path) or model_layout(model)
-        assign_arrays(map_tensors(model, layout), edited)
-    return evaluate(model, data.x, data.y, batch_size=batch_size, data_path=data_path)
+    from .session import EngineSession
+
+    session = EngineSession.from_file(
+        model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0
+    )
+    return session.evaluate(edited)

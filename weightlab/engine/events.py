@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 __all__ = [
+    "wilson_interval",
     "Metrics",
     "Event",
     "Ready",
@@ -24,6 +25,46 @@ __all__ = [
     "Failed",
     "Crashed",
 ]
+
+
+#: Two-sided 95% standard normal quantile, Phi^-1(0.975).
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    The interval of Wilson (1927), "Probable inference, the law of succession,
+    and statistical inference", *Journal of the American Statistical
+    Association* 22(158), 209-212: the set of proportions ``p`` whose normal
+    score test does not reject ``successes`` out of ``n``. Unlike the Wald
+    interval it stays inside [0, 1], always contains the estimate
+    ``successes / n`` and is not degenerate when that estimate is 0 or 1.
+
+    Parameters
+    ----------
+    successes:
+        Number of successes (correctly classified samples), ``0 <= successes <= n``.
+    n:
+        Number of trials (samples evaluated so far).
+    z:
+        Standard normal quantile; the default gives a 95% interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` in [0, 1]; ``(0.0, 1.0)`` when ``n == 0``.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n))
+    low = 0.0 if successes <= 0 else max(0.0, center - half)  # exact ends: no round-off past p
+    high = 1.0 if successes >= n else min(1.0, center + half)
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -46,6 +87,18 @@ class Metrics:
         Wall time of the evaluation (forward passes and metrics).
     device:
         ``"CPU"`` or the GPU's name.
+    mode:
+        ``"full"`` when every layer ran on the held-out inputs,
+        ``"incremental"`` when only the layers downstream of a cached
+        activation ran (see :mod:`weightlab.engine.session`).
+    cut:
+        For ``"incremental"``: the layer whose cached output fed the
+        recomputed layers; None for ``"full"``.
+    layers_run, layers_total:
+        Layer calls executed by this evaluation and in the whole model
+        (input layers not counted); 0 when unknown.
+    batch_size:
+        Samples per forward pass (0 when unknown).
     """
 
     accuracy: float
@@ -54,6 +107,11 @@ class Metrics:
     num_samples: int = 0
     seconds: float = 0.0
     device: str = "CPU"
+    mode: str = "full"
+    cut: str | None = None
+    layers_run: int = 0
+    layers_total: int = 0
+    batch_size: int = 0
 
     def per_class_present(self) -> dict[int, float]:
         """``{class: accuracy}`` for the classes present in the labels."""
@@ -117,11 +175,37 @@ class ModelReady(Event):
 
 @dataclass(frozen=True)
 class Progress(Event):
-    """``done`` of ``total`` batches of request ``request_id`` evaluated."""
+    """``done`` of ``total`` batches of request ``request_id`` evaluated, with the running accuracy.
+
+    Attributes
+    ----------
+    request_id, done, total:
+        The request and its progress in batches.
+    samples:
+        Held-out samples evaluated so far (0 when not reported).
+    accuracy:
+        Accuracy over those ``samples`` (``nan`` when ``samples == 0``); on
+        the last batch it equals the :class:`Result`'s accuracy.
+    ci_low, ci_high:
+        95% Wilson score interval of the accuracy over the whole held-out set
+        given the samples so far (see :func:`wilson_interval`), treating them
+        as a random sample of it; ``nan`` when not reported.
+    """
 
     request_id: int
     done: int
     total: int
+    samples: int = 0
+    accuracy: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+    @classmethod
+    def running(cls, request_id: int, done: int, total: int, samples: int, correct: int) -> Progress:
+        """A Progress whose accuracy is ``correct / samples`` with its Wilson interval."""
+        low, high = wilson_interval(correct, samples)
+        acc = correct / samples if samples else math.nan
+        return cls(request_id, done, total, samples, acc, low, high)
 
 
 @dataclass(frozen=True)

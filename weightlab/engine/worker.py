@@ -21,6 +21,10 @@ any message that has arrived; a newer ``evaluate``, an ``open``, ``cancel`` or
 follows ``open`` is not stopped by a newer ``evaluate`` (which waits for it).
 Of several queued ``evaluate`` requests only the newest runs; the others are
 answered with ``Cancelled``.
+
+The opened model lives in a :class:`weightlab.engine.session.EngineSession`
+(incremental evaluation, activation cache; ``batch_size`` None lets it choose);
+``Progress`` events carry the running accuracy and its Wilson interval.
 """
 
 from __future__ import annotations
@@ -37,26 +41,12 @@ from .events import Cancelled, Failed, ModelReady, Progress, Ready, Result
 _PROGRESS_INTERVAL = 0.05  # seconds between Progress events of one request
 
 
-class _State:
-    """What the worker holds for the opened model."""
-
-    def __init__(self) -> None:
-        self.model: Any = None
-        self.tmap: Any = None
-        self.originals: dict[str, Any] = {}
-        self.dirty: set[str] = set()
-        self.x: Any = None
-        self.y: Any = None
-        self.data_path: str | None = None
-        self.batch_size = 256
-        self.reason: str | None = "no model is open"
-
-
 class _Worker:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.pending: deque[tuple] = deque()
-        self.state = _State()
+        self.session: Any = None  # the EngineSession of the opened model, when evaluation is on
+        self.reason: str | None = "no model is open"
 
     # -- messaging ---------------------------------------------------------------
     def send(self, event: object) -> None:
@@ -79,11 +69,11 @@ class _Worker:
     def _progress(self, rid: int):
         last = [0.0]
 
-        def progress(done: int, total: int) -> None:
+        def progress(done: int, total: int, samples: int, correct: int) -> None:
             now = time.monotonic()
             if done == total or now - last[0] >= _PROGRESS_INTERVAL:
                 last[0] = now
-                self.send(Progress(rid, done, total))
+                self.send(Progress.running(rid, done, total, samples, correct))
 
         return progress
 
@@ -130,21 +120,19 @@ class _Worker:
         data_path: str | None,
         trust: bool,
         layout: Any,
-        batch_size: int,
+        batch_size: int | None,
     ) -> None:
         ev = self.ev
         import keras
 
-        from ..core.dataset import conform_inputs, load_heldout
-        from ..core.errors import DataError
+        from .session import EngineSession
 
-        self.state = st = _State()
+        self.session, self.reason = None, "no model is open"
         keras.backend.clear_session()
-        st.batch_size = batch_size
         info: dict[str, Any] = {}
 
         def refuse(reason: str) -> None:
-            st.reason = reason
+            self.reason = reason
             self.send(ModelReady(rid, ok=False, reason=reason, **info))
 
         try:
@@ -155,59 +143,30 @@ class _Worker:
         info.update(input_shape=tuple(in_shape), num_classes=num_classes)
         if layout is None:
             layout = ev.file_layout(model_path) or ev.model_layout(model)
-        tmap = ev.map_tensors(model, layout)
-        st.model, st.tmap = model, tmap
-        st.originals = {name: var.numpy().copy() for name, var in tmap.variables.items()}
-        info.update(mapped=len(tmap.variables), unmapped=list(tmap.unmapped))
+        session = EngineSession(model, layout, batch_size=batch_size, model_path=model_path)
+        info.update(mapped=len(session.tmap.variables), unmapped=list(session.tmap.unmapped))
         if data_path is None:
             return refuse("no held-out set: open a data file (.npz with x and y) to evaluate edits")
         try:
-            data = load_heldout(data_path)
-            x = conform_inputs(data.x, in_shape, data_path)
-            if int(data.y.max()) >= num_classes:
-                raise DataError(
-                    f"labels go up to {int(data.y.max())} but the model has {num_classes} output classes; "
-                    "this held-out set does not fit the model",
-                    data_path,
-                )
+            session.load_heldout(data_path)
         except WeightLabError as exc:
             return refuse(str(exc))
-        in_dtype = keras.backend.standardize_dtype(model.inputs[0].dtype)
-        st.x = x.astype(in_dtype, copy=False)
-        st.y = data.y
-        st.data_path = str(data_path)
-        info.update(num_samples=int(data.num_samples))
-        st.reason = None
+        info.update(num_samples=session.num_samples)
+        self.session, self.reason = session, None
         self.send(ModelReady(rid, ok=True, reason=None, **info))
-        self._run(rid, None, baseline=True)
+        self._run(rid, None, {}, baseline=True)
 
     def _evaluate(self, rid: int, edited: dict[str, Any], tag: object) -> None:
-        st = self.state
-        if st.reason is not None or st.model is None:
-            self.send(Failed(rid, f"evaluation is off: {st.reason}"))
+        if self.session is None:
+            self.send(Failed(rid, f"evaluation is off: {self.reason}"))
             return
-        try:
-            self.ev.assign_arrays(st.tmap, edited)  # validates everything before assigning
-        except WeightLabError as exc:
-            self.send(Failed(rid, str(exc)))
-            return
-        for name in st.dirty - set(edited):
-            st.tmap.variables[name].assign(st.originals[name])
-        st.dirty = set(edited)
-        self._run(rid, tag, baseline=False)
+        self._run(rid, tag, edited, baseline=False)
 
-    def _run(self, rid: int, tag: object, *, baseline: bool) -> None:
-        st = self.state
+    def _run(self, rid: int, tag: object, edited: dict[str, Any], *, baseline: bool) -> None:
         stop_on = {"open", "cancel", "shutdown"} if baseline else {"evaluate", "open", "cancel", "shutdown"}
         try:
-            metrics = self.ev.evaluate(
-                st.model,
-                st.x,
-                st.y,
-                batch_size=st.batch_size,
-                progress=self._progress(rid),
-                should_stop=self._stopper(stop_on),
-                data_path=st.data_path,
+            metrics = self.session.evaluate(
+                edited, progress=self._progress(rid), should_stop=self._stopper(stop_on)
             )
         except self.ev.EvaluationCancelled:
             self.send(Cancelled(rid))
