@@ -386,23 +386,31 @@ def _check_range(lo: float, hi: float, what: str = "min must be <= max") -> None
 # -- value edits, per tensor --------------------------------------------------------
 
 
-@_register
 @dataclass(frozen=True, kw_only=True)
-class Clip(Edit):
-    """Clip values to ``[min, max]`` (``np.clip``)."""
+class _RangeEdit(Edit):
+    """An edit over the value range ``[min, max]`` (``min <= max``)."""
 
-    op: ClassVar[str] = "clip"
     min: float
     max: float
+    _verb: ClassVar[str] = ""
 
     def _validate(self) -> None:
         _check_range(self.min, self.max)
 
+    def describe(self) -> str:
+        return f"{self._verb.format(target=self.target_text)} [{self.min:.6g}, {self.max:.6g}]"
+
+
+@_register
+@dataclass(frozen=True, kw_only=True)
+class Clip(_RangeEdit):
+    """Clip values to ``[min, max]`` (``np.clip``)."""
+
+    op: ClassVar[str] = "clip"
+    _verb: ClassVar[str] = "clip {target} to"
+
     def compute(self, name, current, source):
         return np.clip(current, _cast(self.min, current), _cast(self.max, current))
-
-    def describe(self) -> str:
-        return f"clip {self.target_text} to [{self.min:.6g}, {self.max:.6g}]"
 
 
 @_register
@@ -427,42 +435,28 @@ class ClipPercentile(Edit):
 
 @_register
 @dataclass(frozen=True, kw_only=True)
-class ZeroRange(Edit):
+class ZeroRange(_RangeEdit):
     """Set values with ``min <= w <= max`` to zero."""
 
     op: ClassVar[str] = "zero_range"
-    min: float
-    max: float
-
-    def _validate(self) -> None:
-        _check_range(self.min, self.max)
+    _verb: ClassVar[str] = "zero {target} inside"
 
     def compute(self, name, current, source):
         lo, hi = _cast(self.min, current), _cast(self.max, current)
         return np.where((current >= lo) & (current <= hi), current.dtype.type(0), current)
 
-    def describe(self) -> str:
-        return f"zero {self.target_text} inside [{self.min:.6g}, {self.max:.6g}]"
-
 
 @_register
 @dataclass(frozen=True, kw_only=True)
-class ZeroOutside(Edit):
+class ZeroOutside(_RangeEdit):
     """Set values with ``w < min`` or ``w > max`` to zero."""
 
     op: ClassVar[str] = "zero_outside"
-    min: float
-    max: float
-
-    def _validate(self) -> None:
-        _check_range(self.min, self.max)
+    _verb: ClassVar[str] = "zero {target} outside"
 
     def compute(self, name, current, source):
         lo, hi = _cast(self.min, current), _cast(self.max, current)
         return np.where((current < lo) | (current > hi), current.dtype.type(0), current)
-
-    def describe(self) -> str:
-        return f"zero {self.target_text} outside [{self.min:.6g}, {self.max:.6g}]"
 
 
 @_register
