@@ -221,3 +221,16 @@ def test_version_and_help():
     assert res.returncode == 0 and weightlab.__version__ in res.stdout
     res = run_cli("inspect", "--help")
     assert res.returncode == 0 and "--json" in res.stdout
+
+
+def test_process_exits_cleanly_with_a_model_left_open(demo_paths):
+    """HDF5 must not close a file-object-backed file after the interpreter is gone (was a segfault)."""
+    code = (
+        "import gc, weightlab\n"
+        f"s = weightlab.open({str(demo_paths['keras'])!r})\n"
+        "s.array('dense/kernel')\n"  # read through the zip member; never closed
+        # keep it alive past interpreter teardown, as a Qt-held reference cycle did
+        "s.cycle = s\ngc.freeze()\ndel s\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV)
+    assert res.returncode == 0, (res.returncode, res.stderr[-2000:])

@@ -58,13 +58,16 @@ def tfdir(tmp_path_factory):
     m.export(str(root / "k3export"), verbose=False)
     d["k3export"] = root / "k3export"
     # ... and a TF2 checkpoint of it with Adam after one training step.
-    m.compile(optimizer=keras.optimizers.Adam(), loss="mse")
+    # explicit names: auto-generated ones depend on what earlier tests built in this process
+    m.compile(optimizer=keras.optimizers.Adam(name="adam"), loss="mse")
     m.train_on_batch(X, np.ones((8, 2), "float32"))
     ckpt = tf.train.Checkpoint(model=m, optimizer=m.optimizer)
     d["k3ckpt"] = Path(ckpt.save(str(root / "k3ckpt" / "ckpt")))
     d["k3model"] = m
     # tf_keras (Keras 2) SavedModel.
-    tm = tf_keras.Sequential([tf_keras.layers.Dense(3, input_shape=(4,)), tf_keras.layers.Dense(2)])
+    tm = tf_keras.Sequential(
+        [tf_keras.layers.Dense(3, input_shape=(4,), name="dense"), tf_keras.layers.Dense(2, name="dense_1")]
+    )
     tm.save(str(root / "tfk"), save_format="tf")
     d["tfk"] = root / "tfk"
     # tf.Module with hand-named variables.

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import shutil
+import weakref
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -65,7 +67,25 @@ def open_h5(source: str | os.PathLike[str] | IO[bytes], path: str | os.PathLike[
         When HDF5 cannot open it (damaged, truncated, not HDF5); names ``path``.
     """
     with wrap_errors(path, "open the HDF5 file"):
-        return h5py.File(source, "r")
+        h5 = h5py.File(source, "r")
+    if not isinstance(source, (str, os.PathLike)):
+        _FILEOBJ_FILES.add(h5)
+    return h5
+
+
+#: HDF5 files opened on Python file objects and not closed yet. HDF5 closes
+#: leftovers from its own C ``atexit`` handler, after the interpreter is gone;
+#: for a file object that calls back into Python and crashes the process
+#: (segmentation fault at exit). Closing them from Python's ``atexit`` first,
+#: which runs before, avoids it whoever forgot to close a model.
+_FILEOBJ_FILES: weakref.WeakSet[h5py.File] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_fileobj_files() -> None:
+    for h5 in list(_FILEOBJ_FILES):
+        with contextlib.suppress(Exception):
+            h5.close()
 
 
 def str_list(value: Any) -> list[str]:
