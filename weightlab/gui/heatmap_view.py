@@ -6,8 +6,16 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from weightlab.core.layout import HeatmapLayout
 
@@ -21,6 +29,17 @@ COLORMAP_NAME = "CET-D1"
 GAP_COLOR = "#c8c8c8"
 SELECT_PEN = pg.mkPen("#f08c00", width=2)
 SELECT_BRUSH = pg.mkBrush(255, 212, 59, 70)
+HOVER_HINT = "click a column to select neurons · double-click a cell to set its value"
+#: RGBA of pruned/zeroed positions in the mask overlay.
+MASK_RGBA = (20, 20, 20, 190)
+
+
+def mask_rgba(image: np.ndarray, on: tuple[int, ...], off: tuple[int, ...] = (0, 0, 0, 0)) -> np.ndarray:
+    """RGBA (uint8, rows x cols x 4) of a 0/1 heatmap image: 1 -> ``on``, 0 -> ``off``, NaN gaps transparent."""
+    out = np.zeros((*image.shape, 4), dtype=np.uint8)
+    out[image == 1] = on
+    out[image == 0] = off
+    return out
 
 
 def contiguous_runs(values: list[int]) -> list[tuple[int, int]]:
@@ -39,6 +58,26 @@ def _ticks(count: int, center_of, max_ticks: int = 24) -> list[tuple[float, str]
     return [(center_of(i), str(i)) for i in range(0, count, step)]
 
 
+def set_layout_ticks(plot: pg.PlotWidget, lay: HeatmapLayout, max_ticks: int = 24) -> None:
+    """Axis ticks and labels of a heatmap image in layout ``lay`` (filters/neurons along x; at most ``max_ticks``)."""
+    shape = lay.shape
+    bottom, left = plot.getAxis("bottom"), plot.getAxis("left")
+    n = lay.neuron_count
+    if len(shape) in (3, 4):
+        kh = shape[0]
+        cin = shape[-2]
+        bottom.setTicks([_ticks(n, lambda i: sum(lay.neuron_columns(i)) / 2, max_ticks)])
+        left.setTicks([_ticks(cin, lambda i: i * (kh + 1) + kh / 2, max_ticks)])
+        plot.setLabel("bottom", "output filter")
+        plot.setLabel("left", "input channel")
+    else:
+        bottom.setTicks([_ticks(n, lambda i: i + 0.5, max_ticks)])
+        rows = lay.image_shape[0]
+        left.setTicks([_ticks(rows, lambda i: i + 0.5, max_ticks)] if rows > 1 else [[]])
+        plot.setLabel("bottom", "output neuron")
+        plot.setLabel("left", "input" if len(shape) >= 2 else "")
+
+
 class HeatmapView(QWidget):
     """Image of ``heatmap_layout(shape).image(a)``: output neurons along columns.
 
@@ -51,9 +90,16 @@ class HeatmapView(QWidget):
     -------
     hovered(str):
         ``"conv2d/kernel[1, 2, 0, 5] = -0.0312"`` or ``""`` when off the image.
+    cellDoubleClicked(tuple, float):
+        Tensor index and current value of the double-clicked cell (the window
+        asks for a new value: a ``set`` edit).
+
+    A mask overlay (toggle :attr:`mask_check`) darkens the entries that are
+    zero now but were non-zero in the file: what pruning and zeroing removed.
     """
 
     hovered = Signal(str)
+    cellDoubleClicked = Signal(tuple, float)
 
     def __init__(self, selection: NeuronSelection, parent: QWidget | None = None):
         super().__init__(parent)
@@ -76,20 +122,35 @@ class HeatmapView(QWidget):
         # long text must not widen the pane and squeeze the model tree
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
-        self.hover_label = QLabel(" ")
+        self.hover_label = QLabel(HOVER_HINT)
         # long text must not widen the pane and squeeze the model tree
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.hover_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
         self.hover_label.setStyleSheet("font-family: monospace;")
         self._overlays: list[QGraphicsRectItem] = []
+        self.mask = pg.ImageItem(axisOrder="row-major")
+        self.mask.setZValue(3)
+        self.plot.addItem(self.mask)
+        self.mask_check = QCheckBox("pruned mask")
+        self.mask_check.setChecked(True)
+        self.mask_check.setToolTip(
+            "Darken the entries that are zero now and were non-zero in the file (pruned or zeroed; Ctrl+M)"
+        )
+        self.mask_label = QLabel("")
+        head = QHBoxLayout()
+        head.addWidget(self.title, 1)
+        head.addWidget(self.mask_label)
+        head.addWidget(self.mask_check)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.title)
+        lay.addLayout(head)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.hover_label)
         self.plot.scene().sigMouseMoved.connect(self._on_move)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         selection.changed.connect(self._draw_selection)
+        self.mask_check.toggled.connect(self._draw_mask)
+        self.plot.viewport().installEventFilter(self)
 
     def set_view(self, view: TensorView | None) -> None:
         """Show the heatmap of ``view`` (None clears); keep zoom when the tensor is the same."""
@@ -100,6 +161,7 @@ class HeatmapView(QWidget):
             self.image.clear()
             self.title.setText("")
             self._draw_selection()
+            self._draw_mask()
             return
         self.layout_ = view.layout
         img = view.image
@@ -112,30 +174,32 @@ class HeatmapView(QWidget):
         shape = view.request.source.model.tensors[view.request.name].shape
         self.title.setText(
             f"<b>{view.request.name}</b> {fmt_shape(shape)} · image {img.shape[0]}×{img.shape[1]} · "
-            f"colour ±{fmt_num(m, 3)} · click a column to select neurons"
+            f"colour ±{fmt_num(m, 3)}"
         )
-        self._set_ticks(shape)
+        self.title.setToolTip(self.title.text())
+        set_layout_ticks(self.plot, self.layout_)
         if not same:
             self.vb.autoRange(padding=0.02)
         self._draw_selection()
+        self._draw_mask()
 
-    def _set_ticks(self, shape: tuple[int, ...]) -> None:
-        lay = self.layout_
-        bottom, left = self.plot.getAxis("bottom"), self.plot.getAxis("left")
-        n = lay.neuron_count
-        if len(shape) in (3, 4):
-            kh = shape[0]
-            cin = shape[-2]
-            bottom.setTicks([_ticks(n, lambda i: sum(lay.neuron_columns(i)) / 2)])
-            left.setTicks([_ticks(cin, lambda i: i * (kh + 1) + kh / 2)])
-            self.plot.setLabel("bottom", "output filter")
-            self.plot.setLabel("left", "input channel")
-        else:
-            bottom.setTicks([_ticks(n, lambda i: i + 0.5)])
-            rows = lay.image_shape[0]
-            left.setTicks([_ticks(rows, lambda i: i + 0.5)] if rows > 1 else [[]])
-            self.plot.setLabel("bottom", "output neuron")
-            self.plot.setLabel("left", "input" if len(shape) >= 2 else "")
+    @property
+    def mask_shown(self) -> bool:
+        """True when the mask overlay is drawn (toggle on and something pruned)."""
+        return self.mask.isVisible() and self.mask.image is not None
+
+    def _draw_mask(self) -> None:
+        img = self.view.mask_image if self.view is not None else None
+        count = int(self.view.pruned.sum()) if img is not None else 0
+        self.mask_label.setText(f"{count} pruned" if count else "")
+        self.mask_label.setToolTip("entries zero now that were non-zero in the file")
+        if img is None or not count or not self.mask_check.isChecked():
+            self.mask.clear()
+            self.mask.hide()
+            return
+        self.mask.setImage(mask_rgba(img, MASK_RGBA), autoLevels=False, levels=(0, 255))
+        self.mask.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
+        self.mask.show()
 
     # -- mouse ------------------------------------------------------------------
     def _pixel_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
@@ -152,7 +216,7 @@ class HeatmapView(QWidget):
             if idx is not None:
                 value = self.view.array[idx]
                 text = f"{self.view.request.name}[{', '.join(str(i) for i in idx)}] = {fmt_num(float(value), 6)}"
-        self.hover_label.setText(text or " ")
+        self.hover_label.setText(text or HOVER_HINT)
         self.hovered.emit(text)
 
     def _on_click(self, ev) -> None:
@@ -161,9 +225,33 @@ class HeatmapView(QWidget):
         px = self._pixel_at(ev.scenePos())
         if px is None:
             return
+        if ev.double():
+            return  # handled by eventFilter (Qt's own double-click event)
         neuron = self.layout_.neuron_at(px[1])
         if neuron is not None and 0 <= px[0] < self.layout_.image_shape[0]:
             self.selection.click(neuron, ev.modifiers())
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
+        """Double-click on a cell: emit ``cellDoubleClicked`` (Qt's event, reliable under Qt 6)."""
+        if (
+            obj is self.plot.viewport()
+            and event.type() == QEvent.Type.MouseButtonDblClick
+            and event.button() == Qt.MouseButton.LeftButton
+        ):
+            px = self._pixel_at(self.plot.mapToScene(event.position().toPoint()))
+            idx = self.layout_.index_at(*px) if px is not None else None
+            if idx is not None and self.view is not None:
+                self.cellDoubleClicked.emit(tuple(int(i) for i in idx), float(self.view.array[idx]))
+        return super().eventFilter(obj, event)
+
+    def cell_center(self, index: tuple[int, ...]) -> QPointF:
+        """View coordinates of the middle of the cell showing tensor ``index`` (for tests and tools)."""
+        rows, cols = self.layout_.image_shape
+        for r in range(rows):
+            for c in range(cols):
+                if self.layout_.index_at(r, c) == tuple(index):
+                    return QPointF(c + 0.5, r + 0.5)
+        raise ValueError(f"index {index} is not shown")
 
     def neuron_center(self, neuron: int) -> QPointF:
         """View coordinates of the middle of ``neuron``'s columns (for tests and tools)."""

@@ -6,7 +6,19 @@ the session and refreshes the tree, the views, the history and the evaluation.
 
 Dialogs sit behind small methods (``_error``, ``_ask_unsaved``,
 ``_ask_open_path``, ``_ask_save_path``, ``_confirm_overwrite``,
-``_confirm_trust``) so tests can replace them instead of blocking.
+``_confirm_trust``, ``_ask_value``) so tests can replace them instead of blocking.
+
+Where things are:
+
+- Edit panel (right): target (tree selection, glob, whole model), the
+  *Operation* tab with every op and its parameters (Ctrl+Return applies), the
+  *Brush & neurons* tab (Ctrl+K clips to the brushed range, Delete zeroes the
+  selected neurons). *Edit › Operation* picks an op from the menu.
+- History: tick/untick a step to switch it on/off (replayed from the file).
+- Centre: histogram, then *Heatmap* / *Diff* tabs (Ctrl+D), neuron norms;
+  double-click a heatmap cell to set its value; Ctrl+M toggles the pruned mask.
+- File › Compare with… (Ctrl+Shift+C), Export tensor… (Ctrl+E), Export plot ›.
+- View › Show optimizer state (checkpoints).
 """
 
 from __future__ import annotations
@@ -18,24 +30,30 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
     QSplitter,
+    QTabWidget,
 )
 
-from weightlab.core.edits import Edit, Revert, neuron_count, neuron_tensors
+from weightlab.core.diff import compare_models, export_tensor
+from weightlab.core.edits import Edit, Revert, SetValue, neuron_count, neuron_tensors
 from weightlab.core.errors import WeightLabError
 from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
 
+from .diff_view import CompareDialog, DiffView
 from .edit_panel import EditPanel, HistoryView
 from .engine_adapter import EngineAdapter, metric
 from .eval_panel import EvalPanel
+from .export import PLOT_FILTER, TENSOR_FILTER, export_plot
 from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
 from .model_tree import ModelTree
 from .norms_view import NormsView
+from .op_forms import OPS
 from .selection import NeuronSelection, neuron_target
 from .settings import RecentFiles
 from .tensor_worker import TensorComputer, TensorRequest, TensorView
@@ -128,17 +146,25 @@ class MainWindow(QMainWindow):
         self.edit_panel = EditPanel(self.selection)
         self.history = HistoryView()
         self.eval_panel = EvalPanel()
+        self.diff_view = DiffView()
+        self.compare_dialog: CompareDialog | None = None
 
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.heatmap, "Heatmap")
+        self.views.addTab(self.diff_view, "Diff vs original")
+        self.views.setTabToolTip(0, "The tensor's values, output neurons along columns")
+        self.views.setTabToolTip(1, "How the shown tensor changed: histogram of edited − original, changed positions (Ctrl+D)")
         centre = QSplitter(Qt.Orientation.Vertical)
         centre.addWidget(self.histogram)
-        centre.addWidget(self.heatmap)
+        centre.addWidget(self.views)
         centre.addWidget(self.norms)
         centre.setSizes([330, 380, 190])
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.edit_panel)
         right.addWidget(self.history)
         right.addWidget(self.eval_panel)
-        right.setSizes([200, 170, 530])
+        right.setSizes([330, 150, 420])
         right.setMinimumWidth(330)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(self.tree)
@@ -186,7 +212,61 @@ class MainWindow(QMainWindow):
         )
         self.act_revert = self._action("Revert &tensor", self.revert_tensor, tip="Restore the shown tensor's stored values")
         self.act_revert_all = self._action("Revert &all", self.revert_all, tip="Restore every tensor's stored values")
-        self.act_zero_neurons = self._action("&Zero neurons", self.edit_panel.zero_neurons, K(Qt.Key.Key_Delete))
+        self.act_zero_neurons = self._action(
+            "&Zero neurons", self.edit_panel.zero_neurons, K(Qt.Key.Key_Delete),
+            "Ablate the selected neurons: kernel[..., j] = 0, bias[j] = 0",
+        )
+        self.act_apply_op = self._action(
+            "&Apply operation", self.edit_panel.apply_op, [K("Ctrl+Return"), K("Ctrl+Enter")],
+            "Apply the operation chosen in the edit panel to its target",
+        )
+        self.act_clip_range = self._action(
+            "&Clip to brushed range", self.edit_panel.clip_to_range, K("Ctrl+K"),
+            "np.clip(w, lo, hi) with the range brushed on the histogram",
+        )
+        self.act_glob = self._action(
+            "Target a &glob…", lambda: self.edit_panel.set_target_mode("glob"), K("Ctrl+G"),
+            "Type a pattern over layer/weight names, e.g. */kernel",
+        )
+        self.act_whole = self._action(
+            "Target the whole &model", lambda: self.edit_panel.set_target_mode("model"), K("Ctrl+Shift+A"),
+            "Value edits act on every weight of the model",
+        )
+        self.act_tree_target = self._action(
+            "Target the &tree selection", lambda: self.edit_panel.set_target_mode("tree"), K("Ctrl+T"),
+            "Value edits act on the tensors/layers selected in the tree",
+        )
+        op_keys = {"clip_symmetric": "Ctrl+Shift+K", "prune_magnitude": "Ctrl+Shift+P",
+                   "prune_neurons": "Ctrl+Shift+N", "add_noise": "Ctrl+Shift+G", "reinit": "Ctrl+Shift+I"}
+        self.op_actions = {
+            spec.key: self._action(
+                spec.label, lambda key=spec.key: self._choose_op(key),
+                K(op_keys[spec.key]) if spec.key in op_keys else None, spec.tip,
+            )
+            for spec in OPS
+        }
+        self.act_compare = self._action(
+            "&Compare with…", self.compare_dialog_open, K("Ctrl+Shift+C"),
+            "Per-tensor change from this file to another of the same architecture",
+        )
+        self.act_export_tensor = self._action(
+            "Export &tensor…", self.export_tensor_dialog, K("Ctrl+E"), "Write the shown tensor as .npy or .csv"
+        )
+        self.act_show_optimizer = QAction("Show &optimizer state", self, checkable=True)
+        self.act_show_optimizer.setToolTip("Show the optimizer's slots of a checkpoint in the tree")
+        self.act_show_optimizer.toggled.connect(self.tree.set_show_optimizer)
+        self.act_mask = QAction("Show pruned &mask", self, checkable=True, checked=True)
+        self.act_mask.setShortcut(K("Ctrl+M"))
+        self.act_mask.setToolTip("Darken heatmap entries that are zero now and were non-zero in the file")
+        self.act_mask.toggled.connect(self.heatmap.mask_check.setChecked)
+        self.heatmap.mask_check.toggled.connect(self.act_mask.setChecked)
+        self.addAction(self.act_mask)
+        self.act_diff = QAction("&Diff view", self, checkable=True)
+        self.act_diff.setShortcut(K("Ctrl+D"))
+        self.act_diff.setToolTip("Show how the shown tensor changed (edited − original)")
+        self.act_diff.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
+        self.views.currentChanged.connect(lambda i: self.act_diff.setChecked(i == 1))
+        self.addAction(self.act_diff)
         self.act_clear_sel = self._action("Clear neuron selection", self.selection.clear, K(Qt.Key.Key_Escape))
         self.act_reeval = self._action("&Re-evaluate", self.restart_evaluation, tip="Rebuild the model in the worker and evaluate again")
         self.act_trust = QAction("&Trust model code (unsafe)…", self, checkable=True)
@@ -200,19 +280,43 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addActions([self.act_save_as, self.act_export, self.act_apply])
         m.addSeparator()
+        m.addActions([self.act_compare, self.act_export_tensor])
+        self.export_plot_menu = m.addMenu("Export &plot")
+        self.export_plot_menu.setToolTipsVisible(True)
+        for label in self.plots():
+            act = self.export_plot_menu.addAction(f"{label.capitalize()}…")
+            act.setToolTip(f"Write the {label} plot as PNG or SVG")
+            act.triggered.connect(lambda _c=False, label=label: self.export_plot_dialog(label))
+        m.addSeparator()
         m.addAction(self.act_quit)
         m = bar.addMenu("&Edit")
         m.addActions([self.act_undo, self.act_redo])
         m.addSeparator()
         m.addActions([self.act_revert, self.act_revert_all])
         m.addSeparator()
-        m.addActions([self.act_zero_neurons, self.act_clear_sel])
+        m.addActions([self.act_apply_op, self.act_clip_range, self.act_zero_neurons, self.act_clear_sel])
+        ops = m.addMenu("&Operation")
+        ops.setToolTipsVisible(True)
+        group = None
+        for spec in OPS:
+            if group is not None and spec.group != group:
+                ops.addSeparator()
+            group = spec.group
+            ops.addAction(self.op_actions[spec.key])
+        m.addSeparator()
+        m.addActions([self.act_tree_target, self.act_glob, self.act_whole])
+        m = bar.addMenu("&View")
+        m.addActions([self.act_diff, self.act_mask, self.act_show_optimizer])
         m = bar.addMenu("E&valuation")
         m.addActions([self.act_reeval, self.act_trust])
         self._fill_recent_menu()
 
     def _connect(self) -> None:
         self.tree.tensorSelected.connect(self.show_tensor)
+        self.tree.targetsSelected.connect(self.edit_panel.set_tree_selection)
+        self.heatmap.cellDoubleClicked.connect(self.set_cell)
+        self.history.stepToggled.connect(self.set_step_enabled)
+        self.views.currentChanged.connect(lambda _i: self._update_diff())
         self.computer.ready.connect(self._on_view)
         self.computer.failed.connect(lambda msg: self._error("Cannot read tensor", msg))
         self.computer.busy.connect(lambda b: self.statusBar().showMessage("computing statistics…" if b else "", 0))
@@ -270,6 +374,11 @@ class MainWindow(QMainWindow):
             B.Cancel,
         )
         return ans == B.Yes
+
+    def _ask_value(self, title: str, label: str, value: float) -> float | None:
+        """A number from a small dialog (starting at ``value``), or None when cancelled."""
+        new, ok = QInputDialog.getDouble(self, title, label, value, -1e30, 1e30, 8)
+        return new if ok else None
 
     def _confirm_trust(self) -> bool:
         """Confirm letting the worker run the model file's own code."""
@@ -339,6 +448,8 @@ class MainWindow(QMainWindow):
         self.heatmap.set_view(None)
         self.norms.set_norms(None)
         self.edit_panel.set_tensor(None)
+        self.edit_panel.set_session(session)
+        self.diff_view.clear("Edit a tensor to see how it changed")
         self.tree.set_session(session)
         self.history.set_session(session)
         if session is not None:
@@ -473,6 +584,8 @@ class MainWindow(QMainWindow):
             return
         self.computer.cancel()
         self.engine.shutdown()
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
         event.accept()
 
     # -- tensors and views ----------------------------------------------------------------
@@ -513,7 +626,20 @@ class MainWindow(QMainWindow):
         self.heatmap.set_view(view)
         self.norms.set_norms(view.norms, self._norms_of or "")
         self.tree.set_zero_fraction(view.request.name, view.stats.zeros)
+        self._update_diff()
         self.viewShown.emit(view.request.name)
+
+    def _update_diff(self) -> None:
+        """Refresh the diff tab (only while it is shown: the diff is computed on this thread)."""
+        if self.views.currentWidget() is not self.diff_view:
+            return
+        s, name = self.session, self.current
+        if s is None or name is None:
+            self.diff_view.clear("No tensor shown")
+        elif not s.is_edited(name):
+            self.diff_view.clear(f"<b>{name}</b> is not edited: it equals the stored values")
+        else:
+            self.diff_view.show_diff(name, s.original(name), s.array(name))
 
     def _on_selection(self) -> None:
         self.selection_label.setText(self.selection.describe() if self.selection.neurons else "")
@@ -531,6 +657,34 @@ class MainWindow(QMainWindow):
             return False
         self.statusBar().showMessage(edit.describe(), 4000)
         return True
+
+    def _choose_op(self, key: str) -> None:
+        """Edit › Operation › …: show that op's form."""
+        self.edit_panel.select_op(key)
+        self.edit_panel.form.setFocus()
+
+    def set_cell(self, index: tuple, value: float) -> bool:
+        """Ask for a new value of the shown tensor at ``index`` (a heatmap double-click) and set it."""
+        if self.session is None or self.current is None:
+            return False
+        where = f"{self.current}[{', '.join(map(str, index))}]"
+        new = self._ask_value("Set value", f"{where}\ncurrent value {value:.8g}\nnew value:", value)
+        if new is None:
+            return False
+        return self.apply_edit(SetValue(target=self.current, index=tuple(index), value=new))
+
+    def set_step_enabled(self, index: int, enabled: bool) -> None:
+        """Switch history step ``index`` on or off; the weights are recomputed by replay and re-evaluated."""
+        if self.session is None:
+            return
+        try:
+            self.session.set_step_enabled(index, enabled)
+        except (WeightLabError, IndexError) as e:
+            self._error("Cannot switch the step", str(e))
+        # Nothing may have changed (a step of an undone tail): the rows still need redrawing.
+        self.history.refresh()
+        self.eval_panel.set_history(self.session.steps, self.session.position)
+        self._update_actions()
 
     def undo(self) -> None:
         """Edit › Undo."""
@@ -582,7 +736,10 @@ class MainWindow(QMainWindow):
         self.act_redo.setEnabled(has and s.can_redo)
         self.act_revert.setEnabled(has and self.current is not None and s.is_edited(self.current))
         self.act_revert_all.setEnabled(has and bool(s.edited_names))
-        for act in (self.act_save_as, self.act_export, self.act_apply, self.act_open_data, self.act_reeval):
+        for act in (
+            self.act_save_as, self.act_export, self.act_apply, self.act_open_data, self.act_reeval,
+            self.act_compare, self.act_export_tensor,
+        ):
             act.setEnabled(has)
         self.act_zero_neurons.setEnabled(bool(self.selection.neurons))
         if has and s.can_undo:
@@ -590,6 +747,84 @@ class MainWindow(QMainWindow):
         else:
             self.act_undo.setText("&Undo")
         self.act_redo.setText(f"&Redo {s.steps[s.position].edit.describe()}" if has and s.can_redo else "&Redo")
+
+    # -- compare and export -------------------------------------------------------------
+    def plots(self) -> dict:
+        """The exportable plots by label (File › Export plot)."""
+        return {
+            "histogram": self.histogram.plot,
+            "heatmap": self.heatmap.plot,
+            "neuron norms": self.norms.plot,
+            **self.diff_view.plots,
+        }
+
+    def compare_dialog_open(self) -> None:
+        """File › Compare with…"""
+        if self.session is None:
+            return
+        path = self._ask_open_path("Compare with", MODEL_FILTER)
+        if path:
+            self.compare_with(path)
+
+    def compare_with(self, path: str | os.PathLike[str]) -> CompareDialog | None:
+        """Open ``path`` and show the per-tensor change from the opened file (as stored) to it.
+
+        A file of another architecture (other tensor names or shapes) gives an
+        error dialog with the core's message.
+        """
+        if self.session is None:
+            return None
+        p = Path(path)
+        try:
+            other = self._load_session(p)
+        except WeightLabError as e:
+            self._error("Cannot compare", str(e))
+            return None
+        try:
+            diffs = compare_models(self.session.model, other.model, self.session.original, other.array)
+        except WeightLabError as e:
+            other.model.close()
+            self._error("Cannot compare", str(e))
+            return None
+        if self.compare_dialog is not None:
+            self.compare_dialog.close()
+        self.compare_dialog = CompareDialog(self.session, other, diffs, self)
+        self.compare_dialog.show()
+        return self.compare_dialog
+
+    def export_tensor_dialog(self) -> bool:
+        """File › Export tensor…: the shown tensor's current values as .npy or .csv."""
+        if self.session is None or self.current is None:
+            return False
+        stem, _ = split_name(self.session.model.path)
+        default = self.session.model.path.with_name(f"{stem}-{self.current.replace('/', '-')}.npy")
+        chosen = self._ask_save_path("Export tensor", default, TENSOR_FILTER)
+        if not chosen:
+            return False
+        try:
+            out = export_tensor(self.session.array(self.current), chosen)
+        except WeightLabError as e:
+            self._error("Cannot export tensor", str(e))
+            return False
+        self.statusBar().showMessage(f"{self.current} written to {out}", 5000)
+        return True
+
+    def export_plot_dialog(self, label: str) -> bool:
+        """File › Export plot › …: the plot ``label`` as PNG or SVG."""
+        stem, _ = split_name(self.session.model.path) if self.session else ("weightlab", "")
+        default = Path.cwd() / f"{stem}-{label.replace(' ', '-')}.png"
+        if self.session is not None:
+            default = self.session.model.path.with_name(default.name)
+        chosen = self._ask_save_path(f"Export {label}", default, PLOT_FILTER)
+        if not chosen:
+            return False
+        try:
+            out = export_plot(self.plots()[label], chosen)
+        except (OSError, ValueError) as e:
+            self._error("Cannot export plot", f"{chosen}: {e}")
+            return False
+        self.statusBar().showMessage(f"{label} written to {out}", 5000)
+        return True
 
     # -- evaluation --------------------------------------------------------------------
     def restart_evaluation(self) -> None:

@@ -1,14 +1,30 @@
-"""The model tree: layers in model order, their tensors as children."""
+"""The model tree: layers in model order, their tensors as children, with sparsity.
+
+The tree allows extended selection (ctrl/shift-click): the selected tensor
+rows and layer rows (a layer stands for all its tensors) are the target of
+value edits. Optimizer state of checkpoints (the ``"(optimizer)"`` layer) is
+hidden unless *View › Show optimizer state* is on.
+"""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
-from PySide6.QtWidgets import QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QLabel,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from weightlab.core.diff import sparsity
 from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
+from .edit_panel import optimizer_layers
 from .formatting import fmt_count, fmt_shape
 
 #: Colour of edited tensors and of the dot marking them.
@@ -18,6 +34,10 @@ _NCOLS = 5
 _ROLE_TENSOR = Qt.ItemDataRole.UserRole + 1
 #: Tensors larger than this are not read just to show their zero fraction.
 LAZY_ZEROS_SIZE = 5_000_000
+#: Models up to this many parameters get layer and model sparsity after every edit
+#: (:func:`weightlab.core.diff.sparsity` reads every tensor).
+SPARSITY_MODEL_LIMIT = 50_000_000
+_ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
 
 
 class ModelTree(QWidget):
@@ -27,13 +47,20 @@ class ModelTree(QWidget):
     its path in the tree and its tooltip), shape, dtype, parameter count and
     zero fraction; edited tensors are bold, orange and marked with a dot.
 
+    The *Sparsity* column is the fraction of exact zeros per tensor, per
+    layer (size-weighted) and, in the summary, for the model's weights
+    (optimizer state excluded).
+
     Signals
     -------
     tensorSelected(str):
-        Canonical name of the tensor the user selected.
+        Canonical name of the tensor the user made current.
+    targetsSelected(list):
+        Names of the selected rows: tensor names, and layer names for layer rows.
     """
 
     tensorSelected = Signal(str)
+    targetsSelected = Signal(list)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -41,7 +68,9 @@ class ModelTree(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setContentsMargins(4, 4, 4, 4)
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Layer / tensor", "Class / shape", "dtype", "Params", "Zeros"])
+        self.tree.setHeaderLabels(["Layer / tensor", "Class / shape", "dtype", "Params", "Sparsity"])
+        self.tree.headerItem().setToolTip(_ZEROS, "fraction of values exactly zero (layers: size-weighted)")
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setRootIsDecorated(True)
@@ -62,26 +91,39 @@ class ModelTree(QWidget):
         self.setMinimumWidth(260)
         self._session: EditSession | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._layer_items: dict[str, QTreeWidgetItem] = {}
+        self._hidden_layers: set[str] = set()
+        self.show_optimizer = False
+        self.model_sparsity: float | None = None
         self.tree.currentItemChanged.connect(self._on_current)
+        self.tree.itemSelectionChanged.connect(self._on_selection)
 
     def set_session(self, session: EditSession | None) -> None:
         """Show the layers and tensors of ``session`` (None clears)."""
         self._session = session
         self._items.clear()
+        self._layer_items.clear()
+        self.model_sparsity = None
         self.tree.clear()
         if session is None:
             self.summary.setText("No model open.")
             return
         model = session.model
         n_tensors = len(model.tensors)
-        self.summary.setText(
+        self._summary_head = (
             f"<b>{model.path.name}</b><br>format {model.format} · {len(model.layers)} layers · "
             f"{n_tensors} tensors · {fmt_count(model.param_count)} parameters"
         )
+        self.summary.setText(self._summary_head)
         self.summary.setToolTip(str(model.path))
+        self._hidden_layers = optimizer_layers(session)
         for layer in model.layers:
             litem = QTreeWidgetItem([layer.name, layer.class_name, "", fmt_count(layer.param_count), ""])
-            litem.setFlags(litem.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+            litem.setData(_NAME, _ROLE_LAYER, layer.name)
+            litem.setToolTip(_NAME, f"layer {layer.name}: select the row to target all its tensors")
+            if not layer.tensors:
+                litem.setFlags(litem.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+            self._layer_items[layer.name] = litem
             litem.setForeground(_SHAPE, QBrush(QColor("#666666")))
             bold = QFont(litem.font(_NAME))
             bold.setBold(True)
@@ -100,19 +142,44 @@ class ModelTree(QWidget):
                 self._items[t.name] = item
             self.tree.addTopLevelItem(litem)
         self.tree.expandAll()
+        self.set_show_optimizer(self.show_optimizer)
         self.refresh(set(self._items))
 
+    def set_show_optimizer(self, show: bool) -> None:
+        """Show or hide the optimizer-state layer (hidden by default)."""
+        self.show_optimizer = show
+        for name in self._hidden_layers:
+            item = self._layer_items.get(name)
+            if item is not None:
+                item.setHidden(not show)
+                if not show:
+                    item.setSelected(False)
+                    for i in range(item.childCount()):
+                        item.child(i).setSelected(False)
+
+    def is_hidden(self, name: str) -> bool:
+        """True when the row of layer or tensor ``name`` is hidden."""
+        item = self._layer_items.get(name) or self._items.get(name)
+        while item is not None:
+            if item.isHidden():
+                return True
+            item = item.parent()
+        return False
+
     def refresh(self, names: set[str]) -> None:
-        """Update zero fraction and edited marks of tensors ``names``."""
+        """Update edited marks of tensors ``names`` and the sparsity of tensors, layers and model."""
         if self._session is None:
             return
+        model = self._session.model
+        eager = model.param_count <= SPARSITY_MODEL_LIMIT
+        fractions = sparsity(model, self._session.array) if eager else {}
         for name in names:
             item = self._items.get(name)
             if item is None:
                 continue
             edited = self._session.is_edited(name)
             info = self._session.model.tensors[name]
-            zeros = self._zero_text(name, info.size)
+            zeros = f"{100 * fractions[name]:.1f} %" if name in fractions else self._zero_text(name, info.size)
             item.setText(_ZEROS, zeros)
             item.setText(_NAME, ("● " if edited else "") + info.weight)
             font = QFont(item.font(_NAME))
@@ -122,6 +189,25 @@ class ModelTree(QWidget):
                 item.setFont(col, font)
                 item.setForeground(col, brush)
             item.setToolTip(_ZEROS, "fraction of values exactly zero")
+        if eager:
+            self._show_aggregates(fractions)
+
+    def _show_aggregates(self, fractions: dict[str, float]) -> None:
+        """Layer rows and the summary line from :func:`weightlab.core.diff.sparsity`."""
+        model = self._session.model
+        zeros = total = 0.0
+        for layer in model.layers:
+            item = self._layer_items.get(layer.name)
+            if layer.name not in fractions or item is None:
+                continue
+            item.setText(_ZEROS, f"{100 * fractions[layer.name]:.1f} %")
+            item.setToolTip(_ZEROS, "fraction of the layer's values exactly zero")
+            if layer.name not in self._hidden_layers:
+                zeros += fractions[layer.name] * layer.param_count
+                total += layer.param_count
+        # The model figure counts the model's weights, not optimizer state.
+        self.model_sparsity = zeros / total if total else fractions.get("", 0.0)
+        self.summary.setText(f"{self._summary_head} · sparsity {100 * self.model_sparsity:.1f} %")
 
     def _zero_text(self, name: str, size: int) -> str:
         # Huge tensors are not read just for the tree; their zero fraction
@@ -145,11 +231,45 @@ class ModelTree(QWidget):
         if item is not None:
             self.tree.setCurrentItem(item)
 
+    def select_targets(self, names: list[str]) -> None:
+        """Select exactly the rows of ``names`` (tensor or layer names), as ctrl-clicks would."""
+        self.tree.clearSelection()
+        for name in names:
+            item = self._items.get(name) or self._layer_items.get(name)
+            if item is not None:
+                item.setSelected(True)
+
+    def selected_targets(self) -> list[str]:
+        """Selected layer names and tensor names (tensors of a selected layer are not repeated)."""
+        layers, tensors = [], []
+        for item in self.tree.selectedItems():
+            if item.isHidden():
+                continue
+            layer = item.data(_NAME, _ROLE_LAYER)
+            if layer:
+                layers.append(layer)
+            elif item.data(_NAME, _ROLE_TENSOR):
+                tensors.append(item.data(_NAME, _ROLE_TENSOR))
+        model = self._session.model if self._session else None
+        out = list(layers)
+        for t in tensors:
+            if model is None or model.tensors[t].layer not in layers:
+                out.append(t)
+        order: dict[str, int] = {}
+        for layer in model.layers if model else []:
+            order[layer.name] = len(order)
+            for t in layer.tensors:
+                order[t.name] = len(order)
+        return sorted(out, key=lambda n: order.get(n, 0))
+
+    def _on_selection(self) -> None:
+        self.targetsSelected.emit(self.selected_targets())
+
     def first_tensor(self) -> str | None:
         """Name of the first tensor with a kernel-like shape (2-D or more), else the first one."""
         if self._session is None:
             return None
-        tensors = list(self._session.model.tensors.values())
+        tensors = [t for t in self._session.model.tensors.values() if t.layer not in self._hidden_layers]
         for t in tensors:
             if len(t.shape) >= 2:
                 return t.name

@@ -67,7 +67,8 @@ class TensorView:
     current values (``np.histogram(a, bins)``); for an edited tensor the range
     spans both the current and the original values, and ``ghost`` holds the
     original's counts on the same edges (None when not edited). ``sorted_values`` (float64, ascending, finite)
-    lets the histogram count values inside a brushed range in ``O(log n)``.
+    lets the histogram count values inside a brushed range in ``O(log n)``. ``pruned`` marks the
+    entries that are zero now and were non-zero in the file (None when not edited).
     """
 
     request: TensorRequest
@@ -80,6 +81,12 @@ class TensorView:
     layout: HeatmapLayout
     image: np.ndarray
     norms: np.ndarray | None
+    pruned: np.ndarray | None = None
+
+    @property
+    def mask_image(self) -> np.ndarray | None:
+        """``pruned`` in the heatmap layout (1.0 pruned, 0.0 not, NaN gaps), or None."""
+        return None if self.pruned is None else self.layout.image(self.pruned)
 
     def count_between(self, lo: float, hi: float) -> int:
         """Number of values ``v`` with ``lo <= v <= hi``."""
@@ -96,7 +103,7 @@ def compute_view(req: TensorRequest) -> TensorView:
         When the tensor cannot be read from the file.
     """
     a = req.source.array(req.name)
-    ghost = None
+    ghost = pruned = None
     if req.edited:
         # Same bins for both, spanning the values of either (a clip must not hide the original tails).
         orig = req.source.original(req.name)
@@ -105,6 +112,7 @@ def compute_view(req: TensorRequest) -> TensorView:
         rng = (min(lo, olo), max(hi, ohi))
         counts, edges = histogram(a, bins=req.bins, range=rng)
         ghost, _ = histogram(orig, bins=req.bins, range=rng)
+        pruned = (a == 0) & (orig != 0)
     else:
         counts, edges = histogram(a, bins=req.bins)
     flat = np.asarray(a, dtype=np.float64).ravel()
@@ -124,6 +132,7 @@ def compute_view(req: TensorRequest) -> TensorView:
         layout=layout,
         image=layout.image(a),
         norms=norms,
+        pruned=pruned,
     )
 
 
