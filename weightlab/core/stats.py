@@ -48,16 +48,26 @@ class TensorStats:
         return asdict(self)
 
 
-def tensor_stats(a: np.ndarray) -> TensorStats:
+def tensor_stats(a: np.ndarray, *, threads: int | None = None) -> TensorStats:
     """Compute :class:`TensorStats` of ``a`` (any shape, real dtype).
 
     An empty tensor gives ``count=0`` and NaN for every other statistic.
+    Large finite tensors are summarised block by block (no float64 copy of the
+    tensor; sums in float64 per block, combined with Chan's formula, equal to
+    NumPy's within float64 rounding); ``min``, ``max``, ``zeros``, ``p1`` and
+    ``p99`` are exactly NumPy's (the percentiles from the exact order
+    statistics, interpolated by NumPy's own code). ``threads`` splits that
+    work (default: the number of CPUs).
     """
     flat = np.asarray(a).ravel()
     n = int(flat.size)
     if n == 0:
         nan = float("nan")
         return TensorStats(0, nan, nan, nan, nan, 0.0, 0.0, nan, nan, nan)
+    if n >= _BLOCKED_MIN and flat.dtype.kind in "biuf":
+        st = _blocked_stats(flat, threads)
+        if st is not None:
+            return st
     x = flat.astype(np.float64, copy=False)
     p1, p99 = np.percentile(x, [1.0, 99.0])
     return TensorStats(
@@ -128,8 +138,8 @@ def histogram(
                 return histogram(flat, bins, (0.0, 1.0))
             lo, hi = flat.min(), flat.max()
         # NumPy scalars of the data's dtype: the same edge arithmetic as range=None.
-        range = (lo, hi)
-    elif flat.dtype.kind == "f" and not np.isfinite(flat).all():
+        return _parallel_histogram(flat, bins, (lo, hi), threads, inside=True)
+    if flat.dtype.kind == "f" and not np.isfinite(flat).all():
         flat = flat[np.isfinite(flat)]
     return _parallel_histogram(flat, bins, range, threads)
 
@@ -159,7 +169,12 @@ def _minmax(flat: np.ndarray, threads: int | None):
     return min(p[0] for p in parts), max(p[1] for p in parts)
 
 
-def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None):
+def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None, inside: bool = False):
+    """Counts and edges of ``np.histogram(flat, bins, range)``, exactly, split across threads.
+
+    ``inside``: every element is known to lie within ``range`` (it is the
+    data's own min and max), so the range filter is skipped.
+    """
     try:
         from numpy.lib._histograms_impl import _get_bin_edges, _unsigned_subtract
     except ImportError:  # pragma: no cover - NumPy moved its internals: stay exact, single thread
@@ -171,26 +186,219 @@ def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None)
         return counts.astype(np.int64), edges
     first, last, n = uniform
     denom = _unsigned_subtract(last, first)
+    # NumPy's bin index of x is trunc(g(x)) corrected by one against the
+    # edges, with g(x) = (x - first) / denom * n in the edges' dtype. g is a
+    # composition of correctly rounded operations with fixed operands, so it
+    # is monotone: x in bin j implies g(e_j) <= g(x) <= g(e_j+1). With
+    # delta = max_j |g(e_j) - j|, a value whose fractional part of g(x) lies
+    # strictly inside (delta, 1 - delta) is in bin trunc(g(x)) and NumPy's
+    # corrections leave it there; only the (rare) others need them.
+    g_edges = (_unsigned_subtract(edges, first) / denom) * n
+    delta = float(np.max(np.abs(g_edges.astype(np.float64) - np.arange(n + 1))))
+    tol = max(2.0 * delta, 1e-6)
+    fast = edges.dtype.kind == "f" and edges.dtype.itemsize >= 4 and tol < 0.25
+    tol_lo, tol_hi = edges.dtype.type(tol), edges.dtype.type(1.0 - tol)
+
+    def exact_index(t: np.ndarray) -> np.ndarray:
+        idx = ((_unsigned_subtract(t, first) / denom) * n).astype(np.intp)
+        idx[idx == n] -= 1
+        idx[t < edges[idx]] -= 1
+        idx[(t >= edges[idx + 1]) & (idx != n - 1)] += 1
+        return idx
 
     def count(chunk: np.ndarray) -> np.ndarray:
         out = np.zeros(n, np.int64)
+        m = min(_BLOCK, chunk.size)
+        g = np.empty(m, edges.dtype)
+        tr = np.empty(m, edges.dtype)
+        idx = np.empty(m, np.intp)
+        amb = np.empty(m, bool)
+        amb2 = np.empty(m, bool)
         for i in builtins.range(0, chunk.size, _BLOCK):
             t = chunk[i : i + _BLOCK]
-            keep = t >= first
-            keep &= t <= last
-            if not np.logical_and.reduce(keep):
-                t = t[keep]
+            if not inside:
+                keep = t >= first
+                keep &= t <= last
+                if not np.logical_and.reduce(keep):
+                    t = t[keep]
             t = t.astype(edges.dtype, copy=False)
-            idx = ((_unsigned_subtract(t, first) / denom) * n).astype(np.intp)
-            idx[idx == n] -= 1
-            idx[t < edges[idx]] -= 1
-            idx[(t >= edges[idx + 1]) & (idx != n - 1)] += 1
-            out += np.bincount(idx, minlength=n)
+            k = t.size
+            if not fast:
+                out += np.bincount(exact_index(t), minlength=n)
+                continue
+            gg, tt, ii, aa, a2 = g[:k], tr[:k], idx[:k], amb[:k], amb2[:k]
+            np.subtract(t, first, out=gg)
+            np.divide(gg, denom, out=gg)
+            np.multiply(gg, n, out=gg)
+            np.trunc(gg, out=tt)
+            np.subtract(gg, tt, out=gg)  # exact fractional part
+            np.less_equal(gg, tol_lo, out=aa)
+            np.greater_equal(gg, tol_hi, out=a2)
+            aa |= a2
+            np.copyto(ii, tt, casting="unsafe")
+            if aa.any():
+                pos = np.flatnonzero(aa)
+                ii[pos] = exact_index(t[pos])
+            out += np.bincount(ii, minlength=n)
         return out
 
     parts = _run(count, _chunks(flat, threads))
     return sum(parts[1:], parts[0]), edges
 
+
+# -- large tensors: summary in blocks -------------------------------------------
+
+#: Tensors with at least this many elements are summarised block by block.
+_BLOCKED_MIN = 1 << 20
+#: Fraction of elements collected in each tail to find the 1st/99th percentile.
+_TAIL = 0.02
+
+
+def summarize(
+    a: np.ndarray, bins: int = 100, *, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray, TensorStats]:
+    """Histogram and statistics of ``a`` together: ``histogram(a, bins)`` and ``tensor_stats(a)``.
+
+    The same results as calling both, in fewer passes over a large tensor
+    (one pass for min/max, sums and the tails holding the percentiles, one
+    for the bins), split across ``threads``.
+
+    Returns
+    -------
+    counts, edges, stats
+        As :func:`histogram` (range None) and :func:`tensor_stats`.
+    """
+    flat = np.asarray(a).ravel()
+    if flat.size >= _BLOCKED_MIN and flat.dtype.kind in "biuf":
+        st = _blocked_stats(flat, threads)
+        if st is not None and np.isfinite(st.min) and np.isfinite(st.max):
+            lo, hi = flat.dtype.type(st.min), flat.dtype.type(st.max)
+            if lo == st.min and hi == st.max:
+                counts, edges = _parallel_histogram(flat, bins, (lo, hi), threads, inside=True)
+                return counts, edges, st
+    counts, edges = histogram(flat, bins, threads=threads)
+    return counts, edges, tensor_stats(flat, threads=threads)
+
+
+def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
+    """:class:`TensorStats` of a large 1-D array in blocks; None when it holds NaN or inf."""
+    n = int(flat.size)
+    q = np.true_divide(np.asarray([1.0, 99.0]), 100)
+    plan = _percentile_plan(n, q)
+    if plan is None:
+        return None
+    prev, nxt, _ = plan
+    need = sorted({int(i) % n for i in (*prev, *nxt)})
+    # Thresholds from a strided sample: the low tail (x <= lo_t) and the high
+    # tail (x >= hi_t) each hold about _TAIL of the elements, enough to find
+    # the order statistics around 1% and 99%; checked below, exact either way.
+    step = max(1, n // 65536)
+    sample = np.sort(flat[::step].astype(np.float64))
+    lo_t = flat.dtype.type(sample[min(sample.size - 1, int(_TAIL * sample.size))])
+    hi_t = flat.dtype.type(sample[max(0, int((1 - _TAIL) * sample.size))])
+    cap = int(4 * _TAIL * n) + 1024
+
+    def part(chunk: np.ndarray):
+        mn, mx = chunk.min(), chunk.max()
+        if not (np.isfinite(mn) and np.isfinite(mx)):
+            return None
+        m = min(_BLOCK, chunk.size)
+        x64 = np.empty(m, np.float64)
+        d = np.empty(m, np.float64)
+        mk_lo = np.empty(m, bool)
+        mk_hi = np.empty(m, bool)
+        cnt, mean, m2, l1, l2, zeros = 0, 0.0, 0.0, 0.0, 0.0, 0
+        lows, nlow = [], 0
+        for i in builtins.range(0, chunk.size, _BLOCK):
+            t = chunk[i : i + _BLOCK]
+            k = t.size
+            xx, dd = x64[:k], d[:k]
+            np.copyto(xx, t, casting="unsafe")
+            bmean = float(np.add.reduce(xx)) / k
+            np.subtract(xx, bmean, out=dd)
+            bm2 = float(np.einsum("i,i->", dd, dd))  # no BLAS: its threads stall on busy CPUs
+            l2 += bm2 + k * bmean * bmean  # sum(x^2) = sum((x - mean)^2) + k mean^2, no cancellation
+            np.abs(xx, out=dd)
+            l1 += float(np.add.reduce(dd))
+            zeros += k - int(np.count_nonzero(t))
+            # Chan et al.: combine (cnt, mean, m2) with the block's.
+            tot = cnt + k
+            delta = bmean - mean
+            mean += delta * k / tot
+            m2 += bm2 + delta * delta * cnt * k / tot
+            cnt = tot
+            if nlow <= 2 * cap:  # one compress for both tails, split below
+                np.less_equal(t, lo_t, out=mk_lo[:k])
+                np.greater_equal(t, hi_t, out=mk_hi[:k])
+                mk_lo[:k] |= mk_hi[:k]
+                sel = t[mk_lo[:k]]
+                nlow += sel.size
+                lows.append(sel)
+        return mn, mx, cnt, mean, m2, l1, l2, zeros, lows, nlow
+
+    parts = _run(part, _chunks(flat, threads))
+    if any(p is None for p in parts):
+        return None
+    cnt, mean, m2 = 0, 0.0, 0.0
+    for p in parts:
+        k, bmean, bm2 = p[2], p[3], p[4]
+        tot = cnt + k
+        delta = bmean - mean
+        mean += delta * k / tot
+        m2 += bm2 + delta * delta * cnt * k / tot
+        cnt = tot
+    values: dict[int, float] = {}
+    if sum(p[9] for p in parts) <= 2 * cap:
+        tails = np.concatenate([x for p in parts for x in p[8]])
+        # Complete sets even if they overlap: every element <= lo_t, every element >= hi_t.
+        low, high = tails[tails <= lo_t], tails[tails >= hi_t]
+        for i in need:
+            if i < low.size:  # all elements <= lo_t are in `low`: ranks 0..low.size-1
+                values[i] = float(np.partition(low, i)[i])
+            elif i >= n - high.size:
+                j = i - (n - high.size)
+                values[i] = float(np.partition(high, j)[j])
+    if len(values) < len(need):  # the sample misled us (or heavy ties): exact, slower
+        work = flat.copy()
+        work.partition(need)
+        values = {i: float(work[i]) for i in need}
+    p1, p99 = _percentile_finish(plan, values, n)
+    return TensorStats(
+        count=n,
+        min=float(min(p[0] for p in parts)),
+        max=float(max(p[1] for p in parts)),
+        mean=float(mean),
+        std=float(np.sqrt(m2 / n)),
+        l1=float(sum(p[5] for p in parts)),
+        l2=float(np.sqrt(sum(p[6] for p in parts))),
+        zeros=float(sum(p[7] for p in parts)) / n,
+        p1=p1,
+        p99=p99,
+    )
+
+
+def _percentile_plan(n: int, q: np.ndarray):
+    """NumPy's linear-method indices and weights for quantiles ``q`` of ``n`` values, or None."""
+    try:
+        from numpy.lib._function_base_impl import _get_gamma, _get_indexes, _QuantileMethods
+    except ImportError:  # pragma: no cover - NumPy moved its internals
+        return None
+    method = _QuantileMethods["linear"]
+    virtual = np.asanyarray(method["get_virtual_index"](n, q))
+    prev, nxt = _get_indexes(np.empty(0, np.float64), virtual, n)
+    gamma = _get_gamma(virtual, prev, method)
+    return prev, nxt, gamma.reshape(virtual.shape)
+
+
+def _percentile_finish(plan, values: dict[int, float], n: int) -> tuple[float, float]:
+    """Interpolate as ``np.percentile`` does, from the order statistics in ``values``."""
+    from numpy.lib._function_base_impl import _lerp
+
+    prev, nxt, gamma = plan
+    a = np.array([values[int(i) % n] for i in prev], np.float64)
+    b = np.array([values[int(i) % n] for i in nxt], np.float64)
+    out = _lerp(a, b, gamma)
+    return float(out[0]), float(out[1])
 
 
 def neuron_norms(kernel: np.ndarray, ord: int = 2) -> np.ndarray:

@@ -193,3 +193,32 @@ def read(root: h5py.Group, key: str, file_size: int, path: str | os.PathLike[str
         return np.asarray(ds[()])
     except (OSError, ValueError, RuntimeError) as exc:
         raise FormatError(f"cannot read tensor {key!r}: {exc}", path) from None
+
+
+def contiguous_extent(ds: h5py.Dataset, file_size: int) -> tuple[int, int] | None:
+    """``(offset, nbytes)`` of a dataset's raw bytes in its HDF5 file, or None.
+
+    Only for data that can be read as plain bytes and give exactly what h5py
+    gives: contiguous layout (so no filters, no compression), allocated, no
+    external storage, not virtual, a plain numeric dtype, and the whole extent
+    inside the first ``file_size`` bytes. Call after :func:`check_dataset`.
+    Anything else returns None (read it through h5py).
+    """
+    try:
+        if ds.is_virtual or ds.external:
+            return None
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters() != 0:
+            return None
+        dt = ds.dtype
+        if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
+            return None
+        offset = ds.id.get_offset()
+        nbytes = math.prod(ds.shape or ()) * dt.itemsize
+        if offset is None or nbytes == 0 or offset < 0 or offset + nbytes > file_size:
+            return None
+        if ds.id.get_storage_size() != nbytes:
+            return None
+        return int(offset), int(nbytes)
+    except Exception:  # noqa: BLE001 - any doubt: read through h5py
+        return None

@@ -103,6 +103,10 @@ class _Window(io.RawIOBase):
         self._pos += got
         return got
 
+    def archive_fd(self) -> int:
+        """Descriptor of the whole archive (for positioned reads at ``start + offset``)."""
+        return self._fh.fileno()
+
     def close(self) -> None:  # noqa: D102
         self._fh.close()
         super().close()
@@ -131,7 +135,11 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
         except BaseException:
             window.close()
             raise
-        return H5Reader(h5, info.file_size, path, cleanup=window.close)
+        raw = None
+        with contextlib.suppress(Exception):
+            if h5.userblock_size == 0:
+                raw = (window.archive_fd, start)
+        return H5Reader(h5, info.file_size, path, cleanup=window.close, raw=raw)
     if info.file_size > _MAX_RATIO * max(info.compress_size, 1):
         raise UnsafeFileError(
             f"refusing {info.filename}: {info.compress_size} compressed bytes expand to {info.file_size}",

@@ -1,0 +1,173 @@
+"""Run every benchmark and write ``docs/benchmarks.md``.
+
+::
+
+    python benchmarks/run.py [--quick] [--only a,b,c,d] [--out docs/benchmarks.md]
+
+(a) first exact histogram (:mod:`benchmarks.bench_histogram`), (b) edit-to-accuracy
+(:mod:`benchmarks.bench_eval`), (c) GUI event-loop stall (:mod:`benchmarks.bench_gui`),
+(d) peak memory (:mod:`benchmarks.bench_memory`). Every alternative is measured in
+the same run. ``--quick`` repeats less. The cached models live in
+``benchmarks/.cache`` (built once, in a child process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import ROOT, load_average, machine  # noqa: E402
+
+
+def _fmt_s(x) -> str:
+    return f"{x:.3f} s" if isinstance(x, float | int) else str(x)
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def section_a(rows: list[dict]) -> str:
+    body = _table(
+        ["case", "WeightLab (median)", "alternative (median)", "ratio", "target", "result", "exact"],
+        [
+            [r["benchmark"].removeprefix("first exact histogram, "), _fmt_s(r["weightlab_s"]),
+             _fmt_s(r["alternative_s"]), f"{r['ratio']}x", r["target"], _met(r["met"]),
+             "counts = np.histogram" if r["exact"] else "NO"]
+            for r in rows
+        ],
+    )
+    runs = "\n".join(
+        f"- {r['benchmark'].removeprefix('first exact histogram, ')}: WeightLab runs {r['weightlab_runs_s']}, "
+        f"alternative runs {r['alternative_runs_s']}"
+        for r in rows
+    )
+    return (
+        "## (a) Time to the first exact histogram of the largest tensor\n\n"
+        "Both sides in a fresh process, timed from spawn to exit. WeightLab: "
+        "`python -m weightlab inspect PATH --tensor NAME --bins 100 --json` (histogram and statistics). "
+        "Alternative: `import keras; keras.saving.load_model(path)`; `np.histogram` of that weight.\n\n"
+        f"{body}\n\nAll runs (seconds):\n\n{runs}\n"
+    )
+
+
+def section_b(rows: list[dict]) -> str:
+    body = _table(
+        ["edit", "WeightLab (median)", "model.evaluate (median)", "ratio", "target", "result", "mode", "same accuracy"],
+        [
+            [r["benchmark"].removeprefix("edit-to-accuracy, "), _fmt_s(r["weightlab_s"]),
+             _fmt_s(r["alternative_s"]), f"{r['ratio']}x",
+             ">= 50x" if "last" in r["benchmark"] else ">= 2x" if "middle" in r["benchmark"] else "-",
+             _met(r["ratio"] >= 50) if "last" in r["benchmark"] else
+             _met(r["ratio"] >= 2) if "middle" in r["benchmark"] else "-",
+             r["mode"], r["same_accuracy"]]
+            for r in rows
+        ],
+    )
+    dev = rows[0]["device"] if rows else "?"
+    return (
+        "## (b) Edit-to-accuracy latency\n\n"
+        f"Small residual CNN, 32x32x3, {rows[0]['samples'] if rows else '?'} held-out samples, device {dev} "
+        "(see `benchmarks/bench_eval.py`).\n\n" + body + "\n"
+    )
+
+
+def section_c(rows: list[dict]) -> str:
+    r = rows[0]
+    body = _table(
+        ["case", "longest stall", "99th percentile", "target", "result"],
+        [[r["benchmark"].removeprefix("longest GUI event-loop stall "), f"{r['weightlab_max_ms']} ms",
+          f"{r['weightlab_p99_ms']} ms", r["target"], _met(r["met"])]],
+    )
+    worst = "\n".join(
+        f"- {w['gap_ms']} ms at t={w['at_s']} s; GUI-thread calls inside it (ms overlapped): "
+        + (", ".join(f"`{n}` {ms}" for ms, n in w["overlapping_calls_ms"]) or "none of the wrapped ones")
+        for w in r["worst"]
+    )
+    calls = ", ".join(f"`{n}` {ms} ms" for n, ms in r["calls_max_ms"].items())
+    return (
+        "## (c) Longest GUI event-loop stall\n\n"
+        "Real `MainWindow`s offscreen in one event loop: window A evaluates the demo model on its held-out set "
+        "(engine worker), window B opens VGG16 `.h5` and shows `fc1/kernel`; a 10 ms `QTimer` heartbeat "
+        f"records the gaps. The view of fc1/kernel was shown after {r['view_shown_s']} s; "
+        f"baseline shown: {r['baseline_shown']}.\n\n{body}\n\nLongest gaps:\n\n{worst}\n\n"
+        f"Longest single call of each wrapped GUI-thread method: {calls}.\n"
+    )
+
+
+def section_d(rows: list[dict]) -> str:
+    body = _table(
+        ["path", "baseline (imports)", "after open (tree)", "peak showing fc1/kernel", "time", "target", "result"],
+        [[r["benchmark"].removeprefix("peak memory showing VGG16 fc1/kernel, "), f"{r['baseline_mb']} MB",
+          f"{r['open_mb']} MB", f"{r['show_mb']} MB", f"{r['show_s']} s", r["target"], _met(r["met"])]
+         for r in rows],
+    )
+    return (
+        "## (d) Peak memory, VGG16 `.h5`\n\n"
+        "Fresh process each; `VmHWM` (peak resident set) after each stage. "
+        "The GUI row runs `weightlab.gui.tensor_worker.compute_view` (what the window computes for "
+        "histogram, heatmap, norms and brush) without a window.\n\n" + body + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats")
+    p.add_argument("--only", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = p.parse_args(argv)
+    only = set(args.only.split(","))
+    load_before = load_average()
+    started = datetime.datetime.now().astimezone()
+    results: dict[str, list[dict]] = {}
+    t0 = time.perf_counter()
+    if "a" in only:
+        from benchmarks import bench_histogram
+
+        results["a"] = bench_histogram.run(*((3, 1) if args.quick else (5, 3)))
+    if "b" in only:
+        from benchmarks import bench_eval
+
+        results["b"] = bench_eval.run(*((2, 1) if args.quick else (3, 2)))
+    if "c" in only:
+        from benchmarks import bench_gui
+
+        results["c"] = bench_gui.run()
+    if "d" in only:
+        from benchmarks import bench_memory
+
+        results["d"] = bench_memory.run()
+    m = machine()
+    parts = [
+        "# Benchmarks (issue 5)\n",
+        f"Run on {started:%Y-%m-%d %H:%M %Z} with `python benchmarks/run.py{' --quick' if args.quick else ''}` "
+        f"in {time.perf_counter() - t0:.0f} s.\n",
+        "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items())
+        + f"; load average before {load_before}, after {load_average()} "
+        "(a shared machine: other people's jobs ran at the same time, so absolute times vary "
+        "from run to run; ratios are of medians measured in the same run).\n",
+    ]
+    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d)):
+        if key in results:
+            parts.append(fn(results[key]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(parts))
+    (args.out.with_suffix(".json")).write_text(json.dumps({"machine": m, "results": results}, indent=2))
+    print(args.out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
