@@ -128,3 +128,10 @@ def test_conform_inputs():
     assert "held.npz" in msg and "(N, 64)" in msg and "(4, 8, 8)" in msg
     with pytest.raises(DataError):
         conform_inputs(x, (None, 8, 8, 3))  # not a size-1 channel: ambiguous, refused
+
+
+def test_unlabelled_set_holds_x_alone(tmp_path):
+    h = load_heldout(_save(tmp_path / "d.npz", x=np.ones((3, 2), np.float32)))
+    assert h.y is None and not h.labelled and h.num_samples == 3 and h.num_classes == 0
+    assert "empty" in _err(_save(tmp_path / "e.npz", x=np.zeros((0, 2))))
+    assert "NaN" in _err(_save(tmp_path / "n.npz", x=np.array([[np.nan, 1.0]])))

@@ -76,10 +76,13 @@ def evaluate(
     *,
     trust: bool = False,
     batch_size: int = 256,
+    **options: Any,
 ) -> Any:
     """Evaluate a model (with a session's current edits) on a held-out ``.npz`` set.
 
     Imports TensorFlow in this process (the GUI uses a worker process instead).
+    ``options`` are ``architecture`` (for a checkpoint), ``signature``,
+    ``output`` and ``input`` (see :func:`weightlab.engine.tf_eval.open_session`).
 
     Returns
     -------
@@ -104,5 +107,6 @@ def evaluate(
             session_or_path.edited_arrays(),
             trust=trust,
             batch_size=batch_size,
+            **options,
         )
-    return evaluate_file(session_or_path, data, None, trust=trust, batch_size=batch_size)
+    return evaluate_file(session_or_path, data, None, trust=trust, batch_size=batch_size, **options)

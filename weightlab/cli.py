@@ -10,6 +10,7 @@
     weightlab compare A B [--json]              per-tensor change from A to B, largest first
     weightlab export PATH --tensor NAME -o OUT.npy|OUT.csv [--recipe R.json]
     weightlab eval PATH --data HELDOUT.npz [--recipe R.json] [--json] [--trust]
+                   [--architecture MODEL.keras] [--signature S] [--input T] [--output T]
     weightlab apply PATH RECIPE.json -o OUT [--overwrite]
 
 A user error (bad file, recipe or data) prints one line on stderr and exits with
@@ -141,13 +142,17 @@ def _subcommand_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("eval", help="evaluate on a held-out set (imports TensorFlow)")
     s.add_argument("path", type=Path)
-    s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y")
+    s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y (x alone: agreement only)")
     s.add_argument("--recipe", type=Path, help="apply this recipe and evaluate baseline and edited model")
     s.add_argument("--json", action="store_true")
     s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
     s.add_argument(
         "--batch-size", type=int, default=None, help="samples per forward pass (default: chosen from memory)"
     )
+    s.add_argument("--architecture", type=Path, help="for a checkpoint: the Keras model file of its architecture")
+    s.add_argument("--signature", help="for a SavedModel: the signature (default: serving_default)")
+    s.add_argument("--input", help="for a frozen graph: the input tensor (default: its placeholder)")
+    s.add_argument("--output", help="the output to score: signature output key, graph tensor or Keras output")
     s.set_defaults(func=cmd_eval)
 
     s = sub.add_parser("apply", help="apply a recipe and save the edited model")
@@ -167,7 +172,7 @@ def _open(path: Path):
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """``weightlab inspect PATH [--json]`` and ``--tensor NAME [--bins N]``."""
-    from weightlab.core.stats import histogram, tensor_stats
+    from weightlab.core.stats import summarize, tensor_stats
 
     session = _open(args.path)
     if args.tensor:
@@ -175,8 +180,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             raise WeightLabError(f"--bins must be at least 1; got {args.bins}")
         info = session.model.tensor(args.tensor)
         values = session.array(info.name)
-        counts, edges = histogram(values, args.bins)
-        st = tensor_stats(values)
+        counts, edges, st = summarize(values, args.bins)  # = histogram() and tensor_stats(), fewer passes
         one = {
             "name": info.name,
             "key": info.key,
@@ -249,14 +253,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
     only with a recipe).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from weightlab.engine.session import EngineSession
+    from weightlab.engine.tf_formats import evaluation_kind
 
-    session = _open(args.path)
+    # A bad combination of options fails here, before TensorFlow is imported.
+    evaluation_kind(args.path, architecture=args.architecture, signature=args.signature, input=args.input)
     edited = None
     if args.recipe:
-        session.apply_recipe(args.recipe)
-        edited = session.edited_arrays()
-    engine = EngineSession.from_file(args.path, args.data, trust=args.trust, batch_size=args.batch_size)
+        session = _open(args.path)
+        try:
+            session.apply_recipe(args.recipe)
+            edited = session.edited_arrays()
+        finally:
+            session.model.close()
+    from weightlab.engine.tf_eval import open_session
+
+    engine = open_session(
+        args.path,
+        args.data,
+        trust=args.trust,
+        batch_size=args.batch_size,
+        architecture=args.architecture,
+        signature=args.signature,
+        input=args.input,
+        output=args.output,
+    )
     base = engine.evaluate()
     result: dict[str, Any] = _metrics_dict(base)
     timing = {"baseline_s": base.seconds}
@@ -268,15 +288,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    if edited is not None:
+    if edited is not None and result["labels"]:
         b, a = result["baseline"], result["edited"]
         print(f"baseline  accuracy {100 * b['accuracy']:.2f} %  loss {b['loss']:.4f}  ({b['seconds']:.3f} s)")
         print(
             f"edited    accuracy {100 * a['accuracy']:.2f} %  loss {a['loss']:.4f}  "
             f"({100 * (a['accuracy'] - b['accuracy']):+.2f} pp; {a['seconds']:.3f} s, {a['mode']})"
         )
-    else:
+    elif result["labels"]:
         print(f"accuracy {100 * result['accuracy']:.2f} %  loss {result['loss']:.4f}")
+    else:
+        print("no labels (or several outputs): agreement with the unedited model only")
+    if edited is not None and result["agreement"] is not None:
+        print(f"agreement with the unedited model {100 * result['agreement']:.2f} %")
     print(f"{result['num_samples']} samples, {result['seconds']:.2f} s on {result['device']}")
     return 0
 
@@ -332,7 +356,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _metrics_dict(m: Any) -> dict[str, Any]:
     return {
-        "accuracy": m.accuracy,
+        "accuracy": _finite_or_none(m.accuracy),
         "loss": _finite_or_none(m.loss),
         "per_class": [_finite_or_none(v) for v in m.per_class],
         "num_samples": m.num_samples,
@@ -343,6 +367,10 @@ def _metrics_dict(m: Any) -> dict[str, Any]:
         "layers_run": m.layers_run,
         "layers_total": m.layers_total,
         "batch_size": m.batch_size,
+        "labels": m.labels,
+        "agreement": m.agreement,
+        "mean_abs_change": m.mean_abs_change,
+        "outputs": m.outputs,
     }
 
 

@@ -1,6 +1,6 @@
 """Held-out sets: the labelled data a model is evaluated on while it is edited.
 
-A held-out set is a NumPy ``.npz`` archive with two arrays:
+A held-out set is a NumPy ``.npz`` archive with the arrays:
 
 ``x``
     Inputs, numeric (any integer, unsigned or float dtype; bool is accepted),
@@ -11,7 +11,11 @@ A held-out set is a NumPy ``.npz`` archive with two arrays:
     Labels, either integer class indices of shape ``(N,)`` (``0 <= y < C``),
     or one-hot / class probabilities of shape ``(N, C)`` (reduced with
     ``argmax`` over the last axis). A float ``(N,)`` array is accepted when
-    all its values are whole numbers.
+    all its values are whole numbers. Optional: an archive holding ``x``
+    alone is an *unlabelled* set (``HeldOut.y`` is None); the engine then
+    reports the agreement of the edited model with the unedited one instead
+    of accuracy. An archive with ``x`` and other arrays but no ``y`` is
+    refused (a misnamed label array must not be silently ignored).
 
 The archive is opened with ``allow_pickle=False``: held-out files are untrusted
 input like model files, and a pickled (object) array is refused rather than
@@ -42,24 +46,30 @@ class HeldOut:
     x:
         Inputs, shape ``(N, ...)``, the dtype stored in the file (numeric).
     y:
-        Class indices, shape ``(N,)``, dtype ``int64``, all ``>= 0``.
+        Class indices, shape ``(N,)``, dtype ``int64``, all ``>= 0``; None for
+        an unlabelled set.
     num_classes:
         Number of classes the labels imply: ``C`` for one-hot labels of shape
-        ``(N, C)``, ``max(y) + 1`` for integer labels. A model may have more
-        output classes than this.
+        ``(N, C)``, ``max(y) + 1`` for integer labels, 0 without labels. A
+        model may have more output classes than this.
     path:
         The file the set was read from.
     """
 
     x: np.ndarray
-    y: np.ndarray
+    y: np.ndarray | None
     num_classes: int
     path: Path
 
     @property
+    def labelled(self) -> bool:
+        """True when the set has labels ``y``."""
+        return self.y is not None
+
+    @property
     def num_samples(self) -> int:
         """Number of samples ``N``."""
-        return int(self.y.shape[0])
+        return int(self.x.shape[0])
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -85,7 +95,7 @@ def _read_array(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
 
 
 def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
-    """Load a held-out set from an ``.npz`` file with arrays ``x`` and ``y``.
+    """Load a held-out set from an ``.npz`` file with arrays ``x`` and (optionally) ``y``.
 
     Parameters
     ----------
@@ -96,14 +106,16 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
     -------
     HeldOut
         ``x`` as stored (numeric dtype, shape ``(N, ...)``), ``y`` as ``int64``
-        class indices of shape ``(N,)``.
+        class indices of shape ``(N,)``, or None when the archive holds ``x``
+        alone.
 
     Raises
     ------
     DataError
         The message names the file. Raised when the file does not exist or is
-        not an ``.npz`` archive; when ``x`` or ``y`` is missing (the message
-        lists the keys the file has); when an array holds Python objects
+        not an ``.npz`` archive; when ``x`` is missing, or ``y`` is missing
+        while other arrays are present (the message lists the keys the file
+        has); when an array holds Python objects
         (pickled data is never loaded); when ``x`` is not numeric or not finite
         or has no sample axis; when ``y`` is not of shape ``(N,)`` or
         ``(N, C)``, is not whole numbers, or has negative labels; when ``x`` and
@@ -129,14 +141,15 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
         )
     with npz:
         keys = list(npz.files)
-        missing = [k for k in ("x", "y") if k not in keys]
+        missing = [k for k in ("x", "y") if k not in keys and not (k == "y" and keys == ["x"])]
         if missing:
             raise DataError(
-                f"missing array(s) {', '.join(repr(k) for k in missing)}; the file has {keys or 'no arrays'}",
+                f"missing array(s) {', '.join(repr(k) for k in missing)}; the file has {keys or 'no arrays'} "
+                "(an unlabelled set holds x alone)",
                 p,
             )
         x = _read_array(npz, "x", p)
-        y = _read_array(npz, "y", p)
+        y = _read_array(npz, "y", p) if "y" in keys else None
 
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
         raise DataError(f"x must be a real numeric array; received dtype {x.dtype}", p)
@@ -144,6 +157,11 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
         raise DataError(
             f"x must have shape (N, ...) with at least one feature axis; received shape {x.shape}", p
         )
+    if y is None:
+        if x.shape[0] == 0:
+            raise DataError("the held-out set is empty (0 samples)", p)
+        _check_finite(x, p)
+        return HeldOut(x=x, y=None, num_classes=0, path=p)
     if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) or np.iscomplexobj(y):
         raise DataError(f"y must be numeric labels; received dtype {y.dtype}", p)
 
@@ -172,10 +190,15 @@ def load_heldout(path: str | os.PathLike[str]) -> HeldOut:
         raise DataError(
             f"y has {bad} negative label(s) (smallest {int(labels.min())}); labels must be >= 0", p
         )
+    _check_finite(x, p)
+    return HeldOut(x=x, y=labels, num_classes=num_classes, path=p)
+
+
+def _check_finite(x: np.ndarray, p: Path) -> None:
+    """Raise DataError when float inputs hold NaN or infinite values."""
     if np.issubdtype(x.dtype, np.floating) and not np.all(np.isfinite(x)):
         bad = int(np.count_nonzero(~np.isfinite(x)))
         raise DataError(f"x contains {bad} NaN or infinite value(s)", p)
-    return HeldOut(x=x, y=labels, num_classes=num_classes, path=p)
 
 
 def conform_inputs(

@@ -11,6 +11,11 @@ of blocks (Conv):
   separated by one NaN pixel: shape ``(in*(kh+1)-1, out*(kw+1)-1)``;
 * Conv1D kernel ``(k, in, out)`` -> as Conv2D with ``kw = 1``;
 * anything else ``(..., out)`` -> ``(prod(...), out)``.
+
+Large images are shown at a level of detail: :func:`lod_factors` picks block
+sizes so that a region fits a pixel budget and :func:`render_region` returns
+the region reduced by :func:`block_extreme` (per block, the value of largest
+magnitude, sign kept), without building the full image of a Dense kernel.
 """
 
 from __future__ import annotations
@@ -62,6 +67,21 @@ class HeatmapLayout:
         padded = np.pad(blocks, ((0, 0), (0, 1), (0, 0), (0, 1)), constant_values=np.nan)
         grid = padded.reshape(cin * (kh + 1), cout * (kw + 1))
         return grid[:-1, :-1].copy()
+
+    def region(self, a: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+        """``image(a)[r0:r1, c0:c1]`` (float64), without the full image for non-block layouts.
+
+        For scalars, vectors and matrices the slice is taken from a view of
+        ``a``, so only the region is converted; conv block layouts build the
+        full image first (their kernels are small).
+        """
+        (r0, r1), (c0, c1) = rows, cols
+        if self._kind == "blocks":
+            return self.image(a)[r0:r1, c0:c1]
+        a = np.asarray(a)
+        if tuple(a.shape) != self.shape:
+            raise ValueError(f"layout is for shape {self.shape}; got {a.shape}")
+        return np.asarray(a.reshape(self.image_shape)[r0:r1, c0:c1], dtype=np.float64)
 
     def index_at(self, row: int, col: int) -> tuple[int, ...] | None:
         """Tensor index shown at image pixel ``(row, col)``, or None for a gap/outside."""
@@ -121,3 +141,76 @@ def heatmap_layout(shape: tuple[int, ...]) -> HeatmapLayout:
             shape, (cin * (kh + 1) - 1, cout * (kw + 1) - 1), "blocks", (kh, kw)
         )
     return HeatmapLayout(shape, (math.prod(shape[:-1]), shape[-1]), "matrix")
+
+
+def lod_factors(rows: int, cols: int, budget: int) -> tuple[int, int]:
+    """Block size ``(fy, fx)`` that reduces a ``rows x cols`` image to at most about ``budget`` pixels.
+
+    ``(1, 1)`` when the image already fits. Blocks are square where the image
+    allows it; a single-row (or single-column) image is reduced along its
+    long axis only.
+    """
+    pixels = rows * cols
+    if pixels <= budget:
+        return 1, 1
+    side = math.sqrt(pixels / budget)  # the square block that would fit
+    if rows <= side:  # a few long rows: reduce along the columns only
+        return rows, math.ceil(cols / budget)
+    if cols <= side:
+        return math.ceil(rows / budget), cols
+    fy = math.ceil(side)
+    fx = max(1, math.ceil(math.ceil(rows / fy) * cols / budget))
+    return fy, fx
+
+
+def block_extreme(image: np.ndarray, fy: int, fx: int, chunk_pixels: int = 1 << 22) -> np.ndarray:
+    """Reduce ``image`` by ``fy x fx`` blocks to each block's value of largest magnitude.
+
+    The value keeps its sign (a block whose extreme is ``-0.8`` shows
+    ``-0.8``); NaN pixels (layout gaps) are ignored and an all-NaN block gives
+    NaN. When the largest and the most negative value have equal magnitude
+    the positive one is shown.
+    Edge blocks may be smaller. Works in bands of whole block rows holding
+    about ``chunk_pixels`` input pixels, so only a band is converted to
+    float64 at a time.
+
+    Returns
+    -------
+    np.ndarray
+        float64, shape ``(ceil(rows / fy), ceil(cols / fx))``.
+    """
+    rows, cols = image.shape
+    if (fy, fx) == (1, 1):
+        return np.asarray(image, dtype=np.float64)
+    out_r, out_c = -(-rows // fy), -(-cols // fx)
+    out = np.empty((out_r, out_c), dtype=np.float64)
+    band = max(1, chunk_pixels // max(1, cols * fy)) * fy
+    for r0 in range(0, rows, band):
+        part = np.asarray(image[r0 : r0 + band], dtype=np.float64)
+        pr, pc = -(-part.shape[0] // fy) * fy, out_c * fx
+        if part.shape != (pr, pc):
+            part = np.pad(part, ((0, pr - part.shape[0]), (0, pc - cols)), constant_values=np.nan)
+        blocks = part.reshape(pr // fy, fy, out_c, fx)
+        with np.errstate(invalid="ignore"):
+            hi = np.fmax.reduce(np.fmax.reduce(blocks, axis=3), axis=1)  # NaN only when all NaN
+            lo = np.fmin.reduce(np.fmin.reduce(blocks, axis=3), axis=1)
+        vals = np.where(hi >= -lo, hi, lo)
+        out[r0 // fy : r0 // fy + pr // fy] = vals
+    return out
+
+
+def render_region(
+    layout: HeatmapLayout, a: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], budget: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """The region ``rows x cols`` of ``layout.image(a)`` within ``budget`` pixels.
+
+    Returns ``(image, (fy, fx))``: the full-resolution region when it fits,
+    else its :func:`block_extreme` reduction by blocks of ``fy x fx`` pixels.
+    """
+    fy, fx = lod_factors(rows[1] - rows[0], cols[1] - cols[0], budget)
+    if (fy, fx) == (1, 1):
+        return layout.region(a, rows, cols), (1, 1)
+    if layout._kind == "blocks":
+        return block_extreme(layout.region(a, rows, cols), fy, fx), (fy, fx)
+    view = np.asarray(a).reshape(layout.image_shape)[rows[0] : rows[1], cols[0] : cols[1]]
+    return block_extreme(view, fy, fx), (fy, fx)

@@ -205,6 +205,10 @@ class EngineClient:
         trust: bool = False,
         layout: list[tuple[str, list[tuple[str, tuple[int, ...]]]]] | None = None,
         batch_size: int | None = None,
+        architecture: str | os.PathLike[str] | None = None,
+        signature: str | None = None,
+        output: str | None = None,
+        input: str | None = None,  # noqa: A002 - as the CLI's --input
     ) -> int:
         """Open a model (and held-out set) for evaluation; returns the request id.
 
@@ -230,6 +234,17 @@ class EngineClient:
         batch_size:
             Samples per forward pass; None (default) lets the engine choose it
             from memory (see :mod:`weightlab.engine.session`).
+        architecture:
+            For a checkpoint: the Keras model file giving its architecture
+            (without one, ``ModelReady(ok=False)`` says so).
+        signature, output:
+            For a SavedModel: the signature (default ``serving_default``) and
+            the output key to score; ``output`` also picks a Keras model's
+            output or a frozen graph's output tensor. With several outputs and
+            none chosen, only the agreement with the unedited model is
+            reported.
+        input:
+            For a frozen graph: the input tensor (default: its placeholder).
         """
         msg = (
             "open",
@@ -238,6 +253,16 @@ class EngineClient:
             bool(trust),
             layout,
             None if batch_size is None else int(batch_size),
+            {
+                k: v
+                for k, v in {
+                    "architecture": None if architecture is None else os.fspath(architecture),
+                    "signature": signature,
+                    "output": output,
+                    "input": input,
+                }.items()
+                if v is not None
+            },
         )
         with self._lock:
             self._last_open = msg

@@ -67,6 +67,16 @@ __all__ = [
 _MAX_CONFIG_BYTES = 64 * 1024 * 1024
 #: Class names that embed Python code in the file.
 _CODE_CLASSES = {"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"}
+#: Built-in layers of Keras 2 (tf.keras) that Keras 3 removed: files using them cannot be rebuilt.
+_KERAS2_ONLY = {
+    "LocallyConnected1D",
+    "LocallyConnected2D",
+    "ThresholdedReLU",
+    "DenseFeatures",
+    "CuDNNLSTM",
+    "CuDNNGRU",
+    "RandomFourierFeatures",
+}
 
 #: A file's layout: (layer name, [(canonical tensor name, shape or None), ...]) per layer.
 Layout = Sequence[tuple[str, Sequence[tuple[str, tuple[int, ...] | None] | str]]]
@@ -89,8 +99,8 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     """
     if path.is_dir():
         raise EngineError(
-            "a SavedModel folder cannot be evaluated by WeightLab (running its graph runs code "
-            "inside the file); evaluation is off",
+            "a SavedModel folder is no Keras model file: it is evaluated through its signature "
+            "(weightlab.engine.tf_eval.open_session), after its graph is checked for unsafe ops",
             path,
         )
     if zipfile.is_zipfile(path):
@@ -202,6 +212,13 @@ def build_model(path: str | os.PathLike[str], *, trust: bool = False) -> keras.M
         model = keras.saving.load_model(p, compile=False, safe_mode=not trust)
     except Exception as exc:  # Keras raises ValueError/TypeError/... for many reasons
         unknown = [c for c in _layer_class_names(config) if not _known_class(c)]
+        dropped = [c for c in unknown if c in _KERAS2_ONLY]
+        if dropped:
+            raise EngineError(
+                f"layer class {dropped[0]!r} is a Keras 2 layer that Keras 3 no longer has, so the model "
+                "cannot be rebuilt; evaluation is off (inspecting and editing still work)",
+                p,
+            ) from exc
         if unknown:
             raise EngineError(
                 f"unknown layer class {unknown[0]!r} (custom objects are not loaded); evaluation is off",
@@ -286,7 +303,7 @@ def _norm_entry(entry: tuple[str, tuple[int, ...] | None] | str) -> tuple[str, t
     return name, (tuple(int(d) for d in shape) if shape is not None else None)
 
 
-def map_tensors(model: keras.Model, layout: Layout) -> TensorMap:
+def map_tensors(model: keras.Model, layout: Layout, *, order_fallback: bool = False) -> TensorMap:
     """Map the file's canonical tensor names to the model's variables.
 
     Parameters
@@ -297,6 +314,12 @@ def map_tensors(model: keras.Model, layout: Layout) -> TensorMap:
         The file's listing: for each layer, ``(layer name, [tensor, ...])``
         with tensors in the layer's own weight order, each a canonical name
         ``"layer/weight"`` or a ``(name, shape)`` pair.
+    order_fallback:
+        Map what names leave unmapped by order and shape over the whole model:
+        each remaining file tensor, in the file's order, takes the first
+        remaining variable (in the model's weight order) of the same shape.
+        For files whose layer names differ from the model's (a checkpoint
+        written by a model with other automatic names).
 
     Returns
     -------
@@ -358,6 +381,16 @@ def map_tensors(model: keras.Model, layout: Layout) -> TensorMap:
         else:
             result.variables[name] = var
             used.add(id(var))
+    if order_fallback:
+        shapes = {_norm_entry(e)[0]: _norm_entry(e)[1] for _, ts in layout for e in ts}
+        for name in list(result.unmapped):
+            var = next(
+                (v for k, v in all_vars.items() if k not in used and tuple(v.shape) == shapes[name]), None
+            )
+            if var is not None:
+                result.variables[name] = var
+                used.add(id(var))
+                result.unmapped.remove(name)
     result.unused = [_strip(getattr(v, "path", v.name)) for k, v in all_vars.items() if k not in used]
     # Restore the file's order.
     order = [_norm_entry(e)[0] for _, ts in layout for e in ts]
@@ -548,28 +581,34 @@ def evaluate_file(
     *,
     trust: bool = False,
     batch_size: int = 256,
+    **options: Any,
 ) -> Metrics:
     """Build a model, assign edited tensors and evaluate it on a held-out set (one shot).
 
     Parameters
     ----------
     model_path:
-        ``.keras`` or ``.h5`` model.
+        Any evaluable model (see :func:`weightlab.engine.tf_eval.open_session`).
     data_path:
         Held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`).
     edited:
         Canonical name -> new values (shape and dtype kind must match).
     trust, batch_size:
         As for :func:`build_model` and :func:`evaluate`.
+    options:
+        ``architecture``, ``signature``, ``output``, ``input`` of
+        :func:`~weightlab.engine.tf_eval.open_session`.
 
     Raises
     ------
     EngineError, DataError
         With a user-facing message naming the file.
     """
-    from .session import EngineSession
+    from .tf_eval import open_session
 
-    session = EngineSession.from_file(
-        model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0
+    session = open_session(
+        model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0, **options
     )
+    if edited:
+        session.evaluate()  # the unedited outputs, for the agreement fields
     return session.evaluate(edited)

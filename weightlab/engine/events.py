@@ -74,13 +74,16 @@ class Metrics:
     Attributes
     ----------
     accuracy:
-        Fraction of samples whose ``argmax`` output equals the label, in [0, 1].
+        Fraction of samples whose ``argmax`` output equals the label, in [0, 1];
+        ``nan`` when ``labels`` is False.
     loss:
         Mean sparse categorical cross-entropy (natural log), as Keras computes
-        it: probabilities are clipped to ``[1e-7, 1 - 1e-7]``.
+        it: probabilities are clipped to ``[1e-7, 1 - 1e-7]``; ``nan`` when
+        ``labels`` is False.
     per_class:
         Accuracy (recall) of each class ``0 .. C-1`` where ``C`` is the number
-        of model outputs; ``nan`` for classes absent from the labels.
+        of model outputs; ``nan`` for classes absent from the labels; empty
+        when ``labels`` is False.
     num_samples:
         Number of evaluated samples.
     seconds:
@@ -99,6 +102,26 @@ class Metrics:
         (input layers not counted); 0 when unknown.
     batch_size:
         Samples per forward pass (0 when unknown).
+    labels:
+        True when accuracy, loss and per-class accuracy were computed: the
+        held-out set has labels and the model has one scored output (one
+        output, or the output the user chose). False for an unlabelled set or
+        a model with several outputs and none chosen.
+    agreement:
+        Agreement with the unedited model (the baseline outputs, computed once
+        per held-out set): the fraction of samples whose ``argmax`` (last
+        axis) is unchanged in every compared output, in [0, 1]; 1.0 for the
+        baseline itself. None when no compared output has a class axis of
+        size >= 2, or the unedited model has not been evaluated on this
+        held-out set yet (the worker and ``weightlab eval`` always evaluate it
+        first).
+    mean_abs_change:
+        For each compared output (see ``outputs``), the mean absolute
+        difference from the baseline output over all its elements (of the
+        model's actual output: probabilities after a softmax); zeros for the
+        baseline. None when not computed.
+    outputs:
+        Names of the compared outputs, in the order of ``mean_abs_change``.
     """
 
     accuracy: float
@@ -112,6 +135,10 @@ class Metrics:
     layers_run: int = 0
     layers_total: int = 0
     batch_size: int = 0
+    labels: bool = True
+    agreement: float | None = None
+    mean_abs_change: list[float] | None = None
+    outputs: list[str] = field(default_factory=list)
 
     def per_class_present(self) -> dict[int, float]:
         """``{class: accuracy}`` for the classes present in the labels."""
@@ -161,6 +188,15 @@ class ModelReady(Event):
     unmapped:
         Canonical names of file tensors that could not be mapped (edits to
         them cannot be evaluated).
+    labels:
+        True when the held-out set has labels and one output is scored
+        (accuracy is reported); False: only agreement with the baseline.
+    outputs:
+        Names of the model's outputs that are evaluated (a SavedModel
+        signature's output keys, a graph's output tensors, a Keras model's
+        output names).
+    signatures:
+        A SavedModel's signatures a user may choose from (empty otherwise).
     """
 
     request_id: int
@@ -171,6 +207,9 @@ class ModelReady(Event):
     input_shape: tuple = ()
     mapped: int = 0
     unmapped: list[str] = field(default_factory=list)
+    labels: bool = True
+    outputs: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ from .evaluate import (
 )
 from .events import Metrics
 from .incremental import Cut, GraphPlan, plan_graph
+from .scoring import Agreement, PassScorer, check_labels
 
 __all__ = [
     "ACTIVATION_BUDGET",
@@ -104,7 +105,6 @@ MAX_BATCH = {"CPU": 256, "GPU": 4096}
 MIN_BATCH = 16
 #: ``jit_compile`` when the caller does not choose, per device kind.
 JIT_DEFAULT = {"CPU": False, "GPU": True}
-_EPSILON = 1e-7
 
 #: ``progress(done_batches, total_batches, samples_done, correct_so_far)``.
 ProgressCallback = Callable[[int, int, int, int], None]
@@ -118,63 +118,17 @@ class _Checkpoint:
     state: tuple[tuple[str, int], ...]
 
 
-class _Scores:
-    """Per-sample correctness and loss of a pass, accumulated batch by batch."""
-
-    def __init__(self, y: np.ndarray, num_classes: int) -> None:
-        self.y = y
-        self.num_classes = num_classes
-        n = y.shape[0]
-        self.correct = np.zeros(n, dtype=bool)
-        self.nll = np.zeros(n, dtype=np.float64)
-        self.done = 0
-        self.hits = 0
-        self.probabilities: bool | None = None  # decided on the first batch
-
-    def add(self, out: np.ndarray, is_logits: bool) -> None:
-        """Score the next batch of outputs ``(B, C)``; rows past the held-out set are padding."""
-        lo = self.done
-        hi = min(self.y.shape[0], lo + out.shape[0])
-        out = out[: hi - lo].astype(np.float64)
-        yb = self.y[lo:hi]
-        if self.probabilities is None:
-            self.probabilities = not is_logits and _rows_are_probabilities(out)
-        ok = np.argmax(out, axis=1) == yb
-        self.correct[lo:hi] = ok
-        rows = np.arange(hi - lo)
-        if self.probabilities:
-            p = out / out.sum(axis=1, keepdims=True)
-            self.nll[lo:hi] = -np.log(np.clip(p, _EPSILON, 1.0 - _EPSILON)[rows, yb])
-        else:
-            m = out.max(axis=1, keepdims=True)
-            logsum = np.log(np.exp(out - m).sum(axis=1)) + m[:, 0]
-            self.nll[lo:hi] = logsum - out[rows, yb]
-        self.done = hi
-        self.hits += int(ok.sum())
-
-    def per_class(self) -> list[float]:
-        counts = np.bincount(self.y, minlength=self.num_classes)
-        hits = np.bincount(self.y, weights=self.correct.astype(np.float64), minlength=self.num_classes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            values = np.where(counts > 0, hits / np.maximum(counts, 1), np.nan)
-        return [float(v) for v in values]
-
-
-def _rows_are_probabilities(out: np.ndarray) -> bool:
-    return bool(np.all(out >= 0) and np.all(np.abs(out.sum(axis=1) - 1.0) <= 1e-3))
-
-
 def _same(a: np.ndarray | None, b: np.ndarray) -> bool:
     """True when ``a`` holds exactly ``b``'s values (NaNs compare unequal: a new version)."""
     return a is not None and a.dtype == b.dtype and a.shape == b.shape and bool(np.array_equal(a, b))
 
 
 def _compile(model: keras.Model, jit: bool) -> Callable:
-    """``fn(x) -> (recorded tensors, class scores, scores_are_logits)`` as a ``tf.function``.
+    """``fn(x) -> (recorded tensors, output, class scores, scores_are_logits)`` as a ``tf.function``.
 
     ``model`` maps a batch to ``[recorded..., final output]`` or to the final
-    output alone. When the final activation is a softmax, its input (logits)
-    is returned, as Keras' own loss uses it.
+    output alone. The class scores are the output itself or, when the final
+    activation is a softmax, its input (logits), as Keras' own loss uses them.
     """
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
@@ -184,10 +138,16 @@ def _compile(model: keras.Model, jit: bool) -> Callable:
         out = outs[-1] if isinstance(outs, list | tuple) else outs
         logits = getattr(out, "_keras_logits", None)
         if logits is not None:
-            return recs, logits, tf.constant(True)
-        return recs, out, tf.constant(False)
+            return recs, out, logits, tf.constant(True)
+        return recs, out, out, tf.constant(False)
 
     return fn
+
+
+def _output_name(model: keras.Model) -> str:
+    """The name of a one-output model's output (its layer's name)."""
+    names = getattr(model, "output_names", None) or []
+    return str(names[0]) if names else "output"
 
 
 #: Full-model forward functions per model and jit flag, shared by sessions on the same model.
@@ -230,12 +190,18 @@ class EngineSession:
         Compile forward passes with XLA; None uses :data:`JIT_DEFAULT`.
     model_path:
         The model file, named in errors.
+    order_fallback:
+        Map file tensors whose names match nothing by order and shape (see
+        :func:`weightlab.engine.evaluate.map_tensors`).
 
     Raises
     ------
     EngineError
         When the model is not a one-input, one-output classifier.
     """
+
+    #: A SavedModel's signatures (none for Keras models; same interface as ``PassSession``).
+    signatures: list[str] = []
 
     def __init__(
         self,
@@ -246,10 +212,14 @@ class EngineSession:
         cache_budget: int = DEFAULT_CACHE_BUDGET,
         jit_compile: bool | None = None,
         model_path: str | os.PathLike[str] | None = None,
+        order_fallback: bool = False,
     ) -> None:
         self.model = model
         self.input_shape, self.num_classes = check_model_io(model, model_path)
-        self.tmap = map_tensors(model, model_layout(model) if layout is None else layout)
+        self.output_names = [_output_name(model)]
+        self.tmap = map_tensors(
+            model, model_layout(model) if layout is None else layout, order_fallback=order_fallback
+        )
         self.cache_budget = max(0, int(cache_budget))
         self._kind = _device_kind()
         self.jit_compile = JIT_DEFAULT[self._kind] if jit_compile is None else bool(jit_compile)
@@ -270,6 +240,8 @@ class EngineSession:
         self._fns: dict[tuple[int, tuple[int, ...]], Callable] = {}
         self._batches: list[Any] | None = None
         self._y: np.ndarray | None = None
+        self._n = 0
+        self._agreement = Agreement()
         self.batch_size = 0
         self.data_path: str | None = None
 
@@ -305,7 +277,12 @@ class EngineSession:
     @property
     def num_samples(self) -> int:
         """Samples in the held-out set (0 before one is set)."""
-        return 0 if self._y is None else int(self._y.shape[0])
+        return self._n
+
+    @property
+    def labelled(self) -> bool:
+        """True when the held-out set has labels (accuracy is computed)."""
+        return self._y is not None
 
     @property
     def cached_layers(self) -> list[str]:
@@ -331,9 +308,9 @@ class EngineSession:
         self.set_heldout(data.x, data.y, data_path)
 
     def set_heldout(
-        self, x: np.ndarray, y: np.ndarray, data_path: str | os.PathLike[str] | None = None
+        self, x: np.ndarray, y: np.ndarray | None, data_path: str | os.PathLike[str] | None = None
     ) -> None:
-        """Use ``(x, y)`` as the held-out set; clears the activation cache.
+        """Use ``(x, y)`` as the held-out set; clears the activation cache and the baseline outputs.
 
         Parameters
         ----------
@@ -342,7 +319,8 @@ class EngineSession:
             dtype; a missing trailing channel axis of size 1 is added (see
             :func:`weightlab.core.dataset.conform_inputs`).
         y:
-            Class indices ``(N,)`` in ``[0, C)``.
+            Class indices ``(N,)`` in ``[0, C)``; None for an unlabelled set
+            (only the agreement with the baseline is reported).
         data_path:
             The held-out file, named in errors.
 
@@ -353,19 +331,11 @@ class EngineSession:
             the set is empty or a label is outside ``[0, C)``.
         """
         x = conform_inputs(np.asarray(x), self.input_shape, data_path)
-        y = np.asarray(y).astype(np.int64, copy=False)
         n = int(x.shape[0])
-        if y.ndim != 1 or y.shape[0] != n:
-            raise DataError(f"labels must have shape ({n},); received {y.shape}", data_path)
         if n == 0:
             raise DataError("the held-out set is empty", data_path)
-        c = self.num_classes
-        if y.min() < 0 or y.max() >= c:
-            raise DataError(
-                f"labels must be class indices in [0, {c}) for this model's {c} outputs; received labels "
-                f"from {int(y.min())} to {int(y.max())}: this held-out set does not fit the model",
-                data_path,
-            )
+        if y is not None:
+            y = check_labels(y, n, self.num_classes, data_path)
         x = x.astype(keras.backend.standardize_dtype(self.model.inputs[0].dtype), copy=False)
         b = self._choose_batch(n, x)
         batches = []
@@ -376,7 +346,8 @@ class EngineSession:
                     xb = np.concatenate([xb, np.zeros((b - xb.shape[0],) + xb.shape[1:], xb.dtype)])
                 batches.append(tf.identity(tf.convert_to_tensor(xb)))
         self._checkpoints.clear()
-        self._batches, self._y, self.batch_size = batches, y, b
+        self._agreement.reset()
+        self._batches, self._y, self._n, self.batch_size = batches, y, n, b
         self.data_path = None if data_path is None else os.fspath(data_path)
         rows = b * len(batches)
         self._stored = self._plan.select(self.cache_budget, rows) if self._plan is not None else []
@@ -497,7 +468,7 @@ class EngineSession:
             When ``should_stop()`` returned True.
         """
         t0 = time.perf_counter()
-        if self._batches is None or self._y is None:
+        if self._batches is None:
             raise EngineError("no held-out set: load one before evaluating")
         self._assign(edited or {})
         start = self._start()
@@ -507,26 +478,25 @@ class EngineSession:
         for cut in record:  # stale now; re-recorded below when the pass completes
             self._checkpoints.pop(cut.position, None)
         fresh: list[list[Any]] = [[] for _ in record]
-        scores = _Scores(self._y, self.num_classes)
+        scorer = PassScorer(self._y, self.num_classes, self._n)
         total = len(source)
         for b, xb in enumerate(source):
             if should_stop is not None and should_stop():
                 raise EvaluationCancelled()
-            recs, out, is_logits = fn(xb)
+            recs, out, class_scores, is_logits = fn(xb)
             for kept, t in zip(fresh, recs):
                 kept.append(t)
-            scores.add(out.numpy(), bool(is_logits))
+            scorer.add([out.numpy()], class_scores.numpy(), bool(is_logits))
             if progress is not None:
-                progress(b + 1, total, scores.done, scores.hits)
+                progress(b + 1, total, scorer.samples, scorer.hits)
         for cut, kept in zip(record, fresh):
             self._checkpoints[cut.position] = _Checkpoint(self._regroup(cut, kept), self._state(cut))
         plan = self._plan
         layers_total = len(plan.node_positions) if plan is not None else 0
-        return Metrics(
-            accuracy=float(scores.correct.mean()),
-            loss=float(scores.nll.mean()),
-            per_class=scores.per_class(),
-            num_samples=int(self._y.shape[0]),
+        return scorer.metrics(
+            self._agreement,
+            is_baseline=not self._edited,
+            outputs=self.output_names,
             seconds=time.perf_counter() - t0,
             device=_device_label(),
             mode="full" if start is None else "incremental",

@@ -34,19 +34,20 @@ GraphDef
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.errors import FormatError
+from ..core.errors import EngineError, FormatError
 from ..core.model import LayerInfo, ModelFile, TensorInfo
 from ..formats import register, tfsniff
 from ..formats._h5io import file_stat, prepare_changes
 from .tf_reader import TFReaderProcess
 
-__all__ = ["CHECKPOINT", "GRAPHDEF", "OPTIMIZER_LAYER", "SAVEDMODEL"]
+__all__ = ["CHECKPOINT", "GRAPHDEF", "OPTIMIZER_LAYER", "SAVEDMODEL", "evaluation_kind"]
 
 #: Name and class name of the layer holding optimizer state (as in :mod:`weightlab.engine.tf_io`).
 OPTIMIZER_LAYER = "(optimizer)"
@@ -132,6 +133,10 @@ class TFFormat:
     def sniff(self, path: str | os.PathLike[str]) -> bool:
         """True when ``path`` is of this format, judged by content (no TensorFlow)."""
         return self._locate(path) is not None
+
+    def locate(self, path: str | os.PathLike[str]) -> str | None:
+        """The folder, prefix or file TensorFlow reads for ``path``, or None when not of this format."""
+        return self._locate(path)
 
     def open(self, path: str | os.PathLike[str]) -> ModelFile:
         """Open ``path``: list its tensors in a reader process; values are read on demand.
@@ -278,3 +283,64 @@ GRAPHDEF = TFFormat(
 
 for _handler in (SAVEDMODEL, CHECKPOINT, GRAPHDEF):
     register(_handler)  # type: ignore[arg-type]
+
+
+#: Options of :func:`evaluation_kind` each format accepts.
+_EVAL_OPTIONS = {
+    "keras": set(),
+    "savedmodel": {"signature"},
+    "checkpoint": {"architecture"},
+    "graphdef": {"input"},
+}
+
+
+def evaluation_kind(
+    path: str | os.PathLike[str],
+    *,
+    architecture: Any = None,
+    signature: str | None = None,
+    input: str | None = None,  # noqa: A002 - the CLI's --input
+) -> tuple[str, str]:
+    """How ``path`` is evaluated: ``(kind, location)``, checking the options given for it (no TensorFlow).
+
+    ``kind`` is ``"savedmodel"``, ``"checkpoint"``, ``"graphdef"`` (judged by
+    content, as for opening) or ``"keras"`` (anything else: a ``.keras`` or
+    ``.h5`` file, checked when it is built); ``location`` is what TensorFlow
+    reads (folder, prefix, file).
+
+    Raises
+    ------
+    EngineError
+        When the path does not exist, an option does not apply to the format
+        (``--signature`` for a checkpoint...), or a checkpoint has no
+        architecture.
+    """
+    p = Path(path)
+    kind, location = "keras", os.fspath(p)
+    if not _is_keras_file(p):
+        for handler in (SAVEDMODEL, CHECKPOINT, GRAPHDEF):
+            found = handler.locate(p)
+            if found is not None:
+                kind, location = handler.name, found
+                break
+    if kind == "keras" and not p.exists():
+        raise EngineError("model file does not exist", p)
+    given = {"architecture": architecture, "signature": signature, "input": input}
+    wrong = [k for k, v in given.items() if v is not None and k not in _EVAL_OPTIONS[kind]]
+    if wrong:
+        raise EngineError(f"--{wrong[0]} does not apply to a {kind} model", p)
+    if kind == "checkpoint" and architecture is None:
+        raise EngineError("a checkpoint holds no architecture: pass --architecture MODEL.keras", p)
+    return kind, location
+
+
+def _is_keras_file(path: Path) -> bool:
+    """A zip (``.keras``) or HDF5 (``.h5``) file, judged by content."""
+    if not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError:
+        return False
+    return head == b"\x89HDF\r\n\x1a\n" or zipfile.is_zipfile(path)

@@ -7,7 +7,9 @@ child process; :func:`main` is its entry point. TensorFlow is imported inside
 Protocol (tuples over a :class:`multiprocessing.connection.Connection`):
 
 Parent -> worker
-    ``("open", request_id, model_path, data_path, trust, layout, batch_size)``
+    ``("open", request_id, model_path, data_path, trust, layout, batch_size, options)``
+    (``options``: ``architecture``, ``signature``, ``output``, ``input`` of
+    :func:`weightlab.engine.tf_eval.open_session`)
     ``("evaluate", request_id, edited, tag)``
     ``("cancel",)``
     ``("shutdown",)``
@@ -22,8 +24,11 @@ follows ``open`` is not stopped by a newer ``evaluate`` (which waits for it).
 Of several queued ``evaluate`` requests only the newest runs; the others are
 answered with ``Cancelled``.
 
-The opened model lives in a :class:`weightlab.engine.session.EngineSession`
-(incremental evaluation, activation cache; ``batch_size`` None lets it choose);
+The opened model lives in the session :func:`weightlab.engine.tf_eval.open_session`
+returns: an :class:`~weightlab.engine.session.EngineSession` for one-output
+Keras models (incremental evaluation, activation cache; ``batch_size`` None
+lets it choose), a :class:`~weightlab.engine.tf_eval.PassSession` for
+SavedModels, frozen graphs and several outputs;
 ``Progress`` events carry the running accuracy and its Wilson interval.
 """
 
@@ -121,11 +126,11 @@ class _Worker:
         trust: bool,
         layout: Any,
         batch_size: int | None,
+        options: dict[str, Any] | None = None,
     ) -> None:
-        ev = self.ev
         import keras
 
-        from .session import EngineSession
+        from .tf_eval import open_session
 
         self.session, self.reason = None, "no model is open"
         keras.backend.clear_session()
@@ -136,22 +141,29 @@ class _Worker:
             self.send(ModelReady(rid, ok=False, reason=reason, **info))
 
         try:
-            model = ev.build_model(model_path, trust=trust)
-            in_shape, num_classes = ev.check_model_io(model, model_path)
+            session = open_session(
+                model_path, trust=trust, layout=layout, batch_size=batch_size, **(options or {})
+            )
         except WeightLabError as exc:
             return refuse(str(exc))
-        info.update(input_shape=tuple(in_shape), num_classes=num_classes)
-        if layout is None:
-            layout = ev.file_layout(model_path) or ev.model_layout(model)
-        session = EngineSession(model, layout, batch_size=batch_size, model_path=model_path)
-        info.update(mapped=len(session.tmap.variables), unmapped=list(session.tmap.unmapped))
+        except Exception as exc:  # a TF error while building: report, keep the worker alive
+            traceback.print_exc()
+            return refuse(f"the model cannot be built: {type(exc).__name__}: {exc}")
+        info.update(
+            input_shape=tuple(session.input_shape),
+            num_classes=session.num_classes,
+            mapped=len(session.tmap.variables),
+            unmapped=list(session.tmap.unmapped),
+            outputs=list(session.output_names),
+            signatures=list(session.signatures),
+        )
         if data_path is None:
-            return refuse("no held-out set: open a data file (.npz with x and y) to evaluate edits")
+            return refuse("no held-out set: open a data file (.npz with x, and y for accuracy) to evaluate edits")
         try:
             session.load_heldout(data_path)
         except WeightLabError as exc:
             return refuse(str(exc))
-        info.update(num_samples=session.num_samples)
+        info.update(num_samples=session.num_samples, labels=session.labelled)
         self.session, self.reason = session, None
         self.send(ModelReady(rid, ok=True, reason=None, **info))
         self._run(rid, None, {}, baseline=True)
