@@ -163,7 +163,7 @@ def lod_factors(rows: int, cols: int, budget: int) -> tuple[int, int]:
     return fy, fx
 
 
-def block_extreme(image: np.ndarray, fy: int, fx: int, chunk_pixels: int = 1 << 22) -> np.ndarray:
+def block_extreme(image: np.ndarray, fy: int, fx: int, chunk_pixels: int = 1 << 20) -> np.ndarray:
     """Reduce ``image`` by ``fy x fx`` blocks to each block's value of largest magnitude.
 
     The value keeps its sign (a block whose extreme is ``-0.8`` shows

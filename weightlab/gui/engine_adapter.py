@@ -15,6 +15,7 @@ works: :attr:`available` is False and :attr:`unavailable_reason` says why.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,10 @@ class EngineAdapter(QObject):
         ``ModelReady``: the model was built (``ok``) or why evaluation is off (``reason``).
     progress(done, total):
         Batches evaluated by the current request.
+    estimate(event):
+        The same ``Progress`` event with its running estimate: ``samples``,
+        ``accuracy`` and the 95% Wilson interval ``ci_low``/``ci_high``
+        (``nan`` when the engine does not report them).
     result(event):
         ``Result(request_id, tag, baseline, metrics)`` of the latest request.
     failed(message):
@@ -69,6 +74,7 @@ class EngineAdapter(QObject):
     ready = Signal(object)
     modelReady = Signal(object)
     progress = Signal(int, int)
+    estimate = Signal(object)
     result = Signal(object)
     failed = Signal(str)
     crashed = Signal(str)
@@ -103,11 +109,35 @@ class EngineAdapter(QObject):
         """True when a worker client has been started and not shut down."""
         return self._client is not None
 
+    def supports(self, option: str) -> bool:
+        """True when the engine client's ``open`` takes keyword ``option``.
+
+        Checked at run time with :func:`inspect.signature`, so the window only
+        offers choices (``architecture``, ``signature``, ``output``) that the
+        installed engine understands.
+        """
+        opener = getattr(self._factory, "open", None)
+        if opener is None:
+            return False
+        try:
+            return option in inspect.signature(opener).parameters
+        except (TypeError, ValueError):
+            return False
+
     # -- commands (GUI thread) ----------------------------------------------
-    def open(self, model_path: str | Path, data_path: str | Path | None = None, *, trust: bool = False) -> bool:
+    def open(
+        self,
+        model_path: str | Path,
+        data_path: str | Path | None = None,
+        *,
+        trust: bool = False,
+        **options: Any,
+    ) -> bool:
         """Start the worker if needed and ask it to build the model and evaluate the baseline.
 
-        Returns False (and does nothing) when the engine is unavailable.
+        ``options`` (``architecture=``, ``signature=``, ``output=``) are passed
+        on when set and :meth:`supports` them; others are dropped. Returns False
+        (and does nothing) when the engine is unavailable.
         """
         if not self.available:
             return False
@@ -120,8 +150,10 @@ class EngineAdapter(QObject):
                 self.unavailable_reason = f"evaluation engine failed to start: {e}"
                 return False
         self._eval_id = None
+        extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()
+                 if v is not None and self.supports(k)}
         self._open_id = self._client.open(
-            str(model_path), str(data_path) if data_path is not None else None, trust=trust
+            str(model_path), str(data_path) if data_path is not None else None, trust=trust, **extra
         )
         return True
 
@@ -175,6 +207,7 @@ class EngineAdapter(QObject):
         elif kind == "Progress":
             if self._is_current(rid):
                 self.progress.emit(int(ev.done), int(ev.total))
+                self.estimate.emit(ev)
         elif kind == "Result":
             if self._is_current(rid):
                 self.result.emit(ev)

@@ -2,21 +2,63 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QGroupBox, QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .engine_adapter import metric
-from .formatting import fmt_delta_pp, fmt_num, fmt_pct
+from .formatting import fmt_count, fmt_delta_pp, fmt_num, fmt_pct
 
 WORSE = "#c92a2a"
 BETTER = "#2b8a3e"
 BASELINE_BRUSH = pg.mkBrush(170, 170, 170)
 CURRENT_BRUSH = pg.mkBrush("#1c7ed6")
+PROVISIONAL_PEN = pg.mkPen("#f08c00", width=1.5)
+
+
+def running_text(ev: Any, num_samples: int = 0) -> str:
+    """``"≈ 91.2 % [88.0, 93.7] · 1 024 / 4 000 samples"`` for a ``Progress`` event.
+
+    The interval is left out when the engine sent none (``nan``); the total is
+    left out when ``num_samples`` is unknown (0).
+    """
+    acc = float(getattr(ev, "accuracy", float("nan")))
+    low, high = float(getattr(ev, "ci_low", float("nan"))), float(getattr(ev, "ci_high", float("nan")))
+    samples = int(getattr(ev, "samples", 0) or 0)
+    text = f"≈ {fmt_pct(acc)}"
+    if not (math.isnan(low) or math.isnan(high)):
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    done = fmt_count(samples) + (f" / {fmt_count(num_samples)}" if num_samples else "")
+    return f"{text} · {done} samples"
+
+
+def timing_text(metrics: Any) -> str:
+    """``"0.01 s, incremental from dense"`` / ``"0.33 s, full pass"`` from a metrics object."""
+    seconds = metric(metrics, "seconds")
+    head = f"{seconds:.2f} s" if seconds is not None else "?"
+    if metric(metrics, "mode") == "incremental":
+        cut = metric(metrics, "cut")
+        run, total = metric(metrics, "layers_run", 0), metric(metrics, "layers_total", 0)
+        how = f"incremental from {cut}" if cut else "incremental"
+        if total:
+            how += f" ({run}/{total} layers)"
+        return f"{head}, {how}"
+    return f"{head}, full pass"
 
 
 def _delta_html(delta: float, text: str, higher_is_better: bool = True) -> str:
@@ -33,7 +75,22 @@ class EvalPanel(QGroupBox):
     the reason), :meth:`set_baseline` / :meth:`set_current` with metrics, and
     :meth:`set_history` after every session change so the accuracy-per-step
     chart keeps only results of steps still in the history.
+
+    While a pass runs, :meth:`start_pass` and :meth:`set_running` show the
+    running accuracy with its 95% interval, in words and as a provisional
+    point with an error bar in the step chart.
+
+    Signals
+    -------
+    architectureRequested():
+        The user pressed "Choose architecture…" (checkpoints need a model file).
+    optionChosen(str, str):
+        ``("signature" | "output", value)``: the user chose a SavedModel
+        signature or output to evaluate.
     """
+
+    architectureRequested = Signal()
+    optionChosen = Signal(str, str)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__("Held-out evaluation", parent)
@@ -44,10 +101,18 @@ class EvalPanel(QGroupBox):
         self._by_step: dict[int, tuple[tuple[Any, ...], float]] = {}
         self._history: tuple[Any, ...] = ()
         self._position = 0
+        self._num_samples = 0
+        # history position whose pass is running (its provisional point), or None
+        self._pending: int | None = None
+        self.running: Any = None
 
         self.data_label = QLabel("Held-out set: none")
         self.data_label.setWordWrap(True)
         self.device_label = QLabel("Device: –")
+        self.timing_label = QLabel("Last evaluation: –")
+        self.timing_label.setStyleSheet("color: #555;")
+        self.running_label = QLabel("")
+        self.running_label.setStyleSheet("color: #d9480f; font-weight: 600;")
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setStyleSheet(f"color: {WORSE};")
@@ -57,6 +122,25 @@ class EvalPanel(QGroupBox):
         self.cur_loss = QLabel("–")
         for lab in (self.base_acc, self.cur_acc):
             lab.setStyleSheet("font-size: 15pt; font-weight: 600;")
+        self.arch_button = QPushButton("Choose architecture…")
+        self.arch_button.setToolTip(
+            "A checkpoint holds weights only: pick the .keras/.h5 model file whose architecture they belong to"
+        )
+        self.arch_button.clicked.connect(self.architectureRequested)
+        self.arch_label = QLabel("")
+        self.arch_label.setWordWrap(True)
+        self.choice_boxes: dict[str, QComboBox] = {}
+        choices = QHBoxLayout()
+        choices.addWidget(self.arch_button)
+        choices.addWidget(self.arch_label, 1)
+        for key in ("signature", "output"):
+            box = QComboBox()
+            box.setToolTip(f"The SavedModel {key} to evaluate")
+            box.textActivated.connect(lambda text, key=key: self.optionChosen.emit(key, text))
+            self.choice_boxes[key] = box
+            choices.addWidget(QLabel(f"{key}:"))
+            choices.addWidget(box)
+        self._choices = choices
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
@@ -84,6 +168,13 @@ class EvalPanel(QGroupBox):
         self.step_plot.setMouseEnabled(x=False, y=False)
         self.step_curve = self.step_plot.plot([], [], pen=pg.mkPen("#1c7ed6", width=2), symbol="o",
                                               symbolSize=6, symbolBrush="#1c7ed6")
+        # The running estimate of the pass in progress: a hollow point with its 95% interval.
+        self.provisional_bar = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.15, pen=PROVISIONAL_PEN)
+        self.provisional_point = pg.ScatterPlotItem(
+            size=8, symbol="o", pen=PROVISIONAL_PEN, brush=pg.mkBrush(255, 255, 255)
+        )
+        self.step_plot.addItem(self.provisional_bar)
+        self.step_plot.addItem(self.provisional_point)
         self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999", style=Qt.PenStyle.DashLine))
         self.step_plot.addItem(self.base_line)
         self.base_line.hide()
@@ -102,19 +193,30 @@ class EvalPanel(QGroupBox):
             "Per-class accuracy: <span style='color:#888'>■ baseline</span> "
             "<span style='color:#1c7ed6'>■ current</span>"
         )
-        self.step_title = QLabel("Accuracy after each history step (dashed: baseline)")
+        self.step_title = QLabel(
+            "Accuracy after each history step (dashed: baseline; "
+            "<span style='color:#f08c00'>○ running estimate, 95 % interval</span>)"
+        )
+        self.step_title.setWordWrap(True)
+        self.timing_label.setWordWrap(True)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(self.data_label)
         lay.addWidget(self.device_label)
+        lay.addWidget(self.timing_label)
+        lay.addLayout(choices)
         lay.addLayout(grid)
         lay.addWidget(self.progress)
+        lay.addWidget(self.running_label)
         lay.addWidget(self.message)
         lay.addWidget(self.step_title)
         lay.addWidget(self.step_plot, 1)
         lay.addWidget(self.class_title)
         lay.addWidget(self.class_plot, 1)
+        self.offer_architecture(False)
+        for key in self.choice_boxes:
+            self.offer_choices(key, [])
 
     # -- state --------------------------------------------------------------------
     @property
@@ -127,6 +229,9 @@ class EvalPanel(QGroupBox):
         self.baseline = self.current = None
         self.off_reason = None
         self._by_step.clear()
+        self._num_samples = 0
+        self.end_pass()
+        self.timing_label.setText("Last evaluation: –")
         self.data_label.setText(f"Held-out set: <b>{data_name}</b>" if data_name else "Held-out set: none")
         for lab in (self.base_acc, self.base_loss, self.cur_acc, self.cur_loss):
             lab.setText("–")
@@ -147,6 +252,7 @@ class EvalPanel(QGroupBox):
 
     def set_data_info(self, name: str, num_samples: int, num_classes: int) -> None:
         """Describe the held-out set once the engine has loaded it."""
+        self._num_samples = int(num_samples)
         self.data_label.setText(f"Held-out set: <b>{name}</b> · {num_samples} samples · {num_classes} classes")
 
     def show_message(self, text: str, error: bool = True) -> None:
@@ -164,6 +270,77 @@ class EvalPanel(QGroupBox):
             self.progress.setRange(0, 1)
             self.progress.setValue(1 if text == "done" else 0)
             self.progress.setFormat(text or "idle")
+
+    # -- evaluation choices ----------------------------------------------------------
+    def offer_architecture(self, show: bool, current: str | None = None) -> None:
+        """Show or hide "Choose architecture…" and the architecture chosen so far."""
+        self.arch_button.setVisible(show)
+        self.arch_label.setVisible(show)
+        self.arch_label.setText(f"architecture: <b>{current}</b>" if current else "no architecture chosen")
+
+    def offer_choices(self, key: str, values: Sequence[str], current: str | None = None) -> None:
+        """Offer a choice of ``key`` (``"signature"``/``"output"``) among ``values``; hidden for fewer than 2."""
+        box = self.choice_boxes[key]
+        box.clear()
+        box.addItems(list(values))
+        if current in values:
+            box.setCurrentText(current)
+        visible = len(values) > 1
+        box.setVisible(visible)
+        idx = self._choices.indexOf(box)
+        self._choices.itemAt(idx - 1).widget().setVisible(visible)
+
+    # -- a pass in progress ------------------------------------------------------------
+    def start_pass(self, position: int) -> None:
+        """A pass measuring history ``position`` started; its running estimate is drawn there."""
+        self._pending = position
+        self.running = None
+        self.running_label.setText("")
+        self._draw_provisional()
+
+    def end_pass(self) -> None:
+        """Forget the running estimate (the result arrived, or the pass was dropped)."""
+        self._pending = None
+        self.running = None
+        self.running_label.setText("")
+        self._draw_provisional()
+
+    def set_running(self, ev: Any) -> None:
+        """Show a ``Progress`` event: batches done, running accuracy and its 95% interval.
+
+        The estimate is drawn in the step chart as a provisional point with an
+        error bar at the position given to :meth:`start_pass`; the final
+        result (:meth:`set_current`/:meth:`set_baseline`) replaces it.
+        """
+        self.set_busy(done=int(ev.done), total=int(ev.total))
+        if int(getattr(ev, "samples", 0) or 0) <= 0 or math.isnan(float(getattr(ev, "accuracy", math.nan))):
+            return
+        self.running = ev
+        self.running_label.setText(running_text(ev, self._num_samples))
+        self._draw_provisional()
+
+    def _draw_provisional(self) -> None:
+        ev = self.running
+        if ev is None or self._pending is None:
+            self.provisional_bar.setData(x=np.zeros(0), y=np.zeros(0))
+            self.provisional_point.setData([], [])
+            return
+        acc = 100 * float(ev.accuracy)
+        low, high = float(ev.ci_low), float(ev.ci_high)
+        x = np.array([float(self._pending)])
+        if not (math.isnan(low) or math.isnan(high)):
+            self.provisional_bar.setData(
+                x=x, y=np.array([acc]), top=np.array([100 * high - acc]), bottom=np.array([acc - 100 * low])
+            )
+        self.provisional_point.setData(x, [acc])
+        self._fit_y()
+
+    def provisional(self) -> tuple[float, float, float, float] | None:
+        """``(x, accuracy %, low %, high %)`` of the drawn running estimate, or None."""
+        if self.running is None or self._pending is None:
+            return None
+        ev = self.running
+        return float(self._pending), 100 * float(ev.accuracy), 100 * float(ev.ci_low), 100 * float(ev.ci_high)
 
     # -- results -------------------------------------------------------------------
     def set_baseline(self, metrics: Any) -> None:
@@ -195,6 +372,8 @@ class EvalPanel(QGroupBox):
         device = metric(metrics, "device")
         if device:
             self.set_device(str(device))
+        self.timing_label.setText(f"Last evaluation: {timing_text(metrics)}" + (f" · {device}" if device else ""))
+        self.end_pass()
         self._redraw()
 
     def set_history(self, steps: Sequence[Any], position: int) -> None:
@@ -217,14 +396,11 @@ class EvalPanel(QGroupBox):
         if pts:
             xs, ys = zip(*pts)
             self.step_curve.setData(list(xs), [100 * y for y in ys])
-            vals = [100 * y for y in ys]
-            if self.baseline is not None:
-                vals.append(100 * metric(self.baseline, "accuracy"))
-            self.step_plot.setYRange(max(0.0, min(vals) - 1), min(100.0, max(vals) + 1), padding=0.05)
         else:
             self.step_curve.setData([], [])
+        self._fit_y()
         n = max(1, len(self._history))
-        self.step_plot.setXRange(0, n, padding=0.05)
+        self.step_plot.setXRange(-0.3, n + 0.3, padding=0)  # room for a point and its error bar at either end
         step = max(1, n // 10)
         self.step_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(0, n + 1, step)]])
         if self.baseline is not None:
@@ -233,6 +409,18 @@ class EvalPanel(QGroupBox):
         else:
             self.base_line.hide()
         self._redraw_classes()
+
+    def _fit_y(self) -> None:
+        """Fit the step chart's y range to the points, the baseline and the running interval."""
+        vals = [100 * y for y in self.step_accuracy().values()]
+        if self.baseline is not None:
+            vals.append(100 * metric(self.baseline, "accuracy"))
+        prov = self.provisional()
+        if prov is not None:
+            vals.extend(v for v in prov[1:] if not math.isnan(v))
+        vals = [v for v in vals if not math.isnan(v)]
+        if vals:
+            self.step_plot.setYRange(max(0.0, min(vals) - 1), min(100.0, max(vals) + 1), padding=0.05)
 
     def _redraw_classes(self) -> None:
         base = metric(self.baseline, "per_class") if self.baseline is not None else None

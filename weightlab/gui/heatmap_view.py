@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsRectItem,
@@ -17,11 +17,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from weightlab.core.layout import HeatmapLayout
+from weightlab.core.layout import HeatmapLayout, lod_factors
 
 from .formatting import fmt_num, fmt_shape
 from .selection import NeuronSelection
-from .tensor_worker import TensorView
+from .tensor_worker import TILE_PIXELS, TensorView, Tile
 
 #: Diverging colour map: negative blue, zero white, positive red.
 COLORMAP_NAME = "CET-D1"
@@ -32,6 +32,11 @@ SELECT_BRUSH = pg.mkBrush(255, 212, 59, 70)
 HOVER_HINT = "click a column to select neurons · double-click a cell to set its value"
 #: RGBA of pruned/zeroed positions in the mask overlay.
 MASK_RGBA = (20, 20, 20, 190)
+#: Quiet time after the last zoom/pan before a full-resolution tile is asked for (ms).
+ZOOM_DEBOUNCE_MS = 150
+LOD_NOTE = "block max-|w|, sign kept"
+#: Axes longer than this (Dense/vector layouts) use pyqtgraph's automatic ticks.
+AUTO_TICKS = 240
 
 
 def mask_rgba(image: np.ndarray, on: tuple[int, ...], off: tuple[int, ...] = (0, 0, 0, 0)) -> np.ndarray:
@@ -71,9 +76,13 @@ def set_layout_ticks(plot: pg.PlotWidget, lay: HeatmapLayout, max_ticks: int = 2
         plot.setLabel("bottom", "output filter")
         plot.setLabel("left", "input channel")
     else:
-        bottom.setTicks([_ticks(n, lambda i: i + 0.5, max_ticks)])
         rows = lay.image_shape[0]
-        left.setTicks([_ticks(rows, lambda i: i + 0.5, max_ticks)] if rows > 1 else [[]])
+        # Large images: pyqtgraph's own ticks follow the zoom (a fixed list would leave none in view).
+        bottom.setTicks(None if n > AUTO_TICKS else [_ticks(n, lambda i: i + 0.5, max_ticks)])
+        if rows > AUTO_TICKS:
+            left.setTicks(None)
+        else:
+            left.setTicks([_ticks(rows, lambda i: i + 0.5, max_ticks)] if rows > 1 else [[]])
         plot.setLabel("bottom", "output neuron")
         plot.setLabel("left", "input" if len(shape) >= 2 else "")
 
@@ -93,6 +102,16 @@ class HeatmapView(QWidget):
     cellDoubleClicked(tuple, float):
         Tensor index and current value of the double-clicked cell (the window
         asks for a new value: a ``set`` edit).
+    regionWanted(tuple, tuple):
+        ``(rows, cols)``, half-open full-resolution image ranges: the visible
+        region of a level-of-detail image after zooming, to be rendered finer
+        (the window computes it off the GUI thread and calls :meth:`set_tile`).
+
+    Level of detail: a view whose ``lod`` is not ``(1, 1)`` shows a reduced
+    image stretched over the full image's extent, so view coordinates are
+    always full-resolution pixels and hover, clicks and double-clicks map to
+    the true tensor index at any zoom. Zooming in (debounced) asks for the
+    visible region, which is drawn on top as a tile.
 
     A mask overlay (toggle :attr:`mask_check`) darkens the entries that are
     zero now but were non-zero in the file: what pruning and zeroing removed.
@@ -100,6 +119,7 @@ class HeatmapView(QWidget):
 
     hovered = Signal(str)
     cellDoubleClicked = Signal(tuple, float)
+    regionWanted = Signal(tuple, tuple)
 
     def __init__(self, selection: NeuronSelection, parent: QWidget | None = None):
         super().__init__(parent)
@@ -114,14 +134,25 @@ class HeatmapView(QWidget):
         self.vb.setBackgroundColor(GAP_COLOR)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
+        self.tile_image = pg.ImageItem(axisOrder="row-major")
+        self.tile_image.setZValue(1)
+        self.plot.addItem(self.tile_image)
+        self.tile: Tile | None = None
+        self._wanted: tuple[tuple[int, int], tuple[int, int]] | None = None
         self.colorbar = pg.ColorBarItem(
             values=(-1, 1), colorMap=pg.colormap.get(COLORMAP_NAME), interactive=False, width=14
         )
-        self.colorbar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.colorbar.setImageItem([self.image, self.tile_image], insert_in=self.plot.getPlotItem())
+        self._zoom_timer = QTimer(self)
+        self._zoom_timer.setSingleShot(True)
+        self._zoom_timer.setInterval(ZOOM_DEBOUNCE_MS)
+        self._zoom_timer.timeout.connect(self._request_region)
+        self.vb.sigRangeChanged.connect(lambda *_: self._zoom_timer.start())
         self.title = QLabel("")
         # long text must not widen the pane and squeeze the model tree
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        self.title.setWordWrap(True)  # the level-of-detail note must stay readable
         self.hover_label = QLabel(HOVER_HINT)
         # long text must not widen the pane and squeeze the model tree
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -156,6 +187,7 @@ class HeatmapView(QWidget):
         """Show the heatmap of ``view`` (None clears); keep zoom when the tensor is the same."""
         same = self.view is not None and view is not None and self.view.request.name == view.request.name
         self.view = view
+        self._clear_tile()
         if view is None:
             self.layout_ = None
             self.image.clear()
@@ -164,24 +196,85 @@ class HeatmapView(QWidget):
             self._draw_mask()
             return
         self.layout_ = view.layout
-        img = view.image
-        finite = img[np.isfinite(img)]
-        m = float(np.abs(finite).max()) if finite.size else 0.0
-        m = m if m > 0 else 1.0
-        self.image.setImage(img, autoLevels=False)
+        rows, cols = view.layout.image_shape
+        m = view.vmax
+        self.image.setImage(view.image, autoLevels=False)
         self.colorbar.setLevels((-m, m))
-        self.image.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
-        shape = view.request.source.model.tensors[view.request.name].shape
-        self.title.setText(
-            f"<b>{view.request.name}</b> {fmt_shape(shape)} · image {img.shape[0]}×{img.shape[1]} · "
-            f"colour ±{fmt_num(m, 3)}"
-        )
-        self.title.setToolTip(self.title.text())
+        self.image.setRect(QRectF(0, 0, cols, rows))
+        self._update_title()
         set_layout_ticks(self.plot, self.layout_)
         if not same:
             self.vb.autoRange(padding=0.02)
         self._draw_selection()
         self._draw_mask()
+        if view.lod != (1, 1):
+            self._zoom_timer.start()  # a kept zoom wants its tile again
+
+    def _update_title(self) -> None:
+        view = self.view
+        rows, cols = view.layout.image_shape
+        shape = view.request.source.model.tensors[view.request.name].shape
+        text = f"<b>{view.request.name}</b> {fmt_shape(shape)} · image {rows}×{cols}"
+        if view.lod != (1, 1):
+            fy, fx = view.lod
+            text += f" · <span style='color:#d9480f'>level of detail: {fy}×{fx} blocks, {LOD_NOTE}</span>"
+            tile = self.tile
+            if tile is not None:
+                (r0, r1), (c0, c1) = tile.rows, tile.cols
+                res = "full resolution" if tile.lod == (1, 1) else f"{tile.lod[0]}×{tile.lod[1]} blocks"
+                text += f" · zoomed rows {r0}–{r1 - 1}, cols {c0}–{c1 - 1} at {res}"
+        text += f" · colour ±{fmt_num(view.vmax, 3)}"
+        self.title.setText(text)
+        self.title.setToolTip(text)
+
+    # -- level of detail ---------------------------------------------------------
+    def visible_region(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
+        """Full-resolution image ``(rows, cols)`` ranges inside the view, or None when none is visible."""
+        if self.layout_ is None:
+            return None
+        (x0, x1), (y0, y1) = self.vb.viewRange()
+        rows, cols = self.layout_.image_shape
+        r0, r1 = max(0, math.floor(y0)), min(rows, math.ceil(y1))
+        c0, c1 = max(0, math.floor(x0)), min(cols, math.ceil(x1))
+        if r1 <= r0 or c1 <= c0:
+            return None
+        return (r0, r1), (c0, c1)
+
+    def _request_region(self) -> None:
+        """After zooming a level-of-detail image: ask for the visible region when it can be drawn finer."""
+        view = self.view
+        region = self.visible_region() if view is not None and view.lod != (1, 1) else None
+        if region is not None:
+            (r0, r1), (c0, c1) = region
+            fy, fx = lod_factors(r1 - r0, c1 - c0, TILE_PIXELS)
+            if fy >= view.lod[0] and fx >= view.lod[1]:
+                region = None  # no finer than what is shown
+        if region is None:
+            self._clear_tile()
+            if view is not None:
+                self._update_title()
+            return
+        if region == self._wanted or (self.tile is not None and (self.tile.rows, self.tile.cols) == region):
+            return
+        self._wanted = region
+        self.regionWanted.emit(*region)
+
+    def set_tile(self, tile: Tile) -> None:
+        """Draw ``tile`` over the level-of-detail image (ignored unless it is the region last asked for)."""
+        if self.view is None or tile.name != self.view.request.name or (tile.rows, tile.cols) != self._wanted:
+            return
+        self.tile = tile
+        (r0, r1), (c0, c1) = tile.rows, tile.cols
+        self.tile_image.setImage(tile.image, autoLevels=False, levels=(-self.view.vmax, self.view.vmax))
+        self.tile_image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
+        self.tile_image.show()
+        self._update_title()
+
+    def _clear_tile(self) -> None:
+        self.tile = None
+        self._wanted = None
+        self.tile_image.clear()
+        self.tile_image.hide()
 
     @property
     def mask_shown(self) -> bool:
@@ -190,7 +283,7 @@ class HeatmapView(QWidget):
 
     def _draw_mask(self) -> None:
         img = self.view.mask_image if self.view is not None else None
-        count = int(self.view.pruned.sum()) if img is not None else 0
+        count = self.view.pruned_count if img is not None else 0
         self.mask_label.setText(f"{count} pruned" if count else "")
         self.mask_label.setToolTip("entries zero now that were non-zero in the file")
         if img is None or not count or not self.mask_check.isChecked():
@@ -198,7 +291,8 @@ class HeatmapView(QWidget):
             self.mask.hide()
             return
         self.mask.setImage(mask_rgba(img, MASK_RGBA), autoLevels=False, levels=(0, 255))
-        self.mask.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
+        rows, cols = self.layout_.image_shape
+        self.mask.setRect(QRectF(0, 0, cols, rows))
         self.mask.show()
 
     # -- mouse ------------------------------------------------------------------

@@ -19,12 +19,14 @@ from PySide6.QtWidgets import (
 from weightlab.core.stats import TensorStats
 
 from .formatting import fmt_count, fmt_num
-from .tensor_worker import TensorView
+from .tensor_worker import HistogramPreview, TensorView
 
 CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
 CURRENT_BRUSH = pg.mkBrush(28, 126, 214, 110)
 GHOST_PEN = pg.mkPen("#9a9a9a", width=1)
 GHOST_BRUSH = pg.mkBrush(150, 150, 150, 70)
+PREVIEW_PEN = pg.mkPen(28, 126, 214, 110, width=1, style=Qt.PenStyle.DashLine)
+PREVIEW_BRUSH = pg.mkBrush(28, 126, 214, 40)
 RANGE_BRUSH = pg.mkBrush(250, 176, 5, 60)
 #: Where empty bins sit on the log scale (log10 of half a count).
 _LOG_FLOOR = float(np.log10(0.5))
@@ -81,15 +83,26 @@ class HistogramView(QWidget):
         ``(lo, hi)`` of the committed brush, or None when cleared.
     binsChanged(int):
         The user changed the bin count.
+    countWanted(float, float):
+        A range was committed on a large tensor: count its values exactly off
+        the GUI thread and call :meth:`set_count` (while dragging, the label
+        shows an estimate from the exact histogram, marked ``≈``).
+
+    A large tensor first shows a :class:`HistogramPreview` (:meth:`set_preview`,
+    drawn lighter and labelled "preview"); the exact view replaces it.
     """
 
     rangeChanged = Signal(object)
     binsChanged = Signal(int)
+    countWanted = Signal(float, float)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.view: TensorView | None = None
+        self.preview: HistogramPreview | None = None
         self.committed_range: tuple[float, float] | None = None
+        #: ``(lo, hi, count)`` of the last exact count of a range, or None.
+        self.range_count: tuple[float, float, int] | None = None
 
         self.bins = QSpinBox()
         self.bins.setRange(5, 2000)
@@ -158,6 +171,10 @@ class HistogramView(QWidget):
         """Show ``view`` (None clears); keep the brushed range when the tensor is the same."""
         same = self.view is not None and view is not None and view.request.name == self.view.request.name
         self.view = view
+        self.preview = None
+        self.range_count = None
+        self.curve.setPen(CURRENT_PEN)
+        self.curve.setBrush(CURRENT_BRUSH)
         if not (keep_range and same):
             self.clear_range()
         if view is None:
@@ -172,6 +189,26 @@ class HistogramView(QWidget):
         self._redraw()
         if self.committed_range is not None:
             self._preview()
+
+    def set_preview(self, preview: HistogramPreview) -> None:
+        """Draw the quick histogram of a strided sample, lighter and labelled, until the exact view arrives."""
+        self.preview = preview
+        self.legend.clear()
+        self.ghost.setData([], [])
+        self.ghost.hide()
+        self.curve.setPen(PREVIEW_PEN)
+        self.curve.setBrush(PREVIEW_BRUSH)
+        self.curve.setData(preview.edges, self._y(preview.counts))
+        name = preview.request.name
+        self.title.setText(
+            f"<b>{name}</b> <span style='color:#868e96'>(preview: every {fmt_count(preview.step)}th value; "
+            "computing exact counts…)</span>"
+        )
+        self.stats_label.setText("computing exact statistics…")
+        lo, hi = float(preview.edges[0]), float(preview.edges[-1])
+        pad = (hi - lo) * 0.02 or 0.5
+        self.plot.setXRange(lo - pad, hi + pad, padding=0)
+        self.plot.enableAutoRange(axis="y")
 
     @property
     def stats(self) -> TensorStats | None:
@@ -234,14 +271,27 @@ class HistogramView(QWidget):
         self.set_range(lo, hi, finished)
 
     def _preview(self) -> None:
-        lo, hi = self.region.getRegion()
+        """Label the brushed range: exact count for small tensors, histogram estimate (≈) for large ones."""
+        lo, hi = (float(v) for v in self.region.getRegion())
         if self.view is None or not self.region.isVisible():
             return
-        n = self.view.count_between(lo, hi)
+        rc = self.range_count
+        if rc is not None and rc[:2] == (lo, hi):
+            self._show_count(lo, hi, rc[2], exact=True)
+        elif self.view.large:
+            self._show_count(lo, hi, self.view.estimate_between(lo, hi), exact=False)
+        else:
+            self._show_count(lo, hi, self.view.count_between(lo, hi), exact=True)
+
+    def _show_count(self, lo: float, hi: float, n: float, exact: bool) -> None:
         total = max(self.view.stats.count, 1)
-        self.range_label.setText(
-            f"range [{fmt_num(lo)}, {fmt_num(hi)}]: {fmt_count(n)} values ({100 * n / total:.1f} %)"
-        )
+        what = f"{fmt_count(int(n))} values" if exact else f"≈ {fmt_count(round(n))} values (counting…)"
+        self.range_label.setText(f"range [{fmt_num(lo)}, {fmt_num(hi)}]: {what} ({100 * n / total:.1f} %)")
+
+    def set_count(self, result: tuple[float, float, int]) -> None:
+        """The exact ``(lo, hi, count)`` of a committed range, counted off the GUI thread."""
+        self.range_count = result
+        self._preview()
 
     def _commit(self) -> None:
         if not self.region.isVisible():
@@ -249,5 +299,7 @@ class HistogramView(QWidget):
         lo, hi = (float(v) for v in self.region.getRegion())
         self.committed_range = (lo, hi)
         self.clear_btn.setEnabled(True)
+        if self.view is not None and self.view.large and (self.range_count or (None, None))[:2] != (lo, hi):
+            self.countWanted.emit(lo, hi)
         self._preview()
         self.rangeChanged.emit(self.committed_range)

@@ -58,7 +58,13 @@ from .selection import NeuronSelection, neuron_target
 from .settings import RecentFiles
 from .tensor_worker import TensorComputer, TensorRequest, TensorView
 
-MODEL_FILTER = "Keras models (*.keras *.h5 *.hdf5 *.weights.h5);;All files (*)"
+MODEL_FILTER = (
+    "Models (*.keras *.h5 *.hdf5 *.weights.h5 *.pb *.index *.meta);;"
+    "Keras models (*.keras *.h5 *.hdf5 *.weights.h5);;"
+    "TensorFlow (SavedModel *.pb, checkpoint *.index *.meta, frozen graph *.pb) (*.pb *.index *.meta);;"
+    "All files (*)"
+)
+ARCHITECTURE_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
 DATA_FILTER = "Held-out sets (*.npz);;All files (*)"
 RECIPE_FILTER = "Recipes (*.json);;All files (*)"
 NO_DATA_REASON = "No held-out set: File › Open held-out set…"
@@ -119,6 +125,10 @@ class MainWindow(QMainWindow):
         self.current: str | None = None
         self.data_path: Path | None = None
         self.trust = False
+        #: Extra ``open`` options for the engine: ``architecture`` (checkpoints),
+        #: ``signature`` and ``output`` (SavedModels); reset for every model.
+        self.eval_options: dict[str, str] = {}
+        self._model_info = None  # the last ModelReady (signatures and outputs on offer)
         self._model_ok = False
         self._eval_applied: tuple = ()
         self._norms_of: str | None = None
@@ -201,6 +211,10 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         K = QKeySequence
         self.act_open = self._action("&Open…", self.open_dialog, K(K.StandardKey.Open), "Open a Keras model file")
+        self.act_open_folder = self._action(
+            "Open &folder…", self.open_folder_dialog, K("Ctrl+Shift+O"),
+            "Open a SavedModel folder or a checkpoint folder",
+        )
         self.act_open_data = self._action("Open &held-out set…", self.open_data_dialog, tip="Open a held-out .npz (x, y)")
         self.act_save_as = self._action("Save &As…", self.save_as, K("Ctrl+Shift+S"), "Write the edited model to a new file")
         self.act_export = self._action("&Export recipe…", self.export_recipe, tip="Save the applied edits as a JSON recipe")
@@ -275,7 +289,7 @@ class MainWindow(QMainWindow):
 
         bar = self.menuBar()
         m = bar.addMenu("&File")
-        m.addActions([self.act_open, self.act_open_data])
+        m.addActions([self.act_open, self.act_open_folder, self.act_open_data])
         self.recent_menu = m.addMenu("Open &Recent")
         m.addSeparator()
         m.addActions([self.act_save_as, self.act_export, self.act_apply])
@@ -318,6 +332,15 @@ class MainWindow(QMainWindow):
         self.history.stepToggled.connect(self.set_step_enabled)
         self.views.currentChanged.connect(lambda _i: self._update_diff())
         self.computer.ready.connect(self._on_view)
+        self.computer.preview.connect(self.histogram.set_preview)
+        self.computer.tile.connect(self.heatmap.set_tile)
+        self.computer.counted.connect(self.histogram.set_count)
+        self.heatmap.regionWanted.connect(
+            lambda rows, cols: self.heatmap.view is not None and self.computer.render(self.heatmap.view, rows, cols)
+        )
+        self.histogram.countWanted.connect(
+            lambda lo, hi: self.histogram.view is not None and self.computer.count(self.histogram.view, lo, hi)
+        )
         self.computer.failed.connect(lambda msg: self._error("Cannot read tensor", msg))
         self.computer.busy.connect(lambda b: self.statusBar().showMessage("computing statistics…" if b else "", 0))
         self.histogram.rangeChanged.connect(self.edit_panel.set_range)
@@ -329,7 +352,9 @@ class MainWindow(QMainWindow):
         eng = self.engine
         eng.ready.connect(lambda ev: self.eval_panel.set_device(f"{ev.device} · TensorFlow {ev.tensorflow_version}"))
         eng.modelReady.connect(self._on_model_ready)
-        eng.progress.connect(lambda d, t: self.eval_panel.set_busy(done=d, total=t))
+        self.eval_panel.architectureRequested.connect(self.choose_architecture_dialog)
+        self.eval_panel.optionChosen.connect(self.set_eval_option)
+        eng.estimate.connect(self.eval_panel.set_running)
         eng.result.connect(self._on_result)
         eng.failed.connect(lambda msg: self.eval_panel.show_message(f"Evaluation failed: {msg}"))
         eng.crashed.connect(self._on_crashed)
@@ -356,6 +381,11 @@ class MainWindow(QMainWindow):
         start = str(self.session.model.path.parent) if self.session else ""
         path, _ = QFileDialog.getOpenFileName(self, title, start, filter)
         return path or None
+
+    def _ask_folder(self, title: str) -> str | None:
+        """Folder to open, or None when cancelled."""
+        start = str(self.session.model.path.parent) if self.session else ""
+        return QFileDialog.getExistingDirectory(self, title, start) or None
 
     def _ask_save_path(self, title: str, default: Path, filter: str) -> str | None:
         """File to write, or None when cancelled."""
@@ -406,6 +436,40 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
+    def open_folder_dialog(self) -> None:
+        """File › Open folder… (a SavedModel or a checkpoint folder)."""
+        path = self._ask_folder("Open SavedModel or checkpoint folder")
+        if path:
+            self.open_path(path)
+
+    def choose_architecture_dialog(self) -> None:
+        """Evaluation › Choose architecture…: the model file a checkpoint's weights belong to."""
+        path = self._ask_open_path("Choose architecture", ARCHITECTURE_FILTER)
+        if path:
+            self.set_eval_option("architecture", path)
+
+    def set_eval_option(self, key: str, value: str | None) -> None:
+        """Set an engine ``open`` option (``architecture``, ``signature``, ``output``) and re-evaluate."""
+        if value is None:
+            self.eval_options.pop(key, None)
+        else:
+            self.eval_options[key] = str(value)
+        self._offer_eval_choices(self._model_info)
+        self.restart_evaluation()
+
+    def _offer_eval_choices(self, ev=None) -> None:
+        """Offer the evaluation choices this model and the installed engine allow (``ev``: its ModelReady)."""
+        self._model_info = ev
+        s = self.session
+        arch = self.eval_options.get("architecture")
+        self.eval_panel.offer_architecture(
+            s is not None and s.model.format == "checkpoint" and self.engine.supports("architecture"),
+            Path(arch).name if arch else None,
+        )
+        for key, field in (("signature", "signatures"), ("output", "outputs")):
+            values = list(getattr(ev, field, None) or []) if self.engine.supports(key) else []
+            self.eval_panel.offer_choices(key, values, self.eval_options.get(key))
+
     def open_data_dialog(self) -> None:
         """File › Open held-out set…"""
         path = self._ask_open_path("Open held-out set", DATA_FILTER)
@@ -438,6 +502,7 @@ class MainWindow(QMainWindow):
         if self.session is not None:
             self.session.unsubscribe(self._on_session_changed)
             self.session.model.close()
+        self.eval_options = {}
         self.engine.cancel()
         self.computer.cancel()
         self.session = session
@@ -458,6 +523,7 @@ class MainWindow(QMainWindow):
             if first:
                 self.tree.select(first)
         self.eval_panel.set_history(session.steps if session else [], session.position if session else 0)
+        self._offer_eval_choices()
         self.restart_evaluation()
         self._update_title()
         self._update_actions()
@@ -586,6 +652,8 @@ class MainWindow(QMainWindow):
         self.engine.shutdown()
         if self.compare_dialog is not None:
             self.compare_dialog.close()
+        if self.session is not None:
+            self.session.model.close()  # TF formats hold a reader process
         event.accept()
 
     # -- tensors and views ----------------------------------------------------------------
@@ -837,8 +905,10 @@ class MainWindow(QMainWindow):
         self.eval_panel.set_history(s.steps, s.position)
         if self.data_path is None:
             self.eval_panel.set_off(NO_DATA_REASON)
-        elif not self.engine.open(s.model.path, self.data_path, trust=self.trust):
+        elif not self.engine.open(s.model.path, self.data_path, trust=self.trust, **self.eval_options):
             self.eval_panel.set_off(self.engine.unavailable_reason or "evaluation engine unavailable")
+        else:
+            self.eval_panel.start_pass(0)
 
     def _toggle_trust(self, on: bool) -> None:
         if on and not self._confirm_trust():
@@ -858,12 +928,15 @@ class MainWindow(QMainWindow):
         if not edited:
             # Stored weights: the baseline is the exact answer, no need to ask the worker.
             self.engine.cancel()
+            self.eval_panel.end_pass()
             self.eval_panel.set_current(self.eval_panel.baseline, s.position, self._eval_applied)
             return
         self.eval_panel.set_busy("evaluating…")
+        self.eval_panel.start_pass(s.position)
         self.engine.evaluate(edited, tag=s.position)
 
     def _on_model_ready(self, ev) -> None:
+        self._offer_eval_choices(ev)
         if not ev.ok:
             self._model_ok = False
             self.eval_panel.set_off(ev.reason or "the model cannot be evaluated")

@@ -7,11 +7,20 @@ thread-pool thread, and :class:`TensorComputer` hands the view back on the GUI
 thread, dropping any view whose request is no longer the latest one.
 
 Small tensors are computed synchronously (the round trip through the pool would
-cost more than the work), large ones in the pool.
+cost more than the work), large ones in the pool. For a large tensor the pool
+first sends a :class:`HistogramPreview` (the histogram of a strided sample,
+labelled "preview") and then the exact view; its heatmap image is a level of
+detail (:func:`weightlab.core.layout.render_region`) and full-resolution tiles
+of a zoomed region are computed on request (:meth:`TensorComputer.render`).
+Nothing in here runs an O(n) pass over a large tensor on the GUI thread.
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +28,62 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from weightlab.core.errors import WeightLabError
-from weightlab.core.layout import HeatmapLayout, heatmap_layout
+from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
 from weightlab.core.stats import TensorStats, histogram, neuron_norms, tensor_stats
 
 #: Tensors with at most this many elements are computed on the GUI thread.
 SYNC_LIMIT = 1_000_000
+#: Heatmap images with more pixels than this are shown at a level of detail.
+LOD_PIXELS = 4_000_000
+#: Pixel budget of a level-of-detail image or of a zoomed tile (about a screen's worth).
+TILE_PIXELS = 1 << 20
+#: Values sampled for the quick histogram preview of a large tensor.
+PREVIEW_SAMPLES = 1 << 20
+#: Nice value of pool threads (Linux): below the GUI thread's priority.
+BACKGROUND_NICE = 10
+#: Values per chunk when counting a brushed range.
+COUNT_CHUNK = 1 << 22
+
+
+def count_between(a: np.ndarray, lo: float, hi: float) -> int:
+    """Number of values ``v`` of ``a`` with ``lo <= v <= hi`` (NaN never counts).
+
+    Vectorised in chunks of :data:`COUNT_CHUNK` values, so no sorted or
+    float64 copy of the tensor is made (any thread).
+    """
+    flat = np.asarray(a).ravel()
+    return int(sum(np.count_nonzero((c >= lo) & (c <= hi)) for c in _chunks(flat, COUNT_CHUNK)))
+
+
+def _chunks(flat: np.ndarray, size: int):
+    for i in range(0, flat.size, size):
+        yield flat[i : i + size]
+
+
+@dataclass(frozen=True)
+class HistogramPreview:
+    """Histogram of every ``step``-th value of a large tensor, shown until the exact counts arrive."""
+
+    request: TensorRequest
+    counts: np.ndarray
+    edges: np.ndarray
+    step: int
+
+
+@dataclass(frozen=True)
+class Tile:
+    """A region of a heatmap image at the best resolution within :data:`TILE_PIXELS`.
+
+    ``rows``/``cols`` are half-open full-resolution image ranges; ``image``
+    covers them, reduced by blocks of ``lod`` pixels (``(1, 1)``: full resolution).
+    """
+
+    generation: int
+    name: str
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+    image: np.ndarray
+    lod: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -66,9 +126,15 @@ class TensorView:
     ``counts``/``edges`` are exactly :func:`weightlab.core.stats.histogram` of the
     current values (``np.histogram(a, bins)``); for an edited tensor the range
     spans both the current and the original values, and ``ghost`` holds the
-    original's counts on the same edges (None when not edited). ``sorted_values`` (float64, ascending, finite)
-    lets the histogram count values inside a brushed range in ``O(log n)``. ``pruned`` marks the
+    original's counts on the same edges (None when not edited). ``pruned`` marks the
     entries that are zero now and were non-zero in the file (None when not edited).
+
+    ``image`` is the heatmap image of the whole tensor, reduced by blocks of
+    ``lod = (fy, fx)`` pixels when the full image has more than
+    :data:`LOD_PIXELS` pixels (``(1, 1)``: full resolution); ``mask`` is the
+    pruned mask in the same reduction (1.0 where a block holds a pruned
+    entry) and ``pruned_count`` its number of entries. ``vmax`` is the largest
+    finite magnitude (the colour limit).
     """
 
     request: TensorRequest
@@ -77,25 +143,43 @@ class TensorView:
     counts: np.ndarray
     edges: np.ndarray
     ghost: np.ndarray | None
-    sorted_values: np.ndarray
     layout: HeatmapLayout
     image: np.ndarray
     norms: np.ndarray | None
     pruned: np.ndarray | None = None
+    lod: tuple[int, int] = (1, 1)
+    mask: np.ndarray | None = None
+    pruned_count: int = 0
+    vmax: float = 1.0
+
+    @property
+    def large(self) -> bool:
+        """True when exact work on the whole tensor belongs off the GUI thread."""
+        return self.array.size > SYNC_LIMIT
 
     @property
     def mask_image(self) -> np.ndarray | None:
-        """``pruned`` in the heatmap layout (1.0 pruned, 0.0 not, NaN gaps), or None."""
-        return None if self.pruned is None else self.layout.image(self.pruned)
+        """The pruned mask as drawn (1.0 pruned, 0.0 not, NaN gaps; reduced like ``image``), or None."""
+        return self.mask
 
     def count_between(self, lo: float, hi: float) -> int:
-        """Number of values ``v`` with ``lo <= v <= hi``."""
-        s = self.sorted_values
-        return int(np.searchsorted(s, hi, side="right") - np.searchsorted(s, lo, side="left"))
+        """Exact number of values ``v`` with ``lo <= v <= hi`` (O(n): off the GUI thread when :attr:`large`)."""
+        return count_between(self.array, lo, hi)
+
+    def estimate_between(self, lo: float, hi: float) -> float:
+        """Number of values in ``[lo, hi]`` from the histogram (bins partly inside count pro rata); O(bins)."""
+        e = np.asarray(self.edges, dtype=np.float64)
+        width = np.diff(e)
+        inside = np.clip(np.minimum(e[1:], hi) - np.maximum(e[:-1], lo), 0, None)
+        frac = np.divide(inside, width, out=(inside > 0).astype(np.float64), where=width > 0)
+        return float(np.sum(frac * self.counts))
 
 
-def compute_view(req: TensorRequest) -> TensorView:
+def compute_view(req: TensorRequest, on_preview: Callable[[HistogramPreview], None] | None = None) -> TensorView:
     """Compute the :class:`TensorView` of ``req`` (any thread).
+
+    When ``on_preview`` is given and the tensor is larger than
+    :data:`SYNC_LIMIT`, it is first called with a :class:`HistogramPreview`.
 
     Raises
     ------
@@ -103,6 +187,8 @@ def compute_view(req: TensorRequest) -> TensorView:
         When the tensor cannot be read from the file.
     """
     a = req.source.array(req.name)
+    if on_preview is not None and a.size > SYNC_LIMIT:
+        on_preview(histogram_preview(req, a))
     ghost = pruned = None
     if req.edited:
         # Same bins for both, spanning the values of either (a clip must not hide the original tails).
@@ -115,25 +201,54 @@ def compute_view(req: TensorRequest) -> TensorView:
         pruned = (a == 0) & (orig != 0)
     else:
         counts, edges = histogram(a, bins=req.bins)
-    flat = np.asarray(a, dtype=np.float64).ravel()
-    sorted_values = np.sort(flat[np.isfinite(flat)])
     layout = heatmap_layout(tuple(a.shape))
+    image, lod = whole_image(layout, a)
+    mask = whole_image(layout, pruned)[0] if pruned is not None else None
     norms = None
     if req.norms_of is not None:
         norms = neuron_norms(req.source.array(req.norms_of))
+    stats = tensor_stats(a)
+    vmax = max(abs(float(stats.min)), abs(float(stats.max))) if stats.count else 0.0
     return TensorView(
         request=req,
         array=a,
-        stats=tensor_stats(a),
+        stats=stats,
         counts=counts,
         edges=edges,
         ghost=ghost,
-        sorted_values=sorted_values,
         layout=layout,
-        image=layout.image(a),
+        image=image,
         norms=norms,
         pruned=pruned,
+        lod=lod,
+        mask=mask,
+        pruned_count=int(np.count_nonzero(pruned)) if pruned is not None else 0,
+        vmax=vmax if np.isfinite(vmax) and vmax > 0 else 1.0,
     )
+
+
+def whole_image(layout: HeatmapLayout, a: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """Heatmap image of all of ``a``: full resolution up to :data:`LOD_PIXELS` pixels, else reduced."""
+    rows, cols = layout.image_shape
+    if rows * cols <= LOD_PIXELS:
+        return layout.image(a), (1, 1)
+    return render_region(layout, a, (0, rows), (0, cols), TILE_PIXELS)
+
+
+def histogram_preview(req: TensorRequest, a: np.ndarray) -> HistogramPreview:
+    """Histogram of about :data:`PREVIEW_SAMPLES` evenly strided values of ``a`` (finite ones)."""
+    flat = np.asarray(a).ravel()
+    step = max(1, flat.size // PREVIEW_SAMPLES)
+    sample = flat[::step]
+    sample = sample[np.isfinite(sample)]
+    counts, edges = np.histogram(sample, bins=req.bins) if sample.size else np.histogram([], req.bins, (0, 1))
+    return HistogramPreview(req, counts.astype(np.int64), edges, step)
+
+
+def compute_tile(generation: int, view: TensorView, rows: tuple[int, int], cols: tuple[int, int]) -> Tile:
+    """The :class:`Tile` of ``view``'s heatmap for a full-resolution image region (any thread)."""
+    image, lod = render_region(view.layout, view.array, rows, cols, TILE_PIXELS)
+    return Tile(generation, view.request.name, rows, cols, image, lod)
 
 
 def _finite_range(a: np.ndarray) -> tuple[float, float]:
@@ -145,56 +260,100 @@ def _finite_range(a: np.ndarray) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-class _Job(QRunnable):
-    """Runs :func:`compute_view` in the pool and reports through ``owner``'s signals."""
+def _lower_priority() -> None:
+    """Give the calling pool thread (and threads it starts) a lower CPU priority than the GUI thread.
 
-    def __init__(self, req: TensorRequest, owner: TensorComputer):
+    On Linux ``setpriority`` with a thread id changes only that thread; with
+    few cores this keeps the event loop responsive while statistics run.
+    Elsewhere, or when not permitted, nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    tid = threading.get_native_id()
+    try:
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+    except OSError:
+        pass
+
+
+class _Task(QRunnable):
+    """Runs ``fn()`` in the pool and reports ``(kind, token, result)`` through ``owner``'s signals."""
+
+    def __init__(self, owner: TensorComputer, kind: str, token: int, fn: Callable[[], Any], what: str):
         super().__init__()
-        self.req = req
-        self.owner = owner
+        self.owner, self.kind, self.token, self.fn, self.what = owner, kind, token, fn, what
 
     def run(self) -> None:  # pool thread: touch no widget, only emit signals
+        _lower_priority()
         try:
-            view = compute_view(self.req)
+            out = self.fn()
         except WeightLabError as e:
-            self.owner._failed.emit(self.req.generation, str(e))
+            self.owner._failed.emit(self.kind, self.token, str(e))
         except Exception as e:  # noqa: BLE001 - a bad file must not kill the pool
-            self.owner._failed.emit(self.req.generation, f"{self.req.name}: {type(e).__name__}: {e}")
+            self.owner._failed.emit(self.kind, self.token, f"{self.what}: {type(e).__name__}: {e}")
         else:
-            self.owner._done.emit(view)
+            self.owner._done.emit(self.kind, self.token, out)
 
 
 class TensorComputer(QObject):
-    """Schedules :class:`TensorRequest` s and emits ``ready(view)`` for the latest only.
+    """Schedules work on tensors and reports only the latest request of each kind.
+
+    Three kinds of work: a tensor's view (:meth:`submit`), a heatmap tile of
+    a zoomed region (:meth:`render`) and the exact count of a brushed range
+    (:meth:`count`). A newer request of a kind makes older ones stale; their
+    results are dropped.
 
     Signals
     -------
     ready(TensorView):
         The latest request's view (GUI thread).
+    preview(HistogramPreview):
+        A quick histogram of the latest (large) request, before ``ready``.
+    tile(Tile):
+        The latest requested heatmap tile.
+    counted(tuple):
+        ``(lo, hi, count)`` of the latest brushed-range count.
     failed(str):
-        The latest request failed; the message names the file or tensor.
+        The latest view request failed; the message names the file or tensor.
     busy(bool):
-        True while a pooled request is being computed.
+        True while a pooled view request is being computed.
     """
 
     ready = Signal(object)
+    preview = Signal(object)
+    tile = Signal(object)
+    counted = Signal(object)
     failed = Signal(str)
     busy = Signal(bool)
 
-    _done = Signal(object)
-    _failed = Signal(int, str)
+    _done = Signal(str, int, object)
+    _failed = Signal(str, int, str)
+    _preview = Signal(object)
 
     def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None):
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
-        self._generation = 0
+        self._latest = {"view": 0, "tile": 0, "count": 0}
         self._done.connect(self._on_done)
         self._failed.connect(self._on_failed)
+        self._preview.connect(self._on_preview)
+
+    @property
+    def _generation(self) -> int:
+        return self._latest["view"]
 
     def next_generation(self) -> int:
-        """Reserve the number of a new request (making older ones stale)."""
-        self._generation += 1
-        return self._generation
+        """Reserve the number of a new view request (making older ones stale)."""
+        self._latest["view"] += 1
+        return self._latest["view"]
+
+    def _start(self, kind: str, fn: Callable[[], Any], what: str, token: int | None = None) -> int:
+        if token is None:
+            token = self._latest[kind] + 1
+        self._latest[kind] = token
+        self._pool.start(_Task(self, kind, token, fn, what))
+        return token
 
     def submit(self, req: TensorRequest) -> None:
         """Compute ``req`` (synchronously when small) and emit ``ready`` when it is still latest."""
@@ -202,23 +361,43 @@ class TensorComputer(QObject):
             try:
                 view = compute_view(req)
             except WeightLabError as e:
-                self._on_failed(req.generation, str(e))
+                self._on_failed("view", req.generation, str(e))
                 return
-            self._on_done(view)
+            self._on_done("view", req.generation, view)
             return
         self.busy.emit(True)
-        self._pool.start(_Job(req, self))
+        self._start("view", lambda: compute_view(req, self._preview.emit), req.name, token=req.generation)
+
+    def render(self, view: TensorView, rows: tuple[int, int], cols: tuple[int, int]) -> int:
+        """Compute the :class:`Tile` of ``view`` for an image region in the pool; emits ``tile``."""
+        token = self._latest["tile"] + 1
+        return self._start("tile", lambda: compute_tile(token, view, rows, cols), view.request.name, token)
+
+    def count(self, view: TensorView, lo: float, hi: float) -> int:
+        """Count ``view``'s values in ``[lo, hi]`` exactly in the pool; emits ``counted``."""
+        return self._start("count", lambda: (lo, hi, view.count_between(lo, hi)), view.request.name)
 
     def cancel(self) -> None:
         """Make every pending request stale."""
-        self._generation += 1
+        for kind in self._latest:
+            self._latest[kind] += 1
 
-    def _on_done(self, view: TensorView) -> None:
-        if view.request.generation == self._generation:
+    def _on_preview(self, p: HistogramPreview) -> None:
+        if p.request.generation == self._latest["view"]:
+            self.preview.emit(p)
+
+    def _on_done(self, kind: str, token: int, out: Any) -> None:
+        if token != self._latest[kind]:
+            return
+        if kind == "view":
             self.busy.emit(False)
-            self.ready.emit(view)
+            self.ready.emit(out)
+        elif kind == "tile":
+            self.tile.emit(out)
+        else:
+            self.counted.emit(out)
 
-    def _on_failed(self, generation: int, message: str) -> None:
-        if generation == self._generation:
+    def _on_failed(self, kind: str, token: int, message: str) -> None:
+        if kind == "view" and token == self._latest["view"]:
             self.busy.emit(False)
             self.failed.emit(message)
