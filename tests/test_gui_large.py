@@ -429,3 +429,62 @@ def test_opening_another_model_closes_the_previous_one(window, tmp_path, demo_pa
     reader = s.model._reader
     assert window.open_path(demo_paths["keras"])
     assert type(reader).closed
+
+
+class _CountingReader:
+    """In-memory tensors; counts reads so tests can see what the tree reads."""
+
+    def __init__(self, values):
+        self.values, self.reads = values, []
+
+    def read(self, info):
+        self.reads.append(info.name)
+        return self.values[info.name].copy()
+
+    def close(self):
+        pass
+
+
+def _model(shapes, zero_every=3):
+    from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
+
+    values, layers = {}, []
+    for layer, shape in shapes.items():
+        name = f"{layer}/kernel"
+        a = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape) % zero_every
+        values[name] = a
+        layers.append(LayerInfo(layer, "Dense", [TensorInfo(name, layer, "kernel", name, shape, "float32")]))
+    reader = _CountingReader(values)
+    return ModelFile("big.h5", "h5", layers, reader), reader
+
+
+def test_tree_counts_zeros_of_a_large_model_off_the_gui_thread(qtbot):
+    from weightlab.core.session import EditSession
+    from weightlab.gui.model_tree import ModelTree
+
+    model, _ = _model({"a": (1500, 1000), "b": (1000, 1500)})  # 3M elements: background job
+    tree = ModelTree()
+    qtbot.addWidget(tree)
+    tree.set_session(EditSession(model))
+    assert tree.model_sparsity is None  # not counted on the GUI thread
+    qtbot.waitUntil(lambda: tree.model_sparsity is not None, timeout=30_000)
+    expected = np.mean(np.concatenate([model.read(n).ravel() for n in model.tensors]) == 0)
+    assert tree.model_sparsity == pytest.approx(expected)
+
+
+def test_tree_reads_no_tensor_of_a_huge_model_until_shown(qtbot, monkeypatch):
+    from weightlab.core.session import EditSession
+    from weightlab.gui import model_tree
+
+    monkeypatch.setattr(model_tree, "READ_FOR_ZEROS_LIMIT", 1000)  # "huge" for this test
+    model, reader = _model({"a": (40, 30), "b": (30, 20)})
+    tree = model_tree.ModelTree()
+    qtbot.addWidget(tree)
+    session = EditSession(model)
+    tree.set_session(session)
+    assert reader.reads == [] and tree.model_sparsity is None
+    session.array("a/kernel")  # shown: now in memory
+    tree.refresh({"a/kernel"})
+    assert reader.reads == ["a/kernel"]
+    assert tree._items["a/kernel"].text(4) == f"{100 * np.mean(session.array('a/kernel') == 0):.1f} %"
+    assert tree._items["b/kernel"].text(4) == "…"

@@ -68,18 +68,33 @@ class EditSession:
         self._listeners: list[Listener] = []
 
     # -- values ---------------------------------------------------------------
-    def original(self, name: str) -> np.ndarray:
-        """Values of tensor ``name`` as stored in the file (read-only array)."""
+    def original(self, name: str, *, cache: bool = True) -> np.ndarray:
+        """Values of tensor ``name`` as stored in the file (read-only array).
+
+        With ``cache=False`` a tensor not read before is read from the file
+        and not kept (for one-off passes over a large model, e.g. counting
+        zeros, that must not hold the whole model in memory).
+        """
         arr = self._original.get(name)
         if arr is None:
             arr = _freeze(self.model.read(name))
-            self._original[name] = arr
+            if cache:
+                self._original[name] = arr
         return arr
+
+    def peek(self, name: str) -> np.ndarray:
+        """Current values of ``name`` without caching an unedited tensor's stored values."""
+        cur = self._current.get(name)
+        return cur if cur is not None else self.original(name, cache=False)
 
     def array(self, name: str) -> np.ndarray:
         """Current values of tensor ``name`` (read-only array)."""
         cur = self._current.get(name)
         return cur if cur is not None else self.original(name)
+
+    def is_loaded(self, name: str) -> bool:
+        """True when tensor ``name``'s current values are in memory (edited, or read before)."""
+        return name in self._current or name in self._original
 
     def is_edited(self, name: str) -> bool:
         """True when tensor ``name`` currently differs from the stored values."""

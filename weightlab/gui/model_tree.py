@@ -8,7 +8,7 @@ hidden unless *View › Show optimizer state* is on.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from weightlab.core.diff import sparsity
 from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
@@ -32,11 +31,42 @@ EDITED_COLOR = QColor("#d9480f")
 _NAME, _SHAPE, _DTYPE, _PARAMS, _ZEROS = range(5)
 _NCOLS = 5
 _ROLE_TENSOR = Qt.ItemDataRole.UserRole + 1
-#: Tensors larger than this are not read just to show their zero fraction.
-LAZY_ZEROS_SIZE = 5_000_000
-#: Models up to this many parameters get layer and model sparsity after every edit
-#: (:func:`weightlab.core.diff.sparsity` reads every tensor).
-SPARSITY_MODEL_LIMIT = 50_000_000
+#: Zero fractions of up to this many elements are counted at once on the GUI
+#: thread (a few milliseconds); more are counted by a background job, so
+#: opening or editing a large model never blocks the window.
+SYNC_ZEROS_ELEMENTS = 2_000_000
+#: Above this many parameters the tree never reads a tensor just to count its
+#: zeros: tensors not in memory yet show "…" until they are shown or edited
+#: (opening a large file reads no tensor data).
+READ_FOR_ZEROS_LIMIT = 50_000_000
+
+
+class _ZerosJob(QRunnable):
+    """Counts zero fractions of ``names`` off the GUI thread, one layer's worth at a time."""
+
+    def __init__(self, emitter: _ZerosEmitter, generation: int, groups: list[list[str]], get):
+        super().__init__()
+        self._emitter, self._generation, self._groups, self._get = emitter, generation, groups, get
+
+    def run(self) -> None:  # pool thread: touches no widget, only emits
+        for names in self._groups:
+            if self._emitter.generation != self._generation:
+                return  # a newer model or edit superseded this job
+            out: dict[str, float | None] = {}
+            for name in names:
+                try:
+                    out[name] = zero_fraction(self._get(name))
+                except Exception:  # noqa: BLE001 - an unreadable tensor shows as unknown
+                    out[name] = None
+            self._emitter.counted.emit(self._generation, out)
+
+
+class _ZerosEmitter(QObject):
+    counted = Signal(int, object)  # (generation, {name: fraction or None}), queued to the GUI thread
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.generation = 0
 _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
 
 
@@ -95,6 +125,9 @@ class ModelTree(QWidget):
         self._hidden_layers: set[str] = set()
         self.show_optimizer = False
         self.model_sparsity: float | None = None
+        self._fractions: dict[str, float | None] = {}
+        self._zeros = _ZerosEmitter(self)
+        self._zeros.counted.connect(self._on_counted)
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemSelectionChanged.connect(self._on_selection)
 
@@ -103,6 +136,8 @@ class ModelTree(QWidget):
         self._session = session
         self._items.clear()
         self._layer_items.clear()
+        self._fractions = {}
+        self._zeros.generation += 1  # drop counts still coming for the previous model
         self.model_sparsity = None
         self.tree.clear()
         if session is None:
@@ -167,20 +202,21 @@ class ModelTree(QWidget):
         return False
 
     def refresh(self, names: set[str]) -> None:
-        """Update edited marks of tensors ``names`` and the sparsity of tensors, layers and model."""
+        """Update the edited marks of tensors ``names`` and recount their sparsity.
+
+        Counting runs on the GUI thread only for a few million elements; more
+        goes to a background job whose results fill the Sparsity column (layer
+        and model figures are aggregated from the per-tensor fractions).
+        """
         if self._session is None:
             return
         model = self._session.model
-        eager = model.param_count <= SPARSITY_MODEL_LIMIT
-        fractions = sparsity(model, self._session.array) if eager else {}
         for name in names:
             item = self._items.get(name)
             if item is None:
                 continue
             edited = self._session.is_edited(name)
-            info = self._session.model.tensors[name]
-            zeros = f"{100 * fractions[name]:.1f} %" if name in fractions else self._zero_text(name, info.size)
-            item.setText(_ZEROS, zeros)
+            info = model.tensors[name]
             item.setText(_NAME, ("● " if edited else "") + info.weight)
             font = QFont(item.font(_NAME))
             font.setBold(edited)
@@ -189,41 +225,71 @@ class ModelTree(QWidget):
                 item.setFont(col, font)
                 item.setForeground(col, brush)
             item.setToolTip(_ZEROS, "fraction of values exactly zero")
-        if eager:
-            self._show_aggregates(fractions)
+        ordered = [t.name for t in model.tensors.values() if t.name in names and t.name in self._items]
+        if model.param_count > READ_FOR_ZEROS_LIMIT:
+            for n in ordered:
+                if not self._session.is_loaded(n):
+                    self._fractions.pop(n, None)
+                    self._items[n].setText(_ZEROS, "…")
+                    self._items[n].setToolTip(_ZEROS, "counted when the tensor is first shown")
+            ordered = [n for n in ordered if self._session.is_loaded(n)]
+        if sum(model.tensors[n].size for n in ordered) <= SYNC_ZEROS_ELEMENTS:
+            get = self._session.peek
+            self._store({n: zero_fraction(get(n)) for n in ordered})
+            return
+        for n in ordered:
+            self._fractions.pop(n, None)
+            self._items[n].setText(_ZEROS, "…")
+        self._zeros.generation += 1
+        groups = [[t.name for t in layer.tensors if t.name in ordered] for layer in model.layers]
+        job = _ZerosJob(self._zeros, self._zeros.generation, [g for g in groups if g], self._session.peek)
+        QThreadPool.globalInstance().start(job)
 
-    def _show_aggregates(self, fractions: dict[str, float]) -> None:
-        """Layer rows and the summary line from :func:`weightlab.core.diff.sparsity`."""
+    def _on_counted(self, generation: int, fractions: dict[str, float | None]) -> None:
+        if generation == self._zeros.generation:
+            self._store(fractions)
+
+    def _store(self, fractions: dict[str, float | None]) -> None:
+        for name, f in fractions.items():
+            self._fractions[name] = f
+            item = self._items.get(name)
+            if item is not None:
+                item.setText(_ZEROS, "?" if f is None else f"{100 * f:.1f} %")
+        self._show_aggregates()
+
+    def _show_aggregates(self) -> None:
+        """Layer rows and the summary line, size-weighted from the per-tensor fractions."""
         model = self._session.model
         zeros = total = 0.0
+        complete = True
         for layer in model.layers:
             item = self._layer_items.get(layer.name)
-            if layer.name not in fractions or item is None:
+            known = [(self._fractions.get(t.name), t.size) for t in layer.tensors]
+            if not known or item is None:
                 continue
-            item.setText(_ZEROS, f"{100 * fractions[layer.name]:.1f} %")
+            if any(f is None for f, _ in known):
+                complete = False
+                item.setText(_ZEROS, "…")
+                continue
+            size = sum(n for _, n in known)
+            frac = sum(f * n for f, n in known) / size if size else 0.0
+            item.setText(_ZEROS, f"{100 * frac:.1f} %")
             item.setToolTip(_ZEROS, "fraction of the layer's values exactly zero")
             if layer.name not in self._hidden_layers:
-                zeros += fractions[layer.name] * layer.param_count
-                total += layer.param_count
+                zeros += frac * size
+                total += size
         # The model figure counts the model's weights, not optimizer state.
-        self.model_sparsity = zeros / total if total else fractions.get("", 0.0)
-        self.summary.setText(f"{self._summary_head} · sparsity {100 * self.model_sparsity:.1f} %")
-
-    def _zero_text(self, name: str, size: int) -> str:
-        # Huge tensors are not read just for the tree; their zero fraction
-        # arrives with their statistics (set_zero_fraction) once shown.
-        if size > LAZY_ZEROS_SIZE:
-            return "…"
-        try:
-            return f"{100 * zero_fraction(self._session.array(name)):.1f} %"
-        except Exception:  # noqa: BLE001 - a broken tensor shows as unknown, not a crash
-            return "?"
+        if complete:
+            self.model_sparsity = zeros / total if total else 0.0
+            self.summary.setText(f"{self._summary_head} · sparsity {100 * self.model_sparsity:.1f} %")
+        else:
+            self.model_sparsity = None
+            self.summary.setText(f"{self._summary_head} · sparsity: counting…")
 
     def set_zero_fraction(self, name: str, fraction: float) -> None:
-        """Show a zero fraction computed elsewhere (by the statistics of a shown tensor)."""
-        item = self._items.get(name)
-        if item is not None:
-            item.setText(_ZEROS, f"{100 * fraction:.1f} %")
+        """Record a zero fraction computed elsewhere (by the statistics of a shown tensor)."""
+        if name in self._items:
+            self._store({name: fraction})
 
     def select(self, name: str) -> None:
         """Make tensor ``name`` the current item (emits tensorSelected)."""
