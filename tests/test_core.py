@@ -495,3 +495,15 @@ def test_core_imports_neither_qt_nor_tensorflow():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_neuron_norms_in_blocks_equal_numpy(monkeypatch):
+    import weightlab.core.stats as stats
+
+    monkeypatch.setattr(stats, "_NORM_BLOCK_ELEMENTS", 7)  # many blocks, last one partial
+    k = np.random.default_rng(6).normal(size=(5, 4, 3, 6)).astype(np.float32)
+    flat = k.reshape(-1, 6).astype(np.float64)
+    np.testing.assert_allclose(neuron_norms(k), np.linalg.norm(flat, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(neuron_norms(k, ord=1), np.abs(flat).sum(axis=0), rtol=1e-12)
+    with pytest.raises(ValueError, match="ord must be 1 or 2"):
+        neuron_norms(k, ord=3)
