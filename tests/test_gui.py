@@ -342,3 +342,12 @@ def test_qt_calls_keep_none_alive(qapp):
         qapp.processEvents()
     # a leaking build loses two references per iteration (-1000 here)
     assert sys.getrefcount(None) - before > -50
+
+
+def test_showing_a_tensor_selects_it_so_brush_edits_reach_it(window, demo_paths):
+    """A tensor shown by any path (not a tree click) becomes the edit target."""
+    window.open_path(demo_paths["keras"])
+    window.show_tensor("conv2d/kernel")
+    window.show_tensor("conv2d_1/kernel")
+    assert window.tree.selected_targets() == ["conv2d_1/kernel"]
+    assert window.edit_panel.target() == "conv2d_1/kernel"

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -122,6 +123,12 @@ class EvalPanel(QGroupBox):
         self.cur_loss = QLabel("–")
         for lab in (self.base_acc, self.cur_acc):
             lab.setStyleSheet("font-size: 15pt; font-weight: 600;")
+        # The current value gets a second line (the change in pp) once edited:
+        # reserve it, or the grid squeezes the row and clips that line.
+        big = self.cur_acc.font()
+        big.setPointSizeF(15)
+        self.cur_acc.setMinimumHeight(QFontMetrics(big).lineSpacing() + self.fontMetrics().lineSpacing() + 6)
+        self.cur_loss.setMinimumHeight(2 * self.fontMetrics().lineSpacing() + 4)
         self.arch_button = QPushButton("Choose architecture…")
         self.arch_button.setToolTip(
             "A checkpoint holds weights only: pick the .keras/.h5 model file whose architecture they belong to"

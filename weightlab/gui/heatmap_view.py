@@ -204,7 +204,9 @@ class HeatmapView(QWidget):
         self._update_title()
         set_layout_ticks(self.plot, self.layout_)
         if not same:
-            self.vb.autoRange(padding=0.02)
+            # The new image's own rectangle: autoRange would also count the
+            # previous tensor's overlays, which are redrawn only below.
+            self.vb.setRange(QRectF(0, 0, cols, rows), padding=0.02)
         self._draw_selection()
         self._draw_mask()
         if view.lod != (1, 1):

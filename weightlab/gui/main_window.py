@@ -326,7 +326,8 @@ class MainWindow(QMainWindow):
         self._fill_recent_menu()
 
     def _connect(self) -> None:
-        self.tree.tensorSelected.connect(self.show_tensor)
+        self._selecting = False
+        self.tree.tensorSelected.connect(self._on_tree_tensor)
         self.tree.targetsSelected.connect(self.edit_panel.set_tree_selection)
         self.heatmap.cellDoubleClicked.connect(self.set_cell)
         self.history.stepToggled.connect(self.set_step_enabled)
@@ -633,6 +634,12 @@ class MainWindow(QMainWindow):
             main = self.splitters[0]
             left, right = 450, 390
             main.setSizes([left, max(400, main.width() - left - right), right])
+            # right column: the edit panel at its natural height, a short
+            # history, and the evaluation panel gets what is left
+            right_split = self.splitters[2]
+            edit_h = self.edit_panel.sizeHint().height()
+            history_h = 110
+            right_split.setSizes([edit_h, history_h, max(300, right_split.height() - edit_h - history_h)])
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
         if any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -661,6 +668,25 @@ class MainWindow(QMainWindow):
         """Show tensor ``name`` in the histogram, heatmap and norm plot."""
         if self.session is None:
             return
+        model = self.session.model
+        # Shown by code (not a tree click): make it the tree selection too, so
+        # edits that act on the selection (the brush buttons, the Operation
+        # tab) never reach another tensor than the one on screen.
+        selected = self.tree.selected_targets()
+        if name not in selected and model.tensors[name].layer not in selected:
+            self._selecting = True
+            try:
+                self.tree.select_only(name)
+            finally:
+                self._selecting = False
+        self._show(name)
+
+    def _on_tree_tensor(self, name: str) -> None:
+        """A tensor row became current in the tree (a click, or select_only)."""
+        if not self._selecting and self.session is not None:
+            self._show(name)
+
+    def _show(self, name: str) -> None:
         self.current = name
         model = self.session.model
         target = neuron_target(model, name)

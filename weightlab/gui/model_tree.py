@@ -8,7 +8,7 @@ hidden unless *View › Show optimizer state* is on.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -296,6 +296,12 @@ class ModelTree(QWidget):
         item = self._items.get(name)
         if item is not None:
             self.tree.setCurrentItem(item)
+
+    def select_only(self, name: str) -> None:
+        """Make tensor ``name`` the current item and the whole selection."""
+        item = self._items.get(name)
+        if item is not None:
+            self.tree.setCurrentItem(item, 0, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     def select_targets(self, names: list[str]) -> None:
         """Select exactly the rows of ``names`` (tensor or layer names), as ctrl-clicks would."""
