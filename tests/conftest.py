@@ -46,3 +46,54 @@ def _no_leftover_processes():
         p.kill()
         p.join(5)
     assert not left, f"test left child process(es) running: {left}"
+
+
+# -- GUI fixtures (Qt imported only when a GUI test asks for them) -------------------
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh settings folder (recent files) for this test."""
+    folder = tmp_path / "config"
+    monkeypatch.setenv("WEIGHTLAB_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, config_dir):
+    """``make_window(engine)``: a shown 1400x900 MainWindow whose dialogs are recorders.
+
+    Error dialogs append to ``window.errors``; the unsaved-edits question
+    answers "discard". ``engine`` None gives the real evaluation engine.
+    Every window is closed, and its engine shut down, at teardown.
+    """
+    import pyqtgraph as pg
+
+    from weightlab.gui.main_window import MainWindow
+
+    made = []
+
+    def make(engine):
+        pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+        w = MainWindow(engine=engine)
+        w.errors = []
+        w._error = lambda title, message: w.errors.append(message)
+        w._ask_unsaved = lambda: "discard"
+        qtbot.addWidget(w)
+        w.resize(1400, 900)
+        w.show()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+        w.engine.shutdown()
+
+
+@pytest.fixture
+def window(make_window):
+    """A window whose evaluation is disabled (no worker process)."""
+    from weightlab.gui.engine_adapter import EngineAdapter
+
+    return make_window(EngineAdapter(enabled=False))

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
@@ -29,40 +28,10 @@ pytestmark = pytest.mark.gui
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _make_window(qtbot, engine: EngineAdapter | None) -> MainWindow:
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-    w = MainWindow(engine=engine)
-    w.errors = []
-    w._error = lambda title, message: w.errors.append(message)
-    w._ask_unsaved = lambda: "discard"
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    return w
-
-
 @pytest.fixture
-def config_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("WEIGHTLAB_CONFIG_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
-def window(qtbot, config_dir):
-    """A window whose evaluation is disabled (no worker process)."""
-    w = _make_window(qtbot, EngineAdapter(enabled=False))
-    yield w
-    w.close()
-
-
-@pytest.fixture
-def live_window(qtbot, config_dir):
+def live_window(make_window):
     """A window with the real evaluation engine; its worker is shut down at teardown."""
-    w = _make_window(qtbot, None)
-    yield w
-    w.close()
-    w.engine.shutdown()
+    return make_window(None)
 
 
 def _open(w: MainWindow, path: Path, tensor: str | None = None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
@@ -33,27 +32,10 @@ from weightlab.core.errors import WeightLabError
 from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
 from weightlab.core.session import EditSession
 from weightlab.gui.diff_view import format_diff
-from weightlab.gui.engine_adapter import EngineAdapter
 from weightlab.gui.main_window import MainWindow
 from weightlab.gui.op_forms import format_indices, parse_index, parse_indices
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    """A window with evaluation disabled, dialogs replaced by recorders."""
-    monkeypatch.setenv("WEIGHTLAB_CONFIG_DIR", str(tmp_path / "config"))
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-    w = MainWindow(engine=EngineAdapter(enabled=False))
-    w.errors = []
-    w._error = lambda title, message: w.errors.append(message)
-    w._ask_unsaved = lambda: "discard"
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    yield w
-    w.close()
 
 
 def _open(w: MainWindow, path: Path, tensor: str) -> None:

@@ -16,7 +16,6 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
@@ -30,7 +29,7 @@ from weightlab.engine.events import Metrics, ModelReady, Progress, Result
 from weightlab.gui import tensor_worker
 from weightlab.gui.engine_adapter import EngineAdapter
 from weightlab.gui.eval_panel import running_text, timing_text
-from weightlab.gui.main_window import MODEL_FILTER, MainWindow
+from weightlab.gui.main_window import MODEL_FILTER
 
 pytestmark = pytest.mark.gui
 
@@ -39,33 +38,6 @@ BIG = (2500, 1700)
 
 
 # -- helpers ------------------------------------------------------------------------------
-def _window(qtbot, engine: EngineAdapter) -> MainWindow:
-    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
-    w = MainWindow(engine=engine)
-    w.errors = []
-    w._error = lambda title, message: w.errors.append(message)
-    w._ask_unsaved = lambda: "discard"
-    qtbot.addWidget(w)
-    w.resize(1400, 900)
-    w.show()
-    return w
-
-
-@pytest.fixture
-def config_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "config"
-    monkeypatch.setenv("WEIGHTLAB_CONFIG_DIR", str(folder))
-    return folder
-
-
-@pytest.fixture
-def window(qtbot, config_dir):
-    """A window whose evaluation is disabled (no worker process)."""
-    w = _window(qtbot, EngineAdapter(enabled=False))
-    yield w
-    w.close()
-
-
 class FakeClient:
     """Stands in for ``EngineClient``: records calls, numbers requests, sends nothing by itself."""
 
@@ -167,9 +139,9 @@ def test_running_and_timing_texts():
     assert timing_text(Metrics(0.9, 0.3, seconds=0.33)) == "0.33 s, full pass"
 
 
-def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, config_dir, demo_paths):
+def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, make_window, demo_paths):
     factory = _Factory()
-    w = _window(qtbot, EngineAdapter(client_factory=factory))
+    w = make_window(EngineAdapter(client_factory=factory))
     try:
         assert w.open_path(demo_paths["keras"], data=demo_paths["data"])
         client = factory.clients[0]
@@ -386,9 +358,9 @@ def checkpoint_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def test_open_folder_and_choose_architecture(qtbot, config_dir, checkpoint_folder, demo_paths):
+def test_open_folder_and_choose_architecture(qtbot, make_window, checkpoint_folder, demo_paths):
     factory = _Factory()
-    w = _window(qtbot, EngineAdapter(client_factory=factory))
+    w = make_window(EngineAdapter(client_factory=factory))
     try:
         w._ask_folder = lambda title: str(checkpoint_folder)
         w.open_folder_dialog()
