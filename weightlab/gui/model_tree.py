@@ -8,7 +8,7 @@ hidden unless *View › Show optimizer state* is on.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -25,6 +25,7 @@ from weightlab.core.stats import zero_fraction
 
 from .edit_panel import optimizer_layers
 from .formatting import fmt_count, fmt_shape
+from .tensor_worker import lower_thread_priority
 
 #: Colour of edited tensors and of the dot marking them.
 EDITED_COLOR = QColor("#d9480f")
@@ -49,6 +50,7 @@ class _ZerosJob(QRunnable):
         self._emitter, self._generation, self._groups, self._get = emitter, generation, groups, get
 
     def run(self) -> None:  # pool thread: touches no widget, only emits
+        lower_thread_priority()
         for names in self._groups:
             if self._emitter.generation != self._generation:
                 return  # a newer model or edit superseded this job
@@ -106,8 +108,16 @@ class ModelTree(QWidget):
         self.tree.setRootIsDecorated(True)
         header = self.tree.header()
         header.setStretchLastSection(False)
+        # Columns are fitted to their contents once per batch of changes
+        # (_fit_columns, coalesced on a zero timer), not by ResizeToContents:
+        # that mode re-measures every row on each item change, which made
+        # building a 200-tensor tree take seconds once the window is shown.
         for col in range(_NCOLS):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(0)
+        self._fit_timer.timeout.connect(self._fit_columns)
         # Names are what users read: they keep their full width and the class
         # column gives way (elided in the middle; full text in the tooltip).
         header.setSectionResizeMode(_SHAPE, QHeaderView.ResizeMode.Stretch)
@@ -121,6 +131,7 @@ class ModelTree(QWidget):
         self.setMinimumWidth(260)
         self._session: EditSession | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._marked: dict[str, bool] = {}  # tensor name -> row currently shows the edited mark
         self._layer_items: dict[str, QTreeWidgetItem] = {}
         self._hidden_layers: set[str] = set()
         self.show_optimizer = False
@@ -135,6 +146,7 @@ class ModelTree(QWidget):
         """Show the layers and tensors of ``session`` (None clears)."""
         self._session = session
         self._items.clear()
+        self._marked.clear()
         self._layer_items.clear()
         self._fractions = {}
         self._zeros.generation += 1  # drop counts still coming for the previous model
@@ -152,6 +164,7 @@ class ModelTree(QWidget):
         self.summary.setText(self._summary_head)
         self.summary.setToolTip(str(model.path))
         self._hidden_layers = optimizer_layers(session)
+        tops = []
         for layer in model.layers:
             litem = QTreeWidgetItem([layer.name, layer.class_name, "", fmt_count(layer.param_count), ""])
             litem.setData(_NAME, _ROLE_LAYER, layer.name)
@@ -171,14 +184,40 @@ class ModelTree(QWidget):
                 item = QTreeWidgetItem([t.weight, fmt_shape(t.shape), t.dtype, fmt_count(t.size), ""])
                 item.setData(_NAME, _ROLE_TENSOR, t.name)
                 item.setToolTip(_NAME, f"{t.name}\nkey in file: {t.key}\ntrainable: {t.trainable}")
+                item.setToolTip(_ZEROS, "fraction of values exactly zero")
                 for col in (_PARAMS, _ZEROS):
                     item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                litem.addChild(item)
                 self._items[t.name] = item
-            self.tree.addTopLevelItem(litem)
+                self._mark(t.name, session.is_edited(t.name))
+                litem.addChild(item)
+            tops.append(litem)
+        # Items are complete before they enter the tree: one insertion, no
+        # per-item change notifications to the view.
+        self.tree.addTopLevelItems(tops)
         self.tree.expandAll()
         self.set_show_optimizer(self.show_optimizer)
         self.refresh(set(self._items))
+        self._fit_timer.start()
+
+    def _mark(self, name: str, edited: bool) -> None:
+        """Show tensor ``name``'s row as edited (bold, orange, dot) or not; no-op when unchanged."""
+        if self._marked.get(name) == edited:
+            return
+        self._marked[name] = edited
+        item = self._items[name]
+        item.setText(_NAME, ("● " if edited else "") + self._session.model.tensors[name].weight)
+        font = QFont(item.font(_NAME))
+        font.setBold(edited)
+        brush = QBrush(EDITED_COLOR) if edited else QBrush()
+        for col in range(_NCOLS):
+            item.setFont(col, font)
+            item.setForeground(col, brush)
+
+    def _fit_columns(self) -> None:
+        """Fit every column but the stretching class/shape column to its contents."""
+        for col in range(_NCOLS):
+            if col != _SHAPE:
+                self.tree.resizeColumnToContents(col)
 
     def set_show_optimizer(self, show: bool) -> None:
         """Show or hide the optimizer-state layer (hidden by default)."""
@@ -212,19 +251,9 @@ class ModelTree(QWidget):
             return
         model = self._session.model
         for name in names:
-            item = self._items.get(name)
-            if item is None:
-                continue
-            edited = self._session.is_edited(name)
-            info = model.tensors[name]
-            item.setText(_NAME, ("● " if edited else "") + info.weight)
-            font = QFont(item.font(_NAME))
-            font.setBold(edited)
-            brush = QBrush(EDITED_COLOR) if edited else QBrush()
-            for col in range(_NCOLS):
-                item.setFont(col, font)
-                item.setForeground(col, brush)
-            item.setToolTip(_ZEROS, "fraction of values exactly zero")
+            if name in self._items:
+                self._mark(name, self._session.is_edited(name))
+        self._fit_timer.start()
         ordered = [t.name for t in model.tensors.values() if t.name in names and t.name in self._items]
         if model.param_count > READ_FOR_ZEROS_LIMIT:
             for n in ordered:
@@ -255,7 +284,11 @@ class ModelTree(QWidget):
             item = self._items.get(name)
             if item is not None:
                 item.setText(_ZEROS, "?" if f is None else f"{100 * f:.1f} %")
+                item.setToolTip(
+                    _ZEROS, "could not be read" if f is None else "fraction of values exactly zero"
+                )
         self._show_aggregates()
+        self._fit_timer.start()
 
     def _show_aggregates(self) -> None:
         """Layer rows and the summary line, size-weighted from the per-tensor fractions."""
