@@ -38,6 +38,7 @@ def _open(w: MainWindow, path: Path, tensor: str | None = None) -> None:
     assert w.open_path(path), w.errors
     if tensor is not None:
         w.tree.select(tensor)
+        w.settle()
         assert w.current == tensor
         assert w.histogram.view is not None and w.histogram.view.request.name == tensor
 
@@ -126,6 +127,7 @@ def test_heatmap_click_selects_neurons_and_zero_neurons(window, demo_paths, qtbo
     np.testing.assert_array_equal(kernel[:, keep], kernel0[:, keep])
     np.testing.assert_array_equal(bias[keep], bias0[keep])
     assert window.tree.is_marked_edited("dense/kernel") and window.tree.is_marked_edited("dense/bias")
+    window.settle()
     assert window.norms.norms[3] == 0 and window.norms.norms[7] == 0
 
 
@@ -138,6 +140,10 @@ def test_norm_bar_click_selects_conv_filters(window, demo_paths, qtbot):
     _click_view(qtbot, norms.plot, 5, float(norms.norms[5]) / 2)
     assert window.selection.neurons == [5]
     assert window.selection.target == "conv2d"
+    window.selection.set_neurons([2, 9])
+    x, y = norms.selected_bars.getData()  # orange bars: exactly neurons 2 and 9, at their heights
+    assert sorted({round(float(v)) for v in x}) == [2, 9]
+    assert float(np.max(y)) == pytest.approx(float(max(norms.norms[2], norms.norms[9])))
 
 
 def test_live_accuracy_follows_edits(live_window, demo_paths, qtbot):

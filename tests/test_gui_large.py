@@ -460,3 +460,35 @@ def test_tree_reads_no_tensor_of_a_huge_model_until_shown(qtbot, monkeypatch):
     assert reader.reads == ["a/kernel"]
     assert tree._items["a/kernel"].text(4) == f"{100 * np.mean(session.array('a/kernel') == 0):.1f} %"
     assert tree._items["b/kernel"].text(4) == "…"
+
+
+def test_heatmap_colours_equal_pyqtgraph_mapping():
+    """colorize (off the GUI thread) gives the pixels pyqtgraph's own LUT mapping gives, NaN transparent."""
+    import pyqtgraph as pg
+
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(40, 60)).astype(np.float32)
+    img[3, :] = np.nan  # a gap between kernel blocks
+    img[5, 5], img[6, 6] = 10.0, -10.0  # beyond the colour limits
+    vmax = 2.0
+    ours = tensor_worker.colorize(img, vmax)
+    bgra, has_alpha = pg.functions.makeARGB(img, lut=tensor_worker.HEATMAP_LUT, levels=(-vmax, vmax))
+    assert has_alpha
+    np.testing.assert_array_equal(ours, bgra[..., [2, 1, 0, 3]])
+    assert np.all(ours[3, :, 3] == 0) and np.all(np.delete(ours, 3, axis=0)[..., 3] == 255)
+
+
+def test_plots_take_a_view_one_per_turn_and_a_newer_view_wins(window, demo_paths):
+    assert window.open_path(demo_paths["keras"])
+    window.settle()
+    window.tree.select("dense/kernel")
+    # Only the histogram has it before the event loop runs again (each plot repaints in its own turn).
+    assert window.histogram.view.request.name == "dense/kernel"
+    assert window.heatmap.view is None or window.heatmap.view.request.name != "dense/kernel"
+    assert not window.view_settled
+    window.tree.select("conv2d_1/kernel")  # before dense/kernel reached the other plots
+    window.settle()
+    for view in (window.histogram.view, window.heatmap.view):
+        assert view.request.name == "conv2d_1/kernel"
+    kernel = window.session.array("conv2d_1/kernel")
+    np.testing.assert_allclose(window.norms.norms, np.linalg.norm(kernel.reshape(-1, 32), axis=0), rtol=1e-6)

@@ -29,6 +29,7 @@ from weightlab.core.session import EditSession
 
 from .formatting import fmt_count, fmt_num, fmt_shape
 from .heatmap_view import GAP_COLOR, mask_rgba, set_layout_ticks
+from .plots import plot_widget
 
 DIFF_PEN = pg.mkPen("#7048e8", width=1.5)
 DIFF_BRUSH = pg.mkBrush(112, 72, 232, 90)
@@ -65,7 +66,7 @@ class DiffView(QWidget):
         self.numbers.setStyleSheet("font-family: monospace;")
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.numbers.setWordWrap(True)
-        self.hist = pg.PlotWidget(background="w")
+        self.hist = plot_widget()
         self.hist.setMinimumHeight(110)
         self.hist.setLabel("bottom", "edited − original")
         self.hist.setLabel("left", "count")
@@ -75,7 +76,7 @@ class DiffView(QWidget):
         self.hist.setTitle("difference of the changed entries", size="9pt")
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=DIFF_PEN, brush=DIFF_BRUSH)
         self.hist.addItem(self.curve)
-        self.map = pg.PlotWidget(background="w")
+        self.map = plot_widget()
         self.map.setMinimumHeight(110)
         self.map_vb = self.map.getViewBox()
         self.map_vb.invertY(True)

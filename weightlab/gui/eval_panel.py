@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from .engine_adapter import metric
 from .formatting import fmt_count, fmt_delta_pp, fmt_num, fmt_pct
+from .plots import plot_widget, set_ticks
 
 WORSE = "#c92a2a"
 BETTER = "#2b8a3e"
@@ -167,7 +168,7 @@ class EvalPanel(QGroupBox):
         grid.addWidget(self.cur_loss, 2, 2)
         grid.setColumnStretch(1, 1)
 
-        self.step_plot = pg.PlotWidget(background="w")
+        self.step_plot = plot_widget()
         self.step_plot.setMinimumHeight(90)
         self.step_plot.setLabel("bottom", "history step")
         self.step_plot.setLabel("left", "accuracy %")
@@ -186,7 +187,7 @@ class EvalPanel(QGroupBox):
         self.step_plot.addItem(self.base_line)
         self.base_line.hide()
 
-        self.class_plot = pg.PlotWidget(background="w")
+        self.class_plot = plot_widget()
         self.class_plot.setMinimumHeight(90)
         self.class_plot.setLabel("bottom", "class")
         self.class_plot.setLabel("left", "accuracy %")
@@ -409,7 +410,7 @@ class EvalPanel(QGroupBox):
         n = max(1, len(self._history))
         self.step_plot.setXRange(-0.3, n + 0.3, padding=0)  # room for a point and its error bar at either end
         step = max(1, n // 10)
-        self.step_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(0, n + 1, step)]])
+        set_ticks(self.step_plot.getAxis("bottom"), [[(i, str(i)) for i in range(0, n + 1, step)]])
         if self.baseline is not None:
             self.base_line.setValue(100 * metric(self.baseline, "accuracy"))
             self.base_line.show()
@@ -427,7 +428,12 @@ class EvalPanel(QGroupBox):
             vals.extend(v for v in prov[1:] if not math.isnan(v))
         vals = [v for v in vals if not math.isnan(v)]
         if vals:
-            self.step_plot.setYRange(max(0.0, min(vals) - 1), min(100.0, max(vals) + 1), padding=0.05)
+            # Whole percents: a new point inside the current range leaves the
+            # axis (and its cached drawing) as it is.
+            lo, hi = math.floor(min(vals) - 1), math.ceil(max(vals) + 1)
+            self.step_plot.setYRange(max(0.0, lo), min(100.0, hi), padding=0.05)
+        else:
+            self.step_plot.setYRange(0, 100, padding=0.05)  # no numbers yet: the whole scale, not pyqtgraph's ±200
 
     def _redraw_classes(self) -> None:
         base = metric(self.baseline, "per_class") if self.baseline is not None else None
@@ -442,4 +448,4 @@ class EvalPanel(QGroupBox):
         c = cur if cur is not None else base
         self.class_cur.setOpts(x=x + 0.2, height=100 * np.asarray(c, float))
         self.class_plot.setXRange(-0.7, n - 0.3, padding=0)
-        self.class_plot.getAxis("bottom").setTicks([[(i, str(i)) for i in range(n)]])
+        set_ticks(self.class_plot.getAxis("bottom"), [[(i, str(i)) for i in range(n)]])

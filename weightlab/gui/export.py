@@ -12,6 +12,8 @@ from pathlib import Path
 import pyqtgraph as pg
 import pyqtgraph.exporters as pg_exporters
 
+from .plots import uncached_axes
+
 PLOT_FILTER = "PNG image (*.png);;SVG drawing (*.svg)"
 TENSOR_FILTER = "NumPy array (*.npy);;CSV table (*.csv)"
 #: Width in pixels of exported PNGs (the height keeps the plot's aspect ratio).
@@ -42,14 +44,15 @@ def export_plot(plot: pg.PlotWidget | pg.PlotItem, path: str | os.PathLike[str])
         exporter = pg_exporters.SVGExporter(item)
     else:
         raise ValueError(f"export a plot as .png or .svg; got {p.suffix!r}")
-    try:
-        exporter.export(str(p))
-    except ValueError:
-        if suffix != ".svg":
-            raise
-        # pyqtgraph 0.14's SVGExporter cannot parse the closed paths ("... Z") that
-        # Qt 6's QSvgGenerator writes (pyqtgraph issue #3495); let Qt write the SVG.
-        _qt_svg(item, p)
+    with uncached_axes(item):
+        try:
+            exporter.export(str(p))
+        except ValueError:
+            if suffix != ".svg":
+                raise
+            # pyqtgraph 0.14's SVGExporter cannot parse the closed paths ("... Z") that
+            # Qt 6's QSvgGenerator writes (pyqtgraph issue #3495); let Qt write the SVG.
+            _qt_svg(item, p)
     if not p.is_file():
         raise OSError(f"{p}: the exporter wrote nothing")
     return p

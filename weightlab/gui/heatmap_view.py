@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 from weightlab.core.layout import HeatmapLayout, lod_factors
 
 from .formatting import fmt_num, fmt_shape
+from .plots import plot_widget, reserve_axis_width, reserve_lines, set_label, set_ticks
 from .selection import NeuronSelection
-from .tensor_worker import TILE_PIXELS, TensorView, Tile
+from .tensor_worker import COLORMAP_NAME, TILE_PIXELS, TensorView, Tile
 
 #: Diverging colour map: negative blue, zero white, positive red.
-COLORMAP_NAME = "CET-D1"
 #: Shown where the image has NaN (gaps between conv blocks); distinct from white = 0.
 GAP_COLOR = "#c8c8c8"
 SELECT_PEN = pg.mkPen("#f08c00", width=2)
@@ -71,20 +71,20 @@ def set_layout_ticks(plot: pg.PlotWidget, lay: HeatmapLayout, max_ticks: int = 2
     if len(shape) in (3, 4):
         kh = shape[0]
         cin = shape[-2]
-        bottom.setTicks([_ticks(n, lambda i: sum(lay.neuron_columns(i)) / 2, max_ticks)])
-        left.setTicks([_ticks(cin, lambda i: i * (kh + 1) + kh / 2, max_ticks)])
-        plot.setLabel("bottom", "output filter")
-        plot.setLabel("left", "input channel")
+        set_ticks(bottom, [_ticks(n, lambda i: sum(lay.neuron_columns(i)) / 2, max_ticks)])
+        set_ticks(left, [_ticks(cin, lambda i: i * (kh + 1) + kh / 2, max_ticks)])
+        set_label(plot, "bottom", "output filter")
+        set_label(plot, "left", "input channel")
     else:
         rows = lay.image_shape[0]
         # Large images: pyqtgraph's own ticks follow the zoom (a fixed list would leave none in view).
-        bottom.setTicks(None if n > AUTO_TICKS else [_ticks(n, lambda i: i + 0.5, max_ticks)])
+        set_ticks(bottom, None if n > AUTO_TICKS else [_ticks(n, lambda i: i + 0.5, max_ticks)])
         if rows > AUTO_TICKS:
-            left.setTicks(None)
+            set_ticks(left, None)
         else:
-            left.setTicks([_ticks(rows, lambda i: i + 0.5, max_ticks)] if rows > 1 else [[]])
-        plot.setLabel("bottom", "output neuron")
-        plot.setLabel("left", "input" if len(shape) >= 2 else "")
+            set_ticks(left, [_ticks(rows, lambda i: i + 0.5, max_ticks)] if rows > 1 else [[]])
+        set_label(plot, "bottom", "output neuron")
+        set_label(plot, "left", "input" if len(shape) >= 2 else "")
 
 
 class HeatmapView(QWidget):
@@ -126,10 +126,11 @@ class HeatmapView(QWidget):
         self.selection = selection
         self.view: TensorView | None = None
         self.layout_: HeatmapLayout | None = None
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = plot_widget()
         self.plot.setMinimumSize(240, 160)
         self.vb = self.plot.getViewBox()
         self.vb.invertY(True)
+        reserve_axis_width(self.plot, "88888")
         self.vb.setAspectLocked(False)
         self.vb.setBackgroundColor(GAP_COLOR)
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -142,7 +143,9 @@ class HeatmapView(QWidget):
         self.colorbar = pg.ColorBarItem(
             values=(-1, 1), colorMap=pg.colormap.get(COLORMAP_NAME), interactive=False, width=14
         )
-        self.colorbar.setImageItem([self.image, self.tile_image], insert_in=self.plot.getPlotItem())
+        # The images arrive coloured (TensorView.rgba, computed off the GUI
+        # thread with the same map and limits): the bar is the legend only.
+        self.colorbar.setImageItem([], insert_in=self.plot.getPlotItem())
         self._zoom_timer = QTimer(self)
         self._zoom_timer.setSingleShot(True)
         self._zoom_timer.setInterval(ZOOM_DEBOUNCE_MS)
@@ -153,6 +156,7 @@ class HeatmapView(QWidget):
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
         self.title.setWordWrap(True)  # the level-of-detail note must stay readable
+        reserve_lines(self.title, 2)
         self.hover_label = QLabel(HOVER_HINT)
         # long text must not widen the pane and squeeze the model tree
         self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -198,7 +202,7 @@ class HeatmapView(QWidget):
         self.layout_ = view.layout
         rows, cols = view.layout.image_shape
         m = view.vmax
-        self.image.setImage(view.image, autoLevels=False)
+        self.image.setImage(view.rgba, autoLevels=False, levels=None)
         self.colorbar.setLevels((-m, m))
         self.image.setRect(QRectF(0, 0, cols, rows))
         self._update_title()
@@ -267,7 +271,7 @@ class HeatmapView(QWidget):
             return
         self.tile = tile
         (r0, r1), (c0, c1) = tile.rows, tile.cols
-        self.tile_image.setImage(tile.image, autoLevels=False, levels=(-self.view.vmax, self.view.vmax))
+        self.tile_image.setImage(tile.rgba, autoLevels=False, levels=None)
         self.tile_image.setRect(QRectF(c0, r0, c1 - c0, r1 - r0))
         self.tile_image.show()
         self._update_title()

@@ -19,9 +19,12 @@ from PySide6.QtWidgets import (
 from weightlab.core.stats import TensorStats
 
 from .formatting import fmt_count, fmt_num
+from .plots import plot_widget, reserve_axis_width, reserve_lines
 from .tensor_worker import HistogramPreview, TensorView
 
 CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
+#: Shown where the brushed range's count goes while there is none.
+RANGE_HINT = "drag to select a range"
 CURRENT_BRUSH = pg.mkBrush(28, 126, 214, 110)
 GHOST_PEN = pg.mkPen("#9a9a9a", width=1)
 GHOST_BRUSH = pg.mkBrush(150, 150, 150, 70)
@@ -113,29 +116,32 @@ class HistogramView(QWidget):
         self.log = QCheckBox("log counts")
         self.clear_btn = QPushButton("Clear range")
         self.clear_btn.setEnabled(False)
-        self.range_label = QLabel("Drag on the histogram to select a value range")
+        self.range_label = QLabel(RANGE_HINT)
         # long text must not widen the pane and squeeze the model tree
         self.range_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.range_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
-        self.range_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.range_label.setToolTip("Drag on the histogram to select a value range (the target of range edits)")
         self.title = QLabel("")
         self.title.setTextFormat(Qt.TextFormat.RichText)
+        # nor may the title (the preview note is long): its full text is in the tooltip
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title.setMinimumWidth(1)
 
         top = QHBoxLayout()
-        top.addWidget(self.title)
-        top.addStretch(1)
-        top.addWidget(self.range_label)
+        top.addWidget(self.title, 2)
+        top.addWidget(self.range_label, 3)
         top.addWidget(self.clear_btn)
         top.addWidget(self.log)
         top.addWidget(self.bins)
 
         self.vb = _BrushViewBox(self._brush_drag)
-        self.plot = pg.PlotWidget(viewBox=self.vb, background="w")
+        self.plot = plot_widget(viewBox=self.vb)
         self.plot.setMinimumHeight(160)
         self.plot.setLabel("bottom", "weight value")
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setLabel("left", "count")
+        reserve_axis_width(self.plot, "88888888")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setMouseEnabled(x=True, y=False)
         self.ghost = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=GHOST_PEN, brush=GHOST_BRUSH)
@@ -153,6 +159,7 @@ class HistogramView(QWidget):
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats_label.setStyleSheet("font-family: monospace;")
         self.stats_label.setWordWrap(True)
+        reserve_lines(self.stats_label, 2)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
@@ -181,14 +188,18 @@ class HistogramView(QWidget):
             self.curve.setData([], [])
             self.ghost.setData([], [])
             self.stats_label.setText("")
-            self.title.setText("")
+            self._set_title("")
             return
         name = view.request.name
-        self.title.setText(f"<b>{name}</b>" + (" <span style='color:#d9480f'>(edited)</span>" if view.ghost is not None else ""))
+        self._set_title(f"<b>{name}</b>" + (" <span style='color:#d9480f'>(edited)</span>" if view.ghost is not None else ""))
         self.stats_label.setText(format_stats(view.stats))
         self._redraw()
         if self.committed_range is not None:
             self._preview()
+
+    def _set_title(self, html: str) -> None:
+        self.title.setText(html)
+        self.title.setToolTip(html)
 
     def set_preview(self, preview: HistogramPreview) -> None:
         """Draw the quick histogram of a strided sample, lighter and labelled, until the exact view arrives."""
@@ -200,7 +211,7 @@ class HistogramView(QWidget):
         self.curve.setBrush(PREVIEW_BRUSH)
         self.curve.setData(preview.edges, self._y(preview.counts))
         name = preview.request.name
-        self.title.setText(
+        self._set_title(
             f"<b>{name}</b> <span style='color:#868e96'>(preview: every {fmt_count(preview.step)}th value; "
             "computing exact counts…)</span>"
         )
@@ -260,7 +271,7 @@ class HistogramView(QWidget):
         """Remove the brush (emits rangeChanged(None) when one was committed)."""
         self.region.hide()
         self.clear_btn.setEnabled(False)
-        self.range_label.setText("Drag on the histogram to select a value range")
+        self.range_label.setText(RANGE_HINT)
         if self.committed_range is not None:
             self.committed_range = None
             self.rangeChanged.emit(None)

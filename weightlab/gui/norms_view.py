@@ -9,10 +9,28 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from .plots import plot_widget, reserve_axis_width
 from .selection import NeuronSelection
 
 BAR_BRUSH = pg.mkBrush("#74a9cf")
 SELECTED_BRUSH = pg.mkBrush("#f08c00")
+#: Width of a bar in neuron units (the gap between bars is the rest).
+BAR_WIDTH = 0.8
+
+
+def bar_outline(index: np.ndarray, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of one polyline tracing a bar ``[i - w/2, i + w/2] x [0, h]`` per neuron.
+
+    Four points per bar (up, across, down, and along zero to the next), for a
+    curve filled down to 0: one path for any number of bars instead of one
+    rectangle object each (``pg.BarGraphItem`` took ~230 ms to draw VGG16's
+    4,096 fc1 neurons; this path a few ms).
+    """
+    half = BAR_WIDTH / 2
+    x = (np.asarray(index, dtype=np.float64)[:, None] + np.array([-half, -half, half, half])).ravel()
+    h = np.asarray(heights, dtype=np.float64)
+    y = np.stack([np.zeros_like(h), h, h, np.zeros_like(h)], axis=1).ravel()
+    return x, y
 
 
 class NormsView(QWidget):
@@ -27,15 +45,18 @@ class NormsView(QWidget):
         super().__init__(parent)
         self.selection = selection
         self.norms: np.ndarray | None = None
-        self.plot = pg.PlotWidget(background="w")
+        self.plot = plot_widget()
         self.plot.setMinimumHeight(110)
         self.plot.setLabel("bottom", "output neuron")
         self.plot.setLabel("left", "L2 norm")
+        reserve_axis_width(self.plot, "88.888")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.15)
-        self.bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=BAR_BRUSH)
+        self.bars = pg.PlotCurveItem(pen=None, brush=BAR_BRUSH, fillLevel=0)
+        self.selected_bars = pg.PlotCurveItem(pen=None, brush=SELECTED_BRUSH, fillLevel=0)
         self.plot.addItem(self.bars)
+        self.plot.addItem(self.selected_bars)
         self.title = QLabel("")
         # long text must not widen the pane and squeeze the model tree
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -51,12 +72,12 @@ class NormsView(QWidget):
         """Plot ``norms`` (one per neuron) of tensor ``of``; None clears."""
         self.norms = norms
         if norms is None or len(norms) == 0:
-            self.bars.setOpts(x=[], height=[])
+            self.bars.setData([], [])
+            self.selected_bars.setData([], [])
             self.title.setText("No output neurons")
             return
         self.title.setText(f"L2 norm per output neuron of <b>{of}</b> · click bars to select")
-        x = np.arange(len(norms))
-        self.bars.setOpts(x=x, height=norms, width=0.8)
+        self.bars.setData(*bar_outline(np.arange(len(norms)), norms))
         self._recolor()
         self.plot.setXRange(-0.6, len(norms) - 0.4, padding=0)
         self.plot.setYRange(0, float(np.max(norms)) * 1.05 or 1.0, padding=0)
@@ -64,9 +85,11 @@ class NormsView(QWidget):
     def _recolor(self) -> None:
         if self.norms is None:
             return
-        sel = set(self.selection.neurons) if self.selection.count == len(self.norms) else set()
-        brushes = [SELECTED_BRUSH if i in sel else BAR_BRUSH for i in range(len(self.norms))]
-        self.bars.setOpts(brushes=brushes)
+        sel = np.asarray(
+            self.selection.neurons if self.selection.count == len(self.norms) else [], dtype=np.int64
+        )
+        sel = sel[(sel >= 0) & (sel < len(self.norms))]
+        self.selected_bars.setData(*bar_outline(sel, self.norms[sel]))
 
     def neuron_at(self, view_pos: QPointF) -> int | None:
         """Neuron whose bar column contains ``view_pos`` (view coordinates)."""

@@ -25,12 +25,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.ma  # noqa: F401 - np.percentile imports it on first use (~25 ms); here, not in the first view
+import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from weightlab.core.errors import WeightLabError
 from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
 from weightlab.core.stats import TensorStats, histogram, neuron_norms, tensor_stats
 
+#: Diverging colour map of heatmaps (colorcet CET-D1: blue, white at zero, red).
+COLORMAP_NAME = "CET-D1"
+#: Its 256-entry RGBA lookup table (uint8), applied off the GUI thread by :func:`colorize`.
+HEATMAP_LUT = pg.colormap.get(COLORMAP_NAME).getLookupTable(nPts=256, alpha=True, mode="byte")
 #: Tensors with at most this many elements are computed on the GUI thread.
 SYNC_LIMIT = 1_000_000
 #: Heatmap images with more pixels than this are shown at a level of detail.
@@ -84,6 +90,7 @@ class Tile:
     cols: tuple[int, int]
     image: np.ndarray
     lod: tuple[int, int]
+    rgba: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,8 @@ class TensorView:
 
     ``image`` is the heatmap image of the whole tensor, reduced by blocks of
     ``lod = (fy, fx)`` pixels when the full image has more than
-    :data:`LOD_PIXELS` pixels (``(1, 1)``: full resolution); ``mask`` is the
+    :data:`LOD_PIXELS` pixels (``(1, 1)``: full resolution), and ``rgba`` the
+    same image in colour (:func:`colorize` with ``vmax``); ``mask`` is the
     pruned mask in the same reduction (1.0 where a block holds a pruned
     entry) and ``pruned_count`` its number of entries. ``vmax`` is the largest
     finite magnitude (the colour limit).
@@ -151,6 +159,7 @@ class TensorView:
     mask: np.ndarray | None = None
     pruned_count: int = 0
     vmax: float = 1.0
+    rgba: np.ndarray | None = None
 
     @property
     def large(self) -> bool:
@@ -209,6 +218,7 @@ def compute_view(req: TensorRequest, on_preview: Callable[[HistogramPreview], No
         norms = neuron_norms(req.source.array(req.norms_of))
     stats = tensor_stats(a)
     vmax = max(abs(float(stats.min)), abs(float(stats.max))) if stats.count else 0.0
+    vmax = vmax if np.isfinite(vmax) and vmax > 0 else 1.0
     return TensorView(
         request=req,
         array=a,
@@ -223,7 +233,8 @@ def compute_view(req: TensorRequest, on_preview: Callable[[HistogramPreview], No
         lod=lod,
         mask=mask,
         pruned_count=int(np.count_nonzero(pruned)) if pruned is not None else 0,
-        vmax=vmax if np.isfinite(vmax) and vmax > 0 else 1.0,
+        vmax=vmax,
+        rgba=colorize(image, vmax),
     )
 
 
@@ -248,7 +259,27 @@ def histogram_preview(req: TensorRequest, a: np.ndarray) -> HistogramPreview:
 def compute_tile(generation: int, view: TensorView, rows: tuple[int, int], cols: tuple[int, int]) -> Tile:
     """The :class:`Tile` of ``view``'s heatmap for a full-resolution image region (any thread)."""
     image, lod = render_region(view.layout, view.array, rows, cols, TILE_PIXELS)
-    return Tile(generation, view.request.name, rows, cols, image, lod)
+    return Tile(generation, view.request.name, rows, cols, image, lod, colorize(image, view.vmax))
+
+
+def colorize(image: np.ndarray, vmax: float, lut: np.ndarray = HEATMAP_LUT) -> np.ndarray:
+    """RGBA (uint8, shape ``image.shape + (4,)``) of a heatmap image with colour limits ``±vmax``.
+
+    The same mapping as pyqtgraph's ``ImageItem`` with ``levels=(-vmax, vmax)``
+    and lookup table ``lut``: ``index = clip(floor((v + vmax) * n / (2 vmax)), 0, n - 1)``
+    for ``n = len(lut)``; values beyond the limits take the end colours and NaN
+    (the gaps between kernel blocks) is transparent. Done off the GUI thread,
+    so drawing the image is a copy, not a colour mapping of up to 4M pixels.
+    """
+    n = len(lut)
+    scaled = np.asarray(image, dtype=np.float32) + np.float32(vmax)
+    scaled *= np.float32(n / (2.0 * vmax))
+    nan = np.isnan(scaled)
+    np.clip(scaled, 0, n - 1, out=scaled)
+    scaled[nan] = 0
+    rgba = lut[scaled.astype(np.intp)]
+    rgba[nan, 3] = 0
+    return rgba
 
 
 def _finite_range(a: np.ndarray) -> tuple[float, float]:
@@ -260,7 +291,7 @@ def _finite_range(a: np.ndarray) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-def _lower_priority() -> None:
+def lower_thread_priority() -> None:
     """Give the calling pool thread (and threads it starts) a lower CPU priority than the GUI thread.
 
     On Linux ``setpriority`` with a thread id changes only that thread; with
@@ -285,7 +316,7 @@ class _Task(QRunnable):
         self.owner, self.kind, self.token, self.fn, self.what = owner, kind, token, fn, what
 
     def run(self) -> None:  # pool thread: touch no widget, only emit signals
-        _lower_priority()
+        lower_thread_priority()
         try:
             out = self.fn()
         except WeightLabError as e:
