@@ -64,7 +64,8 @@ def make_window(qtbot, config_dir):
     """``make_window(engine)``: a shown 1400x900 MainWindow whose dialogs are recorders.
 
     Error dialogs append to ``window.errors``; the unsaved-edits question
-    answers "discard". ``engine`` None gives the real evaluation engine.
+    answers "discard"; ``window.settle()`` waits until every plot shows the
+    latest view. ``engine`` None gives the real evaluation engine.
     Every window is closed, and its engine shut down, at teardown.
     """
     import pyqtgraph as pg
@@ -79,6 +80,8 @@ def make_window(qtbot, config_dir):
         w.errors = []
         w._error = lambda title, message: w.errors.append(message)
         w._ask_unsaved = lambda: "discard"
+        # The plots get a new view one per event-loop turn: wait for the last one.
+        w.settle = lambda timeout=10000: qtbot.waitUntil(lambda: w.view_settled, timeout=timeout)
         qtbot.addWidget(w)
         w.resize(1400, 900)
         w.show()

@@ -404,11 +404,15 @@ class Recorder:
                 return
 
 
+#: Niceness the module's worker is started with (the window starts its worker lower too).
+WORKER_NICENESS = 3
+
+
 @pytest.fixture(scope="module")
 def engine():
     """One started client for the module's worker tests, shut down at the end."""
     rec = Recorder()
-    client = EngineClient(rec)
+    client = EngineClient(rec, niceness=WORKER_NICENESS)
     try:
         t0 = time.monotonic()
         client.start()
@@ -427,6 +431,12 @@ def _open(client, rec, model, data, **kw) -> tuple[ModelReady, Result | None]:
     if not ready.ok:
         return ready, None
     return ready, rec.answer(rid)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX scheduling priorities")
+def test_worker_runs_at_the_niceness_asked_for(engine):
+    client, _ = engine
+    assert os.getpriority(os.PRIO_PROCESS, client.worker_pid) == os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS
 
 
 @pytest.mark.slow

@@ -41,6 +41,7 @@ pytestmark = pytest.mark.gui
 def _open(w: MainWindow, path: Path, tensor: str) -> None:
     assert w.open_path(path), w.errors
     w.tree.select(tensor)
+    w.settle()
     assert w.current == tensor and w.histogram.view is not None
 
 
@@ -240,6 +241,7 @@ def test_mask_overlay_and_tree_sparsity_after_pruning(window, demo_paths, qtbot)
     _open(window, demo_paths["keras"], name)
     assert not window.heatmap.mask_shown
     _run_op(qtbot, window, "prune_magnitude", {"by": "sparsity", "sparsity": 0.5, "scope": "tensor"})
+    window.settle()
     a, orig = window.session.array(name), window.session.original(name)
     pruned = (a == 0) & (orig != 0)
     assert window.heatmap.mask_shown
@@ -265,6 +267,7 @@ def test_diff_view_numbers_equal_core(window, demo_paths, qtbot):
     assert window.views.currentWidget() is window.diff_view and window.diff_view.diff is None
     window.apply_edit(AddNoise(target="dense", std=0.01, seed=1))
     window.apply_edit(PruneMagnitude(target=name, sparsity=0.2))
+    window.settle()
     orig, cur = window.session.original(name), window.session.array(name)
     expected = tensor_diff(name, orig, cur)
     assert window.diff_view.diff == expected
@@ -275,6 +278,7 @@ def test_diff_view_numbers_equal_core(window, demo_paths, qtbot):
     np.testing.assert_array_equal(y, counts)
     np.testing.assert_allclose(x, edges)
     window.tree.select("conv2d/kernel")  # not edited
+    window.settle()
     assert window.diff_view.diff is None and "not edited" in window.diff_view.title.text()
 
 

@@ -62,8 +62,16 @@ class EngineClient:
     :class:`Failed`.
     """
 
-    def __init__(self, on_event: EventCallback, *, max_restarts: int = 3, restart_window: float = 60.0):
+    def __init__(
+        self,
+        on_event: EventCallback,
+        *,
+        max_restarts: int = 3,
+        restart_window: float = 60.0,
+        niceness: int = 0,
+    ):
         self._on_event = on_event
+        self._niceness = niceness
         self._max_restarts = max_restarts
         self._restart_window = restart_window
         self._ctx = multiprocessing.get_context("spawn")
@@ -112,7 +120,9 @@ class EngineClient:
         from . import worker
 
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=worker.main, args=(child,), name="weightlab-engine", daemon=True)
+        proc = self._ctx.Process(
+            target=worker.main, args=(child, self._niceness), name="weightlab-engine", daemon=True
+        )
         proc.start()
         child.close()
         self._proc, self._conn = proc, parent

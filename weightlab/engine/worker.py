@@ -193,15 +193,20 @@ class _Worker:
         self.send(Result(rid, tag, baseline, metrics))
 
 
-def main(conn: Any) -> None:
+def main(conn: Any, niceness: int = 0) -> None:
     """Entry point of the worker process: serve requests from ``conn`` until shutdown.
 
     Parameters
     ----------
     conn:
         The worker's end of a duplex :func:`multiprocessing.Pipe`.
+    niceness:
+        Added to the process's scheduling niceness (``os.nice``) before
+        TensorFlow is imported; a window passes a positive value so that
+        evaluation yields the CPU to drawing. Ignored where unsupported.
     """
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    lower_priority(niceness)
     try:
         _Worker(conn).run()
     except (BrokenPipeError, EOFError):
@@ -209,5 +214,14 @@ def main(conn: Any) -> None:
     finally:
         try:
             conn.close()
+        except OSError:
+            pass
+
+
+def lower_priority(niceness: int) -> None:
+    """Raise this process's niceness by ``niceness`` (POSIX ``nice(2)``); no-op when 0 or unsupported."""
+    if niceness > 0 and hasattr(os, "nice"):
+        try:
+            os.nice(niceness)
         except OSError:
             pass

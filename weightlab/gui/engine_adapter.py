@@ -23,14 +23,24 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+#: Niceness added to the engine worker process started by the window: its
+#: TensorFlow start-up and evaluation passes yield the CPU to drawing, so the
+#: window keeps answering on a machine with few cores (benchmarks/bench_gui.py).
+ENGINE_NICENESS = 10
+
 
 def _load_engine() -> tuple[Any, str]:
-    """Return ``(EngineClient class or None, reason when None)``."""
+    """Return ``(EngineClient subclass or None, reason when None)``; its workers run at lower priority."""
     try:
         from weightlab.engine import EngineClient
     except Exception as e:  # noqa: BLE001 - any import failure means "no engine"
         return None, f"evaluation engine unavailable ({type(e).__name__}: {e})"
-    return EngineClient, ""
+
+    class BackgroundEngineClient(EngineClient):
+        def __init__(self, on_event: Any, **kwargs: Any):
+            super().__init__(on_event, niceness=ENGINE_NICENESS, **kwargs)
+
+    return BackgroundEngineClient, ""
 
 
 def metric(metrics: Any, key: str, default: Any = None) -> Any:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
+import weightlab.engine.tf_formats  # noqa: F401 - readers registered at start-up, not on the first open (h5py: ~50 ms)
 from weightlab.core.diff import compare_models, export_tensor
 from weightlab.core.edits import Edit, Revert, SetValue, neuron_count, neuron_tensors
 from weightlab.core.errors import WeightLabError
@@ -132,6 +133,8 @@ class MainWindow(QMainWindow):
         self._model_ok = False
         self._eval_applied: tuple = ()
         self._norms_of: str | None = None
+        self._view_stage = 0  # number of the latest view being handed to the plots (see _on_view)
+        self._view_steps_pending = False
         self._keep_range = False
         self.recent = recent or RecentFiles()
         self.engine = engine or EngineAdapter(self)
@@ -506,6 +509,8 @@ class MainWindow(QMainWindow):
         self.eval_options = {}
         self.engine.cancel()
         self.computer.cancel()
+        self._view_stage += 1  # drop the plot steps of a view of the previous model
+        self._view_steps_pending = False
         self.session = session
         self.current = None
         self.data_path = data_path
@@ -522,12 +527,19 @@ class MainWindow(QMainWindow):
             session.subscribe(self._on_session_changed)
             first = self.tree.first_tensor()
             if first:
-                self.tree.select(first)
+                # The tree is drawn in this turn, the first tensor's plots
+                # from the next one (each repaint in its own turn; see _on_view).
+                QTimer.singleShot(1, lambda: self._show_first(session, first))
         self.eval_panel.set_history(session.steps if session else [], session.position if session else 0)
         self._offer_eval_choices()
         self.restart_evaluation()
         self._update_title()
         self._update_actions()
+
+    def _show_first(self, session: EditSession, name: str) -> None:
+        """Select tensor ``name`` of a just-opened ``session`` unless one was chosen meanwhile."""
+        if self.session is session and self.current is None:
+            self.tree.select(name)
 
     def open_data(self, path: str | os.PathLike[str]) -> bool:
         """Use ``path`` (.npz) as the held-out set and re-evaluate."""
@@ -716,10 +728,44 @@ class MainWindow(QMainWindow):
         self.computer.submit(req)
 
     def _on_view(self, view: TensorView) -> None:
-        self.histogram.set_view(view, keep_range=self._keep_range)
-        self.heatmap.set_view(view)
-        self.norms.set_norms(view.norms, self._norms_of or "")
+        """Show a computed view: one plot per turn of the event loop, then ``viewShown``.
+
+        Each plot repaints (axes, text) in the turn after its data changes;
+        handing the histogram, the heatmap and the norm plot their data in
+        successive turns lets input and timers run between those repaints
+        instead of after all of them (benchmarks/bench_gui.py). A newer view
+        drops the rest of an older one's stages.
+        """
+        self._view_stage += 1
+        stage = self._view_stage
+        norms_of = self._norms_of or ""
+        keep_range = self._keep_range
+        steps = [
+            lambda: self.histogram.set_view(view, keep_range=keep_range),
+            lambda: self.heatmap.set_view(view),
+            lambda: self.norms.set_norms(view.norms, norms_of),
+            lambda: self._view_done(view),
+        ]
         self.tree.set_zero_fraction(view.request.name, view.stats.zeros)
+        self._run_view_steps(stage, steps)
+
+    @property
+    def view_settled(self) -> bool:
+        """True when no computed view is still being handed to the plots (see :meth:`_on_view`)."""
+        return not self._view_steps_pending
+
+    def _run_view_steps(self, stage: int, steps: list) -> None:
+        if stage != self._view_stage or not steps:
+            return  # superseded by a newer view (or a new model)
+        self._view_steps_pending = len(steps) > 1
+        steps[0]()
+        if len(steps) > 1:
+            # A timer, not a posted call: Qt delivers every posted event (the
+            # plots' repaints included) before any timer, so only a timer puts
+            # the next plot's repaint in a later turn, after pending input.
+            QTimer.singleShot(1, lambda: self._run_view_steps(stage, steps[1:]))
+
+    def _view_done(self, view: TensorView) -> None:
         self._update_diff()
         self.viewShown.emit(view.request.name)
 
