@@ -451,6 +451,36 @@ def test_tensor_diff_against_numpy(session):
     assert tensor_diff("x", nan, nan.copy()).changed == 0
 
 
+def test_blocked_diff_and_histogram_equal_whole_array_numpy(monkeypatch):
+    """Blocks of 1,000 entries (not a divisor of the size) give the whole-array numbers."""
+    import weightlab.core.diff as diff_mod
+
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(37, 211)).astype(np.float32)
+    b = a.copy()
+    flat = b.reshape(-1)
+    idx = rng.choice(flat.size, flat.size // 4, replace=False)
+    flat[idx] += rng.normal(size=idx.size).astype(np.float32)
+    flat[idx[0]] = np.inf  # an infinite change counts as changed, not in the histogram
+    monkeypatch.setattr(diff_mod, "_BLOCK", 1000)
+    d = diff_mod.tensor_diff("t", a, b)
+    mask = a != b
+    ref = np.where(mask, b.astype(np.float64) - a, 0.0)
+    assert d.changed == int(mask.sum()) == idx.size
+    assert d.max_abs == np.inf
+    finite = np.isfinite(ref)
+    counts, edges = diff_mod.diff_histogram(a, b, 50)
+    expected_counts, expected_edges = np.histogram(ref[mask & finite], bins=50)
+    np.testing.assert_array_equal(counts, expected_counts)
+    np.testing.assert_array_equal(edges, expected_edges)
+    assert diff_mod.diff_histogram(a, a.copy(), 50) is None
+    b2 = a.copy()  # the finite edits only: relative change against numpy
+    b2.reshape(-1)[idx[1:]] = b.reshape(-1)[idx[1:]]
+    d2 = diff_mod.tensor_diff("t", a, b2)
+    r = np.where(a != b2, b2.astype(np.float64) - a, 0.0)
+    assert d2.relative_l2 == pytest.approx(np.linalg.norm(r) / np.linalg.norm(a.astype(np.float64)), rel=1e-12)
+
+
 def test_compare_models_sorts_by_relative_change():
     s1, _ = build(seed=0)
     s2, _ = build(seed=0)

@@ -336,6 +336,41 @@ def test_compare_dialog_rows_sorted_and_equal_core(window, demo_paths, tmp_path,
     dlg.close()
 
 
+def test_compare_of_a_large_model_runs_in_the_pool(window, demo_paths, tmp_path, qtbot, monkeypatch):
+    """Beyond the limits the comparison and each row's diff run in the pool; Cancel stops it."""
+    import weightlab.gui.diff_view as diff_view_mod
+    import weightlab.gui.main_window as main_window_mod
+
+    monkeypatch.setattr(main_window_mod, "COMPARE_SYNC_PARAMS", 0)
+    monkeypatch.setattr(diff_view_mod, "SYNC_LIMIT", 0)
+    other = weightlab.open(demo_paths["keras"])
+    other.apply(Scale(target="dense", factor=1.5))
+    path = other.save(tmp_path / "scaled.keras")
+    other.model.close()
+    _open(window, demo_paths["keras"], "dense/kernel")
+
+    with qtbot.waitSignal(window.computer.compared, timeout=30000):
+        assert window.compare_with(path) is None  # the dialog comes when the pool is done
+    dlg = window.compare_dialog
+    assert dlg is not None, window.errors
+    qtbot.addWidget(dlg)
+    b = weightlab.open(path)
+    expected = compare_models(window.session.model, b.model)
+    assert dlg.diffs == expected
+    with qtbot.waitSignal(dlg.computer.diffed, timeout=30000):
+        dlg.table.selectRow(1)
+    name = expected[1].name
+    assert dlg.diff_view.diff == tensor_diff(name, window.session.original(name), b.array(name))
+    b.model.close()
+    dlg.close()
+
+    window.compare_dialog = None
+    with qtbot.waitSignal(window.computer.compared, timeout=30000):
+        window.compare_with(path)
+        window._comparing[2].canceled.emit()  # what its Cancel button sends
+    assert window.compare_dialog is None and window._comparing is None
+
+
 def test_compare_other_architecture_shows_core_error(window, demo_paths, tmp_path):
     _open(window, demo_paths["keras"], "dense/kernel")
     fake = _fake_session(tmp_path / "other.keras", {"fc": {"kernel": np.ones((2, 3), np.float32)}})

@@ -492,3 +492,26 @@ def test_plots_take_a_view_one_per_turn_and_a_newer_view_wins(window, demo_paths
         assert view.request.name == "conv2d_1/kernel"
     kernel = window.session.array("conv2d_1/kernel")
     np.testing.assert_allclose(window.norms.norms, np.linalg.norm(kernel.reshape(-1, 32), axis=0), rtol=1e-6)
+
+
+def test_diff_of_a_large_tensor_is_computed_off_the_gui_thread(big_window, big_kernel, qtbot):
+    from weightlab.core.diff import changed_mask, difference, tensor_diff
+    from weightlab.gui.diff_view import MAP_PIXELS
+
+    w = big_window
+    w.apply_edit(Scale(target="big/kernel", factor=0.5))
+    w.apply_edit(SetValue(target="big/kernel", index=(7, 9), value=big_kernel[7, 9]))  # one entry back as stored
+    w.settle(60000)
+    with qtbot.waitSignal(w.computer.diffed, timeout=60000):
+        w.act_diff.trigger()  # the tab shows "computing…" until the pool's result arrives
+    cur = w.session.array("big/kernel")
+    assert w.diff_view.diff == tensor_diff("big/kernel", big_kernel, cur)
+    delta = difference(big_kernel, cur)[changed_mask(big_kernel, cur)]
+    counts, edges = np.histogram(delta, bins=100)
+    x, y = w.diff_view.curve.getData()
+    np.testing.assert_array_equal(y, counts)
+    np.testing.assert_allclose(x, edges)
+    # The map is block-reduced (a block is orange when any entry in it changed).
+    image = w.diff_view.map_image.image
+    assert image.shape[0] * image.shape[1] <= MAP_PIXELS < big_kernel.size
+    assert np.all(image[..., :3].reshape(-1, 3) == image[0, 0, :3])  # every block holds a changed entry

@@ -57,22 +57,79 @@ def changed_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ~((a == b) | (np.isnan(a) & np.isnan(b)))
 
 
+#: Entries per block of the blocked passes below (float64 work arrays of 8 MB).
+_BLOCK = 1 << 20
+
+
+def _blocks(original: np.ndarray, edited: np.ndarray):
+    """``(a, b)`` flat blocks of :data:`_BLOCK` entries of two same-shape arrays (views, no copies)."""
+    if original.shape != edited.shape:
+        raise ValueError(f"shapes differ: {original.shape} vs {edited.shape}")
+    fa, fb = np.asarray(original).reshape(-1), np.asarray(edited).reshape(-1)
+    for i in range(0, fa.size, _BLOCK):
+        yield fa[i : i + _BLOCK], fb[i : i + _BLOCK]
+
+
 def tensor_diff(name: str, original: np.ndarray, edited: np.ndarray) -> TensorDiff:
-    """Compare ``edited`` against ``original`` (same shape); see :class:`TensorDiff`."""
-    mask = changed_mask(original, edited)
-    a = original.astype(np.float64, copy=False)
-    d = edited.astype(np.float64) - a
-    d[~mask] = 0.0
-    num = float(np.sqrt(np.dot(d.ravel(), d.ravel())))
-    den = float(np.sqrt(np.dot(a.ravel(), a.ravel())))
+    """Compare ``edited`` against ``original`` (same shape); see :class:`TensorDiff`.
+
+    Accumulates in float64 over blocks of :data:`_BLOCK` entries, so a
+    100M-entry tensor needs no full-size float64 copy.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
+    """
+    changed, sq_d, sq_a, max_abs = 0, 0.0, 0.0, 0.0
+    for a, b in _blocks(original, edited):
+        mask = changed_mask(a, b)
+        a64 = a.astype(np.float64)
+        d = b.astype(np.float64) - a64
+        d[~mask] = 0.0
+        changed += int(np.count_nonzero(mask))
+        sq_d += float(np.dot(d, d))
+        sq_a += float(np.dot(a64, a64))
+        if d.size:
+            max_abs = max(max_abs, float(np.abs(d).max()))
+    num, den = float(np.sqrt(sq_d)), float(np.sqrt(sq_a))
     rel = num / den if den > 0 else (0.0 if num == 0 else float("inf"))
-    return TensorDiff(
-        name=name,
-        changed=int(mask.sum()),
-        size=int(mask.size),
-        relative_l2=rel,
-        max_abs=float(np.abs(d).max()) if d.size else 0.0,
-    )
+    return TensorDiff(name=name, changed=changed, size=int(np.size(original)), relative_l2=rel, max_abs=max_abs)
+
+
+def diff_histogram(original: np.ndarray, edited: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Histogram of ``edited - original`` (float64) over the changed entries with a finite difference.
+
+    Equal to ``np.histogram(d, bins)`` of those differences ``d`` (range: their
+    min and max), counted over blocks; None when no entry changed by a finite
+    amount.
+
+    Returns
+    -------
+    (counts, edges) or None
+        ``counts`` int64 of length ``bins``, ``edges`` float64 of length ``bins + 1``.
+    """
+    lo, hi, any_ = np.inf, -np.inf, False
+    for a, b in _blocks(original, edited):
+        d = _changed_differences(a, b)
+        if d.size:
+            any_ = True
+            lo, hi = min(lo, float(d.min())), max(hi, float(d.max()))
+    if not any_:
+        return None
+    counts = np.zeros(bins, dtype=np.int64)
+    edges = None
+    for a, b in _blocks(original, edited):
+        d = _changed_differences(a, b)
+        c, edges = np.histogram(d, bins=bins, range=(lo, hi))
+        counts += c
+    return counts, edges
+
+
+def _changed_differences(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = b.astype(np.float64) - a.astype(np.float64)
+    d = d[changed_mask(a, b)]
+    return d[np.isfinite(d)]
 
 
 def difference(original: np.ndarray, edited: np.ndarray) -> np.ndarray:
@@ -85,11 +142,16 @@ def compare_models(
     b: ModelFile,
     read_a: Callable[[str], np.ndarray] | None = None,
     read_b: Callable[[str], np.ndarray] | None = None,
-) -> list[TensorDiff]:
+    progress: Callable[[int, int, str], bool | None] | None = None,
+) -> list[TensorDiff] | None:
     """Per-tensor change from model ``a`` to model ``b``, largest relative change first.
 
     Both must have the same tensors (names and shapes), e.g. a model before
-    and after fine-tuning.
+    and after fine-tuning. Tensors are read one at a time (``read_a``,
+    ``read_b``; default: the files' readers) and not kept.
+
+    ``progress(done, total, name)`` is called before each tensor; when it
+    returns False the comparison stops and None is returned.
 
     Raises
     ------
@@ -111,7 +173,12 @@ def compare_models(
     if shapes:
         n, sa, sb = shapes[0]
         raise WeightLabError(f"tensor {n!r} has shape {sb} here but {sa} in {a.path.name}", b.path)
-    diffs = [tensor_diff(n, read_a(n), read_b(n)) for n in a.tensors]
+    names = list(a.tensors)
+    diffs = []
+    for i, n in enumerate(names):
+        if progress is not None and progress(i, len(names), n) is False:
+            return None
+        diffs.append(tensor_diff(n, read_a(n), read_b(n)))
     return sorted(diffs, key=lambda d: (-d.relative_l2, d.name))
 
 

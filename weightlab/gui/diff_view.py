@@ -1,11 +1,15 @@
 """Diffs of one tensor (edited vs original, or two files) and the compare dialog.
 
 Numbers come from :mod:`weightlab.core.diff`: ``tensor_diff`` (changed count,
-fraction, relative L2 change, max |Δ|), ``difference`` (edited − original, the
-histogram) and ``changed_mask`` (the map, in the tensor's heatmap layout).
+fraction, relative L2 change, max |Δ|), ``diff_histogram`` (edited − original
+over the changed entries) and ``changed_mask`` (the map, in the tensor's
+heatmap layout, block-reduced beyond :data:`MAP_PIXELS`). :func:`compute_diff`
+does all of it off the GUI thread; :meth:`DiffView.show_data` draws it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,13 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from weightlab.core.diff import TensorDiff, changed_mask, difference, tensor_diff
-from weightlab.core.layout import heatmap_layout
+from weightlab.core.diff import TensorDiff, changed_mask, diff_histogram, tensor_diff
+from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
 from weightlab.core.session import EditSession
 
 from .formatting import fmt_count, fmt_num, fmt_shape
 from .heatmap_view import GAP_COLOR, mask_rgba, set_layout_ticks
-from .plots import plot_widget
+from .plots import plot_widget, set_label
+from .tensor_worker import SYNC_LIMIT, TensorComputer
 
 DIFF_PEN = pg.mkPen("#7048e8", width=1.5)
 DIFF_BRUSH = pg.mkBrush(112, 72, 232, 90)
@@ -37,6 +42,60 @@ DIFF_BRUSH = pg.mkBrush(112, 72, 232, 90)
 CHANGED_RGBA = (232, 89, 12, 255)
 UNCHANGED_RGBA = (255, 255, 255, 255)
 DIFF_BINS = 100
+#: Largest changed-positions map drawn at full resolution; larger ones are block-reduced.
+MAP_PIXELS = 1 << 20
+
+
+@dataclass(frozen=True)
+class DiffData:
+    """Everything the diff view draws for one tensor, computed by :func:`compute_diff` (any thread).
+
+    ``counts``/``edges`` are :func:`weightlab.core.diff.diff_histogram` (None
+    when nothing changed by a finite amount); ``map_rgba`` is the changed-
+    positions map in the tensor's heatmap layout, reduced by blocks of
+    ``lod = (fy, fx)`` pixels (a block is orange when any entry in it changed)
+    when the full map has more than :data:`MAP_PIXELS` pixels.
+    """
+
+    diff: TensorDiff
+    shape: tuple[int, ...]
+    counts: np.ndarray | None
+    edges: np.ndarray | None
+    layout: HeatmapLayout
+    map_rgba: np.ndarray
+    lod: tuple[int, int]
+
+
+def compute_diff(name: str, a: np.ndarray, b: np.ndarray, bins: int = DIFF_BINS) -> DiffData:
+    """The :class:`DiffData` of tensor ``name`` changing from ``a`` to ``b`` (same shape).
+
+    Blocked passes (no full-size float64 copy) and a level-of-detail map, so
+    it suits a 100M-entry tensor in a pool thread.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
+    """
+    diff = tensor_diff(name, a, b)
+    hist = diff_histogram(a, b, bins)
+    layout = heatmap_layout(tuple(a.shape))
+    rows, cols = layout.image_shape
+    mask = np.empty(a.shape, dtype=bool)
+    flat_mask = mask.reshape(-1)
+    fa, fb = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
+    for i in range(0, fa.size, 1 << 20):
+        flat_mask[i : i + (1 << 20)] = changed_mask(fa[i : i + (1 << 20)], fb[i : i + (1 << 20)])
+    image, lod = render_region(layout, mask, (0, rows), (0, cols), MAP_PIXELS)
+    return DiffData(
+        diff=diff,
+        shape=tuple(a.shape),
+        counts=hist[0] if hist else None,
+        edges=hist[1] if hist else None,
+        layout=layout,
+        map_rgba=mask_rgba(image, CHANGED_RGBA, UNCHANGED_RGBA),
+        lod=lod,
+    )
 
 
 def format_diff(d: TensorDiff) -> str:
@@ -111,27 +170,33 @@ class DiffView(QWidget):
     def show_diff(
         self, name: str, a: np.ndarray, b: np.ndarray, label_a: str = "original", label_b: str = "edited"
     ) -> TensorDiff:
-        """Show how tensor ``name`` changed from ``a`` to ``b`` (same shape); returns the numbers."""
-        d = tensor_diff(name, a, b)
+        """Show how tensor ``name`` changed from ``a`` to ``b`` (same shape); returns the numbers.
+
+        Computes on this thread: for large tensors compute :func:`compute_diff`
+        in a pool and call :meth:`show_data`.
+        """
+        return self.show_data(compute_diff(name, a, b), label_a, label_b)
+
+    def show_data(self, data: DiffData, label_a: str = "original", label_b: str = "edited") -> TensorDiff:
+        """Draw ``data`` (from :func:`compute_diff`); returns its numbers."""
+        d = data.diff
         self.diff = d
-        mask = changed_mask(a, b)
-        self.title.setText(f"<b>{name}</b> {fmt_shape(a.shape)} · {label_b} − {label_a}")
-        self.title.setToolTip(self.title.text())
+        title = f"<b>{d.name}</b> {fmt_shape(data.shape)} · {label_b} − {label_a}"
+        if data.lod != (1, 1):
+            title += f" · map in {data.lod[0]}×{data.lod[1]} blocks (orange: any entry changed)"
+        self.title.setText(title)
+        self.title.setToolTip(title)
         self.numbers.setText(format_diff(d))
-        self.hist.setLabel("bottom", f"{label_b} − {label_a}")
-        delta = difference(a, b)[mask]
-        delta = delta[np.isfinite(delta)]
-        if delta.size:
-            counts, edges = np.histogram(delta, bins=DIFF_BINS)
-            self.curve.setData(edges, counts.astype(np.float64))
+        set_label(self.hist, "bottom", f"{label_b} − {label_a}")
+        if data.counts is not None:
+            self.curve.setData(data.edges, data.counts.astype(np.float64))
             self.hist.enableAutoRange()
         else:
             self.curve.setData([], [])
-        layout = heatmap_layout(tuple(a.shape))
-        img = layout.image(mask)
-        self.map_image.setImage(mask_rgba(img, CHANGED_RGBA, UNCHANGED_RGBA), autoLevels=False, levels=(0, 255))
-        self.map_image.setRect(QRectF(0, 0, img.shape[1], img.shape[0]))
-        set_layout_ticks(self.map, layout, max_ticks=10)
+        rows, cols = data.layout.image_shape
+        self.map_image.setImage(data.map_rgba, autoLevels=False, levels=(0, 255))
+        self.map_image.setRect(QRectF(0, 0, cols, rows))
+        set_layout_ticks(self.map, data.layout, max_ticks=10)
         self.map_vb.autoRange(padding=0.02)
         return d
 
@@ -142,7 +207,8 @@ class CompareDialog(QDialog):
     The table lists :func:`weightlab.core.diff.compare_models` rows (largest
     relative change first); selecting a row shows that tensor's diff (the
     opened file's stored values as the original, the compared file's as edited;
-    edits not yet saved are not part of the comparison).
+    edits not yet saved are not part of the comparison). Tensors are read for
+    the row shown and not kept; a large one's diff is computed in the pool.
 
     Parameters
     ----------
@@ -151,7 +217,7 @@ class CompareDialog(QDialog):
     other:
         The compared file, opened as a session (side ``b``); closed with the dialog.
     diffs:
-        ``compare_models(session.model, other.model, session.original, other.array)``.
+        :func:`weightlab.core.diff.compare_models` of the two files.
     """
 
     COLUMNS = ("Tensor", "Shape", "Changed", "Relative L2 change", "Max |Δ|")
@@ -200,6 +266,11 @@ class CompareDialog(QDialog):
         lay.addWidget(self.summary)
         lay.addWidget(split, 1)
         self.resize(900, 680)
+        self._labels = (session.model.path.name, other.model.path.name)
+        self._shown: str | None = None
+        self.computer = TensorComputer(self)
+        self.computer.diffed.connect(self._on_diffed)
+        self.computer.diffFailed.connect(lambda msg: self.diff_view.clear(f"Cannot compute the diff: {msg}"))
         self.table.currentCellChanged.connect(lambda row, *_: self.show_row(row))
         if diffs:
             self.table.selectRow(0)
@@ -209,17 +280,25 @@ class CompareDialog(QDialog):
         return [self.table.item(r, 0).text() for r in range(self.table.rowCount())]
 
     def show_row(self, row: int) -> None:
-        """Show the diff of the tensor in ``row``."""
+        """Show the diff of the tensor in ``row`` (a large tensor's is computed in the pool)."""
         if not 0 <= row < len(self.diffs):
             return
         name = self.diffs[row].name
-        self.diff_view.show_diff(
-            name,
-            self.session.original(name),
-            self.other.array(name),
-            label_a=self.session.model.path.name,
-            label_b=self.other.model.path.name,
-        )
+        self._shown = name
+        session, other = self.session, self.other
+
+        def compute() -> DiffData:
+            return compute_diff(name, session.original(name, cache=False), other.original(name, cache=False))
+
+        if session.model.tensors[name].size <= SYNC_LIMIT:
+            self.diff_view.show_data(compute(), *self._labels)
+        else:
+            self.diff_view.clear(f"<b>{name}</b>: computing the diff…")
+            self.computer.diff(name, compute)
+
+    def _on_diffed(self, data: DiffData) -> None:
+        if data.diff.name == self._shown:
+            self.diff_view.show_data(data, *self._labels)
 
     def done(self, result: int) -> None:  # noqa: D401 - Qt override
         """Close the dialog and the compared file."""

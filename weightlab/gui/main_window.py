@@ -24,6 +24,7 @@ Where things are:
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMainWindow,
     QMessageBox,
+    QProgressDialog,
     QSplitter,
     QTabWidget,
 )
@@ -45,7 +47,7 @@ from weightlab.core.errors import WeightLabError
 from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
 
-from .diff_view import CompareDialog, DiffView
+from .diff_view import CompareDialog, DiffData, DiffView, compute_diff
 from .edit_panel import EditPanel, HistoryView
 from .engine_adapter import EngineAdapter, metric
 from .eval_panel import EvalPanel
@@ -57,7 +59,7 @@ from .norms_view import NormsView
 from .op_forms import OPS
 from .selection import NeuronSelection, neuron_target
 from .settings import RecentFiles
-from .tensor_worker import TensorComputer, TensorRequest, TensorView
+from .tensor_worker import SYNC_LIMIT, TensorComputer, TensorRequest, TensorView
 
 MODEL_FILTER = (
     "Models (*.keras *.h5 *.hdf5 *.weights.h5 *.pb *.index *.meta);;"
@@ -69,6 +71,9 @@ ARCHITECTURE_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
 DATA_FILTER = "Held-out sets (*.npz);;All files (*)"
 RECIPE_FILTER = "Recipes (*.json);;All files (*)"
 NO_DATA_REASON = "No held-out set: File › Open held-out set…"
+#: Models with at most this many parameters are compared on the GUI thread
+#: (well under 100 ms); larger ones in the pool behind a progress dialog.
+COMPARE_SYNC_PARAMS = 2_000_000
 _COMPOUND_SUFFIXES = (".weights.h5",)
 
 
@@ -161,6 +166,7 @@ class MainWindow(QMainWindow):
         self.eval_panel = EvalPanel()
         self.diff_view = DiffView()
         self.compare_dialog: CompareDialog | None = None
+        self._comparing = None  # (other session, stop event, progress dialog) while a comparison runs
 
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
@@ -336,6 +342,11 @@ class MainWindow(QMainWindow):
         self.history.stepToggled.connect(self.set_step_enabled)
         self.views.currentChanged.connect(lambda _i: self._update_diff())
         self.computer.ready.connect(self._on_view)
+        self.computer.diffed.connect(self._on_diff)
+        self.computer.compareProgress.connect(self._on_compare_progress)
+        self.computer.compared.connect(self._on_compared)
+        self.computer.compareFailed.connect(self._on_compare_failed)
+        self.computer.diffFailed.connect(lambda msg: self.diff_view.clear(f"Cannot compute the diff: {msg}"))
         self.computer.preview.connect(self.histogram.set_preview)
         self.computer.tile.connect(self.heatmap.set_tile)
         self.computer.counted.connect(self.histogram.set_count)
@@ -667,6 +678,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        self._cancel_comparison()
         self.computer.cancel()
         self.engine.shutdown()
         if self.compare_dialog is not None:
@@ -770,7 +782,7 @@ class MainWindow(QMainWindow):
         self.viewShown.emit(view.request.name)
 
     def _update_diff(self) -> None:
-        """Refresh the diff tab (only while it is shown: the diff is computed on this thread)."""
+        """Refresh the diff tab while it is shown; a large tensor's diff is computed in the pool."""
         if self.views.currentWidget() is not self.diff_view:
             return
         s, name = self.session, self.current
@@ -778,8 +790,17 @@ class MainWindow(QMainWindow):
             self.diff_view.clear("No tensor shown")
         elif not s.is_edited(name):
             self.diff_view.clear(f"<b>{name}</b> is not edited: it equals the stored values")
-        else:
+        elif s.model.tensors[name].size <= SYNC_LIMIT:
             self.diff_view.show_diff(name, s.original(name), s.array(name))
+        else:
+            self.diff_view.clear(f"<b>{name}</b>: computing the diff…")
+            current = s.array(name)  # immutable: the values as of this request
+            self.computer.diff(name, lambda: compute_diff(name, s.original(name), current))
+
+    def _on_diff(self, data: DiffData) -> None:
+        """A diff computed in the pool: shown when it is still the tensor on screen."""
+        if self.views.currentWidget() is self.diff_view and data.diff.name == self.current:
+            self.diff_view.show_data(data)
 
     def _on_selection(self) -> None:
         self.selection_label.setText(self.selection.describe() if self.selection.neurons else "")
@@ -909,8 +930,11 @@ class MainWindow(QMainWindow):
     def compare_with(self, path: str | os.PathLike[str]) -> CompareDialog | None:
         """Open ``path`` and show the per-tensor change from the opened file (as stored) to it.
 
-        A file of another architecture (other tensor names or shapes) gives an
-        error dialog with the core's message.
+        Up to :data:`COMPARE_SYNC_PARAMS` parameters the comparison runs here
+        and the dialog is returned; a larger model is compared in the pool
+        behind a progress dialog (Cancel stops it) and the dialog opens when
+        it is done (None is returned). A file of another architecture (other
+        tensor names or shapes) gives an error dialog with the core's message.
         """
         if self.session is None:
             return None
@@ -920,12 +944,67 @@ class MainWindow(QMainWindow):
         except WeightLabError as e:
             self._error("Cannot compare", str(e))
             return None
-        try:
-            diffs = compare_models(self.session.model, other.model, self.session.original, other.array)
-        except WeightLabError as e:
+        mine = self.session
+
+        def read_a(name: str):
+            return mine.original(name, cache=False)
+
+        def read_b(name: str):
+            return other.original(name, cache=False)
+
+        if mine.model.param_count <= COMPARE_SYNC_PARAMS:
+            try:
+                diffs = compare_models(mine.model, other.model, read_a, read_b)
+            except WeightLabError as e:
+                other.model.close()
+                self._error("Cannot compare", str(e))
+                return None
+            return self._show_comparison(other, diffs)
+        self._cancel_comparison()
+        stop = threading.Event()
+        dialog = QProgressDialog(f"Comparing {mine.model.path.name} with {p.name}…", "Cancel", 0,
+                                 len(mine.model.tensors), self)
+        dialog.setWindowTitle("Compare")
+        dialog.setWindowModality(Qt.WindowModality.WindowModal)
+        dialog.setMinimumDuration(300)
+        dialog.canceled.connect(stop.set)
+        self._comparing = (other, stop, dialog)
+        self.computer.compare(mine.model, other.model, read_a, read_b, stop)
+        return None
+
+    def _cancel_comparison(self) -> None:
+        if self._comparing is not None:
+            other, stop, dialog = self._comparing
+            self._comparing = None
+            stop.set()
+            dialog.reset()
             other.model.close()
-            self._error("Cannot compare", str(e))
-            return None
+
+    def _on_compare_progress(self, done: int, total: int, name: str) -> None:
+        if self._comparing is not None:
+            dialog = self._comparing[2]
+            dialog.setMaximum(total)
+            dialog.setValue(done)
+            dialog.setLabelText(f"Comparing {name} ({done + 1} of {total})…")
+
+    def _on_compared(self, diffs) -> None:
+        if self._comparing is None:
+            return
+        other, stop, dialog = self._comparing
+        self._comparing = None
+        dialog.reset()
+        if diffs is None or stop.is_set():
+            other.model.close()
+            self.statusBar().showMessage("Comparison cancelled", 4000)
+            return
+        self._show_comparison(other, diffs)
+
+    def _on_compare_failed(self, message: str) -> None:
+        if self._comparing is not None:
+            self._cancel_comparison()
+            self._error("Cannot compare", message)
+
+    def _show_comparison(self, other: EditSession, diffs: list) -> CompareDialog:
         if self.compare_dialog is not None:
             self.compare_dialog.close()
         self.compare_dialog = CompareDialog(self.session, other, diffs, self)

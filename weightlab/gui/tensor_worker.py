@@ -29,6 +29,7 @@ import numpy.ma  # noqa: F401 - np.percentile imports it on first use (~25 ms); 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from weightlab.core.diff import compare_models
 from weightlab.core.errors import WeightLabError
 from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
 from weightlab.core.stats import TensorStats, histogram, neuron_norms, tensor_stats
@@ -345,6 +346,13 @@ class TensorComputer(QObject):
         The latest requested heatmap tile.
     counted(tuple):
         ``(lo, hi, count)`` of the latest brushed-range count.
+    diffed(object):
+        The result of the latest :meth:`diff` job (a ``DiffData``).
+    diffFailed(str):
+        The latest :meth:`diff` job failed.
+    compareProgress(int, int, str), compared(object), compareFailed(str):
+        Progress and result (a list of ``TensorDiff``, None when stopped) of
+        the latest :meth:`compare`.
     failed(str):
         The latest view request failed; the message names the file or tensor.
     busy(bool):
@@ -355,6 +363,11 @@ class TensorComputer(QObject):
     preview = Signal(object)
     tile = Signal(object)
     counted = Signal(object)
+    diffed = Signal(object)
+    diffFailed = Signal(str)
+    compareProgress = Signal(int, int, str)
+    compared = Signal(object)
+    compareFailed = Signal(str)
     failed = Signal(str)
     busy = Signal(bool)
 
@@ -365,7 +378,7 @@ class TensorComputer(QObject):
     def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None):
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
-        self._latest = {"view": 0, "tile": 0, "count": 0}
+        self._latest = {"view": 0, "tile": 0, "count": 0, "diff": 0, "compare": 0}
         self._done.connect(self._on_done)
         self._failed.connect(self._on_failed)
         self._preview.connect(self._on_preview)
@@ -408,6 +421,26 @@ class TensorComputer(QObject):
         """Count ``view``'s values in ``[lo, hi]`` exactly in the pool; emits ``counted``."""
         return self._start("count", lambda: (lo, hi, view.count_between(lo, hi)), view.request.name)
 
+    def diff(self, name: str, fn: Callable[[], Any]) -> int:
+        """Run ``fn()`` (a diff of tensor ``name``) in the pool; emits ``diffed`` with its result."""
+        return self._start("diff", fn, name)
+
+    def compare(self, a: Any, b: Any, read_a: Callable, read_b: Callable, stop: threading.Event) -> int:
+        """:func:`weightlab.core.diff.compare_models` of models ``a`` and ``b`` in the pool.
+
+        Emits ``compareProgress(done, total, name)`` before each tensor, then
+        ``compared(diffs)`` (None when ``stop`` was set) or ``compareFailed``.
+        """
+
+        def run():
+            def progress(done: int, total: int, name: str) -> bool:
+                self.compareProgress.emit(done, total, name)
+                return not stop.is_set()
+
+            return compare_models(a, b, read_a, read_b, progress=progress)
+
+        return self._start("compare", run, b.path.name)
+
     def cancel(self) -> None:
         """Make every pending request stale."""
         for kind in self._latest:
@@ -425,10 +458,18 @@ class TensorComputer(QObject):
             self.ready.emit(out)
         elif kind == "tile":
             self.tile.emit(out)
+        elif kind == "diff":
+            self.diffed.emit(out)
+        elif kind == "compare":
+            self.compared.emit(out)
         else:
             self.counted.emit(out)
 
     def _on_failed(self, kind: str, token: int, message: str) -> None:
+        if kind == "diff" and token == self._latest["diff"]:
+            self.diffFailed.emit(message)
+        if kind == "compare" and token == self._latest["compare"]:
+            self.compareFailed.emit(message)
         if kind == "view" and token == self._latest["view"]:
             self.busy.emit(False)
             self.failed.emit(message)
