@@ -128,6 +128,7 @@ def _child(argv: list[str]) -> None:  # noqa: C901, PLR0915 - one linear measure
         beat.stop()
         editor.stop()
         check.stop()
+        state["baseline_shown"] = a.eval_panel.baseline is not None
         a.set_session(None)  # drop A's edits: closing must not ask to save them
         app.quit()
 
@@ -152,7 +153,7 @@ def _child(argv: list[str]) -> None:  # noqa: C901, PLR0915 - one linear measure
         "b_opened_s": (state["b_opened"] or float("nan")) - t0,
         "view_shown_s": shown.get("fc1/kernel", float("nan")) - t0,
         "edits": state["edits"], "results": len(results), "finished": state["done"] is not None,
-        "baseline_shown": bool(a.eval_panel.baseline is not None), "worst": worst,
+        "baseline_shown": bool(state.get("baseline_shown")), "worst": worst,
     }), flush=True)
     for w in (a, b):
         w.close()
