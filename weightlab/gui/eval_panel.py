@@ -171,7 +171,7 @@ class EvalPanel(QGroupBox):
         self.step_plot = plot_widget()
         self.step_plot.setMinimumHeight(90)
         self.step_plot.setLabel("bottom", "history step")
-        self.step_plot.setLabel("left", "accuracy %")
+        self.step_plot.setLabel("left", "%")
         self.step_plot.showGrid(y=True, alpha=0.2)
         self.step_plot.setMouseEnabled(x=False, y=False)
         self.step_curve = self.step_plot.plot([], [], pen=pg.mkPen("#1c7ed6", width=2), symbol="o",
@@ -190,7 +190,7 @@ class EvalPanel(QGroupBox):
         self.class_plot = plot_widget()
         self.class_plot.setMinimumHeight(90)
         self.class_plot.setLabel("bottom", "class")
-        self.class_plot.setLabel("left", "accuracy %")
+        self.class_plot.setLabel("left", "%")
         self.class_plot.setMouseEnabled(x=False, y=False)
         self.class_plot.setYRange(0, 100, padding=0.02)
         self.class_base = pg.BarGraphItem(x=[], height=[], width=0.38, brush=BASELINE_BRUSH)

@@ -24,7 +24,7 @@ from .tensor_worker import HistogramPreview, TensorView
 
 CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
 #: Shown where the brushed range's count goes while there is none.
-RANGE_HINT = "drag to select a range"
+RANGE_HINT = "Drag on the histogram to select a value range"
 CURRENT_BRUSH = pg.mkBrush(28, 126, 214, 110)
 GHOST_PEN = pg.mkPen("#9a9a9a", width=1)
 GHOST_BRUSH = pg.mkBrush(150, 150, 150, 70)
@@ -128,11 +128,13 @@ class HistogramView(QWidget):
         self.title.setMinimumWidth(1)
 
         top = QHBoxLayout()
-        top.addWidget(self.title, 2)
-        top.addWidget(self.range_label, 3)
-        top.addWidget(self.clear_btn)
+        top.addWidget(self.title, 1)
         top.addWidget(self.log)
         top.addWidget(self.bins)
+        # The brushed range and its count get a row of their own under the plot.
+        brush_row = QHBoxLayout()
+        brush_row.addWidget(self.range_label, 1)
+        brush_row.addWidget(self.clear_btn)
 
         self.vb = _BrushViewBox(self._brush_drag)
         self.plot = plot_widget(viewBox=self.vb)
@@ -165,6 +167,7 @@ class HistogramView(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
+        lay.addLayout(brush_row)
         lay.addWidget(self.stats_label)
 
         self.region.sigRegionChanged.connect(self._preview)
