@@ -174,6 +174,10 @@ class EvalPanel(QGroupBox):
         self.step_plot.setLabel("left", "%")
         self.step_plot.showGrid(y=True, alpha=0.2)
         self.step_plot.setMouseEnabled(x=False, y=False)
+        for axis in ("bottom", "left"):
+            self.step_plot.getAxis(axis).enableAutoSIPrefix(False)  # no "(x0.001)" on an empty chart
+        self.step_plot.setXRange(-0.3, 1.3, padding=0)
+        self.step_plot.setYRange(0, 100, padding=0.05)
         self.step_curve = self.step_plot.plot([], [], pen=pg.mkPen("#1c7ed6", width=2), symbol="o",
                                               symbolSize=6, symbolBrush="#1c7ed6")
         # The running estimate of the pass in progress: a hollow point with its 95% interval.

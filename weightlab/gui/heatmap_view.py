@@ -132,7 +132,7 @@ class HeatmapView(QWidget):
         self.vb.invertY(True)
         reserve_axis_width(self.plot, "88888")
         self.vb.setAspectLocked(False)
-        self.vb.setBackgroundColor(GAP_COLOR)
+        # GAP_COLOR shows through the NaN gaps between kernel blocks while a tensor is shown
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.tile_image = pg.ImageItem(axisOrder="row-major")
@@ -192,6 +192,7 @@ class HeatmapView(QWidget):
         same = self.view is not None and view is not None and self.view.request.name == view.request.name
         self.view = view
         self._clear_tile()
+        self.vb.setBackgroundColor(GAP_COLOR if view is not None else None)
         if view is None:
             self.layout_ = None
             self.image.clear()

@@ -141,6 +141,7 @@ class ModelTree(QWidget):
         self._zeros.counted.connect(self._on_counted)
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemSelectionChanged.connect(self._on_selection)
+        self._fit_columns()  # the header texts, before any model
 
     def set_session(self, session: EditSession | None) -> None:
         """Show the layers and tensors of ``session`` (None clears)."""
