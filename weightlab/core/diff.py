@@ -51,10 +51,21 @@ class TensorDiff:
 
 
 def changed_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Boolean mask of entries whose values differ (NaN equal to NaN), shape of ``a``."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    return ~((a == b) | (np.isnan(a) & np.isnan(b)))
+    """Boolean mask of entries whose values differ (NaN equal to NaN), shape of ``a``.
+
+    Filled over blocks of :data:`_BLOCK` entries, so the only full-size array
+    is the mask itself.
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
+    """
+    out = np.empty(np.shape(a), dtype=bool)
+    flat = out.reshape(-1)
+    for i, x, y in _blocks(a, b):
+        flat[i : i + x.size] = ~((x == y) | (np.isnan(x) & np.isnan(y)))
+    return out
 
 
 #: Entries per block of the blocked passes below (float64 work arrays of 8 MB).
@@ -62,12 +73,18 @@ _BLOCK = 1 << 20
 
 
 def _blocks(original: np.ndarray, edited: np.ndarray):
-    """``(a, b)`` flat blocks of :data:`_BLOCK` entries of two same-shape arrays (views, no copies)."""
-    if original.shape != edited.shape:
-        raise ValueError(f"shapes differ: {original.shape} vs {edited.shape}")
+    """``(offset, a, b)``: flat blocks of :data:`_BLOCK` entries of two same-shape arrays (views, no copies).
+
+    Raises
+    ------
+    ValueError
+        When the shapes differ.
+    """
+    if np.shape(original) != np.shape(edited):
+        raise ValueError(f"shapes differ: {np.shape(original)} vs {np.shape(edited)}")
     fa, fb = np.asarray(original).reshape(-1), np.asarray(edited).reshape(-1)
     for i in range(0, fa.size, _BLOCK):
-        yield fa[i : i + _BLOCK], fb[i : i + _BLOCK]
+        yield i, fa[i : i + _BLOCK], fb[i : i + _BLOCK]
 
 
 def tensor_diff(name: str, original: np.ndarray, edited: np.ndarray) -> TensorDiff:
@@ -82,7 +99,7 @@ def tensor_diff(name: str, original: np.ndarray, edited: np.ndarray) -> TensorDi
         When the shapes differ.
     """
     changed, sq_d, sq_a, max_abs = 0, 0.0, 0.0, 0.0
-    for a, b in _blocks(original, edited):
+    for _, a, b in _blocks(original, edited):
         mask = changed_mask(a, b)
         a64 = a.astype(np.float64)
         d = b.astype(np.float64) - a64
@@ -110,7 +127,7 @@ def diff_histogram(original: np.ndarray, edited: np.ndarray, bins: int) -> tuple
         ``counts`` int64 of length ``bins``, ``edges`` float64 of length ``bins + 1``.
     """
     lo, hi, any_ = np.inf, -np.inf, False
-    for a, b in _blocks(original, edited):
+    for _, a, b in _blocks(original, edited):
         d = _changed_differences(a, b)
         if d.size:
             any_ = True
@@ -119,7 +136,7 @@ def diff_histogram(original: np.ndarray, edited: np.ndarray, bins: int) -> tuple
         return None
     counts = np.zeros(bins, dtype=np.int64)
     edges = None
-    for a, b in _blocks(original, edited):
+    for _, a, b in _blocks(original, edited):
         d = _changed_differences(a, b)
         c, edges = np.histogram(d, bins=bins, range=(lo, hi))
         counts += c

@@ -81,12 +81,7 @@ def compute_diff(name: str, a: np.ndarray, b: np.ndarray, bins: int = DIFF_BINS)
     hist = diff_histogram(a, b, bins)
     layout = heatmap_layout(tuple(a.shape))
     rows, cols = layout.image_shape
-    mask = np.empty(a.shape, dtype=bool)
-    flat_mask = mask.reshape(-1)
-    fa, fb = np.asarray(a).reshape(-1), np.asarray(b).reshape(-1)
-    for i in range(0, fa.size, 1 << 20):
-        flat_mask[i : i + (1 << 20)] = changed_mask(fa[i : i + (1 << 20)], fb[i : i + (1 << 20)])
-    image, lod = render_region(layout, mask, (0, rows), (0, cols), MAP_PIXELS)
+    image, lod = render_region(layout, changed_mask(a, b), (0, rows), (0, cols), MAP_PIXELS)
     return DiffData(
         diff=diff,
         shape=tuple(a.shape),

@@ -455,21 +455,14 @@ class TensorComputer(QObject):
             return
         if kind == "view":
             self.busy.emit(False)
-            self.ready.emit(out)
-        elif kind == "tile":
-            self.tile.emit(out)
-        elif kind == "diff":
-            self.diffed.emit(out)
-        elif kind == "compare":
-            self.compared.emit(out)
-        else:
-            self.counted.emit(out)
+        {"view": self.ready, "tile": self.tile, "count": self.counted, "diff": self.diffed,
+         "compare": self.compared}[kind].emit(out)
 
     def _on_failed(self, kind: str, token: int, message: str) -> None:
-        if kind == "diff" and token == self._latest["diff"]:
-            self.diffFailed.emit(message)
-        if kind == "compare" and token == self._latest["compare"]:
-            self.compareFailed.emit(message)
-        if kind == "view" and token == self._latest["view"]:
+        if token != self._latest[kind]:
+            return
+        if kind == "view":
             self.busy.emit(False)
-            self.failed.emit(message)
+        signal = {"view": self.failed, "diff": self.diffFailed, "compare": self.compareFailed}.get(kind)
+        if signal is not None:
+            signal.emit(message)  # a failed tile or count leaves the last one shown
