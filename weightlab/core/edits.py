@@ -343,7 +343,7 @@ def _coerce(op: str, name: str, value: Any, where: str) -> Any:
         return None
 
     def bad(expected: str) -> RecipeError:
-        return RecipeError(f"{where} ({op}): parameter {name!r} must be {expected}; got {value!r}")
+        return RecipeError(f"{where} ({op}): parameter {name!r} must be {expected}; got {_short_repr(value)}")
 
     if kind == "target":
         if isinstance(value, str) and value:
@@ -356,7 +356,11 @@ def _coerce(op: str, name: str, value: Any, where: str) -> Any:
             raise bad("a number" if kind == "number" else "an integer")
         if kind == "int" and not isinstance(value, int):
             raise bad("an integer")
-        if not math.isfinite(float(value)):
+        try:
+            finite = math.isfinite(float(value))
+        except OverflowError:  # an integer beyond float range (~1e308)
+            finite = False
+        if not finite:
             raise bad("a finite number")
         if spec is not None and not spec[0] <= value <= spec[1]:
             raise bad(f"in [{spec[0]}, {spec[1]}]")
@@ -376,6 +380,14 @@ def _coerce(op: str, name: str, value: Any, where: str) -> Any:
             raise bad("true or false")
         return value
     return value
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (huge integers have no repr at all)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_range(lo: float, hi: float, what: str = "min must be <= max") -> None:

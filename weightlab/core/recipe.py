@@ -5,15 +5,41 @@ Format (documented in ``docs/recipes.md``)::
     {"version": 1,
      "edits": [{"op": "clip", "target": "conv2d/kernel", "min": -0.1, "max": 0.1},
                {"op": "zero_neurons", "target": "dense", "neurons": [0, 3]}]}
+
+Limits
+------
+A recipe is untrusted input like a model file, so reading one does bounded
+work and every problem is a :class:`~weightlab.core.errors.RecipeError` naming
+the file. The limits are module constants (keyword arguments of
+:func:`load_recipe` and :func:`parse_recipe` override them):
+
+:data:`MAX_RECIPE_BYTES` (16 MiB)
+    Size of a recipe file; checked before reading (the file is read with a
+    bounded read, so a FIFO or ``/dev/zero`` cannot make it read forever).
+    A 100,000-step recipe of ``scale`` edits is about 6 MB.
+:data:`MAX_RECIPE_STEPS` (100,000)
+    Number of edits.
+:data:`MAX_RECIPE_DEPTH` (32)
+    Nesting of JSON arrays and objects; a valid recipe needs 4 (recipe object,
+    ``edits`` list, step object, a ``target`` or ``neurons`` list). Checked
+    before parsing, so a recipe nested 100,000 deep is refused in linear time
+    instead of exhausting Python's recursion limit.
+:data:`MAX_INTEGER_DIGITS` (100)
+    Digits of one integer literal. No parameter takes a longer one (seeds and
+    indices are below ``2**63``), and Python refuses to convert integers of more
+    than 4,300 digits at all.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .atomic import atomic_path
 from .edits import Edit, edit_from_dict
@@ -21,17 +47,33 @@ from .errors import RecipeError
 
 RECIPE_VERSION = 1
 #: Recipes larger than this are refused before parsing (bytes).
-MAX_RECIPE_BYTES = 64 * 1024 * 1024
+MAX_RECIPE_BYTES = 16 * 1024 * 1024
+#: Recipes with more edits than this are refused.
+MAX_RECIPE_STEPS = 100_000
+#: Deepest nesting of JSON arrays/objects accepted (a valid recipe needs 4).
+MAX_RECIPE_DEPTH = 32
+#: Longest integer literal accepted, in digits.
+MAX_INTEGER_DIGITS = 100
 
 
-def parse_recipe(data: Any, source: str = "recipe") -> list[Edit]:
+def parse_recipe(data: Any, source: str = "recipe", *, max_steps: int = MAX_RECIPE_STEPS) -> list[Edit]:
     """Validate a recipe object and return its edits.
+
+    Parameters
+    ----------
+    data:
+        The parsed JSON (``{"version": 1, "edits": [...]}``).
+    source:
+        How to name the recipe in errors (its file name).
+    max_steps:
+        Most edits accepted.
 
     Raises
     ------
     RecipeError
-        Not an object, wrong or missing ``version``, ``edits`` not a list, or a
-        malformed step (the message names the step, counting from 1).
+        Not an object, wrong or missing ``version``, ``edits`` not a list or
+        longer than ``max_steps``, or a malformed step (the message names the
+        step, counting from 1).
     """
     if not isinstance(data, Mapping):
         raise RecipeError(f"{source}: a recipe is a JSON object; got {type(data).__name__}")
@@ -44,34 +86,97 @@ def parse_recipe(data: Any, source: str = "recipe") -> list[Edit]:
     steps = data.get("edits")
     if not isinstance(steps, list):
         raise RecipeError(f"{source}: 'edits' must be a list; got {type(steps).__name__}")
+    if len(steps) > max_steps:
+        raise RecipeError(f"{source}: the recipe has {len(steps)} edits; the limit is {max_steps}")
     return [edit_from_dict(d, f"{source}, step {i}") for i, d in enumerate(steps, 1)]
 
 
-def load_recipe(path: str | os.PathLike[str]) -> list[Edit]:
-    """Read and validate a recipe JSON file.
+class _LongInteger(Exception):
+    def __init__(self, digits: int):
+        self.digits = digits
+
+
+def _parse_int(text: str, limit: int) -> int:
+    digits = len(text) - (text[0] == "-")
+    if digits > limit:
+        raise _LongInteger(digits)
+    return int(text)
+
+
+# A JSON string literal (unrolled loop: no backtracking on long strings).
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def json_depth(text: str) -> int:
+    """Deepest nesting of arrays and objects in JSON ``text``, in linear time.
+
+    Brackets inside string literals do not count. For text that is not valid
+    JSON the result is only an estimate (the parser reports the real error).
+    """
+    b = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), np.uint8)
+    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int32) - ((b == ord("]")) | (b == ord("}")))
+    return int(np.cumsum(step).max()) if step.size else 0
+
+
+def load_recipe(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = MAX_RECIPE_BYTES,
+    max_steps: int = MAX_RECIPE_STEPS,
+    max_depth: int = MAX_RECIPE_DEPTH,
+    max_integer_digits: int = MAX_INTEGER_DIGITS,
+) -> list[Edit]:
+    """Read and validate a recipe JSON file (UTF-8, a byte order mark is allowed).
+
+    Parameters
+    ----------
+    path:
+        The recipe file.
+    max_bytes, max_steps, max_depth, max_integer_digits:
+        Limits (see the module docstring); the defaults are the module constants.
 
     Raises
     ------
     RecipeError
-        The file is missing, unreadable, too large, not JSON, or not a valid
-        recipe; the message names the file.
+        The file is missing, not a regular file, unreadable, larger than
+        ``max_bytes``, not JSON, nested deeper than ``max_depth``, holds an
+        integer longer than ``max_integer_digits`` digits or more than
+        ``max_steps`` edits, or is not a valid recipe; the message names the
+        file.
     """
     p = Path(path)
     try:
+        if not p.is_file():
+            if not p.exists():
+                raise RecipeError("no such recipe file", p)
+            raise RecipeError("not a regular file (a recipe is a JSON file)", p)
         size = p.stat().st_size
-        if size > MAX_RECIPE_BYTES:
-            raise RecipeError(f"recipe is {size} bytes; the limit is {MAX_RECIPE_BYTES}", p)
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError("no such recipe file", p) from None
+        if size > max_bytes:
+            raise RecipeError(f"recipe is {size} bytes; the limit is {max_bytes}", p)
+        with p.open("rb") as f:
+            raw = f.read(max_bytes + 1)  # bounded even if the file grows meanwhile
+        if len(raw) > max_bytes:
+            raise RecipeError(f"recipe is more than {max_bytes} bytes; the limit is {max_bytes}", p)
+        text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f"cannot read recipe: {e}", p) from None
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise RecipeError(
+            f"JSON nested {depth} levels deep; the limit is {max_depth} (a recipe needs 4)", p
+        )
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=lambda s: _parse_int(s, max_integer_digits))
     except json.JSONDecodeError as e:
         raise RecipeError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", p) from None
+    except _LongInteger as e:
+        raise RecipeError(
+            f"an integer has {e.digits} digits; the limit is {max_integer_digits}", p
+        ) from None
+    except RecursionError:
+        raise RecipeError("JSON nested too deeply to parse", p) from None
     try:
-        return parse_recipe(data, source=str(p))
+        return parse_recipe(data, source=str(p), max_steps=max_steps)
     except RecipeError as e:
         raise RecipeError(e.message) from None
 
