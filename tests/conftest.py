@@ -17,6 +17,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keep settings (recent files...) of test runs away from the user's own.
 os.environ.setdefault("WEIGHTLAB_CONFIG_DIR", tempfile.mkdtemp(prefix="weightlab-test-config-"))
+# ... and edit journals (weightlab.core.journal) away from the user's state folder.
+os.environ.setdefault("WEIGHTLAB_STATE_DIR", tempfile.mkdtemp(prefix="weightlab-test-state-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo"

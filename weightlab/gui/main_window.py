@@ -54,6 +54,7 @@ from .eval_panel import EvalPanel
 from .export import PLOT_FILTER, TENSOR_FILTER, export_plot
 from .heatmap_view import HeatmapView
 from .histogram_view import HistogramView
+from .journal_restore import JournalController
 from .model_tree import ModelTree
 from .norms_view import NormsView
 from .op_forms import OPS
@@ -145,6 +146,9 @@ class MainWindow(QMainWindow):
         self.engine = engine or EngineAdapter(self)
         self.computer = TensorComputer(self)
         self.selection = NeuronSelection(self)
+        #: The edit journal of this window's session, and the restore offer (journal_restore.py).
+        self.journal = JournalController(self)
+        self.journal.restored.connect(self._on_journal_restored)
 
         self._build_widgets()
         self._build_actions()
@@ -534,6 +538,7 @@ class MainWindow(QMainWindow):
         self.diff_view.clear("Edit a tensor to see how it changed")
         self.tree.set_session(session)
         self.history.set_session(session)
+        self.journal.attach(session)
         if session is not None:
             session.subscribe(self._on_session_changed)
             first = self.tree.first_tensor()
@@ -551,6 +556,16 @@ class MainWindow(QMainWindow):
         """Select tensor ``name`` of a just-opened ``session`` unless one was chosen meanwhile."""
         if self.session is session and self.current is None:
             self.tree.select(name)
+
+    def _on_journal_restored(self, session: EditSession, candidate) -> None:
+        """Show a session restored from a journal after a crash (its edits unsaved); drop that journal."""
+        if not self._confirm_discard():
+            session.model.close()
+            candidate.release()
+            return
+        self.set_session(session, guess_heldout(session.model.path))
+        candidate.discard()  # after set_session: the edits are in this window's journal now
+        self.statusBar().showMessage(f"Restored {candidate.edit_count} unsaved edit(s) to {session.model.path}", 8000)
 
     def open_data(self, path: str | os.PathLike[str]) -> bool:
         """Use ``path`` (.npz) as the held-out set and re-evaluate."""
@@ -599,6 +614,7 @@ class MainWindow(QMainWindow):
         except OSError as e:
             self._error("Cannot save", f"{out}: {e.strerror or e}")
             return False
+        self.journal.sync()  # nothing unsaved now: the journal is removed
         self.statusBar().showMessage(f"Saved {out}", 5000)
         self._update_title()
         return True
@@ -678,6 +694,7 @@ class MainWindow(QMainWindow):
         if not self._confirm_discard():
             event.ignore()
             return
+        self.journal.close()  # the edits were saved or discarded
         self._cancel_comparison()
         self.computer.cancel()
         self.engine.shutdown()
@@ -842,6 +859,7 @@ class MainWindow(QMainWindow):
             self.session.set_step_enabled(index, enabled)
         except (WeightLabError, IndexError) as e:
             self._error("Cannot switch the step", str(e))
+        self.journal.sync()  # a step of the undone tail changes no values: not announced
         # Nothing may have changed (a step of an undone tail): the rows still need redrawing.
         self.history.refresh()
         self.eval_panel.set_history(self.session.steps, self.session.position)
