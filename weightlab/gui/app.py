@@ -42,7 +42,11 @@ def run_app(
     window = MainWindow()
     window.resize(1400, 900)
     window.show()
-    if path is not None:
+    # Edits a crash or kill left unsaved are offered first (not in screenshot runs: no dialogs there).
+    restoring = screenshot is None and window.journal.offer()
+    if path is not None and restoring:
+        window.statusBar().showMessage(f"Restoring unsaved edits; {path} was not opened", 8000)
+    elif path is not None:
         window.open_path(path, data)
     elif data is not None:
         window.statusBar().showMessage("Open a model first, then its held-out set", 8000)
