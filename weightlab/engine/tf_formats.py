@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import EngineError, FormatError
+from ..core.errors import EngineError, FormatError, UnsafeFileError
+from ..core.links import check_prefix, check_tree, is_inside
 from ..core.model import LayerInfo, ModelFile, TensorInfo
 from ..formats import register, tfsniff
 from ..formats._h5io import file_stat, prepare_changes
@@ -109,6 +110,11 @@ class TFFormat:
         time must not change between opening and saving.
     shown:
         ``shown(location) -> str``: the path shown as the model's path.
+    check:
+        ``check(path, location)``: refuses links and special files the format
+        must not read (:mod:`weightlab.core.links`); raises
+        :class:`~weightlab.core.errors.UnsafeFileError`. ``path`` is what the
+        user picked, None when saving.
     """
 
     def __init__(
@@ -119,6 +125,7 @@ class TFFormat:
         locate: Callable[[str | os.PathLike[str]], str | None],
         stat_file: Callable[[str], str],
         shown: Callable[[str], str],
+        check: Callable[[str | os.PathLike[str] | None, str], None] = lambda path, location: None,
     ):
         self.name = name
         self.description = description
@@ -126,6 +133,7 @@ class TFFormat:
         self._locate = locate
         self._stat_file = stat_file
         self._shown = shown
+        self._check = check
 
     def __repr__(self) -> str:
         return f"<TensorFlow format handler {self.name!r}>"
@@ -154,10 +162,14 @@ class TFFormat:
         FormatError
             When ``path`` is not of this format or cannot be read (names the
             file and the part that failed), or the reader process crashed.
+        UnsafeFileError
+            When a file of the model is a link leading out of its folder (or to
+            a folder), or a special file (see :mod:`weightlab.core.links`).
         """
         location = self._locate(path)
         if location is None:
             raise FormatError(f"not a {self.description}", path)
+        self._check(path, location)
         shown = self._shown(location)
         try:
             stat = file_stat(self._stat_file(location))
@@ -203,9 +215,13 @@ class TFFormat:
         FormatError
             For a wrong shape or dtype, a source changed on disk since it was
             opened, or a destination that cannot be written.
+        UnsafeFileError
+            When a file of the source is (now) a link leading out of its folder,
+            or a special file.
         """
         updates = prepare_changes(model, changed)
         location = model.attrs["location"]
+        self._check(None, location)
         expected = model.attrs.get("_stat")
         try:
             now = file_stat(self._stat_file(location))
@@ -238,6 +254,47 @@ def _saved_model_location(path: str | os.PathLike[str]) -> str | None:
     return os.fspath(folder) if folder is not None else None
 
 
+def _check_saved_model(path: str | os.PathLike[str] | None, location: str) -> None:
+    check_tree(location)
+
+
+def _picked_folder(path: str | os.PathLike[str] | None) -> Path | None:
+    """The folder the user picked for a checkpoint (the folder itself, or via its state file)."""
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        if p.is_dir():
+            return p
+        if p.name == "checkpoint" and p.is_file():
+            return p.parent
+    except OSError:
+        pass
+    return None
+
+
+def _checkpoint_location(path: str | os.PathLike[str]) -> str | None:
+    """The prefix for ``path``; in a picked folder, the folder's own copy of a prefix named outside it."""
+    prefix = tfsniff.checkpoint_prefix(path)
+    folder = _picked_folder(path)
+    if prefix is not None and folder is not None and not is_inside(os.path.dirname(prefix) or ".", folder):
+        own = os.path.join(folder, os.path.basename(prefix))
+        if tfsniff.is_bundle_index(own + ".index"):
+            return own
+    return prefix
+
+
+def _check_checkpoint(path: str | os.PathLike[str] | None, location: str) -> None:
+    folder = _picked_folder(path)
+    if folder is not None and not is_inside(os.path.dirname(location) or ".", folder):
+        raise UnsafeFileError(
+            f"the checkpoint state file names {location!r}, outside the opened folder; "
+            "open that checkpoint's own files instead",
+            folder / "checkpoint",
+        )
+    check_prefix(location)
+
+
 def _graphdef_location(path: str | os.PathLike[str]) -> str | None:
     p = Path(path)
     try:
@@ -263,14 +320,16 @@ SAVEDMODEL = TFFormat(
     _saved_model_location,
     _saved_model_stat,
     lambda loc: loc,
+    _check_saved_model,
 )
 CHECKPOINT = TFFormat(
     "checkpoint",
     "TensorFlow checkpoint",
     (".index",),
-    tfsniff.checkpoint_prefix,
+    _checkpoint_location,
     lambda loc: loc + ".index",
     lambda loc: loc + ".index",
+    _check_checkpoint,
 )
 GRAPHDEF = TFFormat(
     "graphdef",
@@ -314,6 +373,9 @@ def evaluation_kind(
         When the path does not exist, an option does not apply to the format
         (``--signature`` for a checkpoint...), or a checkpoint has no
         architecture.
+    UnsafeFileError
+        When a SavedModel or checkpoint holds a link leading out of its folder
+        (or to a folder), or a special file.
     """
     p = Path(path)
     kind, location = "keras", os.fspath(p)
@@ -321,6 +383,7 @@ def evaluation_kind(
         for handler in (SAVEDMODEL, CHECKPOINT, GRAPHDEF):
             found = handler.locate(p)
             if found is not None:
+                handler._check(p, found)  # evaluation reads the files too: never through an outward link
                 kind, location = handler.name, found
                 break
     if kind == "keras" and not p.exists():

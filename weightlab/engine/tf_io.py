@@ -34,8 +34,6 @@ its tensors have ``trainable=False`` and are named
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -52,8 +50,9 @@ from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 from tensorflow.python.framework import tensor_util  # noqa: E402
 from tensorflow.python.training import py_checkpoint_reader  # noqa: E402
 
-from ..core.atomic import atomic_path  # noqa: E402
+from ..core.atomic import atomic_folder, atomic_path, remove_stale_temps, remove_tree, temp_path  # noqa: E402
 from ..core.errors import FormatError  # noqa: E402
+from ..core.links import check_prefix, check_tree, copy_tree, is_inside  # noqa: E402
 
 #: Name and class name of the layer that holds optimizer and bookkeeping state.
 OPTIMIZER_LAYER = "(optimizer)"
@@ -392,6 +391,7 @@ def list_saved_model(folder: str | os.PathLike[str]) -> dict[str, Any]:
         When ``saved_model.pb`` cannot be parsed or the variables bundle cannot be read.
     """
     folder = Path(folder)
+    check_tree(folder)
     sm = _load_saved_model_proto(folder)
     prefix = str(folder / "variables" / "variables")
     if not (folder / "variables" / "variables.index").is_file():
@@ -411,15 +411,7 @@ def _saved_model_attrs(sm: Any) -> dict[str, Any]:
     }
 
 
-def _replace_folder(tmp: Path, out: Path) -> None:
-    """Move the complete folder ``tmp`` to ``out`` (replacing an earlier SavedModel there)."""
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / out.name)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+_BUNDLE_FILES = ("variables/variables.index", "variables/variables.data-")
 
 
 def save_saved_model(
@@ -427,45 +419,69 @@ def save_saved_model(
 ) -> None:
     """Copy the SavedModel folder to ``out`` with the tensors ``changed`` (by key) replaced.
 
-    Everything else (graph, signatures, object graph, assets) is copied as is;
-    the variables bundle is rewritten with untouched tensors bit-identical. The
-    copy is built in a temporary folder beside ``out`` and moved into place.
+    Everything else (graph, signatures, object graph, assets) is copied as
+    regular files (a link inside the folder becomes a copy of its target; see
+    :mod:`weightlab.core.links` for what is refused); the variables bundle is
+    rewritten with untouched tensors bit-identical and ``fingerprint.pb`` is
+    recomputed. The copy is built in a fresh folder beside ``out``
+    (:func:`~weightlab.core.atomic.atomic_folder`) and renamed into place:
+    nothing in the opened folder and nothing behind a link is written,
+    truncated or deleted (saving over the opened folder itself replaces it as
+    a whole, after the copy is complete).
 
     Raises
     ------
+    UnsafeFileError
+        When the opened folder holds a link leading outside it, a link to a
+        folder or a special file.
     FormatError
-        When ``out`` exists and is neither empty nor a SavedModel, or writing fails.
+        When ``out`` is a link, exists and is neither empty nor a SavedModel,
+        lies inside the opened folder (or holds it), or writing fails.
     """
     folder, out = Path(folder), Path(out)
+    check_tree(folder)
+    if out.is_symlink():
+        raise FormatError("cannot save: it is a link; name a real folder", out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "saved_model.pb").exists())):
         raise FormatError("cannot save: it exists and is not an empty folder or a SavedModel", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    same = os.path.realpath(out) == os.path.realpath(folder)
+    if not same and (is_inside(out, folder) or is_inside(folder, out)):
+        raise FormatError(f"cannot save inside the opened folder {os.fspath(folder)!r} or around it", out)
+    bundle = (folder / "variables" / "variables.index").is_file()
+    if changed and not bundle:
+        raise FormatError("cannot save: the SavedModel has no variables", folder)
+    reader = _reader(str(folder / "variables" / "variables"), folder) if bundle else None
+
+    def skip(rel: str) -> bool:
+        return rel == "fingerprint.pb" or (bundle and rel.startswith(_BUNDLE_FILES))
+
     try:
-        shutil.copytree(folder, tmp, dirs_exist_ok=True, symlinks=True)
-        reader = _reader(str(folder / "variables" / "variables"), folder)
-        for f in (tmp / "variables").iterdir():
-            if f.name.startswith("variables.data-") or f.name == "variables.index":
-                f.unlink()
-        _write_bundle(reader, changed, str(tmp / "variables" / "variables"), out)
-        _update_fingerprint(tmp)
-        _replace_folder(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_folder(out) as tmp:
+            copy_tree(folder, tmp, skip=skip)
+            if reader is not None:
+                (tmp / "variables").mkdir(exist_ok=True)
+                _write_bundle(reader, changed, str(tmp / "variables" / "variables"), out)
+            if (folder / "fingerprint.pb").is_file():
+                _write_fingerprint(tmp)
+    except OSError as exc:
+        raise FormatError(f"cannot save: {exc.strerror or exc}", out) from None
 
 
-def _update_fingerprint(folder: Path) -> None:
-    """Recompute ``fingerprint.pb`` (it hashes the variables) when the source had one (best effort)."""
-    fp = folder / "fingerprint.pb"
-    if not fp.exists():
-        return
+def _write_fingerprint(folder: Path) -> None:
+    """Write a new ``fingerprint.pb`` for the SavedModel in ``folder`` (it hashes the variables).
+
+    Best effort: the fingerprint is metadata TensorFlow does not need to load,
+    so the copy goes without one when TensorFlow cannot compute it.
+    """
     try:
         from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting as fpw
 
-        fp.write_bytes(fpw.CreateFingerprintDef(str(folder)))
+        data = fpw.CreateFingerprintDef(str(folder))
     except Exception:  # noqa: BLE001 - the fingerprint is metadata only
-        fp.unlink()
+        return
+    with open(folder / "fingerprint.pb", "xb") as fh:
+        fh.write(data)
 
 
 # -- checkpoints --------------------------------------------------------------------
@@ -481,6 +497,7 @@ def list_checkpoint(prefix: str) -> dict[str, Any]:
     FormatError
         When the index is missing, truncated or damaged, or a data file is missing.
     """
+    check_prefix(prefix)
     reader = _reader(prefix, prefix + ".index")
     tensors, aliases = _describe_bundle(reader, prefix + ".index")
     attrs = {
@@ -493,45 +510,65 @@ def list_checkpoint(prefix: str) -> dict[str, Any]:
 def save_checkpoint(prefix: str, changed: dict[str, np.ndarray], out: str) -> None:
     """Write a copy of the checkpoint at prefix ``out`` with ``changed`` (by key) replaced.
 
-    The bundle (one data shard) is written under a temporary prefix in ``out``'s
-    folder, then each file is renamed into place (data first, index last). A
-    ``.meta`` beside the source is copied. A ``checkpoint`` state file pointing
-    to ``out`` (relative to its folder) is written when the folder has none, or
-    replaced when the folder is not the source's own folder (whose state file is
-    never changed).
+    The bundle (one data shard, and a copy of a ``.meta`` beside the source)
+    is written into a fresh temporary folder in ``out``'s folder, then each
+    file is renamed into place (data and ``.meta`` first, index last), and
+    data shards of an earlier checkpoint at ``out`` are removed. A
+    ``checkpoint`` state file pointing to ``out`` (relative to its folder) is
+    written when the folder has none, or replaced when the folder is not the
+    source's own folder (whose state file is never changed). Renames replace
+    links at ``out``'s names; nothing is written through a link.
 
     Raises
     ------
+    UnsafeFileError
+        When a file of the source checkpoint is a link leading out of its
+        folder or a special file.
     FormatError
         When ``out`` is the source prefix or writing fails.
     """
     shown = out + ".index"
     if os.path.realpath(prefix) == os.path.realpath(out):
         raise FormatError("cannot save over the opened checkpoint; choose another prefix", shown)
+    check_prefix(prefix)
     reader = _reader(prefix, prefix + ".index")
     folder, base = os.path.split(out)
     folder = folder or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{base}.", suffix=".tmp", dir=folder)
     try:
-        _write_bundle(reader, changed, os.path.join(tmp, "ckpt"), shown)
-        produced = sorted(os.listdir(tmp), key=lambda f: f.endswith(".index"))  # index last
-        for stale in os.listdir(folder):
-            if stale.startswith(base + ".data-") and stale not in {base + f[4:] for f in produced}:
-                os.unlink(os.path.join(folder, stale))
-        for f in produced:
-            os.replace(os.path.join(tmp, f), out + f[len("ckpt") :])
-        if os.path.isfile(prefix + ".meta"):
-            with atomic_path(out + ".meta") as meta:
-                shutil.copyfile(prefix + ".meta", meta)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    state = os.path.join(folder, "checkpoint")
-    same_folder = os.path.realpath(folder) == os.path.realpath(os.path.dirname(prefix) or ".")
-    if not os.path.exists(state) or not same_folder:
-        text = f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'
-        with atomic_path(state) as tmp_state:
-            tmp_state.write_text(text, "utf-8")
+        os.makedirs(folder, exist_ok=True)
+        remove_stale_temps(folder)
+        tmp = temp_path(folder, base or "ckpt", directory=True)
+        try:
+            _write_bundle(reader, changed, os.path.join(tmp, "ckpt"), shown)
+            if os.path.isfile(prefix + ".meta"):
+                _copy_regular(prefix + ".meta", os.path.join(tmp, "ckpt.meta"))
+            produced = [f for f in os.listdir(tmp) if f.startswith("ckpt.")]
+            produced.sort(key=lambda f: f.endswith(".index"))  # index last
+            for f in produced:
+                os.replace(os.path.join(tmp, f), out + f[len("ckpt") :])
+            written = {base + f[len("ckpt") :] for f in produced}
+            for stale in os.listdir(folder):
+                if stale.startswith(base + ".data-") and stale not in written:
+                    os.unlink(os.path.join(folder, stale))  # a link is unlinked, never followed
+        finally:
+            remove_tree(tmp)
+        state = os.path.join(folder, "checkpoint")
+        same_folder = os.path.realpath(folder) == os.path.realpath(os.path.dirname(prefix) or ".")
+        if not os.path.lexists(state) or not same_folder:
+            text = f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n'
+            with atomic_path(state) as tmp_state:
+                tmp_state.write_text(text, "utf-8")
+    except OSError as exc:
+        raise FormatError(f"cannot save: {exc.strerror or exc}", shown) from None
+
+
+def _copy_regular(src: str, dst: str) -> None:
+    """Copy the regular file ``src`` (a link to one is read through) to the new file ``dst``."""
+    if not os.path.isfile(src):  # never open a FIFO (it would block)
+        raise FormatError("is not a regular file", src)
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        while chunk := fin.read(1 << 20):
+            fout.write(chunk)
 
 
 # -- frozen GraphDefs -----------------------------------------------------------------
@@ -691,13 +728,21 @@ def save_graphdef(path: str, changed: dict[str, np.ndarray], out: str) -> None:
 _READERS: dict[str, tuple[int, Any]] = {}
 
 
-def _cached_reader(prefix: str, shown: str | os.PathLike[str]) -> Any:
+def _cached_reader(prefix: str, shown: str | os.PathLike[str], folder: str | None = None) -> Any:
+    """The checkpoint reader of ``prefix``, reopened when its index changed (links checked on each open).
+
+    ``folder`` is the SavedModel folder holding the bundle, whose whole tree is checked.
+    """
     try:
         mtime = os.stat(prefix + ".index").st_mtime_ns
     except OSError:
         mtime = -1
     cached = _READERS.get(prefix)
     if cached is None or cached[0] != mtime:
+        if folder is not None:
+            check_tree(folder)
+        else:
+            check_prefix(prefix, shown)
         cached = (mtime, _reader(prefix, shown))
         _READERS[prefix] = cached
     return cached[1]
@@ -732,8 +777,8 @@ def read_tensor(kind: str, location: str, key: str) -> np.ndarray:
     if kind == "savedmodel":
         shown: str = location
         prefix = os.path.join(location, "variables", "variables")
-    else:
-        prefix, shown = location, location + ".index"
+        return _read_bundle_tensor(_cached_reader(prefix, shown, location), key, shown)
+    prefix, shown = location, location + ".index"
     return _read_bundle_tensor(_cached_reader(prefix, shown), key, shown)
 
 

@@ -6,7 +6,9 @@ Contract::
     save_model(model, changed, out_path)   # atomic; untouched tensors bit-identical
     describe_file(path) -> str             # what an unknown file looks like
 
-Formats are detected by content, never by extension alone. Every handler in
+Formats are detected by content, never by extension alone. A save keeps the
+model's format, so it refuses a name whose extension belongs to another
+format (see :func:`check_destination`). Every handler in
 :data:`FORMATS` has ``name``, ``description``, ``extensions``, ``sniff(path)``,
 ``open(path)`` and ``save(model, changed, out)``.
 
@@ -23,6 +25,7 @@ from types import ModuleType
 
 import numpy as np
 
+from ..core.atomic import remove_stale_temps
 from ..core.errors import FormatError, WeightLabError
 from ..core.model import ModelFile
 from . import keras_weights, keras_zip, legacy_h5
@@ -35,7 +38,15 @@ FORMATS: list[ModuleType] = [keras_zip, legacy_h5, keras_weights]
 #: paths that are no file (a checkpoint prefix).
 _REGISTERED: list[ModuleType] = []
 
-__all__ = ["FORMATS", "describe_file", "get_format", "open_model", "register", "save_model"]
+__all__ = [
+    "FORMATS",
+    "check_destination",
+    "describe_file",
+    "get_format",
+    "open_model",
+    "register",
+    "save_model",
+]
 
 
 def register(handler: ModuleType) -> None:
@@ -102,8 +113,14 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
         file (``"<path>: not a Keras model file: it looks like a text file"``) or
         damaged. :class:`~weightlab.core.errors.UnsafeFileError` (a FormatError)
         when it holds links, external data or shape bombs.
+
+    Notes
+    -----
+    Temporary files left beside ``path`` by saves whose process was killed are
+    removed first (:func:`weightlab.core.atomic.remove_stale_temps`).
     """
     p = Path(path)
+    remove_stale_temps(p.parent)  # leftovers of killed saves beside the file (or folder)
     for handler in _REGISTERED:
         if handler.sniff(p):
             return _open_with(handler, p)
@@ -147,12 +164,72 @@ def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | o
         For an unknown tensor name.
     FormatError
         For a wrong shape or dtype, a source changed on disk since it was opened,
-        or a destination that cannot be written (nothing is left behind).
+        a destination whose extension belongs to another format
+        (:func:`check_destination`), or a destination that cannot be written
+        (nothing is left behind).
     """
     handler = get_format(model.format)
+    check_destination(model, out)
     try:
         handler.save(model, changed, out)
     except WeightLabError:
         raise
     except Exception as exc:  # noqa: BLE001 - no raw traceback reaches the user
         raise FormatError(f"cannot save: {exc}", out) from None
+
+
+def _extension_owner(name: str) -> tuple[str, ModuleType] | None:
+    """``(extension, handler)`` of the longest registered extension ``name`` ends with (any case)."""
+    low = name.lower()
+    found: tuple[str, ModuleType] | None = None
+    for handler in FORMATS:
+        for ext in handler.extensions:
+            if low.endswith(ext.lower()) and len(low) > len(ext) and (found is None or len(ext) > len(found[0])):
+                found = (ext, handler)
+    return found
+
+
+def check_destination(model: ModelFile, out: str | os.PathLike[str]) -> None:
+    """Refuse to save ``model`` under a name whose extension belongs to another format.
+
+    WeightLab saves a model in the format it was opened in and converts
+    nothing, so ``out.h5`` for a ``.keras`` archive would be a zip that Keras
+    cannot load under that name. Allowed: an extension of the model's own
+    format (``.h5`` or ``.hdf5`` for a legacy HDF5 model), the extension the
+    opened file itself has (a Keras 2 weights file called ``x.weights.h5``),
+    and an extension no format claims (``model.keras.bak``, a checkpoint
+    prefix ``model.ckpt-1000``, a SavedModel folder ``export.v2``): formats are
+    recognised by content, so such a name misleads no one about the format.
+    The longest matching extension counts (``.weights.h5`` before ``.h5``).
+
+    Parameters
+    ----------
+    model : ModelFile
+        The opened model (its ``format`` and ``path``).
+    out : str or os.PathLike
+        The destination.
+
+    Raises
+    ------
+    FormatError
+        Naming ``out``, the model's format, the format the extension belongs
+        to and the extensions to use instead.
+    """
+    handler = get_format(model.format)
+    name = Path(os.fspath(out).rstrip("/\\") or os.fspath(out)).name
+    owner = _extension_owner(name)
+    if owner is None or owner[1] is handler:
+        return
+    ext, other = owner
+    source = _extension_owner(Path(model.path).name)
+    if source is not None and source[0].lower() == ext.lower():
+        return
+    if handler.extensions:
+        use = "use a name ending in " + " or ".join(handler.extensions)
+    else:
+        use = f"use a name without {ext}"
+    raise FormatError(
+        f"cannot save a {handler.description} under a {ext} name, the extension of a "
+        f"{other.description}; WeightLab saves in the opened model's format and does not convert: {use}",
+        out,
+    )
