@@ -13,8 +13,11 @@
                    [--architecture MODEL.keras] [--signature S] [--input T] [--output T]
     weightlab apply PATH RECIPE.json -o OUT [--overwrite]
 
-A user error (bad file, recipe or data) prints one line on stderr and exits with
-status 2; nothing is written.
+A user error (bad file, recipe, held-out set or graph) prints one line on stderr
+and exits with status 2; nothing is written. The libraries' log lines
+(TensorFlow, absl, oneDNN, CUDA, Keras warnings) stay off stderr unless
+``--verbose`` (or ``WEIGHTLAB_DEBUG=1``); output cut short by a pipe
+(``| head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -33,21 +36,121 @@ from weightlab.core.errors import WeightLabError
 
 SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export")
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+#: Exit status when stdout is closed early (``weightlab inspect BIG | head``):
+#: that of a Unix tool ended by SIGPIPE as a shell reports it (128 + 13).
+EXIT_BROKEN_PIPE = 128 + 13
+#: Longest error line printed (characters); the rest is cut.
+MAX_ERROR_LINE = 1000
+
+_VERBOSE_HELP = "show the libraries' log lines and warnings, and full tracebacks (also: WEIGHTLAB_DEBUG=1)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``weightlab`` command; returns the exit status."""
+    """Entry point of the ``weightlab`` command; returns the exit status.
+
+    A failure caused by a file, recipe, held-out set or graph (a
+    :class:`~weightlab.core.errors.WeightLabError`) prints one line on stderr
+    and returns 2. Anything else unexpected prints one line and returns 1
+    (``--verbose`` shows its traceback). Subcommands keep TensorFlow's and the
+    other libraries' log lines off stderr (:mod:`weightlab.engine.quiet`)
+    unless ``--verbose`` or ``WEIGHTLAB_DEBUG=1``. When stdout is closed early
+    (a pipe into ``head``), the command ends quietly with status 141.
+    """
+    from weightlab.engine.quiet import quiet_process, set_verbose
+
     argv = list(sys.argv[1:] if argv is None else argv)
+    # "weightlab --verbose inspect ..." as well as "weightlab inspect ... --verbose"
+    lead = 0
+    while lead < len(argv) and argv[lead] in ("--verbose", "-v"):
+        lead += 1
+    subcommand = lead < len(argv) and argv[lead] in SUBCOMMANDS
+    if subcommand:
+        args = _subcommand_parser().parse_args(argv[lead:])
+    else:
+        args = _gui_parser().parse_args(argv)
+    verbose = bool(lead or args.verbose or is_verbose())
+    set_verbose(verbose)
+    if not subcommand:
+        return _guarded(lambda: _gui(args), sys.stderr, verbose)
+    with quiet_process() as err:
+        return _guarded(lambda: args.func(args), err, verbose)
+
+
+def is_verbose() -> bool:
+    """True when ``WEIGHTLAB_DEBUG`` is set (see :func:`weightlab.engine.quiet.is_verbose`)."""
+    from weightlab.engine.quiet import is_verbose as verbose
+
+    return verbose()
+
+
+def _guarded(run: Any, err: Any, verbose: bool) -> int:
+    """Run a command; turn its failures into one line on ``err`` and an exit status."""
+    import traceback
+
     try:
-        if argv and argv[0] in SUBCOMMANDS:
-            args = _subcommand_parser().parse_args(argv)
-            return args.func(args)
-        return _gui(_gui_parser().parse_args(argv))
+        code = run()
+        sys.stdout.flush()  # a closed pipe shows here rather than at exit
+        return code
     except WeightLabError as e:
-        print(f"weightlab: error: {e}", file=sys.stderr)
+        if verbose:
+            traceback.print_exc(file=err)
+        _say(err, f"weightlab: error: {e}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        if not _stdout_closed():
+            if verbose:
+                raise
+            _say(err, "weightlab: error: a pipe to a child process broke (run with --verbose for details)")
+            return EXIT_INTERNAL_ERROR
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 - a bug or a library failure: one line, the traceback on request
+        if verbose:
+            raise
+        text = str(e) or type(e).__name__
+        what = "not enough memory" if isinstance(e, MemoryError) else f"{type(e).__name__}: {text}"
+        _say(err, f"weightlab: internal error: {what} (run with --verbose for the traceback)")
+        return EXIT_INTERNAL_ERROR
+
+
+def _say(err: Any, message: str) -> None:
+    """Print ``message`` as one line (newlines folded, cut at :data:`MAX_ERROR_LINE`)."""
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    if len(line) > MAX_ERROR_LINE:
+        line = line[: MAX_ERROR_LINE - 1] + "\u2026"
+    try:
+        print(line, file=err, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: nothing left to tell
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (POLLERR), e.g. ``| head`` finished."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return True  # no usable stdout left: the pipe is what broke
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush at exit fails no more.
+
+    The recipe of the Python documentation (signal module, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):
+        pass
 
 
 # -- the window ---------------------------------------------------------------
@@ -63,6 +166,7 @@ def _gui_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="held-out set (.npz with arrays x and y) for live accuracy")
     p.add_argument("--demo", action="store_true", help="open the bundled demo model and held-out set")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     p.add_argument("--version", action="version", version=f"weightlab {__version__}")
     return p
 
@@ -117,30 +221,32 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
 
 
 def _subcommand_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     p = argparse.ArgumentParser(prog="weightlab")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("inspect", help="list every tensor with shape, dtype and statistics")
+    s = sub.add_parser("inspect", parents=[common], help="list every tensor with shape, dtype and statistics")
     s.add_argument("path", type=Path)
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
     s.add_argument("--tensor", metavar="NAME", help="only this tensor (read alone), with its histogram")
     s.add_argument("--bins", type=int, default=100, help="histogram bins with --tensor (default: 100)")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("compare", help="per-tensor change between two files of the same architecture")
+    s = sub.add_parser("compare", parents=[common], help="per-tensor change between two files of the same architecture")
     s.add_argument("path", type=Path)
     s.add_argument("other", type=Path)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_compare)
 
-    s = sub.add_parser("export", help="write one tensor as .npy or .csv")
+    s = sub.add_parser("export", parents=[common], help="write one tensor as .npy or .csv")
     s.add_argument("path", type=Path)
     s.add_argument("--tensor", metavar="NAME", required=True)
     s.add_argument("-o", "--output", type=Path, required=True)
     s.add_argument("--recipe", type=Path, help="apply this recipe first")
     s.set_defaults(func=cmd_export)
 
-    s = sub.add_parser("eval", help="evaluate on a held-out set (imports TensorFlow)")
+    s = sub.add_parser("eval", parents=[common], help="evaluate on a held-out set (imports TensorFlow)")
     s.add_argument("path", type=Path)
     s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y (x alone: agreement only)")
     s.add_argument("--recipe", type=Path, help="apply this recipe and evaluate baseline and edited model")
@@ -155,7 +261,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="the output to score: signature output key, graph tensor or Keras output")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("apply", help="apply a recipe and save the edited model")
+    s = sub.add_parser("apply", parents=[common], help="apply a recipe and save the edited model")
     s.add_argument("path", type=Path)
     s.add_argument("recipe", type=Path)
     s.add_argument("-o", "--output", type=Path, required=True)
@@ -252,7 +358,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ``baseline_s`` and ``edited_s`` (seconds of each evaluation, the latter
     only with a recipe).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from weightlab.engine.tf_formats import evaluation_kind
 
     # A bad combination of options fails here, before TensorFlow is imported.

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from .events import Cancelled, Crashed, Failed, ModelReady, Ready, Result
+from .quiet import ChildOutput
 
 __all__ = ["EngineClient"]
 
@@ -82,6 +83,7 @@ class EngineClient:
         self._ids = itertools.count(1)
         self._proc: Any = None
         self._conn: Any = None
+        self._output: ChildOutput | None = None  # the current worker's stdout and stderr
         self._reader: threading.Thread | None = None
         self._sender: threading.Thread | None = None
         self._closing = False
@@ -120,12 +122,20 @@ class EngineClient:
         from . import worker
 
         parent, child = self._ctx.Pipe(duplex=True)
+        output = ChildOutput("engine")
         proc = self._ctx.Process(
-            target=worker.main, args=(child, self._niceness), name="weightlab-engine", daemon=True
+            target=worker.main, args=(child, self._niceness, output.handle), name="weightlab-engine", daemon=True
         )
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
+        try:
+            proc.start()
+        except BaseException:
+            output.discard()
+            parent.close()
+            raise
+        finally:
+            child.close()
+        output.started()
+        self._proc, self._conn, self._output = proc, parent, output
 
     @property
     def alive(self) -> bool:
@@ -183,9 +193,12 @@ class EngineClient:
             conn.close()
         except OSError:
             pass
+        output = self._output
+        if output is not None:
+            output.join()
         with self._lock:
             self._running = False
-            self._proc = self._conn = None
+            self._proc = self._conn = self._output = None
             self._reader = self._sender = None
             self._outstanding.clear()
             self._open_rid = None
@@ -382,6 +395,8 @@ class EngineClient:
         """Report a dead worker and start a new one; False when giving up."""
         proc.join(5.0)
         code = proc.exitcode
+        output = self._output
+        last = output.last_words() if output is not None else ""
         now = time.monotonic()
         with self._lock:
             if self._closing:
@@ -398,16 +413,17 @@ class EngineClient:
             give_up = len(self._crash_times) > self._max_restarts
             reopen = self._last_open is not None and self._open_crashes < 2
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        tail = f"; last output: {last}" if last else ""
         if give_up:
             message = (
                 f"the evaluation engine stopped unexpectedly ({how}) {len(self._crash_times)} times "
-                f"within {self._restart_window:.0f} s; it is not restarted (restart it to try again)"
+                f"within {self._restart_window:.0f} s; it is not restarted (restart it to try again){tail}"
             )
         else:
-            message = f"the evaluation engine stopped unexpectedly ({how}); restarting it"
+            message = f"the evaluation engine stopped unexpectedly ({how}); restarting it{tail}"
         self._emit(Crashed(code, message))
         for rid in lost:
-            self._emit(Failed(rid, f"the evaluation engine stopped unexpectedly ({how})"))
+            self._emit(Failed(rid, f"the evaluation engine stopped unexpectedly ({how}){tail}"))
         if crashed_open is not None and not reopen:
             self._emit(
                 ModelReady(
@@ -422,7 +438,7 @@ class EngineClient:
             pass
         if give_up:
             with self._lock:
-                self._proc = self._conn = None
+                self._proc = self._conn = self._output = None
                 self._running = False
                 self._closing = True
                 self._queue.clear()

@@ -6,7 +6,8 @@ call and ended by :meth:`TFReaderProcess.close`; a later call starts a new one.
 Errors in the child come back as :class:`~weightlab.core.errors.FormatError`
 naming the file; a native crash of the child (TensorFlow segfaulting on a
 damaged file) becomes a FormatError too (``"the TensorFlow reader crashed while
-reading <file> (exit -11)"``), never a dead application.
+reading <file> (exit -11); the file may be damaged; last output:
+...``, quoting the last lines the child wrote), never a dead application.
 
 Protocol (tuples over a :class:`multiprocessing.connection.Connection`)::
 
@@ -26,15 +27,20 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError
+from .quiet import ChildOutput, install_child_output
 
 __all__ = ["TFReaderProcess"]
 
 _FUNCTIONS = ("list_location", "read_tensor", "save")
 
 
-def _serve(conn: Any) -> None:
-    """Child process entry point: answer calls until None or a closed pipe."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _serve(conn: Any, output: Any = None) -> None:
+    """Child process entry point: answer calls until None or a closed pipe.
+
+    ``output`` is the :class:`~weightlab.engine.quiet.ChildOutput` handle that
+    takes this process's stdout and stderr (None: keep the parent's).
+    """
+    install_child_output(output)
     from ..core.errors import WeightLabError
     from . import tf_io
 
@@ -59,8 +65,8 @@ def _serve(conn: Any) -> None:
             conn.send(("error", text.strip().splitlines()[0], None))
 
 
-def _stop(proc: Any, conn: Any) -> None:
-    """End the child: ask politely, then terminate, then kill."""
+def _stop(proc: Any, conn: Any, output: ChildOutput | None = None) -> None:
+    """End the child: ask politely, then terminate, then kill; then finish reading its output."""
     if proc is None:
         return
     try:
@@ -75,6 +81,8 @@ def _stop(proc: Any, conn: Any) -> None:
         proc.kill()
         proc.join(2)
     conn.close()
+    if output is not None:
+        output.join()
 
 
 class TFReaderProcess:
@@ -98,6 +106,7 @@ class TFReaderProcess:
         self._proc: Any = None
         self._conn: Any = None
         self._finalizer: Any = None
+        self._output: ChildOutput | None = None
 
     @property
     def pid(self) -> int | None:
@@ -106,11 +115,21 @@ class TFReaderProcess:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_serve, args=(child,), name="weightlab-tf-reader", daemon=True)
-        proc.start()
-        child.close()
-        self._proc, self._conn = proc, parent
-        self._finalizer = weakref.finalize(self, _stop, proc, parent)
+        output = ChildOutput("tf-reader")
+        proc = self._ctx.Process(
+            target=_serve, args=(child, output.handle), name="weightlab-tf-reader", daemon=True
+        )
+        try:
+            proc.start()
+        except BaseException:
+            output.discard()
+            parent.close()
+            raise
+        finally:
+            child.close()
+        output.started()
+        self._proc, self._conn, self._output = proc, parent, output
+        self._finalizer = weakref.finalize(self, _stop, proc, parent, output)
 
     def _call(self, fn: str, *args: Any, action: str) -> Any:
         with self._lock:
@@ -131,9 +150,12 @@ class TFReaderProcess:
             except (EOFError, OSError, BrokenPipeError):
                 self._proc.join(5)
                 code = self._proc.exitcode
+                output = self._output
                 self._reset()
+                last = output.last_words() if output is not None else ""
                 raise FormatError(
-                    f"the TensorFlow reader crashed while {action} (exit {code}); the file may be damaged",
+                    f"the TensorFlow reader crashed while {action} (exit {code}); the file may be damaged"
+                    + (f"; last output: {last}" if last else ""),
                     self.shown,
                 ) from None
         if answer[0] == "ok":
@@ -144,7 +166,7 @@ class TFReaderProcess:
     def _reset(self) -> None:
         if self._finalizer is not None:
             self._finalizer()
-        self._proc = self._conn = self._finalizer = None
+        self._proc = self._conn = self._finalizer = self._output = None
 
     def list(self, kind: str, location: str) -> dict[str, Any]:
         """Describe the tensors at ``location`` (see :func:`weightlab.engine.tf_io.list_location`).

@@ -42,6 +42,7 @@ from typing import Any
 
 from ..core.errors import WeightLabError
 from .events import Cancelled, Failed, ModelReady, Progress, Ready, Result
+from .quiet import install_child_output
 
 _PROGRESS_INTERVAL = 0.05  # seconds between Progress events of one request
 
@@ -193,7 +194,7 @@ class _Worker:
         self.send(Result(rid, tag, baseline, metrics))
 
 
-def main(conn: Any, niceness: int = 0) -> None:
+def main(conn: Any, niceness: int = 0, output: Any = None) -> None:
     """Entry point of the worker process: serve requests from ``conn`` until shutdown.
 
     Parameters
@@ -204,8 +205,12 @@ def main(conn: Any, niceness: int = 0) -> None:
         Added to the process's scheduling niceness (``os.nice``) before
         TensorFlow is imported; a window passes a positive value so that
         evaluation yields the CPU to drawing. Ignored where unsupported.
+    output:
+        The :class:`~weightlab.engine.quiet.ChildOutput` handle that takes this
+        process's stdout and stderr (TensorFlow's log lines); None keeps the
+        parent's.
     """
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    install_child_output(output)
     lower_priority(niceness)
     try:
         _Worker(conn).run()
