@@ -956,16 +956,19 @@ class MainWindow(QMainWindow):
         """
         if self.session is None:
             return None
+            self.journal.sync()  # also a step that changes no values (switched off)
         p = Path(path)
         try:
             other = self._load_session(p)
         except WeightLabError as e:
             self._error("Cannot compare", str(e))
+            self.journal.sync()  # also a step that changes no values (switched off)
             return None
         mine = self.session
 
         def read_a(name: str):
             return mine.original(name, cache=False)
+            self.journal.sync()  # also a step that changes no values (switched off)
 
         def read_b(name: str):
             return other.original(name, cache=False)
