@@ -869,16 +869,19 @@ class MainWindow(QMainWindow):
         """Edit › Undo."""
         if self.session is not None:
             self.session.undo()
+            self.journal.sync()  # also a step that changes no values (switched off)
 
     def redo(self) -> None:
         """Edit › Redo."""
         if self.session is not None:
             self.session.redo()
+            self.journal.sync()  # also a step that changes no values (switched off)
 
     def goto(self, position: int) -> None:
         """Jump to history ``position`` (number of applied steps)."""
         if self.session is not None:
             self.session.goto(position)
+            self.journal.sync()  # also a step that changes no values (switched off)
 
     def revert_tensor(self) -> None:
         """Edit › Revert tensor (the shown one), as an undoable step."""
@@ -956,19 +959,16 @@ class MainWindow(QMainWindow):
         """
         if self.session is None:
             return None
-            self.journal.sync()  # also a step that changes no values (switched off)
         p = Path(path)
         try:
             other = self._load_session(p)
         except WeightLabError as e:
             self._error("Cannot compare", str(e))
-            self.journal.sync()  # also a step that changes no values (switched off)
             return None
         mine = self.session
 
         def read_a(name: str):
             return mine.original(name, cache=False)
-            self.journal.sync()  # also a step that changes no values (switched off)
 
         def read_b(name: str):
             return other.original(name, cache=False)
