@@ -2,14 +2,39 @@
 
 Arrays are copy-on-write: the session keeps the original values read from the
 file (read lazily, cached, read-only) and, for each edited tensor, its current
-array. An edit computes new arrays and never mutates old ones, so each history
-step stores references to the arrays it replaced (no whole-model copies) and
-undo/redo just swap references.
+array. An edit computes new arrays and never mutates old ones, so a state of the
+model is a small mapping ``{edited name: array}`` and states next to each other
+share all the arrays one edit did not touch.
+
+History memory budget
+---------------------
+Each step keeps its edit forever, but the arrays of past states are kept only
+within a memory budget. The session stores *checkpoints*: the state after every
+``k``-th step (``k``, :attr:`EditSession.checkpoint_interval`, starts at 1 and
+doubles whenever the history holds more than its budget, dropping every other
+checkpoint). Undo, redo, :meth:`EditSession.goto` and switching a step off or
+on restore the nearest checkpoint at or before the wanted position (or the
+current state) and replay the edits after it; edits are deterministic, so a
+replay gives the same bits as the first application. A replay therefore runs at
+most ``k - 1`` edits, and ``k`` stays about ``steps * step_bytes / budget``.
+
+The budget counts, honestly and once per buffer, the arrays held by
+checkpoints that are not current values (arrays shared between checkpoints, or
+views of one buffer, count once), plus the checkpoints' own dictionaries. The
+current values are always held and not counted; the stored values read from
+the file (the original cache) are not counted either
+(:attr:`EditSession.original_nbytes` reports them). The default budget is
+:data:`DEFAULT_HISTORY_BUDGET` (1 GiB, at most an eighth of the machine's
+memory); the environment variable :data:`HISTORY_BUDGET_ENV` or the
+``history_budget_bytes`` argument change it, and 0 keeps no past arrays at all
+(every undo replays from the stored values).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,21 +52,108 @@ SaveFunction = Callable[[ModelFile, Mapping[str, np.ndarray], Path], None]
 #: Called with the set of canonical names whose values changed.
 Listener = Callable[[set[str]], None]
 
+#: The environment variable that sets the default history budget: bytes, or a
+#: number with a ``K``/``M``/``G`` suffix (powers of 1024), e.g. ``512M``.
+HISTORY_BUDGET_ENV = "WEIGHTLAB_HISTORY_BUDGET"
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):  # not POSIX
+        return None
+
+
+def _default_budget() -> int:
+    ram = _physical_memory()
+    return min(1 << 30, ram // 8) if ram else 1 << 30
+
+
+#: Default memory budget of a session's history, in bytes: 1 GiB, or an eighth
+#: of the physical memory on machines with less than 8 GiB.
+DEFAULT_HISTORY_BUDGET = _default_budget()
+
+_SIZE = re.compile(r"\s*(\d+)\s*([kmg]?)i?b?\s*", re.IGNORECASE)
+
+
+def parse_budget(text: str) -> int:
+    """Parse a memory size: ``"1073741824"``, ``"512M"``, ``"2G"``, ``"64k"`` (powers of 1024).
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not such a size.
+    """
+    m = _SIZE.fullmatch(text)
+    if not m or len(m.group(1)) > 18:
+        raise ValueError(f"not a memory size: {text!r} (use bytes, or a number with K, M or G)")
+    return int(m.group(1)) * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[m.group(2).lower()]
+
+
+def history_budget_from_env() -> int:
+    """The default history budget: :data:`HISTORY_BUDGET_ENV` when set, else :data:`DEFAULT_HISTORY_BUDGET`.
+
+    Raises
+    ------
+    WeightLabError
+        When the variable is set to something that is not a memory size.
+    """
+    text = os.environ.get(HISTORY_BUDGET_ENV, "").strip()
+    if not text:
+        return DEFAULT_HISTORY_BUDGET
+    try:
+        return parse_budget(text)
+    except ValueError as e:
+        raise WeightLabError(f"environment variable {HISTORY_BUDGET_ENV}: {e}") from None
+
 
 @dataclass(frozen=True)
 class Step:
-    """One recorded edit: the edit, whether it is switched on, and the arrays it
-    replaced and produced (both empty while it is switched off)."""
+    """One recorded edit.
+
+    Attributes
+    ----------
+    edit:
+        The edit (kept for the whole life of the session).
+    enabled:
+        False when the step is switched off (it then changes nothing).
+    changed:
+        Canonical names of the tensors the step gave new arrays when it was last
+        applied or replayed (empty while it is switched off).
+    """
 
     edit: Edit
-    before: Mapping[str, np.ndarray]
-    after: Mapping[str, np.ndarray]
     enabled: bool = True
+    changed: frozenset[str] = frozenset()
 
 
 def _freeze(a: np.ndarray) -> np.ndarray:
     a.flags.writeable = False
     return a
+
+
+def _buffer(a: np.ndarray) -> np.ndarray:
+    """The array that owns ``a``'s memory (``a`` itself unless it is a view)."""
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+class _StateSource:
+    """Current and stored values for an edit replayed on a past state."""
+
+    __slots__ = ("_state", "_session")
+
+    def __init__(self, state: Mapping[str, np.ndarray], session: EditSession):
+        self._state = state
+        self._session = session
+
+    def array(self, name: str) -> np.ndarray:
+        cur = self._state.get(name)
+        return cur if cur is not None else self._session.original(name)
+
+    def original(self, name: str) -> np.ndarray:
+        return self._session.original(name)
 
 
 class EditSession:
@@ -55,9 +167,26 @@ class EditSession:
         Function that writes a model with changed tensors to a path; supplied by
         :func:`weightlab.open` from the format registry. Without one,
         :meth:`save` raises.
+    history_budget_bytes:
+        Memory the history may hold for past states, in bytes (see the module
+        docstring); None takes :func:`history_budget_from_env`.
+
+    Raises
+    ------
+    WeightLabError
+        When ``history_budget_bytes`` is None and :data:`HISTORY_BUDGET_ENV`
+        is not a memory size.
+    ValueError
+        When ``history_budget_bytes`` is negative.
     """
 
-    def __init__(self, model: ModelFile, saver: SaveFunction | None = None):
+    def __init__(
+        self,
+        model: ModelFile,
+        saver: SaveFunction | None = None,
+        *,
+        history_budget_bytes: int | None = None,
+    ):
         self.model = model
         self._saver = saver
         self._original: dict[str, np.ndarray] = {}
@@ -66,6 +195,19 @@ class EditSession:
         self._pos = 0
         self._saved_pos = 0
         self._listeners: list[Listener] = []
+        # History storage: checkpoints ``position -> state`` at multiples of
+        # ``_interval`` (position 0, the stored values, is the empty state);
+        # ``_held`` counts, per owning buffer, how many checkpoint entries hold it.
+        self._checkpoints: dict[int, dict[str, np.ndarray]] = {0: {}}
+        self._interval = 1
+        self._held: dict[int, list[Any]] = {}  # id(buffer) -> [buffer, refcount]
+        self._held_bytes = 0
+        self._dict_bytes = 0
+        self._name_sets: dict[frozenset[str], frozenset[str]] = {}
+        budget = history_budget_from_env() if history_budget_bytes is None else int(history_budget_bytes)
+        if budget < 0:
+            raise ValueError(f"history_budget_bytes must be >= 0; got {budget}")
+        self._budget = budget
 
     # -- values ---------------------------------------------------------------
     def original(self, name: str, *, cache: bool = True) -> np.ndarray:
@@ -109,6 +251,123 @@ class EditSession:
         """``{name: current array}`` for every edited tensor (what a save writes)."""
         return {n: self._current[n] for n in self.edited_names}
 
+    # -- history memory -------------------------------------------------------
+    @property
+    def history_budget_bytes(self) -> int:
+        """Memory the history may hold for past states, in bytes; settable (>= 0)."""
+        return self._budget
+
+    @history_budget_bytes.setter
+    def history_budget_bytes(self, value: int) -> None:
+        if int(value) < 0:
+            raise ValueError(f"history_budget_bytes must be >= 0; got {value}")
+        self._budget = int(value)
+        self._enforce_budget()
+
+    @property
+    def history_nbytes(self) -> int:
+        """Bytes the history holds beyond the current values (what the budget bounds).
+
+        Each buffer held by a checkpoint and not part of the current values
+        counts once, plus the checkpoints' dictionaries.
+        """
+        in_current = 0
+        seen: set[int] = set()
+        for a in self._current.values():
+            key = id(_buffer(a))
+            if key in self._held and key not in seen:
+                seen.add(key)
+                in_current += self._held[key][0].nbytes
+        return self._held_bytes - in_current + self._dict_bytes
+
+    @property
+    def original_nbytes(self) -> int:
+        """Bytes of stored values read from the file and cached (not part of the budget)."""
+        return sum(a.nbytes for a in self._original.values())
+
+    @property
+    def checkpoint_interval(self) -> int:
+        """Steps between two stored states; a replay runs fewer edits than this."""
+        return self._interval
+
+    def _hold(self, arr: np.ndarray, delta: int) -> None:
+        buf = _buffer(arr)
+        key = id(buf)
+        entry = self._held.get(key)
+        if entry is None:
+            entry = self._held[key] = [buf, 0]
+            self._held_bytes += buf.nbytes
+        entry[1] += delta
+        if entry[1] == 0:
+            del self._held[key]
+            self._held_bytes -= buf.nbytes
+
+    def _add_checkpoint(self, position: int, state: dict[str, np.ndarray]) -> None:
+        if position in self._checkpoints:
+            self._drop_checkpoint(position)
+        snap = dict(state)
+        self._checkpoints[position] = snap
+        for a in snap.values():
+            self._hold(a, 1)
+        self._dict_bytes += sys.getsizeof(snap)
+
+    def _drop_checkpoint(self, position: int) -> None:
+        snap = self._checkpoints.pop(position)
+        for a in snap.values():
+            self._hold(a, -1)
+        self._dict_bytes -= sys.getsizeof(snap)
+
+    def _drop_checkpoints_after(self, position: int) -> None:
+        for p in [p for p in self._checkpoints if p > position]:
+            self._drop_checkpoint(p)  # never position 0: the stored values
+
+    def _checkpoint_due(self, position: int) -> bool:
+        return position % self._interval == 0
+
+    def _enforce_budget(self) -> None:
+        """Double the checkpoint interval (dropping every other checkpoint) while over budget."""
+        while self.history_nbytes > self._budget and len(self._checkpoints) > 1:
+            self._interval *= 2
+            for p in [p for p in self._checkpoints if p % self._interval]:
+                self._drop_checkpoint(p)
+
+    def _intern(self, names: Iterable[str]) -> frozenset[str]:
+        key = frozenset(names)
+        return self._name_sets.setdefault(key, key)
+
+    # -- replay -----------------------------------------------------------------
+    def _merge(self, state: dict[str, np.ndarray], new: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Write an edit's result into ``state``; return the frozen arrays."""
+        out = {}
+        for name, arr in new.items():
+            if arr.flags.writeable:
+                arr = _freeze(arr)
+            out[name] = arr
+            if arr is self._original.get(name):
+                state.pop(name, None)
+            else:
+                state[name] = arr
+        return out
+
+    def _start_for(self, position: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The known state closest at or before ``position``: ``(its position, a copy)``."""
+        best = position - position % self._interval
+        while best not in self._checkpoints:  # missing only after a failed replay
+            best -= self._interval
+        if best < self._pos <= position:
+            return self._pos, dict(self._current)
+        return best, dict(self._checkpoints[best])
+
+    def _state_at(self, position: int) -> dict[str, np.ndarray]:
+        """The state after ``position`` steps, from the closest known state and a replay."""
+        if position == self._pos:
+            return dict(self._current)
+        start, state = self._start_for(position)
+        for step in self._steps[start:position]:
+            if step.enabled:
+                self._merge(state, step.edit.apply(self.model, _StateSource(state, self)))
+        return state
+
     # -- history --------------------------------------------------------------
     @property
     def steps(self) -> list[Step]:
@@ -128,9 +387,10 @@ class EditSession:
     def set_step_enabled(self, index: int, enabled: bool) -> set[str]:
         """Switch step ``index`` off or on; the weights are recomputed by replay.
 
-        Every step is replayed from the stored values with the new on/off
-        state, so the result equals a history that never had (or always had)
-        that step. Returns the names whose current values changed.
+        The steps after ``index`` are replayed, from the last stored state
+        before it, with the new on/off state, so the result equals a history
+        that never had (or always had) that step, bit for bit. Returns the
+        names whose current values changed.
 
         Raises
         ------
@@ -141,33 +401,41 @@ class EditSession:
             raise IndexError(f"step index must be in [0, {len(self._steps)}); got {index}")
         if self._steps[index].enabled == enabled:
             return set()
-        old = {n: self.array(n) for n in self._current}
         flags = [s.enabled for s in self._steps]
         flags[index] = enabled
-        pos = self._pos
-        saved = self._saved_pos
-        edits = [s.edit for s in self._steps]
-        # Rewind to the stored values, then replay every step with its flag.
-        while self._pos > 0:
-            self._undo_quiet()
-        replayed: list[Step] = []
-        for edit, on in zip(edits, flags):
-            if on:
-                new = edit.apply(self.model, self)
-                before = {n: self.array(n) for n in new}
-                after = {n: _freeze(a) if a.flags.writeable else a for n, a in new.items()}
-                self._set(after, notify=False)
-                replayed.append(Step(edit, before, after, True))
-            else:
-                replayed.append(Step(edit, {}, {}, False))
-        self._steps, self._pos = replayed, len(replayed)
-        while self._pos > pos:
-            self._undo_quiet()
-        self._saved_pos = -1 if saved == pos else saved
-        changed = {n for n in set(old) | set(self._current) if self.array(n) is not old.get(n, self._original.get(n))}
-        if changed:
-            self._notify(changed)
-        return changed
+        # States up to ``index`` are unchanged: replay the steps after it from
+        # the closest known state, adding checkpoints (within the budget) as we go.
+        start, state = self._start_for(index)
+        keep_current = self._pos <= index
+        new_current = self._current
+        replayed = list(self._steps[:start])
+        self._drop_checkpoints_after(index)
+        try:
+            for i in range(start, len(self._steps)):
+                step = self._steps[i]
+                changed: frozenset[str] = frozenset()
+                if flags[i]:
+                    new = self._merge(state, step.edit.apply(self.model, _StateSource(state, self)))
+                    changed = self._intern(new)
+                replayed.append(Step(step.edit, flags[i], changed))
+                if i + 1 > index and self._checkpoint_due(i + 1):
+                    self._add_checkpoint(i + 1, state)
+                    self._enforce_budget()
+                if i + 1 == self._pos and not keep_current:
+                    new_current = dict(state)
+        except BaseException:
+            # Checkpoints after ``index`` may hold states of the new flags: drop them.
+            self._drop_checkpoints_after(index)
+            raise
+        old = self._current
+        self._steps, self._current = replayed, new_current
+        if self._saved_pos > index:
+            self._saved_pos = -1  # the saved state is no longer reachable
+        self._enforce_budget()
+        changed_names = {n for n in old.keys() | new_current.keys() if old.get(n) is not new_current.get(n)}
+        if changed_names:
+            self._notify(changed_names)
+        return changed_names
 
     @property
     def can_undo(self) -> bool:
@@ -190,69 +458,63 @@ class EditSession:
         RecipeError
             When the edit does not fit the model (unknown target, bad neuron).
         """
-        new = edit.apply(self.model, self)
-        before = {n: self.array(n) for n in new}
-        after = {n: _freeze(a) if a.flags.writeable else a for n, a in new.items()}
-        del self._steps[self._pos :]
+        state = dict(self._current)
+        after = self._merge(state, edit.apply(self.model, self))
+        if len(self._steps) > self._pos:  # drop the redo tail and its checkpoints
+            del self._steps[self._pos :]
+            self._drop_checkpoints_after(self._pos)
         if self._saved_pos > self._pos:
             self._saved_pos = -1  # the saved state is no longer reachable
-        self._steps.append(Step(edit, before, after))
+        self._steps.append(Step(edit, True, self._intern(after)))
         self._pos += 1
-        self._set(after)
+        self._current = state
+        if self._checkpoint_due(self._pos):
+            self._add_checkpoint(self._pos, state)
+        self._enforce_budget()
+        if after:
+            self._notify(set(after))
         return set(after)
 
     def undo(self) -> set[str]:
         """Undo the last applied step; return the changed names (empty if none)."""
         if not self.can_undo:
             return set()
-        self._pos -= 1
-        step = self._steps[self._pos]
-        self._set(step.before)
-        return set(step.before)
+        return self.goto(self._pos - 1)
 
     def redo(self) -> set[str]:
         """Re-apply the next undone step; return the changed names (empty if none)."""
         if not self.can_redo:
             return set()
-        step = self._steps[self._pos]
-        self._pos += 1
-        self._set(step.after)
-        return set(step.after)
+        return self.goto(self._pos + 1)
 
     def goto(self, position: int) -> set[str]:
-        """Undo or redo until ``position`` steps are applied; return the changed names."""
+        """Undo or redo until ``position`` steps are applied; return the changed names.
+
+        The names are those the steps between the two positions changed.
+
+        Raises
+        ------
+        IndexError
+            When ``position`` is not in ``[0, len(steps)]``.
+        """
         if not 0 <= position <= len(self._steps):
             raise IndexError(f"position must be in [0, {len(self._steps)}]; got {position}")
-        changed: set[str] = set()
-        while self._pos > position:
-            changed |= self._undo_quiet()
-        while self._pos < position:
-            changed |= self._redo_quiet()
+        changed = self._goto_quiet(position)
         if changed:
             self._notify(changed)
         return changed
 
-    def _undo_quiet(self) -> set[str]:
-        self._pos -= 1
-        step = self._steps[self._pos]
-        self._set(step.before, notify=False)
-        return set(step.before)
-
-    def _redo_quiet(self) -> set[str]:
-        step = self._steps[self._pos]
-        self._pos += 1
-        self._set(step.after, notify=False)
-        return set(step.after)
-
-    def _set(self, arrays: Mapping[str, np.ndarray], notify: bool = True) -> None:
-        for name, arr in arrays.items():
-            orig = self._original.get(name)
-            if arr is orig:
-                self._current.pop(name, None)
-            else:
-                self._current[name] = arr
-        if notify and arrays:
-            self._notify(set(arrays))
+    def _goto_quiet(self, position: int) -> set[str]:
+        if position == self._pos:
+            return set()
+        lo, hi = sorted((position, self._pos))
+        changed: set[str] = set()
+        for step in self._steps[lo:hi]:
+            changed |= step.changed
+        self._current = self._state_at(position)
+        self._pos = position
+        self._enforce_budget()
+        return changed
 
     # -- listeners --------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -278,7 +540,7 @@ class EditSession:
         When a step fails, every step applied by this call is undone and
         dropped, and a :class:`RecipeError` naming the step is raised.
         """
-        start = self._pos
+        start, start_state = self._pos, self._current
         changed: set[str] = set()
         listeners, self._listeners = self._listeners, []
         try:
@@ -288,9 +550,10 @@ class EditSession:
                 except WeightLabError as e:
                     raise RecipeError(f"{source}, step {i} ({edit.op} {edit.target!r}): {e.message}") from None
         except BaseException:
-            while self._pos > start:
-                self._undo_quiet()
+            self._current, self._pos = start_state, start
             del self._steps[start:]
+            self._drop_checkpoints_after(start)
+            self._enforce_budget()
             raise
         finally:
             self._listeners = listeners
