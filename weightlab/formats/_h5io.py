@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import shutil
+import struct
 import weakref
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -36,9 +39,171 @@ def wrap_errors(path: str | os.PathLike[str], action: str) -> Iterator[None]:
         raise
     except MemoryError:
         raise FormatError(f"cannot {action}: not enough memory", path) from None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, zipfile.BadZipFile) as exc:
+    except RecursionError:
+        raise FormatError(f"cannot {action}: its structure is nested too deeply", path) from None
+    except NotImplementedError as exc:
+        raise FormatError(f"cannot {action}: it uses a feature WeightLab cannot read ({exc})", path) from None
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+        IndexError,
+        EOFError,
+        ArithmeticError,
+        struct.error,
+        zlib.error,
+        zipfile.BadZipFile,
+    ) as exc:
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
         raise FormatError(f"cannot {action}: {what}", path) from None
+
+
+#: Deepest nesting accepted in a model config (``config.json``, ``model_config``).
+#: Keras configs nest about six levels per nested model; Python's own limit on
+#: recursion (about 1,000 frames) is what a deeper document would run into.
+MAX_JSON_DEPTH = 256
+#: Longest integer literal accepted in a model config (digits). Keras writes
+#: seeds and sizes of at most 20 digits; Python refuses more than 4,300.
+MAX_JSON_DIGITS = 100
+
+
+def load_json(raw: bytes | str, what: str, path: str | os.PathLike[str]) -> Any:
+    """Parse a model config (JSON) from an untrusted file, within limits.
+
+    Parameters
+    ----------
+    raw:
+        The JSON text (UTF-8 bytes or str).
+    what:
+        What it is, for messages (``"config.json"``, ``"the model_config attribute"``).
+    path:
+        The file, for messages.
+
+    Returns
+    -------
+    Any
+        The parsed document.
+
+    Raises
+    ------
+    FormatError
+        Not UTF-8, not JSON, nested deeper than :data:`MAX_JSON_DEPTH` levels,
+        or holding an integer of more than :data:`MAX_JSON_DIGITS` digits.
+    """
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FormatError(f"{what} is not UTF-8 text (byte {exc.start})", path) from None
+
+    def parse_int(text: str) -> int:
+        if len(text) > MAX_JSON_DIGITS:
+            raise _JSONLimit(
+                f"{what} holds a {len(text.lstrip('-'))}-digit number (at most {MAX_JSON_DIGITS})"
+            )
+        return int(text)
+
+    try:
+        doc = json.loads(raw, parse_int=parse_int)
+    except _JSONLimit as exc:
+        raise FormatError(str(exc), path) from None
+    except RecursionError:
+        raise FormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", path) from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise FormatError(f"{what} is not valid JSON: {exc}", path) from None
+    if json_depth(doc) > MAX_JSON_DEPTH:
+        raise FormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", path)
+    return doc
+
+
+class _JSONLimit(Exception):
+    """Raised from inside the JSON parser when a limit is exceeded."""
+
+
+def json_depth(doc: Any) -> int:
+    """Nesting depth of a parsed JSON document (a scalar is 0; ``[[]]`` is 2), without recursion."""
+    depth = 0
+    stack: list[tuple[Any, int]] = [(doc, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if isinstance(obj, dict):
+            obj = obj.values()
+        elif not isinstance(obj, list):
+            continue
+        depth = max(depth, level + 1)
+        stack.extend((item, level + 1) for item in obj if isinstance(item, dict | list))
+    return depth
+
+
+def config_layers(cfg: Any) -> list[dict[str, Any]]:
+    """The layer entries of a (checked, see :func:`check_model_config`) container config.
+
+    Keras 2.0-2.2 Sequential configs store the layer list as ``config`` itself;
+    later ones as ``config["layers"]``.
+    """
+    inner = cfg.get("config") if isinstance(cfg, dict) else None
+    if isinstance(inner, list):
+        return inner
+    if isinstance(inner, dict) and isinstance(inner.get("layers"), list):
+        return inner["layers"]
+    return []
+
+
+def layer_config(entry: dict[str, Any]) -> dict[str, Any]:
+    """The ``config`` dict of a (checked) layer entry (``{}`` when absent)."""
+    cfg = entry.get("config")
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def check_model_config(cfg: Any, what: str, path: str | os.PathLike[str]) -> None:
+    """Check that a model config has the shape the readers rely on.
+
+    The parts read are: ``class_name`` (a string), ``config`` (an object, or
+    a list of layers in Keras 2.0-2.2 Sequential configs), its ``layers`` (a
+    list of objects, each with a string ``class_name`` and an object
+    ``config`` whose ``name`` is a string), recursively for nested models.
+    Layer names must be unique within a model, as Keras requires.
+
+    Raises
+    ------
+    FormatError
+        Naming the first part that does not fit, e.g. ``config.json: layer 3
+        of model 'seq' is not an object``.
+    """
+    if not isinstance(cfg, dict):
+        raise FormatError(f"{what} is not a JSON object", path)
+    stack: list[tuple[dict[str, Any], str]] = [(cfg, "the model")]
+    while stack:
+        node, where = stack.pop()
+        if not isinstance(node.get("class_name", ""), str):
+            raise FormatError(f"{what}: the class_name of {where} is not a string", path)
+        inner = node.get("config")
+        if inner is not None and not isinstance(inner, dict | list):
+            raise FormatError(f"{what}: the config of {where} is not an object", path)
+        layers = inner if isinstance(inner, list) else (inner or {}).get("layers")
+        if layers is None:
+            continue
+        if not isinstance(layers, list):
+            raise FormatError(f"{what}: the layers of {where} are not a list", path)
+        seen: set[str] = set()
+        for i, entry in enumerate(layers):
+            if not isinstance(entry, dict):
+                raise FormatError(f"{what}: layer {i} of {where} is not an object", path)
+            if not isinstance(entry.get("class_name", ""), str):
+                raise FormatError(f"{what}: layer {i} of {where} has a class_name that is not a string", path)
+            lcfg = entry.get("config")
+            if lcfg is not None and not isinstance(lcfg, dict):
+                raise FormatError(f"{what}: the config of layer {i} of {where} is not an object", path)
+            lname = (lcfg or {}).get("name", "")
+            if not isinstance(lname, str):
+                raise FormatError(f"{what}: layer {i} of {where} has a name that is not a string", path)
+            if lname and lname in seen:
+                raise FormatError(f"{what}: {where} has two layers named {lname!r}", path)
+            seen.add(lname)
+            if isinstance((lcfg or {}).get("layers"), list):
+                stack.append((entry, f"model {lname!r}"))
 
 
 def has_hdf5_signature(head: bytes) -> bool:

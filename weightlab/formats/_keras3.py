@@ -25,7 +25,7 @@ import h5py
 
 from ..core.model import LayerInfo
 from . import h5safe
-from ._h5io import attr_str, tensor_info
+from ._h5io import attr_str, config_layers, layer_config, tensor_info
 
 _CONV = ["Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", "Dense"]
 _RNN = ["LSTM", "GRU", "SimpleRNN", "LSTMCell", "GRUCell", "SimpleRNNCell"]
@@ -147,7 +147,7 @@ def layers_from_config(
     if isinstance(own, h5py.Group):  # a subclassed model's own variables
         dsets = [o for _, o in h5safe.members(own, path) if isinstance(o, h5py.Dataset)]
         if dsets:
-            name = model_config.get("config", {}).get("name") or "model"
+            name = layer_config(model_config).get("name") or "model"
             tensors = [tensor_info(name, f"var_{i}", ds, file_size, path) for i, ds in enumerate(dsets)]
             out.append(LayerInfo(name, model_config.get("class_name", ""), tensors))
     return out
@@ -158,9 +158,7 @@ def _walk_container(
 ) -> None:
     sequential = cfg.get("class_name") == "Sequential"
     layer_cfgs = [
-        lc
-        for lc in cfg.get("config", {}).get("layers", [])
-        if not (sequential and lc.get("class_name") == "InputLayer")
+        lc for lc in config_layers(cfg) if not (sequential and lc.get("class_name") == "InputLayer")
     ]
     container = h5safe.child(group, "layers", path) if "layers" in group else None
     children = dict(h5safe.members(container, path)) if isinstance(container, h5py.Group) else {}
@@ -168,7 +166,7 @@ def _walk_container(
     used: dict[str, int] = {}
     for lc in layer_cfgs:
         cls = lc.get("class_name", "")
-        cfg_l = lc.get("config", {}) or {}
+        cfg_l = layer_config(lc)
         lname = cfg_l.get("name", "")
         snake = to_snake_case(cls)
         used[snake] = used.get(snake, -1) + 1

@@ -11,11 +11,14 @@ an HDF5 file goes through this module, which refuses:
 - non-numeric dtypes (strings, objects, compounds, references...);
 - shape bombs: datasets whose declared size is absurd for the bytes actually
   stored (contiguous data running past the end of the file, unallocated data,
-  compressed chunks with a ratio over :data:`MAX_RATIO`, more than
-  :data:`MAX_TENSOR_BYTES` in total).
+  chunked data declaring more than :data:`MAX_RATIO` times its stored bytes,
+  or more than :data:`MAX_EXPANSION` times once it declares over
+  :data:`EXPANSION_FLOOR`, more than :data:`MAX_TENSOR_BYTES` in total).
 
 Every refusal raises :class:`~weightlab.core.errors.UnsafeFileError` naming the
-file and the dataset. Checks only read metadata, never tensor values.
+file and the dataset; data WeightLab cannot represent (complex numbers, floats
+wider than 64 bits) raises :class:`~weightlab.core.errors.FormatError`. Checks
+only read metadata, never tensor values.
 """
 
 from __future__ import annotations
@@ -30,12 +33,29 @@ from ..core.errors import FormatError, UnsafeFileError
 
 #: Largest tensor WeightLab will read (bytes).
 MAX_TENSOR_BYTES = 16 * 1024**3
-#: Largest allowed ratio of declared bytes to stored bytes for chunked data.
+#: Largest allowed ratio of declared bytes to stored bytes for chunked data of
+#: any size: Keras' own limit for HDF5 datasets
+#: (``keras/src/saving/saving_lib.py``, ``_H5_DATASET_MAX_EXPANSION = 1000``,
+#: used by ``safe_get_h5_dataset``).
 MAX_RATIO = 1000
+#: Largest allowed ratio of declared bytes to stored bytes for chunked
+#: (compressed) data declaring more than :data:`EXPANSION_FLOOR`: the ratio
+#: Keras applies to compressed data it inflates
+#: (``keras/src/saving/saving_lib.py``, ``_ZIP_MEMBER_MAX_EXPANSION = 100``:
+#: "DEFLATE cannot exceed ~1032:1, so a member that ... expands to more than
+#: 100x its on-disk size is a bomb, not a genuine artifact"). Keras applies
+#: its HDF5 ratio only above 4 GiB, which lets 2 GiB be inflated from 2 MiB;
+#: WeightLab holds every large tensor to the stricter ratio.
+MAX_EXPANSION = 100
+#: Declared bytes above which :data:`MAX_EXPANSION` applies (a tensor this
+#: small may compress better, e.g. all zeros, and costs little to read).
+EXPANSION_FLOOR = 16 * 1024**2
 #: Declared bytes allowed without any stored data (fill values only).
 _MAX_UNALLOCATED = 1024 * 1024
-#: dtype kinds accepted as tensors: bool, signed/unsigned int, float, complex.
-_NUMERIC_KINDS = "biufc"
+#: dtype kinds accepted as tensors: bool, signed/unsigned int, float.
+_NUMERIC_KINDS = "biuf"
+#: dtype kinds WeightLab reads as plain bytes (no complex: it is refused earlier).
+_RAW_KINDS = "biufc"
 
 
 def child(group: h5py.Group, name: str, path: str | os.PathLike[str]) -> h5py.Group | h5py.Dataset:
@@ -115,8 +135,18 @@ def check_dataset(ds: h5py.Dataset, file_size: int, path: str | os.PathLike[str]
         raise UnsafeFileError(f"refusing virtual dataset {name!r} (its data lives in other files)", path)
     if ds.external:
         raise UnsafeFileError(f"refusing dataset {name!r} with external storage {ds.external[0][0]!r}", path)
-    if ds.dtype.kind not in _NUMERIC_KINDS or ds.dtype.fields is not None or ds.dtype.subdtype is not None:
-        raise UnsafeFileError(f"refusing dataset {name!r}: dtype {ds.dtype} is not numeric", path)
+    dt = ds.dtype
+    if dt.kind == "c" and dt.fields is None and dt.subdtype is None:
+        raise FormatError(
+            f"dataset {name!r} holds complex numbers ({dt}); WeightLab reads real-valued tensors only", path
+        )
+    if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
+        raise UnsafeFileError(f"refusing dataset {name!r}: dtype {dt} is not numeric", path)
+    if dt.kind == "f" and dt.itemsize > 8:
+        raise FormatError(
+            f"dataset {name!r} holds {dt.itemsize * 8}-bit floats; WeightLab reads floats of up to 64 bits",
+            path,
+        )
     shape = ds.shape or ()
     nbytes = math.prod(shape) * ds.dtype.itemsize
     if nbytes == 0:
@@ -148,10 +178,15 @@ def check_dataset(ds: h5py.Dataset, file_size: int, path: str | os.PathLike[str]
             raise UnsafeFileError(
                 f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes but none are stored", path
             )
-        if stored and (stored > file_size or nbytes / stored > MAX_RATIO):
+        if stored > file_size:
+            raise UnsafeFileError(
+                f"refusing dataset {name!r}: it claims {stored} stored bytes in a {file_size}-byte file", path
+            )
+        limit = MAX_EXPANSION if nbytes > EXPANSION_FLOOR else MAX_RATIO
+        if stored and nbytes > limit * stored:
             raise UnsafeFileError(
                 f"refusing dataset {name!r}: shape {shape} declares {nbytes} bytes from {stored} stored "
-                f"bytes (ratio over {MAX_RATIO})",
+                f"bytes (ratio {nbytes / stored:.0f}, over {limit}: a decompression bomb)",
                 path,
             )
     elif nbytes > 64 * 1024:  # compact data lives in the object header (< 64 KiB)
@@ -211,7 +246,7 @@ def contiguous_extent(ds: h5py.Dataset, file_size: int) -> tuple[int, int] | Non
         if dcpl.get_layout() != h5py.h5d.CONTIGUOUS or dcpl.get_nfilters() != 0:
             return None
         dt = ds.dtype
-        if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
+        if dt.kind not in _RAW_KINDS or dt.fields is not None or dt.subdtype is not None:
             return None
         offset = ds.id.get_offset()
         nbytes = math.prod(ds.shape or ()) * dt.itemsize

@@ -3,12 +3,17 @@
 Layer order and class names come from ``config.json``; tensors are read lazily
 from ``model.weights.h5`` (see :mod:`weightlab.formats._keras3` for its layout).
 A weights member stored uncompressed (as Keras writes it) is read in place
-through a window on the archive; a compressed one is extracted to a temporary
-file removed on close.
+through a window on the archive; its zip CRC is checked at open, streamed in
+1 MiB blocks on a second thread while the HDF5 layout is read. A compressed
+one is extracted, CRC-checked, to a temporary file removed on close, within
+bounds: at most :data:`MAX_EXPANSION` times its compressed size above
+:data:`EXPANSION_FLOOR` (Keras' own limits) and only with that much free disk
+space to spare.
 
 Saving writes a new archive: every other member is copied with the same name,
-order, date and compression, and ``model.weights.h5`` is the original bytes with
-only the changed datasets overwritten in place.
+order, date and compression (and its CRC checked on the way), and
+``model.weights.h5`` is the original bytes with only the changed datasets
+overwritten in place.
 """
 
 from __future__ import annotations
@@ -16,11 +21,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
-import json
 import os
 import shutil
 import struct
 import tempfile
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,14 +33,17 @@ from typing import Any
 
 import numpy as np
 
+from ..core.atomic import remove_stale_temps, temp_path
 from ..core.errors import FormatError, UnsafeFileError
 from ..core.model import ModelFile
 from . import _keras3
 from ._h5io import (
     H5Reader,
     atomic_output,
+    check_model_config,
     check_source_unchanged,
     file_stat,
+    load_json,
     open_h5,
     patch_h5,
     prepare_changes,
@@ -52,26 +60,79 @@ METADATA = "metadata.json"
 WEIGHTS = "model.weights.h5"
 WEIGHTS_NPZ = "model.weights.npz"
 _MAX_JSON = 64 * 1024**2
+#: Largest ratio of a member's declared size to its compressed size, for any size
+#: (DEFLATE itself cannot exceed about 1032:1; more is a lie or another codec's bomb).
 _MAX_RATIO = 1000
+#: Largest ratio of a compressed member's size to its stored size above
+#: :data:`EXPANSION_FLOOR`: Keras' own limit (``keras/src/saving/saving_lib.py``,
+#: ``_ZIP_MEMBER_MAX_EXPANSION = 100``).
+MAX_EXPANSION = 100
+#: Members up to this size may expand up to :data:`_MAX_RATIO` times: Keras' floor
+#: for extracting members to disk (``_ZIP_EXTRACT_BOMB_FLOOR_BYTES``, 256 MiB).
+EXPANSION_FLOOR = 256 * 1024**2
+#: Free disk space left over after unpacking a compressed weights member.
+FREE_SPACE_RESERVE = 512 * 1024**2
+_BLOCK = 1024**2
 
 
 def sniff(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a zip archive holding ``config.json`` (by content)."""
+    """True when ``path`` is a zip archive holding ``config.json`` (by content).
+
+    Also True for a zip archive that uses zip features Python cannot read
+    (``NotImplementedError`` from :mod:`zipfile`, e.g. "zip file version
+    13.1"), so that :func:`open` reports what is unsupported. Never raises.
+    """
     if not read_head(path, 4).startswith(b"PK"):
         return False
     try:
         with zipfile.ZipFile(path) as zf:
             return CONFIG in zf.namelist()
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+    except NotImplementedError:
+        return True
+    except Exception:  # noqa: BLE001 - sniffing must never raise
         return False
 
 
-def _read_json(zf: zipfile.ZipFile, member: str, path: str | os.PathLike[str]) -> Any:
+def _check_members(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse archives whose members WeightLab would read ambiguously or not at all.
+
+    Raises
+    ------
+    FormatError
+        A member name that appears twice (readers disagree on which one
+        counts), or an encrypted ``config.json``/``metadata.json``/weights.
+    """
+    seen: set[str] = set()
+    for info in zf.infolist():
+        if info.filename in seen:
+            raise FormatError(f"damaged zip archive: it holds two members named {info.filename!r}", path)
+        seen.add(info.filename)
+        if info.filename in (CONFIG, METADATA, WEIGHTS) and info.flag_bits & 0x1:
+            raise FormatError(f"{info.filename} is encrypted", path)
+
+
+def _read_json(zf: zipfile.ZipFile, member: str, path: Path) -> Any:
     info = zf.getinfo(member)
     if info.file_size > _MAX_JSON:
         raise UnsafeFileError(f"refusing {member} of {info.file_size} bytes", path)
+    _check_ratio(info, path)
     with wrap_errors(path, f"read {member}"):
-        return json.loads(zf.read(member).decode("utf-8"))
+        raw = zf.read(member)
+    return load_json(raw, member, path)
+
+
+def _check_ratio(info: zipfile.ZipInfo, path: Path) -> None:
+    """Refuse a compressed member that declares far more bytes than it stores (a zip bomb)."""
+    if info.compress_type == zipfile.ZIP_STORED:
+        return
+    stored = max(info.compress_size, 1)
+    limit = MAX_EXPANSION if info.file_size > EXPANSION_FLOOR else _MAX_RATIO
+    if info.file_size > limit * stored:
+        raise UnsafeFileError(
+            f"refusing {info.filename}: {info.compress_size} compressed bytes expand to {info.file_size} "
+            f"(ratio {info.file_size / stored:.0f}, over {limit}: a zip bomb)",
+            path,
+        )
 
 
 class _Window(io.RawIOBase):
@@ -124,7 +185,20 @@ def _data_offset(path: str | os.PathLike[str], info: zipfile.ZipInfo) -> int:
 
 
 def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5Reader:
-    """Open the weights member as HDF5: in place when stored, else via a temporary copy."""
+    """Open the weights member as HDF5: in place when stored, else via a bounded temporary copy.
+
+    A stored member's CRC is not checked here (see :class:`_CrcCheck`); a
+    compressed one's is, as it is extracted.
+
+    Raises
+    ------
+    UnsafeFileError
+        A compressed member expanding beyond :data:`MAX_EXPANSION` (or
+        :data:`_MAX_RATIO`) times its compressed size.
+    FormatError
+        Encrypted, damaged (CRC), not HDF5, or too large for the free space
+        in the temporary folder.
+    """
     if info.flag_bits & 0x1:
         raise FormatError(f"{info.filename} is encrypted", path)
     if info.compress_type == zipfile.ZIP_STORED:
@@ -140,20 +214,78 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
             if h5.userblock_size == 0:
                 raw = (window.archive_fd, start)
         return H5Reader(h5, info.file_size, path, cleanup=window.close, raw=raw)
-    if info.file_size > _MAX_RATIO * max(info.compress_size, 1):
-        raise UnsafeFileError(
-            f"refusing {info.filename}: {info.compress_size} compressed bytes expand to {info.file_size}",
+    _check_ratio(info, path)
+    folder = Path(tempfile.gettempdir())
+    remove_stale_temps(folder)  # copies left by killed WeightLab processes
+    free = shutil.disk_usage(folder).free
+    if info.file_size + FREE_SPACE_RESERVE > free:
+        raise FormatError(
+            f"cannot unpack the compressed {info.filename} ({info.file_size:,} bytes): only {free:,} bytes "
+            f"are free in {folder} (store the archive's members uncompressed, as Keras does, to open it in place)",
             path,
         )
-    fd, tmp = tempfile.mkstemp(prefix="weightlab-", suffix=".h5")
+    tmp = temp_path(folder, path.name, suffix=".h5")
     try:
-        with os.fdopen(fd, "wb") as out, zf.open(info) as src:
-            shutil.copyfileobj(src, out, 1024**2)
+        with builtins.open(tmp, "wb") as out, zf.open(info) as src:
+            shutil.copyfileobj(src, out, _BLOCK)  # zipfile stops at file_size and checks the CRC at the end
         h5 = open_h5(tmp, path)
+    except zipfile.BadZipFile as exc:
+        _unlink(tmp)
+        raise FormatError(f"damaged zip archive: {info.filename}: {exc}", path) from None
     except BaseException:
-        os.unlink(tmp)
+        _unlink(tmp)
         raise
     return H5Reader(h5, info.file_size, path, cleanup=lambda: _unlink(tmp))
+
+
+class _CrcCheck:
+    """Check a stored member's zip CRC on a thread, streaming it in 1 MiB blocks.
+
+    Started before the HDF5 layout is read so that both overlap (zlib and file
+    reads release the GIL); :meth:`result` waits for it. Memory stays at one
+    block whatever the member's size.
+    """
+
+    def __init__(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path):
+        self._zf, self._info, self._path = zf, info, path
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="weightlab-zip-crc", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            with self._zf.open(self._info) as src:
+                while not self._stop.is_set() and src.read(_BLOCK):
+                    pass
+        except BaseException as exc:  # noqa: BLE001 - handed to result()
+            self._error = exc
+
+    def cancel(self) -> None:
+        """Stop early (the open failed for another reason) and wait for the thread."""
+        self._stop.set()
+        self._thread.join()
+
+    def result(self) -> None:
+        """Wait for the check.
+
+        Raises
+        ------
+        FormatError
+            When the member's bytes do not match its CRC (or cannot be read).
+        """
+        self._thread.join()
+        exc = self._error
+        if exc is None:
+            return
+        if isinstance(exc, zipfile.BadZipFile) and "CRC" in str(exc):
+            raise FormatError(
+                f"damaged zip archive: {self._info.filename} fails its CRC check "
+                f"(its bytes are not the ones that were written)",
+                self._path,
+            )
+        with wrap_errors(self._path, f"read {self._info.filename}"):
+            raise exc
 
 
 def _unlink(p: str) -> None:
@@ -183,12 +315,14 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
     with wrap_errors(path, "read the .keras archive"):
         stat = file_stat(path)
         with zipfile.ZipFile(path) as zf:
-            names = zf.namelist()
+            _check_members(zf, path)
+            names = set(zf.namelist())
             if CONFIG not in names:
                 raise FormatError("not a Keras archive: it has no config.json", path)
             config = _read_json(zf, CONFIG, path)
             if not isinstance(config, dict) or "class_name" not in config:
                 raise FormatError("config.json does not describe a Keras model", path)
+            check_model_config(config, CONFIG, path)
             meta = _read_json(zf, METADATA, path) if METADATA in names else {}
             if WEIGHTS not in names:
                 if WEIGHTS_NPZ in names:
@@ -200,9 +334,18 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
                 raise FormatError(f"the archive has no {WEIGHTS}", path)
             info = zf.getinfo(WEIGHTS)
             reader = _open_weights(path, zf, info)
+            crc = _CrcCheck(zf, info, path) if info.compress_type == zipfile.ZIP_STORED else None
+            try:
+                with wrap_errors(path, f"read {WEIGHTS}"):
+                    layers = _keras3.layers_from_config(reader.h5, config, reader.file_size, path)
+                if crc is not None:
+                    crc.result()
+            except BaseException:
+                if crc is not None:
+                    crc.cancel()
+                reader.close()
+                raise
     try:
-        with wrap_errors(path, f"read {WEIGHTS}"):
-            layers = _keras3.layers_from_config(reader.h5, config, reader.file_size, path)
         attrs = {
             k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if isinstance(v, str | int)
         }
@@ -248,18 +391,34 @@ def save(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.Path
             for info in zin.infolist():
                 big = info.file_size > 2**31
                 if info.filename == WEIGHTS:
-                    fd, h5tmp = tempfile.mkstemp(prefix=".weightlab-", suffix=".h5", dir=tmp.parent)
+                    h5tmp = temp_path(tmp.parent, Path(out).name, suffix=".h5")
                     try:
-                        with os.fdopen(fd, "wb") as fh, zin.open(info) as src:
-                            shutil.copyfileobj(src, fh, 1024**2)
-                        patch_h5(Path(h5tmp), updates, out)
+                        _copy_member(zin, info, h5tmp, model.path)
+                        patch_h5(h5tmp, updates, out)
                         with (
                             builtins.open(h5tmp, "rb") as src,
                             zout.open(_copy_info(info), "w", force_zip64=big) as dst,
                         ):
-                            shutil.copyfileobj(src, dst, 1024**2)
+                            shutil.copyfileobj(src, dst, _BLOCK)
                     finally:
                         _unlink(h5tmp)
                 else:
-                    with zin.open(info) as src, zout.open(_copy_info(info), "w", force_zip64=big) as dst:
-                        shutil.copyfileobj(src, dst, 1024**2)
+                    with zout.open(_copy_info(info), "w", force_zip64=big) as dst:
+                        _copy_member(zin, info, dst, model.path)
+
+
+def _copy_member(zin: zipfile.ZipFile, info: zipfile.ZipInfo, dst: Path | Any, source: Path) -> None:
+    """Copy a member's bytes to ``dst`` (a path or a writable file), checking its CRC.
+
+    Raises
+    ------
+    FormatError
+        Naming the source archive and the member when its bytes do not match
+        its CRC (the archive was damaged since it was opened).
+    """
+    try:
+        with zin.open(info) as src, contextlib.ExitStack() as stack:
+            out = stack.enter_context(builtins.open(dst, "wb")) if isinstance(dst, Path) else dst
+            shutil.copyfileobj(src, out, _BLOCK)  # zipfile checks the CRC when it reaches the end
+    except zipfile.BadZipFile as exc:
+        raise FormatError(f"cannot save: the opened archive is damaged: {exc}", source) from None

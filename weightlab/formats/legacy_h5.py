@@ -20,7 +20,6 @@ the first component of the weight name).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +34,11 @@ from . import h5safe
 from ._h5io import (
     H5Reader,
     attr_str,
+    check_model_config,
+    config_layers,
     file_stat,
+    layer_config,
+    load_json,
     open_h5,
     save_patched_h5,
     sniff_h5,
@@ -65,8 +68,8 @@ def _flatten_config(cfg: dict[str, Any], classes: dict[str, str], inner: dict[st
     """Record class names of all layers; return ``cfg``'s layer names with nested models expanded."""
     names: list[str] = []
     sequential = cfg.get("class_name") == "Sequential"
-    for lc in cfg.get("config", {}).get("layers", []) or []:
-        lcfg = lc.get("config", {}) or {}
+    for lc in config_layers(cfg):
+        lcfg = layer_config(lc)
         lname, cls = lcfg.get("name", ""), lc.get("class_name", "")
         if sequential and cls == "InputLayer":
             continue
@@ -138,16 +141,14 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
     config = None
     raw = attr_str(h5, "model_config")
     if raw:
-        try:
-            config = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"damaged model_config attribute: {exc}", path) from None
+        config = load_json(raw, "the model_config attribute", path)
+        check_model_config(config, "the model_config attribute", path)
     classes: dict[str, str] = {}
     inner: dict[str, list[str]] = {}
     if isinstance(config, dict):
         _flatten_config(config, classes, inner)
         if config.get("class_name") not in _MODEL_CLASSES:  # a bare layer saved as a model
-            classes.setdefault(config.get("config", {}).get("name", ""), config.get("class_name", ""))
+            classes.setdefault(layer_config(config).get("name", ""), config.get("class_name", ""))
     trainable_layers = _trainable_flags(config)
 
     layers: list[LayerInfo] = []
@@ -159,7 +160,7 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
             layers.append(seen[lname])
         return seen[lname]
 
-    group_names = str_list(root.attrs["layer_names"])
+    group_names = _unique_names(str_list(root.attrs["layer_names"]), "layer_names", path)
     if "top_level_model_weights" in root and "top_level_model_weights" not in group_names:
         group_names.append("top_level_model_weights")
     for gname in group_names:
@@ -170,7 +171,8 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
         for lname in inner.get(gname, []):
             layer(lname)  # inner layers in config order, with or without weights
         entries: list[tuple[str, list[str], h5py.Dataset]] = []
-        for wname in str_list(group.attrs.get("weight_names")):
+        weight_names = str_list(group.attrs.get("weight_names"))
+        for wname in _unique_names(weight_names, f"the weight_names of layer {gname!r}", path):
             ds = h5safe.get(group, wname, path)
             if not isinstance(ds, h5py.Dataset):
                 raise FormatError(f"weight {gname}/{wname} is not a dataset", path)
@@ -194,6 +196,28 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
     return ModelFile(path, name, layers, reader, config=config, attrs=attrs)
 
 
+def _unique_names(names: list[str], what: str, path: Path) -> list[str]:
+    """Return ``names`` after checking that no name repeats (Keras refuses such files too).
+
+    Keras' ``load_weights_from_hdf5_group`` matches ``layer_names`` one to one
+    with the model's layers; a repeated name cannot be loaded, and reading it
+    again for every repeat would make opening take time far beyond the file's
+    size.
+
+    Raises
+    ------
+    FormatError
+        Naming the first repeated name and how often it appears.
+    """
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        for n in names:
+            if n in seen:
+                raise FormatError(f"{what} lists {n!r} {names.count(n):,} times (names must be unique)", path)
+            seen.add(n)
+    return names
+
+
 def _unique_weights(
     entries: list[tuple[str, list[str], h5py.Dataset]],
 ) -> list[tuple[str, str, h5py.Dataset]]:
@@ -212,15 +236,15 @@ def _trainable_flags(config: Any) -> dict[str, bool]:
     flags: dict[str, bool] = {}
 
     def walk(cfg: dict[str, Any], parent: bool) -> None:
-        for lc in cfg.get("config", {}).get("layers", []) or []:
-            lcfg = lc.get("config", {}) or {}
+        for lc in config_layers(cfg):
+            lcfg = layer_config(lc)
             t = parent and bool(lcfg.get("trainable", True))
             flags[lcfg.get("name", "")] = t
             if isinstance(lcfg.get("layers"), list):
                 walk(lc, t)
 
     if isinstance(config, dict):
-        walk(config, bool(config.get("config", {}).get("trainable", True)))
+        walk(config, bool(layer_config(config).get("trainable", True)))
     return flags
 
 
