@@ -207,7 +207,9 @@ def copy_tree(
 
 def _copy_file(src: str, dst: str) -> None:
     """Copy a regular file's content to a new file ``dst`` (never a FIFO, never through a link)."""
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    )
     fd = os.open(src, flags)
     with os.fdopen(fd, "rb") as fin:
         st = os.fstat(fin.fileno())

@@ -178,14 +178,27 @@ def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | o
         raise FormatError(f"cannot save: {exc}", out) from None
 
 
-def _extension_owner(name: str) -> tuple[str, ModuleType] | None:
-    """``(extension, handler)`` of the longest registered extension ``name`` ends with (any case)."""
+#: ``{name: (description, extensions)}`` of the formats the engine registers
+#: (:mod:`weightlab.engine.tf_formats`), so a save refuses their extensions
+#: also in a process that has not registered them.
+_ENGINE_FORMATS = {
+    "checkpoint": ("TensorFlow checkpoint", (".index",)),
+    "graphdef": ("TensorFlow frozen GraphDef (.pb)", (".pb",)),
+}
+
+
+def _extension_owner(name: str) -> tuple[str, str, str] | None:
+    """``(extension, format name, description)`` of the longest known extension ``name`` ends with (any case)."""
+    known = [(h.name, h.description, tuple(h.extensions)) for h in FORMATS]
+    registered = {k[0] for k in known}
+    known += [(n, d, e) for n, (d, e) in _ENGINE_FORMATS.items() if n not in registered]
     low = name.lower()
-    found: tuple[str, ModuleType] | None = None
-    for handler in FORMATS:
-        for ext in handler.extensions:
-            if low.endswith(ext.lower()) and len(low) > len(ext) and (found is None or len(ext) > len(found[0])):
-                found = (ext, handler)
+    found: tuple[str, str, str] | None = None
+    for fmt, description, extensions in known:
+        for ext in extensions:
+            longer = found is None or len(ext) > len(found[0])
+            if low.endswith(ext.lower()) and len(low) > len(ext) and longer:
+                found = (ext, fmt, description)
     return found
 
 
@@ -218,9 +231,9 @@ def check_destination(model: ModelFile, out: str | os.PathLike[str]) -> None:
     handler = get_format(model.format)
     name = Path(os.fspath(out).rstrip("/\\") or os.fspath(out)).name
     owner = _extension_owner(name)
-    if owner is None or owner[1] is handler:
+    if owner is None or owner[1] == handler.name:
         return
-    ext, other = owner
+    ext, _, other = owner
     source = _extension_owner(Path(model.path).name)
     if source is not None and source[0].lower() == ext.lower():
         return
@@ -230,6 +243,6 @@ def check_destination(model: ModelFile, out: str | os.PathLike[str]) -> None:
         use = f"use a name without {ext}"
     raise FormatError(
         f"cannot save a {handler.description} under a {ext} name, the extension of a "
-        f"{other.description}; WeightLab saves in the opened model's format and does not convert: {use}",
+        f"{other}; WeightLab saves in the opened model's format and does not convert: {use}",
         out,
     )
