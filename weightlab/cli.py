@@ -370,23 +370,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
             edited = session.edited_arrays()
         finally:
             session.model.close()
+    from weightlab.engine.evaluate import run_errors
     from weightlab.engine.tf_eval import open_session
 
-    engine = open_session(
-        args.path,
-        args.data,
-        trust=args.trust,
-        batch_size=args.batch_size,
-        architecture=args.architecture,
-        signature=args.signature,
-        input=args.input,
-        output=args.output,
-    )
-    base = engine.evaluate()
+    with run_errors(args.path):  # a graph that fails at run time: one line naming the file
+        engine = open_session(
+            args.path,
+            args.data,
+            trust=args.trust,
+            batch_size=args.batch_size,
+            architecture=args.architecture,
+            signature=args.signature,
+            input=args.input,
+            output=args.output,
+        )
+        base = engine.evaluate()
+        after = engine.evaluate(edited) if edited is not None else None
     result: dict[str, Any] = _metrics_dict(base)
     timing = {"baseline_s": base.seconds}
-    if edited is not None:
-        after = engine.evaluate(edited)
+    if after is not None:
         timing["edited_s"] = after.seconds
         result = {"baseline": _metrics_dict(base), "edited": _metrics_dict(after), **_metrics_dict(after)}
     result["timing"] = timing

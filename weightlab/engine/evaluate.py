@@ -31,6 +31,7 @@ within float32 round-off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -59,6 +60,8 @@ __all__ = [
     "device_name",
     "evaluate",
     "evaluate_file",
+    "run_errors",
+    "run_error_message",
     "assign_arrays",
     "prepare_arrays",
 ]
@@ -84,6 +87,64 @@ Layout = Sequence[tuple[str, Sequence[tuple[str, tuple[int, ...] | None] | str]]
 
 class EvaluationCancelled(Exception):
     """Raised by :func:`evaluate` when ``should_stop()`` returned True between batches."""
+
+
+# TensorFlow's run-time messages wrap the reason in context lines; these say nothing about it.
+_CONTEXT_LINES = (
+    "Graph execution error",
+    "Detected at node",
+    "Node:",
+    "Original stack trace",
+    "File ",
+    "[[",
+    "Traceback",
+)
+
+
+def run_error_message(exc: BaseException) -> str:
+    """One line saying why TensorFlow failed while running a model.
+
+    Parameters
+    ----------
+    exc:
+        Usually a ``tf.errors.OpError`` (``InvalidArgumentError``: a reshape
+        that does not fit, ...); any exception is accepted.
+
+    Returns
+    -------
+    str
+        ``"the model failed at node 'Reshape' while running: Input to reshape
+        is a tensor with 96 values, ..."``: the node (when known) and the first
+        line of the message that is not TensorFlow's context (stack traces,
+        ``Detected at node``).
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    reason = next(
+        (
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT_LINES)
+        ),
+        type(exc).__name__,
+    )
+    node = getattr(getattr(exc, "node_def", None), "name", "") or ""
+    where = f" at node {node!r}" if node else ""
+    return f"the model failed{where} while running: {reason}"
+
+
+@contextlib.contextmanager
+def run_errors(model_path: str | os.PathLike[str]):
+    """Turn TensorFlow's run-time errors (``tf.errors.OpError``) into :class:`EngineError` naming the model.
+
+    Raises
+    ------
+    EngineError
+        With :func:`run_error_message`'s line, for ``model_path``.
+    """
+    try:
+        yield
+    except tf.errors.OpError as exc:
+        raise EngineError(run_error_message(exc), model_path) from exc
 
 
 # -- building -----------------------------------------------------------------
@@ -606,9 +667,10 @@ def evaluate_file(
     """
     from .tf_eval import open_session
 
-    session = open_session(
-        model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0, **options
-    )
-    if edited:
-        session.evaluate()  # the unedited outputs, for the agreement fields
-    return session.evaluate(edited)
+    with run_errors(model_path):
+        session = open_session(
+            model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0, **options
+        )
+        if edited:
+            session.evaluate()  # the unedited outputs, for the agreement fields
+        return session.evaluate(edited)

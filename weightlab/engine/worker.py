@@ -188,8 +188,8 @@ class _Worker:
             self.send(Failed(rid, str(exc)))
             return
         except Exception as exc:  # a TF error: report, keep the worker alive
-            traceback.print_exc()
-            self.send(Failed(rid, f"evaluation failed: {type(exc).__name__}: {exc}"))
+            traceback.print_exc()  # to the captured output (the terminal with --verbose)
+            self.send(Failed(rid, f"evaluation failed: {self.ev.run_error_message(exc)}"))
             return
         self.send(Result(rid, tag, baseline, metrics))
 
