@@ -564,7 +564,10 @@ class MainWindow(QMainWindow):
             candidate.release()
             return
         self.set_session(session, guess_heldout(session.model.path))
-        candidate.discard()  # after set_session: the edits are in this window's journal now
+        if self.journal.journal.error is None:
+            candidate.discard()  # after set_session: the edits are in this window's journal now
+        else:
+            candidate.release()  # this window cannot journal them: keep the old journal
         self.statusBar().showMessage(f"Restored {candidate.edit_count} unsaved edit(s) to {session.model.path}", 8000)
 
     def open_data(self, path: str | os.PathLike[str]) -> bool:
@@ -1136,4 +1139,3 @@ class MainWindow(QMainWindow):
         self._model_ok = False
         self.eval_panel.show_message(message)
         self.statusBar().showMessage(message, 10000)
-
