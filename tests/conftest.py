@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,32 @@ def _no_leftover_processes():
 
 # -- GUI fixtures (Qt imported only when a GUI test asks for them) -------------------
 
+#: How long a GUI test's threads may take to end after it (they are joined, not slept on).
+THREAD_GRACE_S = 5.0
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_threads(request):
+    """Fail a GUI test that leaves a Python thread (e.g. a file being opened) or a Qt pool task running.
+
+    Threads that end within :data:`THREAD_GRACE_S` (one finishing its last
+    emit) pass; Qt's own pool threads are checked with ``waitForDone``.
+    """
+    if request.node.get_closest_marker("gui") is None:
+        yield
+        return
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and not isinstance(t, threading._DummyThread)]
+    for t in left:
+        t.join(THREAD_GRACE_S)
+    left = [t for t in left if t.is_alive()]
+    from PySide6.QtCore import QThreadPool
+
+    pool_done = QThreadPool.globalInstance().waitForDone(int(THREAD_GRACE_S * 1000))
+    assert not left, f"test left thread(s) running: {[t.name for t in left]}"
+    assert pool_done, "test left Qt thread-pool tasks running"
+
 
 @pytest.fixture
 def config_dir(tmp_path, monkeypatch) -> Path:
@@ -66,8 +93,10 @@ def make_window(qtbot, config_dir):
     """``make_window(engine)``: a shown 1400x900 MainWindow whose dialogs are recorders.
 
     Error dialogs append to ``window.errors``; the unsaved-edits question
-    answers "discard"; ``window.settle()`` waits until every plot shows the
-    latest view. ``engine`` None gives the real evaluation engine.
+    answers "discard"; ``window.open_and_wait(path, data=None)`` opens and
+    waits until the open ends (True when the model was opened);
+    ``window.settle()`` waits until no file is opening and every plot shows
+    the latest view. ``engine`` None gives the real evaluation engine.
     Every window is closed, and its engine shut down, at teardown.
     """
     import pyqtgraph as pg
@@ -83,7 +112,20 @@ def make_window(qtbot, config_dir):
         w._error = lambda title, message: w.errors.append(message)
         w._ask_unsaved = lambda: "discard"
         # The plots get a new view one per event-loop turn: wait for the last one.
-        w.settle = lambda timeout=10000: qtbot.waitUntil(lambda: w.view_settled, timeout=timeout)
+        w.settle = lambda timeout=10000: qtbot.waitUntil(lambda: not w.opening and w.view_settled, timeout=timeout)
+        finished: list[bool] = []
+        w.openFinished.connect(finished.append)
+
+        def open_and_wait(path, data=None, timeout=60000) -> bool:
+            seen = len(finished)
+            if not w.open_path(path, data):
+                return False
+            if not w.opening and len(finished) == seen:
+                return True  # a held-out .npz: taken at once
+            qtbot.waitUntil(lambda: len(finished) > seen, timeout=timeout)
+            return finished[-1]
+
+        w.open_and_wait = open_and_wait
         qtbot.addWidget(w)
         w.resize(1400, 900)
         w.show()

@@ -35,7 +35,7 @@ def live_window(make_window):
 
 
 def _open(w: MainWindow, path: Path, tensor: str | None = None) -> None:
-    assert w.open_path(path), w.errors
+    assert w.open_and_wait(path), w.errors
     if tensor is not None:
         w.tree.select(tensor)
         w.settle()
@@ -170,7 +170,7 @@ def test_live_accuracy_follows_edits(live_window, demo_paths, qtbot):
 def test_bad_file_reports_error_and_window_keeps_working(window, demo_paths, tmp_path):
     bad = tmp_path / "x.h5"
     bad.write_text("this is not a model")
-    assert not window.open_path(bad)
+    assert not window.open_and_wait(bad)
     assert len(window.errors) == 1 and "x.h5" in window.errors[0]
     assert window.session is None
     _open(window, demo_paths["h5"], "dense/kernel")
@@ -285,7 +285,11 @@ def test_gui_never_imports_tensorflow(demo_paths):
             app = QApplication([])
             w = MainWindow()
             w.show()
+            from PySide6.QtCore import QEventLoop
+            loop = QEventLoop()
+            w.openFinished.connect(lambda ok: loop.exit(0 if ok else 1))
             assert w.open_path({str(demo_paths["keras"])!r})
+            assert loop.exec() == 0, "the model did not open"
             w.tree.select("conv2d/kernel")
             assert w.histogram.view is not None
             w.close()
@@ -321,7 +325,7 @@ def test_qt_calls_keep_none_alive(qapp):
 
 def test_showing_a_tensor_selects_it_so_brush_edits_reach_it(window, demo_paths):
     """A tensor shown by any path (not a tree click) becomes the edit target."""
-    window.open_path(demo_paths["keras"])
+    assert window.open_and_wait(demo_paths["keras"])
     window.show_tensor("conv2d/kernel")
     window.show_tensor("conv2d_1/kernel")
     assert window.tree.selected_targets() == ["conv2d_1/kernel"]

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.gui
 
 
 def _open(w: MainWindow, path: Path, tensor: str) -> None:
-    assert w.open_path(path), w.errors
+    assert w.open_and_wait(path), w.errors
     w.tree.select(tensor)
     w.settle()
     assert w.current == tensor and w.histogram.view is not None

@@ -143,7 +143,7 @@ def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, ma
     factory = _Factory()
     w = make_window(EngineAdapter(client_factory=factory))
     try:
-        assert w.open_path(demo_paths["keras"], data=demo_paths["data"])
+        assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
         client = factory.clients[0]
         open_id = 1
         panel = w.eval_panel
@@ -363,7 +363,8 @@ def test_open_folder_and_choose_architecture(qtbot, make_window, checkpoint_fold
     w = make_window(EngineAdapter(client_factory=factory))
     try:
         w._ask_folder = lambda title: str(checkpoint_folder)
-        w.open_folder_dialog()
+        with qtbot.waitSignal(w.modelOpened, timeout=60000):
+            w.open_folder_dialog()
         assert not w.errors and w.session is not None and w.session.model.format == "checkpoint"
         assert w.tree.first_tensor() is not None
         # no held-out set yet: still, the architecture choice is offered for a checkpoint
@@ -390,7 +391,8 @@ def test_drop_folder_opens_it(window, checkpoint_folder, qtbot):
     mime.setUrls([QUrl.fromLocalFile(str(checkpoint_folder))])
     ev = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                     Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(ev)
+    with qtbot.waitSignal(window.modelOpened, timeout=60000):
+        window.dropEvent(ev)
     assert not window.errors and window.session.model.format == "checkpoint"
     assert not window.eval_panel.arch_button.isVisibleTo(window)  # the disabled engine takes no architecture
 
@@ -399,7 +401,7 @@ def test_opening_another_model_closes_the_previous_one(window, tmp_path, demo_pa
     s = _memory_session(tmp_path / "a.fake", {"a/kernel": np.ones((2, 2), np.float32)})
     window.set_session(s)
     reader = s.model._reader
-    assert window.open_path(demo_paths["keras"])
+    assert window.open_and_wait(demo_paths["keras"])
     assert type(reader).closed
 
 
@@ -479,7 +481,7 @@ def test_heatmap_colours_equal_pyqtgraph_mapping():
 
 
 def test_plots_take_a_view_one_per_turn_and_a_newer_view_wins(window, demo_paths):
-    assert window.open_path(demo_paths["keras"])
+    assert window.open_and_wait(demo_paths["keras"])
     window.settle()
     window.tree.select("dense/kernel")
     # Only the histogram has it before the event loop runs again (each plot repaints in its own turn).

@@ -50,6 +50,18 @@ def metric(metrics: Any, key: str, default: Any = None) -> Any:
     return getattr(metrics, key, default)
 
 
+class _EventRelay(QObject):
+    """Carries engine events from the client's reader thread to the adapter on the GUI thread.
+
+    It has no Qt parent: the client holds its ``emit`` for as long as it may
+    call back. When the adapter (or the window owning it) is deleted first,
+    Qt drops the connection and late events go nowhere, instead of into a
+    deleted object.
+    """
+
+    event = Signal(object)
+
+
 class EngineAdapter(QObject):
     """Wraps an ``EngineClient``; re-emits its events as Qt signals on the GUI thread.
 
@@ -89,8 +101,6 @@ class EngineAdapter(QObject):
     failed = Signal(str)
     crashed = Signal(str)
 
-    _event = Signal(object)  # reader thread -> GUI thread (queued)
-
     def __init__(self, parent: QObject | None = None, client_factory: Any = None, *, enabled: bool = True):
         super().__init__(parent)
         if not enabled:
@@ -106,7 +116,8 @@ class EngineAdapter(QObject):
         self._eval_id: Any = None
         self._reopening = False
         self._device = ""
-        self._event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
+        self._relay = _EventRelay()
+        self._relay.event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
     # -- state --------------------------------------------------------------
     @property
@@ -194,7 +205,7 @@ class EngineAdapter(QObject):
     # -- events ---------------------------------------------------------------
     def _post(self, ev: Any) -> None:
         """Engine callback (reader thread): queue ``ev`` to the GUI thread."""
-        self._event.emit(ev)
+        self._relay.event.emit(ev)
 
     def _is_current(self, request_id: Any) -> bool:
         return request_id is not None and request_id in (self._open_id, self._eval_id)

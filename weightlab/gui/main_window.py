@@ -58,6 +58,7 @@ from .journal_restore import JournalController
 from .model_tree import ModelTree
 from .norms_view import NormsView
 from .op_forms import OPS
+from .opener import ModelOpener, OpenProgress, OpenRequest, close_session
 from .selection import NeuronSelection, neuron_target
 from .settings import RecentFiles
 from .tensor_worker import SYNC_LIMIT, TensorComputer, TensorRequest, TensorView
@@ -122,9 +123,19 @@ class MainWindow(QMainWindow):
     -------
     viewShown(str):
         The views now show tensor ``name`` (after the statistics were computed).
+    modelOpened(Path):
+        :meth:`open_path` finished: the window shows the model read from this path.
+    openFailed(str):
+        :meth:`open_path` failed (after its error dialog): the message shown.
+    openFinished(bool):
+        Every open the user sees end: True when opened, False when it failed or
+        was cancelled (an open superseded by a newer one ends silently).
     """
 
     viewShown = Signal(str)
+    modelOpened = Signal(object)
+    openFailed = Signal(str)
+    openFinished = Signal(bool)
 
     def __init__(self, engine: EngineAdapter | None = None, recent: RecentFiles | None = None):
         super().__init__()
@@ -146,6 +157,9 @@ class MainWindow(QMainWindow):
         self.engine = engine or EngineAdapter(self)
         self.computer = TensorComputer(self)
         self.selection = NeuronSelection(self)
+        self._opener = ModelOpener(self)
+        self._session_changes = 0  # session change notifications so far (edits while a file opens)
+        self._discard_ok_at: int | None = None  # _session_changes when dropping the session was confirmed
         #: The edit journal of this window's session, and the restore offer (journal_restore.py).
         self.journal = JournalController(self)
         self.journal.restored.connect(self._on_journal_restored)
@@ -206,6 +220,8 @@ class MainWindow(QMainWindow):
         self.selection_label = QLabel("")
         self.statusBar().addPermanentWidget(self.hover_label)
         self.statusBar().addPermanentWidget(self.selection_label)
+        self.open_progress = OpenProgress()
+        self.statusBar().addPermanentWidget(self.open_progress)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         act = QAction(text, self)
@@ -346,6 +362,9 @@ class MainWindow(QMainWindow):
         self.history.stepToggled.connect(self.set_step_enabled)
         self.views.currentChanged.connect(lambda _i: self._update_diff())
         self.computer.ready.connect(self._on_view)
+        self._opener.opened.connect(self._on_opened)
+        self._opener.failed.connect(self._on_open_failed)
+        self.open_progress.cancel.clicked.connect(self.cancel_open)
         self.computer.diffed.connect(self._on_diff)
         self.computer.compareProgress.connect(self._on_compare_progress)
         self.computer.compared.connect(self._on_compared)
@@ -496,28 +515,92 @@ class MainWindow(QMainWindow):
             self.open_data(path)
 
     def open_path(self, path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> bool:
-        """Open a model file (or, for ``.npz``, a held-out set); False when it failed or was cancelled."""
+        """Start opening a model file or folder (for ``.npz``: use it as the held-out set).
+
+        The file is read on a background thread (:class:`~weightlab.gui.opener.ModelOpener`):
+        the window keeps working, and an open that takes more than a moment
+        shows its progress with Cancel in the status bar. When it is read the
+        window shows it and emits ``modelOpened(path)``; a failure gives one
+        error dialog and ``openFailed(message)``; then ``openFinished(ok)``.
+        A newer open supersedes this one; the window keeps showing the
+        previous model until the new one is read.
+
+        Parameters
+        ----------
+        path:
+            Model file or folder (SavedModel, checkpoint), or a held-out ``.npz``.
+        data:
+            Held-out set to evaluate on; default: one named like the model beside it.
+
+        Returns
+        -------
+        bool
+            True when the open started (for ``.npz``: the held-out set was
+            taken); False when the user chose to keep unsaved edits.
+        """
         p = Path(path)
         if p.suffix.lower() == ".npz":
             return self.open_data(p)
         if not self._confirm_discard():
             return False
-        try:
-            session = self._load_session(p)
-        except WeightLabError as e:
-            self._error("Cannot open model", str(e))
-            return False
-        except Exception as e:  # noqa: BLE001 - an unexpected failure must not kill the window
-            self._error("Cannot open model", f"{p}: unexpected error: {type(e).__name__}: {e}")
-            return False
-        self.set_session(session, Path(data) if data else guess_heldout(p))
-        self.recent.add(p)
-        self._fill_recent_menu()
-        self.statusBar().showMessage(f"Opened {p}", 5000)
+        self._discard_ok_at = self._session_changes
+        request = self._opener.open(p, Path(data) if data else None, self._load_session)
+        self.open_progress.start(p.name, request.started)
         return True
 
+    @property
+    def opening(self) -> bool:
+        """True while a file is being opened (see :meth:`open_path`)."""
+        return self._opener.pending is not None
+
+    def cancel_open(self) -> None:
+        """Stop waiting for the file being opened; the window keeps what it shows.
+
+        The open's thread cannot be interrupted inside a reader; when it ends,
+        its result is closed, never shown.
+        """
+        request = self._opener.cancel()
+        self.open_progress.stop()
+        if request is not None:
+            self.statusBar().showMessage(f"Opening {request.path.name} cancelled", 5000)
+            self.openFinished.emit(False)
+
+    def _on_opened(self, request: OpenRequest, session: EditSession) -> None:
+        """The latest open succeeded (GUI thread): show its model."""
+        self.open_progress.stop()
+        if (
+            self.session is not None
+            and self.session.is_modified
+            and self._session_changes != self._discard_ok_at
+            and not self._confirm_discard()
+        ):
+            # The user edited the shown model while the file was opening, and keeps those edits.
+            close_session(session)
+            self.statusBar().showMessage(f"{request.path.name} not opened: the edits are kept", 5000)
+            self.openFinished.emit(False)
+            return
+        self.set_session(session, request.data or guess_heldout(request.path))
+        self.recent.add(request.path)
+        self._fill_recent_menu()
+        self.statusBar().showMessage(f"Opened {request.path}", 5000)
+        self.modelOpened.emit(request.path)
+        self.openFinished.emit(True)
+
+    def _on_open_failed(self, request: OpenRequest, message: str) -> None:
+        """The latest open failed (GUI thread): one error dialog; the window keeps what it shows."""
+        self.open_progress.stop()
+        self._error("Cannot open model", message)
+        self.openFailed.emit(message)
+        self.openFinished.emit(False)
+
     def set_session(self, session: EditSession | None, data_path: Path | None = None) -> None:
-        """Show ``session`` (replacing the current one) and start evaluating it on ``data_path``."""
+        """Show ``session`` (replacing the current one) and start evaluating it on ``data_path``.
+
+        A file still being opened is dropped: the session given here is the latest.
+        """
+        if self._opener.cancel() is not None:
+            self.open_progress.stop()
+            self.openFinished.emit(False)
         if self.session is not None:
             self.session.unsubscribe(self._on_session_changed)
             self.session.model.close()
@@ -545,7 +628,7 @@ class MainWindow(QMainWindow):
             if first:
                 # The tree is drawn in this turn, the first tensor's plots
                 # from the next one (each repaint in its own turn; see _on_view).
-                QTimer.singleShot(1, lambda: self._show_first(session, first))
+                QTimer.singleShot(1, self, lambda: self._show_first(session, first))
         self.eval_panel.set_history(session.steps if session else [], session.position if session else 0)
         self._offer_eval_choices()
         self.restart_evaluation()
@@ -698,6 +781,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.journal.close()  # the edits were saved or discarded
+        self._opener.cancel()  # a file still opening is closed by its thread
+        self.open_progress.stop()
         self._cancel_comparison()
         self.computer.cancel()
         self.engine.shutdown()
@@ -795,7 +880,9 @@ class MainWindow(QMainWindow):
             # A timer, not a posted call: Qt delivers every posted event (the
             # plots' repaints included) before any timer, so only a timer puts
             # the next plot's repaint in a later turn, after pending input.
-            QTimer.singleShot(1, lambda: self._run_view_steps(stage, steps[1:]))
+            # The window is the timer's context: Qt drops it if the window is
+            # deleted first, so a step never runs on a deleted plot.
+            QTimer.singleShot(1, self, lambda: self._run_view_steps(stage, steps[1:]))
 
     def _view_done(self, view: TensorView) -> None:
         self._update_diff()
@@ -898,6 +985,7 @@ class MainWindow(QMainWindow):
 
     def _on_session_changed(self, changed: set[str]) -> None:
         s = self.session
+        self._session_changes += 1
         self.tree.refresh(changed)
         self.history.refresh()
         self.eval_panel.set_history(s.steps, s.position)
@@ -1139,3 +1227,4 @@ class MainWindow(QMainWindow):
         self._model_ok = False
         self.eval_panel.show_message(message)
         self.statusBar().showMessage(message, 10000)
+

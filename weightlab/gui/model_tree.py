@@ -42,17 +42,36 @@ SYNC_ZEROS_ELEMENTS = 2_000_000
 READ_FOR_ZEROS_LIMIT = 50_000_000
 
 
+class _Generation:
+    """The number of the latest zero count a tree asked for (a plain object: pool threads read it)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
+class _ZerosRelay(QObject):
+    """Carries one job's counts to the tree on the GUI thread.
+
+    Owned by the job (no Qt parent) and connected to the tree when the job is
+    made; when the tree is deleted first, Qt drops the connection and late
+    counts go nowhere.
+    """
+
+    counted = Signal(int, object)  # (generation, {name: fraction or None}), queued to the GUI thread
+
+
 class _ZerosJob(QRunnable):
     """Counts zero fractions of ``names`` off the GUI thread, one layer's worth at a time."""
 
-    def __init__(self, emitter: _ZerosEmitter, generation: int, groups: list[list[str]], get):
+    def __init__(self, relay: _ZerosRelay, latest: _Generation, groups: list[list[str]], get):
         super().__init__()
-        self._emitter, self._generation, self._groups, self._get = emitter, generation, groups, get
+        self._relay, self._latest, self._groups, self._get = relay, latest, groups, get
+        self._generation = latest.value
 
     def run(self) -> None:  # pool thread: touches no widget, only emits
         lower_thread_priority()
         for names in self._groups:
-            if self._emitter.generation != self._generation:
+            if self._latest.value != self._generation:
                 return  # a newer model or edit superseded this job
             out: dict[str, float | None] = {}
             for name in names:
@@ -60,15 +79,9 @@ class _ZerosJob(QRunnable):
                     out[name] = zero_fraction(self._get(name))
                 except Exception:  # noqa: BLE001 - an unreadable tensor shows as unknown
                     out[name] = None
-            self._emitter.counted.emit(self._generation, out)
+            self._relay.counted.emit(self._generation, out)
 
 
-class _ZerosEmitter(QObject):
-    counted = Signal(int, object)  # (generation, {name: fraction or None}), queued to the GUI thread
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self.generation = 0
 _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
 
 
@@ -137,8 +150,7 @@ class ModelTree(QWidget):
         self.show_optimizer = False
         self.model_sparsity: float | None = None
         self._fractions: dict[str, float | None] = {}
-        self._zeros = _ZerosEmitter(self)
-        self._zeros.counted.connect(self._on_counted)
+        self._zeros = _Generation()
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self._fit_columns()  # the header texts, before any model
@@ -150,7 +162,7 @@ class ModelTree(QWidget):
         self._marked.clear()
         self._layer_items.clear()
         self._fractions = {}
-        self._zeros.generation += 1  # drop counts still coming for the previous model
+        self._zeros.value += 1  # drop counts still coming for the previous model
         self.model_sparsity = None
         self.tree.clear()
         if session is None:
@@ -270,13 +282,15 @@ class ModelTree(QWidget):
         for n in ordered:
             self._fractions.pop(n, None)
             self._items[n].setText(_ZEROS, "…")
-        self._zeros.generation += 1
+        self._zeros.value += 1
         groups = [[t.name for t in layer.tensors if t.name in ordered] for layer in model.layers]
-        job = _ZerosJob(self._zeros, self._zeros.generation, [g for g in groups if g], self._session.peek)
+        relay = _ZerosRelay()
+        relay.counted.connect(self._on_counted)
+        job = _ZerosJob(relay, self._zeros, [g for g in groups if g], self._session.peek)
         QThreadPool.globalInstance().start(job)
 
     def _on_counted(self, generation: int, fractions: dict[str, float | None]) -> None:
-        if generation == self._zeros.generation:
+        if generation == self._zeros.value:
             self._store(fractions)
 
     def _store(self, fractions: dict[str, float | None]) -> None:

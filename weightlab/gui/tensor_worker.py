@@ -309,23 +309,44 @@ def lower_thread_priority() -> None:
         pass
 
 
+class _Relay(QObject):
+    """Carries one pool task's reports to its :class:`TensorComputer` on the GUI thread.
+
+    A relay belongs to its task (it has no Qt parent) and is connected to the
+    computer's slots when the task is made, on the GUI thread. If the computer
+    (or its window) is deleted while the task runs, Qt drops those connections
+    and a late report goes nowhere, instead of into a deleted object.
+    """
+
+    done = Signal(str, int, object)
+    failed = Signal(str, int, str)
+    progress = Signal(str, int, object)
+
+
 class _Task(QRunnable):
-    """Runs ``fn()`` in the pool and reports ``(kind, token, result)`` through ``owner``'s signals."""
+    """Runs ``fn(report)`` in the pool and reports ``(kind, token, result)`` through its relay.
 
-    def __init__(self, owner: TensorComputer, kind: str, token: int, fn: Callable[[], Any], what: str):
+    ``report(obj)`` sends an intermediate result (a histogram preview, a
+    comparison's progress) before the end.
+    """
+
+    def __init__(self, relay: _Relay, kind: str, token: int, fn: Callable[[Callable[[Any], None]], Any], what: str):
         super().__init__()
-        self.owner, self.kind, self.token, self.fn, self.what = owner, kind, token, fn, what
+        self.relay, self.kind, self.token, self.fn, self.what = relay, kind, token, fn, what
 
-    def run(self) -> None:  # pool thread: touch no widget, only emit signals
+    def _report(self, obj: Any) -> None:
+        self.relay.progress.emit(self.kind, self.token, obj)
+
+    def run(self) -> None:  # pool thread: touch no widget, only emit the relay's signals
         lower_thread_priority()
         try:
-            out = self.fn()
+            out = self.fn(self._report)
         except WeightLabError as e:
-            self.owner._failed.emit(self.kind, self.token, str(e))
+            self.relay.failed.emit(self.kind, self.token, str(e))
         except Exception as e:  # noqa: BLE001 - a bad file must not kill the pool
-            self.owner._failed.emit(self.kind, self.token, f"{self.what}: {type(e).__name__}: {e}")
+            self.relay.failed.emit(self.kind, self.token, f"{self.what}: {type(e).__name__}: {e}")
         else:
-            self.owner._done.emit(self.kind, self.token, out)
+            self.relay.done.emit(self.kind, self.token, out)
 
 
 class TensorComputer(QObject):
@@ -371,17 +392,10 @@ class TensorComputer(QObject):
     failed = Signal(str)
     busy = Signal(bool)
 
-    _done = Signal(str, int, object)
-    _failed = Signal(str, int, str)
-    _preview = Signal(object)
-
     def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None):
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
         self._latest = {"view": 0, "tile": 0, "count": 0, "diff": 0, "compare": 0}
-        self._done.connect(self._on_done)
-        self._failed.connect(self._on_failed)
-        self._preview.connect(self._on_preview)
 
     @property
     def _generation(self) -> int:
@@ -392,11 +406,18 @@ class TensorComputer(QObject):
         self._latest["view"] += 1
         return self._latest["view"]
 
-    def _start(self, kind: str, fn: Callable[[], Any], what: str, token: int | None = None) -> int:
+    def _start(
+        self, kind: str, fn: Callable[[Callable[[Any], None]], Any], what: str, token: int | None = None
+    ) -> int:
+        """Run ``fn(report)`` in the pool as the latest request of ``kind``; return its token."""
         if token is None:
             token = self._latest[kind] + 1
         self._latest[kind] = token
-        self._pool.start(_Task(self, kind, token, fn, what))
+        relay = _Relay()  # GUI thread: connected before the task can report
+        relay.done.connect(self._on_done)
+        relay.failed.connect(self._on_failed)
+        relay.progress.connect(self._on_progress)
+        self._pool.start(_Task(relay, kind, token, fn, what))
         return token
 
     def submit(self, req: TensorRequest) -> None:
@@ -407,23 +428,26 @@ class TensorComputer(QObject):
             except WeightLabError as e:
                 self._on_failed("view", req.generation, str(e))
                 return
+            except Exception as e:  # noqa: BLE001 - a damaged file gives an error dialog, not a traceback
+                self._on_failed("view", req.generation, f"{req.name}: {type(e).__name__}: {e}")
+                return
             self._on_done("view", req.generation, view)
             return
         self.busy.emit(True)
-        self._start("view", lambda: compute_view(req, self._preview.emit), req.name, token=req.generation)
+        self._start("view", lambda report: compute_view(req, report), req.name, token=req.generation)
 
     def render(self, view: TensorView, rows: tuple[int, int], cols: tuple[int, int]) -> int:
         """Compute the :class:`Tile` of ``view`` for an image region in the pool; emits ``tile``."""
         token = self._latest["tile"] + 1
-        return self._start("tile", lambda: compute_tile(token, view, rows, cols), view.request.name, token)
+        return self._start("tile", lambda _report: compute_tile(token, view, rows, cols), view.request.name, token)
 
     def count(self, view: TensorView, lo: float, hi: float) -> int:
         """Count ``view``'s values in ``[lo, hi]`` exactly in the pool; emits ``counted``."""
-        return self._start("count", lambda: (lo, hi, view.count_between(lo, hi)), view.request.name)
+        return self._start("count", lambda _report: (lo, hi, view.count_between(lo, hi)), view.request.name)
 
     def diff(self, name: str, fn: Callable[[], Any]) -> int:
         """Run ``fn()`` (a diff of tensor ``name``) in the pool; emits ``diffed`` with its result."""
-        return self._start("diff", fn, name)
+        return self._start("diff", lambda _report: fn(), name)
 
     def compare(self, a: Any, b: Any, read_a: Callable, read_b: Callable, stop: threading.Event) -> int:
         """:func:`weightlab.core.diff.compare_models` of models ``a`` and ``b`` in the pool.
@@ -432,9 +456,9 @@ class TensorComputer(QObject):
         ``compared(diffs)`` (None when ``stop`` was set) or ``compareFailed``.
         """
 
-        def run():
+        def run(report: Callable[[Any], None]):
             def progress(done: int, total: int, name: str) -> bool:
-                self.compareProgress.emit(done, total, name)
+                report((done, total, name))
                 return not stop.is_set()
 
             return compare_models(a, b, read_a, read_b, progress=progress)
@@ -446,9 +470,13 @@ class TensorComputer(QObject):
         for kind in self._latest:
             self._latest[kind] += 1
 
-    def _on_preview(self, p: HistogramPreview) -> None:
-        if p.request.generation == self._latest["view"]:
-            self.preview.emit(p)
+    def _on_progress(self, kind: str, token: int, obj: Any) -> None:
+        if token != self._latest[kind]:
+            return
+        if kind == "view":
+            self.preview.emit(obj)
+        elif kind == "compare":
+            self.compareProgress.emit(*obj)
 
     def _on_done(self, kind: str, token: int, out: Any) -> None:
         if token != self._latest[kind]:
