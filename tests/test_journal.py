@@ -467,3 +467,14 @@ def test_state_dir_follows_the_environment(monkeypatch, tmp_path):
     import platformdirs
 
     assert J.state_dir() == Path(platformdirs.user_state_dir("weightlab"))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_a_fifo_or_link_planted_as_a_journal_neither_hangs_nor_is_followed(folder, model, tmp_path):
+    folder.mkdir()
+    os.mkfifo(folder / "journal-999999998-1.jsonl")
+    real = _write_journal(tmp_path / "elsewhere", _header(model), CLIP)
+    (folder / "journal-999999997-1.jsonl").symlink_to(real)
+    assert find_stale(folder) == []
+    assert real.exists()  # the link is removed, not what it points to
+    assert sorted(os.listdir(folder)) == []

@@ -81,6 +81,8 @@ _CHUNK = 1 << 20
 _PREFIX = "journal-"
 _SUFFIX = ".jsonl"
 _counter = itertools.count(1)
+#: Journal files are the user's own: never follow a link planted in their place.
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class JournalError(WeightLabError):
@@ -353,7 +355,7 @@ def _json_default(v: Any) -> Any:
 
 def _try_lock(path: Path) -> int | None:
     """Open (creating) ``path`` and take an exclusive lock without waiting; the fd, or None when held."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
     try:
         if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -539,7 +541,7 @@ class SessionJournal:
     def _write_new(self, path: Path, now: History) -> None:
         with self._io:
             tmp = path.with_name(path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o600)
             try:
                 _write_all(fd, _dumps(self._header()) + _dumps(_state_record(now)))
                 os.fsync(fd)
@@ -733,10 +735,22 @@ def read_journal(path: str | os.PathLike[str]) -> Candidate:
     """
     p = Path(path)
     try:
-        with open(p, "rb") as f:
+        # Non-blocking and not through a link: a FIFO or device planted here
+        # must not hang the start-up.
+        fd = os.open(p, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise JournalError(f"cannot read journal: {e.strerror or e}", p) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise JournalError("not a regular file", p)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
             data = f.read(MAX_JOURNAL_BYTES + 1)
     except OSError as e:
         raise JournalError(f"cannot read journal: {e.strerror or e}", p) from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     damage = None
     if len(data) > MAX_JOURNAL_BYTES:
         data = data[:MAX_JOURNAL_BYTES]
