@@ -317,25 +317,25 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
         with zipfile.ZipFile(path) as zf:
             _check_members(zf, path)
             names = set(zf.namelist())
-            if CONFIG not in names:
-                raise FormatError("not a Keras archive: it has no config.json", path)
-            config = _read_json(zf, CONFIG, path)
-            if not isinstance(config, dict) or "class_name" not in config:
-                raise FormatError("config.json does not describe a Keras model", path)
-            check_model_config(config, CONFIG, path)
-            meta = _read_json(zf, METADATA, path) if METADATA in names else {}
-            if WEIGHTS not in names:
-                if WEIGHTS_NPZ in names:
-                    raise FormatError(
-                        f"this archive stores its weights as {WEIGHTS_NPZ}, which WeightLab cannot read yet "
-                        f"(re-save the model with Keras' default HDF5 weights store)",
-                        path,
-                    )
-                raise FormatError(f"the archive has no {WEIGHTS}", path)
-            info = zf.getinfo(WEIGHTS)
-            reader = _open_weights(path, zf, info)
-            crc = _CrcCheck(zf, info, path) if info.compress_type == zipfile.ZIP_STORED else None
+            info = zf.getinfo(WEIGHTS) if WEIGHTS in names else None
+            # The CRC pass runs while the config and the HDF5 layout are read.
+            crc = (
+                _CrcCheck(zf, info, path)
+                if info is not None and info.compress_type == zipfile.ZIP_STORED
+                else None
+            )
+            reader = None
             try:
+                config, meta = _read_configs(zf, names, path)
+                if info is None:
+                    if WEIGHTS_NPZ in names:
+                        raise FormatError(
+                            f"this archive stores its weights as {WEIGHTS_NPZ}, which WeightLab cannot read "
+                            f"yet (re-save the model with Keras' default HDF5 weights store)",
+                            path,
+                        )
+                    raise FormatError(f"the archive has no {WEIGHTS}", path)
+                reader = _open_weights(path, zf, info)
                 with wrap_errors(path, f"read {WEIGHTS}"):
                     layers = _keras3.layers_from_config(reader.h5, config, reader.file_size, path)
                 if crc is not None:
@@ -343,7 +343,8 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
             except BaseException:
                 if crc is not None:
                     crc.cancel()
-                reader.close()
+                if reader is not None:
+                    reader.close()
                 raise
     try:
         attrs = {
@@ -354,6 +355,18 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
     except BaseException:
         reader.close()
         raise
+
+
+def _read_configs(zf: zipfile.ZipFile, names: set[str], path: Path) -> tuple[dict[str, Any], Any]:
+    """``(config.json, metadata.json or {})``, parsed and checked."""
+    if CONFIG not in names:
+        raise FormatError("not a Keras archive: it has no config.json", path)
+    config = _read_json(zf, CONFIG, path)
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise FormatError("config.json does not describe a Keras model", path)
+    check_model_config(config, CONFIG, path)
+    meta = _read_json(zf, METADATA, path) if METADATA in names else {}
+    return config, meta
 
 
 def _copy_info(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
