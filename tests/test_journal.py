@@ -436,11 +436,36 @@ def test_a_state_folder_that_cannot_be_written_never_breaks_editing(model, tmp_p
         s.model.close()
 
 
-def test_no_hash_thread_is_left_behind(opened):
+def test_no_thread_is_left_behind(opened):
     s, j = opened
     s.apply(Clip(target="dense/kernel", min=-0.05, max=0.05))
+    assert {t.name for t in threading.enumerate()} >= {"weightlab-journal-flush"}
     j.close()
-    assert not [t for t in threading.enumerate() if t.name == "weightlab-journal-hash"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("weightlab-journal-")]
+
+
+def test_every_write_is_flushed_to_the_disk_off_the_callers_thread(opened, monkeypatch):
+    s, j = opened
+    synced: list[tuple[int, int]] = []  # (inode, size) at each fsync by another thread
+    cond = threading.Condition()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        real_fsync(fd)
+        if threading.current_thread() is not threading.main_thread():
+            with cond:
+                synced.append((os.fstat(fd).st_ino, os.fstat(fd).st_size))
+                cond.notify_all()
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for factor in (2.0, 3.0, 4.0):
+        s.apply(Scale(target="dense/bias", factor=factor))
+        # Written before apply returned (a SIGKILL now loses nothing) ...
+        st = j.path.stat()
+        assert f'"factor":{factor}' in j.path.read_text()
+        # ... and made durable by the flusher thread.
+        with cond:
+            assert cond.wait_for(lambda st=st: any(i == st.st_ino and n >= st.st_size for i, n in synced), 30)
 
 
 def test_content_files_of_folders_and_checkpoints(tmp_path):

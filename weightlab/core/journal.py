@@ -3,11 +3,14 @@
 While a session has unsaved edits, :class:`SessionJournal` keeps an
 append-only JSON-lines file in the user's state folder
 (``platformdirs.user_state_dir("weightlab")/journals``, or
-``$WEIGHTLAB_STATE_DIR/journals``). Every change of the history is appended
-and flushed to the disk (``fsync``) before the call that made it returns, so a
-crash, a power cut or ``SIGKILL`` loses nothing that was on screen. The file
-is removed when the session has nothing unsaved (after a save, after undoing
-back to the saved state, on discard and on a normal close).
+``$WEIGHTLAB_STATE_DIR/journals``). Every change of the history is written to
+the file (``os.write``) before the call that made it returns, so a crash or a
+``SIGKILL`` of the process loses nothing that was on screen; a background
+thread then flushes it to the disk (``fsync``, a few ms on a virtual disk),
+so a power cut loses at most those milliseconds and the window never waits
+for the disk. The file is removed when the session has nothing unsaved (after
+a save, after undoing back to the saved state, on discard and on a normal
+close).
 
 File format (one JSON object per line)::
 
@@ -430,6 +433,10 @@ class SessionJournal:
         self._io = threading.Lock()
         self._hasher: threading.Thread | None = None
         self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._dirty = threading.Event()  # written, not yet fsynced
+        self._closing = threading.Event()
+        self._dir_dirty = False  # the journal's name is not yet durable in its folder
 
     # -- life cycle -------------------------------------------------------------------------
     def attach(self, session: EditSession | None) -> None:
@@ -533,12 +540,18 @@ class SessionJournal:
         if self._lock_fd is None:
             raise OSError(f"{lock_path} is locked by another process")
         self.path = self.folder / f"{self._stem}{_SUFFIX}"
-        self._write_new(self.path, now)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        with self._io:
+            self._fd = fd
+            _write_all(fd, _dumps(self._header()) + _dumps(_state_record(now)))
+            self._dir_dirty = True
         self._known, self._records = now.copy(), 0
+        self._start_flusher()
+        self._dirty.set()
         self._start_hasher()
 
     def _write_new(self, path: Path, now: History) -> None:
+        """Write header and state to ``path`` atomically and durably (compaction: rare)."""
         with self._io:
             tmp = path.with_name(path.name + ".tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW, 0o600)
@@ -564,9 +577,54 @@ class SessionJournal:
             if self._fd is None:
                 return
             _write_all(self._fd, data)
-            os.fsync(self._fd)
+        self._dirty.set()
+
+    def flush(self) -> None:
+        """Make everything written so far durable (``fsync`` of the journal and its folder).
+
+        The background flusher does this after every write; this waits for it.
+        """
+        with self._io:
+            if self._fd is None:
+                return
+            fd = os.dup(self._fd)  # fsync outside the lock: appends never wait for the disk
+            need_dir, self._dir_dirty = self._dir_dirty, False
+        try:
+            os.fsync(fd)
+        except OSError:  # pragma: no cover - the file system cannot sync; nothing better to do
+            pass
+        finally:
+            os.close(fd)
+        if need_dir:
+            _fsync_dir(self.folder)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is not None:
+            return
+        self._closing = closing = threading.Event()
+        dirty = self._dirty
+
+        def run() -> None:
+            while True:
+                dirty.wait()
+                if closing.is_set():
+                    return
+                dirty.clear()
+                self.flush()
+
+        self._flusher = threading.Thread(target=run, name="weightlab-journal-flush", daemon=True)
+        self._flusher.start()
+
+    def _stop_flusher(self) -> None:
+        t, self._flusher = self._flusher, None
+        if t is not None:
+            self._closing.set()
+            self._dirty.set()
+            t.join()
+            self._dirty.clear()
 
     def _remove(self) -> None:
+        self._stop_flusher()
         with self._io:
             if self._fd is not None:
                 os.close(self._fd)
@@ -605,9 +663,9 @@ class SessionJournal:
                 if self._fd is not None:
                     try:
                         _write_all(self._fd, _dumps({"t": "hash", "sha256": digest}))
-                        os.fsync(self._fd)
                     except OSError:
-                        pass
+                        return
+            self._dirty.set()
 
         self._hasher = threading.Thread(target=run, name="weightlab-journal-hash", daemon=True)
         self._hasher.start()
