@@ -49,6 +49,7 @@ the unedited model is reported (see :mod:`weightlab.engine.scoring`).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -88,6 +89,7 @@ __all__ = [
     "SavedModelExecutable",
     "checkpoint_session",
     "open_session",
+    "run_failure",
 ]
 
 #: Samples per forward pass of a :class:`PassSession` when the caller does not choose.
@@ -120,6 +122,9 @@ class _Executable:
         The batch size the model requires, or None.
     tmap:
         Canonical name -> variable or :class:`_Slot`.
+    node_ops:
+        Node name -> op type, for the graph and its library functions (names
+        the op in run-time errors; empty when unknown).
     """
 
     input_shape: tuple
@@ -129,6 +134,7 @@ class _Executable:
     fixed_batch: int | None = None
     tmap: TensorMap
     signatures: list[str] = []
+    node_ops: dict[str, str] = {}
 
     def value(self, name: str) -> np.ndarray:
         """The current values of tensor ``name``."""
@@ -258,6 +264,7 @@ class SavedModelExecutable(_Executable):
         meta = metas[0]
         if not trust:
             check_saved_model(meta, folder)  # before TensorFlow sees the graph
+        self.node_ops = _node_ops(meta.graph_def)
         self.signatures = sorted(k for k in meta.signature_def if not k.startswith("__"))
         if not self.signatures:
             raise EngineError("the SavedModel has no signature to evaluate", folder)
@@ -380,6 +387,7 @@ class GraphDefExecutable(_Executable):
                 raise EngineError(f"the graph has no {what} node {name.split(':')[0]!r}", path)
         if not trust:
             check_graph_def(gd, [out_name], path)  # before TensorFlow sees the graph
+        self.node_ops = _node_ops(gd)
         self.graph = tf.Graph()
         try:
             with self.graph.as_default():
@@ -432,6 +440,114 @@ class GraphDefExecutable(_Executable):
 
 def _op(graph_def: Any, name: str) -> str:
     return next(n.op for n in graph_def.node if n.name == name)
+
+
+def _node_ops(graph_def: Any) -> dict[str, str]:
+    """Node name -> op type, for the graph's nodes, then its library functions' (first one wins)."""
+    ops = {n.name: n.op for n in graph_def.node}
+    for fn in graph_def.library.function:
+        for n in fn.node_def:
+            ops.setdefault(n.name, n.op)
+    return ops
+
+
+# -- run-time failures ------------------------------------------------------------------------
+#: Exceptions TensorFlow raises while running a graph or a model on a batch.
+_RUN_ERRORS: tuple[type[BaseException], ...] = (tf.errors.OpError, ValueError, TypeError)
+
+#: Where TensorFlow's messages name the failing node: ``[[{{node Reshape}}]]``, ``Detected at node 'x'``.
+_NODE_MARK = re.compile(r"\[\[\{\{node ([^}]+)\}\}")
+_DETECTED = re.compile(r"^Detected at node '?([^' ]+)'?")
+#: Context lines around the reason in TensorFlow's run-time messages.
+_CONTEXT = ("Graph execution error", "Detected at node", "Node:", "<stack traces", "Original stack trace")
+
+
+def _run_reason(exc: BaseException) -> tuple[str, str | None]:
+    """``(reason, node)`` of a TensorFlow run-time error: its message's line that says why, and the node.
+
+    TensorFlow wraps the reason: ``Graph execution error:``, ``Detected at
+    node X defined at ...`` with a Python stack, then the reason, then
+    ``[[{{node X}}]]`` and ``[Op:...]``. The reason is the line before the
+    first ``[[{{node`` marker (or the text before the marker on its line);
+    without a marker, the first line that is no context.
+    """
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    lines = [line.rstrip() for line in text.splitlines()]
+    node_def = getattr(exc, "node_def", None)
+    node = getattr(node_def, "name", None) or None
+    reason = ""
+    for i, line in enumerate(lines):
+        mark = _NODE_MARK.search(line)
+        if mark is None:
+            continue
+        node = node or mark.group(1)
+        reason = line[: mark.start()].strip() or next(
+            (prev.strip() for prev in reversed(lines[:i]) if prev.strip()), ""
+        )
+        break
+    if not reason or reason.startswith(_CONTEXT):
+        reason = next(
+            (
+                line.strip()
+                for line in lines
+                if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT)
+            ),
+            type(exc).__name__,
+        )
+    if node is None:
+        detected = next((m for m in map(_DETECTED.match, lines) if m), None)
+        node = detected.group(1) if detected else None
+    reason = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", reason)
+    return reason, node
+
+
+def _op_of(node: str, node_ops: Mapping[str, str]) -> str | None:
+    """The op type of ``node``, also when TensorFlow prefixed it with its callers' names (``a/b/MatMul``)."""
+    parts = node.split("/")
+    return next((node_ops["/".join(parts[i:])] for i in range(len(parts)) if "/".join(parts[i:]) in node_ops), None)
+
+
+def run_failure(
+    exc: BaseException, shown: Any, *, first: int, count: int, batch_shape: tuple[int, ...],
+    node_ops: Mapping[str, str] | None = None,
+) -> EngineError:  # fmt: skip
+    """The :class:`EngineError` for a model that failed while evaluating samples ``first .. first+count-1``.
+
+    Parameters
+    ----------
+    exc:
+        What TensorFlow raised (usually a ``tf.errors.OpError``).
+    shown:
+        The model file, named in the error.
+    first, count:
+        The held-out samples of the failing batch.
+    batch_shape:
+        The shape of the input batch fed (padding included).
+    node_ops:
+        Node name -> op type of the graph, to name the failing op.
+
+    Returns
+    -------
+    EngineError
+        ``"evaluation failed at node 'Reshape' (op Reshape) on held-out samples
+        0-99 (input batch of shape (100, 4)): InvalidArgumentError: Input to
+        reshape is a tensor with 400 values, but the requested shape requires a
+        multiple of 3"``.
+    """
+    reason, node = _run_reason(exc)
+    op = getattr(getattr(exc, "node_def", None), "op", None) or (
+        _op_of(node, node_ops or {}) if node else None
+    )
+    where = ""
+    if node:
+        where = f" at node {node!r}" + (f" (op {op})" if op else "")
+    samples = f"sample {first}" if count == 1 else f"samples {first}-{first + count - 1}"
+    kind = type(exc).__name__
+    return EngineError(
+        f"evaluation failed{where} on held-out {samples} (input batch of shape {tuple(batch_shape)}): "
+        f"{kind}: {reason}",
+        shown,
+    )
 
 
 # -- a session of full passes ----------------------------------------------------------------
@@ -559,8 +675,10 @@ class PassSession:
         Raises
         ------
         EngineError
-            When no held-out set is set, or an edited tensor is unknown or has
-            the wrong shape or dtype (nothing is assigned then).
+            When no held-out set is set, an edited tensor is unknown or has
+            the wrong shape or dtype (nothing is assigned then), or the model
+            fails while running (:func:`run_failure`: the node, its op, the
+            samples and TensorFlow's reason).
         EvaluationCancelled
             When ``should_stop()`` returned True.
         """
@@ -573,7 +691,18 @@ class PassSession:
         for b, xb in enumerate(batches):
             if should_stop is not None and should_stop():
                 raise EvaluationCancelled()
-            outs = self.exe.run(xb)
+            try:
+                outs = self.exe.run(xb)
+            except _RUN_ERRORS as exc:
+                first = b * self.batch_size
+                raise run_failure(
+                    exc,
+                    self.model_path,
+                    first=first,
+                    count=min(self.batch_size, self.num_samples - first),
+                    batch_shape=xb.shape,
+                    node_ops=self.exe.node_ops,
+                ) from exc
             scores = outs[self._scored] if self._scored is not None else None
             scorer.add(outs, scores, False)
             if progress is not None:
