@@ -54,7 +54,7 @@ def _no_leftover_processes():
 # -- GUI fixtures (Qt imported only when a GUI test asks for them) -------------------
 
 #: How long a GUI test's threads may take to end after it (they are joined, not slept on).
-THREAD_GRACE_S = 5.0
+THREAD_GRACE_S = float(os.environ.get("WEIGHTLAB_TEST_THREAD_GRACE_S", "5"))
 
 
 @pytest.fixture(autouse=True)

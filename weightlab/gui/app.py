@@ -25,8 +25,9 @@ def run_app(
     data:
         Held-out ``.npz`` to evaluate on (default: one named like the model beside it).
     screenshot:
-        When given, wait until the baseline evaluation (or a clear
-        "evaluation off" state) is shown, save ``window.grab()`` to this PNG and quit.
+        When given, wait until the model is open and the baseline evaluation
+        (or a clear "evaluation off" state) is shown, save ``window.grab()``
+        to this PNG and quit.
     """
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
@@ -58,7 +59,7 @@ def run_app(
         timer = QTimer(window)
 
         def poll() -> None:
-            ready = window.session is None or window.eval_panel.settled
+            ready = not window.opening and (window.session is None or window.eval_panel.settled)
             if ready or time.monotonic() > deadline:
                 timer.stop()
                 out.parent.mkdir(parents=True, exist_ok=True)

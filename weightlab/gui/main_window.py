@@ -5,7 +5,7 @@ every button builds an edit and hands it to the session; the window listens to
 the session and refreshes the tree, the views, the history and the evaluation.
 
 Dialogs sit behind small methods (``_error``, ``_ask_unsaved``,
-``_ask_open_path``, ``_ask_save_path``, ``_confirm_overwrite``,
+``_ask_open_path``, ``_ask_save_path``, ``_confirm_overwrite``, ``_confirm_replace``,
 ``_confirm_trust``, ``_ask_value``) so tests can replace them instead of blocking.
 
 Where things are:
@@ -24,6 +24,7 @@ Where things are:
 from __future__ import annotations
 
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -46,6 +47,7 @@ from weightlab.core.edits import Edit, Revert, SetValue, neuron_count, neuron_te
 from weightlab.core.errors import WeightLabError
 from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
+from weightlab.formats import get_format
 
 from .diff_view import CompareDialog, DiffData, DiffView, compute_diff
 from .edit_panel import EditPanel, HistoryView
@@ -91,6 +93,42 @@ def default_save_path(path: Path) -> Path:
     """``<stem>-edited<ext>`` beside the opened file."""
     stem, ext = split_name(path)
     return path.with_name(f"{stem}-edited{ext}")
+
+
+def save_filter(fmt: str) -> str:
+    """The Save As filter for a model of format ``fmt``: only the names that format is written under.
+
+    A ``.keras`` archive gives ``"Keras 3 model archive (*.keras)"``, a legacy
+    HDF5 model ``"Keras legacy HDF5 model or weights (*.h5 *.hdf5)"``, a
+    SavedModel (a folder: any name) ``"TensorFlow SavedModel folder (*)"``.
+    WeightLab saves in the opened model's format and converts nothing
+    (:func:`weightlab.formats.check_destination`). An unknown format (an
+    in-memory model) gives ``"All files (*)"``.
+    """
+    try:
+        handler = get_format(fmt)
+    except WeightLabError:
+        return "All files (*)"
+    label = re.sub(r"\s*\([^)]*\)", "", handler.description).strip()
+    patterns = " ".join(f"*{ext}" for ext in handler.extensions) or "*"
+    return f"{label} ({patterns})"
+
+
+def with_default_extension(path: Path, fmt: str) -> Path:
+    """``path`` with format ``fmt``'s extension added when its name has no extension at all.
+
+    ``edited`` becomes ``edited.keras`` for a ``.keras`` model (what a file
+    dialog's default suffix does); a name with any extension is kept as typed
+    (the save refuses another format's extension with a clear error). A
+    SavedModel folder and a checkpoint prefix keep the name as typed.
+    """
+    if fmt in ("savedmodel", "checkpoint") or path.suffix or not path.name:
+        return path
+    try:
+        extensions = get_format(fmt).extensions
+    except WeightLabError:
+        return path
+    return path.with_name(path.name + extensions[0]) if extensions else path
 
 
 def guess_heldout(model_path: Path) -> Path | None:
@@ -443,6 +481,14 @@ class MainWindow(QMainWindow):
         )
         return ans == B.Yes
 
+    def _confirm_replace(self, path: Path) -> bool:
+        """Confirm replacing an existing file (other than the opened one) that the dialog did not ask about."""
+        B = QMessageBox.StandardButton
+        ans = QMessageBox.question(
+            self, "Replace file?", f"{path}\nalready exists. Replace it?", B.Yes | B.Cancel, B.Cancel
+        )
+        return ans == B.Yes
+
     def _ask_value(self, title: str, label: str, value: float) -> float | None:
         """A number from a small dialog (starting at ``value``), or None when cancelled."""
         new, ok = QInputDialog.getDouble(self, title, label, value, -1e30, 1e30, 8)
@@ -682,10 +728,17 @@ class MainWindow(QMainWindow):
         if self.session is None:
             return False
         opened = self.session.model.path
-        chosen = self._ask_save_path("Save edited model as", default_save_path(opened), MODEL_FILTER)
+        fmt = self.session.model.format
+        title = "Save edited model as (a new folder)" if fmt == "savedmodel" else "Save edited model as"
+        chosen = self._ask_save_path(title, default_save_path(opened), save_filter(fmt))
         if not chosen:
             return False
-        out = Path(chosen)
+        out = with_default_extension(Path(chosen), fmt)
+        if out != Path(chosen) and out.exists() and not (opened.exists() and os.path.samefile(out, opened)):
+            # The dialog asked about the name as typed, not about this one.
+            if not self._confirm_replace(out):
+                self.statusBar().showMessage(f"Not saved: {out.name} is left as it was", 5000)
+                return False
         overwrite = False
         if out.exists() and opened.exists() and os.path.samefile(out, opened):
             if not self._confirm_overwrite(out):
