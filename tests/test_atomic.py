@@ -217,3 +217,16 @@ def test_save_allows_own_and_unclaimed_extensions(demo_paths, tmp_path, kind, ou
         save_model(m, {}, tmp_path / out)
     with open_model(tmp_path / out) as again:
         assert again.format == m.format
+
+
+def test_previous_folder_moved_aside_by_a_killed_swap_is_put_back(tmp_path, dead_pid):
+    aside = _stale(tmp_path, "sm", dead_pid, ".old")
+    aside.mkdir()
+    (aside / "saved_model.pb").write_bytes(b"previous")
+    assert remove_stale_temps(tmp_path) == []  # restored, not removed
+    assert [p.name for p in tmp_path.iterdir()] == ["sm"]
+    assert (tmp_path / "sm" / "saved_model.pb").read_bytes() == b"previous"
+    # Killed after the new folder took the name: the previous one is a leftover.
+    aside.mkdir()
+    assert remove_stale_temps(tmp_path) == [aside]
+    assert (tmp_path / "sm" / "saved_model.pb").read_bytes() == b"previous"

@@ -52,6 +52,11 @@ TEMP_MARK = ".weightlab-tmp-"
 
 # ``{TEMP_MARK}{pid}-{random}``: the last such group in a name is the writer's.
 _TEMP_RE = re.compile(re.escape(TEMP_MARK) + r"(\d{1,10})-([0-9a-f]{8,32})")
+#: Suffix of the name :func:`atomic_folder` moves the previous target to while swapping.
+_ASIDE = ".old"
+_ASIDE_RE = re.compile(
+    r"^\.(.+)" + re.escape(TEMP_MARK) + r"\d{1,10}-[0-9a-f]{8,32}" + re.escape(_ASIDE) + "$"
+)
 
 
 def temp_path(
@@ -184,6 +189,11 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     descending into links. Best effort: an entry that cannot be removed (or
     vanishes meanwhile, e.g. because another process cleans too) is skipped.
 
+    A previous target that :func:`atomic_folder` had moved aside when its
+    process was killed, before the new folder took its place, is renamed
+    back to its name instead (the target is missing then), so a kill never
+    loses the previous content.
+
     Parameters
     ----------
     folder : str or os.PathLike
@@ -205,7 +215,11 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
         if pid is None or pid_alive(pid):
             continue
         path = folder / entry
+        aside = _ASIDE_RE.match(entry)
         try:
+            if aside and not os.path.lexists(folder / aside.group(1)):
+                os.rename(path, folder / aside.group(1))  # killed mid-swap: put the previous target back
+                continue
             remove_tree(path)
         except OSError:
             continue
@@ -271,9 +285,10 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
     removed and ``target`` is untouched. Stale temporary entries of dead
     processes beside ``target`` are removed first.
 
-    The swap is two renames: a kill between them leaves the previous content
-    under a temporary name beside ``target`` (never a half-built ``target``);
-    the next save or open there removes it.
+    The swap is two renames: a kill between them leaves no ``target`` and the
+    previous content under a temporary name beside it (never a half-built
+    ``target``); the next save or open there renames it back
+    (:func:`remove_stale_temps`).
 
     Parameters
     ----------
@@ -303,7 +318,7 @@ def atomic_folder(target: str | os.PathLike[str]) -> Iterator[Path]:
                     _fsync_file(p)
         old: Path | None = None
         if os.path.lexists(target):
-            old = temp_path(parent, target.name, suffix=".old", directory=True)
+            old = temp_path(parent, target.name, suffix=_ASIDE, directory=True)
             os.rmdir(old)  # reserve a unique name, then move the target there
             os.rename(target, old)
         try:
