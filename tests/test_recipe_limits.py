@@ -7,11 +7,13 @@ import os
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from weightlab import cli
-from weightlab.core.edits import Scale
+from weightlab.core.edits import MAX_NAME_LENGTH, Scale
 from weightlab.core.errors import RecipeError
+from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
 from weightlab.core.recipe import (
     MAX_INTEGER_DIGITS,
     MAX_RECIPE_BYTES,
@@ -21,6 +23,7 @@ from weightlab.core.recipe import (
     load_recipe,
     parse_recipe,
 )
+from weightlab.core.session import EditSession
 
 STEP = {"op": "scale", "target": "dense/kernel", "factor": 0.5}
 
@@ -127,3 +130,23 @@ def test_cli_reports_one_line_and_writes_nothing(demo_paths, tmp_path, capfd, na
     assert err.count("\n") == 1 and str(recipe) in err and fragment in err and "Traceback" not in err
     assert not out.exists() and sorted(os.listdir(tmp_path)) == [name]
     assert sys.getrecursionlimit() < 50_000  # the refusal did not depend on raising it
+
+
+def test_long_names_and_lists_give_short_messages():
+    with pytest.raises(RecipeError, match=f"names of at most {MAX_NAME_LENGTH} characters") as info:
+        parse_recipe({"version": 1, "edits": [{**STEP, "target": ["dense", "k" * 100_000]}]})
+    assert len(str(info.value)) < 300
+    kernel = np.zeros((3, 4), np.float32)
+
+    class Reader:
+        def read(self, info):
+            return kernel.copy()
+
+        def close(self):
+            pass
+
+    info = TensorInfo("dense/kernel", "dense", "kernel", "k", (3, 4), "float32")
+    s = EditSession(ModelFile("m.h5", "h5", [LayerInfo("dense", "Dense", [info])], Reader()))
+    with pytest.raises(RecipeError, match=r"has 4 output neurons \(0..3\); got \[4, 5, 6, 7, 8, 9, 10, 11, \.\.\.\]") as info:
+        s.apply_recipe({"version": 1, "edits": [{"op": "zero_neurons", "target": "dense", "neurons": list(range(100_000))}]})
+    assert len(str(info.value)) < 300 and s.position == 0

@@ -265,6 +265,9 @@ def _fmt(v: Any) -> str:
 
 # -- parsing recipe steps ----------------------------------------------------------
 
+#: Longest tensor/layer name or glob accepted in a recipe's target.
+MAX_NAME_LENGTH = 4096
+
 #: How each parameter name is validated in recipes: kind, plus a range/choices.
 _PARAM_KINDS: dict[str, tuple[str, Any]] = {
     "target": ("target", None),
@@ -346,6 +349,9 @@ def _coerce(op: str, name: str, value: Any, where: str) -> Any:
         return RecipeError(f"{where} ({op}): parameter {name!r} must be {expected}; got {_short_repr(value)}")
 
     if kind == "target":
+        names = [value] if isinstance(value, str) else value
+        if isinstance(names, list) and any(isinstance(v, str) and len(v) > MAX_NAME_LENGTH for v in names):
+            raise bad(f"names of at most {MAX_NAME_LENGTH} characters")
         if isinstance(value, str) and value:
             return value
         if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
@@ -772,7 +778,7 @@ class _NeuronEdit(Edit):
         bad = [i for i in self.neurons if i >= n]
         if bad:
             what = "output neurons" if self.axis == "out" else "input units"
-            raise RecipeError(f"{self.op}: {self.target!r} has {n} {what} (0..{n - 1}); got {bad}")
+            raise RecipeError(f"{self.op}: {self.target!r} has {n} {what} (0..{n - 1}); got {_fmt(tuple(bad))}")
         for extra in names[1:]:
             shp = model.tensor(extra).shape
             if not shp or shp[-1] != n:
