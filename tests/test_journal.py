@@ -503,3 +503,82 @@ def test_a_fifo_or_link_planted_as_a_journal_neither_hangs_nor_is_followed(folde
     assert find_stale(folder) == []
     assert real.exists()  # the link is removed, not what it points to
     assert sorted(os.listdir(folder)) == []
+
+
+#: Applies an endless, deterministic sequence of edits with a journal, printing the position after each.
+_EDITOR = """
+import sys
+import weightlab
+from weightlab.core.journal import SessionJournal
+sys.path.insert(0, sys.argv[3])
+from test_journal import _edit_number
+
+s = weightlab.open(sys.argv[1])
+j = SessionJournal(sys.argv[2])
+j.attach(s)
+i = 0
+while True:
+    s.apply(_edit_number(i))
+    i += 1
+    if i % 5 == 0:
+        s.undo()
+        s.redo()
+    print(i, flush=True)
+"""
+
+
+def _edit_number(i: int):
+    """Edit ``i`` of the sequence the killed editor applies."""
+    kinds = [
+        lambda: Scale(target="dense/bias", factor=1.0 + i / 100),
+        lambda: AddNoise(target="conv2d/kernel", std=0.01, seed=i),
+        lambda: SetValue(target="dense_1/kernel", index=(i % 64, i % 10), value=float(i)),
+        lambda: Clip(target="dense/kernel", min=-1.0 / (i + 1), max=1.0 / (i + 1)),
+    ]
+    return kinds[i % len(kinds)]()
+
+
+def test_sigkill_at_random_moments_restores_a_prefix_of_the_edits(model, folder, tmp_path):
+    import random
+    import signal
+    import subprocess
+    import sys
+
+    rng = random.Random(20261124)
+    for trial in range(5):
+        journals = folder / str(trial)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _EDITOR, str(model), str(journals), str(Path(__file__).parent)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            wanted = rng.randint(3, 60)
+            done = 0
+            while done < wanted:
+                line = proc.stdout.readline()
+                assert line, proc.stderr.read()[-2000:]
+                done = int(line)
+            proc.send_signal(signal.SIGKILL)  # somewhere in the edits after ``done``
+            proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=60)
+            proc.stdout.close()
+            proc.stderr.close()
+        cand, restored = _restore_one(journals)
+        try:
+            n = restored.position
+            assert n >= done and cand.edit_count == n  # nothing that was reported done is lost
+            expected = weightlab.open(model)
+            try:
+                # Killed between an undo and its redo: one step in the redo tail.
+                expected.apply_all([_edit_number(i) for i in range(len(restored.steps))])
+                expected.goto(n)
+                _assert_same(expected, restored)
+            finally:
+                expected.model.close()
+        finally:
+            restored.model.close()
+            cand.discard()
+        assert list(journals.iterdir()) == []
