@@ -204,3 +204,46 @@ def test_the_window_journal_follows_save_and_close(state, model, window, qtbot, 
     assert len(list(iter_journals(state))) == 1
     window.close()
     assert list(iter_journals(state)) == []
+
+
+@pytest.mark.parametrize("answer", ["restore", "later"])
+def test_start_up_offers_the_restore_before_opening_a_file(monkeypatch, qtbot, state, model, tmp_path, answer):
+    from PySide6.QtWidgets import QApplication
+
+    from weightlab.gui.app import run_app
+    from weightlab.gui.journal_restore import JournalController
+    from weightlab.gui.main_window import MainWindow
+
+    _dead_journal(model, state, tmp_path, Clip(target="dense/kernel", min=-0.1, max=0.1))
+    windows, opened, asked = [], [], []
+    real_init = MainWindow.__init__
+
+    def init(self, engine=None, recent=None):
+        real_init(self, engine=EngineAdapter(enabled=False), recent=recent)
+        self._ask_unsaved = lambda: "discard"
+        windows.append(self)
+
+    def run_event_loop(*_args):
+        w = windows[0]
+        if answer == "restore":
+            qtbot.waitUntil(lambda: w.session is not None, timeout=60000)
+        return 0
+
+    monkeypatch.setattr(MainWindow, "__init__", init)
+    monkeypatch.setattr(MainWindow, "open_path", lambda self, p, d=None: opened.append(p))
+    monkeypatch.setattr(JournalController, "ask", lambda self, c: asked.append(c.edit_count) or answer)
+    monkeypatch.setattr(QApplication, "exec", run_event_loop)
+    other = tmp_path / "other.keras"
+    try:
+        assert run_app(other) == 0
+        (w,) = windows
+        assert asked == [1]
+        if answer == "restore":
+            assert opened == [] and w.session.model.path == model and w.session.position == 1
+        else:
+            assert opened == [other] and w.session is None
+    finally:
+        for w in windows:
+            w.close()
+            w.deleteLater()
+    assert len(list(iter_journals(state))) == (1 if answer == "later" else 0)
