@@ -252,8 +252,8 @@ class SavedModelExecutable(_Executable):
     Raises
     ------
     EngineError
-        For an unsafe op (untrusted), an unknown signature or output, a
-        signature with several inputs, or a SavedModel TensorFlow cannot load.
+        For an op that is not on the allowlist (untrusted), an unknown
+        signature or output, a signature with several inputs, or a SavedModel TensorFlow cannot load.
     FormatError
         When ``saved_model.pb`` or the variables cannot be read.
     """
@@ -360,8 +360,8 @@ class GraphDefExecutable(_Executable):
     ------
     EngineError
         When the input or output cannot be found or chosen unambiguously, an
-        unsafe op feeds the output (untrusted), or TensorFlow cannot import
-        the graph.
+        op that is not on the allowlist feeds the output (untrusted), or
+        TensorFlow cannot import the graph.
     """
 
     def __init__(self, path: str, input: str | None, output: str | None, trust: bool):  # noqa: A002
@@ -802,7 +802,7 @@ def open_session(
         Held-out ``.npz``; None to load one later.
     trust:
         Allow code in the file: Lambda layers and custom objects (Keras),
-        unsafe graph ops (SavedModel, GraphDef; see
+        graph ops outside the allowlist (SavedModel, GraphDef; see
         :mod:`weightlab.engine.graph_safety`).
     architecture:
         For a checkpoint: the Keras model file giving its architecture.
