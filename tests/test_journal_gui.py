@@ -247,3 +247,33 @@ def test_start_up_offers_the_restore_before_opening_a_file(monkeypatch, qtbot, s
             w.close()
             w.deleteLater()
     assert len(list(iter_journals(state))) == (1 if answer == "later" else 0)
+
+
+def test_closing_the_window_during_a_restore_keeps_the_journal(make_window, qtbot, state, model, tmp_path, monkeypatch):
+    import threading
+
+    from weightlab.core import journal as core_journal
+    from weightlab.gui import journal_restore
+
+    journal = _dead_journal(model, state, tmp_path, Clip(target="dense/kernel", min=-0.1, max=0.1))
+    started = threading.Event()
+
+    def slow_restore(candidate, stop):
+        started.set()
+        stop.wait()  # still hashing when the window closes
+        return core_journal.restore(candidate, stop=stop)
+
+    monkeypatch.setattr(journal_restore, "restore", slow_restore)
+    w = make_window(EngineAdapter(enabled=False))
+    w.journal.ask = lambda c: "restore"
+    assert w.journal.offer() and w.journal.restoring
+    assert started.wait(30)
+    w.close()
+    from PySide6.QtCore import QCoreApplication
+
+    QCoreApplication.processEvents()  # the thread's queued result arrives now (and must be dropped)
+    assert w.session is None and w.errors == [] and not w.journal.restoring
+    assert journal.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("weightlab-journal-")]
+    (cand,) = find_stale(state)
+    cand.discard()

@@ -46,6 +46,7 @@ class JournalController(QObject):
 
     restored = Signal(object, object)
     restoreFailed = Signal(str, object)
+    _finished = Signal(object, object)  # from the restore thread: (session, candidate)
 
     def __init__(self, parent: QWidget, folder: Path | None = None):
         super().__init__(parent)
@@ -54,7 +55,8 @@ class JournalController(QObject):
         self.journal = SessionJournal(self.folder)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self.restored.connect(self._join)
+        self._closed = False
+        self._finished.connect(self._deliver)
         self.restoreFailed.connect(self._on_failed)
 
     # -- the window's own session ---------------------------------------------------------
@@ -68,6 +70,7 @@ class JournalController(QObject):
 
     def close(self) -> None:
         """The window closes with its edits saved or discarded: remove the journal, stop any restore."""
+        self._closed = True
         self._stop.set()
         self._join()
         self.journal.close()
@@ -125,6 +128,10 @@ class JournalController(QObject):
             candidate.release()
             return False
         self._stop = stop = threading.Event()
+        status = getattr(self._window, "statusBar", None)
+        if status is not None:
+            n = candidate.edit_count
+            status().showMessage(f"Restoring {n} unsaved edit{'s' if n != 1 else ''} to {candidate.model_path}…", 0)
 
         def run() -> None:
             try:
@@ -139,16 +146,26 @@ class JournalController(QObject):
                 session.model.close()
                 candidate.release()
                 return
-            self.restored.emit(session, candidate)
+            self._finished.emit(session, candidate)
 
         self._thread = threading.Thread(target=run, name="weightlab-journal-restore", daemon=True)
         self._thread.start()
         return True
 
+    def _deliver(self, session: EditSession, candidate: Candidate) -> None:
+        """The restore thread's result, on the window's thread: handed on unless the window closed meanwhile."""
+        self._join()
+        if self._closed:
+            session.model.close()
+            candidate.release()
+            return
+        self.restored.emit(session, candidate)
+
     def _on_failed(self, message: str, candidate: Candidate) -> None:
         self._join()
         candidate.release()
-        self._window._error("Cannot restore unsaved edits", message)
+        if not self._closed:
+            self._window._error("Cannot restore unsaved edits", message)
 
     def _join(self, *_args: object) -> None:
         t, self._thread = self._thread, None
