@@ -72,7 +72,7 @@ def _restore_one(folder: Path) -> tuple[J.Candidate, EditSession]:
     cands = find_stale(folder)
     assert len(cands) == 1, cands
     try:
-        return cands[0], restore(cands[0])
+        return cands[0], restore(cands[0], weightlab.open)
     except BaseException:
         cands[0].release()
         raise
@@ -182,7 +182,7 @@ def test_a_save_over_the_opened_file_makes_the_journal_refuse(opened, tmp_path):
     cands = find_stale(_as_if_dead(j, tmp_path))
     assert len(cands) == 1
     with pytest.raises(JournalError, match="changed since"):
-        restore(cands[0])
+        restore(cands[0], weightlab.open)
     cands[0].release()
 
 
@@ -307,7 +307,7 @@ def test_changed_content_is_refused_with_the_same_size_and_mtime(folder, model):
     os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
     (cand,) = find_stale(folder)
     with pytest.raises(JournalError, match=r"content changed \(SHA-256 differs\)") as e:
-        restore(cand)
+        restore(cand, weightlab.open)
     assert str(model) in str(e.value)
     cand.release()
     assert (folder / "journal-999999999-1.jsonl").exists()  # kept: the user decides
@@ -317,7 +317,7 @@ def test_a_touched_but_identical_file_is_restored_when_the_hash_was_recorded(fol
     _write_journal(folder, _header(model, sha256=J.content_hash(model)), CLIP)
     os.utime(model, ns=(1, 1))
     (cand,) = find_stale(folder)
-    s = restore(cand)
+    s = restore(cand, weightlab.open)
     try:
         assert s.position == 1 and s.is_edited("dense/kernel")
     finally:
@@ -338,7 +338,7 @@ def test_a_changed_file_without_a_recorded_hash_is_refused(folder, model, change
     change(model)
     (cand,) = find_stale(folder)
     with pytest.raises(JournalError, match=message):
-        restore(cand)
+        restore(cand, weightlab.open)
     cand.release()
 
 
@@ -346,7 +346,7 @@ def test_another_format_now_is_refused(folder, model, demo_paths):
     _write_journal(folder, _header(model, format="h5"), CLIP)
     (cand,) = find_stale(folder)
     with pytest.raises(JournalError, match="opens as 'keras', not 'h5'"):
-        restore(cand)
+        restore(cand, weightlab.open)
     cand.release()
 
 
@@ -359,7 +359,7 @@ def test_a_journal_pointing_at_a_fifo_is_refused_without_hanging(folder, tmp_pat
     _write_journal(folder, header, CLIP)
     (cand,) = find_stale(folder)
     with pytest.raises(JournalError, match="not a regular file or folder"):
-        restore(cand)
+        restore(cand, weightlab.open)
     cand.discard()
 
 

@@ -258,10 +258,10 @@ def test_closing_the_window_during_a_restore_keeps_the_journal(make_window, qtbo
     journal = _dead_journal(model, state, tmp_path, Clip(target="dense/kernel", min=-0.1, max=0.1))
     started = threading.Event()
 
-    def slow_restore(candidate, stop):
+    def slow_restore(candidate, open_session, stop):
         started.set()
         stop.wait()  # still hashing when the window closes
-        return core_journal.restore(candidate, stop=stop)
+        return core_journal.restore(candidate, weightlab.open, stop=stop)
 
     monkeypatch.setattr(journal_restore, "restore", slow_restore)
     w = make_window(EngineAdapter(enabled=False))

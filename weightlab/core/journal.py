@@ -923,7 +923,7 @@ def replay(history: History, session: EditSession) -> None:
 
 def restore(
     candidate: Candidate,
-    open_session: Callable[[Path], EditSession] | None = None,
+    open_session: Callable[[Path], EditSession],
     stop: threading.Event | None = None,
 ) -> EditSession:
     """Reopen the candidate's file, check that it is unchanged, and replay its history.
@@ -934,7 +934,8 @@ def restore(
     Parameters
     ----------
     open_session:
-        Opens a model as a session; :func:`weightlab.open` when omitted.
+        Opens a model as a session (:func:`weightlab.open`; the core does
+        not import the formats itself).
 
     Raises
     ------
@@ -944,10 +945,6 @@ def restore(
         When the file cannot be opened or an edit does not fit it.
     """
     candidate.check_unchanged(stop)
-    if open_session is None:
-        import weightlab
-
-        open_session = weightlab.open
     session = open_session(candidate.model_path)
     try:
         if session.model.format != candidate.format:
