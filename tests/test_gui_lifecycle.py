@@ -379,3 +379,26 @@ def test_opener_outcome_reaches_nobody_after_the_opener_is_deleted(qapp, qtbot, 
     loader.release()
     loader.join()
     _run_pending_timers(qtbot)  # its queued outcome, if any, would arrive now
+
+
+# -- unexpected errors -----------------------------------------------------------------------------
+def test_an_unexpected_error_is_one_dialog_and_the_window_keeps_running(window, qtbot, demo_paths, capsys):
+    from weightlab.gui.error_dialog import install_error_dialog
+
+    def boom():
+        raise RuntimeError("boom in a slot")
+
+    restore = install_error_dialog(window)
+    try:
+        QTimer.singleShot(0, window, boom)  # an exception escaping a Qt slot
+        qtbot.waitUntil(lambda: len(window.errors) == 1, timeout=5000)
+        t = threading.Thread(target=lambda: 1 / 0)  # ... and one escaping a thread: shown on the GUI thread
+        t.start()
+        t.join()
+        qtbot.waitUntil(lambda: len(window.errors) == 2, timeout=5000)
+    finally:
+        restore()
+    assert window.errors[0].startswith("RuntimeError: boom in a slot\n\nWeightLab keeps running")
+    assert window.errors[1].startswith("ZeroDivisionError: division by zero")
+    assert "Traceback" not in capsys.readouterr().err
+    assert window.open_and_wait(demo_paths["keras"])  # still working

@@ -33,6 +33,7 @@ def run_app(
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from .error_dialog import install_error_dialog
     from .main_window import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -43,6 +44,7 @@ def run_app(
     window = MainWindow()
     window.resize(1400, 900)
     window.show()
+    restore_hooks = install_error_dialog(window)
     # Edits a crash or kill left unsaved are offered first (not in screenshot runs: no dialogs there).
     restoring = screenshot is None and window.journal.offer()
     if path is not None and restoring:
@@ -71,6 +73,9 @@ def run_app(
 
         timer.timeout.connect(poll)
         timer.start(200)
-    rc = app.exec()
+    try:
+        rc = app.exec()
+    finally:
+        restore_hooks()
     window.engine.shutdown()
     return code["rc"] or rc
