@@ -155,6 +155,15 @@ def test_ops_named_by_function_attributes_and_gradient_functions_are_checked(bas
     _node(gd, "probs").input.append("^call")
     with pytest.raises(EngineError, match=r"op WriteFile"):
         gs.check_graph_def(gd, ["probs"])
+    # A library function named like a denied op is no disguise.
+    gd = _graph(data)
+    fake = gd.library.function.add()
+    fake.signature.name = "ReadFile"
+    fake.node_def.add(name="noop", op="NoOp")
+    gd.node.add(name="disguised", op="ReadFile")
+    _node(gd, "probs").input.append("^disguised")
+    with pytest.raises(EngineError, match=r"op ReadFile, which reads a file .* node 'disguised' of the graph"):
+        gs.check_graph_def(gd, ["probs"])
     # A gradient function registered for a called function is scanned with it.
     gd = _graph(data)
     grad = gd.library.function.add()

@@ -547,7 +547,8 @@ def _attr_refs(node: Any) -> Iterator[tuple[str, str]]:
     """``(attribute, function or op name)`` for every function-valued attribute of ``node``."""
     for key, value in node.attr.items():
         for name, _ in _attr_functions(value):
-            yield key, name
+            if name:  # an unset optional function attribute names nothing
+                yield key, name
 
 
 def _called(node: Any, functions: dict[str, Any]) -> list[str]:
@@ -598,12 +599,20 @@ def _scan(
     A node whose op is a library function is a call; ``extra`` ops are allowed
     besides :data:`ALLOWED_OPS` (checkpoint I/O in a saver).
     """
+
+    def refused(name: str) -> bool:
+        if name in ALLOWED_OPS or name in extra:
+            return False
+        # A library function named like a denied op: TensorFlow refuses to import
+        # such a library, but should it run, the name might mean the op. (Only
+        # ops denied by name: family patterns such as ``^_`` match function names.)
+        return name not in functions or name in DENIED_OPS
+
     for node in nodes:
-        op = node.op
-        if op not in functions and op not in ALLOWED_OPS and op not in extra:
-            yield Violation(op, _reason(op), f"node {node.name!r} of {where}")
+        if refused(node.op):
+            yield Violation(node.op, _reason(node.op), f"node {node.name!r} of {where}")
         for key, name in _attr_refs(node):
-            if name not in functions and name not in ALLOWED_OPS and name not in extra:
+            if refused(name):
                 yield Violation(name, _reason(name), f"attribute {key!r} of node {node.name!r} of {where}")
 
 
