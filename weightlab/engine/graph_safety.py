@@ -227,7 +227,7 @@ ALLOWED_GROUPS: dict[str, frozenset[str]] = {
     "sparse": _names("""
         CSRSparseMatrixComponents CSRSparseMatrixToDense CSRSparseMatrixToSparseTensor
         DenseCountSparseOutput DenseToCSRSparseMatrix DenseToDenseSetOperation
-        DenseToSparseSetOperation DeserializeManySparse DeserializeSparse RaggedCountSparseOutput
+        DenseToSparseSetOperation RaggedCountSparseOutput
         SerializeManySparse SerializeSparse SetSize SparseAdd SparseAddGrad SparseConcat
         SparseCountSparseOutput SparseCross SparseCrossHashed SparseCrossV2 SparseDenseCwiseAdd
         SparseDenseCwiseDiv SparseDenseCwiseMul SparseFillEmptyRows SparseFillEmptyRowsGrad
@@ -412,7 +412,8 @@ _DENIED_GROUPS: tuple[tuple[str, frozenset[str]], ...] = (
         "parses serialized records (evaluation feeds arrays)",
         _names("""
             ParseExample ParseExampleV2 ParseSequenceExample ParseSequenceExampleV2 ParseSingleExample
-            ParseSingleSequenceExample ParseTensor DecodeJSONExample DecodeCompressed
+            ParseSingleSequenceExample ParseTensor DecodeJSONExample DecodeCompressed DeserializeSparse
+            DeserializeManySparse
         """),
     ),
     (
