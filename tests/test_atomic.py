@@ -230,3 +230,21 @@ def test_previous_folder_moved_aside_by_a_killed_swap_is_put_back(tmp_path, dead
     aside.mkdir()
     assert remove_stale_temps(tmp_path) == [aside]
     assert (tmp_path / "sm" / "saved_model.pb").read_bytes() == b"previous"
+
+
+def test_cli_apply_keras_to_h5_name_is_refused(demo_paths, tmp_path):
+    """The reported case: ``apply model.keras r.json -o out.h5`` wrote a zip named .h5."""
+    recipe = tmp_path / "r.json"
+    recipe.write_text('{"version": 1, "edits": [{"op": "scale", "target": "dense/kernel", "factor": 2}]}')
+    r = subprocess.run(
+        [sys.executable, "-m", "weightlab", "apply", str(demo_paths["keras"]), str(recipe), "-o", str(tmp_path / "out.h5")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert (
+        r.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"weightlab: error: {tmp_path / 'out.h5'}: cannot save a Keras")
+    )
+    assert "use a name ending in .keras" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]
