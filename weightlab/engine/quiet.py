@@ -30,6 +30,7 @@ terminal as it is written.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import logging
 import os
@@ -194,11 +195,17 @@ class ChildOutput:
     def last_words(self, wait: float = 2.0, count: int = QUOTED_LINES) -> str:
         """A dead child's last meaningful lines, for an error message (``""`` when none).
 
-        Waits up to ``wait`` seconds for the rest of the output, drops start-up
-        INFO lines and returns the last ``count`` others joined with ``" | "``.
+        Waits up to ``wait`` seconds for the rest of the output and drops
+        start-up INFO lines. When the child reported a fatal signal
+        (``Fatal Python error: Segmentation fault``, from :mod:`faulthandler`),
+        returns that line and the ones after it (the innermost frames);
+        otherwise the last ``count`` lines. Lines are joined with ``" | "``.
         """
         self.join(wait)
         useful = [line.strip() for line in self.lines() if not _NOISE.match(line)]
+        fatal = [i for i, line in enumerate(useful) if line.startswith("Fatal Python error")]
+        if fatal:
+            return " | ".join(useful[fatal[-1] : fatal[-1] + count])
         return " | ".join(useful[-count:])
 
 
@@ -219,6 +226,9 @@ def install_child_output(handle: Any) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     handle.close()
+    # A native crash (TensorFlow on a damaged file) then leaves the Python
+    # stack in the captured output, and the parent's error message quotes it.
+    faulthandler.enable(file=sys.stderr)
 
 
 @contextlib.contextmanager
