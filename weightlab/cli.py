@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unless ``--verbose`` or ``WEIGHTLAB_DEBUG=1``. When stdout is closed early
     (a pipe into ``head``), the command ends quietly with status 141.
     """
-    from weightlab.engine.quiet import quiet_process, set_verbose
+    from weightlab.engine.quiet import is_verbose, quiet_process, set_verbose
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # "weightlab --verbose inspect ..." as well as "weightlab inspect ... --verbose"
@@ -75,13 +75,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _guarded(lambda: _gui(args), sys.stderr, verbose)
     with quiet_process() as err:
         return _guarded(lambda: args.func(args), err, verbose)
-
-
-def is_verbose() -> bool:
-    """True when ``WEIGHTLAB_DEBUG`` is set (see :func:`weightlab.engine.quiet.is_verbose`)."""
-    from weightlab.engine.quiet import is_verbose as verbose
-
-    return verbose()
 
 
 def _guarded(run: Any, err: Any, verbose: bool) -> int:

@@ -13,6 +13,13 @@ flight, starts a new worker and re-sends the last ``open`` so that a new
 edits are not re-sent: the receiver calls :meth:`EngineClient.evaluate` again
 when it sees the new baseline.
 
+The worker's stdout and stderr (TensorFlow's log lines) do not reach the
+terminal: a :class:`~weightlab.engine.quiet.ChildOutput` keeps its last lines,
+and the messages of :class:`~weightlab.engine.events.Crashed` and of the
+requests it fails quote them (``"...; last output: Fatal Python error:
+Segmentation fault | ..."``). With ``WEIGHTLAB_DEBUG=1`` the worker writes to
+the terminal instead.
+
 Programs that use the client must guard their entry point with
 ``if __name__ == "__main__":`` (the ``spawn`` start method re-imports the main
 module in the child).

@@ -14,9 +14,9 @@ that does so:
   (:meth:`ChildOutput.last_words`). The child calls :func:`install_child_output`
   first thing.
 * :func:`quiet_process` does the same for the calling process itself (the
-  ``weightlab`` command, which evaluates in-process): descriptor 2 goes to an
-  unlinked temporary file, and the command writes its own messages to the
-  stream it yields.
+  ``weightlab`` command, which evaluates in-process): descriptor 2 goes to the
+  null device, and the command writes its own messages to the stream it
+  yields.
 * :func:`quiet_libraries` turns off Python warnings and the ``tensorflow``
   and ``absl`` loggers below ERROR.
 
@@ -36,7 +36,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import threading
 import warnings
 from collections import deque
@@ -233,12 +232,11 @@ def install_child_output(handle: Any) -> None:
 
 @contextlib.contextmanager
 def quiet_process() -> Iterator[TextIO]:
-    """Send this process's descriptor 2 to a temporary file; yield a stream on the real stderr.
+    """Send this process's descriptor 2 to the null device; yield a stream on the real stderr.
 
     While the context is open, whatever native libraries and Python's own
-    ``sys.stderr`` write goes to an unlinked temporary file (no leftover),
-    and the caller writes the messages meant for the user to the yielded
-    stream. In verbose mode nothing is redirected and the yielded stream is
+    ``sys.stderr`` write is dropped (``--verbose`` is the way to see it), and
+    the caller writes the messages meant for the user to the yielded stream. In verbose mode nothing is redirected and the yielded stream is
     ``sys.stderr``. Meant for a command-line process; a library must not
     call it (it changes process-wide state).
 
@@ -253,11 +251,17 @@ def quiet_process() -> Iterator[TextIO]:
     quiet_libraries()
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    saved = os.dup(2)
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to keep clean
+        saved = -1
+    if saved < 0:
+        yield sys.stderr
+        return
     real = io.TextIOWrapper(
         io.FileIO(saved, "w", closefd=True), encoding="utf-8", errors="backslashreplace", line_buffering=True
     )
-    with tempfile.TemporaryFile(prefix=f"weightlab-{os.getpid()}-stderr-") as sink:
+    with open(os.devnull, "wb") as sink:
         os.dup2(sink.fileno(), 2)
         try:
             yield real
