@@ -320,8 +320,10 @@ def test_compare_dialog_rows_sorted_and_equal_core(window, demo_paths, tmp_path,
     b = weightlab.open(path)
     window.apply_edit(Scale(target="dense_1", factor=9.0))  # unsaved edits are not compared: file vs file
     expected = compare_models(window.session.model, b.model, window.session.original, b.array)
-    dlg = window.compare_with(path)
-    assert dlg is not None, window.errors
+    with qtbot.waitSignal(window.compareShown, timeout=30000) as shown:
+        assert window.compare_with(path)  # the file is opened off the window's thread
+    dlg = shown.args[0]
+    assert dlg is window.compare_dialog and not window.errors
     qtbot.addWidget(dlg)
     assert dlg.diffs == expected
     assert dlg.row_names() == [d.name for d in expected]
@@ -350,7 +352,7 @@ def test_compare_of_a_large_model_runs_in_the_pool(window, demo_paths, tmp_path,
     _open(window, demo_paths["keras"], "dense/kernel")
 
     with qtbot.waitSignal(window.computer.compared, timeout=30000):
-        assert window.compare_with(path) is None  # the dialog comes when the pool is done
+        assert window.compare_with(path)  # the dialog comes when the pool is done
     dlg = window.compare_dialog
     assert dlg is not None, window.errors
     qtbot.addWidget(dlg)
@@ -365,19 +367,27 @@ def test_compare_of_a_large_model_runs_in_the_pool(window, demo_paths, tmp_path,
     dlg.close()
 
     window.compare_dialog = None
+    start_compare = window.computer.compare
+
+    def compare_then_cancel(*args):
+        token = start_compare(*args)
+        window._comparing[2].canceled.emit()  # what its Cancel button sends
+        return token
+
+    monkeypatch.setattr(window.computer, "compare", compare_then_cancel)
     with qtbot.waitSignal(window.computer.compared, timeout=30000):
         window.compare_with(path)
-        window._comparing[2].canceled.emit()  # what its Cancel button sends
     assert window.compare_dialog is None and window._comparing is None
 
 
-def test_compare_other_architecture_shows_core_error(window, demo_paths, tmp_path):
+def test_compare_other_architecture_shows_core_error(window, demo_paths, tmp_path, qtbot):
     _open(window, demo_paths["keras"], "dense/kernel")
     fake = _fake_session(tmp_path / "other.keras", {"fc": {"kernel": np.ones((2, 3), np.float32)}})
     window._load_session = lambda p: fake
     with pytest.raises(WeightLabError) as info:
         compare_models(window.session.model, fake.model, window.session.array, fake.array)
-    assert window.compare_with(tmp_path / "other.keras") is None
+    assert window.compare_with(tmp_path / "other.keras")
+    qtbot.waitUntil(lambda: len(window.errors) == 1, timeout=10000)
     assert window.errors == [str(info.value)]
     assert window.compare_dialog is None
 

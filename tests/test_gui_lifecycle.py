@@ -402,3 +402,19 @@ def test_an_unexpected_error_is_one_dialog_and_the_window_keeps_running(window, 
     assert window.errors[1].startswith("ZeroDivisionError: division by zero")
     assert "Traceback" not in capsys.readouterr().err
     assert window.open_and_wait(demo_paths["keras"])  # still working
+
+
+def test_compare_opens_its_file_off_the_window_thread_and_can_be_cancelled(window, qtbot, demo_paths, tmp_path):
+    assert window.open_and_wait(demo_paths["keras"])
+    loader = GatedLoader()
+    window._load_session = loader
+    assert window.compare_with(tmp_path / "other.fake")
+    qtbot.waitUntil(lambda: window.compare_progress.isVisible(), timeout=10000)
+    assert window.compare_progress.label.text().startswith("Opening other.fake to compare…")
+    qtbot.mouseClick(window.compare_progress.cancel, Qt.MouseButton.LeftButton)
+    assert not window.compare_progress.isVisible()
+    loader.release()
+    loader.join()
+    _run_pending_timers(qtbot)
+    assert window.compare_dialog is None and window.errors == []
+    assert loader.sessions[0].model._reader.closed

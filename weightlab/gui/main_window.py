@@ -168,12 +168,15 @@ class MainWindow(QMainWindow):
     openFinished(bool):
         Every open the user sees end: True when opened, False when it failed or
         was cancelled (an open superseded by a newer one ends silently).
+    compareShown(CompareDialog):
+        :meth:`compare_with` opened its dialog.
     """
 
     viewShown = Signal(str)
     modelOpened = Signal(object)
     openFailed = Signal(str)
     openFinished = Signal(bool)
+    compareShown = Signal(object)
 
     def __init__(self, engine: EngineAdapter | None = None, recent: RecentFiles | None = None):
         super().__init__()
@@ -196,6 +199,8 @@ class MainWindow(QMainWindow):
         self.computer = TensorComputer(self)
         self.selection = NeuronSelection(self)
         self._opener = ModelOpener(self)
+        self._compare_opener = ModelOpener(self)  # File › Compare with…: its own latest-wins open
+        self._compare_base: EditSession | None = None  # the session a comparison was asked for
         self._session_changes = 0  # session change notifications so far (edits while a file opens)
         self._discard_ok_at: int | None = None  # _session_changes when dropping the session was confirmed
         #: The edit journal of this window's session, and the restore offer (journal_restore.py).
@@ -259,7 +264,9 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.hover_label)
         self.statusBar().addPermanentWidget(self.selection_label)
         self.open_progress = OpenProgress()
+        self.compare_progress = OpenProgress()
         self.statusBar().addPermanentWidget(self.open_progress)
+        self.statusBar().addPermanentWidget(self.compare_progress)
 
     def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
         act = QAction(text, self)
@@ -403,6 +410,9 @@ class MainWindow(QMainWindow):
         self._opener.opened.connect(self._on_opened)
         self._opener.failed.connect(self._on_open_failed)
         self.open_progress.cancel.clicked.connect(self.cancel_open)
+        self._compare_opener.opened.connect(self._on_compare_opened)
+        self._compare_opener.failed.connect(self._on_compare_open_failed)
+        self.compare_progress.cancel.clicked.connect(self.cancel_compare_open)
         self.computer.diffed.connect(self._on_diff)
         self.computer.compareProgress.connect(self._on_compare_progress)
         self.computer.compared.connect(self._on_compared)
@@ -835,7 +845,9 @@ class MainWindow(QMainWindow):
             return
         self.journal.close()  # the edits were saved or discarded
         self._opener.cancel()  # a file still opening is closed by its thread
+        self._compare_opener.cancel()
         self.open_progress.stop()
+        self.compare_progress.stop()
         self._cancel_comparison()
         self.computer.cancel()
         self.engine.shutdown()
@@ -1092,24 +1104,38 @@ class MainWindow(QMainWindow):
         if path:
             self.compare_with(path)
 
-    def compare_with(self, path: str | os.PathLike[str]) -> CompareDialog | None:
+    def compare_with(self, path: str | os.PathLike[str]) -> bool:
         """Open ``path`` and show the per-tensor change from the opened file (as stored) to it.
 
-        Up to :data:`COMPARE_SYNC_PARAMS` parameters the comparison runs here
-        and the dialog is returned; a larger model is compared in the pool
-        behind a progress dialog (Cancel stops it) and the dialog opens when
-        it is done (None is returned). A file of another architecture (other
-        tensor names or shapes) gives an error dialog with the core's message.
+        The file is opened off the window's thread, like :meth:`open_path`
+        (progress and Cancel in the status bar; a newer comparison
+        supersedes it). Then, up to :data:`COMPARE_SYNC_PARAMS` parameters,
+        the comparison runs here; a larger model is compared in the pool
+        behind a progress dialog (Cancel stops it). The dialog is emitted with
+        ``compareShown`` when it opens. A file that cannot be read, or of
+        another architecture (other tensor names or shapes), gives one error
+        dialog with the core's message.
+
+        Returns
+        -------
+        bool
+            True when the comparison started (False: no model is open).
         """
         if self.session is None:
-            return None
+            return False
         p = Path(path)
-        try:
-            other = self._load_session(p)
-        except WeightLabError as e:
-            self._error("Cannot compare", str(e))
-            return None
-        mine = self.session
+        self._compare_base = self.session
+        request = self._compare_opener.open(p, None, self._load_session)
+        self.compare_progress.start(p.name, request.started, "to compare")
+        return True
+
+    def _on_compare_opened(self, request: OpenRequest, other: EditSession) -> None:
+        """The file to compare with was read (GUI thread): compare it with the opened model."""
+        self.compare_progress.stop()
+        mine, p = self.session, request.path
+        if mine is None or mine is not self._compare_base:
+            close_session(other)  # another model was opened meanwhile
+            return
 
         def read_a(name: str):
             return mine.original(name, cache=False)
@@ -1123,8 +1149,9 @@ class MainWindow(QMainWindow):
             except WeightLabError as e:
                 other.model.close()
                 self._error("Cannot compare", str(e))
-                return None
-            return self._show_comparison(other, diffs)
+                return
+            self._show_comparison(other, diffs)
+            return
         self._cancel_comparison()
         stop = threading.Event()
         dialog = QProgressDialog(f"Comparing {mine.model.path.name} with {p.name}…", "Cancel", 0,
@@ -1135,7 +1162,17 @@ class MainWindow(QMainWindow):
         dialog.canceled.connect(stop.set)
         self._comparing = (other, stop, dialog)
         self.computer.compare(mine.model, other.model, read_a, read_b, stop)
-        return None
+
+    def _on_compare_open_failed(self, request: OpenRequest, message: str) -> None:
+        self.compare_progress.stop()
+        self._error("Cannot compare", message)
+
+    def cancel_compare_open(self) -> None:
+        """Stop waiting for the file to compare with (it is closed when its thread ends)."""
+        request = self._compare_opener.cancel()
+        self.compare_progress.stop()
+        if request is not None:
+            self.statusBar().showMessage(f"Comparing with {request.path.name} cancelled", 5000)
 
     def _cancel_comparison(self) -> None:
         if self._comparing is not None:
@@ -1174,6 +1211,7 @@ class MainWindow(QMainWindow):
             self.compare_dialog.close()
         self.compare_dialog = CompareDialog(self.session, other, diffs, self)
         self.compare_dialog.show()
+        self.compareShown.emit(self.compare_dialog)
         return self.compare_dialog
 
     def export_tensor_dialog(self) -> bool:

@@ -208,9 +208,12 @@ class OpenProgress(QWidget):
         self._timer.timeout.connect(self._tick)
         self.hide()
 
-    def start(self, name: str, started: float) -> None:
-        """Show progress for opening ``name`` (requested at monotonic time ``started``) after the delay."""
-        self._name, self._started = name, started
+    def start(self, name: str, started: float, purpose: str = "") -> None:
+        """Show progress for opening ``name`` (requested at monotonic time ``started``) after the delay.
+
+        ``purpose`` follows the name ("Opening other.keras to compare…").
+        """
+        self._name, self._started = f"{name} {purpose}".strip(), started
         self.hide()
         self._timer.start(PROGRESS_DELAY_MS)
 
