@@ -136,6 +136,7 @@ class ModelOpener(QObject):
         or raises; it runs on the new thread and must not touch widgets.
         """
         self.cancel()
+        self.threads()  # forget requests whose threads ended
         request = OpenRequest(next(self._tokens), Path(path), Path(data) if data is not None else None)
         relay = _Relay()
         relay.done.connect(self._on_done)
