@@ -189,6 +189,12 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     descending into links. Best effort: an entry that cannot be removed (or
     vanishes meanwhile, e.g. because another process cleans too) is skipped.
 
+    Liveness is judged on this machine: a process id reused by an unrelated
+    live process keeps the entry (conservative), and a folder shared over a
+    network with another machine writing into it at the same time is not
+    supported (that machine's in-progress entries look stale here; its save
+    then fails cleanly, its target untouched).
+
     A previous target that :func:`atomic_folder` had moved aside when its
     process was killed, before the new folder took its place, is renamed
     back to its name instead (the target is missing then), so a kill never
