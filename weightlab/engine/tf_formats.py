@@ -44,7 +44,7 @@ import numpy as np
 from ..core.errors import EngineError, FormatError, UnsafeFileError
 from ..core.links import check_prefix, check_tree, is_inside
 from ..core.model import LayerInfo, ModelFile, TensorInfo
-from ..formats import register, tfsniff
+from ..formats import check_destination, register, tfsniff
 from ..formats._h5io import file_stat, prepare_changes
 from .tf_reader import TFReaderProcess
 
@@ -214,11 +214,14 @@ class TFFormat:
             For an unknown tensor name.
         FormatError
             For a wrong shape or dtype, a source changed on disk since it was
-            opened, or a destination that cannot be written.
+            opened, a destination whose extension belongs to another format
+            (``x.h5``, ``x.keras``...; see :func:`weightlab.formats.check_destination`),
+            or a destination that cannot be written.
         UnsafeFileError
             When a file of the source is (now) a link leading out of its folder,
             or a special file.
         """
+        check_destination(model, out)
         updates = prepare_changes(model, changed)
         location = model.attrs["location"]
         self._check(None, location)
