@@ -155,3 +155,12 @@ def test_verbose_shows_the_traceback(failing_inspect, capfd, monkeypatch):
     _, err = capfd.readouterr()
     assert "Traceback (most recent call last)" in err
     assert err.endswith("weightlab: error: m.keras: not a model\n")
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(failing_inspect, capfd):
+    # stdout is still open (pytest's capture file): the pipe that broke was another one.
+    failing_inspect.append(BrokenPipeError(32, "Broken pipe"))
+    assert cli.main(["inspect", "m.keras"]) == 1
+    _, err = capfd.readouterr()
+    assert err.startswith("weightlab: error: a pipe to a child process broke")
+    assert len(err.splitlines()) == 1
