@@ -266,7 +266,11 @@ def _subcommand_parser() -> argparse.ArgumentParser:
 def _open(path: Path):
     import weightlab
 
-    return weightlab.open(path)
+    session = weightlab.open(path)
+    # A command replays a recipe once and never undoes: no past weights to keep
+    # (a 100k-step recipe then runs in the memory of the model, not of its history).
+    session.history_budget_bytes = 0
+    return session
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

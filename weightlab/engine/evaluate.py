@@ -62,6 +62,7 @@ __all__ = [
     "evaluate_file",
     "run_errors",
     "run_error_message",
+    "run_reason",
     "assign_arrays",
     "prepare_arrays",
 ]
@@ -89,16 +90,50 @@ class EvaluationCancelled(Exception):
     """Raised by :func:`evaluate` when ``should_stop()`` returned True between batches."""
 
 
-# TensorFlow's run-time messages wrap the reason in context lines; these say nothing about it.
-_CONTEXT_LINES = (
-    "Graph execution error",
-    "Detected at node",
-    "Node:",
-    "Original stack trace",
-    "File ",
-    "[[",
-    "Traceback",
-)
+#: Where TensorFlow's messages name the failing node: ``[[{{node Reshape}}]]``, ``Detected at node 'x'``.
+_NODE_MARK = re.compile(r"\[\[\{\{node ([^}]+)\}\}")
+_DETECTED = re.compile(r"^Detected at node '?([^' ]+)'?")
+#: Context lines around the reason in TensorFlow's run-time messages.
+_CONTEXT = ("Graph execution error", "Detected at node", "Node:", "<stack traces", "Original stack trace")
+
+
+def run_reason(exc: BaseException) -> tuple[str, str | None]:
+    """``(reason, node)`` of a TensorFlow run-time error: its message's line that says why, and the node.
+
+    TensorFlow wraps the reason: ``Graph execution error:``, ``Detected at
+    node X defined at ...`` with a Python stack, then the reason, then
+    ``[[{{node X}}]]`` and ``[Op:...]``. The reason is the line before the
+    first ``[[{{node`` marker (or the text before the marker on its line);
+    without a marker, the first line that is no context.
+    """
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    lines = [line.rstrip() for line in text.splitlines()]
+    node_def = getattr(exc, "node_def", None)
+    node = getattr(node_def, "name", None) or None
+    reason = ""
+    for i, line in enumerate(lines):
+        mark = _NODE_MARK.search(line)
+        if mark is None:
+            continue
+        node = node or mark.group(1)
+        reason = line[: mark.start()].strip() or next(
+            (prev.strip() for prev in reversed(lines[:i]) if prev.strip()), ""
+        )
+        break
+    if not reason or reason.startswith(_CONTEXT):
+        reason = next(
+            (
+                line.strip()
+                for line in lines
+                if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT)
+            ),
+            type(exc).__name__,
+        )
+    if node is None:
+        detected = next((m for m in map(_DETECTED.match, lines) if m), None)
+        node = detected.group(1) if detected else None
+    reason = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", reason)
+    return reason, node
 
 
 def run_error_message(exc: BaseException) -> str:
@@ -118,16 +153,7 @@ def run_error_message(exc: BaseException) -> str:
         line of the message that is not TensorFlow's context (stack traces,
         ``Detected at node``).
     """
-    text = getattr(exc, "message", None) or str(exc)
-    reason = next(
-        (
-            line.strip()
-            for line in text.splitlines()
-            if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT_LINES)
-        ),
-        type(exc).__name__,
-    )
-    node = getattr(getattr(exc, "node_def", None), "name", "") or ""
+    reason, node = run_reason(exc)
     where = f" at node {node!r}" if node else ""
     return f"the model failed{where} while running: {reason}"
 

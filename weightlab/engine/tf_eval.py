@@ -49,7 +49,6 @@ the unedited model is reported (see :mod:`weightlab.engine.scoring`).
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -74,6 +73,7 @@ from .evaluate import (  # noqa: E402
     map_tensors,
     model_layout,
     prepare_arrays,
+    run_reason,
 )
 from .events import Metrics  # noqa: E402
 from .graph_safety import check_graph_def, check_saved_model  # noqa: E402
@@ -455,50 +455,6 @@ def _node_ops(graph_def: Any) -> dict[str, str]:
 #: Exceptions TensorFlow raises while running a graph or a model on a batch.
 _RUN_ERRORS: tuple[type[BaseException], ...] = (tf.errors.OpError, ValueError, TypeError)
 
-#: Where TensorFlow's messages name the failing node: ``[[{{node Reshape}}]]``, ``Detected at node 'x'``.
-_NODE_MARK = re.compile(r"\[\[\{\{node ([^}]+)\}\}")
-_DETECTED = re.compile(r"^Detected at node '?([^' ]+)'?")
-#: Context lines around the reason in TensorFlow's run-time messages.
-_CONTEXT = ("Graph execution error", "Detected at node", "Node:", "<stack traces", "Original stack trace")
-
-
-def _run_reason(exc: BaseException) -> tuple[str, str | None]:
-    """``(reason, node)`` of a TensorFlow run-time error: its message's line that says why, and the node.
-
-    TensorFlow wraps the reason: ``Graph execution error:``, ``Detected at
-    node X defined at ...`` with a Python stack, then the reason, then
-    ``[[{{node X}}]]`` and ``[Op:...]``. The reason is the line before the
-    first ``[[{{node`` marker (or the text before the marker on its line);
-    without a marker, the first line that is no context.
-    """
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    lines = [line.rstrip() for line in text.splitlines()]
-    node_def = getattr(exc, "node_def", None)
-    node = getattr(node_def, "name", None) or None
-    reason = ""
-    for i, line in enumerate(lines):
-        mark = _NODE_MARK.search(line)
-        if mark is None:
-            continue
-        node = node or mark.group(1)
-        reason = line[: mark.start()].strip() or next(
-            (prev.strip() for prev in reversed(lines[:i]) if prev.strip()), ""
-        )
-        break
-    if not reason or reason.startswith(_CONTEXT):
-        reason = next(
-            (
-                line.strip()
-                for line in lines
-                if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT)
-            ),
-            type(exc).__name__,
-        )
-    if node is None:
-        detected = next((m for m in map(_DETECTED.match, lines) if m), None)
-        node = detected.group(1) if detected else None
-    reason = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", reason)
-    return reason, node
 
 
 def _op_of(node: str, node_ops: Mapping[str, str]) -> str | None:
@@ -534,7 +490,7 @@ def run_failure(
         reshape is a tensor with 400 values, but the requested shape requires a
         multiple of 3"``.
     """
-    reason, node = _run_reason(exc)
+    reason, node = run_reason(exc)
     op = getattr(getattr(exc, "node_def", None), "op", None) or (
         _op_of(node, node_ops or {}) if node else None
     )
