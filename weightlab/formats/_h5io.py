@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -238,6 +239,118 @@ def open_h5(source: str | os.PathLike[str] | IO[bytes], path: str | os.PathLike[
     return h5
 
 
+class GuardedWindow(io.RawIOBase):
+    """A read-only file object over ``[start, start + size)`` of another file, for h5py.
+
+    HDF5 reads every file WeightLab opens through one of these (h5py's
+    file-object driver), so each read can be checked before HDF5 parses it:
+    a global heap collection (where HDF5 keeps variable-length strings such
+    as ``model_config`` and ``layer_names``) whose object list makes no
+    progress sends HDF5 1.14's ``H5HG__cache_heap_deserialize`` into an
+    endless loop holding the GIL (a zeroed block in a file is enough). Reads
+    that contain such a collection fail with :class:`OSError` instead, and
+    :attr:`problem` says what was found.
+
+    Parameters
+    ----------
+    fh:
+        An open binary file (closed by :meth:`close`).
+    start, size:
+        The window in ``fh`` (a whole file: ``0`` and its size).
+    """
+
+    def __init__(self, fh: io.BufferedReader, start: int, size: int):
+        self._fh, self._start, self._size, self._pos = fh, start, size, 0
+        self._checked: set[int] = set()
+        #: What a read found wrong (a damaged global heap), or None.
+        self.problem: str | None = None
+
+    def readable(self) -> bool:  # noqa: D102
+        return True
+
+    def seekable(self) -> bool:  # noqa: D102
+        return True
+
+    def tell(self) -> int:  # noqa: D102
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # noqa: D102
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def _pread(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self._size - offset))
+        return os.pread(self._fh.fileno(), n, self._start + offset) if n else b""
+
+    def readinto(self, buf: Any) -> int:  # noqa: D102
+        pos = self._pos
+        n = max(0, min(len(buf), self._size - pos))
+        if n == 0:
+            return 0
+        self._fh.seek(self._start + pos)
+        view = memoryview(buf)[:n]
+        got = self._fh.readinto(view)
+        self._pos += got
+        if got:
+            self._check_heaps(pos, view[:got])
+        return got
+
+    def _check_heaps(self, pos: int, data: memoryview) -> None:
+        """Raise OSError when ``data`` (at ``pos``) holds a global heap collection HDF5 would loop on."""
+        head = self._pread(max(0, pos - 7), min(pos, 7))  # a signature across two reads
+        chunk = head + bytes(data)
+        base = pos - len(head)
+        i = chunk.find(_GCOL)
+        while i >= 0:
+            offset = base + i
+            if offset not in self._checked:
+                self._checked.add(offset)
+                problem = _global_heap_problem(self._pread(offset, _GCOL_MAX_READ))
+                if problem is not None:
+                    self.problem = f"damaged HDF5 file: the global heap collection at byte {offset} {problem}"
+                    raise OSError(self.problem)
+            i = chunk.find(_GCOL, i + 1)
+
+    def archive_fd(self) -> int:
+        """Descriptor of the whole underlying file (for positioned reads at ``start + offset``)."""
+        return self._fh.fileno()
+
+    def close(self) -> None:  # noqa: D102
+        self._fh.close()
+        super().close()
+
+
+#: Signature and version of an HDF5 global heap collection ("GCOL", version 1, 3 reserved bytes).
+_GCOL = b"GCOL\x01\x00\x00\x00"
+#: Most bytes of a collection examined (HDF5 makes them 4 KiB unless one object is larger).
+_GCOL_MAX_READ = 64 * 1024**2
+
+
+def _global_heap_problem(data: bytes) -> str | None:
+    """What would make HDF5 loop on the global heap collection ``data`` starts with, or None.
+
+    Walks the objects exactly as HDF5's ``H5HG__cache_heap_deserialize``
+    does (8-byte lengths): each object advances by its header plus its
+    8-byte-aligned size (object 0, the free space, by its size alone); a step
+    of 0, or one so large that it wraps around, never reaches the end.
+    """
+    if len(data) < 16:
+        return None
+    size = int.from_bytes(data[8:16], "little")
+    end = min(size, len(data))
+    p = 16
+    while p + 16 <= end:
+        idx = int.from_bytes(data[p : p + 2], "little")
+        obj = int.from_bytes(data[p + 8 : p + 16], "little")
+        step = obj if idx == 0 else 16 + ((obj + 7) & ~7)
+        step &= (1 << 64) - 1
+        if step == 0 or step >= 1 << 63:
+            return f"has an object (index {idx}) of impossible size {obj}"
+        p += step
+    return None
+
+
 #: HDF5 files opened on Python file objects and not closed yet. HDF5 closes
 #: leftovers from its own C ``atexit`` handler, after the interpreter is gone;
 #: for a file object that calls back into Python and crashes the process
@@ -251,6 +364,38 @@ def _close_fileobj_files() -> None:
     for h5 in list(_FILEOBJ_FILES):
         with contextlib.suppress(Exception):
             h5.close()
+
+
+def open_guarded(path: str | os.PathLike[str], shown: str | os.PathLike[str]) -> H5Reader:
+    """Open an HDF5 file for reading through a :class:`GuardedWindow` (see there why).
+
+    Tensors of 1 MiB or more are still read with positioned reads on the
+    file's descriptor (:meth:`H5Reader._read_raw`).
+
+    Raises
+    ------
+    FormatError
+        When the file cannot be opened or HDF5 cannot read it; names ``shown``.
+    """
+    with wrap_errors(shown, "open the file"):
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+        try:
+            size = os.fstat(fh.fileno()).st_size
+        except BaseException:
+            fh.close()
+            raise
+    window = GuardedWindow(fh, 0, size)
+    try:
+        h5 = open_h5(window, shown)
+    except FormatError:
+        window.close()
+        if window.problem:
+            raise FormatError(window.problem, shown) from None
+        raise
+    except BaseException:
+        window.close()
+        raise
+    return H5Reader(h5, size, shown, cleanup=window.close, raw=(window.archive_fd, 0), window=window)
 
 
 def str_list(value: Any) -> list[str]:
@@ -311,12 +456,25 @@ class H5Reader:
         path: str | os.PathLike[str],
         cleanup: Callable[[], None] | None = None,
         raw: tuple[Callable[[], int], int] | None = None,
+        window: GuardedWindow | None = None,
     ):
         self.h5 = h5
         self.file_size = file_size
         self.path = path
+        self.window = window
         self._cleanup = cleanup
         self._raw = raw if raw is not None else _raw_source(h5)
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """:func:`wrap_errors`, reporting what the :class:`GuardedWindow` found, if anything."""
+        try:
+            with wrap_errors(self.path, action):
+                yield
+        except FormatError:
+            if self.window is not None and self.window.problem:
+                raise FormatError(self.window.problem, self.path) from None
+            raise
 
     def read(self, info: TensorInfo) -> np.ndarray:
         """Read ``info.key`` (safety-checked); shape ``info.shape``, dtype ``info.dtype``.
@@ -329,7 +487,7 @@ class H5Reader:
         """
         if not self.h5:
             raise FormatError(f"cannot read {info.name!r}: the file is closed", self.path)
-        with wrap_errors(self.path, f"read tensor {info.key!r}"):
+        with self.errors(f"read tensor {info.key!r}"):
             ds = h5safe.dataset(self.h5, info.key, self.file_size, self.path)
             arr = self._read_raw(ds)
             if arr is None:

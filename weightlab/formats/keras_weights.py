@@ -18,7 +18,7 @@ import numpy as np
 from ..core.errors import FormatError
 from ..core.model import ModelFile
 from . import _keras3
-from ._h5io import H5Reader, file_stat, open_h5, save_patched_h5, sniff_h5, wrap_errors
+from ._h5io import file_stat, open_guarded, save_patched_h5, sniff_h5, wrap_errors
 
 name = "weights.h5"
 description = "Keras 3 weights file (.weights.h5)"
@@ -53,10 +53,10 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
     path = Path(path)
     with wrap_errors(path, "open the file"):
         stat = file_stat(path)
-    h5 = open_h5(path, path)
-    reader = H5Reader(h5, stat[0], path)
+    reader = open_guarded(path, path)
+    h5 = reader.h5
     try:
-        with wrap_errors(path, "read the Keras weights layout"):
+        with reader.errors("read the Keras weights layout"):
             if not _is_keras3_store(h5):
                 raise FormatError("not a Keras model file: an HDF5 file without Keras model weights", path)
             layers = _keras3.layers_without_config(h5, reader.file_size, path)

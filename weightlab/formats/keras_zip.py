@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-import io
 import os
 import shutil
 import struct
@@ -38,6 +37,7 @@ from ..core.errors import FormatError, UnsafeFileError
 from ..core.model import ModelFile
 from . import _keras3
 from ._h5io import (
+    GuardedWindow,
     H5Reader,
     atomic_output,
     check_model_config,
@@ -135,44 +135,6 @@ def _check_ratio(info: zipfile.ZipInfo, path: Path) -> None:
         )
 
 
-class _Window(io.RawIOBase):
-    """A read-only file object over ``[start, start + size)`` of another file."""
-
-    def __init__(self, fh: io.BufferedReader, start: int, size: int):
-        self._fh, self._start, self._size, self._pos = fh, start, size, 0
-
-    def readable(self) -> bool:  # noqa: D102
-        return True
-
-    def seekable(self) -> bool:  # noqa: D102
-        return True
-
-    def tell(self) -> int:  # noqa: D102
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # noqa: D102
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def readinto(self, buf: Any) -> int:  # noqa: D102
-        n = max(0, min(len(buf), self._size - self._pos))
-        if n == 0:
-            return 0
-        self._fh.seek(self._start + self._pos)
-        got = self._fh.readinto(memoryview(buf)[:n])
-        self._pos += got
-        return got
-
-    def archive_fd(self) -> int:
-        """Descriptor of the whole archive (for positioned reads at ``start + offset``)."""
-        return self._fh.fileno()
-
-    def close(self) -> None:  # noqa: D102
-        self._fh.close()
-        super().close()
-
-
 def _data_offset(path: str | os.PathLike[str], info: zipfile.ZipInfo) -> int:
     """Offset in the archive of a member's (stored) data, from its local header."""
     with builtins.open(path, "rb") as fh:
@@ -203,9 +165,14 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
         raise FormatError(f"{info.filename} is encrypted", path)
     if info.compress_type == zipfile.ZIP_STORED:
         start = _data_offset(path, info)
-        window = _Window(builtins.open(path, "rb"), start, info.file_size)  # noqa: SIM115 - closed by the reader
+        window = GuardedWindow(builtins.open(path, "rb"), start, info.file_size)  # noqa: SIM115 - closed by the reader
         try:
             h5 = open_h5(window, path)
+        except FormatError:
+            window.close()
+            if window.problem:
+                raise FormatError(window.problem, path) from None
+            raise
         except BaseException:
             window.close()
             raise
@@ -213,7 +180,7 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
         with contextlib.suppress(Exception):
             if h5.userblock_size == 0:
                 raw = (window.archive_fd, start)
-        return H5Reader(h5, info.file_size, path, cleanup=window.close, raw=raw)
+        return H5Reader(h5, info.file_size, path, cleanup=window.close, raw=raw, window=window)
     _check_ratio(info, path)
     folder = Path(tempfile.gettempdir())
     remove_stale_temps(folder)  # copies left by killed WeightLab processes
@@ -336,7 +303,7 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
                         )
                     raise FormatError(f"the archive has no {WEIGHTS}", path)
                 reader = _open_weights(path, zf, info)
-                with wrap_errors(path, f"read {WEIGHTS}"):
+                with reader.errors(f"read {WEIGHTS}"):
                     layers = _keras3.layers_from_config(reader.h5, config, reader.file_size, path)
                 if crc is not None:
                     crc.result()

@@ -39,7 +39,7 @@ from ._h5io import (
     file_stat,
     layer_config,
     load_json,
-    open_h5,
+    open_guarded,
     save_patched_h5,
     sniff_h5,
     str_list,
@@ -118,10 +118,10 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
     path = Path(path)
     with wrap_errors(path, "open the file"):
         stat = file_stat(path)
-    h5 = open_h5(path, path)
-    reader = H5Reader(h5, stat[0], path)
+    reader = open_guarded(path, path)
+    h5 = reader.h5
     try:
-        with wrap_errors(path, "read the Keras HDF5 layout"):
+        with reader.errors("read the Keras HDF5 layout"):
             return _open(h5, reader, path, stat)
     except BaseException:
         reader.close()
