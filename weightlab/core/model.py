@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -234,11 +234,122 @@ class ModelFile:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @classmethod
+    def from_arrays(
+        cls,
+        arrays: Mapping[str, Any],
+        path: str | Path = "<in-memory>",
+        *,
+        format: str = "memory",
+        classes: Mapping[str, str] | None = None,
+        non_trainable: Iterable[str] = (),
+        config: dict[str, Any] | None = None,
+        attrs: Mapping[str, Any] | None = None,
+    ) -> ModelFile:
+        """A model held in memory, built from named NumPy arrays.
+
+        Layers are grouped by the part of each name before its last ``/``
+        (``"block1/conv/kernel"`` belongs to layer ``block1/conv``), in the
+        order their first tensor appears in ``arrays``; a name without ``/``
+        is a layer of its own with one weight of the same name. The arrays are
+        copied once and kept read-only, so changing the caller's arrays later
+        does not change the model. A session over it edits and evaluates like
+        any other, but has no writer: :meth:`EditSession.save` raises
+        :class:`WeightLabError` (export :meth:`EditSession.edited_arrays`
+        instead).
+
+        Parameters
+        ----------
+        arrays:
+            ``{"layer/weight": array_like}``; each value becomes an array of
+            numeric or boolean dtype, any shape.
+        path:
+            A name shown as the model's file (nothing is read or written there).
+        format:
+            Format name for display (``"memory"``).
+        classes:
+            ``{layer: Keras class name}`` (``{"dense": "Dense"}``); layers not
+            named get ``""``. Neuron edits that look at the architecture (a
+            ``DepthwiseConv2D`` kernel, BatchNorm silencing) use them.
+        non_trainable:
+            Canonical names of non-trainable tensors (BatchNorm moving statistics).
+        config, attrs:
+            As for :class:`ModelFile`.
+
+        Returns
+        -------
+        ModelFile
+            Reading a tensor returns a new array of its shape and dtype.
+
+        Raises
+        ------
+        FormatError
+            When a name is empty or ends with ``/``, a value is not numeric, or
+            ``non_trainable`` names a tensor that ``arrays`` does not have.
+        """
+        from .errors import FormatError
+
+        values: dict[str, np.ndarray] = {}
+        layers: dict[str, list[TensorInfo]] = {}
+        frozen_names = set(non_trainable)
+        unknown = frozen_names - set(arrays)
+        if unknown:
+            raise FormatError(f"non_trainable names unknown tensor(s) {', '.join(sorted(unknown))}", path)
+        for name, value in arrays.items():
+            if not isinstance(name, str) or not name or name.endswith("/"):
+                raise FormatError(f"tensor names must be 'layer/weight'; got {name!r}", path)
+            arr = np.array(value, copy=True)
+            if arr.dtype.kind not in "biufc":
+                raise FormatError(f"tensor {name!r} has non-numeric dtype {arr.dtype}", path)
+            arr.flags.writeable = False
+            values[name] = arr
+            layer, _, weight = name.rpartition("/")
+            layer = layer or weight
+            layers.setdefault(layer, []).append(
+                TensorInfo(name, layer, weight, name, arr.shape, arr.dtype.name, name not in frozen_names)
+            )
+        kinds = dict(classes or {})
+        return cls(
+            path,
+            format,
+            [LayerInfo(layer, kinds.get(layer, ""), tensors) for layer, tensors in layers.items()],
+            ArrayReader(values),
+            config=config,
+            attrs=attrs,
+        )
+
     def __repr__(self) -> str:
         return (
             f"ModelFile({str(self.path)!r}, format={self.format!r}, "
             f"layers={len(self.layers)}, tensors={len(self.tensors)})"
         )
+
+
+class ArrayReader:
+    """A :class:`TensorReader` over arrays held in memory (see :meth:`ModelFile.from_arrays`).
+
+    Parameters
+    ----------
+    values:
+        ``{canonical name: array}``; the arrays are used as given (not copied).
+
+    Attributes
+    ----------
+    closed:
+        True once :meth:`close` was called.
+    """
+
+    def __init__(self, values: Mapping[str, np.ndarray]):
+        self._values = dict(values)
+        self.closed = False
+
+    def read(self, info: TensorInfo) -> np.ndarray:
+        """Return a new, writable copy of the values of ``info``."""
+        return self._values[info.name].copy()
+
+    def close(self) -> None:
+        """Mark the reader closed (memory is released with the model)."""
+        self.closed = True
 
 
 def _suggest(name: str, names: Mapping[str, object] | list[str]) -> str:
