@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeEngine
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 
@@ -226,27 +227,8 @@ def test_recent_files_and_heldout_guess(window, demo_paths, config_dir):
 def test_engine_adapter_drops_stale_results(qtbot):
     from weightlab.engine.events import Metrics, Result
 
-    class FakeClient:
-        def __init__(self, on_event):
-            self.on_event, self.ids = on_event, iter(range(1, 100))
-
-        def start(self):
-            pass
-
-        def open(self, *a, **k):
-            return next(self.ids)
-
-        def evaluate(self, edited, tag=None):
-            return next(self.ids)
-
-        def cancel(self):
-            pass
-
-        def shutdown(self, timeout=5):
-            pass
-
-    clients = []
-    adapter = EngineAdapter(client_factory=lambda cb: clients.append(FakeClient(cb)) or clients[-1])
+    engine = FakeEngine()
+    adapter = EngineAdapter(client_factory=engine)
     assert adapter.open("m.keras", "d.npz")
     adapter.evaluate({}, tag=1)  # request 2
     adapter.evaluate({}, tag=2)  # request 3 supersedes 2
@@ -254,8 +236,8 @@ def test_engine_adapter_drops_stale_results(qtbot):
     adapter.result.connect(got.append)
     m = Metrics(accuracy=0.5, loss=1.0)
     with qtbot.waitSignal(adapter.result, timeout=5000):
-        clients[0].on_event(Result(2, 1, False, m))  # stale: dropped
-        clients[0].on_event(Result(3, 2, False, m))
+        engine.clients[0].on_event(Result(2, 1, False, m))  # stale: dropped
+        engine.clients[0].on_event(Result(3, 2, False, m))
     assert [r.request_id for r in got] == [3]
     adapter.shutdown()
 

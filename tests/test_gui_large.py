@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fakes import FakeEngine, memory_session
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -38,64 +39,6 @@ BIG = (2500, 1700)
 
 
 # -- helpers ------------------------------------------------------------------------------
-class FakeClient:
-    """Stands in for ``EngineClient``: records calls, numbers requests, sends nothing by itself."""
-
-    def __init__(self, on_event):
-        self.on_event = on_event
-        self.ids = iter(range(1, 1000))
-        self.opened: list[tuple[tuple, dict]] = []
-
-    def start(self):
-        pass
-
-    def open(self, model_path, data_path=None, *, trust=False, architecture=None, signature=None, output=None):
-        self.opened.append(((model_path, data_path), {"architecture": architecture, "signature": signature,
-                                                       "output": output}))
-        return next(self.ids)
-
-    def evaluate(self, edited, tag=None):
-        return next(self.ids)
-
-    def cancel(self):
-        pass
-
-    def shutdown(self, timeout=5):
-        pass
-
-
-class _Factory:
-    """``factory(on_event) -> FakeClient``; has ``open`` so the adapter can inspect its signature."""
-
-    open = FakeClient.open
-
-    def __init__(self):
-        self.clients: list[FakeClient] = []
-
-    def __call__(self, on_event):
-        self.clients.append(FakeClient(on_event))
-        return self.clients[-1]
-
-
-def _memory_session(path: Path, arrays: dict[str, np.ndarray], fmt: str = "fake") -> EditSession:
-    """A session over an in-memory model: ``{"layer/weight": array}``."""
-    layers: dict[str, list[TensorInfo]] = {}
-    for full, arr in arrays.items():
-        lname, wname = full.split("/")
-        layers.setdefault(lname, []).append(TensorInfo(full, lname, wname, full, arr.shape, str(arr.dtype)))
-
-    class Reader:
-        closed = False
-
-        def read(self, info):
-            return arrays[info.name]
-
-        def close(self):
-            Reader.closed = True
-
-    return EditSession(ModelFile(path, fmt, [LayerInfo(n, "Dense", t) for n, t in layers.items()], Reader()))
-
-
 def _reference_block_extreme(img: np.ndarray, fy: int, fx: int) -> np.ndarray:
     """Per block, the value of largest magnitude (positive on ties), by a plain loop over blocks."""
     rows, cols = img.shape
@@ -119,7 +62,7 @@ def big_kernel() -> np.ndarray:
 @pytest.fixture
 def big_window(window, big_kernel, tmp_path, qtbot):
     """The window showing the large kernel (exact view arrived)."""
-    s = _memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel, "big/bias": big_kernel[0].copy()})
+    s = memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel, "big/bias": big_kernel[0].copy()})
     window.set_session(s)
     with qtbot.waitSignal(window.viewShown, timeout=60000):
         window.tree.select("big/kernel")
@@ -140,7 +83,7 @@ def test_running_and_timing_texts():
 
 
 def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, make_window, demo_paths):
-    factory = _Factory()
+    factory = FakeEngine()
     w = make_window(EngineAdapter(client_factory=factory))
     try:
         assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
@@ -187,7 +130,7 @@ def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, ma
 
 
 def test_adapter_keeps_progress_signal_and_drops_stale_estimates(qtbot):
-    factory = _Factory()
+    factory = FakeEngine()
     adapter = EngineAdapter(client_factory=factory)
     assert adapter.open("m.keras", "d.npz")
     adapter.evaluate({}, tag=1)  # request 2
@@ -222,7 +165,7 @@ def test_lod_factors_fit_the_budget():
 
 
 def test_large_tensor_shows_preview_then_exact_histogram(window, big_kernel, tmp_path, qtbot):
-    s = _memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel, "big/bias": big_kernel[0].copy()})
+    s = memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel, "big/bias": big_kernel[0].copy()})
     window.set_session(s)
     order = []
     window.computer.preview.connect(lambda p: order.append(("preview", p)))
@@ -241,7 +184,7 @@ def test_large_tensor_shows_preview_then_exact_histogram(window, big_kernel, tmp
 
 
 def test_preview_is_drawn_lighter_and_labelled(window, big_kernel, tmp_path, qtbot):
-    s = _memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel})
+    s = memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel})
     window.session = s  # draw only: no computation starts
     req = tensor_worker.TensorRequest(1, "big/kernel", s, 50, False, None, big_kernel.size)
     p = tensor_worker.histogram_preview(req, big_kernel)
@@ -359,7 +302,7 @@ def checkpoint_folder(tmp_path_factory) -> Path:
 
 
 def test_open_folder_and_choose_architecture(qtbot, make_window, checkpoint_folder, demo_paths):
-    factory = _Factory()
+    factory = FakeEngine()
     w = make_window(EngineAdapter(client_factory=factory))
     try:
         w._ask_folder = lambda title: str(checkpoint_folder)
@@ -398,11 +341,11 @@ def test_drop_folder_opens_it(window, checkpoint_folder, qtbot):
 
 
 def test_opening_another_model_closes_the_previous_one(window, tmp_path, demo_paths):
-    s = _memory_session(tmp_path / "a.fake", {"a/kernel": np.ones((2, 2), np.float32)})
+    s = memory_session(tmp_path / "a.fake", {"a/kernel": np.ones((2, 2), np.float32)})
     window.set_session(s)
     reader = s.model._reader
     assert window.open_and_wait(demo_paths["keras"])
-    assert type(reader).closed
+    assert reader.closed
 
 
 class _CountingReader:
@@ -420,7 +363,6 @@ class _CountingReader:
 
 
 def _model(shapes, zero_every=3):
-    from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
 
     values, layers = {}, []
     for layer, shape in shapes.items():
@@ -433,7 +375,6 @@ def _model(shapes, zero_every=3):
 
 
 def test_tree_counts_zeros_of_a_large_model_off_the_gui_thread(qtbot):
-    from weightlab.core.session import EditSession
     from weightlab.gui.model_tree import ModelTree
 
     model, _ = _model({"a": (1500, 1000), "b": (1000, 1500)})  # 3M elements: background job
@@ -447,7 +388,6 @@ def test_tree_counts_zeros_of_a_large_model_off_the_gui_thread(qtbot):
 
 
 def test_tree_reads_no_tensor_of_a_huge_model_until_shown(qtbot, monkeypatch):
-    from weightlab.core.session import EditSession
     from weightlab.gui import model_tree
 
     monkeypatch.setattr(model_tree, "READ_FOR_ZEROS_LIMIT", 1000)  # "huge" for this test

@@ -254,7 +254,15 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", help="the output to score: signature output key, graph tensor or Keras output")
     s.set_defaults(func=cmd_eval)
 
-    s = sub.add_parser("apply", parents=[common], help="apply a recipe and save the edited model")
+    from weightlab.core.catalogue import help_text
+
+    s = sub.add_parser(
+        "apply",
+        parents=[common],
+        help="apply a recipe and save the edited model",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     s.add_argument("path", type=Path)
     s.add_argument("recipe", type=Path)
     s.add_argument("-o", "--output", type=Path, required=True)

@@ -1,9 +1,10 @@
 """Declarative parameter forms for every edit op.
 
 Each op of the edit panel is an :class:`OpSpec`: a label, a group, a one-line
-tooltip with the NumPy meaning, its parameters (:class:`Param`) and a
-``build(target, values)`` function that turns the form's values into a
-:class:`weightlab.core.edits.Edit`. One widget, :class:`ParamForm`, renders any
+tooltip with the NumPy meaning (these three from :mod:`weightlab.core.catalogue`),
+its parameters (:class:`Param`, kinds, defaults and ranges from the catalogue
+too) and a ``build(target, values)`` function that turns the form's values into
+a :class:`weightlab.core.edits.Edit`. One widget, :class:`ParamForm`, renders any
 spec, so adding an op is adding a spec, never a new form.
 
 The GUI only builds edit objects; the arithmetic is the core's.
@@ -11,6 +12,7 @@ The GUI only builds edit objects; the arithmetic is the core's.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,8 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from weightlab.core.catalogue import CATALOGUE, ParamInfo
 from weightlab.core.edits import (
-    INITIALIZERS,
     Add,
     AddNoise,
     Clip,
@@ -173,11 +175,11 @@ def parse_index(text: str) -> tuple[int, ...]:
 
 
 # -- the ops ------------------------------------------------------------------------
-
-_RANGE = (
-    Param("min", "min", default=-0.1, tip="lower bound (inclusive)"),
-    Param("max", "max", default=0.1, tip="upper bound (inclusive)"),
-)
+# Labels, groups, NumPy meanings, parameter kinds, defaults, ranges and help come
+# from the core's catalogue (weightlab.core.catalogue); what is written here is
+# the form's own: field labels that read better than a parameter name, the
+# "by" switches between alternative parameters, visibility/enablement rules,
+# steps and decimals, and the ``clip_symmetric`` shorthand.
 
 
 def _is(name: str, *values: str) -> Callable[[Values], bool]:
@@ -192,134 +194,120 @@ def _no_batchnorm(ctx: FormContext, v: Values) -> str | None:
     return None
 
 
-_NEURON_LIST = Param(
-    "neurons", "neurons", kind="indices", default="",
-    tip="neuron indices, e.g. 0, 3, 5-7 (filled from the heatmap/norm selection)",
-)
-_AXIS = Param(
-    "axis", "axis", kind="choice", choices=("out", "in"), default="out",
-    tip="out: output neurons (kernel's last axis and bias); in: input units (kernel's axis -2)",
-)
+def _field(op: str, name: str, **form: Any) -> Param:
+    """The form field of parameter ``name`` of ``op``, from the catalogue; ``form`` overrides."""
+    p: ParamInfo = CATALOGUE[op].param(name)
+    kw: dict[str, Any] = {"name": p.name, "label": p.name, "kind": p.kind, "tip": p.help, "choices": p.choices}
+    if p.kind == "indices":
+        kw["default"] = format_indices(list(p.suggested)) if p.suggested else ""
+    elif p.kind == "index":
+        kw["default"] = ", ".join(str(i) for i in p.suggested)
+    else:
+        kw["default"] = p.suggested
+    if p.lo is not None and math.isfinite(p.lo):
+        kw["lo"] = p.lo
+    if p.hi is not None and math.isfinite(p.hi):
+        kw["hi"] = p.hi
+    if p.unit == "fraction":
+        kw.update(percent=True, decimals=2, step=5.0)
+    elif p.unit == "%":
+        kw.update(suffix=" %", decimals=3, step=0.5)
+    kw.update(form)
+    return Param(**kw)
+
+
+def _op(op: str, params: tuple[Param, ...], build: Callable[[Target, Values], Edit], **form: Any) -> OpSpec:
+    """The panel entry of recipe op ``op``: label, group and tooltip from the catalogue."""
+    info = CATALOGUE[op]
+    kw: dict[str, Any] = {"label": info.label, "group": info.group, "tip": info.meaning,
+                          "neurons": info.target == "layer"}
+    kw.update(form)
+    return OpSpec(op, params=params, build=build, **kw)
+
+
+def _range(op: str) -> tuple[Param, ...]:
+    return (_field(op, "min"), _field(op, "max"))
+
+
+def _neuron_list(op: str) -> Param:
+    return _field(op, "neurons", tip="neuron indices, e.g. 0, 3, 5-7 (filled from the heatmap/norm selection)")
+
+
+_NORMAL = _is("initializer", "random_normal", "truncated_normal")
 
 OPS: tuple[OpSpec, ...] = (
+    _op("clip", _range("clip"), lambda t, v: Clip(target=t, min=v["min"], max=v["max"])),
     OpSpec(
-        "clip", "Clip to range", "Clip",
-        "np.clip(w, min, max): values outside [min, max] become the nearest bound",
-        _RANGE, lambda t, v: Clip(target=t, min=v["min"], max=v["max"]),
-    ),
-    OpSpec(
-        "clip_symmetric", "Clip to ±t", "Clip",
+        "clip_symmetric", "Clip to ±t", CATALOGUE["clip"].group,
         "np.clip(w, -t, t): limit every |w| to the threshold t",
         (Param("t", "threshold t", default=0.1, lo=0.0, tip="symmetric threshold (>= 0)"),),
         lambda t, v: Clip(target=t, min=-v["t"], max=v["t"]),
     ),
-    OpSpec(
-        "clip_percentile", "Clip to percentiles", "Clip",
-        "np.clip(w, np.percentile(w, lower), np.percentile(w, upper)), per tensor",
-        (
-            Param("lower", "lower", default=1.0, lo=0.0, hi=100.0, decimals=3, step=0.5, suffix=" %"),
-            Param("upper", "upper", default=99.0, lo=0.0, hi=100.0, decimals=3, step=0.5, suffix=" %"),
-        ),
+    _op(
+        "clip_percentile",
+        (_field("clip_percentile", "lower"), _field("clip_percentile", "upper")),
         lambda t, v: ClipPercentile(target=t, lower=v["lower"], upper=v["upper"]),
     ),
-    OpSpec(
-        "zero_range", "Zero inside range", "Zero",
-        "w[(w >= min) & (w <= max)] = 0",
-        _RANGE, lambda t, v: ZeroRange(target=t, min=v["min"], max=v["max"]),
-    ),
-    OpSpec(
-        "zero_outside", "Zero outside range", "Zero",
-        "w[(w < min) | (w > max)] = 0",
-        _RANGE, lambda t, v: ZeroOutside(target=t, min=v["min"], max=v["max"]),
-    ),
-    OpSpec(
-        "prune_magnitude", "Prune by magnitude", "Prune",
-        "w[|w| <= threshold] = 0, or zero the smallest |w| up to a target sparsity (per tensor or one global ranking)",
+    _op("zero_range", _range("zero_range"), lambda t, v: ZeroRange(target=t, min=v["min"], max=v["max"])),
+    _op("zero_outside", _range("zero_outside"), lambda t, v: ZeroOutside(target=t, min=v["min"], max=v["max"])),
+    _op(
+        "prune_magnitude",
         (
             Param("by", "by", kind="choice", choices=("sparsity", "threshold"), default="sparsity"),
-            Param("sparsity", "target sparsity", default=0.5, lo=0.0, hi=1.0, percent=True, decimals=2,
-                  step=5.0, visible=_is("by", "sparsity"), tip="fraction of the smallest |w| set to zero"),
-            Param("threshold", "threshold", default=0.01, lo=0.0, visible=_is("by", "threshold"),
-                  tip="entries with |w| <= threshold become zero"),
-            Param("scope", "scope", kind="choice", choices=("tensor", "global"), default="tensor",
-                  tip="tensor: each target on its own; global: one ranking (one threshold) across all targets"),
+            _field("prune_magnitude", "sparsity", label="target sparsity", visible=_is("by", "sparsity")),
+            _field("prune_magnitude", "threshold", visible=_is("by", "threshold")),
+            _field("prune_magnitude", "scope"),
         ),
         lambda t, v: PruneMagnitude(target=t, threshold=v.get("threshold"), sparsity=v.get("sparsity"),
                                     scope=v["scope"]),
     ),
-    OpSpec(
-        "prune_neurons", "Prune neurons (structured)", "Prune",
-        "zero the output neurons/filters with the smallest L1/L2 norm: kernel[..., j] = 0 and bias[j] = 0",
+    _op(
+        "prune_neurons",
         (
             Param("by", "by", kind="choice", choices=("fraction", "count"), default="fraction"),
-            Param("fraction", "fraction", default=0.25, lo=0.0, hi=1.0, percent=True, decimals=2, step=5.0,
-                  visible=_is("by", "fraction"), tip="floor(fraction * neurons) neurons are zeroed"),
-            Param("count", "count", kind="int", default=1, lo=0, hi=10**9, visible=_is("by", "count")),
-            Param("norm", "norm", kind="choice", choices=("l1", "l2"), default="l1"),
+            _field("prune_neurons", "fraction", visible=_is("by", "fraction")),
+            _field("prune_neurons", "count", visible=_is("by", "count")),
+            _field("prune_neurons", "norm"),
         ),
         lambda t, v: PruneNeurons(target=t, count=v.get("count"), fraction=v.get("fraction"), norm=v["norm"]),
-        neurons=True,
     ),
-    OpSpec(
-        "zero_neurons", "Zero neurons (ablate)", "Neurons",
-        "kernel[..., j] = 0 and bias[j] = 0 (axis out), or kernel[..., i, :] = 0 (axis in)",
+    _op(
+        "zero_neurons",
         (
-            _NEURON_LIST,
-            _AXIS,
-            Param("batchnorm", "also silence following BatchNorm", kind="bool", default=False,
-                  disabled=_no_batchnorm,
-                  tip="zero the channel's gamma and beta in the next BatchNormalization so it stays zero"),
+            _neuron_list("zero_neurons"),
+            _field("zero_neurons", "axis"),
+            _field("zero_neurons", "batchnorm", label="also silence following BatchNorm", disabled=_no_batchnorm),
         ),
         lambda t, v: ZeroNeurons(target=t, neurons=v["neurons"], axis=v["axis"],
                                  batchnorm=bool(v.get("batchnorm"))),
-        neurons=True,
     ),
-    OpSpec(
-        "scale_neurons", "Scale neurons", "Neurons",
-        "kernel[..., j] *= factor and bias[j] *= factor (axis out), or kernel[..., i, :] *= factor (axis in)",
-        (_NEURON_LIST, _AXIS, Param("factor", "factor", default=0.5, step=0.1)),
+    _op(
+        "scale_neurons",
+        (_neuron_list("scale_neurons"), _field("scale_neurons", "axis"), _field("scale_neurons", "factor", step=0.1)),
         lambda t, v: ScaleNeurons(target=t, neurons=v["neurons"], axis=v["axis"], factor=v["factor"]),
-        neurons=True,
     ),
-    OpSpec(
-        "scale", "Scale", "Arithmetic", "w * factor",
-        (Param("factor", "factor", default=0.5, step=0.1),),
-        lambda t, v: Scale(target=t, factor=v["factor"]),
-    ),
-    OpSpec(
-        "add", "Add constant", "Arithmetic", "w + value",
-        (Param("value", "value", default=0.01),),
-        lambda t, v: Add(target=t, value=v["value"]),
-    ),
-    OpSpec(
-        "add_noise", "Add Gaussian noise", "Arithmetic",
-        "w + rng.normal(0, std, w.shape); the generator is seeded by (seed, tensor name)",
-        (
-            Param("std", "std", default=0.01, lo=0.0, tip="standard deviation of the noise"),
-            Param("seed", "seed", kind="int", default=0, lo=0, hi=2**31 - 1, tip="same seed, same noise"),
-        ),
+    _op("scale", (_field("scale", "factor", step=0.1),), lambda t, v: Scale(target=t, factor=v["factor"])),
+    _op("add", (_field("add", "value"),), lambda t, v: Add(target=t, value=v["value"])),
+    _op(
+        "add_noise",
+        (_field("add_noise", "std"), _field("add_noise", "seed")),
         lambda t, v: AddNoise(target=t, std=v["std"], seed=v["seed"]),
     ),
-    OpSpec(
-        "set", "Set one value", "Arithmetic",
-        "w[index] = value (or double-click a heatmap cell)",
-        (
-            Param("index", "index", kind="index", default="0, 0", tip="one integer per axis, e.g. 1, 2, 0, 5"),
-            Param("value", "value", default=0.0),
-        ),
+    _op(
+        "set",
+        (_field("set", "index"), _field("set", "value")),
         lambda t, v: SetValue(target=t, index=v["index"], value=v["value"]),
+        tip=CATALOGUE["set"].meaning + " (or double-click a heatmap cell)",
     ),
-    OpSpec(
-        "reinit", "Re-initialize", "Init",
-        "w = initializer(w.shape), Keras' formulas drawn with a seeded NumPy generator",
+    _op(
+        "reinit",
         (
-            Param("initializer", "initializer", kind="choice", choices=INITIALIZERS, default="glorot_uniform"),
-            Param("seed", "seed", kind="int", default=0, lo=0, hi=2**31 - 1),
-            Param("mean", "mean", default=0.0, visible=_is("initializer", "random_normal", "truncated_normal")),
-            Param("stddev", "stddev", default=0.05, lo=0.0,
-                  visible=_is("initializer", "random_normal", "truncated_normal")),
-            Param("minval", "minval", default=-0.05, visible=_is("initializer", "random_uniform")),
-            Param("maxval", "maxval", default=0.05, visible=_is("initializer", "random_uniform")),
+            _field("reinit", "initializer"),
+            _field("reinit", "seed"),
+            _field("reinit", "mean", visible=_NORMAL),
+            _field("reinit", "stddev", visible=_NORMAL),
+            _field("reinit", "minval", visible=_is("initializer", "random_uniform")),
+            _field("reinit", "maxval", visible=_is("initializer", "random_uniform")),
         ),
         lambda t, v: Reinit(target=t, initializer=v["initializer"], seed=v["seed"], mean=v.get("mean"),
                             stddev=v.get("stddev"), minval=v.get("minval"), maxval=v.get("maxval")),
