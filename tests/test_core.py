@@ -24,7 +24,7 @@ from weightlab.core.edits import (
     edit_from_dict,
     neuron_count,
 )
-from weightlab.core.errors import RecipeError, WeightLabError
+from weightlab.core.errors import FormatError, RecipeError, WeightLabError
 from weightlab.core.layout import heatmap_layout
 from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
 from weightlab.core.recipe import load_recipe, parse_recipe, recipe_dict, save_recipe
@@ -507,3 +507,63 @@ def test_neuron_norms_in_blocks_equal_numpy(monkeypatch):
     np.testing.assert_allclose(neuron_norms(k, ord=1), np.abs(flat).sum(axis=0), rtol=1e-12)
     with pytest.raises(ValueError, match="ord must be 1 or 2"):
         neuron_norms(k, ord=3)
+
+
+# -- the in-memory model ------------------------------------------------------------------
+
+
+def test_model_from_arrays_groups_layers_by_the_last_slash():
+    kernel = np.arange(6, dtype=np.float32).reshape(2, 3)
+    m = ModelFile.from_arrays(
+        {"block1/conv/kernel": kernel, "block1/conv/bias": np.zeros(3, np.float16), "dense/kernel": kernel.T,
+         "scalar": np.float64(2.5), "bn/moving_mean": np.ones(3, np.float32)},
+        "notebook",
+        classes={"block1/conv": "Conv2D"},
+        non_trainable=["bn/moving_mean"],
+    )
+    assert [layer.name for layer in m.layers] == ["block1/conv", "dense", "scalar", "bn"]
+    assert [t.weight for t in m.layer("block1/conv").tensors] == ["kernel", "bias"]
+    assert m.layer("block1/conv").class_name == "Conv2D" and m.layer("dense").class_name == ""
+    assert m.tensor("block1/conv/bias").dtype == "float16" and m.tensor("scalar").shape == ()
+    assert not m.tensor("bn/moving_mean").trainable and m.tensor("dense/kernel").trainable
+    assert m.param_count == 6 + 3 + 6 + 1 + 3 and m.format == "memory" and str(m.path) == "notebook"
+
+
+def test_model_from_arrays_keeps_its_own_read_only_copy():
+    kernel = np.ones((2, 2), np.float32)
+    m = ModelFile.from_arrays({"dense/kernel": kernel})
+    kernel[:] = 7  # the caller's array changes later: the model does not
+    a, b = m.read("dense/kernel"), m.read("dense/kernel")
+    assert np.array_equal(a, np.ones((2, 2))) and a is not b and a.flags.writeable
+    a[:] = 3  # a read is the caller's own copy
+    assert np.array_equal(m.read("dense/kernel"), np.ones((2, 2)))
+    m.close()
+    assert m._reader.closed
+
+
+def test_model_from_arrays_in_a_session_edits_and_cannot_save(tmp_path):
+    m = ModelFile.from_arrays({"dense/kernel": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4),
+                               "dense/bias": np.ones(4, np.float32)}, classes={"dense": "Dense"})
+    s = EditSession(m)
+    s.apply(ZeroNeurons(target="dense", neurons=[1]))
+    assert np.all(s.array("dense/kernel")[:, 1] == 0) and s.array("dense/bias")[1] == 0
+    assert not s.array("dense/kernel").flags.writeable
+    with pytest.raises(WeightLabError, match="no writer"):
+        s.save(tmp_path / "out.keras")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arrays", "kwargs", "message"),
+    [
+        ({"": np.zeros(2)}, {}, "tensor names must be"),
+        ({"dense/": np.zeros(2)}, {}, "tensor names must be"),
+        ({"dense/kernel": np.array(["a", "b"])}, {}, "non-numeric dtype"),
+        ({"dense/kernel": np.array([object()])}, {}, "non-numeric dtype"),
+        ({"dense/kernel": np.zeros(2)}, {"non_trainable": ["dense/bias"]}, "unknown tensor"),
+    ],
+)
+def test_model_from_arrays_refuses_bad_input(arrays, kwargs, message):
+    with pytest.raises(FormatError, match=message) as info:
+        ModelFile.from_arrays(arrays, "nb", **kwargs)
+    assert "nb" in str(info.value)

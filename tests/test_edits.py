@@ -25,7 +25,7 @@ from weightlab.core.edits import (
 )
 from weightlab.core.errors import RecipeError
 from weightlab.core.graph import following_batchnorm
-from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
+from weightlab.core.model import ModelFile
 from weightlab.core.recipe import parse_recipe
 from weightlab.core.session import EditSession
 from weightlab.core.stats import neuron_norms
@@ -50,31 +50,18 @@ CLASSES = {
 ALL = [f"{layer}/{w}" for layer, ws in SHAPES.items() for w in ws]
 
 
-class DictReader:
-    def __init__(self, values):
-        self.values = values
-
-    def read(self, info):
-        return self.values[info.name].copy()
-
-    def close(self):
-        pass
-
-
 def build(config=None, dtype="float32", seed=0):
     rng = np.random.default_rng(seed)
-    values, layers = {}, []
+    values = {}
     for layer, ws in SHAPES.items():
-        tensors = []
         for w, shape in ws.items():
-            name = f"{layer}/{w}"
             v = rng.normal(0, 0.3, shape)
             if w == "moving_variance":
                 v = np.abs(v) + 0.5
-            values[name] = v.astype(dtype)
-            tensors.append(TensorInfo(name, layer, w, name, shape, dtype, not w.startswith("moving")))
-        layers.append(LayerInfo(layer, CLASSES[layer], tensors))
-    model = ModelFile("m.keras", "keras", layers, DictReader(values), config=config)
+            values[f"{layer}/{w}"] = v.astype(dtype)
+    moving = [name for name in values if name.rpartition("/")[2].startswith("moving")]
+    model = ModelFile.from_arrays(values, "m.keras", format="keras", classes=CLASSES, non_trainable=moving,
+                                  config=config)
     return EditSession(model), values
 
 
@@ -494,7 +481,7 @@ def test_compare_models_sorts_by_relative_change():
 
 def test_compare_models_refuses_other_architectures():
     s1, _ = build()
-    other = ModelFile("other.keras", "keras", [LayerInfo("x", "Dense", [TensorInfo("x/kernel", "x", "kernel", "k", (2, 2), "float32")])], DictReader({}))
+    other = ModelFile.from_arrays({"x/kernel": np.zeros((2, 2), np.float32)}, "other.keras", classes={"x": "Dense"})
     with pytest.raises(WeightLabError, match="not the same architecture"):
         compare_models(s1.model, other)
 

@@ -29,7 +29,7 @@ from weightlab.core.edits import (
     ZeroNeurons,
 )
 from weightlab.core.errors import WeightLabError
-from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
+from weightlab.core.model import ModelFile
 from weightlab.core.session import EditSession
 from weightlab.gui.diff_view import format_diff
 from weightlab.gui.main_window import MainWindow
@@ -286,27 +286,11 @@ def test_diff_view_numbers_equal_core(window, demo_paths, qtbot):
 
 
 def _fake_session(path: Path, layers: dict[str, dict[str, np.ndarray]], optimizer: bool = False) -> EditSession:
-    """A session over an in-memory model (no file read)."""
-    values: dict[str, np.ndarray] = {}
-    infos = []
-    for lname, weights in layers.items():
-        tensors = []
-        for wname, arr in weights.items():
-            full = f"{lname}/{wname}"
-            values[full] = arr
-            tensors.append(TensorInfo(full, lname, wname, full, arr.shape, str(arr.dtype)))
-        cls = "(optimizer)" if optimizer and lname == "(optimizer)" else "Dense"
-        infos.append(LayerInfo(lname, cls, tensors))
-
-    class Reader:
-        def read(self, info):
-            return values[info.name].copy()
-
-        def close(self):
-            pass
-
+    """A session over an in-memory model (no file read): ``{layer: {weight: array}}``."""
+    arrays = {f"{lname}/{wname}": arr for lname, weights in layers.items() for wname, arr in weights.items()}
+    classes = {lname: "(optimizer)" if optimizer and lname == "(optimizer)" else "Dense" for lname in layers}
     attrs = {"optimizer_layer": "(optimizer)"} if optimizer else {}
-    return EditSession(ModelFile(path, "fake", infos, Reader(), attrs=attrs))
+    return EditSession(ModelFile.from_arrays(arrays, path, format="fake", classes=classes, attrs=attrs))
 
 
 def test_compare_dialog_rows_sorted_and_equal_core(window, demo_paths, tmp_path, qtbot):

@@ -38,7 +38,7 @@ from weightlab.core.edits import (
     ZeroRange,
 )
 from weightlab.core.errors import RecipeError, WeightLabError
-from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
+from weightlab.core.model import ModelFile
 from weightlab.core.session import HISTORY_BUDGET_ENV, EditSession, parse_budget
 
 #: layer -> (class, {weight: (shape, dtype)}); several dtypes on purpose.
@@ -51,28 +51,15 @@ LAYERS = {
 NAMES = [f"{layer}/{w}" for layer, (_, ws) in LAYERS.items() for w in ws]
 
 
-class DictReader:
-    def __init__(self, values):
-        self.values = values
-
-    def read(self, info):
-        return self.values[info.name].copy()
-
-    def close(self):
-        pass
-
-
 def build_model(seed: int = 0) -> ModelFile:
     rng = np.random.default_rng(seed)
-    values, layers = {}, []
-    for layer, (cls, ws) in LAYERS.items():
-        tensors = []
-        for w, (shape, dtype) in ws.items():
-            name = f"{layer}/{w}"
-            values[name] = rng.normal(0, 0.3, shape).astype(dtype)
-            tensors.append(TensorInfo(name, layer, w, name, shape, dtype))
-        layers.append(LayerInfo(layer, cls, tensors))
-    return ModelFile("m.keras", "keras", layers, DictReader(values))
+    values = {
+        f"{layer}/{w}": rng.normal(0, 0.3, shape).astype(dtype)
+        for layer, (_, ws) in LAYERS.items()
+        for w, (shape, dtype) in ws.items()
+    }
+    classes = {layer: cls for layer, (cls, _) in LAYERS.items()}
+    return ModelFile.from_arrays(values, "m.keras", format="keras", classes=classes)
 
 
 def model_nbytes(model: ModelFile) -> int:
@@ -222,8 +209,7 @@ def test_replays_are_correct_with_steps_switched_off():
 
 def test_past_arrays_beyond_the_budget_are_freed():
     kernel = np.random.default_rng(0).normal(0, 0.1, (96, 64)).astype(np.float32)
-    info = TensorInfo("dense/kernel", "dense", "kernel", "k", kernel.shape, "float32")
-    model = ModelFile("m.h5", "h5", [LayerInfo("dense", "Dense", [info])], DictReader({"dense/kernel": kernel}))
+    model = ModelFile.from_arrays({"dense/kernel": kernel}, "m.h5", format="h5", classes={"dense": "Dense"})
 
     def run(budget):
         s = EditSession(model, history_budget_bytes=budget)
@@ -256,8 +242,7 @@ class CountingScale(Scale):
 
 def test_undo_replays_fewer_edits_than_the_checkpoint_interval():
     kernel = np.linspace(-1, 1, 4096, dtype=np.float32).reshape(64, 64)
-    info = TensorInfo("dense/kernel", "dense", "kernel", "k", kernel.shape, "float32")
-    model = ModelFile("m.h5", "h5", [LayerInfo("dense", "Dense", [info])], DictReader({"dense/kernel": kernel}))
+    model = ModelFile.from_arrays({"dense/kernel": kernel}, "m.h5", format="h5", classes={"dense": "Dense"})
     s = EditSession(model, history_budget_bytes=8 * kernel.nbytes)
     ref = EditSession(model, history_budget_bytes=1 << 40)
     for i in range(200):

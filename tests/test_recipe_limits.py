@@ -13,7 +13,7 @@ import pytest
 from weightlab import cli
 from weightlab.core.edits import MAX_NAME_LENGTH, Scale
 from weightlab.core.errors import RecipeError
-from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
+from weightlab.core.model import ModelFile
 from weightlab.core.recipe import (
     MAX_INTEGER_DIGITS,
     MAX_RECIPE_BYTES,
@@ -137,16 +137,7 @@ def test_long_names_and_lists_give_short_messages():
         parse_recipe({"version": 1, "edits": [{**STEP, "target": ["dense", "k" * 100_000]}]})
     assert len(str(info.value)) < 300
     kernel = np.zeros((3, 4), np.float32)
-
-    class Reader:
-        def read(self, info):
-            return kernel.copy()
-
-        def close(self):
-            pass
-
-    info = TensorInfo("dense/kernel", "dense", "kernel", "k", (3, 4), "float32")
-    s = EditSession(ModelFile("m.h5", "h5", [LayerInfo("dense", "Dense", [info])], Reader()))
+    s = EditSession(ModelFile.from_arrays({"dense/kernel": kernel}, "m.h5", format="h5", classes={"dense": "Dense"}))
     with pytest.raises(RecipeError, match=r"has 4 output neurons \(0..3\); got \[4, 5, 6, 7, 8, 9, 10, 11, \.\.\.\]") as info:
         s.apply_recipe({"version": 1, "edits": [{"op": "zero_neurons", "target": "dense", "neurons": list(range(100_000))}]})
     assert len(str(info.value)) < 300 and s.position == 0
