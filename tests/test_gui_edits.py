@@ -428,3 +428,26 @@ def test_optimizer_state_hidden_by_default(window, tmp_path):
     assert not tree.is_hidden("(optimizer)/fc_kernel_m")
     window.act_show_optimizer.trigger()
     assert tree.is_hidden("(optimizer)")
+
+
+def test_forms_take_labels_meanings_and_ranges_from_the_catalogue():
+    from weightlab.core.catalogue import CATALOGUE
+    from weightlab.gui.op_forms import OPS_BY_KEY
+
+    panel_ops = set(CATALOGUE) - {"revert"}  # revert has its own actions (per tensor, per step)
+    assert panel_ops <= set(OPS_BY_KEY)
+    for op in panel_ops:
+        info, spec = CATALOGUE[op], OPS_BY_KEY[op]
+        assert (spec.label, spec.group, spec.neurons) == (info.label, info.group, info.target == "layer")
+        assert spec.tip.startswith(info.meaning)
+        for field in spec.params:
+            if field.name not in {p.name for p in info.params}:
+                assert field.name == "by"  # the form's switch between alternative parameters
+                continue
+            p = info.param(field.name)
+            assert field.kind == p.kind and field.choices == p.choices, (op, field.name)
+            assert field.percent == (p.unit == "fraction"), (op, field.name)
+            if p.lo is not None:
+                assert field.lo == p.lo, (op, field.name)
+            if p.hi is not None and p.hi < 2**31:
+                assert field.hi == p.hi, (op, field.name)
