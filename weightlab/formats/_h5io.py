@@ -262,6 +262,7 @@ class GuardedWindow(io.RawIOBase):
     def __init__(self, fh: io.BufferedReader, start: int, size: int):
         self._fh, self._start, self._size, self._pos = fh, start, size, 0
         self._checked: set[int] = set()
+        self._tails: dict[int, bytes] = {}  # end offset of a read -> its last 7 bytes
         #: What a read found wrong (a damaged global heap), or None.
         self.problem: str | None = None
 
@@ -298,15 +299,22 @@ class GuardedWindow(io.RawIOBase):
 
     def _check_heaps(self, pos: int, data: memoryview) -> None:
         """Raise OSError when ``data`` (at ``pos``) holds a global heap collection HDF5 would loop on."""
-        head = self._pread(max(0, pos - 7), min(pos, 7))  # a signature across two reads
+        # HDF5 may join two reads into one buffer (its metadata accumulator): a
+        # signature may begin in the read that ended where this one starts.
+        head = self._tails.get(pos, b"")
         chunk = head + bytes(data)
+        if len(self._tails) > 4096:
+            self._tails.clear()
+        self._tails[pos + len(data)] = chunk[-7:]
         base = pos - len(head)
         i = chunk.find(_GCOL)
         while i >= 0:
             offset = base + i
             if offset not in self._checked:
                 self._checked.add(offset)
-                problem = _global_heap_problem(self._pread(offset, _GCOL_MAX_READ))
+                header = self._pread(offset, 16)
+                size = int.from_bytes(header[8:16], "little") if len(header) == 16 else 0
+                problem = _global_heap_problem(self._pread(offset, min(size, _GCOL_MAX_READ)))
                 if problem is not None:
                     self.problem = f"damaged HDF5 file: the global heap collection at byte {offset} {problem}"
                     raise OSError(self.problem)
