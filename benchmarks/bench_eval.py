@@ -8,7 +8,7 @@ for the rest, so the baseline accuracy is about 73% and edits move it.
 
 For an edit of the last, a middle and the first layer with weights (ablating
 a random quarter of its output channels, as ``zero_neurons`` does), the time from handing the edited tensor to the engine session
-(:class:`weightlab.engine.session.EngineSession`, the code the window's worker
+(:class:`weightlab._tf.session.EngineSession`, the code the window's worker
 and ``weightlab eval`` use) to its metrics, against ``model.evaluate`` of a
 Keras model holding the same weights, measured in the same run. Both sides are
 timed after one warm-up call (WeightLab traces the sub-model that starts at
@@ -135,7 +135,7 @@ def run(repeats: int = 3, keras_repeats: int = 2) -> list[dict]:
     """
     import keras
 
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -119,11 +119,12 @@ def _reference(model, x, y):
 @pytest.mark.slow
 @pytest.mark.parametrize("which", ["model", "logits"])
 def test_evaluate_matches_model_evaluate(models, which):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless, runtime
+    from weightlab._tf import model as tf_model
 
-    model = ev.build_model(models["dir"] / ("cnn.keras" if which == "model" else "logits.keras"))
+    model = tf_model.build_model(models["dir"] / ("cnn.keras" if which == "model" else "logits.keras"))
     calls = []
-    got = ev.evaluate(
+    got = headless.evaluate(
         model, models["x"], models["y"], batch_size=100, progress=lambda d, t: calls.append((d, t))
     )
     ref, per_class = _reference(models[which], models["x"], models["y"])
@@ -132,69 +133,71 @@ def test_evaluate_matches_model_evaluate(models, which):
     assert abs(got.accuracy - ref["accuracy"]) <= 1e-6
     assert abs(got.loss - ref["loss"]) <= 1e-5
     np.testing.assert_allclose(got.per_class, per_class, atol=1e-12)
-    assert got.num_samples == len(models["y"]) and got.seconds > 0 and got.device == ev.device_name()
+    assert got.num_samples == len(models["y"]) and got.seconds > 0 and got.device == runtime.device_name()
     assert calls == [(i, 4) for i in range(1, 5)]  # 397 samples / 100
 
 
 @pytest.mark.slow
 def test_per_class_nan_for_absent_classes(models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
+    from weightlab._tf import model as tf_model
 
-    model = ev.build_model(models["dir"] / "cnn.keras")
+    model = tf_model.build_model(models["dir"] / "cnn.keras")
     keep = models["y"] != 3
-    got = ev.evaluate(model, models["x"][keep], models["y"][keep])
+    got = headless.evaluate(model, models["x"][keep], models["y"][keep])
     assert np.isnan(got.per_class[3]) and len(got.per_class) == 10
     assert not any(np.isnan(v) for i, v in enumerate(got.per_class) if i != 3)
 
 
 @pytest.mark.slow
 def test_edited_arrays_match_model_with_those_weights(models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
 
     d = models["dir"]
     kernel = models["model"].get_layer("hidden").kernel.numpy().copy()
     kernel[:, 3] = 0.0
     kernel[:, 7] = 0.0
-    got = ev.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"hidden/kernel": kernel})
+    got = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"hidden/kernel": kernel})
     ref_model = keras.saving.load_model(d / "cnn.keras")
     ref_model.get_layer("hidden").kernel.assign(kernel)
     ref, per_class = _reference(ref_model, models["x"], models["y"])
     assert abs(got.accuracy - ref["accuracy"]) <= 1e-6
     assert abs(got.loss - ref["loss"]) <= 1e-5
     np.testing.assert_allclose(got.per_class, per_class, atol=1e-12)
-    base = ev.evaluate_file(d / "cnn.keras", d / "heldout.npz")
+    base = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz")
     assert base.loss != got.loss
 
 
 @pytest.mark.slow
 def test_assign_checks_names_shapes_and_dtypes(models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import model as tf_model
 
-    model = ev.build_model(models["dir"] / "cnn.keras")
-    tmap = ev.map_tensors(model, ev.model_layout(model))
+    model = tf_model.build_model(models["dir"] / "cnn.keras")
+    tmap = tf_model.map_tensors(model, tf_model.model_layout(model))
     before = model.get_layer("out").bias.numpy().copy()
     with pytest.raises(EngineError, match="no such tensor"):
-        ev.assign_arrays(tmap, {"nope/kernel": np.zeros(3)})
+        tf_model.assign_arrays(tmap, {"nope/kernel": np.zeros(3)})
     with pytest.raises(EngineError, match=r"shape \(3,\); the model needs \(10,\)"):
-        ev.assign_arrays(tmap, {"out/bias": np.zeros(3, np.float32)})
+        tf_model.assign_arrays(tmap, {"out/bias": np.zeros(3, np.float32)})
     with pytest.raises(EngineError, match="dtype"):
-        ev.assign_arrays(tmap, {"out/bias": np.zeros(10, np.complex64)})
+        tf_model.assign_arrays(tmap, {"out/bias": np.zeros(10, np.complex64)})
     # Nothing was assigned when one array of the set is refused.
     with pytest.raises(EngineError):
-        ev.assign_arrays(tmap, {"out/bias": np.ones(10), "conv/kernel": np.zeros(2)})
+        tf_model.assign_arrays(tmap, {"out/bias": np.ones(10), "conv/kernel": np.zeros(2)})
     np.testing.assert_array_equal(model.get_layer("out").bias.numpy(), before)
-    ev.assign_arrays(tmap, {"out/bias": np.ones(10)})  # float64 -> float32 is fine
+    tf_model.assign_arrays(tmap, {"out/bias": np.ones(10)})  # float64 -> float32 is fine
     np.testing.assert_array_equal(model.get_layer("out").bias.numpy(), np.ones(10, np.float32))
 
 
 @pytest.mark.slow
 def test_cancel_between_batches(models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless, runtime
+    from weightlab._tf import model as tf_model
 
-    model = ev.build_model(models["dir"] / "cnn.keras")
+    model = tf_model.build_model(models["dir"] / "cnn.keras")
     done = []
-    with pytest.raises(ev.EvaluationCancelled):
-        ev.evaluate(
+    with pytest.raises(runtime.EvaluationCancelled):
+        headless.evaluate(
             model,
             models["x"],
             models["y"],
@@ -207,42 +210,43 @@ def test_cancel_between_batches(models):
 
 @pytest.mark.slow
 def test_input_shape_checks(models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
+    from weightlab._tf import model as tf_model
 
     d = models["dir"]
     with pytest.raises(DataError) as info:
-        ev.evaluate_file(d / "cnn.keras", d / "heldout_flat.npz")
+        headless.evaluate_file(d / "cnn.keras", d / "heldout_flat.npz")
     msg = str(info.value)
     assert "heldout_flat.npz" in msg and "(N, 8, 8, 1)" in msg and "(397, 64)" in msg
     # (N, 8, 8) data for a (None, 8, 8, 1) model: the channel axis is added.
-    a = ev.evaluate_file(d / "cnn.keras", d / "heldout_nochannel.npz")
-    b = ev.evaluate_file(d / "cnn.keras", d / "heldout.npz")
+    a = headless.evaluate_file(d / "cnn.keras", d / "heldout_nochannel.npz")
+    b = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz")
     assert a.accuracy == b.accuracy and a.loss == b.loss
-    model = ev.build_model(d / "cnn.keras")
+    model = tf_model.build_model(d / "cnn.keras")
     with pytest.raises(DataError, match=r"\[0, 10\)"):
-        ev.evaluate(model, models["x"][:5], np.array([0, 1, 2, 3, 12]))
+        headless.evaluate(model, models["x"][:5], np.array([0, 1, 2, 3, 12]))
 
 
 @pytest.mark.slow
 def test_lambda_refused_in_safe_mode(lambda_model):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import model as tf_model
 
     for kind in ("keras", "h5"):
         with pytest.raises(EngineError) as info:
-            ev.build_model(lambda_model[kind])
+            tf_model.build_model(lambda_model[kind])
         msg = str(info.value)
         assert "Lambda" in msg and "evaluation is off unless you trust the file" in msg
         assert str(lambda_model[kind]) in msg
         assert not lambda_model["mark"].exists()
     # Control: the lambda really would have run (and written the file) if trusted.
-    ev.build_model(lambda_model["keras"], trust=True)
+    tf_model.build_model(lambda_model["keras"], trust=True)
     assert lambda_model["mark"].exists()
     lambda_model["mark"].unlink()
 
 
 @pytest.mark.slow
 def test_refusals_custom_class_and_weights_only(tmp_path):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import model as tf_model
 
     m = keras.Sequential([keras.Input((3,)), MyLayer(name="mine"), keras.layers.Dense(2, name="d")])
     for ext in ("keras", "h5"):
@@ -250,20 +254,21 @@ def test_refusals_custom_class_and_weights_only(tmp_path):
         with pytest.raises(
             EngineError, match="unknown layer class 'MyLayer' \\(custom objects are not loaded\\)"
         ):
-            ev.build_model(tmp_path / f"custom.{ext}")
+            tf_model.build_model(tmp_path / f"custom.{ext}")
     m.save_weights(tmp_path / "w.weights.h5")
     with pytest.raises(EngineError, match="weights-only file: no architecture to evaluate"):
-        ev.build_model(tmp_path / "w.weights.h5")
+        tf_model.build_model(tmp_path / "w.weights.h5")
     (tmp_path / "junk.keras").write_bytes(b"not a model")
     with pytest.raises(EngineError, match="junk.keras"):
-        ev.build_model(tmp_path / "junk.keras")
+        tf_model.build_model(tmp_path / "junk.keras")
 
 
 @pytest.mark.slow
 def test_keras2_h5_loads_and_matches(models, tmp_path):
     """A Keras 2 (tf.keras) .h5 builds through Keras 3's legacy loader and gives the same outputs."""
     tf_keras = pytest.importorskip("tf_keras")
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
+    from weightlab._tf import model as tf_model
 
     k2 = tf_keras.Sequential(
         [
@@ -278,12 +283,12 @@ def test_keras2_h5_loads_and_matches(models, tmp_path):
     # Explicit metric: tf.keras' "accuracy" string resolves to the wrong accuracy here.
     k2.compile(loss="sparse_categorical_crossentropy", metrics=["sparse_categorical_accuracy"])
     k2.save(tmp_path / "k2.h5")
-    model = ev.build_model(tmp_path / "k2.h5")
-    tmap = ev.map_tensors(
+    model = tf_model.build_model(tmp_path / "k2.h5")
+    tmap = tf_model.map_tensors(
         model, [("hidden", ["hidden/kernel", "hidden/bias"]), ("out", ["out/kernel", "out/bias"])]
     )
     assert set(tmap.variables) == {"hidden/kernel", "hidden/bias", "out/kernel", "out/bias"}
-    got = ev.evaluate(model, models["x"], models["y"])
+    got = headless.evaluate(model, models["x"], models["y"])
     ref = k2.evaluate(models["x"], models["y"], verbose=0, return_dict=True)
     assert abs(got.accuracy - ref["sparse_categorical_accuracy"]) <= 1e-6
     assert abs(got.loss - ref["loss"]) <= 1e-5
@@ -292,7 +297,7 @@ def test_keras2_h5_loads_and_matches(models, tmp_path):
 # -- mapping ----------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_map_tensors_names_fallback_and_unmapped():
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import model as tf_model
 
     block = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="d_in")], name="block")
     inp = keras.Input((3, 5))
@@ -301,7 +306,7 @@ def test_map_tensors_names_fallback_and_unmapped():
     out = keras.layers.Dense(2, name="head")(h)
     model = keras.Model(inp, out)
 
-    derived = ev.model_layout(model)
+    derived = tf_model.model_layout(model)
     names = [n for _, ts in derived for n, _ in ts]
     assert names == [
         "lstm/kernel",
@@ -312,7 +317,7 @@ def test_map_tensors_names_fallback_and_unmapped():
         "head/kernel",
         "head/bias",
     ]
-    tmap = ev.map_tensors(model, derived)
+    tmap = tf_model.map_tensors(model, derived)
     assert list(tmap.variables) == names and tmap.unmapped == [] and tmap.unused == []
     assert tmap.variables["d_in/kernel"] is block.layers[0].kernel
 
@@ -323,7 +328,7 @@ def test_map_tensors_names_fallback_and_unmapped():
         ("head", [("head/w0", (4, 2)), ("head/w1", (3,))]),
         ("ghost", [("ghost/kernel", (2, 2))]),
     ]
-    tmap = ev.map_tensors(model, layout)
+    tmap = tf_model.map_tensors(model, layout)
     lstm = model.get_layer("lstm")
     assert tmap.variables["lstm/lstm_cell/kernel"] is lstm.cell.kernel
     assert tmap.variables["lstm/lstm_cell/recurrent_kernel"] is lstm.cell.recurrent_kernel
@@ -336,18 +341,19 @@ def test_map_tensors_names_fallback_and_unmapped():
 def test_demo_files(demo_paths):
     """The bundled demo evaluates the same from .keras and .h5; the file's names all map."""
     from weightlab import formats
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
+    from weightlab._tf import model as tf_model
 
-    a = ev.evaluate_file(demo_paths["keras"], demo_paths["data"])
-    b = ev.evaluate_file(demo_paths["h5"], demo_paths["data"])
+    a = headless.evaluate_file(demo_paths["keras"], demo_paths["data"])
+    b = headless.evaluate_file(demo_paths["h5"], demo_paths["data"])
     assert a.accuracy > 0.8
     assert abs(a.accuracy - b.accuracy) <= 1e-6 and abs(a.loss - b.loss) <= 1e-5
     if not hasattr(formats, "open_model"):
         pytest.skip("weightlab.formats.open_model does not exist yet: file-name mapping not checked")
     for kind in ("keras", "h5"):
-        layout = ev.file_layout(demo_paths[kind])
+        layout = tf_model.file_layout(demo_paths[kind])
         assert layout, f"formats could not list {demo_paths[kind]}"
-        tmap = ev.map_tensors(ev.build_model(demo_paths[kind]), layout)
+        tmap = tf_model.map_tensors(tf_model.build_model(demo_paths[kind]), layout)
         assert tmap.unmapped == [] and tmap.unused == [], (kind, tmap.unmapped, tmap.unused)
 
 
@@ -355,7 +361,7 @@ def test_demo_files(demo_paths):
 def test_engine_package_does_not_import_tensorflow():
     code = (
         "import sys, weightlab.engine, weightlab.engine.client, weightlab.engine.events, "
-        "weightlab.engine.worker\n"
+        "weightlab.engine.reader, weightlab.engine.spawn, weightlab.formats, weightlab._tf.worker\n"
         "bad = [m for m in ('tensorflow', 'keras', 'tf_keras', 'PySide6') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
@@ -441,7 +447,7 @@ def test_worker_runs_at_the_niceness_asked_for(engine):
 
 @pytest.mark.slow
 def test_worker_baseline_edit_and_restore(engine, models):
-    from weightlab.engine import evaluate as ev
+    from weightlab._tf import headless
 
     client, rec = engine
     d = models["dir"]
@@ -462,7 +468,7 @@ def test_worker_baseline_edit_and_restore(engine, models):
     rid = client.evaluate({"hidden/kernel": kernel}, tag="zero8")
     edited = rec.answer(rid)
     assert isinstance(edited, Result) and edited.tag == "zero8" and not edited.baseline
-    expected = ev.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"hidden/kernel": kernel})
+    expected = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"hidden/kernel": kernel})
     assert edited.metrics.accuracy == pytest.approx(expected.accuracy, abs=1e-6)
     assert edited.metrics.loss == pytest.approx(expected.loss, abs=1e-5)
     assert edited.metrics.loss != base.metrics.loss
@@ -472,7 +478,7 @@ def test_worker_baseline_edit_and_restore(engine, models):
     bias = np.zeros(10, np.float32)
     rid = client.evaluate({"out/bias": bias})
     only_bias = rec.answer(rid)
-    expected = ev.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"out/bias": bias})
+    expected = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"out/bias": bias})
     assert only_bias.metrics.loss == pytest.approx(expected.loss, abs=1e-5)
 
     rid = client.evaluate({})

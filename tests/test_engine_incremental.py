@@ -88,7 +88,7 @@ def _keras_reference(model, edited, x, y):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_incremental_equals_full_pass_and_model_evaluate(saved, kind):
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     _, last, middle, first, last_cut, middle_cut = MODELS[kind]
     s = saved[kind]
@@ -131,7 +131,7 @@ def test_incremental_equals_full_pass_and_model_evaluate(saved, kind):
 
 @pytest.mark.slow
 def test_memory_budget_falls_back_to_full_pass(saved):
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     _, last, middle, *_ = MODELS["residual"]
     s = saved["residual"]
@@ -168,7 +168,7 @@ def test_wilson_interval():
 @pytest.mark.slow
 def test_progress_running_accuracy_in_process(saved):
     from weightlab.engine.events import Progress as P
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     s = saved["residual"]
     session = EngineSession.from_file(s["path"], s["data"], batch_size=16)
@@ -188,7 +188,7 @@ def test_progress_running_accuracy_in_process(saved):
 
 @pytest.mark.slow
 def test_worker_streams_running_accuracy_and_evaluates_incrementally(saved):
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     s = saved["residual"]
     edited = {"head/kernel": _noisy(s["weights"]["head/kernel"], 10)}
@@ -222,7 +222,7 @@ def test_worker_streams_running_accuracy_and_evaluates_incrementally(saved):
 
 @pytest.mark.slow
 def test_cli_eval_recipe_reports_timing(saved, tmp_path):
-    from weightlab.engine.session import EngineSession
+    from weightlab._tf.session import EngineSession
 
     s = saved["residual"]
     recipe = tmp_path / "r.json"

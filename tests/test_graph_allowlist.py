@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from weightlab.core.errors import EngineError  # noqa: E402
 
 tf = pytest.importorskip("tensorflow")
-tf_eval = pytest.importorskip("weightlab.engine.tf_eval")  # the engine's own imports (TF, Keras)
+tf_eval = pytest.importorskip("weightlab._tf.passes")  # the engine's own imports (TF, Keras)
 
 from weightlab.engine import graph_safety as gs  # noqa: E402
 

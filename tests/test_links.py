@@ -27,8 +27,8 @@ import pytest
 import weightlab
 from weightlab.core.atomic import TEMP_MARK
 from weightlab.core.errors import FormatError, UnsafeFileError
-from weightlab.engine.tf_formats import evaluation_kind
-from weightlab.engine.tf_reader import TFReaderProcess
+from weightlab.formats.tf_formats import evaluation_kind
+from weightlab.engine.reader import TFReaderProcess
 from weightlab.formats import open_model, save_model
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symlinks and FIFOs")

@@ -126,7 +126,7 @@ def files(tmp_path_factory):
 
 
 def _open(*args, **kw):
-    from weightlab.engine.tf_eval import open_session
+    from weightlab._tf.passes import open_session
 
     return open_session(*args, batch_size=BATCH, **kw)
 

@@ -409,7 +409,7 @@ def test_frozen_graph_edit_runs(tfdir, tmp_path, fixture, names, output):
 def test_open_checkpoint_keeps_tensorflow_out_of_the_calling_process(tfdir):
     code = (
         "import sys, weightlab\n"
-        "import weightlab.engine.tf_formats\n"
+        "import weightlab.formats.tf_formats\n"
         "assert 'tensorflow' not in sys.modules\n"
         "if __name__ == '__main__':\n"
         f"    s = weightlab.open({str(tfdir['k3ckpt']) + '.index'!r})\n"

@@ -63,11 +63,9 @@ def open(path: str | os.PathLike[str]) -> EditSession:  # noqa: A001 - mirrors b
     FormatError
         When the file is missing, unreadable or not a supported model file.
     """
-    import weightlab.engine.tf_formats  # noqa: F401 - registers the TensorFlow formats (no TF import)
-    from weightlab.core.session import EditSession
-    from weightlab.formats import open_model, save_model
+    from weightlab.formats import open_session
 
-    return EditSession(open_model(path), saver=save_model)
+    return open_session(path)
 
 
 def evaluate(
@@ -82,7 +80,7 @@ def evaluate(
 
     Imports TensorFlow in this process (the GUI uses a worker process instead).
     ``options`` are ``architecture`` (for a checkpoint), ``signature``,
-    ``output`` and ``input`` (see :func:`weightlab.engine.tf_eval.open_session`).
+    ``output`` and ``input`` (see :func:`weightlab._tf.passes.open_session`).
 
     Returns
     -------
@@ -97,8 +95,8 @@ def evaluate(
     DataError
         When the held-out set is malformed or does not fit the model.
     """
+    from weightlab._tf.headless import evaluate_file
     from weightlab.core.session import EditSession
-    from weightlab.engine.evaluate import evaluate_file
 
     if isinstance(session_or_path, EditSession):
         return evaluate_file(

@@ -363,7 +363,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ``baseline_s`` and ``edited_s`` (seconds of each evaluation, the latter
     only with a recipe).
     """
-    from weightlab.engine.tf_formats import evaluation_kind
+    from weightlab.formats.tf_formats import evaluation_kind
 
     # A bad combination of options fails here, before TensorFlow is imported.
     evaluation_kind(args.path, architecture=args.architecture, signature=args.signature, input=args.input)
@@ -375,8 +375,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             edited = session.edited_arrays()
         finally:
             session.model.close()
-    from weightlab.engine.evaluate import run_errors
-    from weightlab.engine.tf_eval import open_session
+    from weightlab._tf.headless import open_session, run_errors
 
     with run_errors(args.path):  # a graph that fails at run time: one line naming the file
         engine = open_session(

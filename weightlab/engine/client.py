@@ -1,7 +1,7 @@
 """The GUI-side handle on the engine worker process (no TensorFlow, no Qt).
 
-:class:`EngineClient` starts :func:`weightlab.engine.worker.main` in a
-``spawn``-ed child process, sends it requests over a pipe and delivers the
+:class:`EngineClient` starts :func:`weightlab._tf.worker.main` in a
+``spawn``-ed child process (named by string: :mod:`weightlab.engine.spawn`), sends it requests over a pipe and delivers the
 worker's events (:mod:`weightlab.engine.events`) to a callback. The callback
 runs on one of the client's daemon threads (mostly the reader thread), never on
 the caller's thread: a GUI wraps it into a queued Qt signal.
@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import spawn
 from .events import Cancelled, Crashed, Failed, ModelReady, Ready, Result
 from .quiet import ChildOutput
 
@@ -126,12 +127,13 @@ class EngineClient:
             self._reader.start()
 
     def _spawn(self) -> None:
-        from . import worker
-
         parent, child = self._ctx.Pipe(duplex=True)
         output = ChildOutput("engine")
         proc = self._ctx.Process(
-            target=worker.main, args=(child, self._niceness, output.handle), name="weightlab-engine", daemon=True
+            target=spawn.child_main,
+            args=(spawn.WORKER, child, self._niceness, output.handle),
+            name="weightlab-engine",
+            daemon=True,
         )
         try:
             proc.start()
@@ -263,7 +265,7 @@ class EngineClient:
             from the model.
         batch_size:
             Samples per forward pass; None (default) lets the engine choose it
-            from memory (see :mod:`weightlab.engine.session`).
+            from memory (see :mod:`weightlab._tf.session`).
         architecture:
             For a checkpoint: the Keras model file giving its architecture
             (without one, ``ModelReady(ok=False)`` says so).

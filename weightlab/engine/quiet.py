@@ -77,14 +77,13 @@ def is_verbose(environ: dict[str, str] | None = None) -> bool:
 def set_verbose(on: bool) -> None:
     """Turn verbose mode on or off for this process and the child processes it starts later.
 
-    Also picks TensorFlow's C++ log level unless the user set one
-    (``TF_CPP_MIN_LOG_LEVEL``: 0 when verbose, else 2).
+    TensorFlow's own log level follows from it where TensorFlow is imported
+    (:func:`weightlab._tf.configure_environment`).
     """
     if on:
         os.environ[DEBUG_ENV] = "1"
     else:
         os.environ.pop(DEBUG_ENV, None)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if on else "2")
 
 
 def quiet_libraries() -> None:
@@ -93,10 +92,11 @@ def quiet_libraries() -> None:
     Ignores Python warnings (WeightLab itself reports through return values and
     exceptions, never warnings) and raises the ``tensorflow`` and ``absl``
     loggers to ERROR. Call before importing TensorFlow; cheap, imports nothing.
+    TensorFlow's environment variables are set in one place, inside the wall
+    (:func:`weightlab._tf.configure_environment`).
     """
     if is_verbose():
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warnings.simplefilter("ignore")
     for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py"):
         logging.getLogger(name).setLevel(logging.ERROR)

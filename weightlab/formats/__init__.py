@@ -3,6 +3,7 @@
 Contract::
 
     open_model(path) -> ModelFile          # reads metadata only; values lazily
+    open_session(path) -> EditSession      # the same, as an edit session saving through save_model
     save_model(model, changed, out_path)   # atomic; untouched tensors bit-identical
     describe_file(path) -> str             # what an unknown file looks like
 
@@ -10,9 +11,23 @@ Formats are detected by content, never by extension alone. A save keeps the
 model's format, so it refuses a name whose extension belongs to another
 format (see :func:`check_destination`). Every handler in
 :data:`FORMATS` has ``name``, ``description``, ``extensions``, ``sniff(path)``,
-``open(path)`` and ``save(model, changed, out)``.
+``open(path)`` and ``save(model, changed, out)``; the list is static (no
+handler registers itself on import).
 
-Formats never import TensorFlow, Keras or Qt and never run model code; HDF5 is
+Handlers
+--------
+:mod:`~weightlab.formats.keras_zip`
+    Keras 3 ``.keras`` archives.
+:mod:`~weightlab.formats.legacy_h5`
+    Legacy HDF5 full models and Keras 2 weights files (``.h5``).
+:mod:`~weightlab.formats.keras_weights`
+    Keras 3 ``.weights.h5`` files.
+:data:`~weightlab.formats.tf_formats.SAVEDMODEL`, :data:`~weightlab.formats.tf_formats.CHECKPOINT`, :data:`~weightlab.formats.tf_formats.GRAPHDEF`
+    TensorFlow SavedModel folders, checkpoints and frozen GraphDefs, read by
+    TensorFlow in a reader process (:class:`weightlab.engine.reader.TFReaderProcess`).
+
+Formats never import TensorFlow, Keras or Qt and never run model code (the
+TensorFlow formats reach TensorFlow only through the reader process); HDF5 is
 read through the guards of :mod:`weightlab.formats.h5safe`.
 """
 
@@ -28,46 +43,34 @@ import numpy as np
 from ..core.atomic import remove_stale_temps
 from ..core.errors import FormatError, WeightLabError
 from ..core.model import ModelFile
-from . import keras_weights, keras_zip, legacy_h5
+from ..core.session import EditSession
+from . import keras_weights, keras_zip, legacy_h5, tf_formats
 from .detect import describe_file
 
-#: Registered handlers, tried in this order by :func:`open_model`.
-FORMATS: list[ModuleType] = [keras_zip, legacy_h5, keras_weights]
+#: A format handler: a module of this package, or a :class:`~weightlab.formats.tf_formats.TFFormat`.
+Handler = ModuleType | tf_formats.TFFormat
 
-#: Handlers added with :func:`register`; tried first, and also for folders and
-#: paths that are no file (a checkpoint prefix).
-_REGISTERED: list[ModuleType] = []
+#: The TensorFlow formats. :func:`open_model` tries them first, also for
+#: folders and paths that are no file (a checkpoint prefix); their ``sniff``
+#: is pure Python and never raises.
+TF_FORMATS: tuple[tf_formats.TFFormat, ...] = (tf_formats.SAVEDMODEL, tf_formats.CHECKPOINT, tf_formats.GRAPHDEF)
+
+#: Every handler: the Keras formats in the order :func:`open_model` tries them, then :data:`TF_FORMATS`.
+FORMATS: tuple[Handler, ...] = (keras_zip, legacy_h5, keras_weights, *TF_FORMATS)
 
 __all__ = [
     "FORMATS",
+    "TF_FORMATS",
     "check_destination",
     "describe_file",
     "get_format",
     "open_model",
-    "register",
+    "open_session",
     "save_model",
 ]
 
 
-def register(handler: ModuleType) -> None:
-    """Add a format handler from outside this package (the TensorFlow formats of the engine).
-
-    ``handler`` has the attributes of the modules in :data:`FORMATS` (``name``,
-    ``description``, ``extensions``, ``sniff``, ``open``, ``save``); its
-    ``sniff(path)`` must be pure Python and never raise, also for folders and
-    paths that do not exist. Registering a handler of the same name again
-    replaces it.
-    """
-    for i, known in enumerate(FORMATS):
-        if known.name == handler.name:
-            FORMATS[i] = handler
-            _REGISTERED[:] = [handler if h.name == handler.name else h for h in _REGISTERED]
-            return
-    FORMATS.append(handler)
-    _REGISTERED.append(handler)
-
-
-def _open_with(handler: ModuleType, p: Path) -> ModelFile:
+def _open_with(handler: Handler, p: Path) -> ModelFile:
     try:
         return handler.open(p)
     except WeightLabError:
@@ -76,7 +79,7 @@ def _open_with(handler: ModuleType, p: Path) -> ModelFile:
         raise FormatError(f"cannot read this {handler.description}: {exc}", p) from None
 
 
-def get_format(name: str) -> ModuleType:
+def get_format(name: str) -> Handler:
     """Return the handler called ``name`` (``"keras"``, ``"h5"``, ``"weights.h5"``).
 
     Raises
@@ -92,13 +95,16 @@ def get_format(name: str) -> ModuleType:
 
 
 def open_model(path: str | os.PathLike[str]) -> ModelFile:
-    """Open a Keras model or weights file by its content; tensor values are read lazily.
+    """Open a model or weights file by its content; tensor values are read lazily.
 
     Parameters
     ----------
     path:
-        A ``.keras`` archive, a legacy ``.h5`` model or weights file, or a Keras 3
-        ``.weights.h5`` file (the extension does not matter).
+        A ``.keras`` archive, a legacy ``.h5`` model or weights file, a Keras 3
+        ``.weights.h5`` file (the extension does not matter), a TensorFlow
+        SavedModel folder, checkpoint (prefix, ``.index`` file or folder) or
+        frozen GraphDef ``.pb`` (listed in a reader process, see
+        :mod:`weightlab.formats.tf_formats`).
 
     Returns
     -------
@@ -121,7 +127,7 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     """
     p = Path(path)
     remove_stale_temps(p.parent)  # leftovers of killed saves beside the file (or folder)
-    for handler in _REGISTERED:
+    for handler in TF_FORMATS:
         if handler.sniff(p):
             return _open_with(handler, p)
     what = describe_file(p)
@@ -137,9 +143,23 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     except OSError as exc:
         raise FormatError(f"cannot open: {exc.strerror or exc}", p) from None
     for handler in FORMATS:
-        if handler not in _REGISTERED and handler.sniff(p):
+        if handler not in TF_FORMATS and handler.sniff(p):
             return _open_with(handler, p)
     raise FormatError(f"not a Keras model file: it looks like {what}", p)
+
+
+def open_session(path: str | os.PathLike[str]) -> EditSession:
+    """Open a model file (see :func:`open_model`) as an edit session that saves through :func:`save_model`.
+
+    What :func:`weightlab.open` returns, and how the window opens a file. Close
+    ``session.model`` when done.
+
+    Raises
+    ------
+    FormatError
+        As :func:`open_model`.
+    """
+    return EditSession(open_model(path), saver=save_model)
 
 
 def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
@@ -178,20 +198,9 @@ def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | o
         raise FormatError(f"cannot save: {exc}", out) from None
 
 
-#: ``{name: (description, extensions)}`` of the formats the engine registers
-#: (:mod:`weightlab.engine.tf_formats`), so a save refuses their extensions
-#: also in a process that has not registered them.
-_ENGINE_FORMATS = {
-    "checkpoint": ("TensorFlow checkpoint", (".index",)),
-    "graphdef": ("TensorFlow frozen GraphDef (.pb)", (".pb",)),
-}
-
-
 def _extension_owner(name: str) -> tuple[str, str, str] | None:
     """``(extension, format name, description)`` of the longest known extension ``name`` ends with (any case)."""
     known = [(h.name, h.description, tuple(h.extensions)) for h in FORMATS]
-    registered = {k[0] for k in known}
-    known += [(n, d, e) for n, (d, e) in _ENGINE_FORMATS.items() if n not in registered]
     low = name.lower()
     found: tuple[str, str, str] | None = None
     for fmt, description, extensions in known:

@@ -19,10 +19,10 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-import weightlab
 from weightlab.core.errors import WeightLabError
 from weightlab.core.journal import Candidate, SessionJournal, find_stale, journal_dir, restore
 from weightlab.core.session import EditSession
+from weightlab.formats import open_session
 
 
 class JournalController(QObject):
@@ -136,7 +136,7 @@ class JournalController(QObject):
 
         def run() -> None:
             try:
-                session = restore(candidate, weightlab.open, stop=stop)
+                session = restore(candidate, open_session, stop=stop)
             except WeightLabError as e:
                 self.restoreFailed.emit(str(e), candidate)
                 return

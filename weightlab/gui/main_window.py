@@ -41,13 +41,12 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-import weightlab.engine.tf_formats  # noqa: F401 - readers registered at start-up, not on the first open (h5py: ~50 ms)
 from weightlab.core.diff import compare_models, export_tensor
 from weightlab.core.edits import Edit, Revert, SetValue, neuron_count, neuron_tensors
 from weightlab.core.errors import WeightLabError
 from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
-from weightlab.formats import get_format
+from weightlab.formats import get_format, open_session
 
 from .diff_view import CompareDialog, DiffData, DiffView, compute_diff
 from .edit_panel import EditPanel, HistoryView
@@ -520,9 +519,7 @@ class MainWindow(QMainWindow):
     # -- files ------------------------------------------------------------------------
     def _load_session(self, path: Path) -> EditSession:
         """Open ``path`` as an edit session (reads data only, never runs model code)."""
-        import weightlab
-
-        return weightlab.open(path)
+        return open_session(path)
 
     def open_dialog(self) -> None:
         """File › Open…"""

@@ -1,7 +1,8 @@
-"""A child process that reads and writes TensorFlow weight files (no TensorFlow in this process).
+"""The client of the TensorFlow reader process (no TensorFlow in this process).
 
-:class:`TFReaderProcess` runs :mod:`weightlab.engine.tf_io` in a ``spawn``-ed
-child and calls its functions over a pipe. The child is started on the first
+:class:`TFReaderProcess` runs :func:`weightlab._tf.reader.serve` (named by
+string, see :mod:`weightlab.engine.spawn`) in a ``spawn``-ed child and calls
+the functions of :mod:`weightlab._tf.tfio` there over a pipe. The child is started on the first
 call and ended by :meth:`TFReaderProcess.close`; a later call starts a new one.
 Errors in the child come back as :class:`~weightlab.core.errors.FormatError`
 naming the file; a native crash of the child (TensorFlow segfaulting on a
@@ -27,43 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import FormatError
-from .quiet import ChildOutput, install_child_output
+from . import spawn
+from .quiet import ChildOutput
 
 __all__ = ["TFReaderProcess"]
-
-_FUNCTIONS = ("list_location", "read_tensor", "save")
-
-
-def _serve(conn: Any, output: Any = None) -> None:
-    """Child process entry point: answer calls until None or a closed pipe.
-
-    ``output`` is the :class:`~weightlab.engine.quiet.ChildOutput` handle that
-    takes this process's stdout and stderr (None: keep the parent's).
-    """
-    install_child_output(output)
-    from ..core.errors import WeightLabError
-    from . import tf_io
-
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        fn, args = request
-        try:
-            if fn not in _FUNCTIONS:
-                raise ValueError(f"unknown call {fn!r}")
-            conn.send(("ok", getattr(tf_io, fn)(*args)))
-        except WeightLabError as exc:
-            conn.send(("error", exc.message, exc.path))
-        except MemoryError:
-            conn.send(("error", "not enough memory", None))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message
-            text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            conn.send(("error", text.strip().splitlines()[0], None))
-
 
 def _stop(proc: Any, conn: Any, output: ChildOutput | None = None) -> None:
     """End the child: ask politely, then terminate, then kill; then finish reading its output."""
@@ -86,7 +54,7 @@ def _stop(proc: Any, conn: Any, output: ChildOutput | None = None) -> None:
 
 
 class TFReaderProcess:
-    """Calls :mod:`weightlab.engine.tf_io` in a child process.
+    """Calls :mod:`weightlab._tf.tfio` in a child process.
 
     Parameters
     ----------
@@ -117,7 +85,10 @@ class TFReaderProcess:
         parent, child = self._ctx.Pipe()
         output = ChildOutput("tf-reader")
         proc = self._ctx.Process(
-            target=_serve, args=(child, output.handle), name="weightlab-tf-reader", daemon=True
+            target=spawn.child_main,
+            args=(spawn.READER, child, output.handle),
+            name="weightlab-tf-reader",
+            daemon=True,
         )
         try:
             proc.start()
@@ -169,7 +140,7 @@ class TFReaderProcess:
         self._proc = self._conn = self._finalizer = self._output = None
 
     def list(self, kind: str, location: str) -> dict[str, Any]:
-        """Describe the tensors at ``location`` (see :func:`weightlab.engine.tf_io.list_location`).
+        """Describe the tensors at ``location`` (see :func:`weightlab._tf.tfio.list_location`).
 
         Raises
         ------
@@ -189,7 +160,7 @@ class TFReaderProcess:
         return self._call("read_tensor", kind, location, key, action=f"reading {key!r} from {self.shown}")
 
     def save(self, kind: str, location: str, changed_by_key: dict[str, np.ndarray], out: str) -> None:
-        """Write ``location`` to ``out`` with ``changed_by_key`` replaced (see :func:`tf_io.save`).
+        """Write ``location`` to ``out`` with ``changed_by_key`` replaced (see :func:`weightlab._tf.tfio.save`).
 
         Raises
         ------

@@ -1,6 +1,6 @@
 """Read and write TensorFlow weight files with TensorFlow's own readers (imports TensorFlow).
 
-Runs only in a child process (:mod:`weightlab.engine.tf_reader`) or in headless
+Runs only in a child process (:mod:`weightlab._tf.reader`) or in headless
 tools; the GUI process never imports this module. Nothing here runs model code:
 tensor bundles are read with TensorFlow's checkpoint reader, ``saved_model.pb``
 and GraphDefs are parsed as protocol buffers (never ``tf.saved_model.load``,
@@ -39,20 +39,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tensorflow as tf
+from google.protobuf import message as pb_message
+from google.protobuf import text_format
+from tensorflow.core.framework import graph_pb2, types_pb2
+from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
+from tensorflow.python.framework import tensor_util
+from tensorflow.python.training import py_checkpoint_reader
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import tensorflow as tf  # noqa: E402
-from google.protobuf import message as pb_message  # noqa: E402
-from google.protobuf import text_format  # noqa: E402
-from tensorflow.core.framework import graph_pb2, types_pb2  # noqa: E402
-from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2  # noqa: E402
-from tensorflow.python.framework import tensor_util  # noqa: E402
-from tensorflow.python.training import py_checkpoint_reader  # noqa: E402
-
-from ..core.atomic import atomic_folder, atomic_path, remove_stale_temps, remove_tree, temp_path  # noqa: E402
-from ..core.errors import FormatError  # noqa: E402
-from ..core.links import check_prefix, check_tree, copy_tree, is_inside  # noqa: E402
+from ..core.atomic import atomic_folder, atomic_path, remove_stale_temps, remove_tree, temp_path
+from ..core.errors import FormatError
+from ..core.links import check_prefix, check_tree, copy_tree, is_inside
 
 #: Name and class name of the layer that holds optimizer and bookkeeping state.
 OPTIMIZER_LAYER = "(optimizer)"

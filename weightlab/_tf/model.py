@@ -1,8 +1,8 @@
-"""Executable models and their evaluation on a held-out set (in-process).
+"""Executable Keras models: building one from a file, and mapping its variables to tensor names.
 
-This module imports TensorFlow and Keras. It is imported only inside the engine
-worker process (:mod:`weightlab.engine.worker`) and by headless callers such as
-the command line; the GUI process never imports it.
+This module imports Keras. It is imported only inside the engine worker
+process (:mod:`weightlab._tf.worker`) and by headless callers such as the
+command line; the GUI process never imports it.
 
 Building a model runs code described by the file, so :func:`build_model`
 refuses anything that could run code that is not Keras' own unless the caller
@@ -31,39 +31,30 @@ within float32 round-off.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import re
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from ..core.errors import EngineError
-from .events import Metrics
+from ..formats import open_model
 
 __all__ = [
-    "EvaluationCancelled",
+    "Layout",
     "TensorMap",
-    "build_model",
-    "model_layout",
-    "map_tensors",
-    "device_name",
-    "evaluate",
-    "evaluate_file",
-    "run_errors",
-    "run_error_message",
-    "run_reason",
     "assign_arrays",
+    "build_model",
+    "check_model_io",
+    "file_layout",
+    "map_tensors",
+    "model_layout",
     "prepare_arrays",
 ]
 
@@ -86,93 +77,6 @@ _KERAS2_ONLY = {
 Layout = Sequence[tuple[str, Sequence[tuple[str, tuple[int, ...] | None] | str]]]
 
 
-class EvaluationCancelled(Exception):
-    """Raised by :func:`evaluate` when ``should_stop()`` returned True between batches."""
-
-
-#: Where TensorFlow's messages name the failing node: ``[[{{node Reshape}}]]``, ``Detected at node 'x'``.
-_NODE_MARK = re.compile(r"\[\[\{\{node ([^}]+)\}\}")
-_DETECTED = re.compile(r"^Detected at node '?([^' ]+)'?")
-#: Context lines around the reason in TensorFlow's run-time messages.
-_CONTEXT = ("Graph execution error", "Detected at node", "Node:", "<stack traces", "Original stack trace")
-
-
-def run_reason(exc: BaseException) -> tuple[str, str | None]:
-    """``(reason, node)`` of a TensorFlow run-time error: its message's line that says why, and the node.
-
-    TensorFlow wraps the reason: ``Graph execution error:``, ``Detected at
-    node X defined at ...`` with a Python stack, then the reason, then
-    ``[[{{node X}}]]`` and ``[Op:...]``. The reason is the line before the
-    first ``[[{{node`` marker (or the text before the marker on its line);
-    without a marker, the first line that is no context.
-    """
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    lines = [line.rstrip() for line in text.splitlines()]
-    node_def = getattr(exc, "node_def", None)
-    node = getattr(node_def, "name", None) or None
-    reason = ""
-    for i, line in enumerate(lines):
-        mark = _NODE_MARK.search(line)
-        if mark is None:
-            continue
-        node = node or mark.group(1)
-        reason = line[: mark.start()].strip() or next(
-            (prev.strip() for prev in reversed(lines[:i]) if prev.strip()), ""
-        )
-        break
-    if not reason or reason.startswith(_CONTEXT):
-        reason = next(
-            (
-                line.strip()
-                for line in lines
-                if line.strip() and not line[:1].isspace() and not line.strip().startswith(_CONTEXT)
-            ),
-            type(exc).__name__,
-        )
-    if node is None:
-        detected = next((m for m in map(_DETECTED.match, lines) if m), None)
-        node = detected.group(1) if detected else None
-    reason = re.sub(r"\s*\[Op:[^\]]*\]\s*$", "", reason)
-    return reason, node
-
-
-def run_error_message(exc: BaseException) -> str:
-    """One line saying why TensorFlow failed while running a model.
-
-    Parameters
-    ----------
-    exc:
-        Usually a ``tf.errors.OpError`` (``InvalidArgumentError``: a reshape
-        that does not fit, ...); any exception is accepted.
-
-    Returns
-    -------
-    str
-        ``"the model failed at node 'Reshape' while running: Input to reshape
-        is a tensor with 96 values, ..."``: the node (when known) and the first
-        line of the message that is not TensorFlow's context (stack traces,
-        ``Detected at node``).
-    """
-    reason, node = run_reason(exc)
-    where = f" at node {node!r}" if node else ""
-    return f"the model failed{where} while running: {reason}"
-
-
-@contextlib.contextmanager
-def run_errors(model_path: str | os.PathLike[str]):
-    """Turn TensorFlow's run-time errors (``tf.errors.OpError``) into :class:`EngineError` naming the model.
-
-    Raises
-    ------
-    EngineError
-        With :func:`run_error_message`'s line, for ``model_path``.
-    """
-    try:
-        yield
-    except tf.errors.OpError as exc:
-        raise EngineError(run_error_message(exc), model_path) from exc
-
-
 # -- building -----------------------------------------------------------------
 def _read_config(path: Path) -> dict[str, Any] | None:
     """Return the model config stored in a ``.keras`` zip or legacy ``.h5`` file.
@@ -187,7 +91,7 @@ def _read_config(path: Path) -> dict[str, Any] | None:
     if path.is_dir():
         raise EngineError(
             "a SavedModel folder is no Keras model file: it is evaluated through its signature "
-            "(weightlab.engine.tf_eval.open_session), after its graph is checked for unsafe ops",
+            "(weightlab._tf.passes.open_session), after its graph is checked for unsafe ops",
             path,
         )
     if zipfile.is_zipfile(path):
@@ -533,22 +437,7 @@ def assign_arrays(tmap: TensorMap, arrays: Mapping[str, np.ndarray]) -> None:
         tmap.variables[name].assign(a)
 
 
-# -- evaluation ----------------------------------------------------------------
-def device_name() -> str:
-    """``"CPU"`` or the name of the first visible GPU (``"NVIDIA H100 80GB HBM3"``)."""
-    try:
-        gpus = tf.config.list_physical_devices("GPU")
-    except Exception:  # pragma: no cover - broken driver setups
-        return "CPU"
-    if not gpus:
-        return "CPU"
-    try:
-        details = tf.config.experimental.get_device_details(gpus[0])
-        return str(details.get("device_name") or gpus[0].name)
-    except Exception:  # pragma: no cover
-        return gpus[0].name
-
-
+# -- checks and the file's own listing ------------------------------------------
 def check_model_io(model: keras.Model, path: str | os.PathLike[str] | None = None) -> tuple[tuple, int]:
     """Return ``(input_shape, num_classes)`` of a one-input classifier.
 
@@ -575,128 +464,20 @@ def check_model_io(model: keras.Model, path: str | os.PathLike[str] | None = Non
     return in_shape, int(out_shape[1])
 
 
-def evaluate(
-    model: keras.Model,
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    batch_size: int = 256,
-    progress: Callable[[int, int], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    data_path: str | os.PathLike[str] | None = None,
-) -> Metrics:
-    """Evaluate a classifier on ``(x, y)``, batch by batch (one full pass, no cache).
-
-    A one-shot :class:`weightlab.engine.session.EngineSession` with a cache
-    budget of 0.
-
-    Parameters
-    ----------
-    model:
-        One-input, one-output classifier with outputs ``(N, C)``.
-    x:
-        Inputs ``(N, ...)``, any numeric dtype; cast to the model's input
-        dtype. A missing trailing channel axis of size 1 is added (see
-        :func:`weightlab.core.dataset.conform_inputs`).
-    y:
-        Class indices ``(N,)``, integers in ``[0, C)``.
-    batch_size:
-        Samples per forward pass.
-    progress:
-        Called as ``progress(done_batches, total_batches)`` after each batch.
-    should_stop:
-        Polled between batches; when it returns True the evaluation stops by
-        raising :class:`EvaluationCancelled`.
-    data_path:
-        The held-out file, named in errors.
-
-    Returns
-    -------
-    Metrics
-        Accuracy, loss (see the module docstring), per-class accuracy (length
-        ``C``, ``nan`` for classes absent from ``y``), sample count, seconds,
-        device.
-
-    Raises
-    ------
-    DataError
-        When ``x`` does not fit the model's input shape, lengths differ, or a
-        label is outside ``[0, C)``.
-    EngineError
-        When the model is not a one-input classifier.
-    EvaluationCancelled
-        When ``should_stop()`` returned True.
-    """
-    from .session import EngineSession
-
-    session = EngineSession(model, [], batch_size=batch_size, cache_budget=0)
-    session.set_heldout(x, y, data_path)
-    report = None if progress is None else (lambda done, total, *_: progress(done, total))
-    return session.evaluate(progress=report, should_stop=should_stop)
-
-
 def file_layout(path: str | os.PathLike[str]) -> Layout | None:
     """The file's own tensor listing from :mod:`weightlab.formats`, or None.
 
-    None when the formats package has no ``open_model`` (yet) or cannot read
-    the file; callers then fall back to :func:`model_layout`.
+    None when the formats cannot read the file; callers then fall back to
+    :func:`model_layout`.
     """
     try:
-        from .. import formats
-    except ImportError:
-        return None
-    open_model = getattr(formats, "open_model", None)
-    if open_model is None:
-        return None
-    try:
         mf = open_model(path)
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means: no listing, use the model's
         return None
     try:
         return [(layer.name, [(t.name, tuple(t.shape)) for t in layer.tensors]) for layer in mf.layers]
     finally:
         try:
             mf.close()
-        except Exception:
+        except Exception:  # noqa: BLE001 - closing a listing never fails the evaluation
             pass
-
-
-def evaluate_file(
-    model_path: str | os.PathLike[str],
-    data_path: str | os.PathLike[str],
-    edited: Mapping[str, np.ndarray] | None = None,
-    *,
-    trust: bool = False,
-    batch_size: int = 256,
-    **options: Any,
-) -> Metrics:
-    """Build a model, assign edited tensors and evaluate it on a held-out set (one shot).
-
-    Parameters
-    ----------
-    model_path:
-        Any evaluable model (see :func:`weightlab.engine.tf_eval.open_session`).
-    data_path:
-        Held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`).
-    edited:
-        Canonical name -> new values (shape and dtype kind must match).
-    trust, batch_size:
-        As for :func:`build_model` and :func:`evaluate`.
-    options:
-        ``architecture``, ``signature``, ``output``, ``input`` of
-        :func:`~weightlab.engine.tf_eval.open_session`.
-
-    Raises
-    ------
-    EngineError, DataError
-        With a user-facing message naming the file.
-    """
-    from .tf_eval import open_session
-
-    with run_errors(model_path):
-        session = open_session(
-            model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0, **options
-        )
-        if edited:
-            session.evaluate()  # the unedited outputs, for the agreement fields
-        return session.evaluate(edited)

@@ -1,15 +1,17 @@
 """The engine worker process: builds the model and evaluates edits.
 
 Started by :class:`weightlab.engine.client.EngineClient` in a ``spawn``-ed
-child process; :func:`main` is its entry point. TensorFlow is imported inside
-:func:`main` only, so importing this module is cheap and TF-free.
+child process through :func:`weightlab.engine.spawn.child_main` (entry point
+:data:`weightlab.engine.spawn.WORKER`); :func:`main` is its entry point.
+TensorFlow is imported inside :func:`main` only, after the child's output is
+captured and its priority lowered, so importing this module is cheap.
 
 Protocol (tuples over a :class:`multiprocessing.connection.Connection`):
 
 Parent -> worker
     ``("open", request_id, model_path, data_path, trust, layout, batch_size, options)``
     (``options``: ``architecture``, ``signature``, ``output``, ``input`` of
-    :func:`weightlab.engine.tf_eval.open_session`)
+    :func:`weightlab._tf.passes.open_session`)
     ``("evaluate", request_id, edited, tag)``
     ``("cancel",)``
     ``("shutdown",)``
@@ -24,10 +26,10 @@ follows ``open`` is not stopped by a newer ``evaluate`` (which waits for it).
 Of several queued ``evaluate`` requests only the newest runs; the others are
 answered with ``Cancelled``.
 
-The opened model lives in the session :func:`weightlab.engine.tf_eval.open_session`
-returns: an :class:`~weightlab.engine.session.EngineSession` for one-output
+The opened model lives in the session :func:`weightlab._tf.passes.open_session`
+returns: an :class:`~weightlab._tf.session.EngineSession` for one-output
 Keras models (incremental evaluation, activation cache; ``batch_size`` None
-lets it choose), a :class:`~weightlab.engine.tf_eval.PassSession` for
+lets it choose), a :class:`~weightlab._tf.passes.PassSession` for
 SavedModels, frozen graphs and several outputs;
 ``Progress`` events carry the running accuracy and its Wilson interval.
 """
@@ -40,9 +42,10 @@ import traceback
 from collections import deque
 from typing import Any
 
+from ..core.dataset import load_heldout
 from ..core.errors import WeightLabError
-from .events import Cancelled, Failed, ModelReady, Progress, Ready, Result
-from .quiet import install_child_output
+from ..engine.events import Cancelled, Failed, ModelReady, Progress, Ready, Result
+from ..engine.quiet import install_child_output
 
 _PROGRESS_INTERVAL = 0.05  # seconds between Progress events of one request
 
@@ -85,12 +88,12 @@ class _Worker:
 
     # -- main loop -----------------------------------------------------------------
     def run(self) -> None:
-        from . import evaluate as ev
-
-        self.ev = ev
         import tensorflow as tf
 
-        self.send(Ready(device=ev.device_name(), tensorflow_version=tf.__version__))
+        from . import runtime
+
+        self.rt = runtime
+        self.send(Ready(device=runtime.device_name(), tensorflow_version=tf.__version__))
         while True:
             if self.pending:
                 msg = self.pending.popleft()
@@ -131,7 +134,7 @@ class _Worker:
     ) -> None:
         import keras
 
-        from .tf_eval import open_session
+        from .passes import open_session
 
         self.session, self.reason = None, "no model is open"
         keras.backend.clear_session()
@@ -161,7 +164,8 @@ class _Worker:
         if data_path is None:
             return refuse("no held-out set: open a data file (.npz with x, and y for accuracy) to evaluate edits")
         try:
-            session.load_heldout(data_path)
+            data = load_heldout(data_path)
+            session.set_heldout(data.x, data.y, data_path)
         except WeightLabError as exc:
             return refuse(str(exc))
         info.update(num_samples=session.num_samples, labels=session.labelled)
@@ -181,7 +185,7 @@ class _Worker:
             metrics = self.session.evaluate(
                 edited, progress=self._progress(rid), should_stop=self._stopper(stop_on)
             )
-        except self.ev.EvaluationCancelled:
+        except self.rt.EvaluationCancelled:
             self.send(Cancelled(rid))
             return
         except WeightLabError as exc:
@@ -189,7 +193,7 @@ class _Worker:
             return
         except Exception as exc:  # a TF error: report, keep the worker alive
             traceback.print_exc()  # to the captured output (the terminal with --verbose)
-            self.send(Failed(rid, f"evaluation failed: {self.ev.run_error_message(exc)}"))
+            self.send(Failed(rid, f"evaluation failed: {self.rt.run_error_message(exc)}"))
             return
         self.send(Result(rid, tag, baseline, metrics))
 

@@ -3,22 +3,21 @@
 Imports TensorFlow and Keras: used in the engine worker and by headless callers
 (``weightlab eval``), never in the GUI process. :func:`open_session` is the one
 entry point; it detects the format by content and returns a session with the
-interface of :class:`~weightlab.engine.session.EngineSession` (``load_heldout``,
-``set_heldout``, ``evaluate(edited, progress=..., should_stop=...)``, ``tmap``,
-``input_shape``, ``num_classes``, ``num_samples``, ``labelled``,
+interface of :class:`~weightlab._tf.session.EngineSession` (``set_heldout``,
+``evaluate(edited, progress=..., should_stop=...)``, ``tmap``, ``input_shape``, ``num_classes``, ``num_samples``, ``labelled``,
 ``output_names``, ``signatures``).
 
 Evaluation paths
 ----------------
 Keras ``.keras`` / ``.h5`` (Keras 3, and Keras 2 files through Keras 3's legacy loader)
-    :func:`~weightlab.engine.evaluate.build_model` (Lambda layers and custom
+    :func:`~weightlab._tf.model.build_model` (Lambda layers and custom
     classes refused unless trusted), then an incremental
-    :class:`~weightlab.engine.session.EngineSession`; a model with several
+    :class:`~weightlab._tf.session.EngineSession`; a model with several
     outputs gets a :class:`PassSession` (full passes).
 Checkpoint + architecture
     The architecture (a Keras file, built as above) receives the
     checkpoint's values: tensors are matched by the canonical names the
-    checkpoint listing gives (:func:`weightlab.engine.tf_io.list_checkpoint`),
+    checkpoint listing gives (:func:`weightlab._tf.tfio.list_checkpoint`),
     then by order and shape; optimizer state is ignored. Edits are keyed by
     the checkpoint's canonical names.
 SavedModel
@@ -26,7 +25,7 @@ SavedModel
     ``tf.saved_model.load`` and the chosen signature (``serving_default`` by
     default) called batch by batch. Edited tensors are assigned to the loaded
     object's variables, found by the bundle keys the listing
-    (:func:`weightlab.engine.tf_io.list_saved_model`) gives each canonical
+    (:func:`weightlab._tf.tfio.list_saved_model`) gives each canonical
     name, walking the loaded object graph with TensorFlow's own checkpoint
     key scheme.
 Frozen GraphDef
@@ -54,32 +53,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from ..core.dataset import conform_inputs, load_heldout  # noqa: E402
-from ..core.errors import DataError, EngineError  # noqa: E402
-from . import tf_io  # noqa: E402
-from .evaluate import (  # noqa: E402
-    EvaluationCancelled,
-    Layout,
-    TensorMap,
-    build_model,
-    file_layout,
-    map_tensors,
-    model_layout,
-    prepare_arrays,
-    run_reason,
-)
-from .events import Metrics  # noqa: E402
-from .graph_safety import check_graph_def, check_saved_model  # noqa: E402
-from .scoring import Agreement, PassScorer, check_labels  # noqa: E402
-from .session import EngineSession, ProgressCallback, _device_label  # noqa: E402
-from .tf_formats import evaluation_kind  # noqa: E402
+from ..core.dataset import conform_inputs, load_heldout
+from ..core.errors import DataError, EngineError
+from ..engine.events import Metrics
+from ..engine.graph_safety import check_graph_def, check_saved_model
+from ..engine.scoring import Agreement, PassScorer, check_labels
+from ..formats.tf_formats import evaluation_kind
+from . import tfio
+from .model import Layout, TensorMap, build_model, file_layout, map_tensors, model_layout, prepare_arrays
+from .runtime import EvaluationCancelled, device_name, run_reason
+from .session import EngineSession, ProgressCallback
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -166,7 +153,7 @@ class KerasExecutable(_Executable):
     model:
         The built model (one input).
     tmap:
-        Its :class:`~weightlab.engine.evaluate.TensorMap`.
+        Its :class:`~weightlab._tf.model.TensorMap`.
     output:
         Evaluate only this output (one of ``model.output_names``).
     """
@@ -259,7 +246,7 @@ class SavedModelExecutable(_Executable):
     """
 
     def __init__(self, folder: str, signature: str | None, output: str | None, trust: bool):
-        sm = tf_io._load_saved_model_proto(Path(folder))
+        sm = tfio._load_saved_model_proto(Path(folder))
         metas = [m for m in sm.meta_graphs if "serve" in m.meta_info_def.tags] or list(sm.meta_graphs)
         meta = metas[0]
         if not trust:
@@ -298,11 +285,11 @@ class SavedModelExecutable(_Executable):
             loaded = tf.saved_model.load(folder, tags=list(meta.meta_info_def.tags))
         except Exception as exc:  # noqa: BLE001 - TF raises many kinds
             raise EngineError(
-                f"TensorFlow cannot load this SavedModel ({tf_io._tf_message(exc)})", folder
+                f"TensorFlow cannot load this SavedModel ({tfio._tf_message(exc)})", folder
             ) from exc
         self._loaded = loaded  # keeps the variables alive
         self._fn = loaded.signatures[signature]
-        listing = tf_io.list_saved_model(folder)
+        listing = tfio.list_saved_model(folder)
         by_key = _saved_model_variables(loaded)
         self.tmap = TensorMap()
         for layer in listing["layers"]:
@@ -365,7 +352,7 @@ class GraphDefExecutable(_Executable):
     """
 
     def __init__(self, path: str, input: str | None, output: str | None, trust: bool):  # noqa: A002
-        gd = tf_io._graph(path)
+        gd = tfio._graph(path)
         placeholders, sinks = _graph_io(gd)
         if input is None:
             if len(placeholders) != 1:
@@ -396,7 +383,7 @@ class GraphDefExecutable(_Executable):
             self._out = self.graph.get_tensor_by_name(out_name)
         except Exception as exc:  # noqa: BLE001 - TF raises many kinds
             raise EngineError(
-                f"TensorFlow cannot import this graph ({tf_io._tf_message(exc)})", path
+                f"TensorFlow cannot import this graph ({tfio._tf_message(exc)})", path
             ) from exc
         self._session = tf.compat.v1.Session(graph=self.graph)
         shape = self._in.shape
@@ -409,7 +396,7 @@ class GraphDefExecutable(_Executable):
         self._feeds: dict[Any, np.ndarray] = {}
         self._keys: dict[str, str] = {}
         self.tmap = TensorMap()
-        for layer in tf_io.list_graphdef(path)["layers"]:
+        for layer in tfio.list_graphdef(path)["layers"]:
             for t in layer["tensors"]:
                 if "::" in t["key"]:  # a Const inside a library function cannot be fed
                     self.tmap.unmapped.append(t["name"])
@@ -419,7 +406,7 @@ class GraphDefExecutable(_Executable):
 
     def value(self, name: str) -> np.ndarray:
         """The file's values of Const ``name`` (edits are fed, never written into the graph)."""
-        return tf_io.read_tensor("graphdef", self._path, self._keys[name])
+        return tfio.read_tensor("graphdef", self._path, self._keys[name])
 
     def assign(self, name: str, values: np.ndarray | None) -> None:
         """Feed ``values`` for Const ``name`` from now on; None: use the file's value again."""
@@ -554,17 +541,6 @@ class PassSession:
         """True when accuracy is computed (labels and one scored output)."""
         return self._y is not None
 
-    def load_heldout(self, data_path: str | os.PathLike[str]) -> None:
-        """Load a held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`) and use it.
-
-        Raises
-        ------
-        DataError
-            When the file is unreadable or does not fit the model.
-        """
-        data = load_heldout(data_path)
-        self.set_heldout(data.x, data.y, data_path)
-
     def set_heldout(self, x: np.ndarray, y: np.ndarray | None, data_path: Any = None) -> None:
         """Use ``(x, y)`` as the held-out set (``y`` None: unlabelled); forgets the baseline outputs.
 
@@ -625,7 +601,7 @@ class PassSession:
     ) -> Metrics:
         """Evaluate with ``edited`` tensors (canonical name -> values) and the file's values elsewhere.
 
-        As :meth:`weightlab.engine.session.EngineSession.evaluate`, always a
+        As :meth:`weightlab._tf.session.EngineSession.evaluate`, always a
         full pass (``mode="full"``).
 
         Raises
@@ -668,7 +644,7 @@ class PassSession:
             is_baseline=not self._edited,
             outputs=self.output_names,
             seconds=time.perf_counter() - t0,
-            device=_device_label(),
+            device=device_name(),
             mode="full",
             batch_size=self.batch_size,
         )
@@ -698,7 +674,7 @@ def checkpoint_session(
         The checkpoint prefix.
     architecture:
         A Keras ``.keras``/``.h5`` model file (built with
-        :func:`~weightlab.engine.evaluate.build_model`).
+        :func:`~weightlab._tf.model.build_model`).
     trust, output, options:
         As for :func:`open_session`.
 
@@ -710,17 +686,17 @@ def checkpoint_session(
     """
     shown = prefix + ".index"
     model = build_model(architecture, trust=trust)
-    listing = tf_io.list_checkpoint(prefix)
+    listing = tfio.list_checkpoint(prefix)
     tensors = {
         t["name"]: t
         for layer in listing["layers"]
-        if layer["name"] != tf_io.OPTIMIZER_LAYER
+        if layer["name"] != tfio.OPTIMIZER_LAYER
         for t in layer["tensors"]
     }
     layout = [
         (layer["name"], [(t["name"], tuple(t["shape"])) for t in layer["tensors"]])
         for layer in listing["layers"]
-        if layer["name"] != tf_io.OPTIMIZER_LAYER
+        if layer["name"] != tfio.OPTIMIZER_LAYER
     ]
     session = _keras_session(model, layout, output, shown, order_fallback=True, **options)
     if not session.tmap.variables:
@@ -728,7 +704,7 @@ def checkpoint_session(
             f"none of the checkpoint's {len(tensors)} tensors fits the architecture {os.fspath(architecture)}",
             shown,
         )
-    values = {n: tf_io.read_tensor("checkpoint", prefix, tensors[n]["key"]) for n in session.tmap.variables}
+    values = {n: tfio.read_tensor("checkpoint", prefix, tensors[n]["key"]) for n in session.tmap.variables}
     for name, arr in prepare_arrays(session.tmap, values).items():
         session.tmap.variables[name].assign(arr)
     return session
@@ -773,7 +749,7 @@ def open_session(
         For Keras files: the file's tensor listing (default: read it).
     options:
         ``batch_size``, and for Keras one-output models ``cache_budget`` and
-        ``jit_compile`` (see :class:`~weightlab.engine.session.EngineSession`).
+        ``jit_compile`` (see :class:`~weightlab._tf.session.EngineSession`).
 
     Returns
     -------
@@ -808,5 +784,6 @@ def open_session(
             layout = file_layout(p) or model_layout(model)
         session = _keras_session(model, layout, output, p, **options)
     if data_path is not None:
-        session.load_heldout(data_path)
+        data = load_heldout(data_path)
+        session.set_heldout(data.x, data.y, data_path)
     return session

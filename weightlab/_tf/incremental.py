@@ -19,7 +19,7 @@ increase along paths), which is a path avoiding ``t``. This needs every tensor
 to be reachable from the one input and to reach the output, which holds for
 the tensors collected by walking back from the output of a one-input model.
 
-Imports Keras; used by :mod:`weightlab.engine.session` in the engine process.
+Imports Keras; used by :mod:`weightlab._tf.session` in the engine process.
 """
 
 from __future__ import annotations

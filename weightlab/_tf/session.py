@@ -7,7 +7,7 @@ same code. It imports TensorFlow and Keras.
 Incremental evaluation
 ----------------------
 The session analyses the model's functional graph once
-(:func:`weightlab.engine.incremental.plan_graph`) and picks *cuts*: tensors
+(:func:`weightlab._tf.incremental.plan_graph`) and picks *cuts*: tensors
 every path from the input to the output passes through, one just upstream of
 each layer with weights (a residual block's input for the layers inside the
 block). It records the held-out set's activations at those cuts during a pass
@@ -70,20 +70,11 @@ import tensorflow as tf
 
 from ..core.dataset import conform_inputs, load_heldout
 from ..core.errors import DataError, EngineError
-from .evaluate import (
-    EvaluationCancelled,
-    Layout,
-    build_model,
-    check_model_io,
-    device_name,
-    file_layout,
-    map_tensors,
-    model_layout,
-    prepare_arrays,
-)
-from .events import Metrics
+from ..engine.events import Metrics
+from ..engine.scoring import Agreement, PassScorer, check_labels
 from .incremental import Cut, GraphPlan, plan_graph
-from .scoring import Agreement, PassScorer, check_labels
+from .model import Layout, build_model, check_model_io, file_layout, map_tensors, model_layout, prepare_arrays
+from .runtime import EvaluationCancelled, device_name
 
 __all__ = [
     "ACTIVATION_BUDGET",
@@ -161,15 +152,6 @@ def _device_kind() -> str:
         return "CPU"
 
 
-_DEVICE_NAME: list[str] = []
-
-
-def _device_label() -> str:
-    if not _DEVICE_NAME:
-        _DEVICE_NAME.append(device_name())
-    return _DEVICE_NAME[0]
-
-
 class EngineSession:
     """A model, its held-out set, the current edits and the activation cache.
 
@@ -178,7 +160,7 @@ class EngineSession:
     model:
         A built one-input classifier with outputs ``(N, C)``, ``C >= 2``.
     layout:
-        The file's tensor listing (see :func:`weightlab.engine.evaluate.map_tensors`);
+        The file's tensor listing (see :func:`weightlab._tf.model.map_tensors`);
         None derives canonical names from the model.
     batch_size:
         Samples per forward pass; None chooses it from memory (see the module
@@ -192,7 +174,7 @@ class EngineSession:
         The model file, named in errors.
     order_fallback:
         Map file tensors whose names match nothing by order and shape (see
-        :func:`weightlab.engine.evaluate.map_tensors`).
+        :func:`weightlab._tf.model.map_tensors`).
 
     Raises
     ------
@@ -270,7 +252,8 @@ class EngineSession:
             layout = file_layout(model_path) or model_layout(model)
         session = cls(model, layout, model_path=model_path, **options)
         if data_path is not None:
-            session.load_heldout(data_path)
+            data = load_heldout(data_path)
+            session.set_heldout(data.x, data.y, data_path)
         return session
 
     # -- held-out set ---------------------------------------------------------------
@@ -295,17 +278,6 @@ class EngineSession:
         return sum(
             int(math.prod(t.shape)) * t.dtype.size for ck in self._checkpoints.values() for t in ck.batches
         )
-
-    def load_heldout(self, data_path: str | os.PathLike[str]) -> None:
-        """Load a held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`) and use it.
-
-        Raises
-        ------
-        DataError
-            When the file is unreadable or does not fit the model.
-        """
-        data = load_heldout(data_path)
-        self.set_heldout(data.x, data.y, data_path)
 
     def set_heldout(
         self, x: np.ndarray, y: np.ndarray | None, data_path: str | os.PathLike[str] | None = None
@@ -498,7 +470,7 @@ class EngineSession:
             is_baseline=not self._edited,
             outputs=self.output_names,
             seconds=time.perf_counter() - t0,
-            device=_device_label(),
+            device=device_name(),
             mode="full" if start is None else "incremental",
             cut=None if start is None else start.layer,
             layers_run=layers_total if start is None or plan is None else plan.layers_after(start),

@@ -1,11 +1,14 @@
 """Format handlers for TensorFlow files: SavedModel folders, checkpoints, frozen GraphDefs.
 
-Importing this module does not import TensorFlow: it registers three handlers
-into :mod:`weightlab.formats` (:func:`weightlab.formats.register`). Detection
-(``sniff``) is pure Python (:mod:`weightlab.formats.tfsniff`); listing, reading
-and saving go through a :class:`~weightlab.engine.tf_reader.TFReaderProcess`,
-one child process per opened model, started when the model is opened (or
-first used after :meth:`ModelFile.close`) and ended by ``ModelFile.close()``.
+This module imports no TensorFlow: its three handlers (:data:`SAVEDMODEL`,
+:data:`CHECKPOINT`, :data:`GRAPHDEF`) are listed with the other formats in
+:data:`weightlab.formats.FORMATS`. Detection (``sniff``) is pure Python
+(:mod:`weightlab.formats.tfsniff`); listing, reading and saving go through a
+:class:`~weightlab.engine.reader.TFReaderProcess`, one child process per
+opened model running :mod:`weightlab._tf.tfio`, started when the model is
+opened (or first used after :meth:`ModelFile.close`) and ended by
+``ModelFile.close()``. Hence the formats sit above :mod:`weightlab.engine`
+(the TensorFlow-free side of the process boundary) in the layers.
 
 Names in the weights tree
 -------------------------
@@ -44,13 +47,13 @@ import numpy as np
 from ..core.errors import EngineError, FormatError, UnsafeFileError
 from ..core.links import check_prefix, check_tree, is_inside
 from ..core.model import LayerInfo, ModelFile, TensorInfo
-from ..formats import check_destination, register, tfsniff
-from ..formats._h5io import file_stat, prepare_changes
-from .tf_reader import TFReaderProcess
+from ..engine.reader import TFReaderProcess
+from . import tfsniff
+from ._h5io import file_stat, prepare_changes
 
 __all__ = ["CHECKPOINT", "GRAPHDEF", "OPTIMIZER_LAYER", "SAVEDMODEL", "evaluation_kind"]
 
-#: Name and class name of the layer holding optimizer state (as in :mod:`weightlab.engine.tf_io`).
+#: Name and class name of the layer holding optimizer state (as in :mod:`weightlab._tf.tfio`, which cannot be imported here).
 OPTIMIZER_LAYER = "(optimizer)"
 
 
@@ -203,6 +206,9 @@ class TFFormat:
     def save(self, model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
         """Write ``model`` with ``changed`` tensors replaced to ``out``, in this format.
 
+        Called through :func:`weightlab.formats.save_model`, which first refuses
+        a destination whose extension belongs to another format (``x.h5``,
+        ``x.keras``...; see :func:`weightlab.formats.check_destination`).
         A SavedModel goes to the folder ``out``; a checkpoint to the prefix ``out``
         (a folder or a name ending in ``/`` gets the source's base name; a
         trailing ``.index`` is dropped); a GraphDef to the file ``out``.
@@ -214,14 +220,11 @@ class TFFormat:
             For an unknown tensor name.
         FormatError
             For a wrong shape or dtype, a source changed on disk since it was
-            opened, a destination whose extension belongs to another format
-            (``x.h5``, ``x.keras``...; see :func:`weightlab.formats.check_destination`),
-            or a destination that cannot be written.
+            opened, or a destination that cannot be written.
         UnsafeFileError
             When a file of the source is (now) a link leading out of its folder,
             or a special file.
         """
-        check_destination(model, out)
         updates = prepare_changes(model, changed)
         location = model.attrs["location"]
         self._check(None, location)
@@ -342,9 +345,6 @@ GRAPHDEF = TFFormat(
     lambda loc: loc,
     lambda loc: loc,
 )
-
-for _handler in (SAVEDMODEL, CHECKPOINT, GRAPHDEF):
-    register(_handler)  # type: ignore[arg-type]
 
 
 #: Options of :func:`evaluation_kind` each format accepts.

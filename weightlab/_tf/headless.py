@@ -1,0 +1,120 @@
+"""One-shot, in-process evaluation for headless callers: the command line, :func:`weightlab.evaluate`, scripts.
+
+Imports TensorFlow in the calling process (the window evaluates in the engine
+worker process instead). The headless entry points enter the wall here and
+nowhere else (import-linter: ``weightlab`` and ``weightlab.cli`` import
+:mod:`weightlab._tf` only through this module).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..engine.events import Metrics
+from .passes import open_session
+from .runtime import EvaluationCancelled, run_errors
+from .session import EngineSession
+
+__all__ = ["EvaluationCancelled", "evaluate", "evaluate_file", "open_session", "run_errors"]
+
+
+def evaluate(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+) -> Metrics:
+    """Evaluate a classifier on ``(x, y)``, batch by batch (one full pass, no cache).
+
+    A one-shot :class:`weightlab._tf.session.EngineSession` with a cache
+    budget of 0.
+
+    Parameters
+    ----------
+    model:
+        One-input, one-output classifier with outputs ``(N, C)``.
+    x:
+        Inputs ``(N, ...)``, any numeric dtype; cast to the model's input
+        dtype. A missing trailing channel axis of size 1 is added (see
+        :func:`weightlab.core.dataset.conform_inputs`).
+    y:
+        Class indices ``(N,)``, integers in ``[0, C)``.
+    batch_size:
+        Samples per forward pass.
+    progress:
+        Called as ``progress(done_batches, total_batches)`` after each batch.
+    should_stop:
+        Polled between batches; when it returns True the evaluation stops by
+        raising :class:`EvaluationCancelled`.
+    data_path:
+        The held-out file, named in errors.
+
+    Returns
+    -------
+    Metrics
+        Accuracy, loss (see the module docstring), per-class accuracy (length
+        ``C``, ``nan`` for classes absent from ``y``), sample count, seconds,
+        device.
+
+    Raises
+    ------
+    DataError
+        When ``x`` does not fit the model's input shape, lengths differ, or a
+        label is outside ``[0, C)``.
+    EngineError
+        When the model is not a one-input classifier.
+    EvaluationCancelled
+        When ``should_stop()`` returned True.
+    """
+    session = EngineSession(model, [], batch_size=batch_size, cache_budget=0)
+    session.set_heldout(x, y, data_path)
+    report = None if progress is None else (lambda done, total, *_: progress(done, total))
+    return session.evaluate(progress=report, should_stop=should_stop)
+
+
+def evaluate_file(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    edited: Mapping[str, np.ndarray] | None = None,
+    *,
+    trust: bool = False,
+    batch_size: int = 256,
+    **options: Any,
+) -> Metrics:
+    """Build a model, assign edited tensors and evaluate it on a held-out set (one shot).
+
+    Parameters
+    ----------
+    model_path:
+        Any evaluable model (see :func:`weightlab._tf.passes.open_session`).
+    data_path:
+        Held-out ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`).
+    edited:
+        Canonical name -> new values (shape and dtype kind must match).
+    trust, batch_size:
+        As for :func:`~weightlab._tf.model.build_model` and :func:`evaluate`.
+    options:
+        ``architecture``, ``signature``, ``output``, ``input`` of
+        :func:`~weightlab._tf.passes.open_session`.
+
+    Raises
+    ------
+    EngineError, DataError
+        With a user-facing message naming the file.
+    """
+    with run_errors(model_path):
+        session = open_session(
+            model_path, data_path, trust=trust, batch_size=batch_size, cache_budget=0, **options
+        )
+        if edited:
+            session.evaluate()  # the unedited outputs, for the agreement fields
+        return session.evaluate(edited)

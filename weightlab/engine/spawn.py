@@ -1,0 +1,59 @@
+"""The one door from a TensorFlow-free process into the wall: child processes named by string.
+
+The engine worker and the TensorFlow reader run code of :mod:`weightlab._tf`,
+which imports TensorFlow. Their clients (:class:`weightlab.engine.client.EngineClient`,
+:class:`weightlab.engine.reader.TFReaderProcess`) live in the window's process,
+which must never import TensorFlow, so they do not import those modules: they
+start :func:`child_main` (this TensorFlow-free module, which the ``spawn``
+start method pickles by reference) with an *entry point* string, and the child
+imports the entry point's module. The process-spawn edges are therefore the
+strings in :data:`ENTRY_POINTS`, not imports: import-linter sees none, and
+``tests/test_engine.py`` checks that every entry point resolves inside
+:mod:`weightlab._tf` and that importing the clients imports nothing of it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["ENTRY_POINTS", "READER", "WORKER", "child_main", "resolve"]
+
+#: The engine worker process (:func:`weightlab._tf.worker.main`).
+WORKER = "weightlab._tf.worker:main"
+#: The TensorFlow reader process (:func:`weightlab._tf.reader.serve`).
+READER = "weightlab._tf.reader:serve"
+#: Every child process entry point, ``"module:function"``; all inside the wall.
+ENTRY_POINTS = (WORKER, READER)
+
+
+def resolve(entry: str) -> Callable[..., Any]:
+    """Import the module of ``entry`` (``"module:function"``) and return the function.
+
+    Call it in a child process only: the module imports TensorFlow (at once or
+    when called).
+
+    Raises
+    ------
+    ValueError
+        When ``entry`` is not one of :data:`ENTRY_POINTS`.
+    """
+    if entry not in ENTRY_POINTS:
+        raise ValueError(f"unknown child process entry point {entry!r} (known: {', '.join(ENTRY_POINTS)})")
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def child_main(entry: str, *args: Any) -> None:
+    """Target of a ``spawn``-ed child process: run the entry point ``entry`` with ``args``.
+
+    Parameters
+    ----------
+    entry:
+        One of :data:`ENTRY_POINTS`.
+    args:
+        The entry point's arguments (picklable: pipe ends, ``ChildOutput`` handles, ints).
+    """
+    resolve(entry)(*args)
+
