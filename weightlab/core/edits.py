@@ -27,7 +27,7 @@ import dataclasses
 import fnmatch
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
@@ -175,6 +175,69 @@ def _rng(seed: int, name: str) -> np.random.Generator:
 
 def _cast(value: float, like: np.ndarray) -> np.generic:
     return like.dtype.type(value)
+
+
+# -- large tensors: element-wise edits in blocks -------------------------------------
+
+#: Elements per block of the element-wise loops: the block's temporaries (a few
+#: hundred kilobytes) stay in the CPU cache, and no temporary the size of the
+#: tensor is made. Every loop computes each element with the same ufuncs as the
+#: whole-array expression it replaces, so the bits do not depend on the block size.
+_BLOCK = 1 << 16
+
+
+def _blocks(a: np.ndarray, out: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(block of a, same block of out)`` pairs, flat, in C order; ``out`` is C-contiguous, of a's size."""
+    src, dst = a.reshape(-1), out.reshape(-1)  # a view unless ``a`` is not C-contiguous (then a copy)
+    for i in range(0, src.size, _BLOCK):
+        yield src[i : i + _BLOCK], dst[i : i + _BLOCK]
+
+
+def _elementwise(a: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """A new C-contiguous array with ``fn(block of a, block of the result)`` run over every block.
+
+    ``fn`` must write every element of its output block from the same elements
+    of its input block.
+    """
+    out = np.empty(a.shape, a.dtype)
+    for src, dst in _blocks(a, out):
+        fn(src, dst)
+    return out
+
+
+def _scratch(a: np.ndarray, dtype: Any = bool) -> np.ndarray:
+    """A flat buffer for one block of ``a``."""
+    return np.empty(min(_BLOCK, a.size), dtype)
+
+
+def _bits_dtype(a: np.ndarray) -> np.dtype:
+    """The unsigned integer dtype of ``a``'s item size (every real dtype: 1, 2, 4 or 8 bytes)."""
+    return np.dtype(f"u{a.dtype.itemsize}")
+
+
+def _zero_masked(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, keep: np.ndarray) -> None:
+    """``dst[...] = np.where(mask, 0, src)`` bit for bit, without branches.
+
+    Zero is all-zero bits in every real dtype, so the result is ``src``'s bits
+    AND ``mask - 1`` (all ones where ``mask`` is false); NaN payloads and
+    ``-0.0`` pass untouched. ``keep`` is scratch of ``_bits_dtype(src)``;
+    all four are flat blocks of one size (``src`` and ``dst`` contiguous).
+    """
+    np.copyto(keep, mask)
+    np.subtract(keep, 1, out=keep)
+    np.bitwise_and(src.view(keep.dtype), keep, out=dst.view(keep.dtype))
+
+
+def _zero_where_block(a: np.ndarray, make_mask: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
+    """``np.where(mask, 0, a)``, where ``make_mask(block, out)`` writes the mask of a block into ``out``."""
+    masks, keeps = _scratch(a), _scratch(a, _bits_dtype(a))
+
+    def fn(src: np.ndarray, dst: np.ndarray) -> None:
+        mask = masks[: src.size]
+        make_mask(src, mask)
+        _zero_masked(src, dst, mask, keeps[: src.size])
+
+    return _elementwise(a, fn)
 
 
 # -- the base class --------------------------------------------------------------
@@ -428,7 +491,8 @@ class Clip(_RangeEdit):
     _verb: ClassVar[str] = "clip {target} to"
 
     def compute(self, name, current, source):
-        return np.clip(current, _cast(self.min, current), _cast(self.max, current))
+        lo, hi = _cast(self.min, current), _cast(self.max, current)
+        return _elementwise(current, lambda src, dst: np.clip(src, lo, hi, out=dst))
 
 
 @_register
@@ -461,7 +525,16 @@ class ZeroRange(_RangeEdit):
 
     def compute(self, name, current, source):
         lo, hi = _cast(self.min, current), _cast(self.max, current)
-        return np.where((current >= lo) & (current <= hi), current.dtype.type(0), current)
+        # np.where((current >= lo) & (current <= hi), 0, current), block by block.
+        buffer = _scratch(current)
+
+        def inside(src: np.ndarray, mask: np.ndarray) -> None:
+            upper = buffer[: src.size]
+            np.greater_equal(src, lo, out=mask)
+            np.less_equal(src, hi, out=upper)
+            mask &= upper
+
+        return _zero_where_block(current, inside)
 
 
 @_register
@@ -474,7 +547,16 @@ class ZeroOutside(_RangeEdit):
 
     def compute(self, name, current, source):
         lo, hi = _cast(self.min, current), _cast(self.max, current)
-        return np.where((current < lo) | (current > hi), current.dtype.type(0), current)
+        # np.where((current < lo) | (current > hi), 0, current), block by block.
+        buffer = _scratch(current)
+
+        def outside(src: np.ndarray, mask: np.ndarray) -> None:
+            above = buffer[: src.size]
+            np.less(src, lo, out=mask)
+            np.greater(src, hi, out=above)
+            mask |= above
+
+        return _zero_where_block(current, outside)
 
 
 @_register
@@ -486,7 +568,8 @@ class Scale(Edit):
     factor: float
 
     def compute(self, name, current, source):
-        return current * _cast(self.factor, current)
+        factor = _cast(self.factor, current)
+        return _elementwise(current, lambda src, dst: np.multiply(src, factor, out=dst))
 
     def describe(self) -> str:
         return f"scale {self.target_text} by {self.factor:.6g}"
@@ -501,7 +584,8 @@ class Add(Edit):
     value: float
 
     def compute(self, name, current, source):
-        return current + _cast(self.value, current)
+        value = _cast(self.value, current)
+        return _elementwise(current, lambda src, dst: np.add(src, value, out=dst))
 
     def describe(self) -> str:
         return f"add {self.value:.6g} to {self.target_text}"
@@ -720,33 +804,127 @@ class PruneMagnitude(Edit):
         names = self.targets(model)
         arrays = {n: source.array(n) for n in names}
         if self.threshold is not None:
-            return {n: _zero_where(a, np.abs(a) <= _cast(self.threshold, a)) for n, a in arrays.items()}
+            return {n: _prune_below(a, self.threshold) for n, a in arrays.items()}
         if self.scope == "tensor":
-            return {n: _prune_smallest(a, self.sparsity) for n, a in arrays.items()}
-        flat = np.concatenate([np.abs(a.astype(np.float64, copy=False)).ravel() for a in arrays.values()])
-        k = math.floor(self.sparsity * flat.size)
-        mask = np.zeros(flat.size, dtype=bool)
-        mask[np.argsort(flat, kind="stable")[:k]] = True
-        out, start = {}, 0
-        for n, a in arrays.items():
-            out[n] = _zero_where(a, mask[start : start + a.size].reshape(a.shape))
-            start += a.size
-        return out
+            return {n: _prune_smallest([a], self.sparsity)[0] for n, a in arrays.items()}
+        return dict(zip(arrays, _prune_smallest(list(arrays.values()), self.sparsity)))
 
     def describe(self) -> str:
         how = f"|w| <= {self.threshold:.6g}" if self.threshold is not None else f"sparsity {self.sparsity:.4g}"
         return f"prune {self.target_text} by magnitude ({how}, {self.scope})"
 
 
-def _zero_where(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return np.where(mask, a.dtype.type(0), a)
+def _prune_below(a: np.ndarray, threshold: float) -> np.ndarray:
+    """``np.where(np.abs(a) <= threshold, 0, a)`` (``|w|`` in ``a``'s own dtype), block by block."""
+    t = _cast(threshold, a)
+    buffer = _scratch(a, a.dtype)
+
+    def small(src: np.ndarray, mask: np.ndarray) -> None:
+        magnitude = buffer[: src.size]
+        np.abs(src, out=magnitude)
+        np.less_equal(magnitude, t, out=mask)
+
+    return _zero_where_block(a, small)
 
 
-def _prune_smallest(a: np.ndarray, sparsity: float) -> np.ndarray:
-    k = math.floor(sparsity * a.size)
-    mask = np.zeros(a.size, dtype=bool)
-    mask[np.argsort(np.abs(a.astype(np.float64)).ravel(), kind="stable")[:k]] = True
-    return _zero_where(a, mask.reshape(a.shape))
+def _magnitude_dtype(arrays: Sequence[np.ndarray]) -> np.dtype:
+    """The dtype ``|w|`` is ranked in: the arrays' common float dtype, float64 when any is not float.
+
+    ``|w|`` of a float is exact in any wider float, so ranking in the common
+    float dtype orders (and ties) the entries as ranking ``|float64(w)|`` does;
+    integers and booleans are ranked as float64, as they always were.
+    """
+    if all(a.dtype.kind == "f" for a in arrays):
+        return np.result_type(*(a.dtype for a in arrays))
+    return np.dtype(np.float64)
+
+
+def _magnitude(src: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = |src|`` computed in ``out``'s dtype (``abs(float64(w))`` for integers: no overflow)."""
+    np.abs(src, out=out, dtype=out.dtype)
+
+
+def _count_before(head: np.ndarray, v: np.generic, scratch: np.ndarray) -> int:
+    """How many magnitudes in ``head`` rank before ``v`` (``< v``; not NaN when ``v`` is NaN), in blocks."""
+    nan = bool(np.isnan(v))
+    count = 0
+    for i in range(0, head.size, scratch.size):
+        block = head[i : i + scratch.size]
+        hit = scratch[: block.size]
+        if nan:
+            np.isnan(block, out=hit)
+            count += block.size - int(np.count_nonzero(hit))
+        else:
+            np.less(block, v, out=hit)
+            count += int(np.count_nonzero(hit))
+    return count
+
+
+def _prune_smallest(arrays: Sequence[np.ndarray], sparsity: float) -> list[np.ndarray]:
+    """Zero the ``floor(sparsity * n)`` entries of smallest ``|w|`` among all ``arrays`` together.
+
+    The entries are ranked as a stable sort of ``|w|`` over the arrays'
+    entries laid end to end in C order would rank them: ``NaN`` after every
+    number, and among equal magnitudes the earlier position first. That is
+    ``np.argsort(np.abs(flat.astype(np.float64)), kind="stable")[:k]``, the
+    definition, computed without sorting: ``np.partition`` finds the ``k``-th
+    smallest magnitude ``v``; every entry below ``v`` is zeroed, and so are the
+    first ``k - #{|w| < v}`` entries equal to ``v`` in position order.
+
+    Memory: the results, one ``|w|`` array (in the result itself when a single
+    float tensor is pruned) and block-sized temporaries.
+
+    Parameters
+    ----------
+    arrays:
+        Tensors of any shape and of real dtypes (float, integer, bool); not modified.
+    sparsity:
+        Fraction in ``[0, 1]`` of all their entries to zero.
+
+    Returns
+    -------
+    New arrays, one per input, of the same shapes and dtypes; pruned entries are ``+0``.
+    """
+    n = sum(a.size for a in arrays)
+    k = math.floor(sparsity * n)
+    if k == 0:
+        return [a.copy() for a in arrays]
+    key_dtype = _magnitude_dtype(arrays)
+    outs = [np.empty(a.shape, a.dtype) for a in arrays]
+    if len(arrays) == 1 and outs[0].dtype == key_dtype:
+        keys = outs[0].reshape(-1)  # the result holds the magnitudes until the last pass
+    else:
+        keys = np.empty(n, key_dtype)
+    start = 0
+    for a in arrays:
+        _magnitude(a, keys[start : start + a.size].reshape(a.shape))
+        start += a.size
+    keys.partition(k - 1)  # NaN sorts after every number, as in np.sort
+    v = keys[k - 1]
+    nan = bool(np.isnan(v))
+    biggest = max(arrays, key=lambda a: a.size)
+    magnitude, mask, equal = _scratch(biggest, key_dtype), _scratch(biggest), _scratch(biggest)
+    below = _count_before(keys[: k - 1], v, mask)
+    del keys
+    ties = k - below  # entries equal to v (NaN: NaN entries) to zero, the first ones by position
+    for a, out in zip(arrays, outs):
+        keep = _scratch(a, _bits_dtype(a))
+        for src, dst in _blocks(a, out):
+            m, lt, eq = magnitude[: src.size], mask[: src.size], equal[: src.size]
+            _magnitude(src, m)
+            if nan:
+                np.isnan(m, out=eq)
+                np.logical_not(eq, out=lt)
+            else:
+                np.less(m, v, out=lt)
+                if ties:
+                    np.equal(m, v, out=eq)
+            if ties:
+                hits = np.flatnonzero(eq)[:ties]
+                lt[hits] = True
+                ties -= hits.size
+            _zero_masked(src, dst, lt, keep[: src.size])
+    return outs
 
 
 # -- neuron edits ---------------------------------------------------------------
