@@ -374,11 +374,16 @@ def _close_fileobj_files() -> None:
             h5.close()
 
 
-def open_guarded(path: str | os.PathLike[str], shown: str | os.PathLike[str]) -> H5Reader:
+def open_guarded(
+    path: str | os.PathLike[str],
+    shown: str | os.PathLike[str],
+    after_close: Callable[[], None] | None = None,
+) -> H5Reader:
     """Open an HDF5 file for reading through a :class:`GuardedWindow` (see there why).
 
     Tensors of 1 MiB or more are still read with positioned reads on the
-    file's descriptor (:meth:`H5Reader._read_raw`).
+    file's descriptor (:meth:`H5Reader._read_raw`). ``after_close`` runs
+    once the reader is closed (removing a temporary copy...).
 
     Raises
     ------
@@ -403,7 +408,13 @@ def open_guarded(path: str | os.PathLike[str], shown: str | os.PathLike[str]) ->
     except BaseException:
         window.close()
         raise
-    return H5Reader(h5, size, shown, cleanup=window.close, raw=(window.archive_fd, 0), window=window)
+
+    def cleanup() -> None:
+        window.close()
+        if after_close is not None:
+            after_close()
+
+    return H5Reader(h5, size, shown, cleanup=cleanup, raw=(window.archive_fd, 0), window=window)
 
 
 def str_list(value: Any) -> list[str]:

@@ -129,7 +129,8 @@ def layers_from_config(
     root:
         Root of the weights store.
     model_config:
-        The model entry of ``config.json`` (``{"class_name": ..., "config": {...}}``).
+        The model entry of ``config.json`` (``{"class_name": ..., "config": {...}}``),
+        checked with :func:`~weightlab.formats._h5io.check_model_config`.
     file_size:
         Size of the HDF5 data in bytes (for safety checks).
     path:

@@ -44,6 +44,7 @@ from ._h5io import (
     check_source_unchanged,
     file_stat,
     load_json,
+    open_guarded,
     open_h5,
     patch_h5,
     prepare_changes,
@@ -195,14 +196,14 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
     try:
         with builtins.open(tmp, "wb") as out, zf.open(info) as src:
             shutil.copyfileobj(src, out, _BLOCK)  # zipfile stops at file_size and checks the CRC at the end
-        h5 = open_h5(tmp, path)
+        reader = open_guarded(tmp, path, after_close=lambda: _unlink(tmp))
     except zipfile.BadZipFile as exc:
         _unlink(tmp)
         raise FormatError(f"damaged zip archive: {info.filename}: {exc}", path) from None
     except BaseException:
         _unlink(tmp)
         raise
-    return H5Reader(h5, info.file_size, path, cleanup=lambda: _unlink(tmp))
+    return reader
 
 
 class _CrcCheck:
