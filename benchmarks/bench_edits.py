@@ -46,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from weightlab.core.edits import Clip, Edit, PruneMagnitude, Scale, ZeroRange  # noqa: E402
-from weightlab.core.model import LayerInfo, ModelFile, TensorInfo  # noqa: E402
+from weightlab.core.model import ModelFile  # noqa: E402
 from weightlab.core.session import EditSession  # noqa: E402
 
 SHAPE = (25088, 4096)
@@ -89,19 +89,6 @@ def cases() -> list[Case]:
     ]
 
 
-class _Reader:
-    """Serves the one in-memory tensor (read-only, shared: the session never writes it)."""
-
-    def __init__(self, values: np.ndarray):
-        self.values = values
-
-    def read(self, info: TensorInfo) -> np.ndarray:
-        return self.values
-
-    def close(self) -> None:
-        pass
-
-
 def make_tensor(seed: int = 0) -> np.ndarray:
     """The benchmark tensor: float32, :data:`SHAPE`, normal with std 0.01, read-only."""
     w = np.random.default_rng(seed).standard_normal(SHAPE, dtype=np.float32)
@@ -111,8 +98,8 @@ def make_tensor(seed: int = 0) -> np.ndarray:
 
 
 def make_model(w: np.ndarray) -> ModelFile:
-    info = TensorInfo(TENSOR, "fc1", "kernel", TENSOR, w.shape, str(w.dtype))
-    return ModelFile("vgg16-fc1.h5", "h5", [LayerInfo("fc1", "Dense", [info])], _Reader(w))
+    """An in-memory model holding (a copy of) ``w`` as ``fc1/kernel`` of a Dense layer."""
+    return ModelFile.from_arrays({TENSOR: w}, "vgg16-fc1", classes={"fc1": "Dense"})
 
 
 def _weightlab(model: ModelFile, edit: Edit) -> tuple[float, np.ndarray]:

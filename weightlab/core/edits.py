@@ -211,18 +211,28 @@ def _scratch(a: np.ndarray, dtype: Any = bool) -> np.ndarray:
 
 
 def _bits_dtype(a: np.ndarray) -> np.dtype:
-    """The unsigned integer dtype of ``a``'s item size (every real dtype: 1, 2, 4 or 8 bytes)."""
-    return np.dtype(f"u{a.dtype.itemsize}")
+    """The unsigned integer dtype of ``a``'s item size (1, 2, 4 or 8 bytes), else ``np.void``.
+
+    Every dtype a format reads has one; wider ones (``longdouble``,
+    ``complex128``, possible in an in-memory model) get ``np.void``: no bit trick.
+    """
+    size = a.dtype.itemsize
+    return np.dtype(f"u{size}") if size in (1, 2, 4, 8) else np.dtype(np.void)
 
 
 def _zero_masked(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, keep: np.ndarray) -> None:
     """``dst[...] = np.where(mask, 0, src)`` bit for bit, without branches.
 
-    Zero is all-zero bits in every real dtype, so the result is ``src``'s bits
-    AND ``mask - 1`` (all ones where ``mask`` is false); NaN payloads and
-    ``-0.0`` pass untouched. ``keep`` is scratch of ``_bits_dtype(src)``;
-    all four are flat blocks of one size (``src`` and ``dst`` contiguous).
+    Zero is all-zero bits in every dtype a tensor can have, so the result is
+    ``src``'s bits AND ``mask - 1`` (all ones where ``mask`` is false); NaN
+    payloads and ``-0.0`` pass untouched. ``keep`` is scratch of
+    ``_bits_dtype(src)``; all four are flat blocks of one size (``src`` and
+    ``dst`` contiguous).
     """
+    if keep.dtype.kind == "V":  # no unsigned integer of this size: a masked copy
+        np.copyto(dst, src)
+        np.copyto(dst, dst.dtype.type(0), where=mask)
+        return
     np.copyto(keep, mask)
     np.subtract(keep, 1, out=keep)
     np.bitwise_and(src.view(keep.dtype), keep, out=dst.view(keep.dtype))
@@ -841,7 +851,10 @@ def _magnitude_dtype(arrays: Sequence[np.ndarray]) -> np.dtype:
 
 def _magnitude(src: np.ndarray, out: np.ndarray) -> None:
     """``out[...] = |src|`` computed in ``out``'s dtype (``abs(float64(w))`` for integers: no overflow)."""
-    np.abs(src, out=out, dtype=out.dtype)
+    if src.dtype.kind in "biuf":
+        np.abs(src, out=out, dtype=out.dtype)
+    else:  # complex (an in-memory model): the real part, as ``astype`` always took it
+        np.abs(src.astype(out.dtype), out=out)
 
 
 def _count_before(head: np.ndarray, v: np.generic, scratch: np.ndarray) -> int:
