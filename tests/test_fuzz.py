@@ -24,7 +24,6 @@ replays it. The outcome counts are printed at the end of the module.
 from __future__ import annotations
 
 import collections
-import importlib
 import os
 import shutil
 import tempfile
@@ -259,17 +258,10 @@ def _remove(rng, src: Path, dst: Path, kind: str) -> str:
     return "file removed"
 
 
-def _tf_formats():
-    """The module of the TensorFlow format handlers (it registers them on import)."""
-    try:
-        return importlib.import_module("weightlab.formats.tf_formats")
-    except ModuleNotFoundError:
-        return importlib.import_module("weightlab.engine.tf_formats")
-
-
 @pytest.mark.parametrize("kind", ["savedmodel", "checkpoint", "graphdef"])
 def test_fuzz_tensorflow_reader(tf_bases, tmp_path, monkeypatch, kind):
-    tf_formats = _tf_formats()
+    from weightlab.formats import tf_formats  # registers the TensorFlow formats
+
     real_process = tf_formats.TFReaderProcess
 
     base = tf_bases[kind]
