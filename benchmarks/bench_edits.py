@@ -16,10 +16,11 @@ expression that gives the same result (asserted bit for bit, ``-0.0`` and
   magnitude ``v``, then zero ``|w| < v`` and the first entries equal to ``v``
   until exactly ``k`` are zero (the op's tie rule: earlier position first).
 
-Both sides are timed in this process, interleaved (the side that goes first
-alternates between repeats), and the best of the repeats is reported: the
-machine is shared, and the first touch of a new 411 MB result can cost either
-side most of a second when the kernel has to find fresh pages. Peak memory per
+Both sides run once untimed first (the results are compared, and the first
+touch of fresh 411 MB results, which can cost most of a second while the
+kernel finds pages, is paid there). Then both are timed in this process,
+interleaved (the side that goes first alternates between repeats), and the
+best of the repeats is reported: the machine is shared. Peak memory per
 edit (NumPy's allocations as ``tracemalloc`` sees them, result included) is
 measured in a separate untimed pass. Target: WeightLab at most 1.5 x NumPy.
 
@@ -102,9 +103,15 @@ def make_model(w: np.ndarray) -> ModelFile:
     return ModelFile.from_arrays({TENSOR: w}, "vgg16-fc1", classes={"fc1": "Dense"})
 
 
-def _weightlab(model: ModelFile, edit: Edit) -> tuple[float, np.ndarray]:
+def _loaded_session(model: ModelFile) -> EditSession:
+    """A fresh session whose stored values are already read: only the edit is measured."""
     s = EditSession(model)
-    s.array(TENSOR)  # stored values loaded: only the edit is timed
+    s.array(TENSOR)
+    return s
+
+
+def _weightlab(model: ModelFile, edit: Edit) -> tuple[float, np.ndarray]:
+    s = _loaded_session(model)
     t0 = time.perf_counter()
     s.apply(edit)
     return time.perf_counter() - t0, s.array(TENSOR)
@@ -139,24 +146,19 @@ def run(repeats: int = 3, only: set[str] | None = None, memory: bool = True) -> 
     w = make_tensor()
     model = make_model(w)
     chosen = [c for c in cases() if only is None or c.name in only]
-    times: dict[str, tuple[list[float], list[float]]] = {c.name: ([], []) for c in chosen}
     exact: dict[str, bool] = {}
+    for c in chosen:  # untimed: checks the results, and warms the allocator up for both sides
+        exact[c.name] = _same_bits(_weightlab(model, c.edit)[1], c.numpy(w))
+        if not exact[c.name]:
+            raise AssertionError(f"{c.name}: WeightLab's result differs from NumPy's {c.expression}")
+    times: dict[str, tuple[list[float], list[float]]] = {c.name: ([], []) for c in chosen}
     for rep in range(repeats):
         for c in chosen:
             wl_runs, np_runs = times[c.name]
-            sides = [("weightlab", lambda c=c: _weightlab(model, c.edit)), ("numpy", lambda c=c: _numpy(w, c.numpy))]
-            results = {}
-            for side, fn in sides if rep % 2 == 0 else sides[::-1]:
+            sides = [(wl_runs, lambda c=c: _weightlab(model, c.edit)), (np_runs, lambda c=c: _numpy(w, c.numpy))]
+            for runs, fn in sides if rep % 2 == 0 else sides[::-1]:
                 gc.collect()
-                seconds, results[side] = fn()
-                (wl_runs if side == "weightlab" else np_runs).append(seconds)
-                if rep:
-                    results.pop(side)  # hold at most one result at a time after the first check
-            if rep == 0:
-                exact[c.name] = _same_bits(results["weightlab"], results["numpy"])
-                if not exact[c.name]:
-                    raise AssertionError(f"{c.name}: WeightLab's result differs from NumPy's {c.expression}")
-            del results
+                runs.append(fn()[0])  # the result is dropped at once: one held at a time
     rows = []
     tensor_mb = w.nbytes / 1e6
     for c in chosen:
@@ -177,7 +179,9 @@ def run(repeats: int = 3, only: set[str] | None = None, memory: bool = True) -> 
             "tensor_mb": round(tensor_mb, 1),
         }
         if memory:
-            row["weightlab_peak_mb"] = round(_peak_mb(lambda c=c: _weightlab(model, c.edit)[1]), 1)
+            s = _loaded_session(model)
+            row["weightlab_peak_mb"] = round(_peak_mb(lambda c=c, s=s: s.apply(c.edit)), 1)
+            del s
             row["numpy_peak_mb"] = round(_peak_mb(lambda c=c: c.numpy(w)), 1)
         rows.append(row)
     return rows

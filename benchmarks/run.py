@@ -2,11 +2,12 @@
 
 ::
 
-    python benchmarks/run.py [--quick] [--only a,b,c,d] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--quick] [--only a,b,c,d,e] [--out docs/benchmarks.md]
 
 (a) first exact histogram (:mod:`benchmarks.bench_histogram`), (b) edit-to-accuracy
 (:mod:`benchmarks.bench_eval`), (c) GUI event-loop stall (:mod:`benchmarks.bench_gui`),
-(d) peak memory (:mod:`benchmarks.bench_memory`). Every alternative is measured in
+(d) peak memory (:mod:`benchmarks.bench_memory`), (e) large-tensor edits against NumPy
+(:mod:`benchmarks.bench_edits`). Every alternative is measured in
 the same run. ``--quick`` repeats less. The cached models live in
 ``benchmarks/.cache`` (built once, in a child process).
 """
@@ -123,10 +124,29 @@ def section_d(rows: list[dict]) -> str:
     )
 
 
+def section_e(rows: list[dict]) -> str:
+    from benchmarks.bench_edits import table
+
+    runs = "\n".join(
+        f"- {r['benchmark'].removeprefix('large-tensor edit, ')}: WeightLab runs {r['weightlab_runs_s']}, "
+        f"NumPy runs {r['numpy_runs_s']}"
+        for r in rows
+    )
+    exprs = "\n".join(f"- {r['edit']}: `{r['numpy_expression']}`" for r in rows)
+    return (
+        "## (e) Large-tensor edits against NumPy\n\n"
+        "A float32 tensor of VGG16 `fc1/kernel`'s shape (25088 x 4096, 102.8M values, normal, seed 0) in an "
+        "in-memory model; WeightLab is `EditSession.apply(edit)`, NumPy the expression below with the same "
+        "result (asserted bit for bit). Both in one process, interleaved, best of the repeats; peak memory "
+        "(result included) from `tracemalloc` in a separate pass (see `benchmarks/bench_edits.py`).\n\n"
+        f"{table(rows)}\n\nNumPy expressions:\n\n{exprs}\n\nAll runs (seconds):\n\n{runs}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--only", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
+    p.add_argument("--only", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
@@ -150,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_memory
 
         results["d"] = bench_memory.run()
+    if "e" in only:
+        from benchmarks import bench_edits
+
+        results["e"] = bench_edits.run(3 if args.quick else 5)
     m = machine()
     parts = [
         "# Benchmarks (issue 5)\n",
@@ -160,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "(a shared machine: other people's jobs ran at the same time, so absolute times vary "
         "from run to run; ratios are of medians measured in the same run).\n",
     ]
-    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d)):
+    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d), ("e", section_e)):
         if key in results:
             parts.append(fn(results[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """The blocked, partition-based value edits give the previous implementation's bits.
 
-``weightlab.core.edits`` computes clip, zero range/outside, scale, add and
-magnitude pruning block by block (and pruning to a sparsity with
-``np.partition`` instead of a stable argsort) so that a 100M-value tensor edits
-at NumPy's speed. Recipes must replay bit for bit, so every result is compared,
+``weightlab.core.edits`` computes zero range/outside and magnitude pruning
+block by block, zeroing branch-free through the bits, and pruning to a
+sparsity with ``np.partition`` instead of a stable argsort, so that a
+100M-value tensor edits at NumPy's speed (clip, scale and add stay one ufunc
+call each; they are checked here too). Recipes must replay bit for bit, so every result is compared,
 byte for byte, with the whole-array expressions the ops used before: on every
 real dtype, with ties, zeros, ``-0.0``, NaN and infinities, on block boundaries
 (the block size is made tiny), on non-contiguous and read-only inputs, and for

@@ -177,12 +177,13 @@ def _cast(value: float, like: np.ndarray) -> np.generic:
     return like.dtype.type(value)
 
 
-# -- large tensors: element-wise edits in blocks -------------------------------------
+# -- large tensors: masks and magnitudes in blocks ---------------------------------
 
-#: Elements per block of the element-wise loops: the block's temporaries (a few
-#: hundred kilobytes) stay in the CPU cache, and no temporary the size of the
-#: tensor is made. Every loop computes each element with the same ufuncs as the
-#: whole-array expression it replaces, so the bits do not depend on the block size.
+#: Elements per block of the edits that need temporaries (masks, magnitudes):
+#: those (a few hundred kilobytes) stay in the CPU cache, and none the size of
+#: the tensor is made. Every loop computes each element with the same ufuncs as
+#: the whole-array expression it replaces, so the bits do not depend on the
+#: block size. (Clip, scale and add are one ufunc call each, with no temporary.)
 _BLOCK = 1 << 16
 
 
@@ -191,18 +192,6 @@ def _blocks(a: np.ndarray, out: np.ndarray) -> Iterator[tuple[np.ndarray, np.nda
     src, dst = a.reshape(-1), out.reshape(-1)  # a view unless ``a`` is not C-contiguous (then a copy)
     for i in range(0, src.size, _BLOCK):
         yield src[i : i + _BLOCK], dst[i : i + _BLOCK]
-
-
-def _elementwise(a: np.ndarray, fn: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
-    """A new C-contiguous array with ``fn(block of a, block of the result)`` run over every block.
-
-    ``fn`` must write every element of its output block from the same elements
-    of its input block.
-    """
-    out = np.empty(a.shape, a.dtype)
-    for src, dst in _blocks(a, out):
-        fn(src, dst)
-    return out
 
 
 def _scratch(a: np.ndarray, dtype: Any = bool) -> np.ndarray:
@@ -239,15 +228,17 @@ def _zero_masked(src: np.ndarray, dst: np.ndarray, mask: np.ndarray, keep: np.nd
 
 
 def _zero_where_block(a: np.ndarray, make_mask: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
-    """``np.where(mask, 0, a)``, where ``make_mask(block, out)`` writes the mask of a block into ``out``."""
-    masks, keeps = _scratch(a), _scratch(a, _bits_dtype(a))
+    """``np.where(mask, 0, a)`` as a new C-contiguous array, block by block.
 
-    def fn(src: np.ndarray, dst: np.ndarray) -> None:
+    ``make_mask(block, out)`` writes the mask of a flat block of ``a`` into ``out``.
+    """
+    out = np.empty(a.shape, a.dtype)
+    masks, keeps = _scratch(a), _scratch(a, _bits_dtype(a))
+    for src, dst in _blocks(a, out):
         mask = masks[: src.size]
         make_mask(src, mask)
         _zero_masked(src, dst, mask, keeps[: src.size])
-
-    return _elementwise(a, fn)
+    return out
 
 
 # -- the base class --------------------------------------------------------------
@@ -501,8 +492,7 @@ class Clip(_RangeEdit):
     _verb: ClassVar[str] = "clip {target} to"
 
     def compute(self, name, current, source):
-        lo, hi = _cast(self.min, current), _cast(self.max, current)
-        return _elementwise(current, lambda src, dst: np.clip(src, lo, hi, out=dst))
+        return np.clip(current, _cast(self.min, current), _cast(self.max, current))
 
 
 @_register
@@ -578,8 +568,7 @@ class Scale(Edit):
     factor: float
 
     def compute(self, name, current, source):
-        factor = _cast(self.factor, current)
-        return _elementwise(current, lambda src, dst: np.multiply(src, factor, out=dst))
+        return current * _cast(self.factor, current)
 
     def describe(self) -> str:
         return f"scale {self.target_text} by {self.factor:.6g}"
@@ -594,8 +583,7 @@ class Add(Edit):
     value: float
 
     def compute(self, name, current, source):
-        value = _cast(self.value, current)
-        return _elementwise(current, lambda src, dst: np.add(src, value, out=dst))
+        return current + _cast(self.value, current)
 
     def describe(self) -> str:
         return f"add {self.value:.6g} to {self.target_text}"
