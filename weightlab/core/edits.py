@@ -154,7 +154,7 @@ def output_channels(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
     return kernel.reshape(*kernel.shape[:-2], -1) if depthwise else kernel
 
 
-def neuron_count(target: str, model: ModelFile, axis: str = "out") -> int:
+def neuron_count(target: Target, model: ModelFile, axis: str = "out") -> int:
     """Number of neurons of a neuron-edit target along ``axis``.
 
     ``"out"``: output neurons (the kernel's last axis; ``in * multiplier`` for
@@ -803,9 +803,11 @@ class PruneMagnitude(Edit):
         arrays = {n: source.array(n) for n in names}
         if self.threshold is not None:
             return {n: _prune_below(a, self.threshold) for n, a in arrays.items()}
+        sparsity = self.sparsity
+        assert sparsity is not None  # _validate: exactly one of threshold and sparsity
         if self.scope == "tensor":
-            return {n: _prune_smallest([a], self.sparsity)[0] for n, a in arrays.items()}
-        return dict(zip(arrays, _prune_smallest(list(arrays.values()), self.sparsity)))
+            return {n: _prune_smallest([a], sparsity)[0] for n, a in arrays.items()}
+        return dict(zip(arrays, _prune_smallest(list(arrays.values()), sparsity)))
 
     def describe(self) -> str:
         how = f"|w| <= {self.threshold:.6g}" if self.threshold is not None else f"sparsity {self.sparsity:.4g}"
@@ -1100,6 +1102,12 @@ class PruneNeurons(Edit):
             )
         return names
 
+    @property
+    def _fraction(self) -> float:
+        """``fraction``, when ``count`` is None (:meth:`_validate`: exactly one is given)."""
+        assert self.fraction is not None
+        return self.fraction
+
     def chosen_neurons(self, model: ModelFile, source: ArraySource) -> tuple[int, ...]:
         """The neurons this edit zeroes, given the current weights."""
         from .stats import neuron_norms
@@ -1107,7 +1115,7 @@ class PruneNeurons(Edit):
         names = self.targets(model)
         kernel = output_channels(source.array(names[0]), is_depthwise(model, names[0]))
         norms = neuron_norms(kernel, ord=1 if self.norm == "l1" else 2)
-        k = self.count if self.count is not None else math.floor(self.fraction * norms.size)
+        k = self.count if self.count is not None else math.floor(self._fraction * norms.size)
         return tuple(sorted(int(i) for i in np.argsort(norms, kind="stable")[:k]))
 
     def apply(self, model, source):
@@ -1117,5 +1125,5 @@ class PruneNeurons(Edit):
         return ZeroNeurons(target=self.target, neurons=chosen).apply(model, source)
 
     def describe(self) -> str:
-        how = f"{self.count}" if self.count is not None else f"{100 * self.fraction:.4g} %"
+        how = f"{self.count}" if self.count is not None else f"{100 * self._fraction:.4g} %"
         return f"prune {how} neurons of {self.target_text} by {self.norm.upper()} norm"
