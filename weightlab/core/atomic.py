@@ -139,6 +139,8 @@ def pid_alive(pid: int) -> bool:
 
 def _pid_alive_windows(pid: int) -> bool:  # pragma: no cover - Windows only
     # os.kill(pid, 0) would *terminate* the process on Windows.
+    if sys.platform != "win32":  # tells type checkers that ctypes.windll exists below
+        raise NotImplementedError("Windows only")
     import ctypes
 
     kernel32 = ctypes.windll.kernel32

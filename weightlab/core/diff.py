@@ -135,10 +135,10 @@ def diff_histogram(original: np.ndarray, edited: np.ndarray, bins: int) -> tuple
     if not any_:
         return None
     counts = np.zeros(bins, dtype=np.int64)
-    edges = None
+    # The edges np.histogram gives every block (float64 differences, this range).
+    edges = np.histogram_bin_edges(np.empty(0, np.float64), bins=bins, range=(lo, hi))
     for _, a, b in _blocks(original, edited):
-        d = _changed_differences(a, b)
-        c, edges = np.histogram(d, bins=bins, range=(lo, hi))
+        c, _ = np.histogram(_changed_differences(a, b), bins=bins, range=(lo, hi))
         counts += c
     return counts, edges
 

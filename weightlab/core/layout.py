@@ -94,7 +94,7 @@ class HeatmapLayout:
             return (col,)
         if self._kind == "matrix":
             lead = self.shape[:-1]
-            return (*np.unravel_index(row, lead), col) if len(lead) != 1 else (row, col)
+            return (*map(int, np.unravel_index(row, lead)), col) if len(lead) != 1 else (row, col)
         kh, kw = self._block
         i, r = divmod(row, kh + 1)
         o, c = divmod(col, kw + 1)

@@ -176,7 +176,8 @@ def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None,
     data's own min and max), so the range filter is skipped.
     """
     try:
-        from numpy.lib._histograms_impl import _get_bin_edges, _unsigned_subtract
+        # NumPy's private helpers (not in its stubs): the exact edges and bin arithmetic of np.histogram.
+        from numpy.lib._histograms_impl import _get_bin_edges, _unsigned_subtract  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - NumPy moved its internals: stay exact, single thread
         counts, edges = np.histogram(flat, bins=bins, range=range)
         return counts.astype(np.int64), edges
@@ -380,7 +381,12 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
 def _percentile_plan(n: int, q: np.ndarray):
     """NumPy's linear-method indices and weights for quantiles ``q`` of ``n`` values, or None."""
     try:
-        from numpy.lib._function_base_impl import _get_gamma, _get_indexes, _QuantileMethods
+        # NumPy's private helpers (not in its stubs): np.percentile's exact interpolation plan.
+        from numpy.lib._function_base_impl import (  # type: ignore[attr-defined]
+            _get_gamma,
+            _get_indexes,
+            _QuantileMethods,
+        )
     except ImportError:  # pragma: no cover - NumPy moved its internals
         return None
     method = _QuantileMethods["linear"]
@@ -392,7 +398,7 @@ def _percentile_plan(n: int, q: np.ndarray):
 
 def _percentile_finish(plan, values: dict[int, float], n: int) -> tuple[float, float]:
     """Interpolate as ``np.percentile`` does, from the order statistics in ``values``."""
-    from numpy.lib._function_base_impl import _lerp
+    from numpy.lib._function_base_impl import _lerp  # type: ignore[attr-defined]  # private, not in NumPy's stubs
 
     prev, nxt, gamma = plan
     a = np.array([values[int(i) % n] for i in prev], np.float64)

@@ -127,9 +127,9 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     """
     p = Path(path)
     remove_stale_temps(p.parent)  # leftovers of killed saves beside the file (or folder)
-    for handler in TF_FORMATS:
-        if handler.sniff(p):
-            return _open_with(handler, p)
+    for tf_format in TF_FORMATS:
+        if tf_format.sniff(p):
+            return _open_with(tf_format, p)
     what = describe_file(p)
     if what in ("no such file", "a folder", "not a regular file") or what.startswith(
         ("a TensorFlow SavedModel", "a folder of", "unreadable")

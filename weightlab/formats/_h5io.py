@@ -224,7 +224,9 @@ def read_head(path: str | os.PathLike[str], n: int = 4096) -> bytes:
         return b""
 
 
-def open_h5(source: str | os.PathLike[str] | IO[bytes], path: str | os.PathLike[str]) -> h5py.File:
+def open_h5(
+    source: str | os.PathLike[str] | IO[bytes] | io.RawIOBase, path: str | os.PathLike[str]
+) -> h5py.File:
     """Open an HDF5 file read-only (``source`` may be a path or a binary file object).
 
     Raises
@@ -538,7 +540,7 @@ class H5Reader:
         try:
             fd = get_fd()
             arr = np.empty(ds.shape, dtype=ds.dtype)
-            buf = memoryview(arr.reshape(-1).view(np.uint8))
+            buf = arr.reshape(-1).view(np.uint8).data  # a writable memoryview of arr's bytes
             pos = 0
             while pos < nbytes:
                 n = os.preadv(fd, [buf[pos : pos + _RAW_CHUNK]], base + offset + pos)

@@ -256,7 +256,7 @@ class _CrcCheck:
             raise exc
 
 
-def _unlink(p: str) -> None:
+def _unlink(p: str | os.PathLike[str]) -> None:
     with contextlib.suppress(OSError):
         os.unlink(p)
 
@@ -315,7 +315,7 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
                     reader.close()
                 raise
     try:
-        attrs = {
+        attrs: dict[str, object] = {
             k: v for k, v in (meta if isinstance(meta, dict) else {}).items() if isinstance(v, str | int)
         }
         attrs.update(weights_compressed=info.compress_type != zipfile.ZIP_STORED, _stat=stat)

@@ -116,15 +116,18 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> list[tuple[int, int, object]]:
+def _fields(buf: bytes) -> list[tuple[int, int, int | bytes]]:
     """Top-level ``(field number, wire type, value)`` of a message; stops at a cut-off end.
+
+    ``value`` is an int for a varint (wire type 0), else the field's bytes.
 
     Raises
     ------
     ValueError
         On an invalid wire type or field number.
     """
-    out: list[tuple[int, int, object]] = []
+    out: list[tuple[int, int, int | bytes]] = []
+    value: int | bytes
     i = 0
     try:
         while i < len(buf):
@@ -164,7 +167,7 @@ def looks_like_graphdef(path: str | os.PathLike[str], limit: int = 1 << 20) -> b
         allowed = {(1, 2), (2, 2), (3, 0), (4, 2)}
         if not fields or any((f, w) not in allowed for f, w, _ in fields):
             return False
-        nodes = [v for f, _, v in fields if f == 1]
+        nodes = [v for f, _, v in fields if f == 1 and isinstance(v, bytes)]  # field 1 has wire type 2
         if not nodes:
             return False
         node = {f: v for f, w, v in _fields(nodes[0]) if w == 2 and f in (1, 2)}
