@@ -46,9 +46,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from weightlab.core.edits import Clip, Edit, PruneMagnitude, Scale, ZeroRange  # noqa: E402
-from weightlab.core.model import ModelFile  # noqa: E402
-from weightlab.core.session import EditSession  # noqa: E402
+from weightlab.core.edits import Clip, Edit, PruneMagnitude, Scale, ZeroRange
+from weightlab.core.model import ModelFile
+from weightlab.core.session import EditSession
 
 SHAPE = (25088, 4096)
 TENSOR = "fc1/kernel"

@@ -29,13 +29,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import child_env, ensure_models, last_json, run_timed  # noqa: E402
+from benchmarks.common import child_env, ensure_models, last_json, run_timed
 
 TARGET_MS = 100.0
 EDIT_EVERY_MS = 300
 
 
-def _child(argv: list[str]) -> None:  # noqa: C901, PLR0915 - one linear measurement script
+def _child(argv: list[str]) -> None:
     """The measurement itself, in the fresh process ``python bench_gui.py --child VGG16.h5 ROOT TIMEOUT``."""
     import time
 
@@ -54,7 +54,7 @@ def _child(argv: list[str]) -> None:  # noqa: C901, PLR0915 - one linear measure
     class TimedApp(QApplication):
         depth = 0
 
-        def notify(self, obj, ev):  # noqa: N802 - Qt's name
+        def notify(self, obj, ev):
             TimedApp.depth += 1
             t0 = time.perf_counter()
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ensure_models, last_json, median, run_timed  # noqa: E402
+from benchmarks.common import ensure_models, last_json, median, run_timed
 
 TARGETS = {"ResNet50": 10.0, "VGG16": 6.0}
 BINS = 100

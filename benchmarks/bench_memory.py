@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ensure_models, last_json, run_timed  # noqa: E402
+from benchmarks.common import ensure_models, last_json, run_timed
 
 TENSOR = "fc1/kernel"
 

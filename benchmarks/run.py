@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import ROOT, load_average, machine  # noqa: E402
+from benchmarks.common import ROOT, load_average, machine
 
 
 def _fmt_s(x) -> str:

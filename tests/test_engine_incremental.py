@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_engine import Recorder  # noqa: E402  (tests/ is on sys.path under pytest)
+from test_engine import Recorder
 
 from weightlab.engine import EngineClient, ModelReady, Progress, Ready, Result
 from weightlab.engine.events import Z95, wilson_interval

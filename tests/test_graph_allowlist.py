@@ -23,7 +23,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from weightlab.core.errors import EngineError  # noqa: E402
+from weightlab.core.errors import EngineError
 
 tf = pytest.importorskip("tensorflow")
 tf_eval = pytest.importorskip("weightlab._tf.passes")  # the engine's own imports (TF, Keras)

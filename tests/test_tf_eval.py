@@ -22,8 +22,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from weightlab.core.errors import EngineError  # noqa: E402
-from weightlab.engine import EngineClient, ModelReady, Ready, Result  # noqa: E402
+from weightlab.core.errors import EngineError
+from weightlab.engine import EngineClient, ModelReady, Ready, Result
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")

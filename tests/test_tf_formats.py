@@ -20,9 +20,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import weightlab  # noqa: E402
-from weightlab.edits import ZeroNeurons  # noqa: E402
-from weightlab.formats import describe_file, save_model  # noqa: E402
+import weightlab
+from weightlab.edits import ZeroNeurons
+from weightlab.formats import describe_file, save_model
 
 tf = pytest.importorskip("tensorflow")
 X = np.linspace(-1.0, 1.0, 8 * 4, dtype="float32").reshape(8, 4)

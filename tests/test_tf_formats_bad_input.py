@@ -16,9 +16,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import weightlab  # noqa: E402
-from weightlab.core.errors import FormatError  # noqa: E402
-from weightlab.formats import describe_file  # noqa: E402
+import weightlab
+from weightlab.core.errors import FormatError
+from weightlab.formats import describe_file
 
 tf = pytest.importorskip("tensorflow")
 

@@ -100,7 +100,7 @@ def _guarded(run: Any, err: Any, verbose: bool) -> int:
             return EXIT_INTERNAL_ERROR
         _drop_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as e:  # noqa: BLE001 - a bug or a library failure: one line, the traceback on request
+    except Exception as e:  # a bug or a library failure: one line, the traceback on request
         if verbose:
             raise
         text = str(e) or type(e).__name__

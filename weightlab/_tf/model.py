@@ -479,5 +479,5 @@ def file_layout(path: str | os.PathLike[str]) -> Layout | None:
     finally:
         try:
             mf.close()
-        except Exception:  # noqa: BLE001 - closing a listing never fails the evaluation
+        except Exception:  # noqa: BLE001, S110 - closing a listing never fails the evaluation
             pass

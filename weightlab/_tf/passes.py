@@ -283,7 +283,7 @@ class SavedModelExecutable(_Executable):
         self.fixed_batch = first
         try:
             loaded = tf.saved_model.load(folder, tags=list(meta.meta_info_def.tags))
-        except Exception as exc:  # noqa: BLE001 - TF raises many kinds
+        except Exception as exc:  # TF raises many kinds
             raise EngineError(
                 f"TensorFlow cannot load this SavedModel ({tfio._tf_message(exc)})", folder
             ) from exc
@@ -381,7 +381,7 @@ class GraphDefExecutable(_Executable):
                 tf.graph_util.import_graph_def(gd, name="")
             self._in = self.graph.get_tensor_by_name(in_name)
             self._out = self.graph.get_tensor_by_name(out_name)
-        except Exception as exc:  # noqa: BLE001 - TF raises many kinds
+        except Exception as exc:  # TF raises many kinds
             raise EngineError(
                 f"TensorFlow cannot import this graph ({tfio._tf_message(exc)})", path
             ) from exc

@@ -150,7 +150,7 @@ class _Worker:
             )
         except WeightLabError as exc:
             return refuse(str(exc))
-        except Exception as exc:  # a TF error while building: report, keep the worker alive
+        except Exception as exc:  # noqa: BLE001 - any TF error while building: report it, keep the worker alive
             traceback.print_exc()
             return refuse(f"the model cannot be built: {type(exc).__name__}: {exc}")
         info.update(
@@ -191,7 +191,7 @@ class _Worker:
         except WeightLabError as exc:
             self.send(Failed(rid, str(exc)))
             return
-        except Exception as exc:  # a TF error: report, keep the worker alive
+        except Exception as exc:  # noqa: BLE001 - any TF error: report it, keep the worker alive
             traceback.print_exc()  # to the captured output (the terminal with --verbose)
             self.send(Failed(rid, f"evaluation failed: {self.rt.run_error_message(exc)}"))
             return

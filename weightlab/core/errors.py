@@ -28,7 +28,7 @@ class WeightLabError(Exception):
         self.path = os.fspath(path) if path is not None else None
         super().__init__(str(self))
 
-    def __str__(self) -> str:  # noqa: D105
+    def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
 

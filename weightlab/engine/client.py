@@ -349,7 +349,7 @@ class EngineClient:
     def _emit(self, event: object) -> None:
         try:
             self._on_event(event)
-        except Exception:  # a faulty callback must not kill the client
+        except Exception:  # noqa: BLE001 - a faulty callback must not kill the client (printed)
             import traceback
 
             traceback.print_exc()

@@ -268,16 +268,16 @@ class GuardedWindow(io.RawIOBase):
         #: What a read found wrong (a damaged global heap), or None.
         self.problem: str | None = None
 
-    def readable(self) -> bool:  # noqa: D102
+    def readable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:  # noqa: D102
+    def seekable(self) -> bool:
         return True
 
-    def tell(self) -> int:  # noqa: D102
+    def tell(self) -> int:
         return self._pos
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:  # noqa: D102
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
@@ -286,7 +286,7 @@ class GuardedWindow(io.RawIOBase):
         n = max(0, min(n, self._size - offset))
         return os.pread(self._fh.fileno(), n, self._start + offset) if n else b""
 
-    def readinto(self, buf: Any) -> int:  # noqa: D102
+    def readinto(self, buf: Any) -> int:
         pos = self._pos
         n = max(0, min(len(buf), self._size - pos))
         if n == 0:
@@ -326,7 +326,7 @@ class GuardedWindow(io.RawIOBase):
         """Descriptor of the whole underlying file (for positioned reads at ``start + offset``)."""
         return self._fh.fileno()
 
-    def close(self) -> None:  # noqa: D102
+    def close(self) -> None:
         self._fh.close()
         super().close()
 

@@ -295,7 +295,7 @@ class CompareDialog(QDialog):
         if data.diff.name == self._shown:
             self.diff_view.show_data(data, *self._labels)
 
-    def done(self, result: int) -> None:  # noqa: D401 - Qt override
+    def done(self, result: int) -> None:
         """Close the dialog and the compared file."""
         self.other.model.close()
         super().done(result)

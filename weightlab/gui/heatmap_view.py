@@ -332,7 +332,7 @@ class HeatmapView(QWidget):
         if neuron is not None and 0 <= px[0] < self.layout_.image_shape[0]:
             self.selection.click(neuron, ev.modifiers())
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt naming
+    def eventFilter(self, obj, event) -> bool:
         """Double-click on a cell: emit ``cellDoubleClicked`` (Qt's event, reliable under Qt 6)."""
         if (
             obj is self.plot.viewport()

@@ -63,7 +63,7 @@ class _BrushViewBox(pg.ViewBox):
         super().__init__(**kw)
         self._on_brush = on_brush
 
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
+    def mouseDragEvent(self, ev, axis=None):
         if ev.button() == Qt.MouseButton.LeftButton and ev.modifiers() == Qt.KeyboardModifier.NoModifier:
             ev.accept()
             x0 = self.mapSceneToView(ev.buttonDownScenePos()).x()

@@ -811,7 +811,7 @@ class MainWindow(QMainWindow):
         return answer == "discard"
 
     # -- drag and drop -------------------------------------------------------------------
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt naming
+    def showEvent(self, event) -> None:
         """Lay the panes out once the window has its real width (tree and right pane fixed, centre the rest)."""
         super().showEvent(event)
         if not self._sized:
@@ -826,17 +826,17 @@ class MainWindow(QMainWindow):
             history_h = 110
             right_split.setSizes([edit_h, history_h, max(300, right_split.height() - edit_h - history_h)])
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt naming
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(u.isLocalFile() for u in event.mimeData().urls()):
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt naming
+    def dropEvent(self, event: QDropEvent) -> None:
         files = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         if files:
             event.acceptProposedAction()
             self.open_path(files[0])
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt naming
+    def closeEvent(self, event: QCloseEvent) -> None:
         if not self._confirm_discard():
             event.ignore()
             return

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.ma  # noqa: F401 - np.percentile imports it on first use (~25 ms); here, not in the first view
+import numpy.ma  # np.percentile imports it on first use (~25 ms); here, not in the first view
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
