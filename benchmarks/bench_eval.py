@@ -68,23 +68,23 @@ def residual_cnn(input_shape=INPUT_SHAPE, widths=WIDTHS, blocks=BLOCKS, classes=
     import keras
 
     keras.utils.set_random_seed(seed)
-    L = keras.layers
+    layers = keras.layers
     inp = keras.Input(input_shape)
-    h = L.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem")(inp)
-    h = L.ReLU(name="stem_relu")(L.BatchNormalization(name="stem_bn")(h))
+    h = layers.Conv2D(widths[0], 3, padding="same", use_bias=False, name="stem")(inp)
+    h = layers.ReLU(name="stem_relu")(layers.BatchNormalization(name="stem_bn")(h))
     for s, (width, count) in enumerate(zip(widths, blocks), start=1):
         if s > 1:
-            h = L.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"s{s}_down")(h)
-            h = L.ReLU(name=f"s{s}_down_relu")(L.BatchNormalization(name=f"s{s}_down_bn")(h))
+            h = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"s{s}_down")(h)
+            h = layers.ReLU(name=f"s{s}_down_relu")(layers.BatchNormalization(name=f"s{s}_down_bn")(h))
         for b in range(1, count + 1):
             p = f"s{s}b{b}"
-            r = L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{p}_conv1")(h)
-            r = L.ReLU(name=f"{p}_relu1")(L.BatchNormalization(name=f"{p}_bn1")(r))
-            r = L.Conv2D(width, 3, padding="same", use_bias=False, name=f"{p}_conv2")(r)
-            r = L.BatchNormalization(name=f"{p}_bn2")(r)
-            h = L.ReLU(name=f"{p}_out")(L.Add(name=f"{p}_add")([h, r]))
-    h = L.GlobalAveragePooling2D(name="pool")(h)
-    out = L.Dense(classes, activation="softmax", name="head")(h)
+            r = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{p}_conv1")(h)
+            r = layers.ReLU(name=f"{p}_relu1")(layers.BatchNormalization(name=f"{p}_bn1")(r))
+            r = layers.Conv2D(width, 3, padding="same", use_bias=False, name=f"{p}_conv2")(r)
+            r = layers.BatchNormalization(name=f"{p}_bn2")(r)
+            h = layers.ReLU(name=f"{p}_out")(layers.Add(name=f"{p}_add")([h, r]))
+    h = layers.GlobalAveragePooling2D(name="pool")(h)
+    out = layers.Dense(classes, activation="softmax", name="head")(h)
     return keras.Model(inp, out, name="resnet_small")
 
 

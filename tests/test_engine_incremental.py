@@ -33,14 +33,14 @@ _spec.loader.exec_module(bench_eval)
 
 def _sequential():
     keras.utils.set_random_seed(3)
-    L = keras.layers
+    layers = keras.layers
     return keras.Sequential(
         [
             keras.Input((8, 8, 3)),
-            L.Conv2D(6, 3, activation="relu", name="conv"),
-            L.Flatten(name="flat"),
-            L.Dense(16, activation="relu", name="hidden"),
-            L.Dense(10, activation="softmax", name="out"),
+            layers.Conv2D(6, 3, activation="relu", name="conv"),
+            layers.Flatten(name="flat"),
+            layers.Dense(16, activation="relu", name="hidden"),
+            layers.Dense(10, activation="softmax", name="out"),
         ],
         name="seq",
     )
@@ -167,15 +167,15 @@ def test_wilson_interval():
 
 @pytest.mark.slow
 def test_progress_running_accuracy_in_process(saved):
-    from weightlab.engine.events import Progress as P
     from weightlab._tf.session import EngineSession
+    from weightlab.engine.events import Progress
 
     s = saved["residual"]
     session = EngineSession.from_file(s["path"], s["data"], batch_size=16)
-    seen: list[P] = []
+    seen: list[Progress] = []
     result = session.evaluate(
         {"head/kernel": _noisy(s["weights"]["head/kernel"], 9)},
-        progress=lambda d, t, n, k: seen.append(P.running(0, d, t, n, k)),
+        progress=lambda d, t, n, k: seen.append(Progress.running(0, d, t, n, k)),
     )
     assert [p.done for p in seen] == list(range(1, 20)) and seen[-1].total == 19
     assert [p.samples for p in seen] == [min(16 * i, 300) for i in range(1, 20)]

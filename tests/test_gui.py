@@ -189,14 +189,14 @@ def test_save_as_writes_and_refuses_silent_overwrite(window, demo_paths, tmp_pat
 
     assert default_save_path(model) == tmp_path / "digits_cnn-edited.keras"
     out = tmp_path / "out.keras"
-    window._ask_save_path = lambda title, default, filter: str(out)
+    window._ask_save_path = lambda title, default, name_filter: str(out)
     assert window.save_as()
     np.testing.assert_array_equal(weightlab.open(out).array("dense_1/kernel"), edited)
     assert not window.windowTitle().startswith("digits_cnn.keras*")
 
     before = model.read_bytes()
     asked = []
-    window._ask_save_path = lambda title, default, filter: str(model)
+    window._ask_save_path = lambda title, default, name_filter: str(model)
     window._confirm_overwrite = lambda path: asked.append(path) or False
     assert not window.save_as()
     assert asked == [model]

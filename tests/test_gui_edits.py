@@ -384,7 +384,7 @@ def test_export_tensor_and_plots(window, demo_paths, tmp_path):
     _open(window, demo_paths["keras"], name)
     window.apply_edit(Scale(target=name, factor=3.0))
     target = {}
-    window._ask_save_path = lambda title, default, filter: str(target["path"])
+    window._ask_save_path = lambda title, default, name_filter: str(target["path"])
     for suffix in (".npy", ".csv"):
         target["path"] = tmp_path / f"t{suffix}"
         assert window.export_tensor_dialog(), window.errors

@@ -297,8 +297,8 @@ def test_edits_made_while_opening_are_asked_about_again(window, qtbot, demo_path
 def test_save_as_offers_only_the_opened_format(window, demo_paths, tmp_path):
     offered = []
 
-    def ask(title, default, filter):
-        offered.append(filter)
+    def ask(title, default, name_filter):
+        offered.append(name_filter)
         return None
 
     window._ask_save_path = ask
@@ -315,14 +315,14 @@ def test_save_as_adds_the_extension_and_refuses_another_format(window, demo_path
     shutil.copy(demo_paths["keras"], model)
     assert window.open_and_wait(model)
     window.apply_edit(Scale(target="dense/kernel", factor=0.5))
-    window._ask_save_path = lambda title, default, filter: str(tmp_path / "edited")
+    window._ask_save_path = lambda title, default, name_filter: str(tmp_path / "edited")
     assert window.save_as()
     np.testing.assert_array_equal(
         weightlab.open(tmp_path / "edited.keras").array("dense/kernel"), window.session.array("dense/kernel")
     )
     assert not (tmp_path / "edited").exists()
 
-    window._ask_save_path = lambda title, default, filter: str(tmp_path / "out.h5")
+    window._ask_save_path = lambda title, default, name_filter: str(tmp_path / "out.h5")
     assert not window.save_as()
     assert len(window.errors) == 1 and "out.h5" in window.errors[0] and ".keras" in window.errors[0]
     assert not (tmp_path / "out.h5").exists()
@@ -330,7 +330,7 @@ def test_save_as_adds_the_extension_and_refuses_another_format(window, demo_path
     # "edited" again: edited.keras exists now and the dialog asked only about "edited".
     asked = []
     window._confirm_replace = lambda path: asked.append(path) or False
-    window._ask_save_path = lambda title, default, filter: str(tmp_path / "edited")
+    window._ask_save_path = lambda title, default, name_filter: str(tmp_path / "edited")
     assert not window.save_as() and asked == [tmp_path / "edited.keras"]
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import weightlab
-from weightlab.core import journal as J
+from weightlab.core import journal
 from weightlab.core.edits import (
     AddNoise,
     Clip,
@@ -68,7 +68,7 @@ def _as_if_dead(j: SessionJournal, tmp_path: Path) -> Path:
     return dead
 
 
-def _restore_one(folder: Path) -> tuple[J.Candidate, EditSession]:
+def _restore_one(folder: Path) -> tuple[journal.Candidate, EditSession]:
     cands = find_stale(folder)
     assert len(cands) == 1, cands
     try:
@@ -267,7 +267,7 @@ def _header(model: Path, **over) -> dict:
         "format": "keras",
         "pid": 999999999,
         "created": 1.0,
-        "files": J.file_identity(model),
+        "files": journal.file_identity(model),
         "sha256": None,
     }
     h.update(over)
@@ -299,7 +299,7 @@ def test_a_journal_with_nothing_to_restore_is_removed(folder, model):
 
 
 def test_changed_content_is_refused_with_the_same_size_and_mtime(folder, model):
-    _write_journal(folder, _header(model, sha256=J.content_hash(model)), CLIP)
+    _write_journal(folder, _header(model, sha256=journal.content_hash(model)), CLIP)
     st = model.stat()
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -314,7 +314,7 @@ def test_changed_content_is_refused_with_the_same_size_and_mtime(folder, model):
 
 
 def test_a_touched_but_identical_file_is_restored_when_the_hash_was_recorded(folder, model):
-    _write_journal(folder, _header(model, sha256=J.content_hash(model)), CLIP)
+    _write_journal(folder, _header(model, sha256=journal.content_hash(model)), CLIP)
     os.utime(model, ns=(1, 1))
     (cand,) = find_stale(folder)
     s = restore(cand, weightlab.open)
@@ -364,14 +364,14 @@ def test_a_journal_pointing_at_a_fifo_is_refused_without_hanging(folder, tmp_pat
 
 
 def test_journal_size_and_step_limits(folder, model, monkeypatch):
-    monkeypatch.setattr(J, "MAX_JOURNAL_STEPS", 3)
+    monkeypatch.setattr(journal, "MAX_JOURNAL_STEPS", 3)
     _write_journal(folder, _header(model), *[CLIP] * 5)
     (cand,) = find_stale(folder)
     assert cand.edit_count == 3 and "more than 3 steps" in cand.damage
     cand.release()
-    monkeypatch.setattr(J, "MAX_JOURNAL_STEPS", 100)
+    monkeypatch.setattr(journal, "MAX_JOURNAL_STEPS", 100)
     size = (folder / "journal-999999999-1.jsonl").stat().st_size
-    monkeypatch.setattr(J, "MAX_JOURNAL_BYTES", size - 100)
+    monkeypatch.setattr(journal, "MAX_JOURNAL_BYTES", size - 100)
     cand = read_journal(folder / "journal-999999999-1.jsonl")
     assert f"larger than {size - 100} bytes" in cand.damage and cand.edit_count == 3
 
@@ -396,7 +396,7 @@ def _copy_folder(folder: Path) -> Path:
 
 
 def test_many_undo_redo_records_are_compacted(opened, tmp_path, monkeypatch):
-    monkeypatch.setattr(J, "COMPACT_SLACK", 10)
+    monkeypatch.setattr(journal, "COMPACT_SLACK", 10)
     s, j = opened
     s.apply(Clip(target="dense/kernel", min=-0.05, max=0.05))
     s.apply(Scale(target="dense/bias", factor=2.0))
@@ -475,23 +475,23 @@ def test_content_files_of_folders_and_checkpoints(tmp_path):
     (sm / "variables" / "variables.index").write_bytes(b"b")
     (sm / "variables" / "variables.data-00000-of-00001").write_bytes(b"c")
     (sm / "link").symlink_to(tmp_path)
-    assert [r for r, _ in J.content_files(sm)] == [
+    assert [r for r, _ in journal.content_files(sm)] == [
         "saved_model.pb", "variables/variables.data-00000-of-00001", "variables/variables.index"
     ]
     index = sm / "variables" / "variables.index"
-    assert [r for r, _ in J.content_files(index)] == ["variables.index", "variables.data-00000-of-00001"]
-    h = J.content_hash(sm)
+    assert [r for r, _ in journal.content_files(index)] == ["variables.index", "variables.data-00000-of-00001"]
+    h = journal.content_hash(sm)
     (sm / "variables" / "variables.data-00000-of-00001").write_bytes(b"d")
-    assert J.content_hash(sm) != h
+    assert journal.content_hash(sm) != h
 
 
 def test_state_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("WEIGHTLAB_STATE_DIR", str(tmp_path / "st"))
-    assert J.journal_dir() == tmp_path / "st" / "journals"
+    assert journal.journal_dir() == tmp_path / "st" / "journals"
     monkeypatch.delenv("WEIGHTLAB_STATE_DIR")
     import platformdirs
 
-    assert J.state_dir() == Path(platformdirs.user_state_dir("weightlab"))
+    assert journal.state_dir() == Path(platformdirs.user_state_dir("weightlab"))
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")

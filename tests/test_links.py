@@ -27,9 +27,9 @@ import pytest
 import weightlab
 from weightlab.core.atomic import TEMP_MARK
 from weightlab.core.errors import FormatError, UnsafeFileError
-from weightlab.formats.tf_formats import evaluation_kind
 from weightlab.engine.reader import TFReaderProcess
 from weightlab.formats import open_model, save_model
+from weightlab.formats.tf_formats import evaluation_kind
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="symlinks and FIFOs")
 if importlib.util.find_spec("tensorflow") is None:  # not importorskip: this process stays free of TensorFlow

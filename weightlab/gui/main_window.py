@@ -282,45 +282,45 @@ class MainWindow(QMainWindow):
         return act
 
     def _build_actions(self) -> None:
-        K = QKeySequence
-        self.act_open = self._action("&Open…", self.open_dialog, K(K.StandardKey.Open), "Open a Keras model file")
+        key = QKeySequence
+        self.act_open = self._action("&Open…", self.open_dialog, key(key.StandardKey.Open), "Open a Keras model file")
         self.act_open_folder = self._action(
-            "Open &folder…", self.open_folder_dialog, K("Ctrl+Shift+O"),
+            "Open &folder…", self.open_folder_dialog, key("Ctrl+Shift+O"),
             "Open a SavedModel folder or a checkpoint folder",
         )
         self.act_open_data = self._action("Open &held-out set…", self.open_data_dialog, tip="Open a held-out .npz (x, y)")
-        self.act_save_as = self._action("Save &As…", self.save_as, K("Ctrl+Shift+S"), "Write the edited model to a new file")
+        self.act_save_as = self._action("Save &As…", self.save_as, key("Ctrl+Shift+S"), "Write the edited model to a new file")
         self.act_export = self._action("&Export recipe…", self.export_recipe, tip="Save the applied edits as a JSON recipe")
         self.act_apply = self._action("Apply &recipe…", self.apply_recipe_dialog, tip="Apply the edits of a JSON recipe")
-        self.act_quit = self._action("&Quit", self.close, K("Ctrl+Q"))
-        self.act_undo = self._action("&Undo", self.undo, K(K.StandardKey.Undo))
+        self.act_quit = self._action("&Quit", self.close, key("Ctrl+Q"))
+        self.act_undo = self._action("&Undo", self.undo, key(key.StandardKey.Undo))
         self.act_redo = self._action(
-            "&Redo", self.redo, [K(K.StandardKey.Redo), K("Ctrl+Shift+Z"), K("Ctrl+Y")]
+            "&Redo", self.redo, [key(key.StandardKey.Redo), key("Ctrl+Shift+Z"), key("Ctrl+Y")]
         )
         self.act_revert = self._action("Revert &tensor", self.revert_tensor, tip="Restore the shown tensor's stored values")
         self.act_revert_all = self._action("Revert &all", self.revert_all, tip="Restore every tensor's stored values")
         self.act_zero_neurons = self._action(
-            "&Zero neurons", self.edit_panel.zero_neurons, K(Qt.Key.Key_Delete),
+            "&Zero neurons", self.edit_panel.zero_neurons, key(Qt.Key.Key_Delete),
             "Ablate the selected neurons: kernel[..., j] = 0, bias[j] = 0",
         )
         self.act_apply_op = self._action(
-            "&Apply operation", self.edit_panel.apply_op, [K("Ctrl+Return"), K("Ctrl+Enter")],
+            "&Apply operation", self.edit_panel.apply_op, [key("Ctrl+Return"), key("Ctrl+Enter")],
             "Apply the operation chosen in the edit panel to its target",
         )
         self.act_clip_range = self._action(
-            "&Clip to brushed range", self.edit_panel.clip_to_range, K("Ctrl+K"),
+            "&Clip to brushed range", self.edit_panel.clip_to_range, key("Ctrl+K"),
             "np.clip(w, lo, hi) with the range brushed on the histogram",
         )
         self.act_glob = self._action(
-            "Target a &glob…", lambda: self.edit_panel.set_target_mode("glob"), K("Ctrl+G"),
+            "Target a &glob…", lambda: self.edit_panel.set_target_mode("glob"), key("Ctrl+G"),
             "Type a pattern over layer/weight names, e.g. */kernel",
         )
         self.act_whole = self._action(
-            "Target the whole &model", lambda: self.edit_panel.set_target_mode("model"), K("Ctrl+Shift+A"),
+            "Target the whole &model", lambda: self.edit_panel.set_target_mode("model"), key("Ctrl+Shift+A"),
             "Value edits act on every weight of the model",
         )
         self.act_tree_target = self._action(
-            "Target the &tree selection", lambda: self.edit_panel.set_target_mode("tree"), K("Ctrl+T"),
+            "Target the &tree selection", lambda: self.edit_panel.set_target_mode("tree"), key("Ctrl+T"),
             "Value edits act on the tensors/layers selected in the tree",
         )
         op_keys = {"clip_symmetric": "Ctrl+Shift+K", "prune_magnitude": "Ctrl+Shift+P",
@@ -328,33 +328,33 @@ class MainWindow(QMainWindow):
         self.op_actions = {
             spec.key: self._action(
                 spec.label, lambda key=spec.key: self._choose_op(key),
-                K(op_keys[spec.key]) if spec.key in op_keys else None, spec.tip,
+                key(op_keys[spec.key]) if spec.key in op_keys else None, spec.tip,
             )
             for spec in OPS
         }
         self.act_compare = self._action(
-            "&Compare with…", self.compare_dialog_open, K("Ctrl+Shift+C"),
+            "&Compare with…", self.compare_dialog_open, key("Ctrl+Shift+C"),
             "Per-tensor change from this file to another of the same architecture",
         )
         self.act_export_tensor = self._action(
-            "Export &tensor…", self.export_tensor_dialog, K("Ctrl+E"), "Write the shown tensor as .npy or .csv"
+            "Export &tensor…", self.export_tensor_dialog, key("Ctrl+E"), "Write the shown tensor as .npy or .csv"
         )
         self.act_show_optimizer = QAction("Show &optimizer state", self, checkable=True)
         self.act_show_optimizer.setToolTip("Show the optimizer's slots of a checkpoint in the tree")
         self.act_show_optimizer.toggled.connect(self.tree.set_show_optimizer)
         self.act_mask = QAction("Show pruned &mask", self, checkable=True, checked=True)
-        self.act_mask.setShortcut(K("Ctrl+M"))
+        self.act_mask.setShortcut(key("Ctrl+M"))
         self.act_mask.setToolTip("Darken heatmap entries that are zero now and were non-zero in the file")
         self.act_mask.toggled.connect(self.heatmap.mask_check.setChecked)
         self.heatmap.mask_check.toggled.connect(self.act_mask.setChecked)
         self.addAction(self.act_mask)
         self.act_diff = QAction("&Diff view", self, checkable=True)
-        self.act_diff.setShortcut(K("Ctrl+D"))
+        self.act_diff.setShortcut(key("Ctrl+D"))
         self.act_diff.setToolTip("Show how the shown tensor changed (edited − original)")
         self.act_diff.toggled.connect(lambda on: self.views.setCurrentIndex(1 if on else 0))
         self.views.currentChanged.connect(lambda i: self.act_diff.setChecked(i == 1))
         self.addAction(self.act_diff)
-        self.act_clear_sel = self._action("Clear neuron selection", self.selection.clear, K(Qt.Key.Key_Escape))
+        self.act_clear_sel = self._action("Clear neuron selection", self.selection.clear, key(Qt.Key.Key_Escape))
         self.act_reeval = self._action("&Re-evaluate", self.restart_evaluation, tip="Rebuild the model in the worker and evaluate again")
         self.act_trust = QAction("&Trust model code (unsafe)…", self, checkable=True)
         self.act_trust.setToolTip("Let the evaluation worker run custom/Lambda layers of this file")
@@ -451,20 +451,20 @@ class MainWindow(QMainWindow):
 
     def _ask_unsaved(self) -> str:
         """Ask what to do with unsaved edits: ``"save"``, ``"discard"`` or ``"cancel"``."""
-        B = QMessageBox.StandardButton
+        button = QMessageBox.StandardButton
         ans = QMessageBox.question(
             self,
             "Unsaved edits",
             "The model has edits that are not saved. Save them first?",
-            B.Save | B.Discard | B.Cancel,
-            B.Save,
+            button.Save | button.Discard | button.Cancel,
+            button.Save,
         )
-        return {B.Save: "save", B.Discard: "discard"}.get(ans, "cancel")
+        return {button.Save: "save", button.Discard: "discard"}.get(ans, "cancel")
 
-    def _ask_open_path(self, title: str, filter: str) -> str | None:
+    def _ask_open_path(self, title: str, name_filter: str) -> str | None:
         """File to open, or None when cancelled."""
         start = str(self.session.model.path.parent) if self.session else ""
-        path, _ = QFileDialog.getOpenFileName(self, title, start, filter)
+        path, _ = QFileDialog.getOpenFileName(self, title, start, name_filter)
         return path or None
 
     def _ask_folder(self, title: str) -> str | None:
@@ -472,31 +472,31 @@ class MainWindow(QMainWindow):
         start = str(self.session.model.path.parent) if self.session else ""
         return QFileDialog.getExistingDirectory(self, title, start) or None
 
-    def _ask_save_path(self, title: str, default: Path, filter: str) -> str | None:
+    def _ask_save_path(self, title: str, default: Path, name_filter: str) -> str | None:
         """File to write, or None when cancelled."""
-        path, _ = QFileDialog.getSaveFileName(self, title, str(default), filter)
+        path, _ = QFileDialog.getSaveFileName(self, title, str(default), name_filter)
         return path or None
 
     def _confirm_overwrite(self, path: Path) -> bool:
         """Explicitly confirm writing over the opened file."""
-        B = QMessageBox.StandardButton
+        button = QMessageBox.StandardButton
         ans = QMessageBox.warning(
             self,
             "Overwrite the opened file?",
             f"{path}\nis the file you opened. Replace it with the edited weights? "
             "The original values will be lost.",
-            B.Yes | B.Cancel,
-            B.Cancel,
+            button.Yes | button.Cancel,
+            button.Cancel,
         )
-        return ans == B.Yes
+        return ans == button.Yes
 
     def _confirm_replace(self, path: Path) -> bool:
         """Confirm replacing an existing file (other than the opened one) that the dialog did not ask about."""
-        B = QMessageBox.StandardButton
+        button = QMessageBox.StandardButton
         ans = QMessageBox.question(
-            self, "Replace file?", f"{path}\nalready exists. Replace it?", B.Yes | B.Cancel, B.Cancel
+            self, "Replace file?", f"{path}\nalready exists. Replace it?", button.Yes | button.Cancel, button.Cancel
         )
-        return ans == B.Yes
+        return ans == button.Yes
 
     def _ask_value(self, title: str, label: str, value: float) -> float | None:
         """A number from a small dialog (starting at ``value``), or None when cancelled."""
@@ -505,16 +505,16 @@ class MainWindow(QMainWindow):
 
     def _confirm_trust(self) -> bool:
         """Confirm letting the worker run the model file's own code."""
-        B = QMessageBox.StandardButton
+        button = QMessageBox.StandardButton
         ans = QMessageBox.warning(
             self,
             "Trust this model's code?",
             "Evaluating with trust runs code stored in the model file (Lambda or custom layers) "
             "in the worker process. Only do this for files from a source you trust.",
-            B.Yes | B.Cancel,
-            B.Cancel,
+            button.Yes | button.Cancel,
+            button.Cancel,
         )
-        return ans == B.Yes
+        return ans == button.Yes
 
     # -- files ------------------------------------------------------------------------
     def _load_session(self, path: Path) -> EditSession:
