@@ -145,7 +145,7 @@ class ModelFile:
     def __init__(
         self,
         path: str | Path,
-        format: str,
+        format: str,  # noqa: A002 - the public attribute ModelFile.format
         layers: list[LayerInfo],
         reader: TensorReader,
         config: dict[str, Any] | None = None,
@@ -240,7 +240,7 @@ class ModelFile:
         arrays: Mapping[str, Any],
         path: str | Path = "<in-memory>",
         *,
-        format: str = "memory",
+        format: str = "memory",  # noqa: A002 - the public attribute ModelFile.format
         classes: Mapping[str, str] | None = None,
         non_trainable: Iterable[str] = (),
         config: dict[str, Any] | None = None,

@@ -93,7 +93,7 @@ def zero_fraction(a: np.ndarray) -> float:
 def histogram(
     a: np.ndarray,
     bins: int = 100,
-    range: tuple[float, float] | None = None,
+    range: tuple[float, float] | None = None,  # noqa: A002 - np.histogram's keyword
     *,
     threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -169,21 +169,21 @@ def _minmax(flat: np.ndarray, threads: int | None):
     return min(p[0] for p in parts), max(p[1] for p in parts)
 
 
-def _parallel_histogram(flat: np.ndarray, bins: int, range, threads: int | None, inside: bool = False):
-    """Counts and edges of ``np.histogram(flat, bins, range)``, exactly, split across threads.
+def _parallel_histogram(flat: np.ndarray, bins: int, value_range: tuple[float, float] | None, threads: int | None, inside: bool = False):
+    """Counts and edges of ``np.histogram(flat, bins, value_range)``, exactly, split across threads.
 
-    ``inside``: every element is known to lie within ``range`` (it is the
+    ``inside``: every element is known to lie within ``value_range`` (it is the
     data's own min and max), so the range filter is skipped.
     """
     try:
         # NumPy's private helpers (not in its stubs): the exact edges and bin arithmetic of np.histogram.
         from numpy.lib._histograms_impl import _get_bin_edges, _unsigned_subtract  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover - NumPy moved its internals: stay exact, single thread
-        counts, edges = np.histogram(flat, bins=bins, range=range)
+        counts, edges = np.histogram(flat, bins=bins, range=value_range)
         return counts.astype(np.int64), edges
-    edges, uniform = _get_bin_edges(flat, bins, range, None)
+    edges, uniform = _get_bin_edges(flat, bins, value_range, None)
     if uniform is None:  # pragma: no cover - integer bins always give uniform edges
-        counts, edges = np.histogram(flat, bins=bins, range=range)
+        counts, edges = np.histogram(flat, bins=bins, range=value_range)
         return counts.astype(np.int64), edges
     first, last, n = uniform
     denom = _unsigned_subtract(last, first)
@@ -407,7 +407,7 @@ def _percentile_finish(plan, values: dict[int, float], n: int) -> tuple[float, f
     return float(out[0]), float(out[1])
 
 
-def neuron_norms(kernel: np.ndarray, ord: int = 2) -> np.ndarray:
+def neuron_norms(kernel: np.ndarray, ord: int = 2) -> np.ndarray:  # noqa: A002 - np.linalg.norm's keyword
     """Norm of each output neuron/filter: one value per index on the last axis.
 
     Parameters
