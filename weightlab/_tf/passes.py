@@ -351,7 +351,7 @@ class GraphDefExecutable(_Executable):
         TensorFlow cannot import the graph.
     """
 
-    def __init__(self, path: str, input: str | None, output: str | None, trust: bool):  # noqa: A002
+    def __init__(self, path: str, input: str | None, output: str | None, trust: bool):  # noqa: A002 - the CLI's --input
         gd = tfio._graph(path)
         placeholders, sinks = _graph_io(gd)
         if input is None:
@@ -361,7 +361,7 @@ class GraphDefExecutable(_Executable):
                     f"{placeholders[:10]}",
                     path,
                 )
-            input = placeholders[0]  # noqa: A001
+            input = placeholders[0]  # noqa: A001 - the CLI's --input
         if output is None:
             top = [s for s in sinks if sinks and _op(gd, s) == _op(gd, sinks[0])] if sinks else []
             if len(top) != 1:

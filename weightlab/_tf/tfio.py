@@ -346,7 +346,7 @@ def _write_bundle(
         tf.raw_ops.SaveV2(
             prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values
         )
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - TF raises many kinds; the user gets one FormatError naming the file
         raise FormatError(f"cannot write the tensor bundle: {_tf_message(exc)}", shown) from None
 
 

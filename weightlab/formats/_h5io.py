@@ -581,7 +581,7 @@ def _raw_source(h5: h5py.File) -> tuple[Callable[[], int], int] | None:
     try:
         if h5.driver != "sec2" or h5.userblock_size != 0:
             return None
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - an optional fast path: any h5py failure here falls back to h5py's reads
         return None
     return h5.id.get_vfd_handle, 0
 
