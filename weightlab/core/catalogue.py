@@ -272,7 +272,7 @@ _DATA: dict[str, tuple[str, str, str, str, str, dict[str, dict[str, Any]]]] = {
 }
 
 
-def _kind_of(field: dataclasses.Field) -> str:
+def _kind_of(field: dataclasses.Field[Any]) -> str:
     t = str(field.type)
     if "bool" in t:
         return "bool"
@@ -283,7 +283,7 @@ def _kind_of(field: dataclasses.Field) -> str:
     return "float" if "float" in t else "choice"
 
 
-def _param(field: dataclasses.Field, data: dict[str, Any] | None) -> ParamInfo:
+def _param(field: dataclasses.Field[Any], data: dict[str, Any] | None) -> ParamInfo:
     data = dict(data or {})
     required = field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
     default = None if field.default is dataclasses.MISSING else field.default

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,7 +72,7 @@ def changed_mask(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _BLOCK = 1 << 20
 
 
-def _blocks(original: np.ndarray, edited: np.ndarray):
+def _blocks(original: np.ndarray, edited: np.ndarray) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """``(offset, a, b)``: flat blocks of :data:`_BLOCK` entries of two same-shape arrays (views, no copies).
 
     Raises

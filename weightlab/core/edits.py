@@ -702,7 +702,7 @@ INITIALIZERS = (
 )
 
 
-def _truncated_normal(rng: np.random.Generator, mean: float, std: float, shape) -> np.ndarray:
+def _truncated_normal(rng: np.random.Generator, mean: float, std: float, shape: tuple[int, ...]) -> np.ndarray:
     """Normal draws re-drawn until within two standard deviations (Keras' truncation)."""
     out = rng.normal(0.0, 1.0, shape)
     bad = np.abs(out) > 2.0

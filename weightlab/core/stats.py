@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
@@ -164,12 +165,14 @@ def _run(fn, parts):
         return list(pool.map(fn, parts))
 
 
-def _minmax(flat: np.ndarray, threads: int | None):
+def _minmax(flat: np.ndarray, threads: int | None) -> tuple[Any, Any]:
     parts = _run(lambda c: (c.min(), c.max()), _chunks(flat, threads))
     return min(p[0] for p in parts), max(p[1] for p in parts)
 
 
-def _parallel_histogram(flat: np.ndarray, bins: int, value_range: tuple[float, float] | None, threads: int | None, inside: bool = False):
+def _parallel_histogram(
+    flat: np.ndarray, bins: int, value_range: tuple[float, float] | None, threads: int | None, inside: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Counts and edges of ``np.histogram(flat, bins, value_range)``, exactly, split across threads.
 
     ``inside``: every element is known to lie within ``value_range`` (it is the
@@ -299,7 +302,7 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
     hi_t = flat.dtype.type(sample[max(0, int((1 - _TAIL) * sample.size))])
     cap = int(4 * _TAIL * n) + 1024
 
-    def part(chunk: np.ndarray):
+    def part(chunk: np.ndarray) -> tuple[Any, ...] | None:
         mn, mx = chunk.min(), chunk.max()
         if not (np.isfinite(mn) and np.isfinite(mx)):
             return None
@@ -378,7 +381,7 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
     )
 
 
-def _percentile_plan(n: int, q: np.ndarray):
+def _percentile_plan(n: int, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """NumPy's linear-method indices and weights for quantiles ``q`` of ``n`` values, or None."""
     try:
         # NumPy's private helpers (not in its stubs): np.percentile's exact interpolation plan.
@@ -396,7 +399,9 @@ def _percentile_plan(n: int, q: np.ndarray):
     return prev, nxt, gamma.reshape(virtual.shape)
 
 
-def _percentile_finish(plan, values: dict[int, float], n: int) -> tuple[float, float]:
+def _percentile_finish(
+    plan: tuple[np.ndarray, np.ndarray, np.ndarray], values: dict[int, float], n: int
+) -> tuple[float, float]:
     """Interpolate as ``np.percentile`` does, from the order statistics in ``values``."""
     from numpy.lib._function_base_impl import _lerp  # type: ignore[attr-defined]  # private, not in NumPy's stubs
 
