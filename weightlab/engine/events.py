@@ -93,7 +93,7 @@ class Metrics:
     mode:
         ``"full"`` when every layer ran on the held-out inputs,
         ``"incremental"`` when only the layers downstream of a cached
-        activation ran (see :mod:`weightlab.engine.session`).
+        activation ran (see :mod:`weightlab._tf.session`).
     cut:
         For ``"incremental"``: the layer whose cached output fed the
         recomputed layers; None for ``"full"``.

@@ -1,12 +1,12 @@
 """Scores of one evaluation pass: accuracy and loss against labels, agreement with the baseline.
 
-Pure NumPy (no TensorFlow): every session (:class:`weightlab.engine.session.EngineSession`
-for Keras models, :class:`weightlab.engine.tf_eval.PassSession` for SavedModels,
+Pure NumPy (no TensorFlow): every session (:class:`weightlab._tf.session.EngineSession`
+for Keras models, :class:`weightlab._tf.passes.PassSession` for SavedModels,
 frozen graphs and multi-output models) feeds its batches of outputs here, so
 all of them compute the numbers of :class:`~weightlab.engine.events.Metrics`
 the same way.
 
-Loss: see :mod:`weightlab.engine.evaluate`. Agreement: the outputs of the
+Loss: see :mod:`weightlab._tf.model`. Agreement: the outputs of the
 unedited model on the held-out set (the *baseline*) are kept once per
 held-out set; every later pass is compared with them (fraction of samples
 whose ``argmax`` is unchanged in every output with a class axis of size >= 2,
