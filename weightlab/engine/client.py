@@ -127,24 +127,9 @@ class EngineClient:
             self._reader.start()
 
     def _spawn(self) -> None:
-        parent, child = self._ctx.Pipe(duplex=True)
-        output = ChildOutput("engine")
-        proc = self._ctx.Process(
-            target=spawn.child_main,
-            args=(spawn.WORKER, child, self._niceness, output.handle),
-            name="weightlab-engine",
-            daemon=True,
+        self._proc, self._conn, self._output = spawn.start_child(
+            self._ctx, spawn.WORKER, self._niceness, name="weightlab-engine", label="engine"
         )
-        try:
-            proc.start()
-        except BaseException:
-            output.discard()
-            parent.close()
-            raise
-        finally:
-            child.close()
-        output.started()
-        self._proc, self._conn, self._output = proc, parent, output
 
     @property
     def alive(self) -> bool:

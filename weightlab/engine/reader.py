@@ -82,23 +82,7 @@ class TFReaderProcess:
         return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
 
     def _start(self) -> None:
-        parent, child = self._ctx.Pipe()
-        output = ChildOutput("tf-reader")
-        proc = self._ctx.Process(
-            target=spawn.child_main,
-            args=(spawn.READER, child, output.handle),
-            name="weightlab-tf-reader",
-            daemon=True,
-        )
-        try:
-            proc.start()
-        except BaseException:
-            output.discard()
-            parent.close()
-            raise
-        finally:
-            child.close()
-        output.started()
+        proc, parent, output = spawn.start_child(self._ctx, spawn.READER, name="weightlab-tf-reader", label="tf-reader")
         self._proc, self._conn, self._output = proc, parent, output
         self._finalizer = weakref.finalize(self, _stop, proc, parent, output)
 

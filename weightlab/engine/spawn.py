@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from multiprocessing.connection import Connection
+from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
 
-__all__ = ["ENTRY_POINTS", "READER", "WORKER", "child_main", "resolve"]
+from .quiet import ChildOutput
+
+__all__ = ["ENTRY_POINTS", "READER", "WORKER", "child_main", "resolve", "start_child"]
 
 #: The engine worker process (:func:`weightlab._tf.worker.main`).
 WORKER = "weightlab._tf.worker:main"
@@ -57,3 +61,48 @@ def child_main(entry: str, *args: Any) -> None:
     """
     resolve(entry)(*args)
 
+
+
+def start_child(
+    ctx: SpawnContext, entry: str, *args: Any, name: str, label: str, duplex: bool = True
+) -> tuple[SpawnProcess, Connection, ChildOutput]:
+    """Start a daemon child process running ``entry``, with a pipe and captured output.
+
+    The child is called as ``entry(child_end, *args, output_handle)``; its
+    stdout and stderr go to a :class:`~weightlab.engine.quiet.ChildOutput`
+    (kept off the user's terminal, quoted when the child dies).
+
+    Parameters
+    ----------
+    ctx:
+        A ``spawn`` multiprocessing context (the child must not inherit the
+        caller's state, and must not re-import a script's ``__main__``).
+    entry:
+        One of :data:`ENTRY_POINTS`.
+    args:
+        Arguments between the pipe end and the output handle.
+    name:
+        The process name (``ps``, ``Process.name``).
+    label:
+        How the output capture names the child in errors.
+    duplex:
+        Whether the pipe carries messages both ways.
+
+    Returns
+    -------
+    (process, parent end of the pipe, output capture)
+        Nothing is left open when starting fails.
+    """
+    parent, child = ctx.Pipe(duplex=duplex)
+    output = ChildOutput(label)
+    proc = ctx.Process(target=child_main, args=(entry, child, *args, output.handle), name=name, daemon=True)
+    try:
+        proc.start()
+    except BaseException:
+        output.discard()
+        parent.close()
+        raise
+    finally:
+        child.close()
+    output.started()
+    return proc, parent, output

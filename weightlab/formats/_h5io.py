@@ -376,6 +376,27 @@ def _close_fileobj_files() -> None:
             h5.close()
 
 
+def open_window(window: GuardedWindow, shown: str | os.PathLike[str]) -> h5py.File:
+    """Open the HDF5 file seen through ``window``; on any failure close the window.
+
+    Raises
+    ------
+    FormatError
+        When HDF5 cannot read it; the window's own finding (a looping global
+        heap...) is the message when it has one. Names ``shown``.
+    """
+    try:
+        return open_h5(window, shown)
+    except FormatError:
+        window.close()
+        if window.problem:
+            raise FormatError(window.problem, shown) from None
+        raise
+    except BaseException:
+        window.close()
+        raise
+
+
 def open_guarded(
     path: str | os.PathLike[str],
     shown: str | os.PathLike[str],
@@ -400,16 +421,7 @@ def open_guarded(
             fh.close()
             raise
     window = GuardedWindow(fh, 0, size)
-    try:
-        h5 = open_h5(window, shown)
-    except FormatError:
-        window.close()
-        if window.problem:
-            raise FormatError(window.problem, shown) from None
-        raise
-    except BaseException:
-        window.close()
-        raise
+    h5 = open_window(window, shown)
 
     def cleanup() -> None:
         window.close()

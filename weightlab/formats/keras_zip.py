@@ -45,7 +45,7 @@ from ._h5io import (
     file_stat,
     load_json,
     open_guarded,
-    open_h5,
+    open_window,
     patch_h5,
     prepare_changes,
     read_head,
@@ -167,16 +167,7 @@ def _open_weights(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> H5R
     if info.compress_type == zipfile.ZIP_STORED:
         start = _data_offset(path, info)
         window = GuardedWindow(builtins.open(path, "rb"), start, info.file_size)  # noqa: SIM115 - closed by the reader
-        try:
-            h5 = open_h5(window, path)
-        except FormatError:
-            window.close()
-            if window.problem:
-                raise FormatError(window.problem, path) from None
-            raise
-        except BaseException:
-            window.close()
-            raise
+        h5 = open_window(window, path)
         raw = None
         with contextlib.suppress(Exception):
             if h5.userblock_size == 0:
