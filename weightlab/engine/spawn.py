@@ -8,7 +8,7 @@ start :func:`child_main` (this TensorFlow-free module, which the ``spawn``
 start method pickles by reference) with an *entry point* string, and the child
 imports the entry point's module. The process-spawn edges are therefore the
 strings in :data:`ENTRY_POINTS`, not imports: import-linter sees none, and
-``tests/test_engine.py`` checks that every entry point resolves inside
+``tests/test_tf_wall.py`` checks that every entry point resolves inside
 :mod:`weightlab._tf` and that importing the clients imports nothing of it.
 """
 
