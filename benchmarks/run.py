@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         results["e"] = bench_edits.run(3 if args.quick else 5)
     m = machine()
     parts = [
-        "# Benchmarks (issue 5)\n",
+        "# Benchmarks\n",
         f"Run on {started:%Y-%m-%d %H:%M %Z} with `python benchmarks/run.py{' --quick' if args.quick else ''}` "
         f"in {time.perf_counter() - t0:.0f} s.\n",
         "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items())
