@@ -14,8 +14,10 @@ strings in :data:`ENTRY_POINTS`, not imports: import-linter sees none, and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.context import SpawnContext, SpawnProcess
 from typing import Any
@@ -63,6 +65,38 @@ def child_main(entry: str, *args: Any) -> None:
 
 
 
+@contextlib.contextmanager
+def _caller_main_hidden() -> Iterator[None]:
+    """Keep a ``spawn``-ed child from importing the caller's ``__main__``.
+
+    ``multiprocessing``'s spawn start method re-imports the parent's main
+    script (or ``-m`` module) in the child, as ``__mp_main__``, when
+    ``__main__`` has a ``__spec__`` name or a ``__file__``
+    (``multiprocessing.spawn.get_preparation_data``). A plain script without an
+    ``if __name__ == "__main__":`` guard would then run again in the child,
+    and its first process start there fails with multiprocessing's
+    "bootstrapping phase" RuntimeError. Our children need nothing from the
+    caller's script, so both attributes are hidden while :meth:`Process.start`
+    pickles the preparation data (synchronously), then put back.
+    """
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    missing = object()
+    saved = {key: main.__dict__.get(key, missing) for key in ("__file__", "__spec__")}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is missing:
+                main.__dict__.pop(key, None)
+            else:
+                main.__dict__[key] = value
+
+
 def start_child(
     ctx: SpawnContext, entry: str, *args: Any, name: str, label: str, duplex: bool = True
 ) -> tuple[SpawnProcess, Connection, ChildOutput]:
@@ -91,13 +125,16 @@ def start_child(
     Returns
     -------
     (process, parent end of the pipe, output capture)
-        Nothing is left open when starting fails.
+        Nothing is left open when starting fails. The child does not import
+        the caller's ``__main__`` (see :func:`_caller_main_hidden`), so plain
+        scripts and notebooks need no ``if __name__ == "__main__":`` guard.
     """
     parent, child = ctx.Pipe(duplex=duplex)
     output = ChildOutput(label)
     proc = ctx.Process(target=child_main, args=(entry, child, *args, output.handle), name=name, daemon=True)
     try:
-        proc.start()
+        with _caller_main_hidden():
+            proc.start()
     except BaseException:
         output.discard()
         parent.close()
