@@ -19,10 +19,10 @@ from weightlab.core.recipe import (
     MAX_RECIPE_BYTES,
     MAX_RECIPE_DEPTH,
     MAX_RECIPE_STEPS,
-    json_depth,
     load_recipe,
     parse_recipe,
 )
+from weightlab.core.safejson import json_depth
 from weightlab.core.session import EditSession
 
 STEP = {"op": "scale", "target": "dense/kernel", "factor": 0.5}

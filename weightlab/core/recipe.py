@@ -34,16 +34,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .atomic import atomic_path
 from .edits import Edit, edit_from_dict
 from .errors import RecipeError
+from .safejson import JSONLimitError, loads
 
 RECIPE_VERSION = 1
 #: Recipes larger than this are refused before parsing (bytes).
@@ -91,33 +89,6 @@ def parse_recipe(data: Any, source: str = "recipe", *, max_steps: int = MAX_RECI
     return [edit_from_dict(d, f"{source}, step {i}") for i, d in enumerate(steps, 1)]
 
 
-class _LongInteger(Exception):
-    def __init__(self, digits: int):
-        self.digits = digits
-
-
-def _parse_int(text: str, limit: int) -> int:
-    digits = len(text) - (text[0] == "-")
-    if digits > limit:
-        raise _LongInteger(digits)
-    return int(text)
-
-
-# A JSON string literal (unrolled loop: no backtracking on long strings).
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-
-
-def json_depth(text: str) -> int:
-    """Deepest nesting of arrays and objects in JSON ``text``, in linear time.
-
-    Brackets inside string literals do not count. For text that is not valid
-    JSON the result is only an estimate (the parser reports the real error).
-    """
-    b = np.frombuffer(_JSON_STRING.sub("", text).encode("utf-8", "surrogatepass"), np.uint8)
-    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int32) - ((b == ord("]")) | (b == ord("}")))
-    return int(np.cumsum(step).max()) if step.size else 0
-
-
 def load_recipe(
     path: str | os.PathLike[str],
     *,
@@ -160,21 +131,16 @@ def load_recipe(
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise RecipeError(f"cannot read recipe: {e}", p) from None
-    depth = json_depth(text)
-    if depth > max_depth:
-        raise RecipeError(
-            f"JSON nested {depth} levels deep; the limit is {max_depth} (a recipe needs 4)", p
-        )
     try:
-        data = json.loads(text, parse_int=lambda s: _parse_int(s, max_integer_digits))
+        data = loads(text, max_depth=max_depth, max_digits=max_integer_digits)
+    except JSONLimitError as e:
+        if e.kind == "depth":
+            raise RecipeError(
+                f"JSON nested {e.found} levels deep; the limit is {max_depth} (a recipe needs 4)", p
+            ) from None
+        raise RecipeError(f"an integer has {e.found} digits; the limit is {max_integer_digits}", p) from None
     except json.JSONDecodeError as e:
         raise RecipeError(f"not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})", p) from None
-    except _LongInteger as e:
-        raise RecipeError(
-            f"an integer has {e.digits} digits; the limit is {max_integer_digits}", p
-        ) from None
-    except RecursionError:
-        raise RecipeError("JSON nested too deeply to parse", p) from None
     try:
         return parse_recipe(data, source=str(p), max_steps=max_steps)
     except RecipeError as e:

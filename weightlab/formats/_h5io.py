@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import json
 import os
 import shutil
 import struct
@@ -22,6 +21,7 @@ import numpy as np
 from ..core.atomic import atomic_path
 from ..core.errors import FormatError, WeightLabError
 from ..core.model import ModelFile, TensorInfo
+from ..core.safejson import JSONLimitError, loads
 from . import h5safe
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -99,43 +99,14 @@ def load_json(raw: bytes | str, what: str, path: str | os.PathLike[str]) -> Any:
         except UnicodeDecodeError as exc:
             raise FormatError(f"{what} is not UTF-8 text (byte {exc.start})", path) from None
 
-    def parse_int(text: str) -> int:
-        if len(text) > MAX_JSON_DIGITS:
-            raise _JSONLimit(
-                f"{what} holds a {len(text.lstrip('-'))}-digit number (at most {MAX_JSON_DIGITS})"
-            )
-        return int(text)
-
     try:
-        doc = json.loads(raw, parse_int=parse_int)
-    except _JSONLimit as exc:
-        raise FormatError(str(exc), path) from None
-    except RecursionError:
-        raise FormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", path) from None
+        return loads(raw, max_depth=MAX_JSON_DEPTH, max_digits=MAX_JSON_DIGITS)
+    except JSONLimitError as exc:
+        if exc.kind == "depth":
+            raise FormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", path) from None
+        raise FormatError(f"{what} holds a {exc.found}-digit number (at most {MAX_JSON_DIGITS})", path) from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         raise FormatError(f"{what} is not valid JSON: {exc}", path) from None
-    if json_depth(doc) > MAX_JSON_DEPTH:
-        raise FormatError(f"{what} is nested more than {MAX_JSON_DEPTH} levels deep", path)
-    return doc
-
-
-class _JSONLimit(Exception):
-    """Raised from inside the JSON parser when a limit is exceeded."""
-
-
-def json_depth(doc: Any) -> int:
-    """Nesting depth of a parsed JSON document (a scalar is 0; ``[[]]`` is 2), without recursion."""
-    depth = 0
-    stack: list[tuple[Any, int]] = [(doc, 0)]
-    while stack:
-        obj, level = stack.pop()
-        if isinstance(obj, dict):
-            obj = obj.values()
-        elif not isinstance(obj, list):
-            continue
-        depth = max(depth, level + 1)
-        stack.extend((item, level + 1) for item in obj if isinstance(item, dict | list))
-    return depth
 
 
 def config_layers(cfg: Any) -> list[dict[str, Any]]:
