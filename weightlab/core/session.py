@@ -32,6 +32,7 @@ memory); the environment variable :data:`HISTORY_BUDGET_ENV` or the
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -204,6 +205,11 @@ class EditSession:
         self._held_bytes = 0
         self._dict_bytes = 0
         self._name_sets: dict[frozenset[str], frozenset[str]] = {}
+        # Per-tensor versions: 0 = the stored values; every change of a tensor's
+        # current values (apply, undo, redo, goto, step switch) stamps a new,
+        # session-wide increasing number.
+        self._version_counter = itertools.count(1)
+        self._versions: dict[str, int] = {}
         budget = history_budget_from_env() if history_budget_bytes is None else int(history_budget_bytes)
         if budget < 0:
             raise ValueError(f"history_budget_bytes must be >= 0; got {budget}")
@@ -241,6 +247,25 @@ class EditSession:
     def is_edited(self, name: str) -> bool:
         """True when tensor ``name`` currently differs from the stored values."""
         return name in self._current
+
+    def version(self, name: str) -> int:
+        """Version of tensor ``name``'s current values: 0 until it first changes.
+
+        Every change of the current values (apply, undo, redo, goto, a step
+        switched off or on) gives the changed tensors a new number, increasing
+        across the session, so two equal versions mean the same array. A
+        tensor reverted to its stored values gets a new version too.
+        """
+        return self._versions.get(name, 0)
+
+    def edited_versions(self) -> dict[str, tuple[int, np.ndarray]]:
+        """``{name: (version, current array)}`` for every edited tensor, in model order.
+
+        What an evaluation engine needs to mirror the session: it re-sends a
+        tensor only when its version changed, and treats a name that left
+        this mapping as back to its stored values.
+        """
+        return {n: (self._versions.get(n, 0), self._current[n]) for n in self.edited_names}
 
     @property
     def edited_names(self) -> list[str]:
@@ -526,6 +551,8 @@ class EditSession:
         self._listeners.remove(listener)
 
     def _notify(self, changed: set[str]) -> None:
+        for name in sorted(changed):
+            self._versions[name] = next(self._version_counter)
         for fn in list(self._listeners):
             fn(changed)
 
