@@ -28,6 +28,20 @@ the file (the original cache) are not counted either
 memory); the environment variable :data:`HISTORY_BUDGET_ENV` or the
 ``history_budget_bytes`` argument change it, and 0 keeps no past arrays at all
 (every undo replays from the stored values).
+
+Changes off the owner's thread
+------------------------------
+Every change of the session is a small value (:class:`ApplyEdit`,
+:class:`ApplyEdits`, :class:`Goto`, :class:`SetStepEnabled`) taken in two
+parts: :meth:`EditSession.prepare` does the heavy work (runs the edit, or the
+replay) on any thread and changes nothing the owner can observe, and
+:meth:`EditSession.commit`, on the thread that owns the session, swaps the
+prepared state in (cheap), keeps the history's books and notifies listeners.
+While a change is prepared the owner keeps reading the session (views call
+:meth:`EditSession.array`). A commit raises :class:`StaleChange` when the
+session changed after the prepare. The synchronous methods (``apply``,
+``undo``, ``redo``, ``goto``, ``set_step_enabled``, ``apply_all``) are a
+prepare and a commit on the calling thread.
 """
 
 from __future__ import annotations
@@ -36,8 +50,9 @@ import itertools
 import os
 import re
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +172,138 @@ class _StateSource:
         return self._session.original(name)
 
 
+class StaleChange(RuntimeError):
+    """The session changed between :meth:`EditSession.prepare` and :meth:`EditSession.commit`.
+
+    Not a :class:`~weightlab.core.errors.WeightLabError`: nothing is wrong
+    with the file or the edit; the prepared change was computed on a state
+    that is gone, and nothing of it was applied. Prepare it again.
+    """
+
+
+@dataclass(frozen=True)
+class ApplyEdit:
+    """Apply ``edit`` as a new step after the current position (dropping any redo tail)."""
+
+    edit: Edit
+
+
+@dataclass(frozen=True)
+class ApplyEdits:
+    """Apply ``edits`` in order as one transaction (a recipe); ``source`` names it in errors."""
+
+    edits: tuple[Edit, ...]
+    source: str = "recipe"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "edits", tuple(self.edits))
+
+
+@dataclass(frozen=True)
+class Goto:
+    """Undo or redo until ``position`` steps are applied (undo and redo are a ``Goto``)."""
+
+    position: int
+
+
+@dataclass(frozen=True)
+class SetStepEnabled:
+    """Switch step ``index`` off or on; the steps after it are replayed."""
+
+    index: int
+    enabled: bool
+
+
+#: A change of an :class:`EditSession`, for :meth:`EditSession.prepare`.
+Change = ApplyEdit | ApplyEdits | Goto | SetStepEnabled
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a prepare reads of the session, taken at once under the session's lock."""
+
+    generation: int
+    steps: tuple[Step, ...]
+    pos: int
+    current: dict[str, np.ndarray]
+    interval: int
+    checkpoints: dict[int, dict[str, np.ndarray]]
+
+    def start_for(self, position: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The known state closest at or before ``position``: ``(its position, a copy)``."""
+        best = position - position % self.interval
+        while best not in self.checkpoints:  # 0, the stored values, is always there
+            best -= self.interval
+        if best < self.pos <= position:
+            return self.pos, dict(self.current)
+        return best, dict(self.checkpoints[best])
+
+
+class _Collector:
+    """States a prepare will add as checkpoints, thinned while collected to stay within the budget.
+
+    Positions are kept at multiples of :attr:`interval` (the session's
+    interval when the prepare started, doubled whenever the collected
+    buffers, each counted once, exceed the budget).
+    """
+
+    def __init__(self, interval: int, budget: int):
+        self.interval = interval
+        self.budget = budget
+        self.states: dict[int, dict[str, np.ndarray]] = {}
+        self._held: dict[int, list[Any]] = {}  # id(buffer) -> [buffer, refcount]
+        self._nbytes = 0
+
+    def _hold(self, arr: np.ndarray, delta: int) -> None:
+        buf = _buffer(arr)
+        entry = self._held.setdefault(id(buf), [buf, 0])
+        if entry[1] == 0:
+            self._nbytes += buf.nbytes
+        entry[1] += delta
+        if entry[1] == 0:
+            del self._held[id(buf)]
+            self._nbytes -= buf.nbytes
+
+    def offer(self, position: int, state: Mapping[str, np.ndarray]) -> None:
+        if position % self.interval:
+            return
+        snap = self.states[position] = dict(state)
+        for a in snap.values():
+            self._hold(a, 1)
+        while self.states and self._nbytes + sum(sys.getsizeof(d) for d in self.states.values()) > self.budget:
+            self.interval *= 2
+            for p in [p for p in self.states if p % self.interval]:
+                for a in self.states.pop(p).values():
+                    self._hold(a, -1)
+
+
+@dataclass(frozen=True, eq=False)
+class Prepared:
+    """A change computed by :meth:`EditSession.prepare`, to be swapped in by :meth:`EditSession.commit`.
+
+    Attributes
+    ----------
+    change:
+        The change it was prepared from.
+    changed:
+        Canonical names whose current values the commit will change (for a
+        switched step: every name whose array the replay replaced, which may
+        name more than moved, never less).
+    """
+
+    change: Change
+    changed: frozenset[str]
+    _session: EditSession = field(repr=False)
+    _generation: int = field(repr=False)
+    _noop: bool = field(default=False, repr=False)
+    _steps: list[Step] | None = field(default=None, repr=False)  # the new step list
+    # Checkpoints after ``_keep`` are dropped, and a saved state after it is no longer reachable.
+    _keep: int | None = field(default=None, repr=False)
+    _position: int = field(default=0, repr=False)
+    _current: dict[str, np.ndarray] | None = field(default=None, repr=False)
+    _collected: _Collector | None = field(default=None, repr=False)
+
+
 class EditSession:
     """Current weights of a model file plus the history of edits applied to them.
 
@@ -214,6 +361,9 @@ class EditSession:
         if budget < 0:
             raise ValueError(f"history_budget_bytes must be >= 0; got {budget}")
         self._budget = budget
+        # Guards what a prepare snapshots against a commit on the owner's thread.
+        self._lock = threading.Lock()
+        self._generation = 0  # +1 with every commit that changes the session
 
     # -- values ---------------------------------------------------------------
     def original(self, name: str, *, cache: bool = True) -> np.ndarray:
@@ -226,8 +376,8 @@ class EditSession:
         arr = self._original.get(name)
         if arr is None:
             arr = _freeze(self.model.read(name))
-            if cache:
-                self._original[name] = arr
+            if cache:  # two threads may read it at once: the first array cached is the one
+                arr = self._original.setdefault(name, arr)
         return arr
 
     def peek(self, name: str) -> np.ndarray:
@@ -286,8 +436,9 @@ class EditSession:
     def history_budget_bytes(self, value: int) -> None:
         if int(value) < 0:
             raise ValueError(f"history_budget_bytes must be >= 0; got {value}")
-        self._budget = int(value)
-        self._enforce_budget()
+        with self._lock:
+            self._budget = int(value)
+            self._enforce_budget()
 
     @property
     def history_nbytes(self) -> int:
@@ -374,23 +525,29 @@ class EditSession:
                 state[name] = arr
         return out
 
-    def _start_for(self, position: int) -> tuple[int, dict[str, np.ndarray]]:
-        """The known state closest at or before ``position``: ``(its position, a copy)``."""
-        best = position - position % self._interval
-        while best not in self._checkpoints:  # missing only after a failed replay
-            best -= self._interval
-        if best < self._pos <= position:
-            return self._pos, dict(self._current)
-        return best, dict(self._checkpoints[best])
+    def _run(self, edit: Edit, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Apply ``edit`` to ``state`` (in place); return the arrays it gave new values."""
+        return self._merge(state, edit.apply(self.model, _StateSource(state, self)))
 
-    def _state_at(self, position: int) -> dict[str, np.ndarray]:
+    def _snapshot(self) -> _Snapshot:
+        with self._lock:
+            return _Snapshot(
+                self._generation,
+                tuple(self._steps),
+                self._pos,
+                dict(self._current),
+                self._interval,
+                dict(self._checkpoints),
+            )
+
+    def _state_at(self, snap: _Snapshot, position: int) -> dict[str, np.ndarray]:
         """The state after ``position`` steps, from the closest known state and a replay."""
-        if position == self._pos:
-            return dict(self._current)
-        start, state = self._start_for(position)
-        for step in self._steps[start:position]:
+        if position == snap.pos:
+            return dict(snap.current)
+        start, state = snap.start_for(position)
+        for step in snap.steps[start:position]:
             if step.enabled:
-                self._merge(state, step.edit.apply(self.model, _StateSource(state, self)))
+                self._run(step.edit, state)
         return state
 
     # -- history --------------------------------------------------------------
@@ -409,59 +566,6 @@ class EditSession:
         """Edits currently applied and switched on, oldest first (what a recipe holds)."""
         return [s.edit for s in self._steps[: self._pos] if s.enabled]
 
-    def set_step_enabled(self, index: int, enabled: bool) -> set[str]:
-        """Switch step ``index`` off or on; the weights are recomputed by replay.
-
-        The steps after ``index`` are replayed, from the last stored state
-        before it, with the new on/off state, so the result equals a history
-        that never had (or always had) that step, bit for bit. Returns the
-        names whose current values changed.
-
-        Raises
-        ------
-        IndexError
-            When there is no step ``index``.
-        """
-        if not 0 <= index < len(self._steps):
-            raise IndexError(f"step index must be in [0, {len(self._steps)}); got {index}")
-        if self._steps[index].enabled == enabled:
-            return set()
-        flags = [s.enabled for s in self._steps]
-        flags[index] = enabled
-        # States up to ``index`` are unchanged: replay the steps after it from
-        # the closest known state, adding checkpoints (within the budget) as we go.
-        start, state = self._start_for(index)
-        keep_current = self._pos <= index
-        new_current = self._current
-        replayed = list(self._steps[:start])
-        self._drop_checkpoints_after(index)
-        try:
-            for i in range(start, len(self._steps)):
-                step = self._steps[i]
-                changed: frozenset[str] = frozenset()
-                if flags[i]:
-                    new = self._merge(state, step.edit.apply(self.model, _StateSource(state, self)))
-                    changed = self._intern(new)
-                replayed.append(Step(step.edit, flags[i], changed))
-                if i + 1 > index and self._checkpoint_due(i + 1):
-                    self._add_checkpoint(i + 1, state)
-                    self._enforce_budget()
-                if i + 1 == self._pos and not keep_current:
-                    new_current = dict(state)
-        except BaseException:
-            # Checkpoints after ``index`` may hold states of the new flags: drop them.
-            self._drop_checkpoints_after(index)
-            raise
-        old = self._current
-        self._steps, self._current = replayed, new_current
-        if self._saved_pos > index:
-            self._saved_pos = -1  # the saved state is no longer reachable
-        self._enforce_budget()
-        changed_names = {n for n in old.keys() | new_current.keys() if old.get(n) is not new_current.get(n)}
-        if changed_names:
-            self._notify(changed_names)
-        return changed_names
-
     @property
     def can_undo(self) -> bool:
         return self._pos > 0
@@ -475,6 +579,188 @@ class EditSession:
         """True when the applied history differs from the last save (or open)."""
         return self._pos != self._saved_pos
 
+    # -- changes in two parts -------------------------------------------------------
+    def prepare(self, change: Change) -> Prepared:
+        """Compute ``change`` without applying it: the heavy part, on any thread.
+
+        Runs the edits or the replay the change needs on a snapshot of the
+        session and returns the new state. Nothing the session's owner can
+        observe changes (stored values read from the file may be cached, as
+        :meth:`array` does), so the owner may keep reading the session while
+        this runs on another thread. Apply the result with :meth:`commit` on
+        the owner's thread.
+
+        Parameters
+        ----------
+        change:
+            An :class:`ApplyEdit`, :class:`ApplyEdits`, :class:`Goto` or
+            :class:`SetStepEnabled`.
+
+        Returns
+        -------
+        Prepared
+            The change with its new state; ``Prepared.changed`` names the
+            tensors whose current values the commit will change.
+
+        Raises
+        ------
+        RecipeError
+            When an edit does not fit the model (for :class:`ApplyEdits`, the
+            message names the source and the step).
+        IndexError
+            When a :class:`Goto` position or a :class:`SetStepEnabled` index
+            is out of range.
+        TypeError
+            When ``change`` is not one of the change types.
+        """
+        snap = self._snapshot()
+        if isinstance(change, ApplyEdit):
+            return self._prepare_edits(snap, change, (change.edit,), None)
+        if isinstance(change, ApplyEdits):
+            return self._prepare_edits(snap, change, change.edits, change.source)
+        if isinstance(change, Goto):
+            return self._prepare_goto(snap, change)
+        if isinstance(change, SetStepEnabled):
+            return self._prepare_switch(snap, change)
+        raise TypeError(f"not a session change: {change!r}")
+
+    def _prepare_edits(
+        self, snap: _Snapshot, change: Change, edits: tuple[Edit, ...], source: str | None
+    ) -> Prepared:
+        if not edits:
+            return Prepared(change, frozenset(), self, snap.generation, _noop=True)
+        state = dict(snap.current)
+        steps = list(snap.steps[: snap.pos])
+        changed: set[str] = set()
+        collected = _Collector(snap.interval, self._budget)
+        for i, edit in enumerate(edits, 1):
+            if source is None:
+                after = self._run(edit, state)
+            else:
+                try:
+                    after = self._run(edit, state)
+                except WeightLabError as e:
+                    raise RecipeError(f"{source}, step {i} ({edit.op} {edit.target!r}): {e.message}") from None
+            steps.append(Step(edit, True, self._intern(after)))
+            changed |= after.keys()
+            collected.offer(snap.pos + i, state)
+        return Prepared(
+            change, frozenset(changed), self, snap.generation,
+            _steps=steps, _keep=snap.pos, _position=len(steps), _current=state, _collected=collected,
+        )
+
+    def _prepare_goto(self, snap: _Snapshot, change: Goto) -> Prepared:
+        position = change.position
+        if not 0 <= position <= len(snap.steps):
+            raise IndexError(f"position must be in [0, {len(snap.steps)}]; got {position}")
+        if position == snap.pos:
+            return Prepared(change, frozenset(), self, snap.generation, _noop=True)
+        lo, hi = sorted((position, snap.pos))
+        changed: set[str] = set()
+        for step in snap.steps[lo:hi]:
+            changed |= step.changed
+        return Prepared(
+            change, frozenset(changed), self, snap.generation,
+            _position=position, _current=self._state_at(snap, position),
+        )
+
+    def _prepare_switch(self, snap: _Snapshot, change: SetStepEnabled) -> Prepared:
+        index, enabled = change.index, change.enabled
+        if not 0 <= index < len(snap.steps):
+            raise IndexError(f"step index must be in [0, {len(snap.steps)}); got {index}")
+        if snap.steps[index].enabled == enabled:
+            return Prepared(change, frozenset(), self, snap.generation, _noop=True)
+        flags = [s.enabled for s in snap.steps]
+        flags[index] = enabled
+        # States up to ``index`` are unchanged: replay the steps after it from
+        # the closest known state, collecting checkpoints (within the budget).
+        start, state = snap.start_for(index)
+        new_current = snap.current if snap.pos <= index else None
+        replayed = list(snap.steps[:start])
+        collected = _Collector(snap.interval, self._budget)
+        for i in range(start, len(snap.steps)):
+            step = snap.steps[i]
+            changed: frozenset[str] = frozenset()
+            if flags[i]:
+                changed = self._intern(self._run(step.edit, state))
+            replayed.append(Step(step.edit, flags[i], changed))
+            if i + 1 > index:
+                collected.offer(i + 1, state)
+            if i + 1 == snap.pos and new_current is None:
+                new_current = dict(state)
+        assert new_current is not None  # snap.pos > index: set in the loop
+        old = snap.current
+        names = {n for n in old.keys() | new_current.keys() if old.get(n) is not new_current.get(n)}
+        return Prepared(
+            change, frozenset(names), self, snap.generation,
+            _steps=replayed, _keep=index, _position=snap.pos, _current=new_current, _collected=collected,
+        )
+
+    def commit(self, prepared: Prepared) -> set[str]:
+        """Swap a prepared change in, on the thread that owns the session; return the changed names.
+
+        Cheap (no edit runs): replaces the state, keeps the history's
+        checkpoints within the budget, gives the changed tensors new
+        versions and calls the listeners.
+
+        Raises
+        ------
+        StaleChange
+            When the session changed since ``prepared`` was prepared (or it
+            was committed already); nothing is applied then.
+        ValueError
+            When ``prepared`` was prepared by another session.
+        """
+        if prepared._session is not self:
+            raise ValueError("this change was prepared by another session")
+        with self._lock:
+            if prepared._generation != self._generation:
+                raise StaleChange(
+                    f"the session changed while {_describe(prepared.change)} was computed; nothing was applied"
+                )
+            if prepared._noop:
+                return set()
+            self._generation += 1
+            keep = prepared._keep
+            if keep is not None:
+                self._drop_checkpoints_after(keep)
+                if self._saved_pos > keep:
+                    self._saved_pos = -1  # the saved state is no longer reachable
+            if prepared._steps is not None:
+                self._steps = prepared._steps
+            assert prepared._current is not None
+            self._pos, self._current = prepared._position, prepared._current
+            collected = prepared._collected
+            if collected is not None:
+                while self._interval < collected.interval:
+                    self._interval *= 2
+                    for p in [p for p in self._checkpoints if p % self._interval]:
+                        self._drop_checkpoint(p)
+                for p, state in sorted(collected.states.items()):
+                    if self._checkpoint_due(p):
+                        self._add_checkpoint(p, state)
+            self._enforce_budget()
+            changed = set(prepared.changed)
+            self._stamp(changed)
+        self._notify(changed)
+        return changed
+
+    # -- synchronous changes (prepare + commit on the calling thread) ------------------
+    def set_step_enabled(self, index: int, enabled: bool) -> set[str]:
+        """Switch step ``index`` off or on; the weights are recomputed by replay.
+
+        The steps after ``index`` are replayed, from the last stored state
+        before it, with the new on/off state, so the result equals a history
+        that never had (or always had) that step, bit for bit. Returns the
+        names whose current values changed.
+
+        Raises
+        ------
+        IndexError
+            When there is no step ``index``.
+        """
+        return self.commit(self.prepare(SetStepEnabled(index, enabled)))
+
     def apply(self, edit: Edit) -> set[str]:
         """Apply ``edit``, record it, drop any redo tail; return the changed names.
 
@@ -483,22 +769,7 @@ class EditSession:
         RecipeError
             When the edit does not fit the model (unknown target, bad neuron).
         """
-        state = dict(self._current)
-        after = self._merge(state, edit.apply(self.model, self))
-        if len(self._steps) > self._pos:  # drop the redo tail and its checkpoints
-            del self._steps[self._pos :]
-            self._drop_checkpoints_after(self._pos)
-        if self._saved_pos > self._pos:
-            self._saved_pos = -1  # the saved state is no longer reachable
-        self._steps.append(Step(edit, True, self._intern(after)))
-        self._pos += 1
-        self._current = state
-        if self._checkpoint_due(self._pos):
-            self._add_checkpoint(self._pos, state)
-        self._enforce_budget()
-        if after:
-            self._notify(set(after))
-        return set(after)
+        return self.commit(self.prepare(ApplyEdit(edit)))
 
     def undo(self) -> set[str]:
         """Undo the last applied step; return the changed names (empty if none)."""
@@ -522,24 +793,7 @@ class EditSession:
         IndexError
             When ``position`` is not in ``[0, len(steps)]``.
         """
-        if not 0 <= position <= len(self._steps):
-            raise IndexError(f"position must be in [0, {len(self._steps)}]; got {position}")
-        changed = self._goto_quiet(position)
-        if changed:
-            self._notify(changed)
-        return changed
-
-    def _goto_quiet(self, position: int) -> set[str]:
-        if position == self._pos:
-            return set()
-        lo, hi = sorted((position, self._pos))
-        changed: set[str] = set()
-        for step in self._steps[lo:hi]:
-            changed |= step.changed
-        self._current = self._state_at(position)
-        self._pos = position
-        self._enforce_budget()
-        return changed
+        return self.commit(self.prepare(Goto(position)))
 
     # -- listeners --------------------------------------------------------------
     def subscribe(self, listener: Listener) -> None:
@@ -550,9 +804,13 @@ class EditSession:
         """Stop calling ``listener``."""
         self._listeners.remove(listener)
 
-    def _notify(self, changed: set[str]) -> None:
+    def _stamp(self, changed: set[str]) -> None:
         for name in sorted(changed):
             self._versions[name] = next(self._version_counter)
+
+    def _notify(self, changed: set[str]) -> None:
+        if not changed:
+            return
         for fn in list(self._listeners):
             fn(changed)
 
@@ -564,29 +822,10 @@ class EditSession:
     def apply_all(self, edits: Iterable[Edit], source: str = "recipe") -> set[str]:
         """Apply ``edits`` in order as one transaction.
 
-        When a step fails, every step applied by this call is undone and
-        dropped, and a :class:`RecipeError` naming the step is raised.
+        When a step fails, nothing is applied and a :class:`RecipeError`
+        naming the step is raised.
         """
-        start, start_state = self._pos, self._current
-        changed: set[str] = set()
-        listeners, self._listeners = self._listeners, []
-        try:
-            for i, edit in enumerate(edits, 1):
-                try:
-                    changed |= self.apply(edit)
-                except WeightLabError as e:
-                    raise RecipeError(f"{source}, step {i} ({edit.op} {edit.target!r}): {e.message}") from None
-        except BaseException:
-            self._current, self._pos = start_state, start
-            del self._steps[start:]
-            self._drop_checkpoints_after(start)
-            self._enforce_budget()
-            raise
-        finally:
-            self._listeners = listeners
-        if changed:
-            self._notify(changed)
-        return changed
+        return self.commit(self.prepare(ApplyEdits(tuple(edits), source)))
 
     def apply_recipe(self, recipe: Mapping[str, Any] | str | os.PathLike[str]) -> set[str]:
         """Apply a recipe (a dict, or the path of a JSON file) as one transaction.
@@ -631,6 +870,16 @@ class EditSession:
         self._saver(self.model, self.edited_arrays(), out)
         self._saved_pos = self._pos
         return out
+
+
+def _describe(change: Change) -> str:
+    if isinstance(change, ApplyEdit):
+        return change.edit.describe()
+    if isinstance(change, ApplyEdits):
+        return f"{change.source} ({len(change.edits)} steps)"
+    if isinstance(change, Goto):
+        return f"the move to step {change.position}"
+    return f"switching step {change.index + 1} {'on' if change.enabled else 'off'}"
 
 
 def _same_file(a: Path, b: Path) -> bool:
