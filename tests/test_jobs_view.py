@@ -200,7 +200,7 @@ def status(qtbot):
     widget = JobsStatus(JobList(clock=clock))
     window.statusBar().addPermanentWidget(widget)
     qtbot.addWidget(window)
-    window.resize(1024, 640)
+    window.resize(760, 480)  # within the offscreen platform's 800x800 screen: the popup's place is not clamped
     window.show()
     qtbot.waitExposed(window)
     widget.clock = clock
@@ -290,7 +290,7 @@ def test_the_cancel_button_asks_to_cancel_the_running_job(status, qtbot):
 
 @gui
 def test_the_popup_lists_every_job_with_cancel_for_active_ones(status, qtbot):
-    from PySide6.QtCore import Qt
+    from PySide6.QtCore import QPoint, Qt
 
     jobs, clock = status.jobs, status.clock
     jobs.add(1, "evaluate", "done first")
@@ -306,6 +306,15 @@ def test_the_popup_lists_every_job_with_cancel_for_active_ones(status, qtbot):
     popup = status.popup
     qtbot.waitUntil(popup.isVisible)
     rows = popup.rows
+
+    def against_the_entry() -> bool:
+        """The popup sits right above the entry, right edges aligned, on the screen."""
+        top_right = status.mapToGlobal(QPoint(status.width(), 0))
+        box = popup.geometry()
+        on_screen = status.screen().availableGeometry().contains(box)
+        return on_screen and box.bottom() + 1 == top_right.y() and box.right() + 1 == top_right.x()
+
+    assert against_the_entry()
     # Active first, in the order added; then the finished, latest first.
     order = [popup._list.itemAt(i).widget() for i in range(len(rows))]
     assert [row.job_id for row in order] == [3, 4, 2, 1]
@@ -324,9 +333,11 @@ def test_the_popup_lists_every_job_with_cancel_for_active_ones(status, qtbot):
     jobs.finish(3, "done")
     assert not rows[3].isEnabled() and rows[3].state.text().startswith("done")
     assert [popup._list.itemAt(i).widget().job_id for i in range(len(rows))] == [4, 3, 2, 1]
+    height = popup.height()
     qtbot.mouseClick(popup.clear_button, Qt.MouseButton.LeftButton)
     assert list(popup.rows) == [4] and [j.job_id for j in jobs] == [4]
     assert not popup.clear_button.isEnabled()
+    assert popup.height() < height and against_the_entry()  # shrank towards the entry
 
     status.toggle_popup()
     assert not popup.isVisible()

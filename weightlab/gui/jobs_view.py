@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPoint, QRect, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
@@ -41,6 +41,8 @@ __all__ = ["JobsPopup", "JobsStatus", "state_text"]
 BAR_STEPS = 1000
 #: Widest the compact entry's label gets before it is elided (px).
 LABEL_MAX_PX = 220
+#: Tallest the popup's list gets before it scrolls (px).
+POPUP_MAX_LIST_PX = 360
 
 
 def state_text(job: JobRecord, now: float | None = None) -> str:
@@ -128,6 +130,7 @@ class _JobRow(QFrame):
     def __init__(self, job: JobRecord, on_cancel: Any, parent: QWidget | None = None):
         super().__init__(parent)
         self.job_id = job.job_id
+        self._shape: tuple[str, bool] | None = None
         self.title = _ElidedLabel()
         self.state = QLabel()
         self.state.setTextFormat(Qt.TextFormat.PlainText)
@@ -156,8 +159,10 @@ class _JobRow(QFrame):
         lay.addWidget(self.cancel, 0, Qt.AlignmentFlag.AlignVCenter)
         self.show_job(job)
 
-    def show_job(self, job: JobRecord) -> None:
-        """Draw ``job``'s current record."""
+    def show_job(self, job: JobRecord) -> bool:
+        """Draw ``job``'s current record; True when the row's height or place in the list may change."""
+        shape = (job.state, bool(job.message))
+        reshaped, self._shape = shape != self._shape, shape
         self.title.set_full_text(job.label)
         self.state.setText(state_text(job))
         self.message.set_full_text(job.message)
@@ -173,6 +178,7 @@ class _JobRow(QFrame):
         # Finished jobs are greyed by the palette's disabled colours (light and dark alike).
         self.setEnabled(job.active)
         self.setToolTip(_tooltip(job))
+        return reshaped
 
 
 class JobsPopup(QFrame):
@@ -190,6 +196,7 @@ class JobsPopup(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.jobs = jobs
         self.rows: dict[int, _JobRow] = {}
+        self._anchor: QWidget | None = None
 
         title = QLabel("Jobs")
         bold = title.font()
@@ -221,7 +228,7 @@ class JobsPopup(QFrame):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._scroll = scroll
 
-        lay = QVBoxLayout(self)
+        self._layout = lay = QVBoxLayout(self)
         lay.setContentsMargins(1, 1, 1, 1)
         lay.setSpacing(2)
         lay.addLayout(head)
@@ -243,8 +250,8 @@ class JobsPopup(QFrame):
             row = self.rows.get(event.job.job_id)
             if row is None:
                 self._add_row(event.job)
-            else:
-                row.show_job(event.job)
+            elif not row.show_job(event.job):
+                return  # progress only: same rows, same order, same heights
         else:
             row = self.rows.pop(event.job.job_id, None)
             if row is not None:
@@ -267,22 +274,35 @@ class JobsPopup(QFrame):
         self.empty.setVisible(not order)
         self.clear_button.setEnabled(bool(self.jobs.finished))
         rows_height = sum(r.sizeHint().height() for r in order) or self.empty.sizeHint().height() * 3
-        self._scroll.setFixedHeight(min(rows_height + 2, 360))
-        self.adjustSize()
+        self._scroll.setFixedHeight(min(rows_height + 2, POPUP_MAX_LIST_PX))
+        self.resize(self._size())
+        if self.isVisible() and self._anchor is not None:
+            self._place(self._anchor)  # grew or shrank: keep it against its anchor
 
     def popup_at(self, anchor: QWidget) -> None:
-        """Show the list above ``anchor`` (its right edges aligned), kept on ``anchor``'s screen."""
+        """Show the list above ``anchor`` (right edges aligned), on ``anchor``'s screen; below it when there is no room above."""
+        self._anchor = anchor
         self._arrange()
-        size = self.sizeHint()
-        corner = anchor.mapToGlobal(QPoint(anchor.width(), 0))
-        screen = anchor.screen() or QGuiApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1 << 14, 1 << 14)
-        x = min(max(area.left(), corner.x() - size.width()), area.right() - size.width())
-        y = corner.y() - size.height()
-        if y < area.top():  # no room above: open below the anchor
-            y = min(corner.y() + anchor.height(), area.bottom() - size.height())
-        self.move(x, y)
+        self.winId()  # the native window first: placed before it exists, some platforms shift it by a frame
+        self._place(anchor)
         self.show()
+
+    def _size(self) -> QSize:
+        self._layout.activate()  # the minimum size must follow the rows now, not at the next event
+        return self.sizeHint().expandedTo(self.minimumSize()).boundedTo(self.maximumSize())
+
+    def _place(self, anchor: QWidget) -> None:
+        size = self._size()
+        corner = anchor.mapToGlobal(QPoint(anchor.width(), 0))
+        screen = anchor.screen()
+        if screen is None:
+            screen = QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        x = max(area.left(), min(corner.x() - size.width(), area.right() + 1 - size.width()))
+        y = corner.y() - size.height()
+        if y < area.top():
+            y = max(area.top(), min(corner.y() + anchor.height(), area.bottom() + 1 - size.height()))
+        self.setGeometry(QRect(QPoint(x, y), size))
 
 
 class JobsStatus(QWidget):
