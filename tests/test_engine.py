@@ -20,13 +20,14 @@ import pytest
 
 from weightlab.core.errors import DataError, EngineError
 from weightlab.engine import (
-    Cancelled,
     Crashed,
     EngineClient,
-    Failed,
+    JobCancelled,
+    JobFailed,
+    JobProgress,
+    JobResult,
     Metrics,
     ModelReady,
-    Progress,
     Ready,
     Result,
 )
@@ -392,15 +393,14 @@ class Recorder:
             if match(ev):
                 return ev
 
-    def answer(self, rid: int, timeout: float = TIMEOUT):
-        """The final answer (Result/Cancelled/Failed, or ModelReady(ok=False)) of request ``rid``."""
+    def answer(self, job_id: int, timeout: float = TIMEOUT):
+        """The final answer of job ``job_id``: its Result, or its JobFailed / JobCancelled."""
+        ev = self.wait(lambda e: isinstance(e, JobResult | JobFailed | JobCancelled) and e.job_id == job_id, timeout)
+        return ev.result if isinstance(ev, JobResult) else ev
 
-        def final(ev):
-            if isinstance(ev, Result | Cancelled | Failed) and ev.request_id == rid:
-                return True
-            return isinstance(ev, ModelReady) and ev.request_id == rid and not ev.ok
-
-        return self.wait(final, timeout)
+    def progress(self, job_id: int, timeout: float = TIMEOUT):
+        """The next progress (an engine ``Progress``) of job ``job_id``."""
+        return self.wait(lambda e: isinstance(e, JobProgress) and e.job_id == job_id, timeout).partial
 
     def clear(self) -> None:
         while True:
@@ -436,7 +436,7 @@ def _open(client, rec, model, data, **kw) -> tuple[ModelReady, Result | None]:
     ready = rec.wait(lambda e: isinstance(e, ModelReady) and e.request_id == rid)
     if not ready.ok:
         return ready, None
-    return ready, rec.answer(rid)
+    return ready, rec.answer(client.baseline_job)
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="POSIX scheduling priorities")
@@ -465,18 +465,18 @@ def test_worker_baseline_edit_and_restore(engine, models):
 
     kernel = models["model"].get_layer("hidden").kernel.numpy().copy()
     kernel[:, :8] = 0.0
-    rid = client.evaluate({"hidden/kernel": kernel}, tag="zero8")
+    rid = client.evaluate({"hidden/kernel": (1, kernel)}, tag="zero8")
     edited = rec.answer(rid)
     assert isinstance(edited, Result) and edited.tag == "zero8" and not edited.baseline
     expected = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"hidden/kernel": kernel})
     assert edited.metrics.accuracy == pytest.approx(expected.accuracy, abs=1e-6)
     assert edited.metrics.loss == pytest.approx(expected.loss, abs=1e-5)
     assert edited.metrics.loss != base.metrics.loss
-    assert any(isinstance(e, Progress) and e.request_id == rid for e in rec.seen)
+    assert any(isinstance(e, JobProgress) and e.job_id == rid and e.partial.request_id == rid for e in rec.seen)
 
     # A different edit set: hidden/kernel goes back to its original values.
     bias = np.zeros(10, np.float32)
-    rid = client.evaluate({"out/bias": bias})
+    rid = client.evaluate({"out/bias": (2, bias)})
     only_bias = rec.answer(rid)
     expected = headless.evaluate_file(d / "cnn.keras", d / "heldout.npz", {"out/bias": bias})
     assert only_bias.metrics.loss == pytest.approx(expected.loss, abs=1e-5)
@@ -493,11 +493,11 @@ def test_worker_bad_edit_fails_and_keeps_running(engine, models):
     client, rec = engine
     d = models["dir"]
     ready, base = _open(client, rec, d / "cnn.keras", d / "heldout.npz")
-    rid = client.evaluate({"hidden/kernel": np.zeros((3, 3), np.float32)})
+    rid = client.evaluate({"hidden/kernel": (1, np.zeros((3, 3), np.float32))})
     failed = rec.answer(rid)
-    assert isinstance(failed, Failed) and "hidden/kernel" in failed.message and "(3, 3)" in failed.message
-    rid = client.evaluate({"nope/kernel": np.zeros(3)})
-    assert isinstance(rec.answer(rid), Failed)
+    assert isinstance(failed, JobFailed) and "hidden/kernel" in failed.message and "(3, 3)" in failed.message
+    rid = client.evaluate({"nope/kernel": (2, np.zeros(3))})
+    assert isinstance(rec.answer(rid), JobFailed)
     rid = client.evaluate({})
     assert rec.answer(rid).metrics.accuracy == base.metrics.accuracy
 
@@ -509,25 +509,32 @@ def test_worker_cancellation(engine, models):
     rec.clear()
     rid_open = client.open(d / "cnn.keras", d / "heldout_big.npz", batch_size=4)
     assert rec.wait(lambda e: isinstance(e, ModelReady) and e.request_id == rid_open).ok
-    rec.wait(lambda e: isinstance(e, Progress) and e.request_id == rid_open)
+    baseline = client.baseline_job
+    rec.progress(baseline)
     client.cancel()  # cancels the running baseline
-    assert isinstance(rec.answer(rid_open), Cancelled)
+    assert isinstance(rec.answer(baseline), JobCancelled)
 
     a = client.evaluate({}, tag="a")
-    progress = rec.wait(lambda e: isinstance(e, Progress) and e.request_id == a)
+    progress = rec.progress(a)
     assert progress.total == 9925  # 39700 samples / 4
     b = client.evaluate({}, tag="b")  # supersedes a at the next batch boundary
-    assert isinstance(rec.answer(a), Cancelled)
-    rec.wait(lambda e: isinstance(e, Progress) and e.request_id == b)
+    assert isinstance(rec.answer(a), JobCancelled)
+    rec.progress(b)
     client.cancel()
-    assert isinstance(rec.answer(b), Cancelled)
-    # Queued requests: only the newest runs.
+    assert isinstance(rec.answer(b), JobCancelled)
+    # Queued live evaluations: only the newest runs.
     c1 = client.evaluate({}, tag="c1")
     c2 = client.evaluate({}, tag="c2")
-    assert isinstance(rec.answer(c1), Cancelled)
-    rec.wait(lambda e: isinstance(e, Progress) and e.request_id == c2)
+    assert isinstance(rec.answer(c1), JobCancelled)
+    rec.progress(c2)
     client.cancel()
-    assert isinstance(rec.answer(c2), Cancelled)
+    assert isinstance(rec.answer(c2), JobCancelled)
+    # Nothing of a cancelled job arrives after its JobCancelled but its final JobInfo.
+    rec.clear()
+    for job in (baseline, a, b, c1, c2):
+        events = [e for e in rec.seen if getattr(e, "job_id", None) == job]
+        end = next(i for i, e in enumerate(events) if isinstance(e, JobCancelled))
+        assert [getattr(e, "state", None) for e in events[end + 1:]] == ["cancelled"]
     # The worker is still fine.
     ready, base = _open(client, rec, d / "cnn.keras", d / "heldout.npz")
     assert ready.ok and isinstance(base, Result)
@@ -541,7 +548,7 @@ def test_worker_refuses_lambda_without_running_it(engine, lambda_model):
     assert not lambda_model["mark"].exists()
     rid = client.evaluate({})
     failed = rec.answer(rid)
-    assert isinstance(failed, Failed) and "evaluation is off" in failed.message and "Lambda" in failed.message
+    assert isinstance(failed, JobFailed) and "evaluation is off" in failed.message and "Lambda" in failed.message
 
 
 @pytest.mark.slow
@@ -581,7 +588,7 @@ def test_worker_crash_restarts_and_reopens(models):
             again = rec.wait(lambda e: isinstance(e, ModelReady))
             assert again.ok and again.request_id != ready.request_id
             assert again.request_id == client.open_request_id
-            new_base = rec.answer(again.request_id)
+            new_base = rec.answer(client.baseline_job)
             assert isinstance(new_base, Result) and new_base.baseline
             assert new_base.metrics.accuracy == base.metrics.accuracy
             assert client.alive and client.worker_pid != old_pid
@@ -592,20 +599,20 @@ def test_worker_crash_restarts_and_reopens(models):
 
         # A second crash within the window exceeds max_restarts=1: the worker stays down...
         rec.clear()
-        rid = client.evaluate({}, tag="lost")  # in flight when the worker dies: answered Failed
+        rid = client.evaluate({}, tag="lost")  # in flight when the worker dies: answered JobFailed
         os.kill(client.worker_pid, signal.SIGKILL)
         crashed = rec.wait(lambda e: isinstance(e, Crashed))
         assert "not restarted" in crashed.message
         lost = rec.answer(rid)  # Failed, unless it finished before the kill
         assert isinstance(lost, Result) or (
-            isinstance(lost, Failed) and "stopped unexpectedly" in lost.message
+            isinstance(lost, JobFailed) and "stopped unexpectedly" in lost.message
         )
         assert not client.alive
         # ...until restart(), which re-opens the last model.
         client.restart()
         rec.wait(lambda e: isinstance(e, Ready))
         again = rec.wait(lambda e: isinstance(e, ModelReady))
-        assert again.ok and isinstance(rec.answer(again.request_id), Result)
+        assert again.ok and isinstance(rec.answer(client.baseline_job), Result)
         assert client.alive
     finally:
         client.shutdown()

@@ -6,25 +6,20 @@ child process through :func:`weightlab.engine.spawn.child_main` (entry point
 TensorFlow is imported inside :func:`main` only, after the child's output is
 captured and its priority lowered, so importing this module is cheap.
 
-Protocol (tuples over a :class:`multiprocessing.connection.Connection`):
+Protocol: the typed requests and events of :mod:`weightlab.engine.protocol`.
 
-Parent -> worker
-    ``("open", request_id, model_path, data_path, trust, layout, batch_size, options)``
-    (``options``: ``architecture``, ``signature``, ``output``, ``input`` of
-    :func:`weightlab._tf.passes.open_session`)
-    ``("evaluate", request_id, edited, tag)``
-    ``("cancel",)``
-    ``("shutdown",)``
-Worker -> parent
-    The event dataclasses of :mod:`weightlab.engine.events`.
-
-The worker handles one request at a time. Between evaluation batches it reads
-any message that has arrived; a newer ``evaluate``, an ``open``, ``cancel`` or
-``shutdown`` stops the running evaluation, which is answered with
-:class:`~weightlab.engine.events.Cancelled`. The baseline evaluation that
-follows ``open`` is not stopped by a newer ``evaluate`` (which waits for it).
-Of several queued ``evaluate`` requests only the newest runs; the others are
-answered with ``Cancelled``.
+The worker handles requests in the order they arrive, through a registry of
+request handlers (request type -> method). It keeps a mirror of the edited
+tensors (name -> (version, array)) that :class:`~weightlab.engine.protocol.UpdateTensors`
+requests change, and runs the jobs of :class:`~weightlab.engine.protocol.SubmitJob`
+one at a time in submission order, through a registry of job handlers (spec
+kind -> method). A job that is queued behind others sees the tensors as they
+were when it was submitted (updates are requests in the same order). Between
+the batches of a running job the worker reads the messages that arrived into
+its own queue; a :class:`~weightlab.engine.protocol.CancelJob` for the running
+job, or :class:`~weightlab.engine.protocol.Shutdown`, stops it
+(:class:`~weightlab.engine.protocol.JobCancelled`). It never decides by itself
+that a job is stale: the client cancels what it no longer wants.
 
 The opened model lives in the session :func:`weightlab._tf.passes.open_session`
 returns: an :class:`~weightlab._tf.session.EngineSession` for one-output
@@ -40,51 +35,109 @@ import os
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..core.dataset import load_heldout
-from ..core.errors import WeightLabError
-from ..engine.events import Cancelled, Failed, ModelReady, Progress, Ready, Result
+from ..core.errors import EngineError, WeightLabError
+from ..core.jobs import EvaluateSpec, JobSpec, spec_from_dict
+from ..engine.events import Progress, Result
+from ..engine.protocol import (
+    CancelJob,
+    JobCancelled,
+    JobFailed,
+    JobProgress,
+    JobResult,
+    JobStarted,
+    ModelReady,
+    Open,
+    Ready,
+    Request,
+    Shutdown,
+    SubmitJob,
+    UpdateTensors,
+)
 from ..engine.quiet import install_child_output
 
-_PROGRESS_INTERVAL = 0.05  # seconds between Progress events of one request
+#: Least seconds between two JobProgress events of one job (at most ten a second).
+PROGRESS_INTERVAL = 0.1
+
+
+class JobStopped(Exception):
+    """Raised inside a job handler (by :meth:`JobContext.check`) when the job was cancelled."""
+
+
+class JobContext:
+    """What a job handler gets besides its spec: progress reporting and cancel checks.
+
+    Parameters
+    ----------
+    worker:
+        The worker running the job.
+    job_id:
+        The running job.
+    """
+
+    def __init__(self, worker: _Worker, job_id: int):
+        self._worker = worker
+        self.job_id = job_id
+        self._last = 0.0
+
+    def should_stop(self) -> bool:
+        """Read the messages that arrived; True when this job was cancelled or the worker is to end."""
+        self._worker.drain()
+        return self.job_id in self._worker.cancelled or self._worker.stopping
+
+    def check(self) -> None:
+        """Raise :class:`JobStopped` when :meth:`should_stop`."""
+        if self.should_stop():
+            raise JobStopped
+
+    def progress(self, fraction: float | None, message: str, partial: object = None, *, final: bool = False) -> None:
+        """Report progress; dropped when the last report is under :data:`PROGRESS_INTERVAL` old, unless ``final``."""
+        now = time.monotonic()
+        if final or now - self._last >= PROGRESS_INTERVAL:
+            self._last = now
+            self._worker.send(JobProgress(self.job_id, fraction, message, partial))
 
 
 class _Worker:
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.pending: deque[tuple] = deque()
+        self.pending: deque[Request] = deque()
+        self.cancelled: set[int] = set()  # jobs a CancelJob named, read ahead of their turn
+        self.stopping = False
         self.session: Any = None  # the EngineSession of the opened model, when evaluation is on
         self.reason: str | None = "no model is open"
+        self.tensors: dict[str, tuple[int, np.ndarray]] = {}  # the mirror of the edited tensors
+        self.requests: dict[type, Callable[[Any], None]] = {
+            Open: self.open,
+            UpdateTensors: self.update_tensors,
+            SubmitJob: self.submit,
+            CancelJob: self.cancel,
+            Shutdown: self.shutdown,
+        }
+        self.jobs: dict[str, Callable[[Any, JobContext], object]] = {
+            EvaluateSpec.kind: self.evaluate,
+        }
 
     # -- messaging ---------------------------------------------------------------
     def send(self, event: object) -> None:
         self.conn.send(event)
 
-    def _drain(self) -> None:
+    def _note(self, msg: Request) -> Request:
+        if isinstance(msg, CancelJob):
+            self.cancelled.add(msg.job_id)
+        elif isinstance(msg, Shutdown):
+            self.stopping = True
+        return msg
+
+    def drain(self) -> None:
+        """Move the messages that arrived into the worker's queue, noting cancels and shutdown."""
         while self.conn.poll():
-            self.pending.append(self.conn.recv())
-
-    def _superseded(self, kinds: set[str]) -> bool:
-        return any(m[0] in kinds for m in self.pending)
-
-    def _stopper(self, kinds: set[str]):
-        def should_stop() -> bool:
-            self._drain()
-            return self._superseded(kinds)
-
-        return should_stop
-
-    def _progress(self, rid: int):
-        last = [0.0]
-
-        def progress(done: int, total: int, samples: int, correct: int) -> None:
-            now = time.monotonic()
-            if done == total or now - last[0] >= _PROGRESS_INTERVAL:
-                last[0] = now
-                self.send(Progress.running(rid, done, total, samples, correct))
-
-        return progress
+            self.pending.append(self._note(self.conn.recv()))
 
     # -- main loop -----------------------------------------------------------------
     def run(self) -> None:
@@ -94,51 +147,72 @@ class _Worker:
 
         self.rt = runtime
         self.send(Ready(device=runtime.device_name(), tensorflow_version=tf.__version__))
-        while True:
+        while not self.stopping:
             if self.pending:
                 msg = self.pending.popleft()
             else:
                 try:
-                    msg = self.conn.recv()
+                    msg = self._note(self.conn.recv())
                 except (EOFError, OSError):
                     return  # parent went away
-            kind = msg[0]
-            if kind == "shutdown":
-                return
-            if kind == "cancel":
-                continue  # nothing running
-            self._drain()
-            if kind == "evaluate":
-                if self._superseded({"evaluate", "open", "cancel", "shutdown"}):
-                    self.send(Cancelled(msg[1]))
-                    continue
-                self._evaluate(*msg[1:])
-            elif kind == "open":
-                if self._superseded({"open", "shutdown"}):
-                    self.send(Cancelled(msg[1]))
-                    continue
-                self._open(*msg[1:])
-            else:  # pragma: no cover - protocol error
-                self.send(Failed(-1, f"engine received an unknown request {kind!r}"))
+            handler = self.requests.get(type(msg))
+            if handler is None:  # pragma: no cover - protocol error
+                print(f"weightlab engine: unknown request {msg!r}", flush=True)
+                continue
+            handler(msg)
 
     # -- requests -----------------------------------------------------------------------
-    def _open(
-        self,
-        rid: int,
-        model_path: str,
-        data_path: str | None,
-        trust: bool,
-        layout: Any,
-        batch_size: int | None,
-        options: dict[str, Any] | None = None,
-    ) -> None:
+    def shutdown(self, msg: Shutdown) -> None:
+        self.stopping = True
+
+    def cancel(self, msg: CancelJob) -> None:
+        # Its job came earlier in the queue and has been answered by now.
+        self.cancelled.discard(msg.job_id)
+
+    def update_tensors(self, msg: UpdateTensors) -> None:
+        for name, version, array in msg.updates:
+            if array is None:
+                self.tensors.pop(name, None)
+            else:
+                self.tensors[name] = (version, array)
+
+    def submit(self, msg: SubmitJob) -> None:
+        job_id = msg.job_id
+        self.drain()  # a CancelJob sent right after it is already here
+        if job_id in self.cancelled:
+            self.send(JobCancelled(job_id))
+            return
+        try:
+            spec = spec_from_dict(msg.spec)
+            handler = self.jobs[spec.kind]
+        except (ValueError, KeyError, TypeError) as exc:
+            self.send(JobFailed(job_id, f"the engine cannot run this job: {exc}"))
+            return
+        self.send(JobStarted(job_id))
+        try:
+            result = handler(spec, JobContext(self, job_id))
+        except (JobStopped, self.rt.EvaluationCancelled):
+            self.send(JobCancelled(job_id))
+        except WeightLabError as exc:
+            self.send(JobFailed(job_id, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - any TF error: report it, keep the worker alive
+            traceback.print_exc()  # to the captured output (the terminal with --verbose)
+            self.send(JobFailed(job_id, f"{spec.label} failed: {self.rt.run_error_message(exc)}"))
+        else:
+            self.send(JobResult(job_id, result))
+        finally:
+            self.cancelled.discard(job_id)
+
+    def open(self, msg: Open) -> None:
         import keras
 
         from .passes import open_session
 
         self.session, self.reason = None, "no model is open"
+        self.tensors.clear()
         keras.backend.clear_session()
         info: dict[str, Any] = {}
+        rid = msg.request_id
 
         def refuse(reason: str) -> None:
             self.reason = reason
@@ -146,7 +220,7 @@ class _Worker:
 
         try:
             session = open_session(
-                model_path, trust=trust, layout=layout, batch_size=batch_size, **(options or {})
+                msg.model_path, trust=msg.trust, layout=msg.layout, batch_size=msg.batch_size, **msg.options
             )
         except WeightLabError as exc:
             return refuse(str(exc))
@@ -161,41 +235,42 @@ class _Worker:
             outputs=list(session.output_names),
             signatures=list(session.signatures),
         )
-        if data_path is None:
+        if msg.data_path is None:
             return refuse("no held-out set: open a data file (.npz with x, and y for accuracy) to evaluate edits")
         try:
-            data = load_heldout(data_path)
-            session.set_heldout(data.x, data.y, data_path)
+            data = load_heldout(msg.data_path)
+            session.set_heldout(data.x, data.y, msg.data_path)
         except WeightLabError as exc:
             return refuse(str(exc))
         info.update(num_samples=session.num_samples, labels=session.labelled)
         self.session, self.reason = session, None
         self.send(ModelReady(rid, ok=True, reason=None, **info))
-        self._run(rid, None, {}, baseline=True)
 
-    def _evaluate(self, rid: int, edited: dict[str, Any], tag: object) -> None:
+    # -- jobs ------------------------------------------------------------------------------
+    def evaluate(self, spec: JobSpec, ctx: JobContext) -> Result:
+        """The ``evaluate`` job: metrics of the model with the mirrored tensors at ``spec.versions``."""
+        assert isinstance(spec, EvaluateSpec)
         if self.session is None:
-            self.send(Failed(rid, f"evaluation is off: {self.reason}"))
-            return
-        self._run(rid, tag, edited, baseline=False)
-
-    def _run(self, rid: int, tag: object, edited: dict[str, Any], *, baseline: bool) -> None:
-        stop_on = {"open", "cancel", "shutdown"} if baseline else {"evaluate", "open", "cancel", "shutdown"}
-        try:
-            metrics = self.session.evaluate(
-                edited, progress=self._progress(rid), should_stop=self._stopper(stop_on)
+            raise EngineError(f"evaluation is off: {self.reason}")
+        held = {name: version for name, (version, _) in self.tensors.items()}
+        if held != spec.versions:
+            raise EngineError(
+                "the engine holds other versions of the edited tensors than the evaluation asks for "
+                f"({held} instead of {spec.versions})"
             )
-        except self.rt.EvaluationCancelled:
-            self.send(Cancelled(rid))
-            return
-        except WeightLabError as exc:
-            self.send(Failed(rid, str(exc)))
-            return
-        except Exception as exc:  # noqa: BLE001 - any TF error: report it, keep the worker alive
-            traceback.print_exc()  # to the captured output (the terminal with --verbose)
-            self.send(Failed(rid, f"evaluation failed: {self.rt.run_error_message(exc)}"))
-            return
-        self.send(Result(rid, tag, baseline, metrics))
+        edited = {name: array for name, (_, array) in self.tensors.items()}
+        job_id = ctx.job_id
+
+        def progress(done: int, total: int, samples: int, correct: int) -> None:
+            ctx.progress(
+                done / total if total else None,
+                f"batch {done} of {total}",
+                Progress.running(job_id, done, total, samples, correct),
+                final=done == total,
+            )
+
+        metrics = self.session.evaluate(edited, progress=progress, should_stop=ctx.should_stop)
+        return Result(job_id, spec.tag, spec.baseline, metrics)
 
 
 def main(conn: Any, niceness: int = 0, output: Any = None) -> None:

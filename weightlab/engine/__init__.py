@@ -7,13 +7,20 @@ in child processes that :mod:`weightlab.engine.spawn` starts by name.
 Modules
 -------
 client
-    :class:`EngineClient`: starts the engine worker, sends requests, delivers events.
+    :class:`EngineClient`: starts the engine worker, sends requests, delivers events;
+    the one place that decides which jobs and events are stale.
+protocol
+    The typed requests and events between the window's process and the worker (dataclasses).
+events
+    What an evaluation reports: :class:`Metrics`, its :class:`Progress` and :class:`Result`;
+    Wilson intervals.
+supervisor
+    :class:`~weightlab.engine.supervisor.ChildSupervisor`: start, death, restart policy
+    and stop of one child process (the worker's and the reader's).
 reader
     :class:`~weightlab.engine.reader.TFReaderProcess`: calls the TensorFlow reader process.
 spawn
     The child processes' entry points (strings naming :mod:`weightlab._tf` functions).
-events
-    The events the worker sends (dataclasses), :class:`Metrics`, Wilson intervals.
 quiet
     Captured output of the child processes; quiet and verbose modes.
 scoring
@@ -22,21 +29,23 @@ graph_safety
     The allowlist of graph ops checked before a SavedModel or GraphDef is loaded.
 
 In-process evaluation for headless use lives in :mod:`weightlab._tf.headless`,
-which imports TensorFlow.
+which imports TensorFlow. Job specs (what a job is asked to do) live in
+:mod:`weightlab.core.jobs`.
 """
 
 from .client import EngineClient
-from .events import (
-    Cancelled,
+from .events import Metrics, Progress, Result, wilson_interval
+from .protocol import (
     Crashed,
     Event,
-    Failed,
-    Metrics,
+    JobCancelled,
+    JobFailed,
+    JobInfo,
+    JobProgress,
+    JobResult,
+    JobStarted,
     ModelReady,
-    Progress,
     Ready,
-    Result,
-    wilson_interval,
 )
 
 __all__ = [
@@ -47,8 +56,12 @@ __all__ = [
     "ModelReady",
     "Progress",
     "Result",
-    "Cancelled",
-    "Failed",
     "Crashed",
+    "JobInfo",
+    "JobStarted",
+    "JobProgress",
+    "JobResult",
+    "JobFailed",
+    "JobCancelled",
     "wilson_interval",
 ]

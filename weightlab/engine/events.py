@@ -1,11 +1,10 @@
-"""Events the engine worker sends to the GUI process, and the metrics they carry.
+"""What an evaluation reports: :class:`Metrics`, its running :class:`Progress` and its :class:`Result`.
 
-Plain, picklable dataclasses: no TensorFlow, no Qt. The :class:`EngineClient`
-calls its ``on_event`` callback with one of these from its reader thread.
-
-Every event that answers a request carries that request's id (the int returned
-by :meth:`EngineClient.open` / :meth:`EngineClient.evaluate`), so a receiver
-can drop results of requests it no longer cares about.
+Plain, picklable dataclasses: no TensorFlow, no Qt. They are the payloads of
+the evaluation job's events (:class:`~weightlab.engine.protocol.JobProgress`
+``.partial`` and :class:`~weightlab.engine.protocol.JobResult` ``.result``);
+the requests and the other events of the engine live in
+:mod:`weightlab.engine.protocol`.
 """
 
 from __future__ import annotations
@@ -13,18 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = [
-    "wilson_interval",
-    "Metrics",
-    "Event",
-    "Ready",
-    "ModelReady",
-    "Progress",
-    "Result",
-    "Cancelled",
-    "Failed",
-    "Crashed",
-]
+__all__ = ["Metrics", "Progress", "Result", "wilson_interval"]
 
 
 #: Two-sided 95% standard normal quantile, Phi^-1(0.975).
@@ -146,80 +134,16 @@ class Metrics:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Base class of all engine events."""
+class Progress:
+    """``done`` of ``total`` batches of evaluation job ``request_id`` evaluated, with the running accuracy.
 
-
-@dataclass(frozen=True)
-class Ready(Event):
-    """A worker process started and imported TensorFlow.
-
-    Sent once per worker start (also after a crash restart).
-    """
-
-    device: str
-    tensorflow_version: str
-
-
-@dataclass(frozen=True)
-class ModelReady(Event):
-    """Answer to ``open``: whether the opened model can be evaluated.
-
-    With ``ok=True`` a :class:`Result` with ``baseline=True`` follows. With
-    ``ok=False``, ``reason`` says why evaluation is off (unsafe model, no or
-    unfitting held-out set...); inspection and editing still work.
-
-    Attributes
-    ----------
-    request_id:
-        Id of the ``open`` request.
-    ok:
-        True when evaluation is on.
-    reason:
-        Why evaluation is off (user-facing), None when ``ok``.
-    num_samples, num_classes:
-        Size of the held-out set and number of model output classes (0 when
-        unknown).
-    input_shape:
-        The model's input shape, ``None`` for free dimensions (``()`` when the
-        model could not be built).
-    mapped:
-        Number of file tensors mapped to model variables.
-    unmapped:
-        Canonical names of file tensors that could not be mapped (edits to
-        them cannot be evaluated).
-    labels:
-        True when the held-out set has labels and one output is scored
-        (accuracy is reported); False: only agreement with the baseline.
-    outputs:
-        Names of the model's outputs that are evaluated (a SavedModel
-        signature's output keys, a graph's output tensors, a Keras model's
-        output names).
-    signatures:
-        A SavedModel's signatures a user may choose from (empty otherwise).
-    """
-
-    request_id: int
-    ok: bool
-    reason: str | None = None
-    num_samples: int = 0
-    num_classes: int = 0
-    input_shape: tuple = ()
-    mapped: int = 0
-    unmapped: list[str] = field(default_factory=list)
-    labels: bool = True
-    outputs: list[str] = field(default_factory=list)
-    signatures: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Progress(Event):
-    """``done`` of ``total`` batches of request ``request_id`` evaluated, with the running accuracy.
+    The ``partial`` result of an evaluation job's
+    :class:`~weightlab.engine.protocol.JobProgress`.
 
     Attributes
     ----------
     request_id, done, total:
-        The request and its progress in batches.
+        The evaluation job's id and its progress in batches.
     samples:
         Held-out samples evaluated so far (0 when not reported).
     accuracy:
@@ -248,41 +172,15 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
-class Result(Event):
-    """Metrics of a finished evaluation.
+class Result:
+    """Metrics of a finished evaluation: the ``result`` of an evaluation job's :class:`~weightlab.engine.protocol.JobResult`.
 
-    ``baseline`` is True for the evaluation of the unedited model that follows
-    a successful ``open``; ``tag`` is the caller's tag given to ``evaluate``.
+    ``request_id`` is the evaluation job's id; ``baseline`` is True for the
+    evaluation of the unedited model that follows a successful ``open``;
+    ``tag`` is the caller's tag given to ``evaluate``.
     """
 
     request_id: int
     tag: object
     baseline: bool
     metrics: Metrics
-
-
-@dataclass(frozen=True)
-class Cancelled(Event):
-    """Request ``request_id`` was dropped (a newer request or ``cancel()``)."""
-
-    request_id: int
-
-
-@dataclass(frozen=True)
-class Failed(Event):
-    """Request ``request_id`` failed; ``message`` is user-facing."""
-
-    request_id: int
-    message: str
-
-
-@dataclass(frozen=True)
-class Crashed(Event):
-    """The worker process died; ``exitcode`` as multiprocessing reports it.
-
-    A negative exit code is the signal that killed it (``-9`` for SIGKILL).
-    ``message`` says what happens next (restarting, or why not).
-    """
-
-    exitcode: int | None
-    message: str

@@ -18,10 +18,8 @@ Protocol (tuples over a :class:`multiprocessing.connection.Connection`)::
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
-import weakref
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -29,28 +27,9 @@ import numpy as np
 
 from ..core.errors import FormatError
 from . import spawn
-from .quiet import ChildOutput
+from .supervisor import ChildSupervisor
 
 __all__ = ["TFReaderProcess"]
-
-def _stop(proc: Any, conn: Any, output: ChildOutput | None = None) -> None:
-    """End the child: ask politely, then terminate, then kill; then finish reading its output."""
-    if proc is None:
-        return
-    try:
-        conn.send(None)
-    except (OSError, ValueError):
-        pass
-    proc.join(5)
-    if proc.is_alive():
-        proc.terminate()
-        proc.join(2)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(2)
-    conn.close()
-    if output is not None:
-        output.join()
 
 
 class TFReaderProcess:
@@ -65,63 +44,49 @@ class TFReaderProcess:
     -----
     Thread-safe (one call at a time). The child is a daemon, so it never
     outlives this process; :meth:`close` (or garbage collection) ends it.
+    Its start, death and stop are a :class:`~weightlab.engine.supervisor.ChildSupervisor`'s.
     """
 
     def __init__(self, shown: str | os.PathLike[str]):
         self.shown = os.fspath(shown)
-        self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
-        self._proc: Any = None
-        self._conn: Any = None
-        self._finalizer: Any = None
-        self._output: ChildOutput | None = None
+        self._child = ChildSupervisor(spawn.READER, name="weightlab-tf-reader", label="tf-reader", goodbye=None)
 
     @property
     def pid(self) -> int | None:
         """Process id of the running child, or None."""
-        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
-
-    def _start(self) -> None:
-        proc, parent, output = spawn.start_child(self._ctx, spawn.READER, name="weightlab-tf-reader", label="tf-reader")
-        self._proc, self._conn, self._output = proc, parent, output
-        self._finalizer = weakref.finalize(self, _stop, proc, parent, output)
+        return self._child.pid if self._child.alive else None
 
     def _call(self, fn: str, *args: Any, action: str) -> Any:
+        child = self._child
         with self._lock:
-            if self._proc is None or not self._proc.is_alive():
-                if self._proc is not None:
-                    self._reset()
-                self._start()
+            if not child.alive:
+                if child.proc is not None:
+                    child.reap()
+                child.start()
+            conn, proc = child.conn, child.proc
+            assert conn is not None and proc is not None
             try:
-                self._conn.send((fn, args))
+                child.send((fn, args))
                 while True:
-                    ready = wait([self._conn, self._proc.sentinel])
-                    if self._conn in ready:
-                        answer = self._conn.recv()
+                    ready = wait([conn, proc.sentinel])
+                    if conn in ready:
+                        answer = conn.recv()
                         break
-                    if self._conn.poll():
+                    if conn.poll():
                         continue
                     raise EOFError
-            except (EOFError, OSError, BrokenPipeError):
-                self._proc.join(5)
-                code = self._proc.exitcode
-                output = self._output
-                self._reset()
-                last = output.last_words() if output is not None else ""
+            except (EOFError, OSError):
+                death = child.reap()
                 raise FormatError(
-                    f"the TensorFlow reader crashed while {action} (exit {code}); the file may be damaged"
-                    + (f"; last output: {last}" if last else ""),
+                    f"the TensorFlow reader crashed while {action} (exit {death.exitcode}); the file may be damaged"
+                    + death.tail,
                     self.shown,
                 ) from None
         if answer[0] == "ok":
             return answer[1]
         _, message, path = answer
         raise FormatError(message, path or self.shown)
-
-    def _reset(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer()
-        self._proc = self._conn = self._finalizer = self._output = None
 
     def list(self, kind: str, location: str) -> dict[str, Any]:
         """Describe the tensors at ``location`` (see :func:`weightlab._tf.tfio.list_location`).
@@ -157,4 +122,4 @@ class TFReaderProcess:
     def close(self) -> None:
         """End the child process (idempotent); a later call starts a new one."""
         with self._lock:
-            self._reset()
+            self._child.stop()

@@ -5,9 +5,9 @@ background reader thread. The adapter forwards each event through a Qt signal,
 which Qt queues to the GUI thread, and only there re-emits it as a typed signal.
 Widgets are never touched from the reader thread.
 
-Stale events are dropped: only the latest ``open`` request and the latest
-``evaluate`` request are reported; a result of an evaluation that a newer one
-replaced never reaches the window.
+The adapter decides nothing about staleness: the client forwards only the
+events of the current open and of the jobs it has not cancelled, and the
+adapter re-emits them as typed signals.
 
 When the engine package is missing (or fails to import) the adapter still
 works: :attr:`available` is False and :attr:`unavailable_reason` says why.
@@ -15,13 +15,16 @@ works: :attr:`available` is False and :attr:`unavailable_reason` says why.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal, Slot
+
+from ..core.jobs import JobSpec
+from ..engine.events import Progress, Result
+from ..engine.protocol import Crashed, JobFailed, JobInfo, JobProgress, JobResult, ModelReady, Ready
 
 #: Niceness added to the engine worker process started by the window: its
 #: TensorFlow start-up and evaluation passes yield the CPU to drawing, so the
@@ -41,13 +44,6 @@ def _load_engine() -> tuple[Any, str]:
             super().__init__(on_event, niceness=ENGINE_NICENESS, **kwargs)
 
     return BackgroundEngineClient, ""
-
-
-def metric(metrics: Any, key: str, default: Any = None) -> Any:
-    """Read ``key`` from a metrics object or dict (the engine may send either)."""
-    if isinstance(metrics, Mapping):
-        return metrics.get(key, default)
-    return getattr(metrics, key, default)
 
 
 class _EventRelay(QObject):
@@ -78,19 +74,26 @@ class EngineAdapter(QObject):
     ready(event):
         ``Ready(device, tensorflow_version)``: the worker started.
     modelReady(event):
-        ``ModelReady``: the model was built (``ok``) or why evaluation is off (``reason``).
+        ``ModelReady`` of the current open: the model was built (``ok``), which
+        outputs and signatures it offers, or why evaluation is off (``reason``).
     progress(done, total):
-        Batches evaluated by the current request.
+        Batches evaluated by the running evaluation job.
     estimate(event):
-        The same ``Progress`` event with its running estimate: ``samples``,
-        ``accuracy`` and the 95% Wilson interval ``ci_low``/``ci_high``
-        (``nan`` when the engine does not report them).
+        That job's :class:`~weightlab.engine.events.Progress` with its running
+        estimate: ``samples``, ``accuracy`` and the 95% Wilson interval
+        ``ci_low``/``ci_high``.
     result(event):
-        ``Result(request_id, tag, baseline, metrics)`` of the latest request.
+        :class:`~weightlab.engine.events.Result` ``(request_id, tag, baseline, metrics)``
+        of an evaluation job (the baseline, or the edits).
     failed(message):
-        The latest request failed.
+        An evaluation job failed.
     crashed(message):
         The worker died; the client restarts it and re-opens the model.
+    jobQueued(info), jobStarted(info), jobFinished(info):
+        A job's :class:`~weightlab.engine.protocol.JobInfo` when it is queued,
+        starts running, and ends (``done``, ``failed`` or ``cancelled``).
+    jobProgress(progress):
+        A running job's :class:`~weightlab.engine.protocol.JobProgress`.
     """
 
     ready = Signal(object)
@@ -100,6 +103,10 @@ class EngineAdapter(QObject):
     result = Signal(object)
     failed = Signal(str)
     crashed = Signal(str)
+    jobQueued = Signal(object)
+    jobStarted = Signal(object)
+    jobProgress = Signal(object)
+    jobFinished = Signal(object)
 
     def __init__(self, parent: QObject | None = None, client_factory: Any = None, *, enabled: bool = True):
         super().__init__(parent)
@@ -112,10 +119,17 @@ class EngineAdapter(QObject):
         self._factory = client_factory
         self.unavailable_reason = reason
         self._client: Any = None
-        self._open_id: Any = None
-        self._eval_id: Any = None
-        self._reopening = False
         self._device = ""
+        self._kinds: dict[int, str] = {}  # job id -> kind, while the job is queued or running
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            Ready: self._on_ready,
+            ModelReady: self.modelReady.emit,
+            Crashed: self._on_crashed,
+            JobInfo: self._on_job_info,
+            JobProgress: self._on_job_progress,
+            JobResult: self._on_job_result,
+            JobFailed: self._on_job_failed,
+        }
         self._relay = _EventRelay()
         self._relay.event.connect(self._dispatch, Qt.ConnectionType.QueuedConnection)
 
@@ -130,21 +144,6 @@ class EngineAdapter(QObject):
         """True when a worker client has been started and not shut down."""
         return self._client is not None
 
-    def supports(self, option: str) -> bool:
-        """True when the engine client's ``open`` takes keyword ``option``.
-
-        Checked at run time with :func:`inspect.signature`, so the window only
-        offers choices (``architecture``, ``signature``, ``output``) that the
-        installed engine understands.
-        """
-        opener = getattr(self._factory, "open", None)
-        if opener is None:
-            return False
-        try:
-            return option in inspect.signature(opener).parameters
-        except (TypeError, ValueError):
-            return False
-
     # -- commands (GUI thread) ----------------------------------------------
     def open(
         self,
@@ -157,8 +156,8 @@ class EngineAdapter(QObject):
         """Start the worker if needed and ask it to build the model and evaluate the baseline.
 
         ``options`` (``architecture=``, ``signature=``, ``output=``) are passed
-        on when set and :meth:`supports` them; others are dropped. Returns False
-        (and does nothing) when the engine is unavailable.
+        on when set. Returns False (and does nothing) when the engine is
+        unavailable or fails to start.
         """
         if not self.available:
             return False
@@ -170,30 +169,40 @@ class EngineAdapter(QObject):
                 self._client = None
                 self.unavailable_reason = f"evaluation engine failed to start: {e}"
                 return False
-        self._eval_id = None
-        extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items()
-                 if v is not None and self.supports(k)}
-        self._open_id = self._client.open(
-            str(model_path), str(data_path) if data_path is not None else None, trust=trust, **extra
-        )
+        extra = {k: (str(v) if isinstance(v, Path) else v) for k, v in options.items() if v is not None}
+        self._client.open(str(model_path), str(data_path) if data_path is not None else None, trust=trust, **extra)
         return True
 
-    def evaluate(self, edited: Mapping[str, np.ndarray], tag: Any = None) -> None:
-        """Evaluate the model with ``edited`` tensors; a newer call supersedes this one."""
+    def evaluate(self, tensors: Mapping[str, tuple[int, np.ndarray]], tag: Any = None) -> int | None:
+        """Evaluate the model with the edited ``tensors`` (``session.edited_versions()``); latest wins.
+
+        Only the tensors whose version changed since the last call cross to
+        the worker. Returns the job id (None when the engine is not running).
+        """
         if self._client is None:
-            return
-        self._eval_id = self._client.evaluate(dict(edited), tag=tag)
+            return None
+        return int(self._client.evaluate(tensors, tag=tag))
+
+    def submit(self, spec: JobSpec) -> int | None:
+        """Queue the job ``spec`` (:mod:`weightlab.core.jobs`); returns its id (None when not running)."""
+        if self._client is None:
+            return None
+        return int(self._client.submit(spec))
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel job ``job_id`` if it is still queued or running (``jobFinished`` follows)."""
+        if self._client is not None:
+            self._client.cancel_job(job_id)
 
     def cancel(self) -> None:
-        """Cancel the running evaluation, if any; its result will be dropped."""
-        self._eval_id = None
+        """Cancel every queued and running job; their results never arrive."""
         if self._client is not None:
             self._client.cancel()
 
     def shutdown(self, timeout: float = 5) -> None:
         """Stop the worker process (idempotent)."""
         client, self._client = self._client, None
-        self._open_id = self._eval_id = None
+        self._kinds.clear()
         if client is not None:
             client.shutdown(timeout=timeout)
 
@@ -207,38 +216,41 @@ class EngineAdapter(QObject):
         """Engine callback (reader thread): queue ``ev`` to the GUI thread."""
         self._relay.event.emit(ev)
 
-    def _is_current(self, request_id: Any) -> bool:
-        return request_id is not None and request_id in (self._open_id, self._eval_id)
-
     @Slot(object)
     def _dispatch(self, ev: Any) -> None:
         if self._client is None:
             return  # shut down: late events are ignored
-        kind = type(ev).__name__
-        rid = getattr(ev, "request_id", None)
-        if kind == "Ready":
-            self._device = str(getattr(ev, "device", ""))
-            self.ready.emit(ev)
-        elif kind == "ModelReady":
-            if self._reopening:
-                # After a crash the client re-opens under its own request id.
-                self._open_id, self._reopening = rid, False
-            if rid == self._open_id:
-                self.modelReady.emit(ev)
-        elif kind == "Progress":
-            if self._is_current(rid):
-                self.progress.emit(int(ev.done), int(ev.total))
-                self.estimate.emit(ev)
-        elif kind == "Result":
-            if self._is_current(rid):
-                self.result.emit(ev)
-        elif kind == "Failed":
-            if self._is_current(rid):
-                self.failed.emit(str(ev.message))
-        elif kind == "Crashed":
-            self._eval_id = None
-            self._reopening = self._open_id is not None
-            code = getattr(ev, "exitcode", None)
-            what = getattr(ev, "message", "") or "restarting it"
-            self.crashed.emit(f"Evaluation worker crashed (exit {code}): {what}")
-        # Cancelled and unknown events need no reaction.
+        handler = self._handlers.get(type(ev))
+        if handler is not None:  # JobStarted and JobCancelled come with a JobInfo
+            handler(ev)
+
+    def _on_ready(self, ev: Ready) -> None:
+        self._device = ev.device
+        self.ready.emit(ev)
+
+    def _on_crashed(self, ev: Crashed) -> None:
+        self.crashed.emit(f"Evaluation worker crashed (exit {ev.exitcode}): {ev.message or 'restarting it'}")
+
+    def _on_job_info(self, info: JobInfo) -> None:
+        if info.state == "queued":
+            self._kinds[info.job_id] = info.kind
+            self.jobQueued.emit(info)
+        elif info.state == "running":
+            self.jobStarted.emit(info)
+        else:
+            self._kinds.pop(info.job_id, None)
+            self.jobFinished.emit(info)
+
+    def _on_job_progress(self, ev: JobProgress) -> None:
+        self.jobProgress.emit(ev)
+        if isinstance(ev.partial, Progress):
+            self.progress.emit(int(ev.partial.done), int(ev.partial.total))
+            self.estimate.emit(ev.partial)
+
+    def _on_job_result(self, ev: JobResult) -> None:
+        if isinstance(ev.result, Result):
+            self.result.emit(ev.result)
+
+    def _on_job_failed(self, ev: JobFailed) -> None:
+        if self._kinds.get(ev.job_id) == "evaluate":
+            self.failed.emit(ev.message)

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .engine_adapter import metric
 from .formatting import fmt_count, fmt_delta_pp, fmt_num, fmt_pct
 from .plots import plot_widget, set_ticks
 
@@ -51,11 +50,11 @@ def running_text(ev: Any, num_samples: int = 0) -> str:
 
 def timing_text(metrics: Any) -> str:
     """``"0.01 s, incremental from dense"`` / ``"0.33 s, full pass"`` from a metrics object."""
-    seconds = metric(metrics, "seconds")
+    seconds = metrics.seconds
     head = f"{seconds:.2f} s" if seconds is not None else "?"
-    if metric(metrics, "mode") == "incremental":
-        cut = metric(metrics, "cut")
-        run, total = metric(metrics, "layers_run", 0), metric(metrics, "layers_total", 0)
+    if metrics.mode == "incremental":
+        cut = metrics.cut
+        run, total = metrics.layers_run, metrics.layers_total
         how = f"incremental from {cut}" if cut else "incremental"
         if total:
             how += f" ({run}/{total} layers)"
@@ -358,8 +357,8 @@ class EvalPanel(QGroupBox):
     def set_baseline(self, metrics: Any) -> None:
         """Show the baseline metrics (the file as opened); current = baseline until an edit."""
         self.baseline = metrics
-        self.base_acc.setText(fmt_pct(metric(metrics, "accuracy")))
-        self.base_loss.setText(fmt_num(metric(metrics, "loss")))
+        self.base_acc.setText(fmt_pct(metrics.accuracy))
+        self.base_loss.setText(fmt_num(metrics.loss))
         self.off_reason = None
         self.message.setText("")
         self.set_current(metrics, 0, ())
@@ -367,10 +366,10 @@ class EvalPanel(QGroupBox):
     def set_current(self, metrics: Any, position: int, applied: Sequence[Any]) -> None:
         """Show metrics measured with ``applied`` steps (``position`` of them) in place."""
         self.current = metrics
-        acc, loss = metric(metrics, "accuracy"), metric(metrics, "loss")
+        acc, loss = metrics.accuracy, metrics.loss
         self._by_step[position] = (tuple(applied), float(acc))
         if self.baseline is not None:
-            b_acc, b_loss = metric(self.baseline, "accuracy"), metric(self.baseline, "loss")
+            b_acc, b_loss = self.baseline.accuracy, self.baseline.loss
             d_acc, d_loss = acc - b_acc, loss - b_loss
             self.cur_acc.setText(f"{fmt_pct(acc)}<br>{_delta_html(d_acc, fmt_delta_pp(d_acc))}")
             self.cur_loss.setText(
@@ -379,9 +378,9 @@ class EvalPanel(QGroupBox):
         else:
             self.cur_acc.setText(fmt_pct(acc))
             self.cur_loss.setText(fmt_num(loss))
-        seconds = metric(metrics, "seconds")
+        seconds = metrics.seconds
         self.set_busy(f"done in {seconds:.2f} s" if seconds is not None else "done")
-        device = metric(metrics, "device")
+        device = metrics.device
         if device:
             self.set_device(str(device))
         self.timing_label.setText(f"Last evaluation: {timing_text(metrics)}" + (f" · {device}" if device else ""))
@@ -416,7 +415,7 @@ class EvalPanel(QGroupBox):
         step = max(1, n // 10)
         set_ticks(self.step_plot.getAxis("bottom"), [[(i, str(i)) for i in range(0, n + 1, step)]])
         if self.baseline is not None:
-            self.base_line.setValue(100 * metric(self.baseline, "accuracy"))
+            self.base_line.setValue(100 * self.baseline.accuracy)
             self.base_line.show()
         else:
             self.base_line.hide()
@@ -426,7 +425,7 @@ class EvalPanel(QGroupBox):
         """Fit the step chart's y range to the points, the baseline and the running interval."""
         vals = [100 * y for y in self.step_accuracy().values()]
         if self.baseline is not None:
-            vals.append(100 * metric(self.baseline, "accuracy"))
+            vals.append(100 * self.baseline.accuracy)
         prov = self.provisional()
         if prov is not None:
             vals.extend(v for v in prov[1:] if not math.isnan(v))
@@ -440,8 +439,8 @@ class EvalPanel(QGroupBox):
             self.step_plot.setYRange(0, 100, padding=0.05)  # no numbers yet: the whole scale, not pyqtgraph's ±200
 
     def _redraw_classes(self) -> None:
-        base = metric(self.baseline, "per_class") if self.baseline is not None else None
-        cur = metric(self.current, "per_class") if self.current is not None else None
+        base = self.baseline.per_class if self.baseline is not None else None
+        cur = self.current.per_class if self.current is not None else None
         if base is None:
             self.class_base.setOpts(x=[], height=[])
             self.class_cur.setOpts(x=[], height=[])
