@@ -353,6 +353,7 @@ def test_bind_feeds_the_list_from_the_adapter_and_sends_cancel_back(qtbot):
     class FakeAdapter(QObject):
         # The adapter's Qt signal names.
         jobQueued = Signal(object)  # noqa: N815
+        jobStarted = Signal(object)  # noqa: N815
         jobProgress = Signal(object)  # noqa: N815
         jobFinished = Signal(object)  # noqa: N815
 
@@ -371,6 +372,10 @@ def test_bind_feeds_the_list_from_the_adapter_and_sends_cancel_back(qtbot):
 
     adapter.jobQueued.emit(JobInfo(job_id=11, kind="evaluate", label="Evaluate held-out set", state="queued"))
     assert (jobs[11].state, jobs[11].label, jobs[11].kind) == ("queued", "Evaluate held-out set", "evaluate")
+    adapter.jobStarted.emit(JobInfo(job_id=11, kind="evaluate", label="Evaluate held-out set", state="running"))
+    assert (jobs[11].state, jobs[11].fraction) == ("running", None)
+    assert widget.label.text() == "Evaluate held-out set"
+    assert (widget.bar.minimum(), widget.bar.maximum()) == (0, 0)  # started, no fraction yet: busy
     partial = SimpleNamespace(samples=256, accuracy=0.9)
     adapter.jobProgress.emit(JobProgress(job_id=11, fraction=0.25, message="batch 1 of 4", partial=partial))
     assert (jobs[11].state, jobs[11].fraction, jobs[11].message) == ("running", 0.25, "batch 1 of 4")

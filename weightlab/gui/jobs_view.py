@@ -371,12 +371,12 @@ class JobsStatus(QWidget):
         """Show ``adapter``'s jobs and send cancel requests to it.
 
         ``adapter`` is a :class:`~weightlab.gui.engine_adapter.EngineAdapter`
-        (or the tests' fake): its ``jobQueued(JobInfo)``, ``jobProgress(JobProgress)``
-        and ``jobFinished(JobInfo)`` signals feed :attr:`jobs`;
-        :attr:`cancelRequested` calls its ``cancel_job(job_id)``.
+        (or the tests' fake): its ``jobQueued(JobInfo)``, ``jobStarted(JobInfo)``,
+        ``jobProgress(JobProgress)`` and ``jobFinished(JobInfo)`` signals feed
+        :attr:`jobs`; :attr:`cancelRequested` calls its ``cancel_job(job_id)``.
         """
-        adapter.jobQueued.connect(self.show_info)
-        adapter.jobFinished.connect(self.show_info)
+        for signal in (adapter.jobQueued, adapter.jobStarted, adapter.jobFinished):
+            signal.connect(self.show_info)
         adapter.jobProgress.connect(self.show_progress)
         self.cancelRequested.connect(adapter.cancel_job)
 
