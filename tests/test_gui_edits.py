@@ -324,10 +324,10 @@ def test_compare_dialog_rows_sorted_and_equal_core(window, demo_paths, tmp_path,
 
 def test_compare_of_a_large_model_runs_in_the_pool(window, demo_paths, tmp_path, qtbot, monkeypatch):
     """Beyond the limits the comparison and each row's diff run in the pool; Cancel stops it."""
+    import weightlab.gui.controllers.comparison as comparison_mod
     import weightlab.gui.diff_view as diff_view_mod
-    import weightlab.gui.main_window as main_window_mod
 
-    monkeypatch.setattr(main_window_mod, "COMPARE_SYNC_PARAMS", 0)
+    monkeypatch.setattr(comparison_mod, "COMPARE_SYNC_PARAMS", 0)
     monkeypatch.setattr(diff_view_mod, "SYNC_LIMIT", 0)
     other = weightlab.open(demo_paths["keras"])
     other.apply(Scale(target="dense", factor=1.5))
@@ -350,7 +350,7 @@ def test_compare_of_a_large_model_runs_in_the_pool(window, demo_paths, tmp_path,
     b.model.close()
     dlg.close()
 
-    window.compare_dialog = None
+    window.comparison.dialog = None
     start_compare = window.computer.compare
 
     def compare_then_cancel(*args):

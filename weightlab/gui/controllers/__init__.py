@@ -1,0 +1,12 @@
+"""The main window's controllers: each keeps one area of the window in step with the workspace.
+
+- :mod:`.documents`: open, save as, recipes, journal restore, the title.
+- :mod:`.views`: the tree and the shown tensor's plots.
+- :mod:`.edits`: edits, undo/redo, history steps (off the window's thread).
+- :mod:`.evaluation`: the engine adapter and the evaluation panel.
+- :mod:`.comparison`: File › Compare with….
+- :mod:`.actions`: the QActions, menus, toolbar and shortcut list from the action registry.
+
+Controllers subscribe to the :class:`~weightlab.app.workspace.Workspace` and
+never call each other; the window holds them and delegates to them.
+"""

@@ -1,0 +1,210 @@
+"""The window's QActions, menus, toolbar and shortcut list, built from the action registry.
+
+:class:`ActionsController` turns each :class:`~weightlab.app.actions.Action`
+into a ``QAction`` bound to a slot of the window, fills the menu bar and a
+toolbar, and recomputes every action's enabled state and label when the
+workspace announces a change (never because a flow asked for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QMainWindow,
+    QMenu,
+    QStyle,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from weightlab.app.actions import STANDARD_PREFIX, Action, ActionRegistry, ShortcutConflict
+from weightlab.app.workspace import Workspace
+
+
+def key_sequences(action: Action) -> list[QKeySequence]:
+    """The key sequences of ``action`` on this platform, each key once (standard bindings expanded).
+
+    Raises
+    ------
+    ValueError
+        A ``std:`` name that is not a ``QKeySequence.StandardKey``, or a key text Qt cannot read.
+    """
+    out: list[QKeySequence] = []
+    for text in action.shortcuts:
+        if text.startswith(STANDARD_PREFIX):
+            name = text[len(STANDARD_PREFIX):]
+            try:
+                standard = getattr(QKeySequence.StandardKey, name)
+            except AttributeError:
+                raise ValueError(f"{action.id}: no standard key {name!r}") from None
+            found = QKeySequence.keyBindings(standard)
+        else:
+            seq = QKeySequence(text)
+            if seq.isEmpty():
+                raise ValueError(f"{action.id}: cannot read shortcut {text!r}")
+            found = [seq]
+        for seq in found:
+            if seq not in out:
+                out.append(seq)
+    return out
+
+
+class ShortcutsDialog(QDialog):
+    """Help › Keyboard Shortcuts: every action with a key, as the menus show it."""
+
+    def __init__(self, registry: ActionRegistry, actions: Mapping[str, QAction], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard Shortcuts")
+        rows = [(a, actions[a.id]) for a in registry if a.id in actions and actions[a.id].shortcuts()]
+        self.table = QTableWidget(len(rows), 3, self)
+        self.table.setHorizontalHeaderLabels(["Action", "Menu", "Keys"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, (spec, act) in enumerate(rows):
+            keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in act.shortcuts())
+            for col, text in enumerate((spec.text, spec.menu.replace("/", " › "), keys)):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(560, 520)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """``(action, menu, keys)`` of every row, as shown."""
+        return [
+            tuple(self.table.item(r, c).text() for c in range(3))  # type: ignore[misc]
+            for r in range(self.table.rowCount())
+        ]
+
+
+class ActionsController:
+    """Builds the window's actions from ``registry`` and keeps them enabled as the workspace allows.
+
+    Parameters
+    ----------
+    window:
+        The main window: the actions are added to it (their keys work
+        everywhere in it) and its menu bar and toolbar are filled.
+    workspace:
+        Enablement and labels are recomputed on each of its events.
+    registry:
+        The actions.
+    slots:
+        ``{action id: callable}``; a checkable action's slot gets the new
+        state, the others nothing. An action without a slot is created (the
+        window may connect it itself).
+
+    Raises
+    ------
+    ShortcutConflict
+        Two actions resolve to one key on this platform.
+    """
+
+    def __init__(
+        self,
+        window: QMainWindow,
+        workspace: Workspace,
+        registry: ActionRegistry,
+        slots: Mapping[str, Callable[..., object]],
+    ):
+        self.window = window
+        self.workspace = workspace
+        self.registry = registry
+        self.actions: dict[str, QAction] = {}
+        self.menus: dict[str, QMenu] = {}
+        owners: dict[str, str] = {}
+        for spec in registry:
+            act = QAction(spec.label, window)
+            keys = key_sequences(spec)
+            for seq in keys:
+                text = seq.toString(QKeySequence.SequenceFormat.PortableText)
+                if text in owners:
+                    raise ShortcutConflict(f"{spec.id}: key {text} is also bound to {owners[text]!r}")
+                owners[text] = spec.id
+            if keys:
+                act.setShortcuts(keys)
+            if spec.tip:
+                act.setToolTip(spec.tip)
+                act.setStatusTip(spec.tip)
+            if spec.checkable:
+                act.setCheckable(True)
+                act.setChecked(spec.checked)
+            if spec.icon:
+                act.setIcon(window.style().standardIcon(getattr(QStyle.StandardPixmap, spec.icon)))
+            slot = slots.get(spec.id)
+            if slot is not None:
+                if spec.checkable:
+                    act.toggled.connect(slot)
+                else:
+                    act.triggered.connect(lambda _checked=False, slot=slot: slot())
+            window.addAction(act)
+            self.actions[spec.id] = act
+        self.toolbar = QToolBar("Main", window)
+        self.toolbar.setObjectName("main-toolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.toolbar.setMovable(False)
+        for spec in registry.toolbar():
+            self.toolbar.addAction(self.actions[spec.id])
+        window.addToolBar(self.toolbar)
+        workspace.subscribe(lambda _ev: self.update())
+        self.update()
+
+    def menu(self, path: str) -> QMenu:
+        """The menu at ``path`` (``"Edit/Operation"``), created (empty) in the menu bar when new."""
+        if path not in self.menus:
+            parent, _, name = path.rpartition("/")
+            title = {"File": "&File", "Edit": "&Edit", "View": "&View", "Evaluation": "E&valuation",
+                     "Help": "&Help", "Edit/Operation": "&Operation"}.get(path, name)
+            holder = self.menu(parent) if parent else self.window.menuBar()
+            self.menus[path] = holder.addMenu(title)
+            self.menus[path].setToolTipsVisible(True)
+        return self.menus[path]
+
+    def fill_menu(self, path: str, after: Mapping[str, Callable[[QMenu], object]] | None = None) -> QMenu:
+        """Add the registry's actions of ``path`` to its menu, a separator between sections.
+
+        ``after``: ``{section: add(menu)}`` adds more (a submenu) at the end of a section.
+        """
+        menu = self.menu(path)
+        after = after or {}
+        section = None
+        for spec in self.registry.in_menu(path):
+            if section is not None and spec.section != section:
+                if section in after:
+                    after[section](menu)
+                menu.addSeparator()
+            section = spec.section
+            menu.addAction(self.actions[spec.id])
+        if section is not None and section in after:
+            after[section](menu)
+        return menu
+
+    def __getitem__(self, action_id: str) -> QAction:
+        return self.actions[action_id]
+
+    def update(self) -> None:
+        """Enable and label every action as the workspace's state allows."""
+        ws = self.workspace
+        for spec in self.registry:
+            act = self.actions[spec.id]
+            act.setEnabled(spec.is_enabled(ws))
+            if spec.dynamic_label is not None:
+                act.setText(spec.label_in(ws))
+
+    def shortcuts_dialog(self) -> ShortcutsDialog:
+        """Help › Keyboard Shortcuts (shown, not modal)."""
+        dialog = ShortcutsDialog(self.registry, self.actions, self.window)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog

@@ -1,0 +1,266 @@
+"""Documents: open (files, folders, held-out sets, recent files), save as, recipes, journal restore, the title.
+
+:class:`DocumentsController` turns a file the user names into a session in the
+workspace (:meth:`~weightlab.app.workspace.Workspace.set_session`) and writes
+the session out again. It reacts to the workspace (the window's title, the
+journal) and never calls another controller: whatever else a new session
+means (views reset, evaluation restarted) its subscribers do.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+
+from weightlab.app.workspace import Saved, SessionReplaced, TensorsChanged, Workspace
+from weightlab.core.errors import WeightLabError
+from weightlab.core.recipe import save_recipe
+from weightlab.core.session import EditSession
+
+from ..opener import ModelOpener, OpenRequest, close_session
+from .paths import (
+    DATA_FILTER,
+    MODEL_FILTER,
+    RECIPE_FILTER,
+    default_save_path,
+    guess_heldout,
+    save_filter,
+    split_name,
+    with_default_extension,
+)
+
+if TYPE_CHECKING:
+    from ..main_window import MainWindow
+
+
+class DocumentsController(QObject):
+    """Opening, saving and restoring the window's model; keeps the title.
+
+    Parameters
+    ----------
+    window:
+        The main window (its dialogs, status bar, progress widgets and signals).
+    workspace:
+        Where an opened session lands.
+    """
+
+    def __init__(self, window: MainWindow, workspace: Workspace):
+        super().__init__(window)
+        self.w = window
+        self.ws = workspace
+        self.opener = ModelOpener(self)
+        self._discard_ok_at: int | None = None  # workspace.changes when dropping the session was confirmed
+        self.opener.opened.connect(self._on_opened)
+        self.opener.failed.connect(self._on_open_failed)
+        window.open_progress.cancel.clicked.connect(self.cancel_open)
+        window.journal.restored.connect(self._on_journal_restored)
+        workspace.subscribe(self._on_replaced, SessionReplaced)
+        workspace.subscribe(lambda _ev: self.update_title(), SessionReplaced, TensorsChanged, Saved)
+
+    # -- the session shown --------------------------------------------------------------
+    def _on_replaced(self, ev: SessionReplaced) -> None:
+        if self.opener.cancel() is not None:  # the session given is the latest
+            self.w.open_progress.stop()
+            self.w.openFinished.emit(False)
+        if ev.old is not None and ev.old is not ev.session:
+            ev.old.model.close()
+        self.w.journal.attach(ev.session)
+
+    def update_title(self) -> None:
+        """``<file>* — WeightLab`` (``*``: unsaved edits)."""
+        s = self.ws.session
+        if s is None:
+            self.w.setWindowTitle("WeightLab")
+            return
+        star = "*" if s.is_modified else ""
+        self.w.setWindowTitle(f"{s.model.path.name}{star} — WeightLab")
+
+    # -- opening ------------------------------------------------------------------------
+    def open_dialog(self) -> None:
+        """File › Open…"""
+        path = self.w._ask_open_path("Open model", MODEL_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        """File › Open folder… (a SavedModel or a checkpoint folder)."""
+        path = self.w._ask_folder("Open SavedModel or checkpoint folder")
+        if path:
+            self.open_path(path)
+
+    def open_data_dialog(self) -> None:
+        """File › Open held-out set…"""
+        path = self.w._ask_open_path("Open held-out set", DATA_FILTER)
+        if path:
+            self.open_data(path)
+
+    def open_path(self, path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> bool:
+        """Start opening a model (for ``.npz``: take it as the held-out set); see :meth:`MainWindow.open_path`."""
+        p = Path(path)
+        if p.suffix.lower() == ".npz":
+            return self.open_data(p)
+        if not self.confirm_discard():
+            return False
+        self._discard_ok_at = self.ws.changes
+        request = self.opener.open(p, Path(data) if data else None, self.w._load_session)
+        self.w.open_progress.start(p.name, request.started)
+        return True
+
+    @property
+    def opening(self) -> bool:
+        """True while a file is being opened."""
+        return self.opener.pending is not None
+
+    def cancel_open(self) -> None:
+        """Stop waiting for the file being opened; the window keeps what it shows."""
+        request = self.opener.cancel()
+        self.w.open_progress.stop()
+        if request is not None:
+            self.w.statusBar().showMessage(f"Opening {request.path.name} cancelled", 5000)
+            self.w.openFinished.emit(False)
+
+    def _on_opened(self, request: OpenRequest, session: EditSession) -> None:
+        self.w.open_progress.stop()
+        s = self.ws.session
+        if s is not None and s.is_modified and self.ws.changes != self._discard_ok_at and not self.confirm_discard():
+            # The user edited the shown model while the file was opening, and keeps those edits.
+            close_session(session)
+            self.w.statusBar().showMessage(f"{request.path.name} not opened: the edits are kept", 5000)
+            self.w.openFinished.emit(False)
+            return
+        self.ws.set_session(session, request.data or guess_heldout(request.path))
+        self.w.recent.add(request.path)
+        self.fill_recent_menu()
+        self.w.statusBar().showMessage(f"Opened {request.path}", 5000)
+        self.w.modelOpened.emit(request.path)
+        self.w.openFinished.emit(True)
+
+    def _on_open_failed(self, request: OpenRequest, message: str) -> None:
+        self.w.open_progress.stop()
+        self.w._error("Cannot open model", message)
+        self.w.openFailed.emit(message)
+        self.w.openFinished.emit(False)
+
+    def _on_journal_restored(self, session: EditSession, candidate) -> None:
+        """Show a session restored from a journal after a crash (its edits unsaved); drop that journal."""
+        if not self.confirm_discard():
+            session.model.close()
+            candidate.release()
+            return
+        self.ws.set_session(session, guess_heldout(session.model.path))
+        if self.w.journal.journal.error is None:
+            candidate.discard()  # after set_session: the edits are in this window's journal now
+        else:
+            candidate.release()  # this window cannot journal them: keep the old journal
+        self.w.statusBar().showMessage(
+            f"Restored {candidate.edit_count} unsaved edit(s) to {session.model.path}", 8000
+        )
+
+    def open_data(self, path: str | os.PathLike[str]) -> bool:
+        """Use ``path`` (.npz) as the held-out set (the evaluation restarts)."""
+        p = Path(path)
+        if not p.is_file():
+            self.w._error("Cannot open held-out set", f"{p}: no such file")
+            return False
+        self.ws.set_data_path(p, force=True)
+        return True
+
+    def fill_recent_menu(self) -> None:
+        """File › Open Recent from the recent-files store."""
+        menu = self.w.recent_menu
+        menu.clear()
+        paths = self.w.recent.paths()
+        for p in paths:
+            act = menu.addAction(p.name)
+            act.setToolTip(str(p))
+            act.setStatusTip(str(p))
+            act.triggered.connect(lambda _c=False, p=p: self.w.open_path(p))
+        if not paths:
+            menu.addAction("(none)").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear list", lambda: (self.w.recent.clear(), self.fill_recent_menu()))
+
+    # -- saving -------------------------------------------------------------------------
+    def save_as(self) -> bool:
+        """File › Save As…; True when a file was written."""
+        s = self.ws.session
+        if s is None:
+            return False
+        opened = s.model.path
+        fmt = s.model.format
+        title = "Save edited model as (a new folder)" if fmt == "savedmodel" else "Save edited model as"
+        chosen = self.w._ask_save_path(title, default_save_path(opened), save_filter(fmt))
+        if not chosen:
+            return False
+        out = with_default_extension(Path(chosen), fmt)
+        if out != Path(chosen) and out.exists() and not (opened.exists() and os.path.samefile(out, opened)):
+            # The dialog asked about the name as typed, not about this one.
+            if not self.w._confirm_replace(out):
+                self.w.statusBar().showMessage(f"Not saved: {out.name} is left as it was", 5000)
+                return False
+        overwrite = False
+        if out.exists() and opened.exists() and os.path.samefile(out, opened):
+            if not self.w._confirm_overwrite(out):
+                self.w.statusBar().showMessage("Not saved: the opened file is left as it was", 5000)
+                return False
+            overwrite = True
+        try:
+            s.save(out, overwrite=overwrite)
+        except WeightLabError as e:
+            self.w._error("Cannot save", str(e))
+            return False
+        except OSError as e:
+            self.w._error("Cannot save", f"{out}: {e.strerror or e}")
+            return False
+        self.w.journal.sync()  # nothing unsaved now: the journal is removed
+        self.w.statusBar().showMessage(f"Saved {out}", 5000)
+        self.ws.saved(out)
+        return True
+
+    def export_recipe(self) -> bool:
+        """File › Export recipe…; True when written."""
+        s = self.ws.session
+        if s is None:
+            return False
+        stem, _ = split_name(s.model.path)
+        default = s.model.path.with_name(f"{stem}-recipe.json")
+        chosen = self.w._ask_save_path("Export recipe", default, RECIPE_FILTER)
+        if not chosen:
+            return False
+        try:
+            save_recipe(s.to_recipe(), chosen)
+        except (WeightLabError, OSError) as e:
+            self.w._error("Cannot export recipe", str(e))
+            return False
+        self.w.statusBar().showMessage(f"Recipe written to {chosen}", 5000)
+        return True
+
+    def apply_recipe_dialog(self) -> None:
+        """File › Apply recipe…"""
+        if self.ws.session is None:
+            return
+        path = self.w._ask_open_path("Apply recipe", RECIPE_FILTER)
+        if path:
+            self.w.apply_recipe(path)
+
+    def confirm_discard(self) -> bool:
+        """True when it is fine to drop the current session (saved, discarded, or unmodified)."""
+        s = self.ws.session
+        if s is None or not s.is_modified:
+            return True
+        answer = self.w._ask_unsaved()
+        if answer == "save":
+            return self.save_as()
+        return answer == "discard"
+
+    def close(self) -> None:
+        """The window closes (after :meth:`confirm_discard`): nothing keeps running."""
+        self.w.journal.close()  # the edits were saved or discarded
+        self.opener.cancel()  # a file still opening is closed by its thread
+        self.w.open_progress.stop()
+        if self.ws.session is not None:
+            self.ws.session.model.close()  # TF formats hold a reader process

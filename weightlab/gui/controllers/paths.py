@@ -1,0 +1,87 @@
+"""File names and dialog filters of the window's documents (open, save as, held-out sets, recipes)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from weightlab.core.errors import WeightLabError
+from weightlab.formats import get_format
+
+MODEL_FILTER = (
+    "Models (*.keras *.h5 *.hdf5 *.weights.h5 *.pb *.index *.meta);;"
+    "Keras models (*.keras *.h5 *.hdf5 *.weights.h5);;"
+    "TensorFlow (SavedModel *.pb, checkpoint *.index *.meta, frozen graph *.pb) (*.pb *.index *.meta);;"
+    "All files (*)"
+)
+ARCHITECTURE_FILTER = "Keras models (*.keras *.h5 *.hdf5);;All files (*)"
+DATA_FILTER = "Held-out sets (*.npz);;All files (*)"
+RECIPE_FILTER = "Recipes (*.json);;All files (*)"
+NO_DATA_REASON = "No held-out set: File › Open held-out set…"
+_COMPOUND_SUFFIXES = (".weights.h5",)
+
+
+def split_name(path: Path) -> tuple[str, str]:
+    """``(stem, extension)`` keeping compound extensions (``m.weights.h5 -> ("m", ".weights.h5")``)."""
+    for suffix in _COMPOUND_SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.name[: -len(suffix)], suffix
+    return path.stem, path.suffix
+
+
+def default_save_path(path: Path) -> Path:
+    """``<stem>-edited<ext>`` beside the opened file."""
+    stem, ext = split_name(path)
+    return path.with_name(f"{stem}-edited{ext}")
+
+
+def save_filter(fmt: str) -> str:
+    """The Save As filter for a model of format ``fmt``: only the names that format is written under.
+
+    A ``.keras`` archive gives ``"Keras 3 model archive (*.keras)"``, a legacy
+    HDF5 model ``"Keras legacy HDF5 model or weights (*.h5 *.hdf5)"``, a
+    SavedModel (a folder: any name) ``"TensorFlow SavedModel folder (*)"``.
+    WeightLab saves in the opened model's format and converts nothing
+    (:func:`weightlab.formats.check_destination`). An unknown format (an
+    in-memory model) gives ``"All files (*)"``.
+    """
+    try:
+        handler = get_format(fmt)
+    except WeightLabError:
+        return "All files (*)"
+    label = re.sub(r"\s*\([^)]*\)", "", handler.description).strip()
+    patterns = " ".join(f"*{ext}" for ext in handler.extensions) or "*"
+    return f"{label} ({patterns})"
+
+
+def with_default_extension(path: Path, fmt: str) -> Path:
+    """``path`` with format ``fmt``'s extension added when its name has no extension at all.
+
+    ``edited`` becomes ``edited.keras`` for a ``.keras`` model (what a file
+    dialog's default suffix does); a name with any extension is kept as typed
+    (the save refuses another format's extension with a clear error). A
+    SavedModel folder and a checkpoint prefix keep the name as typed.
+    """
+    if fmt in ("savedmodel", "checkpoint") or path.suffix or not path.name:
+        return path
+    try:
+        extensions = get_format(fmt).extensions
+    except WeightLabError:
+        return path
+    return path.with_name(path.name + extensions[0]) if extensions else path
+
+
+def guess_heldout(model_path: Path) -> Path | None:
+    """A held-out ``.npz`` beside the model named like it, if there is one.
+
+    Tries ``<stem>.npz``, ``<stem>_heldout.npz``, ``<stem>-heldout.npz`` and
+    ``<prefix>_heldout.npz`` (prefix = the stem up to its first ``_``, which
+    finds ``digits_heldout.npz`` for ``digits_cnn.keras``).
+    """
+    stem, _ = split_name(model_path)
+    names = [f"{stem}.npz", f"{stem}_heldout.npz", f"{stem}-heldout.npz", f"{stem.split('_')[0]}_heldout.npz"]
+    for name in names:
+        candidate = model_path.with_name(name)
+        if candidate.is_file():
+            return candidate
+    return None
