@@ -441,12 +441,20 @@ def test_state_text_adds_the_running_time_when_given_now():
 # -- Help › Keyboard Shortcuts ----------------------------------------------------------------
 
 ACTIONS = [
-    SimpleNamespace(menu="File", label="&Open…", shortcut="Ctrl+O", tip="Open a Keras model file"),
-    SimpleNamespace(menu="File", label="Save &As…", shortcut="Ctrl+Shift+S", tip="Write the edited model to a new file"),
-    SimpleNamespace(menu="Edit", label="&Redo", shortcut=("Ctrl+Shift+Z", "Ctrl+Y"), tip=None),
-    SimpleNamespace(menu="Edit", label="Revert &tensor", shortcut=None, tip="Restore the shown tensor's stored values"),
-    SimpleNamespace(menu="View", label="Toggle pruned &mask", shortcut="Ctrl+M", tip="Show which values the pruning zeroed"),
+    SimpleNamespace(menu="File", label="&Open…", shortcuts=("Ctrl+O",), tip="Open a Keras model file"),
+    SimpleNamespace(menu="File", label="Save &As…", shortcuts=("Ctrl+Shift+S",),
+                    tip="Write the edited model to a new file"),
+    SimpleNamespace(menu="Edit", label="&Redo", shortcuts=("Ctrl+Shift+Z", "Ctrl+Y"), tip=""),
+    SimpleNamespace(menu="Edit", label="Revert &tensor", shortcuts=(), tip="Restore the shown tensor's stored values"),
+    SimpleNamespace(menu="Edit/&Operation", label="&Clip && round", shortcuts=(), tip="np.clip then np.round"),
+    SimpleNamespace(menu="View", label="Show pruned &mask", shortcuts=("Ctrl+M",), tip="Darken the zeroed entries"),
 ]
+
+
+def native(*texts: str) -> str:
+    from PySide6.QtGui import QKeySequence
+
+    return ", ".join(QKeySequence(t).toString(QKeySequence.SequenceFormat.NativeText) for t in texts)
 
 
 @pytest.fixture
@@ -460,17 +468,16 @@ def dialog(qtbot):
 
 
 @gui
-def test_the_dialog_lists_every_action_in_order_without_mnemonics(dialog):
-    from PySide6.QtGui import QKeySequence
-
-    native = QKeySequence.SequenceFormat.NativeText
-    redo = ", ".join(QKeySequence(k).toString(native) for k in ("Ctrl+Shift+Z", "Ctrl+Y"))
-    rows = dialog.visible_rows()
-    assert [r[:2] for r in rows] == [
-        ("File", "Open…"), ("File", "Save As…"), ("Edit", "Redo"), ("Edit", "Revert tensor"), ("View", "Toggle pruned mask"),
+def test_the_dialog_lists_every_action_in_order_as_the_menus_show_it(dialog):
+    assert dialog.visible_rows() == [
+        ("File", "Open…", native("Ctrl+O"), "Open a Keras model file"),
+        ("File", "Save As…", native("Ctrl+Shift+S"), "Write the edited model to a new file"),
+        ("Edit", "Redo", native("Ctrl+Shift+Z", "Ctrl+Y"), ""),
+        ("Edit", "Revert tensor", "", "Restore the shown tensor's stored values"),
+        ("Edit › Operation", "Clip & round", "", "np.clip then np.round"),
+        ("View", "Show pruned mask", native("Ctrl+M"), "Darken the zeroed entries"),
     ]
-    assert rows[2][2] == redo and rows[3][2] == "" and rows[2][3] == ""
-    assert dialog.count.text() == "5 actions"
+    assert dialog.count.text() == "6 actions"
 
 
 @gui
@@ -479,32 +486,69 @@ def test_typing_filters_the_rows_in_every_column(dialog, qtbot):
         return [r[1] for r in dialog.visible_rows()]
 
     qtbot.keyClicks(dialog.search, "VIEW")  # the menu column, any case
-    assert actions() == ["Toggle pruned mask"]
-    dialog.search.setText("ctrl+shift")  # the shortcut column
-    assert actions() == ["Save As…", "Redo"]
+    assert actions() == ["Show pruned mask"]
+    dialog.search.setText(native("Ctrl+Shift+S"))  # the keys column
+    assert actions() == ["Save As…"]
     dialog.search.setText("model")  # the tip column
     assert actions() == ["Open…", "Save As…"]
-    assert dialog.count.text() == "2 of 5 actions match “model”"
+    assert dialog.count.text() == "2 of 6 actions match “model”"
     dialog.search.setText("no such action")
     assert actions() == [] and dialog.count.text().startswith("No action matches")
     dialog.search.clear()
-    assert len(actions()) == 5
+    assert len(actions()) == 6
 
 
 @gui
-def test_shortcuts_only_and_the_label_helpers():
-    from weightlab.gui.shortcuts_dialog import ShortcutsDialog, plain_label, shortcut_text
+def test_shortcuts_only_and_keys_from_the_window(qtbot):
+    from PySide6.QtGui import QKeySequence
 
-    d = ShortcutsDialog(ACTIONS, shortcuts_only=True)
-    try:
-        assert [r[1] for r in d.visible_rows()] == ["Open…", "Save As…", "Redo", "Toggle pruned mask"]
-    finally:
-        d.deleteLater()
-    assert plain_label("Save && quit") == "Save & quit"
-    assert plain_label("&Open…") == "Open…"
-    assert shortcut_text(None) == ""
-    two = shortcut_text("Ctrl+Y; Ctrl+Shift+Z")
-    assert two.count(", ") == 1 and shortcut_text(["Ctrl+Y", "Ctrl+Shift+Z"]) == two
+    from weightlab.gui.shortcuts_dialog import ShortcutsDialog
+
+    only = ShortcutsDialog(ACTIONS, shortcuts_only=True)
+    qtbot.addWidget(only)
+    assert [r[1] for r in only.visible_rows()] == ["Open…", "Save As…", "Redo", "Show pruned mask"]
+    # The window may bind more keys than the registry names: the dialog shows what it is given.
+    bound = {"Revert &tensor": [QKeySequence("Ctrl+R")]}
+    given = ShortcutsDialog(ACTIONS, keys=lambda a: bound.get(a.label, []), shortcuts_only=True)
+    qtbot.addWidget(given)
+    assert given.visible_rows() == [("Edit", "Revert tensor", native("Ctrl+R"), "Restore the shown tensor's stored values")]
+
+
+@gui
+def test_key_texts_resolve_standard_keys_and_refuse_what_qt_cannot_read():
+    from PySide6.QtGui import QKeySequence
+
+    from weightlab.gui.shortcuts_dialog import keys_text, menu_text, plain_label, resolve_keys
+
+    undo = QKeySequence.keyBindings(QKeySequence.StandardKey.Undo)
+    assert undo  # every platform binds Undo
+    assert resolve_keys(["std:Undo"]) == undo
+    assert resolve_keys(["Ctrl+Y; Ctrl+Shift+Z", "Ctrl+Y"]) == [QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]
+    assert keys_text(resolve_keys(["Ctrl+Y", "Ctrl+Shift+Z"])) == native("Ctrl+Y", "Ctrl+Shift+Z")
+    assert keys_text([]) == ""
+    with pytest.raises(ValueError, match="no standard key 'Undoo'"):
+        resolve_keys(["std:Undoo"])
+    with pytest.raises(ValueError, match="cannot read shortcut"):
+        resolve_keys([""])
+    assert plain_label("Save && quit") == "Save & quit" and plain_label("&Open…") == "Open…"
+    assert menu_text("Edit/&Operation") == "Edit › Operation" and menu_text("") == ""
+
+
+@gui
+def test_the_window_registry_fills_the_dialog(qtbot):
+    from weightlab.app.actions import window_actions
+    from weightlab.gui.shortcuts_dialog import ShortcutsDialog, plain_label
+
+    registry = list(window_actions())
+    d = ShortcutsDialog(registry)
+    qtbot.addWidget(d)
+    rows = d.visible_rows()
+    assert [r[1] for r in rows] == [plain_label(a.label) for a in registry]
+    for action, row in zip(registry, rows, strict=True):
+        if not action.shortcuts:
+            assert row[2] == "", action.id
+        elif any(not key.startswith("std:") for key in action.shortcuts):
+            assert row[2], action.id  # (a standard key may have no binding on some platform)
 
 
 def test_the_module_is_qt_free():

@@ -1,16 +1,15 @@
 """Help › Keyboard Shortcuts: :class:`ShortcutsDialog`, a searchable table of the window's actions.
 
-The table is built from any iterable of objects with ``.menu``, ``.label``,
-``.shortcut`` and ``.tip`` (the window passes its action registry,
-:mod:`weightlab.app.actions`), so it lists exactly what the menus offer.
-Typing in the search field keeps the rows whose menu, action, shortcut or tip
-contains the text (case-insensitive).
+The table is built from the action registry (:class:`weightlab.app.actions.Action`
+objects, or anything with ``.menu``, ``.label``, ``.shortcuts`` and ``.tip``),
+so it lists exactly what the menus offer. Typing in the search field keeps
+the rows whose menu, action, keys or tip contain the text (case-insensitive).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QSortFilterProxyModel, Qt
@@ -27,10 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["COLUMNS", "ShortcutsDialog", "plain_label", "shortcut_text"]
+from weightlab.app.actions import STANDARD_PREFIX
+
+__all__ = ["COLUMNS", "ShortcutsDialog", "keys_text", "menu_text", "plain_label", "resolve_keys"]
 
 #: The table's columns, in order.
-COLUMNS = ("Menu", "Action", "Shortcut", "Tip")
+COLUMNS = ("Menu", "Action", "Keys", "Tip")
 
 _MNEMONIC = re.compile(r"&(.)")
 
@@ -40,16 +41,44 @@ def plain_label(text: str) -> str:
     return _MNEMONIC.sub(r"\1", text)
 
 
-def shortcut_text(shortcut: str | Iterable[str] | None) -> str:
-    """The shortcut(s) as this platform writes them, joined by ``", "``; ``""`` for None.
+def menu_text(path: str) -> str:
+    """A ``"/"``-separated menu path as the menus show it: ``"Edit/Operation"`` -> ``"Edit › Operation"``."""
+    return " › ".join(plain_label(part) for part in path.split("/") if part)
 
-    ``shortcut`` is one key sequence in Qt's portable form (``"Ctrl+Shift+S"``),
-    several separated by ``"; "``, or an iterable of them.
+
+def resolve_keys(texts: Iterable[str]) -> list[QKeySequence]:
+    """The key sequences of shortcut texts on this platform, each once, in order.
+
+    Parameters
+    ----------
+    texts : iterable of str
+        Qt's portable form (``"Ctrl+Shift+S"``, several joined by ``"; "``)
+        or ``"std:<StandardKey>"`` (``"std:Undo"``: every binding this
+        platform has for ``QKeySequence.StandardKey.Undo``).
+
+    Raises
+    ------
+    ValueError
+        A ``std:`` name that is not a standard key, or a text Qt cannot read.
     """
-    if shortcut is None:
-        return ""
-    parts = [shortcut] if isinstance(shortcut, str) else list(shortcut)
-    sequences = [seq for part in parts for seq in QKeySequence.listFromString(part)]
+    out: list[QKeySequence] = []
+    for text in texts:
+        if text.startswith(STANDARD_PREFIX):
+            name = text[len(STANDARD_PREFIX):]
+            standard = getattr(QKeySequence.StandardKey, name, None)
+            if not isinstance(standard, QKeySequence.StandardKey):
+                raise ValueError(f"no standard key {name!r} (from shortcut {text!r})")
+            found = QKeySequence.keyBindings(standard)
+        else:
+            found = QKeySequence.listFromString(text)
+            if not found or any(seq.isEmpty() for seq in found):
+                raise ValueError(f"cannot read shortcut {text!r}")
+        out.extend(seq for seq in found if seq not in out)
+    return out
+
+
+def keys_text(sequences: Iterable[QKeySequence]) -> str:
+    """Key sequences as this platform writes them, joined by ``", "`` (``""`` for none)."""
     native = (seq.toString(QKeySequence.SequenceFormat.NativeText) for seq in sequences)
     return ", ".join(text for text in native if text)
 
@@ -60,12 +89,21 @@ class ShortcutsDialog(QDialog):
     Parameters
     ----------
     actions : iterable
-        Objects with ``menu`` (str), ``label`` (str, ampersands allowed),
-        ``shortcut`` (str, iterable of str, or None) and ``tip`` (str or
-        None), listed in the order given.
+        Objects with ``menu`` (a ``"/"``-separated path), ``label`` (with
+        ``&`` mnemonics), ``shortcuts`` (key texts, see :func:`resolve_keys`)
+        and ``tip``, listed in the order given: the action registry.
     parent : QWidget, optional
+    keys : callable, optional
+        ``keys(action) -> iterable of QKeySequence``: the keys to show, e.g.
+        those of the window's ``QAction`` (when the window binds more than
+        the registry names). By default ``resolve_keys(action.shortcuts)``.
     shortcuts_only : bool, default False
-        List only the actions that have a shortcut.
+        List only the actions that have keys.
+
+    Raises
+    ------
+    ValueError
+        From :func:`resolve_keys`, for a shortcut text Qt cannot read.
 
     Attributes
     ----------
@@ -75,17 +113,23 @@ class ShortcutsDialog(QDialog):
         Shows :attr:`proxy`, the filtered view of :attr:`model`.
     """
 
-    def __init__(self, actions: Iterable[Any], parent: QWidget | None = None, *, shortcuts_only: bool = False):
+    def __init__(
+        self,
+        actions: Iterable[Any],
+        parent: QWidget | None = None,
+        *,
+        keys: Callable[[Any], Iterable[QKeySequence]] | None = None,
+        shortcuts_only: bool = False,
+    ):
         super().__init__(parent)
         self.setWindowTitle("Keyboard Shortcuts")
         self.model = QStandardItemModel(0, len(COLUMNS), self)
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         for action in actions:
-            keys = shortcut_text(action.shortcut)
-            if shortcuts_only and not keys:
+            shown = keys_text(keys(action) if keys is not None else resolve_keys(action.shortcuts))
+            if shortcuts_only and not shown:
                 continue
-            tip = action.tip or ""
-            cells = (str(action.menu), plain_label(str(action.label)), keys, tip)
+            cells = (menu_text(action.menu), plain_label(action.label), shown, action.tip or "")
             items = []
             for text in cells:
                 item = QStandardItem(text)
@@ -100,7 +144,7 @@ class ShortcutsDialog(QDialog):
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
 
         self.search = QLineEdit()
-        self.search.setPlaceholderText("Search actions, shortcuts and tips")
+        self.search.setPlaceholderText("Search menus, actions, keys and tips")
         self.search.setClearButtonEnabled(True)
         self.search.textChanged.connect(self.set_filter)
 
