@@ -454,7 +454,7 @@ ACTIONS = [
 def native(*texts: str) -> str:
     from PySide6.QtGui import QKeySequence
 
-    return ", ".join(QKeySequence(t).toString(QKeySequence.SequenceFormat.NativeText) for t in texts)
+    return "\n".join(QKeySequence(t).toString(QKeySequence.SequenceFormat.NativeText) for t in texts)
 
 
 @pytest.fixture
@@ -524,7 +524,8 @@ def test_key_texts_resolve_standard_keys_and_refuse_what_qt_cannot_read():
     assert undo  # every platform binds Undo
     assert resolve_keys(["std:Undo"]) == undo
     assert resolve_keys(["Ctrl+Y; Ctrl+Shift+Z", "Ctrl+Y"]) == [QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]
-    assert keys_text(resolve_keys(["Ctrl+Y", "Ctrl+Shift+Z"])) == native("Ctrl+Y", "Ctrl+Shift+Z")
+    assert keys_text(resolve_keys(["Ctrl+Y", "Ctrl+Shift+Z"]), "\n") == native("Ctrl+Y", "Ctrl+Shift+Z")
+    assert keys_text([QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")]).count(", ") == 1
     assert keys_text([]) == ""
     with pytest.raises(ValueError, match="no standard key 'Undoo'"):
         resolve_keys(["std:Undoo"])

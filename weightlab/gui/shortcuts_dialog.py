@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from PySide6.QtCore import QSortFilterProxyModel, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QKeySequence, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -77,10 +79,17 @@ def resolve_keys(texts: Iterable[str]) -> list[QKeySequence]:
     return out
 
 
-def keys_text(sequences: Iterable[QKeySequence]) -> str:
-    """Key sequences as this platform writes them, joined by ``", "`` (``""`` for none)."""
+def keys_text(sequences: Iterable[QKeySequence], sep: str = ", ") -> str:
+    """Key sequences as this platform writes them, joined by ``sep`` (``""`` for none)."""
     native = (seq.toString(QKeySequence.SequenceFormat.NativeText) for seq in sequences)
-    return ", ".join(text for text in native if text)
+    return sep.join(text for text in native if text)
+
+
+class _RoomyDelegate(QStyledItemDelegate):
+    """Cells sized to their lines plus a little air (rows fit several keys without crowding one-line rows)."""
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:  # noqa: N802 - Qt virtual
+        return super().sizeHint(option, index) + QSize(8, 8)
 
 
 class ShortcutsDialog(QDialog):
@@ -126,7 +135,8 @@ class ShortcutsDialog(QDialog):
         self.model = QStandardItemModel(0, len(COLUMNS), self)
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         for action in actions:
-            shown = keys_text(keys(action) if keys is not None else resolve_keys(action.shortcuts))
+            # One key per line: a standard key may have several bindings (Redo: Ctrl+Y, Ctrl+Shift+Z...).
+            shown = keys_text(keys(action) if keys is not None else resolve_keys(action.shortcuts), "\n")
             if shortcuts_only and not shown:
                 continue
             cells = (menu_text(action.menu), plain_label(action.label), shown, action.tip or "")
@@ -150,6 +160,7 @@ class ShortcutsDialog(QDialog):
 
         self.table = QTableView()
         self.table.setModel(self.proxy)
+        self.table.setItemDelegate(_RoomyDelegate(self.table))
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
@@ -162,6 +173,7 @@ class ShortcutsDialog(QDialog):
         for column in range(len(COLUMNS) - 1):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
 
         self.count = QLabel()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
@@ -172,7 +184,8 @@ class ShortcutsDialog(QDialog):
         lay.addWidget(self.table, 1)
         lay.addWidget(self.count)
         lay.addWidget(buttons)
-        self.resize(760, 520)
+        screen = (parent.screen() if parent is not None else self.screen()).availableGeometry()
+        self.resize(min(920, int(0.9 * screen.width())), min(560, int(0.85 * screen.height())))
         self.search.setFocus()
         self._update_count()
 
@@ -182,7 +195,7 @@ class ShortcutsDialog(QDialog):
         self._update_count()
 
     def visible_rows(self) -> list[tuple[str, ...]]:
-        """The rows the table shows now, as tuples of cell texts in :data:`COLUMNS` order."""
+        """The rows the table shows now, as tuples of cell texts in :data:`COLUMNS` order (keys one per line)."""
         proxy = self.proxy
         return [
             tuple(str(proxy.index(row, col).data()) for col in range(len(COLUMNS)))
