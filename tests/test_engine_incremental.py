@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from test_engine import Recorder
 
-from weightlab.engine import EngineClient, ModelReady, Progress, Ready, Result
+from weightlab.engine import EngineClient, JobProgress, JobResult, ModelReady, Ready
 from weightlab.engine.events import Z95, wilson_interval
 
 keras = pytest.importorskip("keras")
@@ -200,17 +200,18 @@ def test_worker_streams_running_accuracy_and_evaluates_incrementally(saved):
         rec.wait(lambda e: isinstance(e, Ready))
         rid = client.open(s["path"], s["data"], batch_size=8)
         assert rec.wait(lambda e: isinstance(e, ModelReady) and e.request_id == rid).ok
-        base = rec.wait(lambda e: isinstance(e, Result) and e.request_id == rid)
+        base_id = client.baseline_job
+        base = rec.wait(lambda e: isinstance(e, JobResult) and e.job_id == base_id).result
         assert base.metrics.mode == "full" and base.metrics.batch_size == 8
-        progress = [e for e in rec.seen if isinstance(e, Progress) and e.request_id == rid]
+        progress = [e.partial for e in rec.seen if isinstance(e, JobProgress) and e.job_id == base_id]
         assert progress[-1].done == progress[-1].total == 38 and progress[-1].samples == 300
-        rid = client.evaluate(edited, tag="noise")
-        result = rec.wait(lambda e: isinstance(e, Result) and e.request_id == rid)
+        rid = client.evaluate({name: (1, a) for name, a in edited.items()}, tag="noise")
+        result = rec.wait(lambda e: isinstance(e, JobResult) and e.job_id == rid).result
         assert result.metrics.mode == "incremental" and result.metrics.cut == "pool"
         assert result.metrics.accuracy == expected.accuracy
         assert result.metrics.loss == pytest.approx(expected.loss, rel=1e-6)
         # The pooled features fit the activation budget at once: one call, one progress step.
-        progress += [e for e in rec.seen if isinstance(e, Progress) and e.request_id == rid]
+        progress += [e.partial for e in rec.seen if isinstance(e, JobProgress) and e.job_id == rid]
         assert progress[-1].done == progress[-1].total == 1 and progress[-1].samples == 300
         for p in progress:
             assert p.ci_low <= p.accuracy <= p.ci_high

@@ -131,7 +131,7 @@ def test_window_process_terminal_has_no_library_lines(demo_paths, tmp_path):
 
 
 def test_engine_worker_output_is_captured(demo_paths, capfd):
-    from weightlab.engine import EngineClient, Result
+    from weightlab.engine import EngineClient, JobResult
 
     events: queue.Queue = queue.Queue()
     client = EngineClient(events.put)
@@ -141,9 +141,9 @@ def test_engine_worker_output_is_captured(demo_paths, capfd):
         deadline = time.monotonic() + TIMEOUT
         while True:
             event = events.get(timeout=max(0.0, deadline - time.monotonic()))
-            if isinstance(event, Result):
+            if isinstance(event, JobResult):
                 break
-        assert event.baseline and event.metrics.num_samples > 0
+        assert event.result.baseline and event.result.metrics.num_samples > 0
     finally:
         client.shutdown()
     out, err = capfd.readouterr()

@@ -23,7 +23,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from weightlab.core.errors import EngineError
-from weightlab.engine import EngineClient, ModelReady, Ready, Result
+from weightlab.engine import EngineClient, JobResult, ModelReady, Ready
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -328,10 +328,10 @@ def test_worker_options_reach_the_engine(files):
         ready = wait(lambda e: isinstance(e, ModelReady) and e.request_id == rid)
         assert ready.ok and ready.labels and ready.outputs == ["probs"]
         assert ready.signatures == ["double", "serving_default"] and ready.num_classes == 3
-        base = wait(lambda e: isinstance(e, Result) and e.request_id == rid)
+        base = wait(lambda e: isinstance(e, JobResult) and e.job_id == client.baseline_job).result
         assert abs(base.metrics.accuracy - _accuracy(_forward(files["x"], files["w"]), files["y"])) <= 1e-6
-        rid = client.evaluate({"out/kernel": _zero_out(files["w"])})
-        assert wait(lambda e: isinstance(e, Result) and e.request_id == rid).metrics.agreement < 1.0
+        rid = client.evaluate({"out/kernel": (1, _zero_out(files["w"]))})
+        assert wait(lambda e: isinstance(e, JobResult) and e.job_id == rid).result.metrics.agreement < 1.0
         rid = client.open(files["ckpt"], root / "data.npz")
         ready = wait(lambda e: isinstance(e, ModelReady) and e.request_id == rid)
         assert not ready.ok and "pass --architecture" in ready.reason

@@ -90,6 +90,10 @@ class EngineClient:
         See ``max_restarts``.
     niceness:
         Added to the worker's niceness (a window lowers its priority).
+    supervisor:
+        The :class:`~weightlab.engine.supervisor.ChildSupervisor` of the
+        worker; by default one for :data:`weightlab.engine.spawn.WORKER` with
+        the arguments above (tests pass one whose "worker" is a thread).
 
     Notes
     -----
@@ -109,9 +113,10 @@ class EngineClient:
         max_restarts: int = 3,
         restart_window: float = 60.0,
         niceness: int = 0,
+        supervisor: ChildSupervisor | None = None,
     ):
         self._on_event = on_event
-        self._child = ChildSupervisor(
+        self._child = supervisor or ChildSupervisor(
             spawn.WORKER,
             (niceness,),
             name="weightlab-engine",

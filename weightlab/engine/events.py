@@ -1,10 +1,13 @@
-"""What an evaluation reports: :class:`Metrics`, its running :class:`Progress` and its :class:`Result`.
+"""What an evaluation reports, and the engine's lifecycle events.
 
-Plain, picklable dataclasses: no TensorFlow, no Qt. They are the payloads of
-the evaluation job's events (:class:`~weightlab.engine.protocol.JobProgress`
-``.partial`` and :class:`~weightlab.engine.protocol.JobResult` ``.result``);
-the requests and the other events of the engine live in
-:mod:`weightlab.engine.protocol`.
+Plain, picklable dataclasses: no TensorFlow, no Qt. :class:`Metrics`, the
+running :class:`Progress` and the :class:`Result` of an evaluation are the
+payloads of the evaluation job's events
+(:class:`~weightlab.engine.protocol.JobProgress` ``.partial`` and
+:class:`~weightlab.engine.protocol.JobResult` ``.result``); :class:`Ready`,
+:class:`ModelReady` and :class:`Crashed` are events of the worker's life.
+:mod:`weightlab.engine.protocol` re-exports them beside the requests and the
+job events.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["Metrics", "Progress", "Result", "wilson_interval"]
+__all__ = ["Crashed", "Event", "Metrics", "ModelReady", "Progress", "Ready", "Result", "wilson_interval"]
 
 
 #: Two-sided 95% standard normal quantile, Phi^-1(0.975).
@@ -131,6 +134,84 @@ class Metrics:
     def per_class_present(self) -> dict[int, float]:
         """``{class: accuracy}`` for the classes present in the labels."""
         return {i: a for i, a in enumerate(self.per_class) if not math.isnan(a)}
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of all engine events."""
+
+
+@dataclass(frozen=True)
+class Ready(Event):
+    """A worker process started and imported TensorFlow.
+
+    Sent once per worker start (also after a crash restart).
+    """
+
+    device: str
+    tensorflow_version: str
+
+
+@dataclass(frozen=True)
+class ModelReady(Event):
+    """Answer to ``Open``: whether the opened model can be evaluated.
+
+    With ``ok=False``, ``reason`` says why evaluation is off (unsafe model, no
+    or unfitting held-out set...); inspection and editing still work.
+
+    Attributes
+    ----------
+    request_id:
+        Id of the ``Open`` request.
+    ok:
+        True when evaluation is on.
+    reason:
+        Why evaluation is off (user-facing), None when ``ok``.
+    num_samples, num_classes:
+        Size of the held-out set and number of model output classes (0 when
+        unknown).
+    input_shape:
+        The model's input shape, ``None`` for free dimensions (``()`` when the
+        model could not be built).
+    mapped:
+        Number of file tensors mapped to model variables.
+    unmapped:
+        Canonical names of file tensors that could not be mapped (edits to
+        them cannot be evaluated).
+    labels:
+        True when the held-out set has labels and one output is scored
+        (accuracy is reported); False: only agreement with the baseline.
+    outputs:
+        Names of the model's outputs that are evaluated (a SavedModel
+        signature's output keys, a graph's output tensors, a Keras model's
+        output names); a window offers them as choices.
+    signatures:
+        A SavedModel's signatures a user may choose from (empty otherwise).
+    """
+
+    request_id: int
+    ok: bool
+    reason: str | None = None
+    num_samples: int = 0
+    num_classes: int = 0
+    input_shape: tuple[int | None, ...] = ()
+    mapped: int = 0
+    unmapped: list[str] = field(default_factory=list)
+    labels: bool = True
+    outputs: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Crashed(Event):
+    """The worker process died; ``exitcode`` as multiprocessing reports it.
+
+    A negative exit code is the signal that killed it (``-9`` for SIGKILL).
+    ``message`` says what happens next (restarting, or why not).
+    """
+
+    exitcode: int | None
+    message: str
 
 
 @dataclass(frozen=True)

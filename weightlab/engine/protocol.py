@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .events import Metrics, Progress, Result, wilson_interval
+from .events import Crashed, Event, Metrics, ModelReady, Progress, Ready, Result, wilson_interval
 
 __all__ = [
     "JOB_STATES",
@@ -153,84 +153,6 @@ class Shutdown(Request):
 
 
 # -- events ------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Event:
-    """Base class of all engine events."""
-
-
-@dataclass(frozen=True)
-class Ready(Event):
-    """A worker process started and imported TensorFlow.
-
-    Sent once per worker start (also after a crash restart).
-    """
-
-    device: str
-    tensorflow_version: str
-
-
-@dataclass(frozen=True)
-class ModelReady(Event):
-    """Answer to :class:`Open`: whether the opened model can be evaluated.
-
-    With ``ok=False``, ``reason`` says why evaluation is off (unsafe model, no
-    or unfitting held-out set...); inspection and editing still work.
-
-    Attributes
-    ----------
-    request_id:
-        Id of the :class:`Open` request.
-    ok:
-        True when evaluation is on.
-    reason:
-        Why evaluation is off (user-facing), None when ``ok``.
-    num_samples, num_classes:
-        Size of the held-out set and number of model output classes (0 when
-        unknown).
-    input_shape:
-        The model's input shape, ``None`` for free dimensions (``()`` when the
-        model could not be built).
-    mapped:
-        Number of file tensors mapped to model variables.
-    unmapped:
-        Canonical names of file tensors that could not be mapped (edits to
-        them cannot be evaluated).
-    labels:
-        True when the held-out set has labels and one output is scored
-        (accuracy is reported); False: only agreement with the baseline.
-    outputs:
-        Names of the model's outputs that are evaluated (a SavedModel
-        signature's output keys, a graph's output tensors, a Keras model's
-        output names); a window offers them as choices.
-    signatures:
-        A SavedModel's signatures a user may choose from (empty otherwise).
-    """
-
-    request_id: int
-    ok: bool
-    reason: str | None = None
-    num_samples: int = 0
-    num_classes: int = 0
-    input_shape: tuple[int | None, ...] = ()
-    mapped: int = 0
-    unmapped: list[str] = field(default_factory=list)
-    labels: bool = True
-    outputs: list[str] = field(default_factory=list)
-    signatures: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Crashed(Event):
-    """The worker process died; ``exitcode`` as multiprocessing reports it.
-
-    A negative exit code is the signal that killed it (``-9`` for SIGKILL).
-    ``message`` says what happens next (restarting, or why not).
-    """
-
-    exitcode: int | None
-    message: str
-
-
 @dataclass(frozen=True)
 class JobInfo(Event):
     """A job's state, for lists of jobs: sent by the client on every change of state.
