@@ -225,20 +225,20 @@ def test_recent_files_and_heldout_guess(window, demo_paths, config_dir):
 
 
 def test_engine_adapter_drops_stale_results(qtbot):
-    from weightlab.engine.events import Metrics, Result
+    from weightlab.engine.events import Metrics
 
     engine = FakeEngine()
     adapter = EngineAdapter(client_factory=engine)
     assert adapter.open("m.keras", "d.npz")
-    adapter.evaluate({}, tag=1)  # request 2
-    adapter.evaluate({}, tag=2)  # request 3 supersedes 2
+    first = adapter.evaluate({}, tag=1)
+    second = adapter.evaluate({}, tag=2)  # supersedes the first (the client decides)
     got = []
     adapter.result.connect(got.append)
     m = Metrics(accuracy=0.5, loss=1.0)
     with qtbot.waitSignal(adapter.result, timeout=5000):
-        engine.clients[0].on_event(Result(2, 1, False, m))  # stale: dropped
-        engine.clients[0].on_event(Result(3, 2, False, m))
-    assert [r.request_id for r in got] == [3]
+        engine.clients[0].finish(first, m)  # stale: dropped
+        engine.clients[0].finish(second, m)
+    assert [(r.request_id, r.tag) for r in got] == [(second, 2)]
     adapter.shutdown()
 
 
