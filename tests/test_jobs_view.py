@@ -397,6 +397,49 @@ def test_bind_feeds_the_list_from_the_adapter_and_sends_cancel_back(qtbot):
 
 
 @gui
+def test_jobs_of_the_real_adapter_show_and_cancel_through_it(qtbot):
+    """EngineAdapter over the shared fake engine (the real client's JobBook): queue, progress, supersede, cancel."""
+    from PySide6.QtCore import Qt
+
+    from tests.fakes import FakeEngine
+    from weightlab.gui.engine_adapter import EngineAdapter
+    from weightlab.gui.jobs_view import JobsStatus
+
+    engine = FakeEngine()
+    adapter = EngineAdapter(client_factory=engine)
+    widget = JobsStatus()
+    qtbot.addWidget(widget)
+    widget.bind(adapter)
+    jobs = widget.jobs
+    try:
+        assert adapter.open("model.keras", "heldout.npz")
+        client = engine.clients[-1]
+        baseline = client.baseline_job
+        qtbot.waitUntil(lambda: baseline in jobs)
+        assert (jobs[baseline].kind, jobs[baseline].state) == ("evaluate", "queued")
+
+        client.model_ready()
+        client.progress(baseline, 1, 4)
+        qtbot.waitUntil(lambda: jobs[baseline].fraction == 0.25)
+        assert jobs[baseline].state == "running" and jobs[baseline].message == "batch 1 of 4"
+        assert widget.current is not None and widget.current.job_id == baseline and widget.bar.value() == 250
+
+        # Two live evaluations: the second supersedes the first (the client decides, the list follows).
+        first = adapter.evaluate({}, tag="a")
+        second = adapter.evaluate({}, tag="b")
+        qtbot.waitUntil(lambda: second in jobs and jobs[first].state == "cancelled")
+        assert [j.job_id for j in jobs.active] == [baseline, second]
+        assert widget.more.text() == "+1 queued"
+
+        qtbot.mouseClick(widget.cancel, Qt.MouseButton.LeftButton)  # cancels the running baseline
+        qtbot.waitUntil(lambda: jobs[baseline].state == "cancelled")
+        assert client.cancelled_jobs[-1] == baseline
+        assert widget.current is not None and widget.current.job_id == second
+    finally:
+        adapter.shutdown()
+
+
+@gui
 def test_a_deleted_widget_stops_listening_to_a_list_that_outlives_it(qtbot):
     import shiboken6
 
@@ -515,7 +558,7 @@ def test_shortcuts_only_and_keys_from_the_window(qtbot):
 
 
 @gui
-def test_key_texts_resolve_standard_keys_and_refuse_what_qt_cannot_read():
+def test_key_texts_resolve_standard_keys_and_refuse_what_qt_cannot_read(qapp):  # key bindings need the application
     from PySide6.QtGui import QKeySequence
 
     from weightlab.gui.shortcuts_dialog import keys_text, menu_text, plain_label, resolve_keys
