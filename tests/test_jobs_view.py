@@ -8,6 +8,7 @@ adapter's signals) and read what the widgets show; nothing sleeps.
 from __future__ import annotations
 
 import math
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -197,7 +198,7 @@ def status(qtbot):
     clock = Clock()
     window = QMainWindow()
     window.setCentralWidget(QLabel("centre"))
-    widget = JobsStatus(JobList(clock=clock))
+    widget = JobsStatus(JobList(clock=clock), show_delay_ms=0)
     window.statusBar().addPermanentWidget(widget)
     qtbot.addWidget(window)
     window.resize(760, 480)  # within the offscreen platform's 800x800 screen: the popup's place is not clamped
@@ -260,6 +261,41 @@ def test_queued_jobs_are_counted_and_the_next_one_takes_over(status):
     assert not status.cancel.isVisible()
     jobs.clear_finished()
     assert not status.isVisible()
+
+
+@gui
+def test_short_jobs_never_flash_in_the_entry_and_long_ones_appear_after_the_delay(qtbot):
+    from PySide6.QtWidgets import QLabel, QMainWindow
+
+    from weightlab.gui.jobs_view import JobsStatus
+
+    window = QMainWindow()
+    window.setCentralWidget(QLabel("centre"))
+    status = JobsStatus(show_delay_ms=30)
+    window.statusBar().addPermanentWidget(status)
+    qtbot.addWidget(window)
+    window.show()
+    jobs = status.jobs
+
+    jobs.add(1, "evaluate", "quick")
+    jobs.update(1, fraction=0.5)
+    assert status.pending and status.current is None and not status.isVisible()
+    jobs.finish(1, "done")  # done within the delay: never shown, and nothing left to show it
+    assert not status.pending and status.current is None
+    assert entry(status) == (True, "Jobs", False, "")  # the finished one stays reachable
+
+    jobs.add(2, "evaluate", "slow")
+    jobs.update(2, fraction=0.1)
+    assert status.pending and entry(status)[1] == "Jobs"
+    qtbot.waitUntil(lambda: status.current is not None)
+    assert entry(status) == (True, "slow", True, "")
+    jobs.add(3, "evaluate", "next")  # while jobs are shown, new ones appear at once
+    assert not status.pending and entry(status)[3] == "+1 queued"
+    jobs.finish(2, "done")
+    assert entry(status)[1] == "Queued: next"
+    jobs.finish(3, "done")
+    jobs.add(4, "evaluate", "after a pause")  # none was active in between: the delay again
+    assert status.pending and status.current is None
 
 
 @gui
@@ -365,7 +401,7 @@ def test_bind_feeds_the_list_from_the_adapter_and_sends_cancel_back(qtbot):
             self.cancelled.append(job_id)
 
     adapter = FakeAdapter()
-    widget = JobsStatus()
+    widget = JobsStatus(show_delay_ms=0)
     qtbot.addWidget(widget)
     widget.bind(adapter)
     jobs = widget.jobs
@@ -407,7 +443,7 @@ def test_jobs_of_the_real_adapter_show_and_cancel_through_it(qtbot):
 
     engine = FakeEngine()
     adapter = EngineAdapter(client_factory=engine)
-    widget = JobsStatus()
+    widget = JobsStatus(show_delay_ms=0)
     qtbot.addWidget(widget)
     widget.bind(adapter)
     jobs = widget.jobs
@@ -612,3 +648,16 @@ def test_the_module_examples_run():
 
     result = doctest.testmod(weightlab.app.jobs)
     assert result.attempted >= 4 and result.failed == 0
+
+
+def test_key_bindings_without_an_application_are_refused_not_a_crash():
+    import subprocess
+    import sys
+
+    code = (
+        "from weightlab.gui.shortcuts_dialog import resolve_keys\n"
+        "try:\n    resolve_keys(['std:Undo'])\nexcept RuntimeError as e:\n    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert "needs a QGuiApplication" in out.stdout

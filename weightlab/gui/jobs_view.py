@@ -9,15 +9,16 @@ then the latest finished ones, greyed.
 
 Both widgets only draw the list; the list is fed by :meth:`JobsStatus.bind`,
 which connects the engine adapter's typed job signals to it and the widget's
-:attr:`JobsStatus.cancelRequested` to the adapter's ``cancel_job``. No timers:
-everything shown changes with an event of the list.
+:attr:`JobsStatus.cancelRequested` to the adapter's ``cancel_job``. Everything
+shown changes with an event of the list; the one timer (the entry's show
+delay, :data:`SHOW_DELAY_MS`) is the widget's own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QGuiApplication, QPalette
 from PySide6.QtWidgets import (
     QFrame,
@@ -43,6 +44,10 @@ BAR_STEPS = 1000
 LABEL_MAX_PX = 220
 #: Tallest the popup's list gets before it scrolls (px).
 POPUP_MAX_LIST_PX = 360
+#: How long jobs must have been active before the status bar shows them (ms): an
+#: evaluation after each edit often takes milliseconds, and the entry would flash
+#: (and shift the status bar's other entries) for every one of them.
+SHOW_DELAY_MS = 400
 
 
 def state_text(job: JobRecord, now: float | None = None) -> str:
@@ -313,6 +318,10 @@ class JobsStatus(QWidget):
     jobs : JobList, optional
         The list to show (the workspace's); a new one when not given.
     parent : QWidget, optional
+    show_delay_ms : int, default SHOW_DELAY_MS
+        Jobs appear in the entry once some job has been active this long
+        (then at once, until none is active); 0 shows them at once. The popup
+        always lists every job.
 
     Signals
     -------
@@ -324,16 +333,29 @@ class JobsStatus(QWidget):
 
     Notes
     -----
-    The entry is hidden while the list is empty. With finished jobs only, it
-    shows a small "Jobs" button that opens the list.
+    The entry is hidden while the list is empty. With finished jobs only (or
+    active ones still within the delay), it shows a small "Jobs" button that
+    opens the list. The delay's timer is the widget's own.
     """
 
     cancelRequested = Signal(int)
 
-    def __init__(self, jobs: JobList | None = None, parent: QWidget | None = None):
+    def __init__(
+        self,
+        jobs: JobList | None = None,
+        parent: QWidget | None = None,
+        *,
+        show_delay_ms: int = SHOW_DELAY_MS,
+    ):
         super().__init__(parent)
         self.jobs = jobs if jobs is not None else JobList()
+        #: The job the entry shows (None: none shown).
         self.current: JobRecord | None = None
+        self._revealed = False  # active jobs are shown (the delay has passed since the list had none)
+        self._delay_ms = max(0, int(show_delay_ms))
+        self._delay = QTimer(self)  # owned: stops with the widget
+        self._delay.setSingleShot(True)
+        self._delay.timeout.connect(self._reveal)
 
         self.label = QToolButton()
         self.label.setAutoRaise(True)
@@ -423,8 +445,27 @@ class JobsStatus(QWidget):
         self.popup.on_event(event)
         self._refresh()
 
+    @property
+    def pending(self) -> bool:
+        """True while active jobs wait for the show delay before they appear in the entry."""
+        return self._delay.isActive()
+
+    def _reveal(self) -> None:
+        self._revealed = True
+        self._refresh()
+
     def _refresh(self) -> None:
         active = self.jobs.active
+        if not active:
+            self._revealed = False
+            self._delay.stop()
+        elif not self._revealed:
+            if self._delay_ms == 0:
+                self._revealed = True
+            elif not self._delay.isActive():
+                self._delay.start(self._delay_ms)
+        if not self._revealed:
+            active = ()
         running = [j for j in active if j.state == "running"]
         current = running[0] if running else (active[0] if active else None)
         self.current = current
@@ -444,6 +485,6 @@ class JobsStatus(QWidget):
         if others:
             waiting = all(j.state == "queued" for j in others)
             self.more.setText(f"+{len(others)} " + ("queued" if waiting else "more"))
-        has_jobs = len(self.jobs) > 0
+        has_jobs = bool(active) or bool(self.jobs.finished)
         if not has_jobs or self.parentWidget() is not None:
             self.setVisible(has_jobs)  # without a parent, showing would open a window of its own

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSize, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QKeySequence, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QGuiApplication, QKeySequence, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -62,7 +62,11 @@ def resolve_keys(texts: Iterable[str]) -> list[QKeySequence]:
     ------
     ValueError
         A ``std:`` name that is not a standard key, or a text Qt cannot read.
+    RuntimeError
+        No ``QGuiApplication`` exists yet (Qt would crash reading the platform's bindings).
     """
+    if QGuiApplication.instance() is None:
+        raise RuntimeError("resolve_keys needs a QGuiApplication: the key bindings are the platform's")
     out: list[QKeySequence] = []
     for text in texts:
         if text.startswith(STANDARD_PREFIX):
