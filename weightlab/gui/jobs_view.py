@@ -16,6 +16,7 @@ delay, :data:`SHOW_DELAY_MS`) is the widget's own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QPoint, QRect, QSize, Qt, QTimer, Signal
@@ -132,7 +133,7 @@ def _tooltip(job: JobRecord) -> str:
 class _JobRow(QFrame):
     """One job in the popup: state, label, progress bar, message and cancel."""
 
-    def __init__(self, job: JobRecord, on_cancel: Any, parent: QWidget | None = None):
+    def __init__(self, job: JobRecord, on_cancel: Callable[[int], object], parent: QWidget | None = None):
         super().__init__(parent)
         self.job_id = job.job_id
         self._shape: tuple[str, bool] | None = None
