@@ -2,12 +2,13 @@
 
 ::
 
-    python benchmarks/run.py [--quick] [--only a,b,c,d,e] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--quick] [--only a,b,c,d,e,f] [--out docs/benchmarks.md]
 
 (a) first exact histogram (:mod:`benchmarks.bench_histogram`), (b) edit-to-accuracy
 (:mod:`benchmarks.bench_eval`), (c) GUI event-loop stall (:mod:`benchmarks.bench_gui`),
 (d) peak memory (:mod:`benchmarks.bench_memory`), (e) large-tensor edits against NumPy
-(:mod:`benchmarks.bench_edits`). Every alternative is measured in
+(:mod:`benchmarks.bench_edits`), (f) the event loop while a large-tensor edit,
+undo or step switch runs (:mod:`benchmarks.bench_edit_stall`). Every alternative is measured in
 the same run. ``--quick`` repeats less. The cached models live in
 ``benchmarks/.cache`` (built once, in a child process).
 """
@@ -143,10 +144,30 @@ def section_e(rows: list[dict]) -> str:
     )
 
 
+def section_f(rows: list[dict]) -> str:
+    from benchmarks.bench_edit_stall import table
+
+    runs = "\n".join(
+        f"- {r['benchmark'].removeprefix('event loop during a large-tensor change, ')}: runner stalls "
+        f"{r['runner_stalls_ms']} ms, runs {r['runner_runs_s']} s; GUI-thread stalls {r['gui_thread_stalls_ms']} ms, "
+        f"runs {r['gui_thread_runs_s']} s" + (f"; NumPy runs {r['numpy_runs_s']} s" if "numpy_runs_s" in r else "")
+        for r in rows
+    )
+    return (
+        "## (f) Event loop during a large-tensor edit, undo or step switch\n\n"
+        "The tensor and edits of (e); undo (history budget 0) and switching a step off each replay the prune "
+        "to 50 %. A 5 ms `QTimer` on the GUI thread; each change through `QtEditRunner` (prepared off the GUI "
+        "thread, committed on it) and, as before, on the GUI thread; NumPy's expression timed in the same run. "
+        "Stall: the longest gap between ticks from the change's start to its landing (worst run); times: best "
+        f"run (see `benchmarks/bench_edit_stall.py`). Idle gap: {rows[0]['idle_gap_ms'] if rows else '?'} ms.\n\n"
+        f"{table(rows)}\n\nAll runs:\n\n{runs}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--only", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e")
+    p.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
@@ -174,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_edits
 
         results["e"] = bench_edits.run(3 if args.quick else 5)
+    if "f" in only:
+        from benchmarks import bench_edit_stall
+
+        results["f"] = bench_edit_stall.run(2 if args.quick else 3)
     m = machine()
     parts = [
         "# Benchmarks\n",
@@ -184,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         "(a shared machine: other people's jobs ran at the same time, so absolute times vary "
         "from run to run; ratios are of medians measured in the same run).\n",
     ]
-    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d), ("e", section_e)):
+    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d), ("e", section_e),
+                    ("f", section_f)):
         if key in results:
             parts.append(fn(results[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -220,23 +220,21 @@ Change = ApplyEdit | ApplyEdits | Goto | SetStepEnabled
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """What a prepare reads of the session, taken at once under the session's lock."""
+    """What a prepare reads of the session, taken at once under the session's lock.
+
+    ``steps`` is the session's own list: a commit only appends to it or
+    replaces it, so its first ``nsteps`` entries stay as they were.
+    ``start`` is the known state closest at or before the position the
+    change replays to (``(position, a copy of the state)``), when it needs one.
+    """
 
     generation: int
-    steps: tuple[Step, ...]
+    steps: list[Step]
+    nsteps: int
     pos: int
     current: dict[str, np.ndarray]
     interval: int
-    checkpoints: dict[int, dict[str, np.ndarray]]
-
-    def start_for(self, position: int) -> tuple[int, dict[str, np.ndarray]]:
-        """The known state closest at or before ``position``: ``(its position, a copy)``."""
-        best = position - position % self.interval
-        while best not in self.checkpoints:  # 0, the stored values, is always there
-            best -= self.interval
-        if best < self.pos <= position:
-            return self.pos, dict(self.current)
-        return best, dict(self.checkpoints[best])
+    start: tuple[int, dict[str, np.ndarray]] | None
 
 
 class _Collector:
@@ -252,7 +250,7 @@ class _Collector:
         self.budget = budget
         self.states: dict[int, dict[str, np.ndarray]] = {}
         self._held: dict[int, list[Any]] = {}  # id(buffer) -> [buffer, refcount]
-        self._nbytes = 0
+        self._nbytes = 0  # held buffers and the states' dictionaries
 
     def _hold(self, arr: np.ndarray, delta: int) -> None:
         buf = _buffer(arr)
@@ -268,12 +266,15 @@ class _Collector:
         if position % self.interval:
             return
         snap = self.states[position] = dict(state)
+        self._nbytes += sys.getsizeof(snap)
         for a in snap.values():
             self._hold(a, 1)
-        while self.states and self._nbytes + sum(sys.getsizeof(d) for d in self.states.values()) > self.budget:
+        while self.states and self._nbytes > self.budget:
             self.interval *= 2
             for p in [p for p in self.states if p % self.interval]:
-                for a in self.states.pop(p).values():
+                dropped = self.states.pop(p)
+                self._nbytes -= sys.getsizeof(dropped)
+                for a in dropped.values():
                     self._hold(a, -1)
 
 
@@ -297,6 +298,7 @@ class Prepared:
     _generation: int = field(repr=False)
     _noop: bool = field(default=False, repr=False)
     _steps: list[Step] | None = field(default=None, repr=False)  # the new step list
+    _append: list[Step] | None = field(default=None, repr=False)  # steps added after ``_keep``
     # Checkpoints after ``_keep`` are dropped, and a saved state after it is no longer reachable.
     _keep: int | None = field(default=None, repr=False)
     _position: int = field(default=0, repr=False)
@@ -529,26 +531,27 @@ class EditSession:
         """Apply ``edit`` to ``state`` (in place); return the arrays it gave new values."""
         return self._merge(state, edit.apply(self.model, _StateSource(state, self)))
 
-    def _snapshot(self) -> _Snapshot:
+    def _snapshot(self, start_at: int | None = None) -> _Snapshot:
+        """Read the session for a prepare; with ``start_at``, also the state to replay from."""
         with self._lock:
             return _Snapshot(
                 self._generation,
-                tuple(self._steps),
+                self._steps,
+                len(self._steps),
                 self._pos,
                 dict(self._current),
                 self._interval,
-                dict(self._checkpoints),
+                None if start_at is None else self._start_for(start_at),
             )
 
-    def _state_at(self, snap: _Snapshot, position: int) -> dict[str, np.ndarray]:
-        """The state after ``position`` steps, from the closest known state and a replay."""
-        if position == snap.pos:
-            return dict(snap.current)
-        start, state = snap.start_for(position)
-        for step in snap.steps[start:position]:
-            if step.enabled:
-                self._run(step.edit, state)
-        return state
+    def _start_for(self, position: int) -> tuple[int, dict[str, np.ndarray]]:
+        """The known state closest at or before ``position``: ``(its position, a copy)``."""
+        best = position - position % self._interval
+        while best not in self._checkpoints:  # 0, the stored values, is always there
+            best -= self._interval
+        if best < self._pos <= position:
+            return self._pos, dict(self._current)
+        return best, dict(self._checkpoints[best])
 
     # -- history --------------------------------------------------------------
     @property
@@ -613,15 +616,20 @@ class EditSession:
         TypeError
             When ``change`` is not one of the change types.
         """
-        snap = self._snapshot()
         if isinstance(change, ApplyEdit):
-            return self._prepare_edits(snap, change, (change.edit,), None)
+            return self._prepare_edits(self._snapshot(), change, (change.edit,), None)
         if isinstance(change, ApplyEdits):
-            return self._prepare_edits(snap, change, change.edits, change.source)
+            return self._prepare_edits(self._snapshot(), change, change.edits, change.source)
         if isinstance(change, Goto):
-            return self._prepare_goto(snap, change)
+            n, position = len(self._steps), change.position
+            if not 0 <= position <= n:
+                raise IndexError(f"position must be in [0, {n}]; got {position}")
+            return self._prepare_goto(self._snapshot(position), change)
         if isinstance(change, SetStepEnabled):
-            return self._prepare_switch(snap, change)
+            n = len(self._steps)
+            if not 0 <= change.index < n:
+                raise IndexError(f"step index must be in [0, {n}); got {change.index}")
+            return self._prepare_switch(self._snapshot(change.index), change)
         raise TypeError(f"not a session change: {change!r}")
 
     def _prepare_edits(
@@ -630,7 +638,7 @@ class EditSession:
         if not edits:
             return Prepared(change, frozenset(), self, snap.generation, _noop=True)
         state = dict(snap.current)
-        steps = list(snap.steps[: snap.pos])
+        steps: list[Step] = []
         changed: set[str] = set()
         collected = _Collector(snap.interval, self._budget)
         for i, edit in enumerate(edits, 1):
@@ -646,40 +654,44 @@ class EditSession:
             collected.offer(snap.pos + i, state)
         return Prepared(
             change, frozenset(changed), self, snap.generation,
-            _steps=steps, _keep=snap.pos, _position=len(steps), _current=state, _collected=collected,
+            _append=steps, _keep=snap.pos, _position=snap.pos + len(steps), _current=state, _collected=collected,
         )
 
     def _prepare_goto(self, snap: _Snapshot, change: Goto) -> Prepared:
         position = change.position
-        if not 0 <= position <= len(snap.steps):
-            raise IndexError(f"position must be in [0, {len(snap.steps)}]; got {position}")
+        if not 0 <= position <= snap.nsteps:  # the session changed since prepare checked
+            raise StaleChange(f"the session changed while {_describe(change)} was computed; nothing was applied")
         if position == snap.pos:
             return Prepared(change, frozenset(), self, snap.generation, _noop=True)
         lo, hi = sorted((position, snap.pos))
         changed: set[str] = set()
         for step in snap.steps[lo:hi]:
             changed |= step.changed
-        return Prepared(
-            change, frozenset(changed), self, snap.generation,
-            _position=position, _current=self._state_at(snap, position),
-        )
+        assert snap.start is not None
+        start, state = snap.start
+        for step in snap.steps[start:position]:
+            if step.enabled:
+                self._run(step.edit, state)
+        return Prepared(change, frozenset(changed), self, snap.generation, _position=position, _current=state)
 
     def _prepare_switch(self, snap: _Snapshot, change: SetStepEnabled) -> Prepared:
         index, enabled = change.index, change.enabled
-        if not 0 <= index < len(snap.steps):
-            raise IndexError(f"step index must be in [0, {len(snap.steps)}); got {index}")
-        if snap.steps[index].enabled == enabled:
+        if not 0 <= index < snap.nsteps:  # the session changed since prepare checked
+            raise StaleChange(f"the session changed while {_describe(change)} was computed; nothing was applied")
+        steps = snap.steps[: snap.nsteps]
+        if steps[index].enabled == enabled:
             return Prepared(change, frozenset(), self, snap.generation, _noop=True)
-        flags = [s.enabled for s in snap.steps]
+        flags = [s.enabled for s in steps]
         flags[index] = enabled
         # States up to ``index`` are unchanged: replay the steps after it from
         # the closest known state, collecting checkpoints (within the budget).
-        start, state = snap.start_for(index)
+        assert snap.start is not None
+        start, state = snap.start
         new_current = snap.current if snap.pos <= index else None
-        replayed = list(snap.steps[:start])
+        replayed = steps[:start]
         collected = _Collector(snap.interval, self._budget)
-        for i in range(start, len(snap.steps)):
-            step = snap.steps[i]
+        for i in range(start, len(steps)):
+            step = steps[i]
             changed: frozenset[str] = frozenset()
             if flags[i]:
                 changed = self._intern(self._run(step.edit, state))
@@ -723,11 +735,16 @@ class EditSession:
             self._generation += 1
             keep = prepared._keep
             if keep is not None:
-                self._drop_checkpoints_after(keep)
+                if prepared._steps is not None or len(self._steps) > keep:
+                    self._drop_checkpoints_after(keep)
                 if self._saved_pos > keep:
                     self._saved_pos = -1  # the saved state is no longer reachable
             if prepared._steps is not None:
                 self._steps = prepared._steps
+            if prepared._append:
+                if keep is not None and len(self._steps) > keep:  # drop the redo tail
+                    self._steps = self._steps[:keep]  # a new list: a snapshot may hold the old one
+                self._steps.extend(prepared._append)
             assert prepared._current is not None
             self._pos, self._current = prepared._position, prepared._current
             collected = prepared._collected
