@@ -7,8 +7,11 @@ in child processes that :mod:`weightlab.engine.spawn` starts by name.
 Modules
 -------
 client
-    :class:`EngineClient`: starts the engine worker, sends requests, delivers events;
-    the one place that decides which jobs and events are stale.
+    :class:`EngineClient`: starts the engine worker, sends requests (changed tensors only),
+    queues jobs, delivers events.
+jobbook
+    :class:`~weightlab.engine.jobbook.JobBook`: the client's record of opens and jobs; the rules
+    of what is stale (the window's fake engine uses it too).
 protocol
     The typed requests and events between the window's process and the worker (dataclasses).
 events
