@@ -313,3 +313,28 @@ def test_shutdown_of_the_window_runner_joins_its_thread(qtbot):
     assert r.shutdown(WAIT_S)
     assert "weightlab-edits" not in {t.name for t in threading.enumerate()}
     assert not r.submit(s, Goto(0), "after shutdown")
+
+
+@pytest.mark.gui
+def test_a_runner_deleted_with_its_parent_ends_its_thread(qtbot):
+    from PySide6.QtCore import QObject
+
+    from weightlab.gui.edit_runner import QtEditRunner
+
+    parent = QObject()
+    r = QtEditRunner(parent)
+    s = _session()
+    assert r.submit(s, ApplyEdit(GatedScale(target="dense/kernel", factor=2.0)), "Scale")
+    assert GatedScale.entered.wait(WAIT_S)
+    (thread,) = [t for t in threading.enumerate() if t.name == "weightlab-edits"]
+    parent.deleteLater()
+    qtbot.waitUntil(lambda: not shiboken_valid(r), timeout=WAIT_S * 1000)
+    GatedScale.gate.set()
+    thread.join(WAIT_S)
+    assert not thread.is_alive() and s.position == 0  # finished, never committed
+
+
+def shiboken_valid(obj) -> bool:
+    import shiboken6
+
+    return shiboken6.isValid(obj)

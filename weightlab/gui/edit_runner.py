@@ -50,7 +50,9 @@ class QtEditRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._posted.connect(self._run_posted, Qt.ConnectionType.QueuedConnection)
-        self._runner = EditRunner(self._posted.emit, thread_init=lower_thread_priority, name="weightlab-edits")
+        runner = self._runner = EditRunner(self._posted.emit, thread_init=lower_thread_priority, name="weightlab-edits")
+        # Deleted with its parent before shutdown(): the thread still ends (after a running prepare).
+        self.destroyed.connect(lambda *_: runner.shutdown(0))
         self._label = ""
 
     @property
@@ -89,7 +91,9 @@ class QtEditRunner(QObject):
     def shutdown(self, timeout: float = SHUTDOWN_TIMEOUT_S) -> bool:
         """Refuse further changes and join the runner's thread (a running change is not committed).
 
-        Returns True when the thread has ended within ``timeout`` seconds.
+        Call it before the session's model is closed. Returns True when the
+        thread has ended within ``timeout`` seconds. (Deleting the runner
+        also stops its thread, without waiting.)
         """
         return self._runner.shutdown(timeout)
 
