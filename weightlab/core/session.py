@@ -41,7 +41,10 @@ While a change is prepared the owner keeps reading the session (views call
 :meth:`EditSession.array`). A commit raises :class:`StaleChange` when the
 session changed after the prepare. The synchronous methods (``apply``,
 ``undo``, ``redo``, ``goto``, ``set_step_enabled``, ``apply_all``) are a
-prepare and a commit on the calling thread.
+prepare and a commit on the calling thread. A prepare that records steps
+(a recipe, a replay after a switched step) collects their checkpoints
+within the budget on its own, so while it runs the history holds at most
+twice its budget; the commit brings it back within it.
 """
 
 from __future__ import annotations
