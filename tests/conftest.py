@@ -95,8 +95,9 @@ def make_window(qtbot, config_dir):
     Error dialogs append to ``window.errors``; the unsaved-edits question
     answers "discard"; ``window.open_and_wait(path, data=None)`` opens and
     waits until the open ends (True when the model was opened);
-    ``window.settle()`` waits until no file is opening and every plot shows
-    the latest view. ``engine`` None gives the real evaluation engine.
+    ``window.settle()`` waits until no file is opening, no edit is running and
+    every plot shows the latest view; ``window.wait_idle()`` until the running
+    edit (undo, redo, step switch, recipe) has landed. ``engine`` None gives the real evaluation engine.
     Every window is closed, and its engine shut down, at teardown.
     """
     import pyqtgraph as pg
@@ -112,7 +113,11 @@ def make_window(qtbot, config_dir):
         w._error = lambda title, message: w.errors.append(message)
         w._ask_unsaved = lambda: "discard"
         # The plots get a new view one per event-loop turn: wait for the last one.
-        w.settle = lambda timeout=10000: qtbot.waitUntil(lambda: not w.opening and w.view_settled, timeout=timeout)
+        w.settle = lambda timeout=10000: qtbot.waitUntil(
+            lambda: not w.opening and not w.busy and w.view_settled, timeout=timeout
+        )
+        # Edits run off the window's thread: wait until the running one has landed.
+        w.wait_idle = lambda timeout=60000: qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
         finished: list[bool] = []
         w.openFinished.connect(finished.append)
 

@@ -86,6 +86,7 @@ def test_brush_clip_marks_edited_and_undo_restores(window, demo_paths, qtbot):
     assert window.edit_panel.clip_btn.isEnabled()
 
     qtbot.mouseClick(window.edit_panel.clip_btn, Qt.MouseButton.LeftButton)
+    window.wait_idle()
     expected = np.clip(orig, np.float32(lo), np.float32(hi))
     np.testing.assert_array_equal(window.session.array(name), expected)
     assert window.tree.is_marked_edited(name)
@@ -94,12 +95,15 @@ def test_brush_clip_marks_edited_and_undo_restores(window, demo_paths, qtbot):
     assert window.history.list.count() == 2
 
     window.act_undo.trigger()
+    window.wait_idle()
     np.testing.assert_array_equal(window.session.array(name), orig)
     assert not window.tree.is_marked_edited(name)
     assert not window.windowTitle().startswith("digits_cnn.keras*")
     window.act_redo.trigger()
+    window.wait_idle()
     np.testing.assert_array_equal(window.session.array(name), expected)
     window.goto(0)  # as a click on the history's first row
+    window.wait_idle()
     np.testing.assert_array_equal(window.session.array(name), orig)
 
 
@@ -121,6 +125,7 @@ def test_heatmap_click_selects_neurons_and_zero_neurons(window, demo_paths, qtbo
     kernel0 = window.session.array("dense/kernel")
     bias0 = window.session.array("dense/bias")
     qtbot.mouseClick(window.edit_panel.zero_neurons_btn, Qt.MouseButton.LeftButton)
+    window.wait_idle()
     kernel = window.session.array("dense/kernel")
     bias = window.session.array("dense/bias")
     assert np.all(kernel[:, [3, 7]] == 0) and np.all(bias[[3, 7]] == 0)
@@ -159,12 +164,14 @@ def test_live_accuracy_follows_edits(live_window, demo_paths, qtbot):
 
     w.selection.set_neurons(range(10))  # ablate every output unit: the model can no longer tell classes apart
     w.edit_panel.zero_neurons()
+    w.wait_idle()
     qtbot.waitUntil(lambda: w.eval_panel.current is not w.eval_panel.baseline, timeout=120_000)
     assert not w.eval_panel.cur_acc.text().startswith(baseline_text)
     assert w.eval_panel.current.accuracy < w.eval_panel.baseline.accuracy
     assert w.eval_panel.step_accuracy()[1] == w.eval_panel.current.accuracy
 
     w.act_undo.trigger()
+    w.wait_idle()
     qtbot.waitUntil(lambda: w.eval_panel.cur_acc.text().startswith(baseline_text), timeout=120_000)
 
 
@@ -185,6 +192,7 @@ def test_save_as_writes_and_refuses_silent_overwrite(window, demo_paths, tmp_pat
     shutil.copy(demo_paths["keras"], model)
     _open(window, model, "dense_1/kernel")
     window.apply_edit(Scale(target="dense_1/kernel", factor=0.5))
+    window.wait_idle()
     edited = window.session.array("dense_1/kernel")
 
     assert default_save_path(model) == tmp_path / "digits_cnn-edited.keras"
@@ -207,6 +215,7 @@ def test_save_as_writes_and_refuses_silent_overwrite(window, demo_paths, tmp_pat
 def test_unsaved_edits_cancel_keeps_session(window, demo_paths):
     _open(window, demo_paths["keras"], "dense/kernel")
     window.apply_edit(Scale(target="dense/kernel", factor=2.0))
+    window.wait_idle()
     session = window.session
     window._ask_unsaved = lambda: "cancel"
     assert not window.open_path(demo_paths["h5"])

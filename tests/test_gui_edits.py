@@ -53,6 +53,7 @@ def _run_op(qtbot, w: MainWindow, key: str, values: dict) -> None:
     assert panel.apply_btn.isEnabled(), panel.apply_btn.toolTip()
     position = w.session.position
     qtbot.mouseClick(panel.apply_btn, Qt.MouseButton.LeftButton)
+    w.wait_idle()
     assert w.session.position == position + 1, w.errors
 
 
@@ -161,9 +162,11 @@ def test_noise_is_seed_reproducible(window, demo_paths, qtbot):
     first = window.session.array("conv2d_1/kernel")
     _assert_same_as_core(window, demo_paths["keras"], AddNoise(target="conv2d_1/kernel", std=0.05, seed=7))
     window.act_undo.trigger()
+    window.wait_idle()
     _run_op(qtbot, window, "add_noise", {"std": 0.05, "seed": 7})
     assert np.array_equal(window.session.array("conv2d_1/kernel"), first)
     window.act_undo.trigger()
+    window.wait_idle()
     _run_op(qtbot, window, "add_noise", {"std": 0.05, "seed": 8})
     assert not np.array_equal(window.session.array("conv2d_1/kernel"), first)
 
@@ -180,6 +183,7 @@ def test_set_value_by_double_click(window, demo_paths, qtbot):
     qtbot.waitUntil(lambda: len(asked) == 1, timeout=5000)
     original = float(window.session.original(name)[3, 5])
     assert asked[0][1] == original and f"{name}[3, 5]" in asked[0][0]
+    window.wait_idle()
     _assert_same_as_core(window, demo_paths["keras"], SetValue(target=name, index=(3, 5), value=1.5))
 
 
@@ -221,7 +225,9 @@ def test_history_step_toggle_equals_never_applying(window, demo_paths, qtbot):
     first = Scale(target="dense/kernel", factor=2.0)
     second = Add(target="dense", value=0.1)
     window.apply_edit(first)
+    window.wait_idle()
     window.apply_edit(second)
+    window.wait_idle()
     window.history.set_step_checked(0, False)
     qtbot.waitUntil(lambda: not window.session.steps[0].enabled, timeout=5000)
     ref = weightlab.open(demo_paths["keras"])
@@ -266,7 +272,9 @@ def test_diff_view_numbers_equal_core(window, demo_paths, qtbot):
     window.act_diff.trigger()  # Ctrl+D
     assert window.views.currentWidget() is window.diff_view and window.diff_view.diff is None
     window.apply_edit(AddNoise(target="dense", std=0.01, seed=1))
+    window.wait_idle()
     window.apply_edit(PruneMagnitude(target=name, sparsity=0.2))
+    window.wait_idle()
     window.settle()
     orig, cur = window.session.original(name), window.session.array(name)
     expected = tensor_diff(name, orig, cur)
@@ -303,6 +311,7 @@ def test_compare_dialog_rows_sorted_and_equal_core(window, demo_paths, tmp_path,
     _open(window, demo_paths["keras"], "dense/kernel")
     b = weightlab.open(path)
     window.apply_edit(Scale(target="dense_1", factor=9.0))  # unsaved edits are not compared: file vs file
+    window.wait_idle()
     expected = compare_models(window.session.model, b.model, window.session.original, b.array)
     with qtbot.waitSignal(window.compareShown, timeout=30000) as shown:
         assert window.compare_with(path)  # the file is opened off the window's thread
@@ -383,6 +392,7 @@ def test_export_tensor_and_plots(window, demo_paths, tmp_path):
     name = "conv2d/kernel"
     _open(window, demo_paths["keras"], name)
     window.apply_edit(Scale(target=name, factor=3.0))
+    window.wait_idle()
     target = {}
     window._ask_save_path = lambda title, default, name_filter: str(target["path"])
     for suffix in (".npy", ".csv"):

@@ -262,6 +262,7 @@ def test_a_failed_open_gives_one_error_and_the_window_keeps_working(window, qtbo
     assert window.session is before
     loader.join()
     window.apply_edit(Scale(target="dense/kernel", factor=2.0))  # still working
+    window.wait_idle()
     assert window.session.is_edited("dense/kernel")
 
 
@@ -276,6 +277,7 @@ def test_a_real_bad_file_fails_in_the_open_thread(window, tmp_path, demo_paths):
 def test_edits_made_while_opening_are_asked_about_again(window, qtbot, demo_paths, tmp_path):
     assert window.open_and_wait(demo_paths["keras"])
     window.apply_edit(Scale(target="dense/kernel", factor=2.0))
+    window.wait_idle()
     asked = []
     window._ask_unsaved = lambda: asked.append(1) or "discard"
     loader = GatedLoader()
@@ -283,6 +285,7 @@ def test_edits_made_while_opening_are_asked_about_again(window, qtbot, demo_path
     assert window.open_path(tmp_path / "next.fake")  # asked once: discard
     before = window.session
     window.apply_edit(Scale(target="dense/bias", factor=3.0))  # a new edit while the file opens
+    window.wait_idle()
     window._ask_unsaved = lambda: asked.append(2) or "cancel"
     with qtbot.waitSignal(window.openFinished, timeout=10000) as finished:
         loader.release()
@@ -315,6 +318,7 @@ def test_save_as_adds_the_extension_and_refuses_another_format(window, demo_path
     shutil.copy(demo_paths["keras"], model)
     assert window.open_and_wait(model)
     window.apply_edit(Scale(target="dense/kernel", factor=0.5))
+    window.wait_idle()
     window._ask_save_path = lambda title, default, name_filter: str(tmp_path / "edited")
     assert window.save_as()
     np.testing.assert_array_equal(

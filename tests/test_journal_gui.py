@@ -44,6 +44,12 @@ CHILD = textwrap.dedent(
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
     w = MainWindow(engine=EngineAdapter(enabled=False))
     w.show()
+
+    def wait_idle():  # edits run off the window's thread: until this one has landed
+        while w.busy:
+            app.processEvents()
+            time.sleep(0.005)
+
     w.open_path(sys.argv[1])
     deadline = time.monotonic() + 120
     while w.session is None:  # opening may complete on a later turn of the event loop
@@ -57,10 +63,15 @@ CHILD = textwrap.dedent(
         ZeroNeurons(target="conv2d_1", neurons=[2, 7]),
     ):
         assert w.apply_edit(edit), w
+        wait_idle()
     w.undo()
+    wait_idle()
     assert w.apply_edit(ScaleNeurons(target="dense", neurons=[0, 5], factor=-2.0))
+    wait_idle()
     w.set_step_enabled(0, False)
+    wait_idle()
     w.set_step_enabled(0, True)
+    wait_idle()
     assert w.journal.journal.wait_hashed(60)
     s = w.session
     np.savez(sys.argv[2], **{n.replace("/", "|"): s.array(n) for n in s.model.tensors})
@@ -195,12 +206,14 @@ def test_the_window_journal_follows_save_and_close(state, model, window, qtbot, 
     window.open_path(model)
     qtbot.waitUntil(lambda: window.session is not None, timeout=60000)
     assert window.apply_edit(Clip(target="dense/kernel", min=-0.1, max=0.1))
+    window.wait_idle()
     assert len(list(iter_journals(state))) == 1
     out = tmp_path / "saved.keras"
     window._ask_save_path = lambda *a: str(out)
     assert window.save_as()
     assert list(iter_journals(state)) == []
     assert window.apply_edit(Scale(target="dense/bias", factor=2.0))
+    window.wait_idle()
     assert len(list(iter_journals(state))) == 1
     window.close()
     assert list(iter_journals(state)) == []

@@ -394,6 +394,11 @@ class MainWindow(QMainWindow):
         return self.documents.opening
 
     @property
+    def busy(self) -> bool:
+        """True while a change of the session (an edit, undo, redo, step switch, recipe) runs off this thread."""
+        return self.edits.busy
+
+    @property
     def view_settled(self) -> bool:
         """True when no computed view is still being handed to the plots."""
         return self.views_ctl.settled
@@ -481,36 +486,40 @@ class MainWindow(QMainWindow):
 
     # -- editing ----------------------------------------------------------------------
     def apply_edit(self, edit: Edit) -> bool:
-        """Apply ``edit`` to the session; a misfit edit is reported, not raised."""
+        """Start applying ``edit`` off the window's thread (see :attr:`busy`); a misfit edit is reported, not raised.
+
+        Returns True when the edit started; False when no model is shown or
+        another change is still running (nothing is queued).
+        """
         return self.edits.apply_edit(edit)
 
     def set_cell(self, index: tuple, value: float) -> bool:
         """Ask for a new value of the shown tensor at ``index`` and set it."""
         return self.edits.set_cell(index, value)
 
-    def set_step_enabled(self, index: int, enabled: bool) -> None:
+    def set_step_enabled(self, index: int, enabled: bool) -> bool:
         """Switch history step ``index`` on or off; the weights are recomputed by replay and re-evaluated."""
-        self.edits.set_step_enabled(index, enabled)
+        return self.edits.set_step_enabled(index, enabled)
 
-    def undo(self) -> None:
+    def undo(self) -> bool:
         """Edit › Undo."""
-        self.edits.undo()
+        return self.edits.undo()
 
-    def redo(self) -> None:
+    def redo(self) -> bool:
         """Edit › Redo."""
-        self.edits.redo()
+        return self.edits.redo()
 
-    def goto(self, position: int) -> None:
+    def goto(self, position: int) -> bool:
         """Jump to history ``position`` (number of applied steps)."""
-        self.edits.goto(position)
+        return self.edits.goto(position)
 
-    def revert_tensor(self) -> None:
+    def revert_tensor(self) -> bool:
         """Edit › Revert tensor (the shown one), as an undoable step."""
-        self.edits.revert_tensor()
+        return self.edits.revert_tensor()
 
-    def revert_all(self) -> None:
+    def revert_all(self) -> bool:
         """Edit › Revert all, as an undoable step."""
-        self.edits.revert_all()
+        return self.edits.revert_all()
 
     def _choose_op(self, key: str) -> None:
         """Edit › Operation › …: show that op's form."""
@@ -619,6 +628,7 @@ class MainWindow(QMainWindow):
             return
         self.comparison.close()
         self.views_ctl.cancel()
+        self.edits.shutdown()  # before the model closes: a running change reads it
         self.engine.shutdown()
         self.documents.close()
         event.accept()

@@ -103,12 +103,13 @@ class EvaluationController(QObject):
         self.ws.set_option(key, value)
 
     def _offer_choices(self, ev: Any = None) -> None:
-        """Offer the evaluation choices this model allows (``ev``: its ModelReady, None before it)."""
+        """Offer the evaluation choices this model and the engine allow (``ev``: its ModelReady, None before it)."""
         s = self.ws.session
         options = self.ws.eval_options
         arch = options.get("architecture")
         self.panel.offer_architecture(
-            s is not None and s.model.format == "checkpoint", Path(arch).name if arch else None
+            s is not None and s.model.format == "checkpoint" and self.engine.available,
+            Path(arch).name if arch else None,
         )
         for key, field in (("signature", "signatures"), ("output", "outputs")):
             values = list(getattr(ev, field, None) or []) if ev is not None else []
