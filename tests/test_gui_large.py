@@ -26,7 +26,7 @@ from weightlab.core.layout import block_extreme, heatmap_layout, lod_factors, re
 from weightlab.core.model import LayerInfo, ModelFile, TensorInfo
 from weightlab.core.session import EditSession
 from weightlab.core.stats import histogram
-from weightlab.engine.events import Metrics, ModelReady, Progress, Result
+from weightlab.engine.events import Metrics, Progress
 from weightlab.gui import tensor_worker
 from weightlab.gui.engine_adapter import EngineAdapter
 from weightlab.gui.eval_panel import running_text, timing_text
@@ -88,12 +88,12 @@ def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, ma
     try:
         assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
         client = factory.clients[0]
-        open_id = 1
+        base_id = client.baseline_job
         panel = w.eval_panel
-        client.on_event(ModelReady(open_id, True, num_samples=4000, num_classes=10))
+        client.model_ready(True, num_samples=4000, num_classes=10)
         with qtbot.waitSignal(w.engine.estimate, timeout=5000):
-            client.on_event(Progress.running(open_id, 4, 16, samples=1024, correct=934))
-        ev = Progress.running(open_id, 4, 16, samples=1024, correct=934)
+            client.progress(base_id, 4, 16, samples=1024, correct=934)
+        ev = Progress.running(base_id, 4, 16, samples=1024, correct=934)
         assert panel.running_label.text() == running_text(ev, 4000)
         assert "1\u2009024 / 4\u2009000 samples" in panel.running_label.text()
         x, acc, lo, hi = panel.provisional()
@@ -107,21 +107,22 @@ def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, ma
         # the final result replaces the provisional point
         m = Metrics(0.913, 0.31, per_class=[0.9] * 10, num_samples=4000, seconds=0.33, device="CPU")
         with qtbot.waitSignal(w.engine.result, timeout=5000):
-            client.on_event(Result(open_id, None, True, m))
+            client.finish(base_id, m)
         assert panel.provisional() is None and panel.running_label.text() == ""
         assert len(panel.provisional_point.getData()[0]) == 0
         assert panel.timing_label.text() == "Last evaluation: 0.33 s, full pass · CPU"
         assert panel.step_accuracy() == {0: pytest.approx(0.913)}
         # an edit: its pass is drawn at position 1, then an incremental result
         w.session.apply(Scale(target="dense", factor=0.5))
-        eval_id = 2
+        qtbot.waitUntil(lambda: len(client.evaluated) == 1, timeout=5000)
+        eval_id = client.evaluated[0][0]
         with qtbot.waitSignal(w.engine.estimate, timeout=5000):
-            client.on_event(Progress.running(eval_id, 1, 16, samples=256, correct=200))
+            client.progress(eval_id, 1, 16, samples=256, correct=200)
         assert panel.provisional()[0] == 1.0
         m2 = Metrics(0.8, 0.5, per_class=[0.8] * 10, seconds=0.012, mode="incremental", cut="dense_1",
                      layers_run=1, layers_total=6, device="CPU")
         with qtbot.waitSignal(w.engine.result, timeout=5000):
-            client.on_event(Result(eval_id, 1, False, m2))
+            client.finish(eval_id, m2)
         assert panel.provisional() is None
         assert panel.timing_label.text() == "Last evaluation: 0.01 s, incremental from dense_1 (1/6 layers) · CPU"
         assert panel.step_accuracy() == {0: pytest.approx(0.913), 1: pytest.approx(0.8)}
@@ -133,14 +134,14 @@ def test_adapter_keeps_progress_signal_and_drops_stale_estimates(qtbot):
     factory = FakeEngine()
     adapter = EngineAdapter(client_factory=factory)
     assert adapter.open("m.keras", "d.npz")
-    adapter.evaluate({}, tag=1)  # request 2
-    adapter.evaluate({}, tag=2)  # request 3 supersedes 2
+    first = adapter.evaluate({}, tag=1)
+    second = adapter.evaluate({}, tag=2)  # supersedes the first (the client decides)
     done, estimates = [], []
     adapter.progress.connect(lambda d, t: done.append((d, t)))
     adapter.estimate.connect(estimates.append)
     with qtbot.waitSignal(adapter.estimate, timeout=5000):
-        factory.clients[0].on_event(Progress.running(2, 1, 4, 10, 9))  # stale
-        factory.clients[0].on_event(Progress.running(3, 2, 4, 20, 15))
+        factory.clients[0].progress(first, 1, 4, 10, 9)  # stale
+        factory.clients[0].progress(second, 2, 4, 20, 15)
     assert done == [(2, 4)] and [e.samples for e in estimates] == [20]
     adapter.shutdown()
 
@@ -320,8 +321,7 @@ def test_open_folder_and_choose_architecture(qtbot, make_window, checkpoint_fold
         assert client.opened[-1][1]["architecture"] == arch
         assert "arch.keras" in w.eval_panel.arch_label.text()
         # signatures/outputs: offered when the engine reports several
-        client.on_event(ModelReady(len(client.opened), True, signatures=["serving_default", "other"],
-                                   outputs=["a", "b"]))
+        client.model_ready(True, signatures=["serving_default", "other"], outputs=["a", "b"])
         qtbot.waitUntil(lambda: w.eval_panel.choice_boxes["output"].isVisibleTo(w), timeout=5000)
         w.eval_panel.optionChosen.emit("signature", "other")
         assert client.opened[-1][1]["signature"] == "other" and client.opened[-1][1]["architecture"] == arch
