@@ -394,8 +394,12 @@ class Recorder:
                 return ev
 
     def answer(self, job_id: int, timeout: float = TIMEOUT):
-        """The final answer of job ``job_id``: its Result, or its JobFailed / JobCancelled."""
-        ev = self.wait(lambda e: isinstance(e, JobResult | JobFailed | JobCancelled) and e.job_id == job_id, timeout)
+        """The final answer of job ``job_id`` (seen already or awaited): its Result, or its JobFailed / JobCancelled."""
+
+        def final(e):
+            return isinstance(e, JobResult | JobFailed | JobCancelled) and e.job_id == job_id
+
+        ev = next((e for e in self.seen if final(e)), None) or self.wait(final, timeout)
         return ev.result if isinstance(ev, JobResult) else ev
 
     def progress(self, job_id: int, timeout: float = TIMEOUT):
@@ -538,6 +542,31 @@ def test_worker_cancellation(engine, models):
     # The worker is still fine.
     ready, base = _open(client, rec, d / "cnn.keras", d / "heldout.npz")
     assert ready.ok and isinstance(base, Result)
+
+
+@pytest.mark.slow
+def test_worker_queued_jobs_run_in_order_and_one_is_cancelled(engine, models):
+    from weightlab.core.jobs import EvaluateSpec
+    from weightlab.engine import JobInfo
+
+    client, rec = engine
+    d = models["dir"]
+    ready, base = _open(client, rec, d / "cnn.keras", d / "heldout.npz")
+    kernel = models["model"].get_layer("hidden").kernel.numpy().copy()
+    kernel[:, :8] = 0.0
+    first = client.evaluate({"hidden/kernel": (7, kernel)}, tag="edited", live=False)
+    middle = client.submit(EvaluateSpec(versions={"hidden/kernel": 7}, tag="middle", live=False))
+    last = client.evaluate({}, tag="stored", live=False)  # the kernel goes back to its stored values
+    assert client.cancel_job(middle)
+    results = [rec.answer(job) for job in (first, middle, last)]
+    assert isinstance(results[1], JobCancelled)
+    assert (results[0].tag, results[2].tag) == ("edited", "stored")
+    assert results[0].metrics.loss != base.metrics.loss  # each ran with the tensors of its submission
+    assert results[2].metrics.accuracy == base.metrics.accuracy
+    assert results[2].metrics.loss == pytest.approx(base.metrics.loss, abs=1e-7)
+    rec.wait(lambda e: isinstance(e, JobInfo) and e.job_id == last and e.final)  # follows the result
+    finished = [(e.job_id, e.state) for e in rec.seen if isinstance(e, JobInfo) and e.final]
+    assert [f for f in finished if f[0] in (first, middle, last)] == [(middle, "cancelled"), (first, "done"), (last, "done")]
 
 
 @pytest.mark.slow
