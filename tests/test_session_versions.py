@@ -1,8 +1,8 @@
 """Per-tensor versions of an EditSession (what the engine client mirrors)."""
 
 import numpy as np
-
 from fakes import memory_session
+
 from weightlab.edits import Scale
 
 
@@ -43,3 +43,10 @@ def test_switching_a_step_off_bumps_what_it_changed_and_equal_versions_mean_the_
     after = s.edited_versions()
     # b/kernel was replayed: a new array gets a new version, a kept array keeps its version.
     assert (after["b/kernel"][0] == before["b/kernel"][0]) == (after["b/kernel"][1] is before["b/kernel"][1])
+
+
+def test_versions_of_two_sessions_never_collide():
+    a, b = _session(), _session()
+    a.apply(Scale(target="a/kernel", factor=2.0))
+    b.apply(Scale(target="a/kernel", factor=5.0))
+    assert a.version("a/kernel") != b.version("a/kernel")

@@ -526,6 +526,7 @@ class PassSession:
         self._batch = exe.fixed_batch or requested or DEFAULT_BATCH
         self._originals: dict[str, np.ndarray] = {}
         self._edited: dict[str, np.ndarray] = {}
+        self._sources: dict[str, int | None] = {}  # name -> the caller's version assigned last
         self._agreement = Agreement()
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
@@ -567,19 +568,25 @@ class PassSession:
         self.batch_size = min(self._batch, n) if self.exe.fixed_batch is None else self._batch
         self._agreement.reset()
 
-    def _assign(self, edited: Mapping[str, np.ndarray]) -> None:
+    def _assign(self, edited: Mapping[str, np.ndarray], versions: Mapping[str, int] | None = None) -> None:
+        """As :meth:`weightlab._tf.session.EngineSession._assign`: unchanged versions are skipped."""
         ready = prepare_arrays(self.tmap, edited)  # raises before anything is assigned
         for name, a in ready.items():
+            source = None if versions is None else versions.get(name)
             old = self._edited.get(name)
-            if old is not None and old.dtype == a.dtype and np.array_equal(old, a):
+            if source is not None and old is not None and self._sources.get(name) == source:
+                continue
+            if source is None and old is not None and old.dtype == a.dtype and np.array_equal(old, a):
                 continue
             if name not in self._originals:
                 self._originals[name] = self.exe.value(name)
             self.exe.assign(name, a)
             self._edited[name] = a
+            self._sources[name] = source
         for name in [n for n in self._edited if n not in ready]:
             self.exe.assign(name, self._originals[name])
             del self._edited[name]
+            self._sources.pop(name, None)
 
     def _batches(self) -> list[np.ndarray]:
         assert self._x is not None
@@ -596,6 +603,7 @@ class PassSession:
         self,
         edited: Mapping[str, np.ndarray] | None = None,
         *,
+        versions: Mapping[str, int] | None = None,
         progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Metrics:
@@ -617,7 +625,7 @@ class PassSession:
         t0 = time.perf_counter()
         if self._x is None:
             raise EngineError("no held-out set: load one before evaluating")
-        self._assign(edited or {})
+        self._assign(edited or {}, versions)
         scorer = PassScorer(self._y, self.num_classes, self.num_samples)
         batches = self._batches()
         for b, xb in enumerate(batches):

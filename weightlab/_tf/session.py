@@ -208,6 +208,7 @@ class EngineSession:
         self._requested_batch = None if batch_size is None else max(1, int(batch_size))
         self._originals: dict[str, np.ndarray] = {}
         self._edited: dict[str, tuple[int, np.ndarray | None]] = {}
+        self._sources: dict[str, int | None] = {}  # name -> the caller's version assigned last
         self._versions = itertools.count(1)
         self._plan: GraphPlan | None = None
         self.plan_problem: str | None = "incremental evaluation is off (cache budget 0)"
@@ -334,25 +335,37 @@ class EngineSession:
         return min(max(MIN_BATCH, min(b, MAX_BATCH[self._kind])), n)
 
     # -- edits ----------------------------------------------------------------------------
-    def _assign(self, edited: Mapping[str, np.ndarray]) -> None:
-        """Make the model hold ``edited`` and the original values everywhere else."""
+    def _assign(self, edited: Mapping[str, np.ndarray], versions: Mapping[str, int] | None = None) -> None:
+        """Make the model hold ``edited`` and the original values everywhere else.
+
+        With ``versions`` (the window's per-tensor versions,
+        ``EditSession.edited_versions``), a tensor whose version equals the
+        one assigned last is taken as unchanged without comparing values;
+        without them the values are compared.
+        """
         ready = prepare_arrays(self.tmap, edited)  # raises before anything is assigned
         try:
             for name, a in ready.items():
-                if _same(self._edited.get(name, (0, None))[1], a):
+                source = None if versions is None else versions.get(name)
+                if source is not None and name in self._edited and self._sources.get(name) == source:
+                    continue
+                if source is None and _same(self._edited.get(name, (0, None))[1], a):
                     continue
                 var = self.tmap.variables[name]
                 if name not in self._originals:
                     self._originals[name] = np.array(var.numpy(), copy=True)
                 self._edited[name] = (next(self._versions), a)
+                self._sources[name] = source
                 var.assign(a)
             for name in [n for n in self._edited if n not in ready]:
                 self.tmap.variables[name].assign(self._originals[name])
                 del self._edited[name]
+                self._sources.pop(name, None)
         except Exception:
             # Unknown variable contents: forget the cache and re-assign everything next time.
             self._checkpoints.clear()
             self._edited = {name: (next(self._versions), None) for name in self._originals}
+            self._sources.clear()
             raise
 
     def _state(self, cut: Cut) -> tuple[tuple[str, int], ...]:
@@ -405,6 +418,7 @@ class EngineSession:
         self,
         edited: Mapping[str, np.ndarray] | None = None,
         *,
+        versions: Mapping[str, int] | None = None,
         progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Metrics:
@@ -416,6 +430,11 @@ class EngineSession:
             Canonical name -> values of *every* currently edited tensor (shape
             and dtype kind as the variable's); None or ``{}`` for the
             baseline.
+        versions:
+            Optional ``{name: version}`` of ``edited`` (the window's
+            ``EditSession.edited_versions``; equal versions mean equal
+            arrays): tensors whose version did not change since the last call
+            are not compared or re-assigned. Without it, values are compared.
         progress:
             Called after each batch as ``progress(done_batches,
             total_batches, samples_done, correct_so_far)``.
@@ -442,7 +461,7 @@ class EngineSession:
         t0 = time.perf_counter()
         if self._batches is None:
             raise EngineError("no held-out set: load one before evaluating")
-        self._assign(edited or {})
+        self._assign(edited or {}, versions)
         start = self._start()
         record = [c for c in self._stored if start is None or c.position > start.position]
         fn = self._forward(start, record)

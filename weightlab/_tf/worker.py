@@ -269,7 +269,9 @@ class _Worker:
                 final=done == total,
             )
 
-        metrics = self.session.evaluate(edited, progress=progress, should_stop=ctx.should_stop)
+        metrics = self.session.evaluate(
+            edited, versions=spec.versions, progress=progress, should_stop=ctx.should_stop
+        )
         return Result(job_id, spec.tag, spec.baseline, metrics)
 
 

@@ -126,6 +126,10 @@ def history_budget_from_env() -> int:
         raise WeightLabError(f"environment variable {HISTORY_BUDGET_ENV}: {e}") from None
 
 
+#: One counter for the tensor versions of every session in the process (see EditSession.version).
+_VERSIONS = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class Step:
     """One recorded edit.
@@ -358,9 +362,9 @@ class EditSession:
         self._dict_bytes = 0
         self._name_sets: dict[frozenset[str], frozenset[str]] = {}
         # Per-tensor versions: 0 = the stored values; every change of a tensor's
-        # current values (apply, undo, redo, goto, step switch) stamps a new,
-        # session-wide increasing number.
-        self._version_counter = itertools.count(1)
+        # current values (apply, undo, redo, goto, step switch) stamps a new
+        # number from one process-wide counter (_VERSIONS), so versions of two
+        # sessions (a file reopened, a journal restored) never collide.
         self._versions: dict[str, int] = {}
         budget = history_budget_from_env() if history_budget_bytes is None else int(history_budget_bytes)
         if budget < 0:
@@ -407,8 +411,9 @@ class EditSession:
         """Version of tensor ``name``'s current values: 0 until it first changes.
 
         Every change of the current values (apply, undo, redo, goto, a step
-        switched off or on) gives the changed tensors a new number, increasing
-        across the session, so two equal versions mean the same array. A
+        switched off or on) gives the changed tensors a new number from one
+        counter shared by every session of the process, so two equal nonzero
+        versions mean the same array, also across sessions. A
         tensor reverted to its stored values gets a new version too.
         """
         return self._versions.get(name, 0)
@@ -826,7 +831,7 @@ class EditSession:
 
     def _stamp(self, changed: set[str]) -> None:
         for name in sorted(changed):
-            self._versions[name] = next(self._version_counter)
+            self._versions[name] = next(_VERSIONS)
 
     def _notify(self, changed: set[str]) -> None:
         if not changed:
