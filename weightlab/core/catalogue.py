@@ -56,7 +56,12 @@ class ParamInfo:
         ``"%"`` for percentiles (0..100), ``"fraction"`` for 0..1 shares, else ``""``.
     alternative:
         Name of a group of parameters of which exactly one is given
-        (``"amount"`` for ``threshold``/``sparsity``), or ``""``.
+        (``"amount"`` for ``threshold``/``sparsity``), or ``""``. The first
+        member of a group is the one a form or a test offers first.
+    joint:
+        Within an alternative group, the name of parameters that are given
+        together as one choice (clip's ``min`` and ``max``, ``"bounds"``,
+        against its ``threshold``), or ``""``.
     """
 
     name: str
@@ -70,6 +75,7 @@ class ParamInfo:
     choices: tuple[str, ...] = ()
     unit: str = ""
     alternative: str = ""
+    joint: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,8 +146,13 @@ _DATA: dict[str, tuple[str, str, str, str, str, dict[str, dict[str, Any]]]] = {
     "clip": (
         "Clip to range", "Clip", "tensors",
         "np.clip(w, min, max): values outside [min, max] become the nearest bound",
-        "`min <= max`; a symmetric threshold `t` is `min = -t, max = t`",
-        _RANGE_PARAMS,
+        "`min <= max`; `threshold: t` is the symmetric clip `min = -t, max = t` (one number, so a sweep can vary it)",
+        {
+            "threshold": {"kind": "float", "help": "symmetric bound t: the same as min = -t, max = t",
+                          "suggested": 0.1, "lo": 0.0, "hi": _INF, "alternative": "range"},
+            "min": {**_RANGE_PARAMS["min"], "alternative": "range", "joint": "bounds"},
+            "max": {**_RANGE_PARAMS["max"], "alternative": "range", "joint": "bounds"},
+        },
     ),
     "clip_percentile": (
         "Clip to percentiles", "Clip", "tensors",
@@ -328,6 +339,107 @@ def op_info(op: str) -> OpInfo:
     return CATALOGUE[op]
 
 
+# -- sweepable parameters -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepParam:
+    """A numeric parameter a sweep can vary while the op's other parameters stay fixed.
+
+    Attributes
+    ----------
+    op, name:
+        The recipe op and the parameter (``"clip"``, ``"threshold"``).
+    kind:
+        ``"float"`` or ``"int"``.
+    lo, hi:
+        Valid range (inclusive), from the catalogue; ``inf`` where unbounded.
+    neutral:
+        The value at which the edit changes nothing (``inf`` for a clip
+        threshold, ``0`` for a sparsity, ``1`` for a factor): the baseline's
+        place on the curve.
+    stronger:
+        ``"up"`` when a larger value is a stronger edit (sparsity, noise),
+        ``"down"`` when a smaller one is (a clip threshold, an upper
+        percentile), ``""`` when neither (a scale factor: both sides of 1 change
+        the weights). Plans and early stops need a direction.
+    unit:
+        The catalogue's unit (``"%"``, ``"fraction"`` or ``""``).
+    """
+
+    op: str
+    name: str
+    kind: str
+    lo: float
+    hi: float
+    neutral: float
+    stronger: str
+    unit: str = ""
+
+
+#: ``op -> {parameter: (neutral value, stronger direction)}``: the numeric
+#: parameters worth sweeping (seeds, indices and pairs such as ``min``/``max`` are not).
+_SWEEPABLE: dict[str, dict[str, tuple[float, str]]] = {
+    "clip": {"threshold": (_INF, "down")},
+    "clip_percentile": {"lower": (0.0, "up"), "upper": (100.0, "down")},
+    "prune_magnitude": {"sparsity": (0.0, "up"), "threshold": (0.0, "up")},
+    "prune_neurons": {"fraction": (0.0, "up"), "count": (0.0, "up")},
+    "scale": {"factor": (1.0, "")},
+    "scale_neurons": {"factor": (1.0, "")},
+    "add": {"value": (0.0, "")},
+    "add_noise": {"std": (0.0, "up")},
+}
+
+
+def _sweepable() -> dict[tuple[str, str], SweepParam]:
+    out: dict[tuple[str, str], SweepParam] = {}
+    for op, params in _SWEEPABLE.items():
+        if op not in CATALOGUE:  # pragma: no cover - an op left the registry
+            continue
+        for name, (neutral, stronger) in params.items():
+            p = CATALOGUE[op].param(name)
+            lo = -_INF if p.lo is None else float(p.lo)
+            hi = _INF if p.hi is None else float(p.hi)
+            out[op, name] = SweepParam(op, name, p.kind, lo, hi, neutral, stronger, p.unit)
+    return out
+
+
+#: ``(op, parameter) -> SweepParam`` for every sweepable numeric parameter, in menu order.
+SWEEPABLE: dict[tuple[str, str], SweepParam] = _sweepable()
+
+
+def sweepable_params(op: str | None = None) -> tuple[SweepParam, ...]:
+    """The sweepable numeric parameters of ``op`` (of every op when None), in catalogue order.
+
+    Examples
+    --------
+    >>> [p.name for p in sweepable_params("prune_magnitude")]
+    ['sparsity', 'threshold']
+    """
+    return tuple(p for (o, _), p in SWEEPABLE.items() if op is None or o == op)
+
+
+def sweep_param(op: str, name: str) -> SweepParam:
+    """The :class:`SweepParam` of ``op``'s parameter ``name``.
+
+    Raises
+    ------
+    RecipeError
+        When ``op`` is unknown or ``name`` is not one of its sweepable
+        parameters; the message lists those it has.
+    """
+    from .errors import RecipeError
+
+    if op not in CATALOGUE:
+        raise RecipeError(f"sweep: unknown op {op!r}; known ops: {', '.join(sorted(CATALOGUE))}")
+    found = SWEEPABLE.get((op, name))
+    if found is None:
+        names = [p.name for p in sweepable_params(op)]
+        have = f"its sweepable parameters are {', '.join(names)}" if names else "it has no sweepable parameter"
+        raise RecipeError(f"sweep: {op} has no sweepable parameter {name!r}; {have}")
+    return found
+
+
 # -- text renderings --------------------------------------------------------------------
 
 
@@ -368,7 +480,10 @@ def params_text(info: OpInfo) -> str:
                 continue
             seen.add(p.alternative)
             group = [q for q in info.params if q.alternative == p.alternative]
-            parts.append(" **or** ".join(_param_text(q) for q in group))
+            choices: dict[str, list[str]] = {}
+            for q in group:
+                choices.setdefault(q.joint or q.name, []).append(_param_text(q))
+            parts.append(" **or** ".join(" and ".join(texts) for texts in choices.values()))
         else:
             parts.append(_param_text(p))
     return "; ".join(parts) or "none"

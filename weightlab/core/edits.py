@@ -485,14 +485,48 @@ class _RangeEdit(Edit):
 
 @_register
 @dataclass(frozen=True, kw_only=True)
-class Clip(_RangeEdit):
-    """Clip values to ``[min, max]`` (``np.clip``)."""
+class Clip(Edit):
+    """Clip values to ``[min, max]`` (``np.clip``), or to ``[-threshold, threshold]``.
+
+    Give either ``min`` and ``max`` (``min <= max``) or ``threshold`` (``>= 0``;
+    the same as ``min = -threshold, max = threshold``): a symmetric clip has
+    one free number, so a sweep can vary it.
+    """
 
     op: ClassVar[str] = "clip"
-    _verb: ClassVar[str] = "clip {target} to"
+    threshold: float | None = None
+    min: float | None = None
+    max: float | None = None
+
+    def _validate(self) -> None:
+        if self.threshold is not None:
+            if self.min is not None or self.max is not None:
+                raise ValueError("give either threshold, or min and max, not both")
+            if not self.threshold >= 0:
+                raise ValueError(f"threshold must be >= 0; got {self.threshold}")
+            return
+        if self.min is None or self.max is None:
+            missing = " and ".join(n for n in ("min", "max") if getattr(self, n) is None)
+            raise ValueError(f"give min and max (or threshold); {missing} missing")
+        _check_range(self.min, self.max)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(min, max)``: ``(-threshold, threshold)`` for a symmetric clip."""
+        if self.threshold is not None:
+            return -self.threshold, self.threshold
+        assert self.min is not None and self.max is not None  # _validate
+        return self.min, self.max
 
     def compute(self, name, current, source):
-        return np.clip(current, _cast(self.min, current), _cast(self.max, current))
+        lo, hi = self.bounds
+        return np.clip(current, _cast(lo, current), _cast(hi, current))
+
+    def describe(self) -> str:
+        if self.threshold is not None:
+            return f"clip {self.target_text} to ±{self.threshold:.6g}"
+        lo, hi = self.bounds
+        return f"clip {self.target_text} to [{lo:.6g}, {hi:.6g}]"
 
 
 @_register

@@ -8,6 +8,7 @@ All results equal the plain NumPy computation: histogram counts are those of
 from __future__ import annotations
 
 import builtins
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -445,3 +446,44 @@ def neuron_norms(kernel: np.ndarray, ord: int = 2) -> np.ndarray:  # noqa: A002 
 
 _NORM_BLOCK_ELEMENTS = 1 << 22
 
+
+# -- proportions ------------------------------------------------------------------
+
+#: Two-sided 95% standard normal quantile, Phi^-1(0.975).
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion.
+
+    The interval of Wilson (1927), "Probable inference, the law of succession,
+    and statistical inference", *Journal of the American Statistical
+    Association* 22(158), 209-212: the set of proportions ``p`` whose normal
+    score test does not reject ``successes`` out of ``n``. Unlike the Wald
+    interval it stays inside [0, 1], always contains the estimate
+    ``successes / n`` and is not degenerate when that estimate is 0 or 1.
+
+    Parameters
+    ----------
+    successes:
+        Number of successes (correctly classified samples), ``0 <= successes <= n``.
+    n:
+        Number of trials (samples evaluated so far).
+    z:
+        Standard normal quantile; the default gives a 95% interval.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)`` in [0, 1]; ``(0.0, 1.0)`` when ``n == 0``.
+    """
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1.0 - p) / n + z2 / (4 * n * n))
+    low = 0.0 if successes <= 0 else max(0.0, center - half)  # exact ends: no round-off past p
+    high = 1.0 if successes >= n else min(1.0, center + half)
+    return low, high
