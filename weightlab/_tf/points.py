@@ -1,0 +1,419 @@
+"""Many edits of one opened model, evaluated fast: the engine side of sweeps and rankings.
+
+A sweep or a ranking evaluates the model at many *points*: the caller's
+current edits (the *base*) plus one change (a clipped kernel, a zeroed unit).
+:class:`PointEvaluator` runs them on an opened session
+(:func:`weightlab._tf.passes.open_session`) and returns
+:class:`~weightlab.engine.events.Metrics` equal to a full pass of the model
+holding those weights.
+
+Suffix passes
+-------------
+The incremental :class:`~weightlab._tf.session.EngineSession` restarts from
+*cuts*, tensors every path to the output passes through; inside a residual
+block the nearest cut is the block's input. A sweep knows more: every point of
+one target changes the same variables, so every tensor that does not depend on
+them is the same for all of its points. For a set of changed layers the
+evaluator takes the *frontier*: the tensors that do not depend on those layers
+and feed a tensor that does (a convolution's input and a residual block's
+shortcut, for a convolution inside the block). It computes the frontier's
+activations on the held-out set once per target (from the latest valid cached
+cut of the session, which the baseline pass recorded), builds the rest of the
+model from the frontier with the model's own layers
+(``keras.Model(inputs=frontier, outputs=model.outputs)``), and runs only that
+for each point: the point's values are assigned to the variables, the suffix
+runs, and the base values are assigned back. The layers run are the same
+operations on the same inputs as in a full pass.
+
+Sessions without a graph plan (SavedModels, frozen graphs, several outputs,
+an incremental budget of 0) evaluate every point through the session's own
+``evaluate`` (full passes, or the session's cuts).
+
+A change that leaves every tensor bit for bit as in the base (a clip threshold
+above the largest magnitude) is not run: its metrics are the base's.
+
+Agreement
+---------
+:class:`PointEvaluator` compares every point with the *base* model (the
+caller's current edits; the unedited model when there are none): the fraction
+of held-out samples whose predicted class is unchanged. It needs no labels.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..core.errors import EngineError
+from ..engine.events import Metrics
+from ..engine.scoring import Agreement, PassScorer
+from .incremental import _node_of
+from .model import prepare_arrays
+from .runtime import EvaluationCancelled, device_name
+from .session import ACTIVATION_BUDGET, EngineSession, _compile
+
+__all__ = ["FRONTIER_BUDGET", "PointEvaluator", "original_values"]
+
+#: Bytes of frontier activations a :class:`PointEvaluator` may hold for one target.
+FRONTIER_BUDGET = 1 << 30
+
+
+def original_values(session: Any) -> dict[str, np.ndarray]:
+    """The file's values of every mapped tensor of ``session`` (canonical name -> new array).
+
+    Reads the session's variables, or the copies it keeps of the ones it has
+    overwritten with edits.
+    """
+    kept: Mapping[str, np.ndarray] = getattr(session, "_originals", {})
+    exe = getattr(session, "exe", None)
+    out = {}
+    for name, var in session.tmap.variables.items():
+        if name in kept:
+            out[name] = np.array(kept[name], copy=True)
+        elif exe is not None:
+            out[name] = exe.value(name)
+        else:
+            out[name] = np.array(var.numpy(), copy=True)
+    return out
+
+
+class _Graph:
+    """Topological order of a one-input, one-output functional model's tensors."""
+
+    def __init__(self, model: keras.Model) -> None:
+        source, sink = model.inputs[0], model.outputs[0]
+        self.source, self.sink = source, sink
+        self.order: list[Any] = []
+        self.pos: dict[int, int] = {}
+        self.parents: dict[int, list[Any]] = {}
+        self.op: dict[int, Any] = {}
+        stack: list[tuple[Any, bool]] = [(sink, False)]
+        while stack:
+            t, expanded = stack.pop()
+            if id(t) in self.pos:
+                continue
+            if expanded:
+                self.pos[id(t)] = len(self.order)
+                self.order.append(t)
+                continue
+            ins = [] if t is source else list(_node_of(t).input_tensors)
+            self.parents[id(t)] = ins
+            self.op[id(t)] = None if t is source else _node_of(t).operation
+            stack.append((t, True))
+            stack.extend((p, False) for p in reversed(ins) if id(p) not in self.pos)
+        # variable id -> ids of the graph operations whose weights include it
+        self.owners: dict[int, set[int]] = {}
+        for t in self.order:
+            op = self.op[id(t)]
+            if op is not None:
+                for v in op.weights:
+                    self.owners.setdefault(id(v), set()).add(id(op))
+
+    def frontier(self, ops: set[int]) -> tuple[list[Any], int] | None:
+        """``(frontier tensors in topological order, position of the first changed tensor)``.
+
+        None when the output does not depend on ``ops``.
+        """
+        affected: set[int] = set()
+        first = None
+        for i, t in enumerate(self.order):
+            op = self.op[id(t)]
+            if (op is not None and id(op) in ops) or any(id(p) in affected for p in self.parents[id(t)]):
+                affected.add(id(t))
+                first = i if first is None else first
+        if id(self.sink) not in affected or first is None:
+            return None
+        front: dict[int, Any] = {}
+        for t in self.order:
+            if id(t) in affected:
+                for p in self.parents[id(t)]:
+                    if id(p) not in affected:
+                        front[id(p)] = p
+        tensors = sorted(front.values(), key=lambda t: self.pos[id(t)])
+        return tensors, first
+
+
+def _rows_bytes(tensors: Iterable[Any], rows: int) -> int:
+    total = 0
+    for t in tensors:
+        dims = tuple(t.shape)[1:]
+        if any(d is None for d in dims):
+            return -1
+        total += int(math.prod(dims)) * np.dtype(keras.backend.standardize_dtype(t.dtype)).itemsize * rows
+    return total
+
+
+class _Suffix:
+    """Frontier activations of one target and the compiled pass from them to the output."""
+
+    def __init__(self, names: frozenset[str], batches: list[list[Any]], fn: Callable, layers_run: int, cut: str):
+        self.names = names
+        self.batches = batches
+        self.fn = fn
+        self.layers_run = layers_run
+        self.cut = cut
+
+
+class PointEvaluator:
+    """Evaluate ``base + change`` points on an opened session.
+
+    Parameters
+    ----------
+    session:
+        An :class:`~weightlab._tf.session.EngineSession` or
+        :class:`~weightlab._tf.passes.PassSession` with a held-out set.
+    base:
+        Canonical name -> values of every tensor the caller has edited
+        (None: the file's values everywhere).
+    versions:
+        The base tensors' versions (``EditSession.edited_versions``), passed
+        on to the session (see :meth:`EngineSession.evaluate`).
+    frontier_budget:
+        Bytes of frontier activations to hold for one target; a target whose
+        frontier needs more is evaluated through the session.
+
+    Raises
+    ------
+    EngineError
+        When the session has no held-out set.
+    """
+
+    def __init__(
+        self,
+        session: Any,
+        base: Mapping[str, np.ndarray] | None = None,
+        *,
+        versions: Mapping[str, int] | None = None,
+        frontier_budget: int = FRONTIER_BUDGET,
+    ) -> None:
+        if not session.num_samples:
+            raise EngineError("no held-out set: load one before evaluating")
+        self.session = session
+        self.originals = original_values(session)
+        self.base = prepare_arrays(session.tmap, dict(base or {}))
+        self.versions = dict(versions or {})
+        self.frontier_budget = int(frontier_budget)
+        self.agreement = Agreement()
+        self.base_metrics: Metrics | None = None
+        self._graph: _Graph | None = None
+        self._suffix: _Suffix | None = None
+        self.suffix_points = 0  # points run from a frontier (statistics for tests and benchmarks)
+        self.session_points = 0  # points run through session.evaluate
+        self.unchanged_points = 0  # points whose change equals the base
+        plan = getattr(session, "_plan", None)
+        if isinstance(session, EngineSession) and plan is not None:
+            self._graph = _Graph(session.model)
+
+    # -- values ------------------------------------------------------------------------
+    def current(self, name: str) -> np.ndarray:
+        """The base value of tensor ``name`` (the caller's edit, or the file's value)."""
+        a = self.base.get(name)
+        return self.originals[name] if a is None else a
+
+    def array(self, name: str) -> np.ndarray:
+        """:class:`~weightlab.core.edits.ArraySource`: the base value (read-only use)."""
+        return self.current(name)
+
+    def original(self, name: str) -> np.ndarray:
+        """:class:`~weightlab.core.edits.ArraySource`: the file's value."""
+        return self.originals[name]
+
+    # -- evaluation ----------------------------------------------------------------------
+    def baseline(
+        self, *, progress: Callable[[int, int, int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Metrics:  # fmt: skip
+        """Evaluate the base model (records the session's cuts and the outputs points are compared with).
+
+        Raises
+        ------
+        EvaluationCancelled
+            When ``should_stop()`` returned True.
+        """
+        captured: list[np.ndarray] = []
+        m = self._session_pass({}, progress, should_stop, capture=captured)
+        agree, change = self.agreement.compare(captured, is_baseline=True)
+        self.base_metrics = replace(m, agreement=agree, mean_abs_change=change)
+        return self.base_metrics
+
+    def _session_pass(
+        self,
+        changes: Mapping[str, np.ndarray],
+        progress: Callable[[int, int, int, int], None] | None,
+        should_stop: Callable[[], bool] | None,
+        *,
+        agreement: Agreement | None = None,
+        capture: list[np.ndarray] | None = None,
+    ) -> Metrics:
+        """A pass through the session itself with ``base + changes``.
+
+        ``agreement``: compare the outputs with it instead of the session's own
+        (which compares with the unedited file); ``capture``: append the outputs.
+        """
+        s = self.session
+        edited = {**self.base, **changes}
+        versions = {k: v for k, v in self.versions.items() if k not in changes}
+        own = s._agreement
+        target = own if agreement is None else agreement
+
+        class _Through(Agreement):
+            def compare(self, outputs, *, is_baseline):  # noqa: ANN001 - Agreement's signature
+                if capture is not None:
+                    capture.extend(np.array(o, copy=True) for o in outputs)
+                return target.compare(outputs, is_baseline=is_baseline and agreement is None)
+
+        s._agreement = _Through()
+        try:
+            return s.evaluate(edited, versions=versions, progress=progress, should_stop=should_stop)
+        finally:
+            s._agreement = own
+
+    def evaluate(
+        self,
+        changes: Mapping[str, np.ndarray],
+        *,
+        progress: Callable[[int, int, int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Metrics:
+        """Metrics of the model holding ``base`` with ``changes`` on top.
+
+        Parameters
+        ----------
+        changes:
+            Canonical name -> new values (shape and dtype kind as stored) of
+            the tensors this point changes.
+        progress, should_stop:
+            As for :meth:`EngineSession.evaluate`.
+
+        Returns
+        -------
+        Metrics
+            ``agreement`` with the base model; ``mode`` is ``"suffix"`` (a
+            pass from the target's frontier; ``cut`` names the latest layer
+            of the frontier), ``"unchanged"`` (no tensor differs from the
+            base: the base metrics) or the session's mode.
+
+        Raises
+        ------
+        EngineError
+            When a tensor is unknown or has the wrong shape or dtype.
+        EvaluationCancelled
+            When ``should_stop()`` returned True.
+        """
+        if self.base_metrics is None:
+            self.baseline(should_stop=should_stop)
+        assert self.base_metrics is not None
+        t0 = time.perf_counter()
+        ready = prepare_arrays(self.session.tmap, dict(changes))
+        ready = {
+            n: a for n, a in ready.items()
+            if not (a.dtype == self.current(n).dtype and np.array_equal(a, self.current(n), equal_nan=False))
+        }  # fmt: skip
+        if not ready:
+            self.unchanged_points += 1
+            return replace(self.base_metrics, mode="unchanged", seconds=time.perf_counter() - t0)
+        suffix = self._suffix_for(frozenset(ready), should_stop)
+        if suffix is None:
+            self.session_points += 1
+            m = self._session_pass(ready, progress, should_stop, agreement=self.agreement)
+        else:
+            self.suffix_points += 1
+            m = self._suffix_pass(suffix, ready, progress, should_stop)
+        return replace(m, seconds=time.perf_counter() - t0)
+
+    # -- suffix passes ---------------------------------------------------------------------
+    def _suffix_for(self, names: frozenset[str], should_stop) -> _Suffix | None:
+        if self._graph is None:
+            return None
+        if self._suffix is not None and self._suffix.names == names:
+            return self._suffix
+        self._suffix = None  # one target's activations at a time
+        s: EngineSession = self.session
+        g = self._graph
+        ops: set[int] = set()
+        for n in names:
+            owners = g.owners.get(id(s.tmap.variables[n]))
+            if not owners:
+                return None
+            ops |= owners
+        found = g.frontier(ops)
+        if found is None:
+            return None
+        front, first = found
+        rows = s.batch_size * len(s._batches)
+        if _rows_bytes(front, rows) < 0 or _rows_bytes(front, rows) > self.frontier_budget:
+            return None
+        # The session's variables must hold the base now (a session pass may have left a point).
+        s._assign(self.base, self.versions)
+        start = s._start()
+        # The cut must be upstream of the changed layers: its activations do not depend on them.
+        while start is not None and ops & start.prefix_ops:
+            earlier = [c for c in s._stored if c.position < start.position]
+            start = None
+            for cut in reversed(earlier):
+                ck = s._checkpoints.get(cut.position)
+                if ck is not None and ck.state == s._state(cut) and not ops & cut.prefix_ops:
+                    start = cut
+                    break
+        if start is not None and g.pos.get(id(start.tensor), -1) > first:  # pragma: no cover - defensive
+            start = None
+        source_tensor = g.source if start is None else start.tensor
+        source = s._batches if start is None else s._checkpoints[start.position].batches
+        need = [t for t in front if t is not source_tensor]
+        batches: list[list[Any]] = []
+        if need:
+            prefix = keras.Model(inputs=source_tensor, outputs=need)
+            pfn = tf.function(lambda x: prefix(x, training=False), jit_compile=s.jit_compile, reduce_retracing=True)
+        for xb in source:
+            if should_stop is not None and should_stop():
+                raise EvaluationCancelled()
+            got = pfn(xb) if need else []
+            it = iter(list(got) if isinstance(got, list | tuple) else [got])
+            batches.append([xb if t is source_tensor else next(it) for t in front])
+        suffix_bytes = _rows_bytes([t for t in g.order[first:]], 1)
+        if len(batches) > 1 and 0 <= suffix_bytes * rows <= ACTIVATION_BUDGET[s._kind]:
+            batches = [[tf.concat([b[i] for b in batches], axis=0) for i in range(len(front))]]
+        model = keras.Model(inputs=front if len(front) > 1 else front[0], outputs=s.model.outputs[0])
+        fn = _compile(model, s.jit_compile)
+        layers_run = sum(1 for p in s._plan.node_positions if p >= first)
+        cut = str(self._graph.op[id(front[-1])].name) if self._graph.op[id(front[-1])] is not None else "input"
+        self._suffix = _Suffix(names, batches, fn, layers_run, cut)
+        return self._suffix
+
+    def _suffix_pass(self, suffix: _Suffix, ready, progress, should_stop) -> Metrics:
+        s: EngineSession = self.session
+        variables = s.tmap.variables
+        scorer = PassScorer(s._y, s.num_classes, s.num_samples)
+        total = len(suffix.batches)
+        try:
+            for name, a in ready.items():
+                variables[name].assign(a)
+            for b, xb in enumerate(suffix.batches):
+                if should_stop is not None and should_stop():
+                    raise EvaluationCancelled()
+                _, out, class_scores, is_logits = suffix.fn(xb if len(xb) > 1 else xb[0])
+                scorer.add([out.numpy()], class_scores.numpy(), bool(is_logits))
+                if progress is not None:
+                    progress(b + 1, total, scorer.samples, scorer.hits)
+        finally:
+            for name in ready:
+                variables[name].assign(self.current(name))
+        plan = s._plan
+        return scorer.metrics(
+            self.agreement,
+            is_baseline=False,
+            outputs=s.output_names,
+            device=device_name(),
+            mode="suffix",
+            cut=suffix.cut,
+            layers_run=suffix.layers_run,
+            layers_total=len(plan.node_positions) if plan is not None else 0,
+            batch_size=s.batch_size,
+        )
