@@ -264,7 +264,7 @@ class PointEvaluator:
         target = own if agreement is None else agreement
 
         class _Through(Agreement):
-            def compare(self, outputs, *, is_baseline):  # noqa: ANN001 - Agreement's signature
+            def compare(self, outputs, *, is_baseline):
                 if capture is not None:
                     capture.extend(np.array(o, copy=True) for o in outputs)
                 return target.compare(outputs, is_baseline=is_baseline and agreement is None)
