@@ -138,8 +138,11 @@ def make_window(qtbot, config_dir):
         return w
 
     yield make
+    from shiboken6 import isValid
+
     for w in made:
-        w.close()
+        if isValid(w):  # pytest-qt deletes the windows of a failed test first
+            w.close()
         w.engine.shutdown()
 
 

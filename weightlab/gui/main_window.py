@@ -4,7 +4,7 @@ The window is layout and wiring. Its state lives in a Qt-free
 :class:`~weightlab.app.workspace.Workspace` (the session, the shown tensor,
 the held-out set, the evaluation options, trust, the running edit); the
 controllers in :mod:`weightlab.gui.controllers` (documents, views, edits,
-evaluation, comparison) subscribe to it and never call each other; the menus,
+evaluation, comparison, jobs) subscribe to it and never call each other; the menus,
 the toolbar and *Help › Keyboard Shortcuts* are built from the action registry
 (:func:`weightlab.app.actions.window_actions`), whose enablement follows the
 workspace's events. The public methods below delegate to the controllers.
@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 )
 
 from weightlab.app.actions import Action, window_actions
+from weightlab.app.jobs import JobList
 from weightlab.app.workspace import Workspace
 from weightlab.core.diff import export_tensor
 from weightlab.core.edits import Edit
@@ -57,6 +58,7 @@ from .controllers.comparison import COMPARE_SYNC_PARAMS, ComparisonController
 from .controllers.documents import DocumentsController
 from .controllers.edits import EditsController
 from .controllers.evaluation import EvaluationController
+from .controllers.jobs import JobsController
 from .controllers.paths import (
     ARCHITECTURE_FILTER,
     DATA_FILTER,
@@ -146,7 +148,7 @@ class MainWindow(QMainWindow):
 
     def __init__(self, engine: EngineAdapter | None = None, recent: RecentFiles | None = None):
         super().__init__()
-        self.workspace = Workspace()
+        self.workspace = Workspace(jobs=JobList())
         self.recent = recent or RecentFiles()
         self.engine = engine or EngineAdapter(self)
         self.computer = TensorComputer(self)
@@ -162,6 +164,7 @@ class MainWindow(QMainWindow):
         self.edits = EditsController(self, ws)
         self.evaluation = EvaluationController(self, ws, self.engine)
         self.comparison = ComparisonController(self, ws)
+        self.jobs = JobsController(self, ws, self.engine)
         self._build_actions()
         self.setAcceptDrops(True)
         self.setMinimumSize(1000, 640)

@@ -12,80 +12,12 @@ from collections.abc import Callable, Mapping
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (
-    QDialog,
-    QDialogButtonBox,
-    QMainWindow,
-    QMenu,
-    QStyle,
-    QTableWidget,
-    QTableWidgetItem,
-    QToolBar,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QMainWindow, QMenu, QStyle, QToolBar
 
-from weightlab.app.actions import STANDARD_PREFIX, Action, ActionRegistry, ShortcutConflict
+from weightlab.app.actions import ActionRegistry, ShortcutConflict
 from weightlab.app.workspace import Workspace
 
-
-def key_sequences(action: Action) -> list[QKeySequence]:
-    """The key sequences of ``action`` on this platform, each key once (standard bindings expanded).
-
-    Raises
-    ------
-    ValueError
-        A ``std:`` name that is not a ``QKeySequence.StandardKey``, or a key text Qt cannot read.
-    """
-    out: list[QKeySequence] = []
-    for text in action.shortcuts:
-        if text.startswith(STANDARD_PREFIX):
-            name = text[len(STANDARD_PREFIX):]
-            try:
-                standard = getattr(QKeySequence.StandardKey, name)
-            except AttributeError:
-                raise ValueError(f"{action.id}: no standard key {name!r}") from None
-            found = QKeySequence.keyBindings(standard)
-        else:
-            seq = QKeySequence(text)
-            if seq.isEmpty():
-                raise ValueError(f"{action.id}: cannot read shortcut {text!r}")
-            found = [seq]
-        for seq in found:
-            if seq not in out:
-                out.append(seq)
-    return out
-
-
-class ShortcutsDialog(QDialog):
-    """Help › Keyboard Shortcuts: every action with a key, as the menus show it."""
-
-    def __init__(self, registry: ActionRegistry, actions: Mapping[str, QAction], parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard Shortcuts")
-        rows = [(a, actions[a.id]) for a in registry if a.id in actions and actions[a.id].shortcuts()]
-        self.table = QTableWidget(len(rows), 3, self)
-        self.table.setHorizontalHeaderLabels(["Action", "Menu", "Keys"])
-        self.table.verticalHeader().setVisible(False)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for row, (spec, act) in enumerate(rows):
-            keys = ", ".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in act.shortcuts())
-            for col, text in enumerate((spec.text, spec.menu.replace("/", " › "), keys)):
-                self.table.setItem(row, col, QTableWidgetItem(text))
-        self.table.resizeColumnsToContents()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addWidget(buttons)
-        self.resize(560, 520)
-
-    def rows(self) -> list[tuple[str, str, str]]:
-        """``(action, menu, keys)`` of every row, as shown."""
-        return [
-            tuple(self.table.item(r, c).text() for c in range(3))  # type: ignore[misc]
-            for r in range(self.table.rowCount())
-        ]
+from ..shortcuts_dialog import ShortcutsDialog, resolve_keys
 
 
 class ActionsController:
@@ -109,6 +41,8 @@ class ActionsController:
     ------
     ShortcutConflict
         Two actions resolve to one key on this platform.
+    ValueError
+        A shortcut text Qt cannot read (:func:`~weightlab.gui.shortcuts_dialog.resolve_keys`).
     """
 
     def __init__(
@@ -126,7 +60,7 @@ class ActionsController:
         owners: dict[str, str] = {}
         for spec in registry:
             act = QAction(spec.label, window)
-            keys = key_sequences(spec)
+            keys = resolve_keys(spec.shortcuts)
             for seq in keys:
                 text = seq.toString(QKeySequence.SequenceFormat.PortableText)
                 if text in owners:
@@ -203,8 +137,10 @@ class ActionsController:
                 act.setText(spec.label_in(ws))
 
     def shortcuts_dialog(self) -> ShortcutsDialog:
-        """Help › Keyboard Shortcuts (shown, not modal)."""
-        dialog = ShortcutsDialog(self.registry, self.actions, self.window)
+        """Help › Keyboard Shortcuts: every action with a key, the keys as bound here (shown, not modal)."""
+        dialog = ShortcutsDialog(
+            self.registry, self.window, keys=lambda spec: self.actions[spec.id].shortcuts(), shortcuts_only=True
+        )
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
         return dialog
