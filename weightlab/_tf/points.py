@@ -116,16 +116,17 @@ class _Graph:
                 for v in op.weights:
                     self.owners.setdefault(id(v), set()).add(id(op))
 
-    def frontier(self, ops: set[int]) -> tuple[list[Any], int] | None:
-        """``(frontier tensors in topological order, position of the first changed tensor)``.
+    def _frontier(self, changed: Callable[[Any], bool]) -> tuple[list[Any], int, set[int]] | None:
+        """``(frontier in topological order, position of the first changed tensor, ids of the changed ones)``.
 
-        None when the output does not depend on ``ops``.
+        A tensor is changed when ``changed(tensor)`` or one of its inputs is
+        changed; the frontier holds the unchanged tensors that feed changed
+        ones. None when the output is not changed.
         """
         affected: set[int] = set()
         first = None
         for i, t in enumerate(self.order):
-            op = self.op[id(t)]
-            if (op is not None and id(op) in ops) or any(id(p) in affected for p in self.parents[id(t)]):
+            if changed(t) or any(id(p) in affected for p in self.parents[id(t)]):
                 affected.add(id(t))
                 first = i if first is None else first
         if id(self.sink) not in affected or first is None:
@@ -136,8 +137,30 @@ class _Graph:
                 for p in self.parents[id(t)]:
                     if id(p) not in affected:
                         front[id(p)] = p
-        tensors = sorted(front.values(), key=lambda t: self.pos[id(t)])
-        return tensors, first
+        return sorted(front.values(), key=lambda t: self.pos[id(t)]), first, affected
+
+    def frontier_of_ops(self, ops: set[int]) -> tuple[list[Any], int, set[int]] | None:
+        """The frontier of the tensors computed by the operations ``ops`` (ids) and everything after them."""
+        return self._frontier(lambda t: self.op[id(t)] is not None and id(self.op[id(t)]) in ops)
+
+    def frontier_after(self, tensor: Any) -> tuple[list[Any], int, set[int]] | None:
+        """The frontier of the tensors computed from ``tensor`` (``tensor`` itself unchanged)."""
+        return self._frontier(lambda t: any(p is tensor for p in self.parents[id(t)]))
+
+    def layer_output(self, layer: str) -> Any:
+        """The one tensor the layer called ``layer`` produces in this graph.
+
+        Raises
+        ------
+        EngineError
+            When the layer is not in the graph, is called more than once or has several outputs.
+        """
+        found = [t for t in self.order if self.op[id(t)] is not None and self.op[id(t)].name == layer]
+        if not found:
+            raise EngineError(f"layer {layer!r} is not a layer of the model's graph (nested models are not ranked)")
+        if len(found) > 1:
+            raise EngineError(f"layer {layer!r} produces {len(found)} tensors (shared or multi-output): not ranked")
+        return found[0]
 
 
 def _rows_bytes(tensors: Iterable[Any], rows: int) -> int:
@@ -159,6 +182,14 @@ class _Suffix:
         self.fn = fn
         self.layers_run = layers_run
         self.cut = cut
+
+
+class _Replaced:
+    """A layer's output and the rest of the frontier it needs, and a pass that replaces one unit."""
+
+    def __init__(self, layer, batches, fn, means, units, layers_run, cut):
+        self.layer, self.batches, self.fn, self.means = layer, batches, fn, means
+        self.units, self.layers_run, self.cut = units, layers_run, cut
 
 
 class PointEvaluator:
@@ -204,6 +235,7 @@ class PointEvaluator:
         self.base_metrics: Metrics | None = None
         self._graph: _Graph | None = None
         self._suffix: _Suffix | None = None
+        self._replaced: _Replaced | None = None
         self.suffix_points = 0  # points run from a frontier (statistics for tests and benchmarks)
         self.session_points = 0  # points run through session.evaluate
         self.unchanged_points = 0  # points whose change equals the base
@@ -343,49 +375,177 @@ class PointEvaluator:
             if not owners:
                 return None
             ops |= owners
-        found = g.frontier(ops)
+        found = g.frontier_of_ops(ops)
         if found is None:
             return None
-        front, first = found
-        rows = s.batch_size * len(s._batches)
-        if _rows_bytes(front, rows) < 0 or _rows_bytes(front, rows) > self.frontier_budget:
+        front, first, affected = found
+        batches = self._frontier_batches(front, first, affected, should_stop)
+        if batches is None:
             return None
-        # The session's variables must hold the base now (a session pass may have left a point).
-        s._assign(self.base, self.versions)
-        start = s._start()
-        # The cut must be upstream of the changed layers: its activations do not depend on them.
-        while start is not None and ops & start.prefix_ops:
-            earlier = [c for c in s._stored if c.position < start.position]
-            start = None
-            for cut in reversed(earlier):
-                ck = s._checkpoints.get(cut.position)
-                if ck is not None and ck.state == s._state(cut) and not ops & cut.prefix_ops:
-                    start = cut
-                    break
-        if start is not None and g.pos.get(id(start.tensor), -1) > first:  # pragma: no cover - defensive
-            start = None
+        model = keras.Model(inputs=front if len(front) > 1 else front[0], outputs=s.model.outputs[0])
+        self._suffix = _Suffix(names, batches, _compile(model, s.jit_compile), *self._where(front, first))
+        return self._suffix
+
+    def _where(self, front: list[Any], first: int) -> tuple[int, str]:
+        """``(layer calls run from the frontier, the name of the latest frontier layer)``."""
+        assert self._graph is not None
+        g = self._graph
+        op = g.op[id(front[-1])]
+        return sum(1 for t in g.order[first:] if g.op[id(t)] is not None), "input" if op is None else str(op.name)
+
+    def _frontier_batches(
+        self, front: list[Any], first: int, affected: set[int], should_stop
+    ) -> list[list[Any]] | None:
+        """The frontier's activations on the held-out set, batch by batch, for the base weights.
+
+        Computed from the latest valid cached cut of the session that does not
+        depend on the changed tensors (or from the inputs). One batch holding
+        every row when a pass from the frontier fits the activation budget.
+        None when they exceed :attr:`frontier_budget`.
+        """
+        s: EngineSession = self.session
+        g = self._graph
+        assert g is not None and s._batches is not None
+        rows = s.batch_size * len(s._batches)
+        need_bytes = _rows_bytes(front, rows)
+        if need_bytes < 0 or need_bytes > self.frontier_budget:
+            return None
+        s._assign(self.base, self.versions)  # a session pass may have left a point's values
+        start = None
+        for cut in reversed(s._stored):
+            ck = s._checkpoints.get(cut.position)
+            if ck is not None and id(cut.tensor) not in affected and ck.state == s._state(cut):
+                start = cut
+                break
         source_tensor = g.source if start is None else start.tensor
         source = s._batches if start is None else s._checkpoints[start.position].batches
         need = [t for t in front if t is not source_tensor]
-        batches: list[list[Any]] = []
         if need:
             prefix = keras.Model(inputs=source_tensor, outputs=need)
             pfn = tf.function(lambda x: prefix(x, training=False), jit_compile=s.jit_compile, reduce_retracing=True)
+        batches: list[list[Any]] = []
         for xb in source:
             if should_stop is not None and should_stop():
                 raise EvaluationCancelled()
             got = pfn(xb) if need else []
             it = iter(list(got) if isinstance(got, list | tuple) else [got])
             batches.append([xb if t is source_tensor else next(it) for t in front])
-        suffix_bytes = _rows_bytes([t for t in g.order[first:]], 1)
+        suffix_bytes = _rows_bytes(g.order[first:], 1)
         if len(batches) > 1 and 0 <= suffix_bytes * rows <= ACTIVATION_BUDGET[s._kind]:
             batches = [[tf.concat([b[i] for b in batches], axis=0) for i in range(len(front))]]
+        return batches
+
+    # -- replaced activations (mean ablation) ------------------------------------------------
+    def _activations_for(self, layer: str, should_stop) -> _Replaced:
+        if self._replaced is not None and self._replaced.layer == layer:
+            return self._replaced
+        self._replaced = None
+        if self._graph is None:
+            raise EngineError(
+                "replacing a unit's output needs a Keras model with one input and one output "
+                f"evaluated incrementally ({getattr(self.session, 'plan_problem', None) or 'not this model'})"
+            )
+        s: EngineSession = self.session
+        g = self._graph
+        tensor = g.layer_output(layer)
+        found = g.frontier_after(tensor)
+        if found is None:  # pragma: no cover - every layer output of the graph reaches the output
+            raise EngineError(f"the output of layer {layer!r} does not reach the model's output")
+        front, first, affected = found
+        batches = self._frontier_batches(front, first, affected, should_stop)
+        if batches is None:
+            raise EngineError(
+                f"the activations after layer {layer!r} need more than {self.frontier_budget >> 20} MiB"
+            )
+        idx = next(i for i, t in enumerate(front) if t is tensor)
+        n = s.num_samples
+        acts = np.concatenate([b[idx].numpy() for b in batches])[:n]
+        means = acts.reshape(-1, acts.shape[-1]).astype(np.float64).mean(axis=0)
         model = keras.Model(inputs=front if len(front) > 1 else front[0], outputs=s.model.outputs[0])
-        fn = _compile(model, s.jit_compile)
-        layers_run = sum(1 for p in s._plan.node_positions if p >= first)
-        cut = str(self._graph.op[id(front[-1])].name) if self._graph.op[id(front[-1])] is not None else "input"
-        self._suffix = _Suffix(names, batches, fn, layers_run, cut)
-        return self._suffix
+        inner = _compile(model, s.jit_compile)
+
+        @tf.function(reduce_retracing=True)
+        def fn(xs, mask, value):
+            xs = list(xs)
+            xs[idx] = tf.where(mask, tf.cast(value, xs[idx].dtype), xs[idx])
+            return inner(xs if len(xs) > 1 else xs[0])
+
+        layers_run, cut = self._where(front, first)
+        self._replaced = _Replaced(layer, batches, fn, means, int(acts.shape[-1]), layers_run, cut)
+        return self._replaced
+
+    def unit_means(self, layer: str, *, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+        """Mean of each output unit of ``layer`` over the held-out set, base weights.
+
+        Returns
+        -------
+        ``float64`` array ``(units,)``: the layer's output averaged over the
+        samples and, for convolutions, every position (all axes but the last).
+
+        Raises
+        ------
+        EngineError
+            When the model has no analysable graph, the layer is not a layer
+            of it (nested) or is called more than once.
+        """
+        return self._activations_for(layer, should_stop).means.copy()
+
+    def evaluate_replaced(
+        self,
+        layer: str,
+        unit: int,
+        value: float | None = None,
+        *,
+        progress: Callable[[int, int, int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Metrics:
+        """Metrics of the base model with output unit ``unit`` of ``layer`` replaced by a constant.
+
+        The layer's output activations (after its activation function) are
+        computed once per layer; for each call the unit's channel is set to
+        ``value`` everywhere (every sample and position; default: the unit's
+        mean, :meth:`unit_means`) and the rest of the model runs from there.
+        A BatchNormalization after the layer normalises the constant as it
+        would the mean.
+
+        Raises
+        ------
+        EngineError
+            As :meth:`unit_means`, or when ``unit`` is outside the layer's units.
+        EvaluationCancelled
+            When ``should_stop()`` returned True.
+        """
+        if self.base_metrics is None:
+            self.baseline(should_stop=should_stop)
+        t0 = time.perf_counter()
+        r = self._activations_for(layer, should_stop)
+        if not 0 <= int(unit) < r.units:
+            raise EngineError(f"layer {layer!r} has {r.units} output units; got unit {unit}")
+        s: EngineSession = self.session
+        mask = tf.constant(np.arange(r.units) == int(unit))
+        val = tf.constant(float(r.means[int(unit)] if value is None else value), tf.float64)
+        scorer = PassScorer(s._y, s.num_classes, s.num_samples)
+        total = len(r.batches)
+        for b, xb in enumerate(r.batches):
+            if should_stop is not None and should_stop():
+                raise EvaluationCancelled()
+            _, out, class_scores, is_logits = r.fn(xb, mask, val)
+            scorer.add([out.numpy()], class_scores.numpy(), bool(is_logits))
+            if progress is not None:
+                progress(b + 1, total, scorer.samples, scorer.hits)
+        self.suffix_points += 1
+        return scorer.metrics(
+            self.agreement,
+            is_baseline=False,
+            outputs=s.output_names,
+            seconds=time.perf_counter() - t0,
+            device=device_name(),
+            mode="suffix",
+            cut=r.cut,
+            layers_run=r.layers_run,
+            layers_total=len(s._plan.node_positions),
+            batch_size=s.batch_size,
+        )
 
     def _suffix_pass(self, suffix: _Suffix, ready, progress, should_stop) -> Metrics:
         s: EngineSession = self.session
