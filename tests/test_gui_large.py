@@ -186,7 +186,7 @@ def test_large_tensor_shows_preview_then_exact_histogram(window, big_kernel, tmp
 
 def test_preview_is_drawn_lighter_and_labelled(window, big_kernel, tmp_path, qtbot):
     s = memory_session(tmp_path / "big.fake", {"big/kernel": big_kernel})
-    window.session = s  # draw only: no computation starts
+    # the window shows no model: only the histogram draws
     req = tensor_worker.TensorRequest(1, "big/kernel", s, 50, False, None, big_kernel.size)
     p = tensor_worker.histogram_preview(req, big_kernel)
     window.histogram.set_preview(p)
@@ -442,6 +442,7 @@ def test_diff_of_a_large_tensor_is_computed_off_the_gui_thread(big_window, big_k
 
     w = big_window
     w.apply_edit(Scale(target="big/kernel", factor=0.5))
+    w.wait_idle()
     w.apply_edit(SetValue(target="big/kernel", index=(7, 9), value=big_kernel[7, 9]))  # one entry back as stored
     w.settle(60000)
     with qtbot.waitSignal(w.computer.diffed, timeout=60000):
