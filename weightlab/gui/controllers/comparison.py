@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtWidgets import QProgressDialog
@@ -24,10 +23,8 @@ from weightlab.core.session import EditSession
 
 from ..diff_view import CompareDialog
 from ..opener import ModelOpener, OpenRequest, close_session
+from .host import WindowHost
 from .paths import MODEL_FILTER
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
 
 #: Models with at most this many parameters are compared on the GUI thread
 #: (well under 100 ms); larger ones in the pool behind a progress dialog.
@@ -52,7 +49,7 @@ class ComparisonController(QObject):
         ``(other session, stop event, progress dialog)`` while a large comparison runs.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace):
+    def __init__(self, window: WindowHost, workspace: Workspace):
         super().__init__(window)
         self.w = window
         self.ws = workspace
@@ -76,7 +73,7 @@ class ComparisonController(QObject):
             self.compare_with(path)
 
     def compare_with(self, path: str | os.PathLike[str]) -> bool:
-        """Open ``path`` and compare it with the shown model (see :meth:`MainWindow.compare_with`)."""
+        """Open ``path`` and compare it with the shown model (see ``MainWindow.compare_with``)."""
         if self.ws.session is None:
             return False
         p = Path(path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
@@ -21,6 +20,7 @@ from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
 
 from ..opener import ModelOpener, OpenRequest, close_session
+from .host import WindowHost
 from .paths import (
     DATA_FILTER,
     MODEL_FILTER,
@@ -31,9 +31,6 @@ from .paths import (
     split_name,
     with_default_extension,
 )
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
 
 
 class DocumentsController(QObject):
@@ -47,7 +44,7 @@ class DocumentsController(QObject):
         Where an opened session lands.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace):
+    def __init__(self, window: WindowHost, workspace: Workspace):
         super().__init__(window)
         self.w = window
         self.ws = workspace
@@ -98,7 +95,7 @@ class DocumentsController(QObject):
             self.open_data(path)
 
     def open_path(self, path: str | os.PathLike[str], data: str | os.PathLike[str] | None = None) -> bool:
-        """Start opening a model (for ``.npz``: take it as the held-out set); see :meth:`MainWindow.open_path`."""
+        """Start opening a model (for ``.npz``: take it as the held-out set); see ``MainWindow.open_path``."""
         p = Path(path)
         if p.suffix.lower() == ".npz":
             return self.open_data(p)

@@ -14,7 +14,6 @@ the workspace's events, never from here.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
 
@@ -32,9 +31,7 @@ from weightlab.core.recipe import load_recipe
 from weightlab.core.session import ApplyEdit, ApplyEdits, Change, EditSession, Goto, SetStepEnabled
 
 from ..edit_runner import QtEditRunner
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from .host import WindowHost
 
 
 class EditsController(QObject):
@@ -48,7 +45,7 @@ class EditsController(QObject):
         Whose session is edited.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace):
+    def __init__(self, window: WindowHost, workspace: Workspace):
         super().__init__(window)
         self.w = window
         self.ws = workspace

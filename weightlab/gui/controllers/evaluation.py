@@ -9,7 +9,7 @@ engine's answers in the evaluation panel.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import QObject
 
@@ -25,10 +25,8 @@ from weightlab.app.workspace import (
 )
 
 from ..engine_adapter import EngineAdapter
+from .host import WindowHost
 from .paths import ARCHITECTURE_FILTER, NO_DATA_REASON
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
 
 
 class EvaluationController(QObject):
@@ -44,7 +42,7 @@ class EvaluationController(QObject):
         The evaluation engine's adapter.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace, engine: EngineAdapter):
+    def __init__(self, window: WindowHost, workspace: Workspace, engine: EngineAdapter):
         super().__init__(window)
         self.w = window
         self.ws = workspace

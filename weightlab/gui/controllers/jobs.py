@@ -9,17 +9,13 @@ its cancel buttons call the adapter's ``cancel_job``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from PySide6.QtCore import QObject
 
 from weightlab.app.workspace import Workspace
 
 from ..engine_adapter import EngineAdapter
 from ..jobs_view import JobsStatus
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from .host import WindowHost
 
 
 class JobsController(QObject):
@@ -35,7 +31,7 @@ class JobsController(QObject):
         The adapter whose jobs are shown and cancelled.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace, engine: EngineAdapter):
+    def __init__(self, window: WindowHost, workspace: Workspace, engine: EngineAdapter):
         super().__init__(window)
         self.status = JobsStatus(workspace.jobs, window)
         self.status.bind(engine)

@@ -10,7 +10,6 @@ the session runs.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer
 
@@ -22,9 +21,7 @@ from weightlab.core.session import EditSession
 from ..diff_view import DiffData, compute_diff
 from ..selection import neuron_target
 from ..tensor_worker import SYNC_LIMIT, TensorComputer, TensorRequest, TensorView
-
-if TYPE_CHECKING:
-    from ..main_window import MainWindow
+from .host import WindowHost
 
 
 class ViewsController(QObject):
@@ -38,7 +35,7 @@ class ViewsController(QObject):
         The state shown.
     """
 
-    def __init__(self, window: MainWindow, workspace: Workspace):
+    def __init__(self, window: WindowHost, workspace: Workspace):
         super().__init__(window)
         self.w = window
         self.ws = workspace
