@@ -95,6 +95,10 @@ _PRODUCERS = frozenset(
 )
 
 
+#: Longest chain of layers followed back from a merge (Python's recursion stays well below its limit).
+_MAX_TRACE = 300
+
+
 @dataclass(frozen=True)
 class Member:
     """A layer with a kernel in a coupled group.
@@ -217,6 +221,7 @@ class _Graph:
                 found = dict.fromkeys(_history_names(self.entries[name].get("inbound_nodes", [])))
                 self.inputs[name] = [n for n in found if n in self.entries]
         self._widths: dict[str, int | None] = {}
+        self._path: set[str] = set()
 
     def cls(self, name: str) -> str:
         return str(self.entries[name].get("class_name") or "")
@@ -279,9 +284,20 @@ class _Graph:
     def trace(self, name: str, start: int, seen: set[str], bn: str | None = None) -> _Trace:
         """Follow ``name``'s channels back to the layers that produce them."""
         out = _Trace()
-        if name in seen:
+        if name in self._path or len(self._path) > _MAX_TRACE:  # a cycle, or a chain too deep to follow
+            out.sources.append(name)
+            return out
+        if name in seen:  # reached again along another path (a diamond): already traced
             return out
         seen.add(name)
+        self._path.add(name)
+        try:
+            self._trace(name, start, seen, bn, out)
+        finally:
+            self._path.discard(name)
+        return out
+
+    def _trace(self, name: str, start: int, seen: set[str], bn: str | None, out: _Trace) -> None:
         if self.is_producer(name):
             w = self.width(name)
             out.members.append(Member(name, start, None if w is None else start + w, bn))
@@ -304,7 +320,6 @@ class _Graph:
             _extend(out, self.trace(self.inputs[name][0], start, seen, here))
         else:
             out.sources.append(name)
-        return out
 
     def batchnorm_after(self, name: str) -> str | None:
         """The BatchNormalization reached from ``name`` along single consumers through zero-preserving layers."""
