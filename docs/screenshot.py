@@ -38,8 +38,10 @@ def main(out: Path) -> None:
     w.open_path(MODEL_KERAS, HELDOUT)
     wait(lambda: w.eval_panel.settled)
     w.apply_edit(ZeroNeurons(target="dense", neurons=(3, 5, 8, 12, 20, 31, 40, 50)))
+    wait(lambda: not w.busy)  # edits run off the window's thread; one at a time
     w.tree.select("conv2d_1/kernel")
     w.apply_edit(Clip(target="conv2d_1/kernel", min=-0.12, max=0.12))
+    wait(lambda: not w.busy)
     wait(lambda: w.view_settled and w.session.position in w.eval_panel.step_accuracy())
     w.histogram.set_range(-0.05, 0.05)
     wait(lambda: False, 1.0)  # let the last repaints land

@@ -2,7 +2,7 @@
 
 :class:`ActionsController` turns each :class:`~weightlab.app.actions.Action`
 into a ``QAction`` bound to a slot of the window, fills the menu bar and a
-toolbar, and recomputes every action's enabled state and label when the
+toolbar (in the menu bar's corner), and recomputes every action's enabled state and label when the
 workspace announces a change (never because a flow asked for it).
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QStyle, QToolBar
 
@@ -88,9 +88,12 @@ class ActionsController:
         self.toolbar.setObjectName("main-toolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
         self.toolbar.setMovable(False)
+        self.toolbar.setIconSize(QSize(16, 16))
         for spec in registry.toolbar():
             self.toolbar.addAction(self.actions[spec.id])
-        window.addToolBar(self.toolbar)
+        # In the menu bar's right corner: a toolbar row of its own would take
+        # ~36 px from the panes, and the evaluation panel's last lines with them.
+        window.menuBar().setCornerWidget(self.toolbar, Qt.Corner.TopRightCorner)
         workspace.subscribe(lambda _ev: self.update())
         self.update()
 
