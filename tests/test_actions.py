@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from shiboken6 import isValid
 
+import weightlab
 from weightlab.app.actions import Action, ActionRegistry, ShortcutConflict, normalize_key, window_actions
 from weightlab.core.edits import Scale
 from weightlab.core.session import Goto
@@ -192,3 +193,31 @@ def test_a_failed_change_is_reported_once_and_the_window_is_idle_again(gated, mo
     assert s.steps == [] and window.edit_panel.isEnabled() and not window.busy
     assert window.goto(0) is False  # already there: nothing to run
     assert Goto(0) == Goto(0)
+
+
+def test_a_recipe_applies_off_the_window_thread_all_or_nothing_and_a_bad_one_is_reported(window, demo_paths, tmp_path):
+    from weightlab.core.recipe import save_recipe
+
+    edits = [Scale(target="dense/kernel", factor=0.5), Scale(target="dense/bias", factor=2.0)]
+    recipe = tmp_path / "r.json"
+    ref = weightlab.open(demo_paths["keras"])
+    try:
+        for e in edits:
+            ref.apply(e)
+        save_recipe(ref.to_recipe(), recipe)
+        assert window.open_and_wait(demo_paths["keras"])
+        assert window.apply_recipe(recipe)
+        assert window.busy
+        window.wait_idle()
+        s = window.session
+        assert s.position == 2 and window.errors == []
+        for name in ("dense/kernel", "dense/bias"):
+            np.testing.assert_array_equal(s.array(name), ref.array(name))
+    finally:
+        ref.model.close()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"weightlab_recipe": 1, "edits": [{"op": "scale", "target": "nope/kernel", "factor": 2}]}')
+    window.apply_recipe(bad)
+    window.wait_idle()
+    assert len(window.errors) == 1 and "bad.json" in window.errors[0]
+    assert window.session.position == 2  # nothing of the bad recipe applied
