@@ -430,9 +430,16 @@ class PointEvaluator:
             got = pfn(xb) if need else []
             it = iter(list(got) if isinstance(got, list | tuple) else [got])
             batches.append([xb if t is source_tensor else next(it) for t in front])
+        # Fewer, larger calls where the suffix is small (late layers): as many batches per call
+        # as fit the activation budget (every row at once when the whole set fits).
         suffix_bytes = _rows_bytes(g.order[first:], 1)
-        if len(batches) > 1 and 0 <= suffix_bytes * rows <= ACTIVATION_BUDGET[s._kind]:
-            batches = [[tf.concat([b[i] for b in batches], axis=0) for i in range(len(front))]]
+        group = len(batches) if suffix_bytes <= 0 else ACTIVATION_BUDGET[s._kind] // (suffix_bytes * s.batch_size)
+        group = max(1, min(len(batches), int(group)))
+        if group > 1:
+            batches = [
+                [tf.concat([b[i] for b in batches[lo : lo + group]], axis=0) for i in range(len(front))]
+                for lo in range(0, len(batches), group)
+            ]
         return batches
 
     # -- replaced activations (mean ablation) ------------------------------------------------
