@@ -462,3 +462,15 @@ def test_rank_without_labels_ranks_by_agreement():
            for i, a in enumerate([0.99, 0.9, 1.0])]
     res = RankResult.from_points(RankSpec(layer="d"), base, pts)
     assert [u.index for u in res.units] == [1, 0, 2] and res.units[0].drop == pytest.approx(0.1)
+
+
+def test_a_bad_spec_from_the_wire_is_a_value_error_naming_the_field():
+    import weightlab.core.sweeps as sweeps
+
+    with pytest.raises(ValueError, match="field 'op'") as err:
+        spec_from_dict({"kind": "sweep"})
+    assert isinstance(err.value, RecipeError) and isinstance(err.value, sweeps.SpecError)
+    with pytest.raises(ValueError, match="field 'param'"):
+        spec_from_dict({"kind": "sweep", "op": "clip", "param": "min", "targets": ["a"], "values": [0.1]})
+    with pytest.raises(ValueError, match="field 'layer'"):
+        spec_from_dict({"kind": "rank"})

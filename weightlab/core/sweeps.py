@@ -58,6 +58,7 @@ __all__ = [
     "MODES",
     "METRICS",
     "MAX_POINTS",
+    "SpecError",
     "SweepSpec",
     "SweepTarget",
     "sweep_targets",
@@ -85,8 +86,14 @@ MAX_POINTS = 10_000
 GROUP_PREFIX = "group:"
 
 
-def _bad(field_name: str, message: str) -> RecipeError:
-    return RecipeError(f"sweep spec: field {field_name!r}: {message}")
+class SpecError(RecipeError, ValueError):
+    """A sweep or rank spec with a bad field: a :class:`RecipeError` for users, and a
+    ``ValueError`` as :func:`weightlab.core.jobs.spec_from_dict` documents (the worker
+    answers a bad spec with ``JobFailed``)."""
+
+
+def _bad(field_name: str, message: str) -> SpecError:
+    return SpecError(f"sweep spec: field {field_name!r}: {message}")
 
 
 def _number(value: Any, field_name: str) -> float:
@@ -191,9 +198,12 @@ class SweepSpec(JobSpec):
     live: bool = False
 
     def __post_init__(self) -> None:
-        sp = sweep_param(self.op, self.param) if isinstance(self.op, str) and isinstance(self.param, str) else None
-        if sp is None:
+        if not (isinstance(self.op, str) and isinstance(self.param, str)):
             raise _bad("op", f"expected op and param names; got {self.op!r}, {self.param!r}")
+        try:
+            sp = sweep_param(self.op, self.param)
+        except RecipeError as e:
+            raise _bad("op" if self.op not in CATALOGUE else "param", str(e)) from None
         targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
         if not targets or not all(isinstance(t, str) and t for t in targets):
             raise _bad("targets", f"expected tensor/layer names, globs or group ids; got {self.targets!r}")
@@ -1196,15 +1206,15 @@ class RankSpec(JobSpec):
 
     def __post_init__(self) -> None:
         if not isinstance(self.layer, str) or not self.layer:
-            raise RecipeError(f"rank spec: field 'layer': expected a layer name; got {self.layer!r}")
+            raise SpecError(f"rank spec: field 'layer': expected a layer name; got {self.layer!r}")
         if self.ablation not in ABLATIONS:
-            raise RecipeError(f"rank spec: field 'ablation': expected zero or mean; got {self.ablation!r}")
+            raise SpecError(f"rank spec: field 'ablation': expected zero or mean; got {self.ablation!r}")
         if self.batchnorm is not None and not isinstance(self.batchnorm, bool):
-            raise RecipeError(f"rank spec: field 'batchnorm': expected true, false or null; got {self.batchnorm!r}")
+            raise SpecError(f"rank spec: field 'batchnorm': expected true, false or null; got {self.batchnorm!r}")
         if self.batchnorm and self.ablation == "mean":
-            raise RecipeError("rank spec: field 'batchnorm': mean ablation replaces the output itself")
+            raise SpecError("rank spec: field 'batchnorm': mean ablation replaces the output itself")
         if not isinstance(self.cumulative, bool):
-            raise RecipeError(f"rank spec: field 'cumulative': expected true or false; got {self.cumulative!r}")
+            raise SpecError(f"rank spec: field 'cumulative': expected true or false; got {self.cumulative!r}")
 
     @property
     def label(self) -> str:
