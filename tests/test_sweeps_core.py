@@ -28,6 +28,7 @@ from weightlab.core.sweeps import (
     SweepSpec,
     next_values,
     past_budget,
+    rank_edit,
     sweep_edit,
     sweep_targets,
 )
@@ -474,3 +475,52 @@ def test_a_bad_spec_from_the_wire_is_a_value_error_naming_the_field():
         spec_from_dict({"kind": "sweep", "op": "clip", "param": "min", "targets": ["a"], "values": [0.1]})
     with pytest.raises(ValueError, match="field 'layer'"):
         spec_from_dict({"kind": "rank"})
+
+
+def test_log_torn_in_its_header_starts_again_and_other_files_are_left_alone(tmp_path):
+    spec = _clip_spec(mode="each")
+    path = tmp_path / "sweep.jsonl"
+    SweepLog.open(path, spec)
+    whole = path.read_bytes()
+    path.write_bytes(whole[:17])  # killed while writing the header
+    log = SweepLog.open(path, spec)
+    log.append(_point("a", 0.5, 0.9))
+    assert path.read_bytes().startswith(whole) and SweepLog.load(path).done() == {("a", 0.5)}
+    precious = tmp_path / "model.keras"
+    precious.write_bytes(b"PK\x03\x04 not a log")
+    with pytest.raises(DataError, match="model.keras"):
+        SweepLog.open(precious, spec)
+    assert precious.read_bytes() == b"PK\x03\x04 not a log"
+
+
+def test_refine_follows_the_spec_and_skips_unknown_metrics():
+    spec = SweepSpec(op="prune_magnitude", param="sparsity", targets=("a",), adaptive=(0.0, 1.0), max_points=8,
+                     initial_points=3, resolution_pp=0.5)
+    assert spec.refine([]) == (0.0, 0.5, 1.0)
+    assert spec.refine([(0.0, 0.9), (0.5, 0.9), (1.0, 0.1)]) == (0.75,)
+    assert spec.refine([(0.0, 0.9), (0.5, None), (1.0, 0.1)]) == (0.5,)
+    assert _clip_spec().refine([(0.1, 0.5)]) == ()
+
+
+def test_rank_edit_zeroes_the_units_with_their_batchnorm():
+    model = residual_model()
+    session = EditSession(model)
+    edit = rank_edit(RankSpec(layer="conv1"), [3, 1], model)
+    assert edit == ZeroNeurons(target="conv1", neurons=(1, 3), batchnorm=True)  # bn1 follows conv1
+    new = edit.apply(model, session)
+    assert not new["bn1/gamma"][[1, 3]].any() and new["bn1/gamma"][0] == session.array("bn1/gamma")[0]
+    assert rank_edit(RankSpec(layer="head"), [0], model).batchnorm is False
+    assert rank_edit(RankSpec(layer="conv1", batchnorm=False), [0], model).batchnorm is False
+    with pytest.raises(RecipeError, match="has 3 output neurons"):
+        rank_edit(RankSpec(layer="head"), [5], model)
+    with pytest.raises(RecipeError, match="not a weight edit"):
+        rank_edit(RankSpec(layer="head", ablation="mean"), [0], model)
+    with pytest.raises(RecipeError, match="no units"):
+        rank_edit(RankSpec(layer="head"), [], model)
+
+
+def test_dataframes_when_pandas_is_installed():
+    pd = pytest.importorskip("pandas")
+    res = SweepResult(_clip_spec(), _point("", None, 0.9), [_point("a", 0.2, 0.8)])
+    df = res.to_dataframe()
+    assert isinstance(df, pd.DataFrame) and list(df["accuracy"]) == [0.9, 0.8]

@@ -74,6 +74,7 @@ __all__ = [
     "RankSpec",
     "UnitAblation",
     "RankResult",
+    "rank_edit",
 ]
 
 #: Sweep modes: every target edited at once, or each alone.
@@ -327,6 +328,22 @@ class SweepSpec(JobSpec):
         if sp.stronger == "down":
             return tuple(sorted(values, reverse=True))
         return tuple(sorted(values, key=lambda v: (abs(v - sp.neutral), v)))
+
+    def refine(self, measured: Iterable[tuple[float, float | None]], batch: int = 1) -> tuple[float, ...]:
+        """Adaptive sweeps: the next values of one target, given its ``(value, metric)`` pairs so far.
+
+        :func:`next_values` with the spec's bounds, point budget, resolution
+        and scale; unknown metrics (None) count against the budget but are not
+        refined around. Empty for a sweep that is not adaptive, or when the
+        curve is resolved or the budget spent.
+        """
+        if self.adaptive is None:
+            return ()
+        pairs = [(float(v), math.nan if m is None else float(m)) for v, m in measured]
+        return tuple(
+            next_values(pairs, self.adaptive, self.max_points, initial=self.initial_points,
+                        resolution_pp=self.resolution_pp, scale=self.scale, batch=batch)
+        )
 
     def spec_hash(self) -> str:
         """SHA-256 (hex) of the spec's JSON (keys sorted): equal for equal sweeps."""
@@ -1113,8 +1130,10 @@ class SweepLog:
             hash): resuming it would mix two sweeps.
         """
         p = Path(path)
-        if not p.exists() or p.stat().st_size == 0:
-            header = json.dumps({"sweep": spec.to_dict(), "hash": spec.spec_hash()}, allow_nan=False)
+        header = json.dumps({"sweep": spec.to_dict(), "hash": spec.spec_hash()}, allow_nan=False)
+        # New, or a kill while this sweep's header was being written (the file is a prefix of it):
+        # nothing was measured yet. Any other content is left alone (load() refuses it).
+        if not p.exists() or (p.stat().st_size <= len(header) and header.encode().startswith(p.read_bytes())):
             cls._write(p, header, mode="wb")
             return cls(p, spec, None, [])
         log = cls.load(p)
@@ -1360,6 +1379,35 @@ class RankResult:
         import pandas as pd
 
         return pd.read_csv(io.StringIO(self.to_csv()))
+
+
+def rank_edit(spec: RankSpec, units: Iterable[int], model: ModelFile) -> Edit:
+    """The zero ablation of ``units`` of ``spec.layer`` as a registered ``zero_neurons`` edit.
+
+    BatchNorm-aware: with ``spec.batchnorm`` None the following
+    BatchNormalization (:func:`weightlab.core.graph.following_batchnorm`) is
+    silenced for the same channels when there is one. A cumulative point is
+    ``rank_edit(spec, result.order()[:k], model)``.
+
+    Raises
+    ------
+    RecipeError
+        For a mean-ablation spec (it has no weight edit: the engine replaces
+        the unit's output), no units, a unit out of range, or
+        ``batchnorm=True`` with no BatchNormalization following the layer.
+    """
+    from .edits import ZeroNeurons
+    from .graph import following_batchnorm
+
+    if spec.ablation != "zero":
+        raise RecipeError(f"rank {spec.layer}: a {spec.ablation} ablation is not a weight edit")
+    neurons = tuple(sorted({int(u) for u in units}))
+    if not neurons:
+        raise RecipeError(f"rank {spec.layer}: no units to ablate")
+    bn = spec.batchnorm if spec.batchnorm is not None else following_batchnorm(model, spec.layer) is not None
+    edit = ZeroNeurons(target=spec.layer, neurons=neurons, batchnorm=bn)
+    edit.targets(model)  # the layer exists and the units are in range
+    return edit
 
 
 def _cum(k: int, p: SweepPoint) -> dict[str, Any]:
