@@ -325,6 +325,7 @@ def test_threshold_interpolates_the_first_crossing_from_the_weak_side():
     assert res.threshold("a", 50.0) is None  # never reached
     # Past the budget at the weakest value, clip's neutral is +inf: the weakest value.
     assert res.threshold("a", 0.0) == pytest.approx(0.4)
+    assert res.sensitivities(2.0) == {"a": pytest.approx(0.25)}
 
 
 def test_threshold_interpolates_from_a_finite_neutral_value():

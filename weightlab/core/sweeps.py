@@ -883,6 +883,11 @@ class SweepResult:
             prev_v, prev_d = float(v), float(d)
         return None
 
+    def sensitivities(self, budget_pp: float, metric: str | None = None) -> dict[str, float | None]:
+        """``{target: threshold(target, budget_pp)}``: where each target's drop passes the budget
+        (None: it stays within the budget over the measured values), for colouring a model tree."""
+        return {t: self.threshold(t, budget_pp, metric) for t in self.targets()}
+
     def to_json(self) -> dict[str, Any]:
         """The issue's JSON: ``{"baseline": {"accuracy", "loss", ...}, "points": [{"target", "value",
         "accuracy", "loss", "agreement", "accuracy_ci", ...}], ...}`` plus the spec, notes, early stops
