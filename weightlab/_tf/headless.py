@@ -15,12 +15,13 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..core.sweeps import RankResult, RankSpec, SweepLog, SweepResult, SweepSpec
 from ..engine.events import Metrics
 from .passes import open_session
 from .runtime import EvaluationCancelled, run_errors
 from .session import EngineSession
 
-__all__ = ["EvaluationCancelled", "evaluate", "evaluate_file", "open_session", "run_errors"]
+__all__ = ["EvaluationCancelled", "evaluate", "evaluate_file", "open_session", "rank", "run_errors", "sweep"]
 
 
 def evaluate(
@@ -118,3 +119,105 @@ def evaluate_file(
         if edited:
             session.evaluate()  # the unedited outputs, for the agreement fields
         return session.evaluate(edited)
+
+
+def _points_session(
+    model_path: str | os.PathLike[str], data_path: str | os.PathLike[str], edited: Mapping[str, np.ndarray] | None,
+    trust: bool, options: Mapping[str, Any],
+) -> tuple[Any, Any, Any]:  # fmt: skip
+    """``(session, PointEvaluator, ModelFile)`` for a sweep or a ranking."""
+    from .points import PointEvaluator
+    from .sweep import engine_model_file
+
+    session = open_session(model_path, data_path, trust=trust, **options)
+    evaluator = PointEvaluator(session, edited)
+    return session, evaluator, engine_model_file(session, model_path, evaluator.originals)
+
+
+def sweep(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    spec: SweepSpec,
+    *,
+    edited: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> SweepResult:
+    """Run a sweep in this process (see :mod:`weightlab._tf.sweep`).
+
+    Parameters
+    ----------
+    model_path, data_path:
+        Any evaluable model and its held-out ``.npz`` (as :func:`evaluate_file`).
+    spec:
+        The sweep.
+    edited:
+        Canonical name -> values of tensors already edited (the base the
+        points are added to); None: the file as stored.
+    progress:
+        ``progress(fraction, message, point)`` after each point.
+    should_stop:
+        Polled between batches; True ends the sweep early: the points so far
+        are returned with ``complete`` False.
+    log_path:
+        Partial results, one JSON line per point (:class:`~weightlab.core.sweeps.SweepLog`):
+        created when absent, resumed when it holds this sweep's points.
+    trust, options:
+        As for :func:`evaluate_file` (``batch_size``, ``cache_budget``...).
+
+    Raises
+    ------
+    EngineError, DataError, FormatError
+        With a user-facing message naming the file.
+    RecipeError
+        When a target or value does not fit the model.
+    DataError
+        When ``log_path`` holds another sweep's log.
+    """
+    from .sweep import run_sweep
+
+    with run_errors(model_path):
+        _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
+        try:
+            log = None if log_path is None else SweepLog.open(log_path, spec)
+            return run_sweep(
+                evaluator, model, spec, progress=progress, should_stop=should_stop, log=log, partial_on_cancel=True
+            )
+        finally:
+            model.close()
+
+
+def rank(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    spec: RankSpec,
+    *,
+    edited: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> RankResult:
+    """Rank a layer's output units in this process (see :mod:`weightlab._tf.rank`).
+
+    Parameters as for :func:`sweep`; a cancelled ranking returns the units
+    measured so far (``complete`` False).
+
+    Raises
+    ------
+    EngineError, DataError, FormatError
+        With a user-facing message naming the file.
+    RecipeError
+        When the layer has no kernel.
+    """
+    from .rank import run_rank
+
+    with run_errors(model_path):
+        _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
+        try:
+            return run_rank(evaluator, model, spec, progress=progress, should_stop=should_stop, partial_on_cancel=True)
+        finally:
+            model.close()

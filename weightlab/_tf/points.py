@@ -245,9 +245,20 @@ class PointEvaluator:
 
     # -- values ------------------------------------------------------------------------
     def current(self, name: str) -> np.ndarray:
-        """The base value of tensor ``name`` (the caller's edit, or the file's value)."""
+        """The base value of tensor ``name`` (the caller's edit, or the file's value).
+
+        Raises
+        ------
+        EngineError
+            When the engine's model has no such tensor.
+        """
         a = self.base.get(name)
-        return self.originals[name] if a is None else a
+        if a is not None:
+            return a
+        try:
+            return self.originals[name]
+        except KeyError:
+            raise EngineError(f"the evaluated model has no tensor {name!r}") from None
 
     def array(self, name: str) -> np.ndarray:
         """:class:`~weightlab.core.edits.ArraySource`: the base value (read-only use)."""
@@ -255,7 +266,24 @@ class PointEvaluator:
 
     def original(self, name: str) -> np.ndarray:
         """:class:`~weightlab.core.edits.ArraySource`: the file's value."""
+        if name not in self.originals:
+            raise EngineError(f"the evaluated model has no tensor {name!r}")
         return self.originals[name]
+
+    def position(self, names: Iterable[str]) -> int:
+        """Where the first tensor that depends on tensors ``names`` is, in the graph's topological order.
+
+        Sweeps run targets from the output backwards by it. -1 when unknown
+        (no analysable graph, a tensor the graph does not use).
+        """
+        if self._graph is None:
+            return -1
+        ops: set[int] = set()
+        for n in names:
+            var = self.session.tmap.variables.get(n)
+            ops |= self._graph.owners.get(id(var), set()) if var is not None else set()
+        found = self._graph.frontier_of_ops(ops) if ops else None
+        return -1 if found is None else found[1]
 
     # -- evaluation ----------------------------------------------------------------------
     def baseline(
@@ -500,25 +528,34 @@ class PointEvaluator:
     def evaluate_replaced(
         self,
         layer: str,
-        unit: int,
-        value: float | None = None,
+        units: int | Iterable[int],
+        values: float | Iterable[float] | None = None,
         *,
         progress: Callable[[int, int, int, int], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> Metrics:
-        """Metrics of the base model with output unit ``unit`` of ``layer`` replaced by a constant.
+        """Metrics of the base model with output units of ``layer`` replaced by constants.
 
         The layer's output activations (after its activation function) are
-        computed once per layer; for each call the unit's channel is set to
-        ``value`` everywhere (every sample and position; default: the unit's
-        mean, :meth:`unit_means`) and the rest of the model runs from there.
-        A BatchNormalization after the layer normalises the constant as it
-        would the mean.
+        computed once per layer; for each call the channels of ``units`` are
+        set to ``values`` everywhere (every sample and position; default: each
+        unit's mean, :meth:`unit_means`) and the rest of the model runs from
+        there. A BatchNormalization after the layer normalises the constant
+        as it would the mean.
+
+        Parameters
+        ----------
+        layer:
+            The layer's name.
+        units:
+            One unit index or several (indices on the output's last axis).
+        values:
+            One value for all, one per unit, or None for the units' means.
 
         Raises
         ------
         EngineError
-            As :meth:`unit_means`, or when ``unit`` is outside the layer's units.
+            As :meth:`unit_means`, or when a unit is outside the layer's units.
         EvaluationCancelled
             When ``should_stop()`` returned True.
         """
@@ -526,11 +563,18 @@ class PointEvaluator:
             self.baseline(should_stop=should_stop)
         t0 = time.perf_counter()
         r = self._activations_for(layer, should_stop)
-        if not 0 <= int(unit) < r.units:
-            raise EngineError(f"layer {layer!r} has {r.units} output units; got unit {unit}")
+        idx = np.atleast_1d(np.asarray(units, dtype=np.int64))
+        bad = idx[(idx < 0) | (idx >= r.units)]
+        if bad.size:
+            raise EngineError(f"layer {layer!r} has {r.units} output units; got unit {int(bad[0])}")
         s: EngineSession = self.session
-        mask = tf.constant(np.arange(r.units) == int(unit))
-        val = tf.constant(float(r.means[int(unit)] if value is None else value), tf.float64)
+        full = r.means.copy()
+        if values is not None:
+            full[idx] = np.broadcast_to(np.asarray(values, dtype=np.float64), idx.shape)
+        mask_np = np.zeros(r.units, dtype=bool)
+        mask_np[idx] = True
+        mask = tf.constant(mask_np)
+        val = tf.constant(full, tf.float64)
         scorer = PassScorer(s._y, s.num_classes, s.num_samples)
         total = len(r.batches)
         for b, xb in enumerate(r.batches):
