@@ -189,3 +189,22 @@ def test_a_very_long_chain_before_a_merge_ends_without_recursion_error():
     chain.append(layer("add", "Add", (prev, "e")))
     (grp,) = coupled_groups(functional(*chain))
     assert grp.layers == ("e",) and grp.sources  # the chain is reported, not followed to its end
+
+
+@pytest.mark.parametrize("fmt", ["keras", "h5"])
+def test_the_demo_file_read_as_data(demo_paths, fmt):
+    import weightlab
+    from weightlab.core.graph import following_batchnorm
+
+    model = weightlab.open(demo_paths[fmt]).model
+    try:
+        groups = coupled_groups(model)
+        # A Sequential CNN: no merges; its first conv and the BatchNorm after it are one group,
+        # and that BatchNorm is the one zero_neurons(batchnorm=True) silences.
+        assert [(g.id, g.kind, g.layers) for g in groups] == [
+            ("group:conv2d+batch_normalization", "batchnorm", ("conv2d",))
+        ]
+        assert groups[0].members[0].batchnorm == following_batchnorm(model, "conv2d")
+        assert groups[0].channels == model.tensor("conv2d/kernel").shape[-1]
+    finally:
+        model.close()
