@@ -29,6 +29,7 @@ from weightlab.core.sweeps import (
     next_values,
     past_budget,
     rank_edit,
+    recipe_edits,
     sweep_edit,
     sweep_targets,
 )
@@ -271,6 +272,10 @@ def test_coupled_prune_removes_the_same_channels_everywhere_by_joint_norm():
         replay.apply(s)
     for name, arr in new.items():
         assert np.array_equal(replay.array(name), arr), name
+    assert recipe_edits(edit, model, session) == steps
+    assert recipe_edits(Clip(target="head/kernel", threshold=0.1), model, session) == [
+        Clip(target="head/kernel", threshold=0.1)
+    ]
     # A group id given as a string is resolved with the model.
     assert sweep_edit(spec, "group:add", 0.25, model) == edit
     with pytest.raises(RecipeError, match="needs the model"):

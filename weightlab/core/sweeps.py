@@ -65,6 +65,7 @@ __all__ = [
     "sweep_edit",
     "CompositeEdit",
     "CoupledPruneNeurons",
+    "recipe_edits",
     "SweepPoint",
     "SweepResult",
     "next_values",
@@ -549,6 +550,19 @@ def sweep_edit(
     if grp is not None and spec.op == "prune_neurons":
         return CoupledPruneNeurons(target=et, group=grp, **params)
     return edit_from_dict({"op": spec.op, "target": list(et) if isinstance(et, tuple) else et, **params}, "sweep")
+
+
+def recipe_edits(edit: Edit, model: ModelFile, source: Any) -> list[Edit]:
+    """The registered edits (recipe steps) that ``edit`` of :func:`sweep_edit` stands for.
+
+    A plain edit is itself; a :class:`CompositeEdit` or
+    :class:`CoupledPruneNeurons` gives its :meth:`steps` on the current
+    weights (``source``: a session). Applying a point as an undoable history
+    step, or writing it into a recipe, uses these, so a journal or recipe
+    replays it.
+    """
+    steps = getattr(edit, "steps", None)
+    return list(steps(model, source)) if callable(steps) else [edit]
 
 
 class _Overlay:
