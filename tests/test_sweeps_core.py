@@ -282,6 +282,15 @@ def test_coupled_prune_removes_the_same_channels_everywhere_by_joint_norm():
         sweep_edit(spec, "group:add", 0.25)
 
 
+def test_neuron_op_together_over_a_glob_takes_the_layers_with_kernels():
+    model = residual_model()
+    spec = SweepSpec(op="prune_neurons", param="fraction", targets=("conv*/kernel", "head"), values=(0.5,))
+    (target,) = sweep_targets(spec, model)
+    assert target.edit_target == ("conv1", "conv2", "conv3", "head")
+    with pytest.raises(RecipeError, match="no layer with a kernel"):
+        sweep_targets(SweepSpec(op="prune_neurons", param="fraction", targets=("bn*",), values=(0.5,)), model)
+
+
 def test_neuron_op_on_several_layers_together_is_a_composite_of_registered_edits():
     model = residual_model()
     session = EditSession(model)

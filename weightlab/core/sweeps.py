@@ -413,6 +413,11 @@ def sweep_targets(spec: SweepSpec, model: ModelFile) -> list[SweepTarget]:
             else:
                 names.append(t)
         if _neuron_op(spec.op):
+            plain_names = [n for n in names if not model.has_layer(n)]
+            layers = [n for n in names if model.has_layer(n)]
+            if plain_names:  # tensor names and globs select the layers of their tensors
+                layers += _neuron_layers(spec, plain_names, model)
+            names = [lay.name for lay in model.layers if lay.name in set(layers)]
             for n in names:
                 neuron_tensors(n, model, spec.op)  # each must be a layer with neurons
         else:
@@ -424,15 +429,10 @@ def sweep_targets(spec: SweepSpec, model: ModelFile) -> list[SweepTarget]:
     plain = [t for t in spec.targets if not t.startswith(GROUP_PREFIX)]
     items: list[tuple[str, str]] = []  # (kind, name) in model order
     if plain:
-        tensors = resolve_tensors(tuple(plain), model, spec.op)
         if _neuron_op(spec.op):
-            layers = list(dict.fromkeys(model.tensor(t).layer for t in tensors))
-            layers = [lay for lay in layers if _has_neurons(lay, model)]
-            if not layers:
-                raise RecipeError(f"{spec.op}: {', '.join(plain)} selects no layer with a kernel")
-            items.extend(("layer", lay) for lay in layers)
+            items.extend(("layer", lay) for lay in _neuron_layers(spec, plain, model))
         else:
-            items.extend(("tensor", t) for t in tensors)
+            items.extend(("tensor", t) for t in resolve_tensors(tuple(plain), model, spec.op))
     items.extend(("group", t) for t in spec.targets if t.startswith(GROUP_PREFIX))
     for kind, name in items:
         if kind == "group":
@@ -460,6 +460,15 @@ def sweep_targets(spec: SweepSpec, model: ModelFile) -> list[SweepTarget]:
             )
         out.append(SweepTarget(name, name, None, note))
     return out
+
+
+def _neuron_layers(spec: SweepSpec, names: Sequence[str], model: ModelFile) -> list[str]:
+    """Layers with neurons among the layers of the tensors ``names`` select, in model order."""
+    tensors = resolve_tensors(tuple(names), model, spec.op)
+    layers = [lay for lay in dict.fromkeys(model.tensor(t).layer for t in tensors) if _has_neurons(lay, model)]
+    if not layers:
+        raise RecipeError(f"{spec.op}: {', '.join(names)} selects no layer with a kernel")
+    return layers
 
 
 def _has_neurons(layer: str, model: ModelFile) -> bool:
