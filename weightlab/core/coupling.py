@@ -374,7 +374,7 @@ def coupled_groups(model_or_config: ModelFile | Mapping[str, Any] | None) -> lis
     """
     if isinstance(model_or_config, ModelFile):
         model: ModelFile | None = model_or_config
-        config = model_or_config.config
+        config: Mapping[str, Any] | None = model_or_config.config
     else:
         model, config = None, model_or_config
     g = _Graph(config, model)

@@ -151,7 +151,7 @@ class Plan:
                 out.append(p)
         return out
 
-    def recipe(self, model: ModelFile | None = None, source: Any = None, source_name: str | None = None) -> dict:
+    def recipe(self, model: ModelFile | None = None, source: Any = None, source_name: str | None = None) -> dict[str, Any]:
         """The plan as a recipe object (``{"version": 1, "edits": [...]}``, see :mod:`weightlab.core.recipe`)."""
         from .recipe import recipe_dict
 

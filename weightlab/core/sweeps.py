@@ -436,10 +436,10 @@ def sweep_targets(spec: SweepSpec, model: ModelFile) -> list[SweepTarget]:
     items.extend(("group", t) for t in spec.targets if t.startswith(GROUP_PREFIX))
     for kind, name in items:
         if kind == "group":
-            grp = find_group(name, groups)
-            if grp.id not in seen:
-                seen.add(grp.id)
-                out.append(_group_target(spec, grp))
+            found = find_group(name, groups)
+            if found.id not in seen:
+                seen.add(found.id)
+                out.append(_group_target(spec, found))
             continue
         grp = _group_of(name, groups) if kind == "layer" else None
         if grp is not None and spec.coupled:
@@ -696,7 +696,7 @@ class CoupledPruneNeurons(Edit):
 
     def to_dict(self) -> dict[str, Any]:
         """For display and logs (not a recipe step: see :meth:`steps`)."""
-        d = {"op": "prune_neurons", "group": self.group.id, "target": list(self.group.layers), "norm": self.norm}
+        d: dict[str, Any] = {"op": "prune_neurons", "group": self.group.id, "target": list(self.group.layers), "norm": self.norm}
         d.update({"count": self.count} if self.count is not None else {"fraction": self.fraction})
         return d
 
@@ -977,9 +977,7 @@ class SweepResult:
         ImportError
             When pandas is not installed.
         """
-        import pandas as pd
-
-        return pd.read_csv(io.StringIO(self.to_csv()))
+        return _pandas().read_csv(io.StringIO(self.to_csv()))
 
 
 # -- adaptive refinement --------------------------------------------------------------------
@@ -1404,9 +1402,7 @@ class RankResult:
 
     def to_dataframe(self) -> Any:
         """The units as a pandas DataFrame (columns as :meth:`to_csv`); ImportError without pandas."""
-        import pandas as pd
-
-        return pd.read_csv(io.StringIO(self.to_csv()))
+        return _pandas().read_csv(io.StringIO(self.to_csv()))
 
 
 def rank_edit(spec: RankSpec, units: Iterable[int], model: ModelFile) -> Edit:
@@ -1436,6 +1432,13 @@ def rank_edit(spec: RankSpec, units: Iterable[int], model: ModelFile) -> Edit:
     edit = ZeroNeurons(target=spec.layer, neurons=neurons, batchnorm=bn)
     edit.targets(model)  # the layer exists and the units are in range
     return edit
+
+
+def _pandas() -> Any:
+    """pandas, an optional dependency (ImportError when it is not installed)."""
+    import importlib
+
+    return importlib.import_module("pandas")
 
 
 def _cum(k: int, p: SweepPoint) -> dict[str, Any]:
