@@ -74,10 +74,10 @@ def test_edits_of_the_session_become_tensor_and_history_events(tmp_path):
     ws.set_session(s)
     seen = _recorder(ws, TensorsChanged, HistoryChanged)
     s.apply(Scale(target="d/kernel", factor=2.0))
-    assert seen == [TensorsChanged(frozenset({"d/kernel"})), HistoryChanged(1, 1)]
+    assert seen == [HistoryChanged(1, 1), TensorsChanged(frozenset({"d/kernel"}))]
     assert ws.changes == 1 and ws.edited() and ws.edited(["d/kernel"]) and not ws.edited(["d/bias"])
     s.undo()
-    assert seen[-2:] == [TensorsChanged(frozenset({"d/kernel"})), HistoryChanged(0, 1)]
+    assert seen[-2:] == [HistoryChanged(0, 1), TensorsChanged(frozenset({"d/kernel"}))]
     assert not ws.edited()
 
 

@@ -234,9 +234,11 @@ class Workspace:
         self.emit(SessionReplaced(session, old, data_path))
 
     def _on_session(self, changed: set[str]) -> None:
+        # The history first: a subscriber reacting to the values (an evaluation
+        # of this position) sees the steps that produced them.
         self._changes += 1
-        self.emit(TensorsChanged(frozenset(changed)))
         self.history_changed()
+        self.emit(TensorsChanged(frozenset(changed)))
 
     def history_changed(self) -> None:
         """Announce that the session's steps or position changed without a change of values."""

@@ -22,7 +22,6 @@ from weightlab.app.workspace import (
     CurrentChanged,
     HistoryChanged,
     SessionReplaced,
-    TensorsChanged,
     Workspace,
 )
 from weightlab.core.edits import Edit, Revert, SetValue
@@ -62,7 +61,7 @@ class EditsController(QObject):
         window.histogram.rangeChanged.connect(window.edit_panel.set_range)
         workspace.subscribe(self._on_replaced, SessionReplaced)
         workspace.subscribe(lambda ev: window.edit_panel.set_tensor(ev.name), CurrentChanged)
-        workspace.subscribe(lambda _ev: window.history.refresh(), TensorsChanged, HistoryChanged)
+        workspace.subscribe(lambda _ev: window.history.refresh(), HistoryChanged)
         workspace.subscribe(self._on_busy, BusyChanged)
 
     def _on_replaced(self, ev: SessionReplaced) -> None:
@@ -107,7 +106,8 @@ class EditsController(QObject):
         if running is None:
             return
         self.w.journal.sync()  # also a step that changes no values (switched off, an undone tail)
-        self.ws.history_changed()
+        if not changed:  # the session announced nothing: its history changed all the same
+            self.ws.history_changed()
         if running[2]:
             self.w.statusBar().showMessage(running[2], 4000)
 

@@ -75,10 +75,7 @@ class EvaluationController(QObject):
         self.restart()
 
     def _on_tensors(self, ev: TensorsChanged) -> None:
-        s = self.ws.session
-        if s is not None:
-            self.panel.set_history(s.steps, s.position)
-        self.request()
+        self.request()  # the history was announced just before (HistoryChanged)
 
     def _on_history(self, ev: HistoryChanged) -> None:
         s = self.ws.session
