@@ -539,3 +539,18 @@ def test_dataframes_when_pandas_is_installed():
     res = SweepResult(_clip_spec(), _point("", None, 0.9), [_point("a", 0.2, 0.8)])
     df = res.to_dataframe()
     assert isinstance(df, pd.DataFrame) and list(df["accuracy"]) == [0.9, 0.8]
+
+
+def test_cli_value_texts():
+    from weightlab.core.sweeps import parse_range, parse_values
+
+    assert parse_values("0.1,0.2, 0.5") == (0.1, 0.2, 0.5)
+    assert parse_range("0.05:0.4:0.05") == (0.05, 0.4, 0.05)
+    spec = SweepSpec(op="clip", param="threshold", targets=("a",), value_range=parse_range("0.05:0.4:0.05"))
+    assert len(spec.initial_values()) == 8 and spec.initial_values()[-1] == 0.05
+    for bad in ("", "0.1,,0.2", "0.1,x", "nan", "1,inf"):
+        with pytest.raises(RecipeError, match="'values'"):
+            parse_values(bad)
+    for bad in ("0.1:0.2", "a:b:c", "0:1:nan", "0:1:2:3"):
+        with pytest.raises(RecipeError, match="'value_range'"):
+            parse_range(bad)

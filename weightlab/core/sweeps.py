@@ -59,6 +59,8 @@ __all__ = [
     "METRICS",
     "MAX_POINTS",
     "SpecError",
+    "parse_values",
+    "parse_range",
     "SweepSpec",
     "SweepTarget",
     "sweep_targets",
@@ -354,6 +356,42 @@ class SweepSpec(JobSpec):
 
 def _param_value(sp: SweepParam, v: float) -> float | int:
     return int(v) if sp.kind == "int" else float(v)
+
+
+def parse_values(text: str) -> tuple[float, ...]:
+    """``"0.1,0.2, 0.5"`` -> ``(0.1, 0.2, 0.5)`` (the CLI's ``--values``).
+
+    Raises
+    ------
+    SpecError
+        When a part is not a finite number, or there is none.
+    """
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        raise _bad("values", f"expected numbers separated by commas, e.g. 0.1,0.2,0.5; got {text!r}") from None
+    if not values or not all(math.isfinite(v) for v in values):
+        raise _bad("values", f"expected finite numbers; got {text!r}")
+    return values
+
+
+def parse_range(text: str) -> tuple[float, float, float]:
+    """``"0.05:0.4:0.05"`` -> ``(0.05, 0.4, 0.05)`` (the CLI's ``--range START:STOP:STEP``, stop included).
+
+    Raises
+    ------
+    SpecError
+        When it is not three finite numbers separated by colons.
+    """
+    parts = str(text).split(":")
+    try:
+        start, stop, step = (float(p) for p in parts)
+    except ValueError:
+        raise _bad("value_range", f"expected START:STOP:STEP, e.g. 0.05:0.4:0.05; got {text!r}") from None
+    if not all(math.isfinite(v) for v in (start, stop, step)):
+        raise _bad("value_range", f"expected finite numbers; got {text!r}")
+    return start, stop, step
 
 
 # -- targets and the edit of one point ---------------------------------------------------
