@@ -554,3 +554,83 @@ def test_cli_value_texts():
     for bad in ("0.1:0.2", "a:b:c", "0:1:nan", "0:1:2:3"):
         with pytest.raises(RecipeError, match="'value_range'"):
             parse_range(bad)
+
+
+def _dense_residual():
+    from sweepfixtures import functional, layer
+
+    from weightlab.core.model import ModelFile
+
+    cfg = functional(
+        layer("x", "InputLayer", batch_shape=[None, 5]),
+        layer("a", "Dense", ("x",), units=4),
+        layer("b", "Dense", ("x",), units=4),
+        layer("add", "Add", ("a", "b")),
+    )
+    rng = np.random.default_rng(7)
+    arrays = {f"{n}/{w}": rng.normal(size=s).astype(np.float32)
+              for n in ("a", "b") for w, s in (("kernel", (5, 4)), ("bias", (4,)))}
+    return ModelFile.from_arrays(arrays, classes={"a": "Dense", "b": "Dense"}, config=cfg)
+
+
+def _forward(session, x):
+    """The residual block in NumPy: a(x) + b(x)."""
+    return sum(x @ session.array(f"{n}/kernel") + session.array(f"{n}/bias") for n in ("a", "b"))
+
+
+def test_pruning_one_side_of_a_residual_add_leaves_the_channel_flowing_the_group_silences_it():
+    model = _dense_residual()
+    x = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    alone = SweepSpec(op="prune_neurons", param="count", targets=("a",), values=(2,), mode="each")
+    (t_alone,) = sweep_targets(alone, model)
+    assert "coupled" in t_alone.note and "group:add" in t_alone.note
+    s1 = EditSession(model)
+    edit = sweep_edit(alone, t_alone, 2)
+    s1.apply(edit)
+    pruned = list(edit.chosen_neurons(model, EditSession(model)))
+    out = _forward(s1, x)
+    assert np.abs(out[:, pruned]).min() > 0  # the other side still carries those channels: not removed
+
+    grouped = SweepSpec(op="prune_neurons", param="count", targets=("a",), values=(2,), mode="each", coupled=True)
+    (t_group,) = sweep_targets(grouped, model)
+    assert t_group.name == "group:add"
+    s2 = EditSession(model)
+    g_edit = sweep_edit(grouped, t_group, 2)
+    s2.apply(g_edit)
+    removed = list(g_edit.chosen_channels(model, EditSession(model)))
+    out2 = _forward(s2, x)
+    assert len(removed) == 2 and not out2[:, removed].any()  # really removed from the block's output
+    kept = [j for j in range(4) if j not in removed]
+    assert np.array_equal(out2[:, kept], _forward(EditSession(model), x)[:, kept])
+
+
+def test_coupled_prune_maps_concatenated_channels_to_each_member():
+    from sweepfixtures import functional, layer
+
+    from weightlab.core.model import ModelFile
+
+    cfg = functional(
+        layer("x", "InputLayer", batch_shape=[None, 3]),
+        layer("a", "Dense", ("x",), units=4),
+        layer("b", "Dense", ("x",), units=6),
+        layer("cat", "Concatenate", ("a", "b"), axis=-1),
+        layer("c", "Dense", ("x",), units=10),
+        layer("add", "Add", ("cat", "c")),
+    )
+    rng = np.random.default_rng(1)
+    arrays = {"a/kernel": rng.normal(size=(3, 4)), "b/kernel": rng.normal(size=(3, 6)),
+              "c/kernel": rng.normal(size=(3, 10))}
+    model = ModelFile.from_arrays(arrays, classes={"a": "Dense", "b": "Dense", "c": "Dense"}, config=cfg)
+    session = EditSession(model)
+    spec = SweepSpec(op="prune_neurons", param="fraction", targets=("group:cat",), values=(0.3,), mode="each")
+    (target,) = sweep_targets(spec, model)
+    edit = sweep_edit(spec, target, 0.3)
+    joint = np.abs(arrays["c/kernel"]).sum(0) + np.concatenate(
+        [np.abs(arrays["a/kernel"]).sum(0), np.abs(arrays["b/kernel"]).sum(0)]
+    )
+    expected = sorted(np.argsort(joint, kind="stable")[:3])  # floor(0.3 * 10)
+    assert list(edit.chosen_channels(model, session)) == expected
+    new = edit.apply(model, session)
+    cat = np.concatenate([new.get("a/kernel", arrays["a/kernel"]), new.get("b/kernel", arrays["b/kernel"])], axis=1)
+    for k in (cat, new["c/kernel"]):
+        assert [j for j in range(10) if not k[:, j].any()] == expected
