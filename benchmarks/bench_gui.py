@@ -89,8 +89,8 @@ def _child(argv: list[str]) -> None:
         if "fc1/kernel" in shown:
             editor.stop()
             return
-        a.apply_edit(Scale(target="dense/kernel", factor=0.98))
-        state["edits"] += 1
+        if a.apply_edit(Scale(target="dense/kernel", factor=0.98)):  # refused while the previous one runs
+            state["edits"] += 1
 
     editor.timeout.connect(edit_a)
 
