@@ -67,8 +67,8 @@ def test_clip_threshold_is_a_symmetric_clip():
     ("step", "match"),
     [
         ({"threshold": 0.1, "min": -0.1}, "not both"),
-        ({"min": -0.1}, "max missing"),
-        ({}, "min and max missing"),
+        ({"min": -0.1}, r"missing parameter\(s\) max \(give min and max, or threshold alone\)"),
+        ({}, r"missing parameter\(s\) min, max"),
         ({"threshold": -0.1}, "threshold"),
         ({"min": 0.2, "max": 0.1}, "min must be <= max"),
     ],

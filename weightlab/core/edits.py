@@ -506,8 +506,8 @@ class Clip(Edit):
                 raise ValueError(f"threshold must be >= 0; got {self.threshold}")
             return
         if self.min is None or self.max is None:
-            missing = " and ".join(n for n in ("min", "max") if getattr(self, n) is None)
-            raise ValueError(f"give min and max (or threshold); {missing} missing")
+            missing = ", ".join(n for n in ("min", "max") if getattr(self, n) is None)
+            raise ValueError(f"missing parameter(s) {missing} (give min and max, or threshold alone)")
         _check_range(self.min, self.max)
 
     @property
