@@ -14,7 +14,8 @@ Ablations
     Through the weights, with the recipe machinery: the unit's kernel slice
     and bias entry zeroed (:class:`~weightlab.core.edits.ZeroNeurons`); when
     a BatchNormalization follows the layer (or ``spec.batchnorm`` says so),
-    its ``gamma`` and ``beta`` for the channel too, so the channel is exactly
+    its ``gamma`` and ``beta`` for the channel too
+    (:func:`~weightlab.core.sweeps.rank_edit`), so the channel is exactly
     zero after it (without that, BatchNorm turns a zero channel into
     ``beta - gamma * mean / sqrt(var + eps)``). Every unit's point is the
     same recipe step a user would apply, and runs from the frontier of the
@@ -33,16 +34,17 @@ Ablations
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-from ..core.edits import ZeroNeurons, neuron_count
+from ..core.edits import neuron_count
 from ..core.errors import EngineError
 from ..core.graph import following_batchnorm
 from ..core.model import ModelFile
-from ..core.sweeps import RankResult, RankSpec, SweepPoint
+from ..core.sweeps import RankResult, RankSpec, SweepPoint, rank_edit
 from .points import PointEvaluator
 from .runtime import EvaluationCancelled
 
-__all__ = ["run_rank"]
+__all__ = ["rank_job", "run_rank"]
 
 #: ``progress(fraction, message, point or None)``.
 ProgressFn = Callable[[float | None, str, SweepPoint | None], None]
@@ -118,7 +120,7 @@ def run_rank(
         if spec.ablation == "mean":
             m = evaluator.evaluate_replaced(layer, units, should_stop=should_stop)
         else:
-            edit = ZeroNeurons(target=layer, neurons=tuple(units), batchnorm=bool(bn))
+            edit = rank_edit(spec, units, model)
             m = evaluator.evaluate(edit.apply(model, evaluator), should_stop=should_stop)
         point = SweepPoint.from_metrics(target, float(value), m)
         done += 1
@@ -150,3 +152,19 @@ def run_rank(
             raise
         return result(False)
     return result(True)
+
+
+def rank_job(worker: Any, spec: Any, ctx: Any) -> RankResult:
+    """The worker's ``rank`` job handler: points streamed as ``ctx.progress(partial=point.to_dict())``."""
+    from .sweep import worker_evaluator
+
+    assert isinstance(spec, RankSpec)
+    evaluator, model = worker_evaluator(worker)
+
+    def progress(fraction: float | None, message: str, point: SweepPoint | None) -> None:
+        ctx.progress(fraction, message, None if point is None else point.to_dict(), final=True)
+
+    try:
+        return run_rank(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop)
+    finally:
+        model.close()

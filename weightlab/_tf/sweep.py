@@ -55,7 +55,6 @@ from ..core.sweeps import (
     SweepResult,
     SweepSpec,
     SweepTarget,
-    next_values,
     past_budget,
     sweep_edit,
     sweep_targets,
@@ -64,7 +63,7 @@ from ..formats import open_model
 from .points import PointEvaluator
 from .runtime import EvaluationCancelled
 
-__all__ = ["ProgressFn", "engine_model_file", "order_targets", "run_sweep"]
+__all__ = ["ProgressFn", "engine_model_file", "order_targets", "run_sweep", "sweep_job", "worker_evaluator"]
 
 #: ``progress(fraction or None, message, point or None)``.
 ProgressFn = Callable[[float | None, str, SweepPoint | None], None]
@@ -212,15 +211,9 @@ def run_sweep(
             # Adaptive: bisect between measured values (below an early stop too: the crossing of the
             # budget is what a plan needs); never past the strongest measured value.
             while True:
-                pairs = [
-                    (p.value, m) for p in result.points
-                    if p.target == t.name and p.value is not None and (m := p.metric(spec.metric)) is not None
-                ]  # fmt: skip
-                nxt = next_values(
-                    pairs, spec.adaptive, spec.max_points, initial=spec.initial_points,
-                    resolution_pp=spec.resolution_pp, scale=spec.scale,
-                )  # fmt: skip
-                nxt = [v for v in nxt if (t.name, float(v)) not in {(p.target, p.value) for p in result.points}]
+                seen = {p.value for p in result.points if p.target == t.name and p.value is not None}
+                pairs = [(p.value, p.metric(spec.metric)) for p in result.points if p.target == t.name]
+                nxt = [v for v in spec.refine([(v, m) for v, m in pairs if v is not None]) if float(v) not in seen]
                 if not nxt:
                     break
                 for value in nxt:
@@ -230,3 +223,38 @@ def run_sweep(
             raise
         result.complete = False
     return result
+
+
+def worker_evaluator(worker: Any) -> tuple[PointEvaluator, ModelFile]:
+    """The evaluator and model of a job in the engine worker: its session and mirrored tensors.
+
+    Raises
+    ------
+    EngineError
+        When evaluation is off (no model or held-out set).
+    """
+    if worker.session is None:
+        raise EngineError(f"evaluation is off: {worker.reason}")
+    base = {name: array for name, (_, array) in worker.tensors.items()}
+    versions = {name: version for name, (version, _) in worker.tensors.items()}
+    evaluator = PointEvaluator(worker.session, base, versions=versions)
+    return evaluator, engine_model_file(worker.session, worker.model_path, evaluator.originals)
+
+
+def sweep_job(worker: Any, spec: Any, ctx: Any) -> SweepResult:
+    """The worker's ``sweep`` job handler: points streamed as ``ctx.progress(partial=point.to_dict())``.
+
+    The base is the worker's mirror of the edited tensors at the job's turn.
+    A cancel ends the job (:class:`EvaluationCancelled`); the points it
+    streamed are the partial result.
+    """
+    assert isinstance(spec, SweepSpec)
+    evaluator, model = worker_evaluator(worker)
+
+    def progress(fraction: float | None, message: str, point: SweepPoint | None) -> None:
+        ctx.progress(fraction, message, None if point is None else point.to_dict(), final=True)
+
+    try:
+        return run_sweep(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop)
+    finally:
+        model.close()

@@ -43,6 +43,7 @@ import numpy as np
 from ..core.dataset import load_heldout
 from ..core.errors import EngineError, WeightLabError
 from ..core.jobs import EvaluateSpec, JobSpec, spec_from_dict
+from ..core.sweeps import RankSpec, SweepSpec
 from ..engine.events import Progress, Result
 from ..engine.protocol import (
     CancelJob,
@@ -121,7 +122,10 @@ class _Worker:
         }
         self.jobs: dict[str, Callable[[Any, JobContext], object]] = {
             EvaluateSpec.kind: self.evaluate,
+            SweepSpec.kind: self.sweep,
+            RankSpec.kind: self.rank,
         }
+        self.model_path: str | None = None  # the opened model (sweeps and rankings resolve targets on it)
 
     # -- messaging ---------------------------------------------------------------
     def send(self, event: object) -> None:
@@ -243,7 +247,7 @@ class _Worker:
         except WeightLabError as exc:
             return refuse(str(exc))
         info.update(num_samples=session.num_samples, labels=session.labelled)
-        self.session, self.reason = session, None
+        self.session, self.reason, self.model_path = session, None, msg.model_path
         self.send(ModelReady(rid, ok=True, reason=None, **info))
 
     # -- jobs ------------------------------------------------------------------------------
@@ -273,6 +277,18 @@ class _Worker:
             edited, versions=spec.versions, progress=progress, should_stop=ctx.should_stop
         )
         return Result(job_id, spec.tag, spec.baseline, metrics)
+
+    def sweep(self, spec: JobSpec, ctx: JobContext) -> object:
+        """The ``sweep`` job: :func:`weightlab._tf.sweep.sweep_job` on the mirrored tensors."""
+        from .sweep import sweep_job
+
+        return sweep_job(self, spec, ctx)
+
+    def rank(self, spec: JobSpec, ctx: JobContext) -> object:
+        """The ``rank`` job: :func:`weightlab._tf.rank.rank_job` on the mirrored tensors."""
+        from .rank import rank_job
+
+        return rank_job(self, spec, ctx)
 
 
 def main(conn: Any, niceness: int = 0, output: Any = None) -> None:
