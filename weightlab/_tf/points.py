@@ -463,6 +463,8 @@ class PointEvaluator:
         suffix_bytes = _rows_bytes(g.order[first:], 1)
         group = len(batches) if suffix_bytes <= 0 else ACTIVATION_BUDGET[s._kind] // (suffix_bytes * s.batch_size)
         group = max(1, min(len(batches), int(group)))
+        while len(batches) % group:  # equal calls: one trace of the suffix
+            group -= 1
         if group > 1:
             batches = [
                 [tf.concat([b[i] for b in batches[lo : lo + group]], axis=0) for i in range(len(front))]
