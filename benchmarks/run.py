@@ -2,13 +2,14 @@
 
 ::
 
-    python benchmarks/run.py [--quick] [--only a,b,c,d,e,f] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--quick] [--only a,b,c,d,e,f,g] [--out docs/benchmarks.md]
 
 (a) first exact histogram (:mod:`benchmarks.bench_histogram`), (b) edit-to-accuracy
 (:mod:`benchmarks.bench_eval`), (c) GUI event-loop stall (:mod:`benchmarks.bench_gui`),
 (d) peak memory (:mod:`benchmarks.bench_memory`), (e) large-tensor edits against NumPy
 (:mod:`benchmarks.bench_edits`), (f) the event loop while a large-tensor edit,
-undo or step switch runs (:mod:`benchmarks.bench_edit_stall`). Every alternative is measured in
+undo or step switch runs (:mod:`benchmarks.bench_edit_stall`), (g) a per-layer clip sensitivity sweep
+against the set-weights-and-evaluate loop (:mod:`benchmarks.bench_sweep`). Every alternative is measured in
 the same run. ``--quick`` repeats less. The cached models live in
 ``benchmarks/.cache`` (built once, in a child process).
 """
@@ -164,10 +165,27 @@ def section_f(rows: list[dict]) -> str:
     )
 
 
+def section_g(rows: list[dict]) -> str:
+    body = _table(
+        ["sweep", "points", "WeightLab", "set weights + model.evaluate", "ratio", "target", "result", "same accuracy"],
+        [[r["benchmark"].removeprefix("each clip sweep x 8 values, "), r["points"], _fmt_s(r["weightlab_s"]),
+          _fmt_s(r["alternative_s"]), f"{r['ratio']}x", r["target"], _met(r["met"]),
+          f"{r['same_accuracy']} (max diff {r['max_abs_diff']:.1e})"]
+         for r in rows],
+    )
+    return (
+        "## (g) Per-layer clip sensitivity sweep\n\n"
+        f"Residual CNN of (b), {rows[0]['samples'] if rows else '?'} held-out samples; `weightlab._tf.headless.sweep` "
+        "(mode `each`, clip `threshold` at 8 values, timed from the call: open, baseline and every point) against, "
+        "in the same run, `load_model` + for each point `assign` + `model.evaluate` (see `benchmarks/bench_sweep.py`; "
+        f"thresholds {rows[0]['thresholds'] if rows else '?'}).\n\n" + body + "\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--only", default="a,b,c,d,e,f", help="comma-separated subset of a,b,c,d,e,f")
+    p.add_argument("--only", default="a,b,c,d,e,f,g", help="comma-separated subset of a,b,c,d,e,f,g")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = p.parse_args(argv)
     only = set(args.only.split(","))
@@ -199,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_edit_stall
 
         results["f"] = bench_edit_stall.run(2 if args.quick else 3)
+    if "g" in only:
+        from benchmarks import bench_sweep
+
+        results["g"] = bench_sweep.run()
     m = machine()
     parts = [
         "# Benchmarks\n",
@@ -210,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         "from run to run; ratios are of medians measured in the same run).\n",
     ]
     for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d), ("e", section_e),
-                    ("f", section_f)):
+                    ("f", section_f), ("g", section_g)):
         if key in results:
             parts.append(fn(results[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
