@@ -288,7 +288,7 @@ def window_actions() -> ActionRegistry:
                    toolbar=True, icon="SP_BrowserReload"),
             Action("eval.trust", "&Trust model code (unsafe)…", "Evaluation", "eval", (),
                    "Let the evaluation worker run custom/Lambda layers of this file", checkable=True),
-            Action("help.shortcuts", "&Keyboard Shortcuts", "Help", "help", (),
+            Action("help.shortcuts", "&Keyboard Shortcuts", "Help", "help", ("std:HelpContents",),
                    "Every keyboard shortcut of the window"),
         ]
     )
