@@ -5,7 +5,10 @@
 - :mod:`.edits`: edits, undo/redo, history steps (off the window's thread).
 - :mod:`.evaluation`: the engine adapter and the evaluation panel.
 - :mod:`.comparison`: File › Compare with….
+- :mod:`.jobs`: the engine's jobs in the status bar (progress, cancel).
 - :mod:`.actions`: the QActions, menus, toolbar and shortcut list from the action registry.
+- :mod:`.host`: what the controllers use of the window (a protocol: no controller imports it).
+- :mod:`.paths`: file names and dialog filters.
 
 Controllers subscribe to the :class:`~weightlab.app.workspace.Workspace` and
 never call each other; the window holds them and delegates to them.
