@@ -349,3 +349,34 @@ def test_worker_sweep_job_streams_points_on_the_window_edits(files):
     assert [p.to_dict() for p in result.points] == [p.to_dict() for p in expected.points]
     assert result.baseline.to_dict() == expected.baseline.to_dict()
     assert [p for p in partials if p is not None] == [p.to_dict() for p in result.points]
+
+
+def test_unlabelled_sweep_and_ranking_follow_agreement(demo_paths, tmp_path):
+    """Without labels a sweep and a ranking still work: agreement with the unedited model, its interval, early stop."""
+    from weightlab._tf import headless
+    from weightlab.core.sweeps import RankSpec
+
+    d = np.load(demo_paths["data"])
+    x_only = tmp_path / "x.npz"
+    np.savez(x_only, x=d["x"])
+    spec = SweepSpec(op="clip", param="threshold", targets=("conv2d/kernel", "dense/kernel"), values=(0.1, 0.03, 0.01),
+                     mode="each", metric="agreement", budget_pp=10.0)  # fmt: skip
+    r = headless.sweep(demo_paths["keras"], x_only, spec)
+    labelled = headless.sweep(demo_paths["keras"], demo_paths["data"], spec)
+    assert r.baseline.accuracy is None and r.baseline.agreement == 1.0
+    assert all(p.accuracy is None and p.accuracy_ci is None for p in r.points)
+    # Agreement does not need labels: the same numbers as with them.
+    assert [(p.target, p.value, p.agreement) for p in r.points] == [
+        (p.target, p.value, p.agreement) for p in labelled.points
+    ]
+    for p in r.points:
+        lo, hi = p.agreement_ci
+        assert lo <= p.agreement <= hi
+    assert r.stopped  # the first layer's agreement falls fast
+    for t, v in r.stopped.items():
+        values, agreement = r.curve(t)
+        drops = 100 * (1.0 - agreement)
+        assert values[-1] == v and drops[-1] > 10.0 and (drops[:-1] <= 10.0).all()
+    rank = headless.rank(demo_paths["keras"], x_only, RankSpec(layer="dense", cumulative=False))
+    assert len(rank.units) == 64 and all(u.point.accuracy is None for u in rank.units)
+    assert [u.drop for u in rank.units] == sorted((1 - u.point.agreement for u in rank.units), reverse=True)
