@@ -65,8 +65,10 @@ class FakeSession:
         self.batches = batches
         self.done = 0  # batches of the current evaluation begun
         self.seen: list[dict[str, np.ndarray]] = []
+        self.versions: list[dict[str, int] | None] = []  # the versions each evaluation was given
 
-    def evaluate(self, edited, progress, should_stop):
+    def evaluate(self, edited, progress, should_stop, versions=None):
+        self.versions.append(versions)
         self.seen.append(dict(edited))
         for done in range(1, self.batches + 1):
             self.done = done
@@ -113,6 +115,8 @@ def test_a_job_sees_the_tensors_as_they_were_when_submitted():
     seen = w.session.seen
     assert [sorted(s) for s in seen] == [["d/kernel"], ["d/bias", "d/kernel"], ["d/kernel"]]
     assert seen[0]["d/kernel"] is a1 and seen[1]["d/kernel"] is a2 and seen[2]["d/kernel"] is a2
+    # The evaluator is told the versions, so it need not compare values to find what changed.
+    assert w.session.versions == [{"d/kernel": 1}, {"d/kernel": 2, "d/bias": 3}, {"d/kernel": 2}]
     first = _final(conn, 1)
     assert isinstance(first, JobResult) and first.result.tag == "one" and first.result.request_id == 1
     assert all(isinstance(_final(conn, j), JobResult) for j in (2, 3))
@@ -153,7 +157,7 @@ def test_progress_is_throttled_and_the_last_batch_always_reported(monkeypatch):
 
     original = session.evaluate
 
-    def ticking(edited, progress, should_stop):
+    def ticking(edited, progress, should_stop, versions=None):
         def tick(*args):
             clock[0] += 0.01  # each batch 10 ms: at most one report per 10 batches
             progress(*args)
@@ -177,8 +181,8 @@ def test_failures_become_job_failed_and_the_worker_goes_on():
         raise RuntimeError("native trouble")
 
     w.session.evaluate = boom
-    _run(w, conn, SubmitJob(1, {"kind": "sweep"}), _submit(2))
-    assert "cannot run this job" in _final(conn, 1).message and "unknown job kind 'sweep'" in _final(conn, 1).message
+    _run(w, conn, SubmitJob(1, {"kind": "no_such_kind"}), _submit(2))
+    assert "cannot run this job" in _final(conn, 1).message and "unknown job kind 'no_such_kind'" in _final(conn, 1).message
     assert _final(conn, 2).message == "Evaluation failed: RuntimeError: native trouble"
     w.session, w.reason = None, "no held-out set"
     conn.sent.clear()
