@@ -177,7 +177,7 @@ def test_progress_is_throttled_and_the_last_batch_always_reported(monkeypatch):
 def test_failures_become_job_failed_and_the_worker_goes_on():
     w, conn = _worker()
 
-    def boom(edited, progress, should_stop):
+    def boom(edited, progress, should_stop, versions=None):
         raise RuntimeError("native trouble")
 
     w.session.evaluate = boom
