@@ -172,8 +172,9 @@ def test_savedmodel_sweep_equals_keras_evaluate(files):
     assert abs(result.baseline.accuracy - ref({})["accuracy"]) <= 1e-6
     moved = 0
     for p in result.points:
-        kernel = ref.original[p.target]
-        weights = {p.target: np.clip(kernel, -p.value, p.value)}
+        # The point's weights from the recipe machinery on the Keras file (same canonical names).
+        weights = _recipe_weights(f["path"], spec, p.target, p.value)
+        assert list(weights) == [p.target]
         _check_true(p, ref, weights, (p.target, p.value))
         moved += p.accuracy != result.baseline.accuracy
     assert moved >= 2
