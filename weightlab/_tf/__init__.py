@@ -30,8 +30,14 @@ session
     :class:`~weightlab._tf.session.EngineSession`: incremental evaluation of a one-output Keras model.
 passes
     :func:`~weightlab._tf.passes.open_session` for every format; full-pass sessions.
+points
+    Many ``base + change`` points of one opened model, each run from its target's frontier.
+sweep
+    Sweeps (``"sweep"`` jobs and :func:`~weightlab._tf.headless.sweep`).
+rank
+    Neuron ablation rankings (``"rank"`` jobs and :func:`~weightlab._tf.headless.rank`).
 headless
-    One-shot, in-process evaluation for headless callers.
+    One-shot, in-process evaluation, sweeps and rankings for headless callers.
 demo
     Training of the bundled demo model.
 
