@@ -381,3 +381,26 @@ def test_unlabelled_sweep_and_ranking_follow_agreement(demo_paths, tmp_path):
     rank = headless.rank(demo_paths["keras"], x_only, RankSpec(layer="dense", cumulative=False))
     assert len(rank.units) == 64 and all(u.point.accuracy is None for u in rank.units)
     assert [u.drop for u in rank.units] == sorted((1 - u.point.agreement for u in rank.units), reverse=True)
+
+
+@pytest.mark.slow
+def test_points_with_the_same_frontier_share_its_activations(files):
+    """Together sweeps: a value that leaves some tensors unchanged reuses the pass of the same frontier."""
+    from weightlab._tf.passes import open_session
+    from weightlab._tf.points import PointEvaluator
+
+    f = files["res"]
+    session = open_session(f["path"], f["data"], batch_size=32)
+    full = open_session(f["path"], f["data"], batch_size=32, cache_budget=0)
+    ev = PointEvaluator(session)
+    o = ev.originals
+    first = {"stem/kernel": o["stem/kernel"] * np.float32(0.5)}
+    second = {**first, "head/kernel": o["head/kernel"] * np.float32(0.5)}
+    a = ev.evaluate(first)
+    suffix = ev._suffix
+    b = ev.evaluate(second)
+    assert ev._suffix is suffix and a.cut == b.cut == "input"
+    c = ev.evaluate({"head/kernel": second["head/kernel"]})  # another frontier: its own pass
+    assert ev._suffix is not suffix and c.cut == "pool"
+    for got, edited in ((a, first), (b, second), (c, {"head/kernel": second["head/kernel"]})):
+        assert got.accuracy == full.evaluate(edited).accuracy

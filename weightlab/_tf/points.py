@@ -182,6 +182,8 @@ class _Suffix:
         self.fn = fn
         self.layers_run = layers_run
         self.cut = cut
+        self.key: tuple[int, ...] = ()
+        self.first = 0
 
 
 class _Replaced:
@@ -390,11 +392,11 @@ class PointEvaluator:
 
     # -- suffix passes ---------------------------------------------------------------------
     def _suffix_for(self, names: frozenset[str], should_stop) -> _Suffix | None:
+        """The suffix pass for changes of tensors ``names``: reused while the frontier stays the same."""
         if self._graph is None:
             return None
         if self._suffix is not None and self._suffix.names == names:
             return self._suffix
-        self._suffix = None  # one target's activations at a time
         s: EngineSession = self.session
         g = self._graph
         ops: set[int] = set()
@@ -407,11 +409,19 @@ class PointEvaluator:
         if found is None:
             return None
         front, first, affected = found
+        key = tuple(id(t) for t in front)
+        if self._suffix is not None and self._suffix.key == key and self._suffix.first == first:
+            # Another set of tensors with the same frontier (a together sweep where a value leaves some
+            # tensors unchanged): same activations, same pass.
+            self._suffix.names = names
+            return self._suffix
+        self._suffix = None  # one target's activations at a time
         batches = self._frontier_batches(front, first, affected, should_stop)
         if batches is None:
             return None
         model = keras.Model(inputs=front if len(front) > 1 else front[0], outputs=s.model.outputs[0])
         self._suffix = _Suffix(names, batches, _compile(model, s.jit_compile), *self._where(front, first))
+        self._suffix.key, self._suffix.first = key, first
         return self._suffix
 
     def _where(self, front: list[Any], first: int) -> tuple[int, str]:
