@@ -567,3 +567,16 @@ def test_model_from_arrays_refuses_bad_input(arrays, kwargs, message):
     with pytest.raises(FormatError, match=message) as info:
         ModelFile.from_arrays(arrays, "nb", **kwargs)
     assert "nb" in str(info.value)
+
+
+def test_zero_fraction_counts_in_pieces_exactly(monkeypatch):
+    import weightlab.core.stats as stats_mod
+
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((37, 11)).astype(np.float32)
+    a[rng.random(a.shape) < 0.3] = 0
+    expected = (a.size - np.count_nonzero(a)) / a.size
+    for chunk in (1, 7, 64, a.size, 10 * a.size):
+        monkeypatch.setattr(stats_mod, "COUNT_CHUNK", chunk)
+        assert zero_fraction(a) == expected
+        assert zero_fraction(a.T) == expected  # a non-contiguous view

@@ -18,6 +18,7 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import WeightLabError
 from .model import ModelFile
+from .stats import count_nonzero
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ def sparsity(model: ModelFile, array: Callable[[str], np.ndarray]) -> dict[str, 
         lz = ln = 0
         for t in layer.tensors:
             a = array(t.name)
-            z = int(a.size - np.count_nonzero(a))
+            z = a.size - count_nonzero(a)
             out[t.name] = z / a.size if a.size else 0.0
             lz, ln = lz + z, ln + a.size
         if layer.tensors:

@@ -32,7 +32,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from weightlab.core.diff import compare_models
 from weightlab.core.errors import WeightLabError
 from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
-from weightlab.core.stats import TensorStats, histogram, neuron_norms, tensor_stats
+from weightlab.core.stats import TensorStats, count_nonzero, histogram, neuron_norms, tensor_stats
 
 #: Diverging colour map of heatmaps (colorcet CET-D1: blue, white at zero, red).
 COLORMAP_NAME = "CET-D1"
@@ -233,7 +233,7 @@ def compute_view(req: TensorRequest, on_preview: Callable[[HistogramPreview], No
         pruned=pruned,
         lod=lod,
         mask=mask,
-        pruned_count=int(np.count_nonzero(pruned)) if pruned is not None else 0,
+        pruned_count=count_nonzero(pruned) if pruned is not None else 0,
         vmax=vmax,
         rgba=colorize(image, vmax),
     )
