@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -59,29 +59,56 @@ from .model import prepare_arrays
 from .runtime import EvaluationCancelled, device_name
 from .session import ACTIVATION_BUDGET, EngineSession, _compile
 
-__all__ = ["FRONTIER_BUDGET", "PointEvaluator", "original_values"]
+__all__ = ["FRONTIER_BUDGET", "OriginalValues", "PointEvaluator", "original_values"]
 
 #: Bytes of frontier activations a :class:`PointEvaluator` may hold for one target.
 FRONTIER_BUDGET = 1 << 30
 
 
-def original_values(session: Any) -> dict[str, np.ndarray]:
-    """The file's values of every mapped tensor of ``session`` (canonical name -> new array).
+class OriginalValues(Mapping[str, np.ndarray]):
+    """The file's values of every mapped tensor of a session, read on first use (canonical name -> array).
 
-    Reads the session's variables, or the copies it keeps of the ones it has
-    overwritten with edits.
+    Reads the session's variables, or the copies the session keeps of the
+    ones it has overwritten with edits; each tensor is read once. Read
+    lazily so that a sweep of a few layers of a large model copies only
+    those.
     """
-    kept: Mapping[str, np.ndarray] = getattr(session, "_originals", {})
-    exe = getattr(session, "exe", None)
-    out = {}
-    for name, var in session.tmap.variables.items():
-        if name in kept:
-            out[name] = np.array(kept[name], copy=True)
-        elif exe is not None:
-            out[name] = exe.value(name)
-        else:
-            out[name] = np.array(var.numpy(), copy=True)
-    return out
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+        self._read: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        a = self._read.get(name)
+        if a is None:
+            s = self._session
+            if name not in s.tmap.variables:
+                raise KeyError(name)
+            kept: Mapping[str, np.ndarray] = getattr(s, "_originals", {})
+            exe = getattr(s, "exe", None)
+            if name in kept:
+                a = np.array(kept[name], copy=True)
+            elif exe is not None:
+                a = exe.value(name)
+            else:
+                a = np.array(s.tmap.variables[name].numpy(), copy=True)
+            a.flags.writeable = False
+            self._read[name] = a
+        return a
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._session.tmap.variables)
+
+    def __len__(self) -> int:
+        return len(self._session.tmap.variables)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._session.tmap.variables
+
+
+def original_values(session: Any) -> OriginalValues:
+    """The file's values of every mapped tensor of ``session``, read lazily (see :class:`OriginalValues`)."""
+    return OriginalValues(session)
 
 
 class _Graph:
