@@ -404,3 +404,28 @@ def test_points_with_the_same_frontier_share_its_activations(files):
     assert ev._suffix is not suffix and c.cut == "pool"
     for got, edited in ((a, first), (b, second), (c, {"head/kernel": second["head/kernel"]})):
         assert got.accuracy == full.evaluate(edited).accuracy
+
+
+@pytest.mark.slow
+def test_plan_joint_point_equals_its_recipe_evaluated_by_keras(files):
+    """A budget plan: one recipe of every target's value, evaluated once = model.evaluate of that recipe's weights."""
+    from weightlab._tf import headless
+
+    f = files["res"]
+    spec = SweepSpec(op="prune_magnitude", param="sparsity", targets=("*/kernel",), values=(0.2, 0.5, 0.8, 0.95),
+                     mode="each")  # fmt: skip
+    chosen, result = headless.plan(f["path"], f["data"], spec, 3.0, batch_size=64)
+    assert result.complete and chosen.joint is not None and chosen.joint.target == "plan"
+    picked = [c for c in chosen.choices if c.value is not None]
+    assert picked, "some target can be pruned within 3 points"
+    es = weightlab.open(f["path"])
+    try:
+        es.apply_recipe(chosen.recipe(es.model, es))
+        weights = {n: np.array(a) for n, a in es.edited_arrays().items()}
+    finally:
+        es.model.close()
+    assert set(weights) == {c.target for c in picked}
+    ref = _KerasReference(f["path"], f["x"], f["y"])
+    _check_true(chosen.joint, ref, weights, "plan")
+    assert chosen.joint_drop_pp == pytest.approx(100 * (result.baseline.accuracy - chosen.joint.accuracy))
+    assert chosen.interaction_pp == pytest.approx(chosen.joint_drop_pp - chosen.sum_single_drops_pp)

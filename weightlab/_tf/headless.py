@@ -15,13 +15,23 @@ from typing import Any
 import keras
 import numpy as np
 
+from ..core.plan import Plan
 from ..core.sweeps import RankResult, RankSpec, SweepLog, SweepResult, SweepSpec
 from ..engine.events import Metrics
 from .passes import open_session
 from .runtime import EvaluationCancelled, run_errors
 from .session import EngineSession
 
-__all__ = ["EvaluationCancelled", "evaluate", "evaluate_file", "open_session", "rank", "run_errors", "sweep"]
+__all__ = [
+    "EvaluationCancelled",
+    "evaluate",
+    "evaluate_file",
+    "open_session",
+    "plan",
+    "rank",
+    "run_errors",
+    "sweep",
+]
 
 
 def evaluate(
@@ -219,5 +229,56 @@ def rank(
         _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
         try:
             return run_rank(evaluator, model, spec, progress=progress, should_stop=should_stop, partial_on_cancel=True)
+        finally:
+            model.close()
+
+
+def plan(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    spec: SweepSpec,
+    budget_pp: float,
+    *,
+    edited: Mapping[str, np.ndarray] | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    log_path: str | os.PathLike[str] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> tuple[Plan, SweepResult]:
+    """Sweep, pick per target the strongest value within ``budget_pp``, evaluate the composed recipe once.
+
+    The sweep as :func:`sweep` (mode ``"each"`` for per-target curves); the
+    plan as :func:`weightlab.core.plan.plan`; its joint point measured on the
+    same opened model (:func:`weightlab._tf.sweep.evaluate_plan`).
+
+    Returns
+    -------
+    tuple
+        ``(plan with its joint point, the sweep's result)``. A cancelled
+        sweep gives a plan of the points so far, not evaluated (``joint``
+        None).
+
+    Raises
+    ------
+    As :func:`sweep`.
+    """
+    from ..core.plan import plan as make_plan
+    from .sweep import evaluate_plan, run_sweep
+
+    with run_errors(model_path):
+        _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
+        try:
+            log = None if log_path is None else SweepLog.open(log_path, spec)
+            result = run_sweep(
+                evaluator, model, spec, progress=progress, should_stop=should_stop, log=log, partial_on_cancel=True
+            )
+            chosen = make_plan(result, budget_pp)
+            if result.complete:
+                try:
+                    evaluate_plan(evaluator, model, chosen, should_stop=should_stop)
+                except EvaluationCancelled:
+                    pass
+            return chosen, result
         finally:
             model.close()

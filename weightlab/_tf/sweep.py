@@ -49,6 +49,7 @@ import numpy as np
 
 from ..core.errors import EngineError
 from ..core.model import ModelFile
+from ..core.plan import Plan
 from ..core.sweeps import (
     SweepLog,
     SweepPoint,
@@ -63,7 +64,15 @@ from ..formats import open_model
 from .points import PointEvaluator
 from .runtime import EvaluationCancelled
 
-__all__ = ["ProgressFn", "engine_model_file", "order_targets", "run_sweep", "sweep_job", "worker_evaluator"]
+__all__ = [
+    "ProgressFn",
+    "engine_model_file",
+    "evaluate_plan",
+    "order_targets",
+    "run_sweep",
+    "sweep_job",
+    "worker_evaluator",
+]
 
 #: ``progress(fraction or None, message, point or None)``.
 ProgressFn = Callable[[float | None, str, SweepPoint | None], None]
@@ -223,6 +232,53 @@ def run_sweep(
             raise
         result.complete = False
     return result
+
+
+class _Stacked:
+    """An array source: the evaluator's base with the changes of earlier edits on top."""
+
+    def __init__(self, evaluator: PointEvaluator) -> None:
+        self.evaluator = evaluator
+        self.new: dict[str, np.ndarray] = {}
+
+    def array(self, name: str) -> np.ndarray:
+        a = self.new.get(name)
+        return self.evaluator.array(name) if a is None else a
+
+    def original(self, name: str) -> np.ndarray:
+        return self.evaluator.original(name)
+
+
+def evaluate_plan(
+    evaluator: PointEvaluator, model: ModelFile, plan: Plan, *, should_stop: Callable[[], bool] | None = None
+) -> Plan:
+    """Evaluate a plan's composed recipe once and record it (:meth:`Plan.set_joint`).
+
+    The plan's edits (:meth:`Plan.edits`, every chosen target at its value)
+    are applied in turn on the evaluator's base, and the model holding all of
+    them is evaluated: the plan's real drop, beside the sum of the
+    single-target drops the sweep measured.
+
+    Returns
+    -------
+    Plan
+        ``plan`` itself, with ``joint`` set (target ``"plan"``, value None).
+
+    Raises
+    ------
+    RecipeError
+        When an edit does not fit the model.
+    EvaluationCancelled
+        When ``should_stop()`` returned True.
+    """
+    stacked = _Stacked(evaluator)
+    for edit in plan.edits(model, evaluator):
+        stacked.new.update(edit.apply(model, stacked))
+    if evaluator.base_metrics is None:
+        evaluator.baseline(should_stop=should_stop)
+    metrics = evaluator.evaluate(stacked.new, should_stop=should_stop)
+    plan.set_joint(SweepPoint.from_metrics("plan", None, metrics))
+    return plan
 
 
 def worker_evaluator(worker: Any) -> tuple[PointEvaluator, ModelFile]:
