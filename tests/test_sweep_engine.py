@@ -190,6 +190,7 @@ def test_suffix_points_equal_full_passes_and_reuse_each_targets_activations(file
     f = files["res"]
     session = open_session(f["path"], f["data"], batch_size=32)
     full = open_session(f["path"], f["data"], batch_size=32, cache_budget=0)
+    session.evaluate({})  # as in the worker: earlier evaluations recorded the session's cuts
     ev = PointEvaluator(session)
     model = engine_model_file(session, f["path"], ev.originals)
     spec = SweepSpec(op="scale", param="factor", targets=("*",), values=(0.5, 1.7), mode="each")
@@ -216,7 +217,7 @@ def test_suffix_points_equal_full_passes_and_reuse_each_targets_activations(file
     order = list(dict.fromkeys(p.target for p in result.points))
     assert order[0].startswith("head/") and order[-1] == "stem/kernel"
     assert all(result.points[2 * i].target == result.points[2 * i + 1].target for i in range(n_tensors))
-    # The session's cuts are untouched by the sweep: an evaluation after it is incremental from the baseline cache.
+    # The session's cuts are untouched by the sweep: an evaluation after it is incremental from them.
     after = session.evaluate({"head/kernel": ev.originals["head/kernel"] * np.float32(0.5)})
     assert after.mode == "incremental" and after.cut == "pool"
 
@@ -429,3 +430,36 @@ def test_plan_joint_point_equals_its_recipe_evaluated_by_keras(files):
     _check_true(chosen.joint, ref, weights, "plan")
     assert chosen.joint_drop_pp == pytest.approx(100 * (result.baseline.accuracy - chosen.joint.accuracy))
     assert chosen.interaction_pp == pytest.approx(chosen.joint_drop_pp - chosen.sum_single_drops_pp)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [0, 200_000, None])
+def test_frontier_budget_paths_give_the_same_points(files, budget):
+    """All frontiers recorded in the baseline pass (None: default budget), one target's at a time from the
+    session's cuts (a budget that fits one but not all), or no frontier at all (0: session passes): same numbers."""
+    from weightlab._tf.passes import open_session
+    from weightlab._tf.points import FRONTIER_BUDGET, PointEvaluator
+    from weightlab._tf.sweep import engine_model_file, run_sweep
+
+    f = files["res"]
+    session = open_session(f["path"], f["data"], batch_size=32)
+    ev = PointEvaluator(session, frontier_budget=FRONTIER_BUDGET if budget is None else budget)
+    model = engine_model_file(session, f["path"], ev.originals)
+    spec = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.1, 0.03), mode="each")
+    try:
+        result = run_sweep(ev, model, spec)
+    finally:
+        model.close()
+    if budget == 0:
+        assert ev.suffix_points == 0 and ev.session_points == len(result.points)
+    elif budget is None:
+        assert ev.session_points == 0 and ev.suffix_points == len(result.points)
+    else:  # targets whose frontier fits run from it, the others through the session
+        assert ev.suffix_points > 0 and ev.suffix_points + ev.session_points == len(result.points)
+    assert bool(ev._recorded) == (budget is None)  # the baseline pass recorded every frontier only when they fit
+    full = open_session(f["path"], f["data"], batch_size=32, cache_budget=0)
+    ref = PointEvaluator(full, frontier_budget=0)
+    assert ref.baseline().accuracy == result.baseline.accuracy
+    for p in result.points:
+        want = ref.evaluate({p.target: np.clip(ref.original(p.target), -p.value, p.value)})
+        assert (p.accuracy, p.agreement) == (want.accuracy, want.agreement), p.target

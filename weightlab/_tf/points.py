@@ -265,6 +265,7 @@ class PointEvaluator:
         self._graph: _Graph | None = None
         self._suffix: _Suffix | None = None
         self._replaced: _Replaced | None = None
+        self._recorded: dict[int, list[Any]] = {}  # frontier tensor id -> its activations per batch (base)
         self.suffix_points = 0  # points run from a frontier (statistics for tests and benchmarks)
         self.session_points = 0  # points run through session.evaluate
         self.unchanged_points = 0  # points whose change equals the base
@@ -330,6 +331,84 @@ class PointEvaluator:
         m = self._session_pass({}, progress, should_stop, capture=captured)
         agree, change = self.agreement.compare(captured, is_baseline=True)
         self.base_metrics = replace(m, agreement=agree, mean_abs_change=change)
+        return self.base_metrics
+
+    def prepare(
+        self,
+        targets: Iterable[Iterable[str]],
+        *,
+        progress: Callable[[int, int, int, int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> Metrics:
+        """Evaluate the base model and, in the same pass, record the frontiers of ``targets``.
+
+        Parameters
+        ----------
+        targets:
+            For each target of a sweep, the tensors its points change.
+
+        Returns
+        -------
+        Metrics
+            The base model's metrics (as :meth:`baseline`).
+
+        Notes
+        -----
+        When every target's frontier fits :attr:`frontier_budget` together,
+        one pass from the inputs computes the output and every frontier
+        tensor (the session's own cuts are not recorded), so no target needs
+        a pass of its own to reach its frontier. Otherwise this is
+        :meth:`baseline` (the session's cuts serve the targets one by one).
+        """
+        g, s = self._graph, self.session
+        if g is None or s._batches is None:
+            return self.baseline(progress=progress, should_stop=should_stop)
+        wanted: dict[int, Any] = {}
+        for names in targets:
+            ops: set[int] = set()
+            for n in names:
+                var = s.tmap.variables.get(n)
+                owners = None if var is None else g.owners.get(id(var))
+                if not owners:
+                    return self.baseline(progress=progress, should_stop=should_stop)
+                ops |= owners
+            found = g.frontier_of_ops(ops)
+            if found is not None:
+                wanted.update((id(t), t) for t in found[0] if t is not g.source)
+        tensors = sorted(wanted.values(), key=lambda t: g.pos[id(t)])
+        rows = s.batch_size * len(s._batches)
+        need = _rows_bytes(tensors, rows)
+        if not tensors or need < 0 or need > self.frontier_budget:
+            return self.baseline(progress=progress, should_stop=should_stop)
+        t0 = time.perf_counter()
+        s._assign(self.base, self.versions)
+        model = keras.Model(inputs=g.source, outputs=[*tensors, s.model.outputs[0]])
+        fn = _compile(model, s.jit_compile)
+        kept: list[list[Any]] = [[] for _ in tensors]
+        scorer = PassScorer(s._y, s.num_classes, s.num_samples)
+        total = len(s._batches)
+        for b, xb in enumerate(s._batches):
+            if should_stop is not None and should_stop():
+                raise EvaluationCancelled()
+            recs, out, class_scores, is_logits = fn(xb)
+            for k, t in zip(kept, recs):
+                k.append(t)
+            scorer.add([out.numpy()], class_scores.numpy(), bool(is_logits))
+            if progress is not None:
+                progress(b + 1, total, scorer.samples, scorer.hits)
+        layers = len(s._plan.node_positions)
+        self.base_metrics = scorer.metrics(
+            self.agreement,
+            is_baseline=True,
+            outputs=s.output_names,
+            seconds=time.perf_counter() - t0,
+            device=device_name(),
+            mode="full",
+            layers_run=layers,
+            layers_total=layers,
+            batch_size=s.batch_size,
+        )
+        self._recorded = {id(t): k for t, k in zip(tensors, kept)}
         return self.base_metrics
 
     def _session_pass(
@@ -476,6 +555,12 @@ class PointEvaluator:
         if need_bytes < 0 or need_bytes > self.frontier_budget:
             return None
         s._assign(self.base, self.versions)  # a session pass may have left a point's values
+        if all(t is g.source or id(t) in self._recorded for t in front):
+            source = s._batches
+            batches = [
+                [source[b] if t is g.source else self._recorded[id(t)][b] for t in front] for b in range(len(source))
+            ]
+            return self._grouped(batches, first)
         start = None
         for cut in reversed(s._stored):
             ck = s._checkpoints.get(cut.position)
@@ -495,8 +580,14 @@ class PointEvaluator:
             got = pfn(xb) if need else []
             it = iter(list(got) if isinstance(got, list | tuple) else [got])
             batches.append([xb if t is source_tensor else next(it) for t in front])
-        # Fewer, larger calls where the suffix is small (late layers): as many batches per call
-        # as fit the activation budget (every row at once when the whole set fits).
+        return self._grouped(batches, first)
+
+    def _grouped(self, batches: list[list[Any]], first: int) -> list[list[Any]]:
+        """Fewer, larger calls where the suffix is small (late layers): as many batches per call as fit
+        the activation budget (every row at once when the whole set fits), in calls of equal size."""
+        s: EngineSession = self.session
+        g = self._graph
+        assert g is not None
         suffix_bytes = _rows_bytes(g.order[first:], 1)
         group = len(batches) if suffix_bytes <= 0 else ACTIVATION_BUDGET[s._kind] // (suffix_bytes * s.batch_size)
         group = max(1, min(len(batches), int(group)))
@@ -504,7 +595,7 @@ class PointEvaluator:
             group -= 1
         if group > 1:
             batches = [
-                [tf.concat([b[i] for b in batches[lo : lo + group]], axis=0) for i in range(len(front))]
+                [tf.concat([b[i] for b in batches[lo : lo + group]], axis=0) for i in range(len(batches[0]))]
                 for lo in range(0, len(batches), group)
             ]
         return batches

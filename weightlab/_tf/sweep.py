@@ -111,18 +111,22 @@ def engine_model_file(session: Any, model_path: str | os.PathLike[str] | None, o
     return ModelFile.from_arrays(originals, p or "<engine>", format="engine", classes=classes, config=config)
 
 
+def _changed(spec: SweepSpec, t: SweepTarget, model: ModelFile) -> list[str] | None:
+    """The tensors ``t``'s points change (None when the edit cannot say: the point will report it)."""
+    try:
+        return sweep_edit(spec, t, spec.initial_values()[0], model).targets(model)
+    except Exception:  # noqa: BLE001 - ordering and preparation only; the point itself reports the problem
+        return None
+
+
 def order_targets(
     evaluator: PointEvaluator, spec: SweepSpec, targets: list[SweepTarget], model: ModelFile
 ) -> list[SweepTarget]:
     """``targets`` from the output backwards (the position of the first layer each one changes)."""
-    first = spec.initial_values()[0]
 
     def position(t: SweepTarget) -> int:
-        try:
-            names = sweep_edit(spec, t, first, model).targets(model)
-        except Exception:  # noqa: BLE001 - ordering only; the point itself reports the problem
-            return -1
-        return evaluator.position(names)
+        names = _changed(spec, t, model)
+        return -1 if names is None else evaluator.position(names)
 
     keyed = [(position(t), i, t) for i, t in enumerate(targets)]
     return [t for _, _, t in sorted(keyed, key=lambda k: (-k[0], k[1]))]
@@ -185,7 +189,11 @@ def run_sweep(
     planned = None if spec.adaptive is not None else len(targets) * len(initial)
     done = 0
     try:
-        base = evaluator.baseline(should_stop=should_stop)
+        changed = [_changed(spec, t, model) for t in targets]
+        if all(names is not None for names in changed):
+            base = evaluator.prepare([n for n in changed if n is not None], should_stop=should_stop)
+        else:
+            base = evaluator.baseline(should_stop=should_stop)
         result.baseline = SweepPoint.from_metrics("", None, base)
         if log is not None:
             log.set_baseline(result.baseline)
