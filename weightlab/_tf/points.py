@@ -25,6 +25,12 @@ for each point: the point's values are assigned to the variables, the suffix
 runs, and the base values are assigned back. The layers run are the same
 operations on the same inputs as in a full pass.
 
+A sweep knows its targets in advance: :meth:`PointEvaluator.prepare` runs the
+base model once from the inputs with every target's frontier as extra
+outputs when they fit :data:`FRONTIER_BUDGET` together, so no target needs a
+pass of its own to reach its frontier (and the session's cuts are neither
+written nor needed).
+
 Sessions without a graph plan (SavedModels, frozen graphs, several outputs,
 an incremental budget of 0) evaluate every point through the session's own
 ``evaluate`` (full passes, or the session's cuts).
