@@ -171,8 +171,12 @@ def block_extreme(image: np.ndarray, fy: int, fx: int, chunk_pixels: int = 1 << 
     NaN. When the largest and the most negative value have equal magnitude
     the positive one is shown.
     Edge blocks may be smaller. Works in bands of whole block rows holding
-    about ``chunk_pixels`` input pixels, so only a band is converted to
-    float64 at a time.
+    about ``chunk_pixels`` input pixels. A float image is reduced in its
+    own dtype and only the (small) result converted to float64: the
+    largest and smallest values and their comparison are the same in
+    either precision, and the reduction moves half the bytes of a float32
+    image (booleans, as a pruned mask, are reduced as float32 0/1; other
+    dtypes in float64).
 
     Returns
     -------
@@ -184,16 +188,20 @@ def block_extreme(image: np.ndarray, fy: int, fx: int, chunk_pixels: int = 1 << 
         return np.asarray(image, dtype=np.float64)
     out_r, out_c = -(-rows // fy), -(-cols // fx)
     out = np.empty((out_r, out_c), dtype=np.float64)
+    image = np.asarray(image)
+    work = image.dtype if image.dtype.kind == "f" else np.dtype(np.float32 if image.dtype.kind == "b" else np.float64)
     band = max(1, chunk_pixels // max(1, cols * fy)) * fy
     for r0 in range(0, rows, band):
-        part = np.asarray(image[r0 : r0 + band], dtype=np.float64)
+        part = np.asarray(image[r0 : r0 + band], dtype=work)
         pr, pc = -(-part.shape[0] // fy) * fy, out_c * fx
         if part.shape != (pr, pc):
             part = np.pad(part, ((0, pr - part.shape[0]), (0, pc - cols)), constant_values=np.nan)
         blocks = part.reshape(pr // fy, fy, out_c, fx)
         with np.errstate(invalid="ignore"):
-            hi = np.fmax.reduce(np.fmax.reduce(blocks, axis=3), axis=1)  # NaN only when all NaN
-            lo = np.fmin.reduce(np.fmin.reduce(blocks, axis=3), axis=1)
+            # Over the block's rows first (whole contiguous rows at a time), then over its columns on
+            # the fy-times smaller rest; max and min of a set do not depend on the order.
+            hi = np.fmax.reduce(np.fmax.reduce(blocks, axis=1), axis=2)  # NaN only when all NaN
+            lo = np.fmin.reduce(np.fmin.reduce(blocks, axis=1), axis=2)
         vals = np.where(hi >= -lo, hi, lo)
         out[r0 // fy : r0 // fy + pr // fy] = vals
     return out
