@@ -62,3 +62,78 @@ def test_render_region_of_a_float32_kernel_equals_the_float64_reduction():
     mask, lod = render_region(lay, k == 0, (0, 3000), (0, 700), 20_000)
     assert lod == (fy, fx)
     np.testing.assert_array_equal(mask, _plain_block_extreme((k == 0).astype(np.float64), fy, fx))
+
+
+def _tied(kind: str) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    n = 1_500_000  # above stats._BLOCKED_MIN: the blocked summary
+    x = rng.standard_normal(n).astype(np.float32)
+    if kind == "clipped at one sigma":  # a sixth of the values at each bound: ties at both percentiles
+        return np.clip(x, np.float32(-1), np.float32(1))
+    if kind == "clipped at three sigma":  # ties at the bounds, percentiles beyond the ties
+        return np.clip(x, np.float32(-3), np.float32(3))
+    if kind == "clipped low only":
+        return np.maximum(x, np.float32(-0.5))
+    if kind == "60 % zeros":
+        return np.where(rng.random(n) < 0.6, np.float32(0), x)
+    if kind == "constant":
+        return np.full(n, np.float32(-2.25))
+    if kind == "small integers":
+        return rng.integers(-3, 4, n).astype(np.int16)
+    return x.astype(np.float64)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["clipped at one sigma", "clipped at three sigma", "clipped low only", "60 % zeros", "constant",
+     "small integers", "normal float64"],
+)
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tensor_stats_of_tied_tensors_equal_numpy(kind, threads):
+    from weightlab.core.stats import tensor_stats
+
+    a = _tied(kind)
+    st = tensor_stats(a, threads=threads)
+    x = a.astype(np.float64)
+    p1, p99 = np.percentile(x, [1.0, 99.0])
+    assert (st.p1, st.p99) == (p1, p99)
+    assert (st.min, st.max, st.count) == (x.min(), x.max(), x.size)
+    assert st.zeros == (x.size - np.count_nonzero(x)) / x.size
+    assert st.mean == pytest.approx(x.mean(), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16, np.int8, np.uint16, np.int64, np.complex64,
+                                   np.bool_])
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 1024, 1025, 5000])
+def test_count_nonzero_in_pieces_equals_numpy(monkeypatch, dtype, size):
+    from weightlab.core import stats
+
+    monkeypatch.setattr(stats, "COUNT_CHUNK", 1024)  # pieces of 1024; numeric arrays above 64 go through not_equal
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal(size) * 2
+    x[rng.random(size) < 0.4] = 0
+    if np.dtype(dtype).kind == "f":
+        a = x.astype(dtype)
+        a[::17] = np.nan
+        a[5::23] = -0.0
+        a[7::29] = np.inf
+    elif dtype is np.bool_:
+        a = x != 0
+    elif dtype is np.complex64:
+        a = (x + 1j * np.roll(x, 1)).astype(dtype)
+    else:
+        a = np.round(x).astype(dtype)
+    assert stats.count_nonzero(a) == np.count_nonzero(a)
+    if size >= 64:  # a non-contiguous view of a 2-D array, and the zero fraction
+        m = np.stack([a, a[::-1]], axis=1)[::2]
+        assert stats.count_nonzero(m) == np.count_nonzero(m)
+        assert stats.zero_fraction(m) == (m.size - np.count_nonzero(m)) / m.size
+
+
+def test_zero_fraction_of_a_large_tensor_equals_numpy():
+    from weightlab.core.stats import COUNT_CHUNK, zero_fraction
+
+    a = np.random.default_rng(4).standard_normal(2 * COUNT_CHUNK + 12345).astype(np.float32)
+    a[np.abs(a) < 0.7] = 0
+    a[::1001] = np.nan
+    assert zero_fraction(a) == (a.size - np.count_nonzero(a)) / a.size

@@ -97,10 +97,29 @@ def count_nonzero(a: np.ndarray) -> int:
     """``np.count_nonzero(a)``, counted in pieces of :data:`COUNT_CHUNK` elements.
 
     Other Python threads (a window's) run between the pieces; a
-    non-contiguous ``a`` is copied piecewise by ``reshape``.
+    non-contiguous ``a`` is copied piecewise by ``reshape``. A numeric
+    piece is first compared with zero by ``np.not_equal`` into a boolean
+    buffer (a ufunc: it lets go of the interpreter lock) and the booleans
+    are counted (about 0.2 ms per piece with the lock, against about 2 ms
+    for ``np.count_nonzero`` of 4M float32 values): NaN counts as non-zero
+    and -0.0 as zero, as in NumPy.
+
+    Returns
+    -------
+    int
+        The number of elements that are not zero (``False`` for booleans).
     """
     flat = np.asarray(a).reshape(-1)
-    return sum(int(np.count_nonzero(flat[i : i + COUNT_CHUNK])) for i in range(0, flat.size, COUNT_CHUNK))
+    if flat.dtype.kind not in "iufc" or flat.size <= COUNT_CHUNK // 16:
+        return sum(int(np.count_nonzero(flat[i : i + COUNT_CHUNK])) for i in range(0, flat.size, COUNT_CHUNK))
+    buf = np.empty(min(COUNT_CHUNK, flat.size), dtype=bool)
+    total = 0
+    for i in range(0, flat.size, COUNT_CHUNK):
+        piece = flat[i : i + COUNT_CHUNK]
+        b = buf[: piece.size]
+        np.not_equal(piece, 0, out=b)
+        total += int(np.count_nonzero(b))
+    return total
 
 
 def zero_fraction(a: np.ndarray) -> float:
@@ -318,6 +337,9 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
     # Thresholds from a strided sample: the low tail (x <= lo_t) and the high
     # tail (x >= hi_t) each hold about _TAIL of the elements, enough to find
     # the order statistics around 1% and 99%; checked below, exact either way.
+    # The values beyond a threshold are collected, those equal to it only
+    # counted: a clipped tensor has many ties at its bounds (a sixth of the
+    # values of a normal clipped at one sigma), all of one known value.
     step = max(1, n // 65536)
     sample = np.sort(flat[::step].astype(np.float64))
     lo_t = flat.dtype.type(sample[min(sample.size - 1, int(_TAIL * sample.size))])
@@ -334,7 +356,7 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
         mk_lo = np.empty(m, bool)
         mk_hi = np.empty(m, bool)
         cnt, mean, m2, l1, l2, zeros = 0, 0.0, 0.0, 0.0, 0.0, 0
-        lows, nlow = [], 0
+        lows, nlow, eq_lo, eq_hi = [], 0, 0, 0
         for i in builtins.range(0, chunk.size, _BLOCK):
             t = chunk[i : i + _BLOCK]
             k = t.size
@@ -346,7 +368,8 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
             l2 += bm2 + k * bmean * bmean  # sum(x^2) = sum((x - mean)^2) + k mean^2, no cancellation
             np.abs(xx, out=dd)
             l1 += float(np.add.reduce(dd))
-            zeros += k - int(np.count_nonzero(t))
+            np.not_equal(t, 0, out=mk_lo[:k])  # a ufunc (no interpreter lock), then a fast count of booleans
+            zeros += k - int(np.count_nonzero(mk_lo[:k]))
             # Chan et al.: combine (cnt, mean, m2) with the block's.
             tot = cnt + k
             delta = bmean - mean
@@ -354,13 +377,17 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
             m2 += bm2 + delta * delta * cnt * k / tot
             cnt = tot
             if nlow <= 2 * cap:  # one compress for both tails, split below
-                np.less_equal(t, lo_t, out=mk_lo[:k])
-                np.greater_equal(t, hi_t, out=mk_hi[:k])
+                np.equal(t, lo_t, out=mk_lo[:k])
+                eq_lo += int(np.count_nonzero(mk_lo[:k]))
+                np.equal(t, hi_t, out=mk_hi[:k])
+                eq_hi += int(np.count_nonzero(mk_hi[:k]))
+                np.less(t, lo_t, out=mk_lo[:k])
+                np.greater(t, hi_t, out=mk_hi[:k])
                 mk_lo[:k] |= mk_hi[:k]
                 sel = t[mk_lo[:k]]
                 nlow += sel.size
                 lows.append(sel)
-        return mn, mx, cnt, mean, m2, l1, l2, zeros, lows, nlow
+        return mn, mx, cnt, mean, m2, l1, l2, zeros, lows, nlow, eq_lo, eq_hi
 
     parts = _run(part, _chunks(flat, threads))
     if any(p is None for p in parts):
@@ -376,14 +403,19 @@ def _blocked_stats(flat: np.ndarray, threads: int | None) -> TensorStats | None:
     values: dict[int, float] = {}
     if sum(p[9] for p in parts) <= 2 * cap:
         tails = np.concatenate([x for p in parts for x in p[8]])
-        # Complete sets even if they overlap: every element <= lo_t, every element >= hi_t.
-        low, high = tails[tails <= lo_t], tails[tails >= hi_t]
+        # Complete sets: every element < lo_t, every element > hi_t; and how many equal each.
+        low, high = tails[tails < lo_t], tails[tails > hi_t]
+        eq_lo, eq_hi = sum(p[10] for p in parts), sum(p[11] for p in parts)
         for i in need:
-            if i < low.size:  # all elements <= lo_t are in `low`: ranks 0..low.size-1
+            if i < low.size:  # all elements < lo_t are in `low`: ranks 0..low.size-1
                 values[i] = float(np.partition(low, i)[i])
+            elif i < low.size + eq_lo:  # then the ties at lo_t
+                values[i] = float(lo_t)
             elif i >= n - high.size:
                 j = i - (n - high.size)
                 values[i] = float(np.partition(high, j)[j])
+            elif i >= n - high.size - eq_hi:  # the ties at hi_t, below the elements > hi_t
+                values[i] = float(hi_t)
     if len(values) < len(need):  # the sample misled us (or heavy ties): exact, slower
         work = flat.copy()
         work.partition(need)
