@@ -137,3 +137,47 @@ def test_zero_fraction_of_a_large_tensor_equals_numpy():
     a[np.abs(a) < 0.7] = 0
     a[::1001] = np.nan
     assert zero_fraction(a) == (a.size - np.count_nonzero(a)) / a.size
+
+
+def _plain_finite_range(a: np.ndarray) -> tuple[float, float]:
+    finite = a[np.isfinite(a)]
+    return (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[0.5, -2.0, 3.0], [np.nan, 1.0, -1.0], [np.inf, 2.0, -3.0], [-np.inf, 0.0], [np.nan, np.inf, -np.inf],
+     [np.nan], [], [-0.0, 0.0], [7.0]],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+def test_finite_range_equals_the_plain_expression(values, dtype):
+    from weightlab.gui.tensor_worker import _finite_range
+
+    a = np.asarray(values, dtype=dtype)
+    assert _finite_range(a) == _plain_finite_range(a)
+    big = np.resize(a, (40, 50)) if a.size else a
+    assert _finite_range(big) == _plain_finite_range(big.ravel())
+
+
+def test_finite_range_of_integers_equals_the_plain_expression():
+    from weightlab.gui.tensor_worker import _finite_range
+
+    a = np.arange(-5, 9, dtype=np.int16).reshape(2, 7)
+    assert _finite_range(a) == (-5.0, 8.0) == _plain_finite_range(a)
+
+
+@pytest.mark.parametrize("shape", [(0,), (1,), (1000,), (37, 53), (3, 3, 5, 7)])
+def test_pruned_mask_in_pieces_equals_the_plain_expression(monkeypatch, shape):
+    from weightlab.gui import tensor_worker
+
+    monkeypatch.setattr(tensor_worker, "COUNT_CHUNK", 64)
+    rng = np.random.default_rng(6)
+    orig = rng.standard_normal(shape).astype(np.float32)
+    orig[rng.random(shape) < 0.2] = 0
+    a = np.where(rng.random(shape) < 0.5, np.float32(0), orig)
+    a[rng.random(shape) < 0.05] = np.nan
+    out = tensor_worker.pruned_mask(a, orig)
+    assert out.shape == a.shape and out.dtype == bool
+    np.testing.assert_array_equal(out, (a == 0) & (orig != 0))
+    with pytest.raises(ValueError, match="shapes differ"):
+        tensor_worker.pruned_mask(a, orig.reshape(-1)[:-1] if orig.size else np.zeros(1))
