@@ -19,7 +19,7 @@ import numpy as np
 
 from weightlab.core.jobs import EvaluateSpec, JobSpec
 from weightlab.core.model import ModelFile
-from weightlab.core.session import EditSession
+from weightlab.core.session import ApplyEdit, ApplyEdits, Change, EditSession, Goto
 from weightlab.engine.events import Metrics, Progress, Result
 from weightlab.engine.jobbook import JobBook
 from weightlab.engine.protocol import JobFailed, JobProgress, JobResult, JobStarted, ModelReady
@@ -159,3 +159,14 @@ def memory_session(
     layers = {name.rpartition("/")[0] for name in arrays}
     kinds = {layer: "Dense" for layer in layers} | dict(classes or {})
     return EditSession(ModelFile.from_arrays(arrays, path, format=fmt, classes=kinds, attrs=attrs))
+
+
+def apply_synchronously(session: EditSession, change: Change) -> set[str]:
+    """Make ``change`` with the session's synchronous methods (the CLI's and API's way); the changed names."""
+    if isinstance(change, ApplyEdit):
+        return session.apply(change.edit)
+    if isinstance(change, ApplyEdits):
+        return session.apply_all(change.edits, change.source)
+    if isinstance(change, Goto):
+        return session.goto(change.position)
+    return session.set_step_enabled(change.index, change.enabled)

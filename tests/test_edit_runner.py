@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
-from fakes import memory_session
+from fakes import apply_synchronously, memory_session
 
 from weightlab.app.runner import EditRunner
 from weightlab.core.errors import RecipeError
@@ -191,14 +191,7 @@ def test_every_change_through_the_runner_gives_the_synchronous_bits(runner, owne
             change = Goto(int(rng.integers(n + 1)))
         else:
             change = SetStepEnabled(int(rng.integers(n)), bool(rng.random() < 0.5))
-        if isinstance(change, ApplyEdit):
-            expected = sync.apply(change.edit)
-        elif isinstance(change, ApplyEdits):
-            expected = sync.apply_all(change.edits, change.source)
-        elif isinstance(change, Goto):
-            expected = sync.goto(change.position)
-        else:
-            expected = sync.set_step_enabled(change.index, change.enabled)
+        expected = apply_synchronously(sync, change)
         assert runner.submit(threaded, change, owner.on_done, owner.on_error)
         owner.drain()
         assert not owner.errors

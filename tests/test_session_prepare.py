@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from fakes import memory_session
+from fakes import apply_synchronously, memory_session
 
 from weightlab.core.errors import RecipeError
 from weightlab.core.session import (
@@ -113,14 +113,7 @@ def test_prepare_and_commit_give_the_bits_of_the_synchronous_methods(budget):
             change = Goto(int(rng.integers(n + 1)))
         else:
             change = SetStepEnabled(int(rng.integers(n)), bool(rng.random() < 0.5))
-        if isinstance(change, ApplyEdit):
-            expected = sync.apply(change.edit)
-        elif isinstance(change, ApplyEdits):
-            expected = sync.apply_all(change.edits, change.source)
-        elif isinstance(change, Goto):
-            expected = sync.goto(change.position)
-        else:
-            expected = sync.set_step_enabled(change.index, change.enabled)
+        expected = apply_synchronously(sync, change)
         # The split session prepares on another thread, as the window's runner does.
         box: list = []
         t = threading.Thread(target=lambda c=change, box=box: box.append(split.prepare(c)))
