@@ -340,16 +340,18 @@ class ModelTree(QWidget):
             self._store({name: fraction})
 
     def select(self, name: str) -> None:
-        """Make tensor ``name`` the current item (emits tensorSelected)."""
-        item = self._items.get(name)
-        if item is not None:
-            self.tree.setCurrentItem(item)
+        """Make tensor ``name`` the current item and the whole selection (emits tensorSelected).
 
-    def select_only(self, name: str) -> None:
-        """Make tensor ``name`` the current item and the whole selection."""
+        The selection is replaced explicitly: a plain ``setCurrentItem`` in
+        extended-selection mode reads the keyboard's modifiers, and a Ctrl
+        still held (or left set by an earlier synthetic click) added the
+        tensor to the old selection instead.
+        """
         item = self._items.get(name)
         if item is not None:
             self.tree.setCurrentItem(item, 0, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+
+    select_only = select
 
     def select_targets(self, names: list[str]) -> None:
         """Select exactly the rows of ``names`` (tensor or layer names), as ctrl-clicks would."""
