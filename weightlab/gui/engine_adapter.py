@@ -94,6 +94,10 @@ class EngineAdapter(QObject):
         starts running, and ends (``done``, ``failed`` or ``cancelled``).
     jobProgress(progress):
         A running job's :class:`~weightlab.engine.protocol.JobProgress`.
+    jobResult(event):
+        A job's :class:`~weightlab.engine.protocol.JobResult` (any kind: a
+        sweep's ``SweepResult``, a ranking's ``RankResult``), just before its
+        ``jobFinished``.
     """
 
     ready = Signal(object)
@@ -107,6 +111,7 @@ class EngineAdapter(QObject):
     jobStarted = Signal(object)
     jobProgress = Signal(object)
     jobFinished = Signal(object)
+    jobResult = Signal(object)
 
     def __init__(self, parent: QObject | None = None, client_factory: Any = None, *, enabled: bool = True):
         super().__init__(parent)
@@ -248,6 +253,7 @@ class EngineAdapter(QObject):
             self.estimate.emit(ev.partial)
 
     def _on_job_result(self, ev: JobResult) -> None:
+        self.jobResult.emit(ev)
         if isinstance(ev.result, Result):
             self.result.emit(ev.result)
 
