@@ -6,8 +6,10 @@ Qt runs offscreen; tests never sleep for a fixed time (wait on signals with
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -37,6 +39,33 @@ def demo_paths() -> dict[str, Path]:
     if missing:
         pytest.fail(f"bundled demo files missing: {missing}; rebuild with python -m weightlab.demo")
     return paths
+
+
+#: A test still running after this many seconds ends the whole run (exit status 1) with
+#: every thread's stack on stderr. pytest-timeout (``timeout`` in pyproject.toml, shorter)
+#: fails a test stuck in Python code; this is for one stuck where no Python code can run
+#: any more (a C library looping while it holds the interpreter lock), which would otherwise
+#: hold the run until CI's own limit.
+HARD_LIMIT_S = float(os.environ.get("WEIGHTLAB_TEST_HARD_LIMIT_S", "330"))
+
+
+def _stderr_fd(config: pytest.Config) -> int:
+    """The terminal's stderr (pytest's faulthandler plugin keeps a copy from before capturing)."""
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+        return config.stash[fault_handler_stderr_fd_key]
+    except (ImportError, KeyError):
+        return sys.__stderr__.fileno()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(HARD_LIMIT_S, exit=True, file=_stderr_fd(item.config))
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True)
