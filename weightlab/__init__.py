@@ -13,6 +13,16 @@ Python API (the same core objects the window and the ``weightlab`` command use):
     recipe = s.to_recipe()                      # {"version": 1, "edits": [...]}
     s.save("model-edited.keras")                # same format, atomic, never over the original
     weightlab.evaluate(s, "heldout.npz")        # accuracy/loss (imports TensorFlow)
+
+Sweeps, rankings and budget plans (issue 11; they import TensorFlow too)::
+
+    r = weightlab.sweep("model.keras", "heldout.npz", op="clip", param="threshold",
+                        values=[0.5, 0.2, 0.1, 0.05], mode="each")
+    r.to_json(); r.to_csv(); r.to_dataframe()  # one row per point (pandas optional)
+    k = weightlab.rank("model.keras", "heldout.npz", layer="dense")
+    p = weightlab.plan("model.keras", "heldout.npz", op="prune_magnitude", param="sparsity",
+                       range="0.1:0.9:0.1", budget_pp=1.0)
+    p.joint_drop_pp, p.sum_single_drops_pp; p.recipe()
 """
 
 from __future__ import annotations
@@ -29,7 +39,11 @@ from weightlab.core.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+    from weightlab.core.plan import Plan
     from weightlab.core.session import EditSession
+    from weightlab.core.sweeps import RankResult, SweepResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -40,6 +54,9 @@ __all__ = [
     "WeightLabError",
     "evaluate",
     "open",
+    "plan",
+    "rank",
+    "sweep",
 ]
 
 
@@ -108,3 +125,267 @@ def evaluate(
             **options,
         )
     return evaluate_file(session_or_path, data, None, trust=trust, batch_size=batch_size, **options)
+
+
+def _parallel(workers: int | None, ray: str | bool | None) -> dict[str, Any]:
+    """The parallel options of a sweep, passed on only when given (``ray=True``: a local Ray)."""
+    out: dict[str, Any] = {}
+    if workers is not None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise RecipeError(f"sweep: workers must be a whole number >= 1; got {workers!r}")
+        out["workers"] = workers
+    if ray is not None and ray is not False:
+        out["ray_address"] = "" if ray is True else str(ray)
+    return out
+
+
+def sweep(
+    model: EditSession | str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    *,
+    op: str,
+    param: str,
+    values: Iterable[float] | str | None = None,
+    range: Sequence[float] | str | None = None,  # noqa: A002 - as the command's --range
+    adaptive: Sequence[float] | str | bool | None = None,
+    targets: str | Iterable[str] | None = None,
+    mode: str = "together",
+    budget_pp: float | None = None,
+    metric: str = "accuracy",
+    fixed: Mapping[str, Any] | None = None,
+    coupled: bool = False,
+    log: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    ray: str | bool | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> SweepResult:
+    """Measure the model while one numeric parameter of one edit varies (a sensitivity sweep).
+
+    Imports TensorFlow in this process. Every point is the model with the
+    edit ``op(param=value)`` applied to the targets (mode ``"together"``: all
+    of them at once, one curve named by the glob; ``"each"``: every matched
+    tensor, or layer for neuron ops, alone, one curve each), evaluated on the
+    held-out set; the model file is never changed.
+
+    Parameters
+    ----------
+    model:
+        A model file, or an open :class:`~weightlab.core.session.EditSession`
+        whose current (edited) tensors are the base of every point.
+    data:
+        Held-out ``.npz`` with ``x`` (and ``y``; without labels only the
+        agreement with the unedited model is measured).
+    op, param:
+        A catalogue op and one of its sweepable parameters
+        (:func:`weightlab.core.catalogue.sweepable_params`): ``clip``/``threshold``
+        (``min=-t, max=t``), ``prune_magnitude``/``sparsity``, ``add_noise``/``std``...
+    values, range, adaptive:
+        Exactly one: explicit values (a list, or ``"0.3,0.1"``); a range
+        ``(start, stop, step)`` or ``"start:stop:step"`` (stop included);
+        adaptive bounds ``(low, high)``, ``"low:high"`` or True (the
+        parameter's valid range): a coarse grid, then refined where the metric
+        falls fastest.
+    targets:
+        Globs over canonical names (``"*/kernel"``, the default), tensor or
+        layer names, or coupled-group ids (``"group:add"``).
+    mode:
+        ``"together"`` or ``"each"``.
+    budget_pp:
+        Early stop per target once its drop exceeds this many percentage points.
+    metric:
+        ``"accuracy"`` or ``"agreement"``: what early stop and refinement follow.
+    fixed:
+        The op's other parameters (``{"scope": "global"}``).
+    coupled:
+        Each mode with a neuron op: sweep layers coupled by a residual
+        ``Add``, a ``Concatenate`` or a BatchNormalization as one group.
+    log:
+        A JSON-lines file of partial results: written point by point; a
+        second call with the same sweep and ``log`` measures only the points
+        it lacks.
+    workers, ray:
+        Run the points in ``workers`` local processes, or on a Ray cluster
+        (``ray``: its address; ``""`` or True: a local Ray). Passed on only
+        when given.
+    progress, should_stop:
+        ``progress(fraction, message, point)`` after each point;
+        ``should_stop()`` polled between batches, True ends the sweep early
+        with the points so far (``complete`` False).
+    trust, options:
+        As for :func:`evaluate` (``batch_size``, ``architecture``,
+        ``signature``...); further spec fields (``max_points``,
+        ``initial_points``, ``scale``, ``resolution_pp``) go to the spec.
+
+    Returns
+    -------
+    SweepResult
+        ``baseline`` and ``points`` (accuracy and agreement as fractions with
+        95 % Wilson intervals, loss, per-class accuracy), ``notes`` per
+        target ("edited alone", "coupled with ..."), ``stopped`` (early
+        stops), ``complete``; ``to_json()``, ``to_csv()``, ``to_dataframe()``
+        (pandas), ``threshold(target, budget_pp)``.
+
+    Raises
+    ------
+    RecipeError
+        For an unknown op or parameter, bad values, or a target that matches
+        nothing (before TensorFlow is imported).
+    FormatError, DataError, EngineError
+        When the model or held-out file is missing or unusable, or ``log``
+        holds another sweep's log; the message names the file.
+    """
+    from weightlab.analysis import check_sweep, model_source, sweep_spec
+
+    spec_fields = {k: options.pop(k) for k in ("max_points", "initial_points", "scale", "resolution_pp") if k in options}
+    spec = sweep_spec(
+        op, param, values=values, range=range, adaptive=adaptive, targets=targets, mode=mode,
+        budget_pp=budget_pp, metric=metric, fixed=fixed, coupled=coupled, **spec_fields,
+    )  # fmt: skip
+    path, edited = model_source(model)
+    parallel = _parallel(workers, ray)
+    check_sweep(spec, path, data)
+    from weightlab._tf import headless
+
+    return headless.sweep(
+        path, data, spec, edited=edited, progress=progress, should_stop=should_stop, log_path=log, trust=trust,
+        **parallel, **options,
+    )  # fmt: skip
+
+
+def rank(
+    model: EditSession | str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    *,
+    layer: str,
+    ablation: str = "zero",
+    cumulative: bool = True,
+    batchnorm: bool | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> RankResult:
+    """Rank a layer's output neurons/filters by the accuracy each one's ablation costs.
+
+    Imports TensorFlow in this process. Each unit is ablated alone (``"zero"``:
+    its kernel slice and bias zeroed, and a following BatchNormalization's
+    channel when one follows; ``"mean"``: its output replaced by its mean over
+    the held-out set) and the model evaluated.
+
+    Parameters
+    ----------
+    model, data, progress, should_stop, trust, options:
+        As for :func:`sweep`.
+    layer:
+        A layer with a kernel (Dense, Conv...).
+    ablation:
+        ``"zero"`` or ``"mean"``.
+    cumulative:
+        Also measure the curves of the ``k`` most and least important units
+        ablated together, ``k = 1 .. n``.
+    batchnorm:
+        Zero ablation: silence the following BatchNormalization's channel too
+        (None: when one follows).
+
+    Returns
+    -------
+    RankResult
+        ``units`` largest drop first; ``drop`` is baseline accuracy minus
+        ablated accuracy, a fraction (negative: removing the unit raised
+        accuracy, see ``raising()``); ``to_json()``, ``to_csv()``,
+        ``to_dataframe()``.
+
+    Raises
+    ------
+    RecipeError
+        When the layer does not exist or has no kernel, or the ablation is unknown.
+    FormatError, DataError, EngineError
+        As :func:`sweep`.
+    """
+    from weightlab.analysis import check_rank, model_source, rank_spec
+
+    spec = rank_spec(layer, ablation=ablation, cumulative=cumulative, batchnorm=batchnorm)
+    path, edited = model_source(model)
+    check_rank(spec, path, data)
+    from weightlab._tf import headless
+
+    return headless.rank(
+        path, data, spec, edited=edited, progress=progress, should_stop=should_stop, trust=trust, **options
+    )
+
+
+def plan(
+    model: EditSession | str | os.PathLike[str],
+    data: str | os.PathLike[str],
+    *,
+    op: str,
+    param: str,
+    budget_pp: float,
+    values: Iterable[float] | str | None = None,
+    range: Sequence[float] | str | None = None,  # noqa: A002 - as the command's --range
+    adaptive: Sequence[float] | str | bool | None = None,
+    targets: str | Iterable[str] | None = None,
+    metric: str = "accuracy",
+    fixed: Mapping[str, Any] | None = None,
+    coupled: bool = False,
+    log: str | os.PathLike[str] | None = None,
+    workers: int | None = None,
+    ray: str | bool | None = None,
+    progress: Callable[[float | None, str, Any], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> Plan:
+    """The strongest value per target within an accuracy budget, composed and evaluated once.
+
+    Sweeps every target alone (mode ``"each"``, stopping each past the
+    budget), picks per target the strongest value whose drop stays within
+    ``budget_pp`` (interpolated between measured points,
+    :func:`weightlab.core.plan.plan`), then evaluates all choices together.
+
+    Parameters
+    ----------
+    budget_pp:
+        Largest drop allowed per target, in percentage points (>= 0).
+    model, data, op, param, values, range, adaptive, targets, metric, fixed, coupled, log,
+    workers, ray, progress, should_stop, trust, options:
+        As for :func:`sweep`.
+
+    Returns
+    -------
+    Plan
+        ``choices`` (target, value, single-target drop in pp),
+        ``sum_single_drops_pp``, ``joint_drop_pp`` (the composed edits
+        evaluated together; None when the sweep was stopped early),
+        ``interaction_pp``, ``recipe(model_file, source)``, ``to_json()``.
+
+    Raises
+    ------
+    RecipeError
+        For a negative budget, a parameter without a stronger direction, or
+        as :func:`sweep`.
+    FormatError, DataError, EngineError
+        As :func:`sweep`.
+    """
+    from weightlab.analysis import check_sweep, model_source, sweep_spec
+
+    spec_fields = {k: options.pop(k) for k in ("max_points", "initial_points", "scale", "resolution_pp") if k in options}
+    if isinstance(budget_pp, bool) or not isinstance(budget_pp, (int, float)) or not 0 <= budget_pp < float("inf"):
+        raise RecipeError(f"plan: budget must be a finite number of percentage points >= 0; got {budget_pp!r}")
+    spec = sweep_spec(
+        op, param, values=values, range=range, adaptive=adaptive, targets=targets, mode="each",
+        budget_pp=budget_pp, metric=metric, fixed=fixed, coupled=coupled, **spec_fields,
+    )  # fmt: skip
+    path, edited = model_source(model)
+    parallel = _parallel(workers, ray)
+    check_sweep(spec, path, data)
+    from weightlab._tf import headless
+
+    chosen, _ = headless.plan(
+        path, data, spec, float(budget_pp), edited=edited, progress=progress, should_stop=should_stop,
+        log_path=log, trust=trust, **parallel, **options,
+    )  # fmt: skip
+    return chosen

@@ -12,9 +12,20 @@
     weightlab eval PATH --data HELDOUT.npz [--recipe R.json] [--json] [--trust]
                    [--architecture MODEL.keras] [--signature S] [--input T] [--output T]
     weightlab apply PATH RECIPE.json -o OUT [--overwrite]
+    weightlab sweep PATH --data HELDOUT.npz --op OP --param NAME
+                   (--values V1,V2,... | --range START:STOP:STEP | --adaptive [LOW:HIGH])
+                   [--target GLOB ...] [--each] [--coupled] [--metric accuracy|agreement]
+                   [--budget PP] [--fixed KEY=VALUE ...] [--workers N] [--ray [ADDRESS]]
+                   [--log FILE.jsonl] [--json | --csv FILE] [--plot FILE.png|FILE.svg]
+    weightlab rank PATH --data HELDOUT.npz --layer NAME [--ablation zero|mean]
+                   [--no-cumulative] [--json | --csv FILE] [--plot FILE.png|FILE.svg]
+    weightlab plan PATH --data HELDOUT.npz --op OP --param NAME --budget PP
+                   [--target GLOB ...] (--values ... | --range ... | --adaptive ...)
+                   -o RECIPE.json [--json]
 
 A user error (bad file, recipe, held-out set or graph) prints one line on stderr
-and exits with status 2; nothing is written. The libraries' log lines
+and exits with status 2; nothing is written. Ctrl+C ends a sweep, ranking or
+plan early: the points measured so far are printed (and saved), status 130. The libraries' log lines
 (TensorFlow, absl, oneDNN, CUDA, Keras warnings) stay off stderr unless
 ``--verbose`` (or ``WEIGHTLAB_DEBUG=1``); output cut short by a pipe
 (``| head``) ends quietly.
@@ -34,8 +45,10 @@ from typing import Any
 from weightlab import __version__
 from weightlab.core.errors import WeightLabError
 
-SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export")
+SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export", "sweep", "rank", "plan")
 EXIT_USER_ERROR = 2
+#: Exit status of a sweep, ranking or plan ended early by Ctrl+C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 EXIT_INTERNAL_ERROR = 1
 #: Exit status when stdout is closed early (``weightlab inspect BIG | head``):
 #: that of a Unix tool ended by SIGPIPE as a shell reports it (128 + 13).
@@ -217,7 +230,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     p = argparse.ArgumentParser(prog="weightlab")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("inspect", parents=[common], help="list every tensor with shape, dtype and statistics")
     s.add_argument("path", type=Path)
@@ -268,6 +281,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, required=True)
     s.add_argument("--overwrite", action="store_true", help="allow -o to be the input file itself")
     s.set_defaults(func=cmd_apply)
+    _analysis_parsers(sub, common)
     return p
 
 
@@ -463,6 +477,469 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_tensor(session.array(session.model.tensor(args.tensor).name), args.output)
     print(f"wrote {out}")
     return 0
+
+
+# -- sweeps, rankings and plans (issue 11) --------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors can be one line (``one_line_errors``), as the command's other errors."""
+
+    def __init__(self, *args: Any, one_line_errors: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.one_line_errors = one_line_errors
+
+    def error(self, message: str) -> Any:
+        if not self.one_line_errors:
+            return super().error(message)
+        _say(sys.stderr, f"weightlab: error: {message} (see {self.prog} --help)")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+#: Spec fields of :mod:`weightlab.core.sweeps` -> the flags that set them (error messages name the flag).
+_FLAGS = {
+    "op": "--op", "param": "--param", "targets": "--target", "values": "--values", "value_range": "--range",
+    "adaptive": "--adaptive", "mode": "--each", "fixed": "--fixed", "budget_pp": "--budget", "metric": "--metric",
+    "coupled": "--coupled", "layer": "--layer", "ablation": "--ablation", "batchnorm": "--ablation",
+}  # fmt: skip
+
+
+def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    def model_options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("path", type=Path, help="the model (any format `weightlab eval` reads); never changed")
+        s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y (x alone: agreement only)")
+        s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
+        s.add_argument("--batch-size", type=int, default=None, help="samples per forward pass (default: from memory)")
+        s.add_argument("--architecture", type=Path, help="for a checkpoint: the Keras model file of its architecture")
+        s.add_argument("--signature", help="for a SavedModel: the signature (default: serving_default)")
+        s.add_argument("--input", help="for a frozen graph: the input tensor (default: its placeholder)")
+
+    def sweep_options(s: argparse.ArgumentParser, plan: bool) -> None:
+        s.add_argument("--op", required=True, help="the edit op (clip, prune_magnitude, add_noise, prune_neurons...)")
+        s.add_argument("--param", required=True, help="its numeric parameter to vary (clip: threshold = clip to [-t, t])")
+        v = s.add_mutually_exclusive_group(required=True)
+        v.add_argument("--values", metavar="V1,V2,...", help="the values, e.g. 0.5,0.2,0.1")
+        v.add_argument("--range", metavar="START:STOP:STEP", help="start, start+step, ... up to stop (included)")
+        v.add_argument(
+            "--adaptive", nargs="?", const=True, metavar="LOW:HIGH",
+            help="a coarse grid, then refined where the metric falls fastest (default bounds: the parameter's range)",
+        )  # fmt: skip
+        s.add_argument(
+            "--target", action="append", metavar="GLOB",
+            help="tensors/layers to edit: glob, name or group:ID (repeatable; default: */kernel, every kernel)",
+        )  # fmt: skip
+        if not plan:
+            s.add_argument("--each", action="store_true", help="one curve per tensor/layer edited alone (default: all together)")
+        s.add_argument("--coupled", action="store_true", help="neuron ops: sweep coupled layers (Add, Concatenate) as one")
+        s.add_argument("--metric", choices=("accuracy", "agreement"), default="accuracy")
+        if plan:
+            s.add_argument("--budget", type=float, required=True, metavar="PP", help="largest drop per target, percentage points")
+        else:
+            s.add_argument("--budget", type=float, metavar="PP", help="stop a target once its drop exceeds PP percentage points")
+        s.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="another parameter of the op (JSON value)")
+        s.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the cores)")
+        s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run on a Ray cluster (no address: a local one)")
+        s.add_argument("--log", type=Path, metavar="FILE.jsonl", help="partial results; a re-run with the same log resumes")
+
+    s = sub.add_parser(
+        "sweep", parents=[common], one_line_errors=True,
+        help="accuracy while one parameter of an edit varies (sensitivity; imports TensorFlow)",
+    )  # fmt: skip
+    model_options(s)
+    sweep_options(s, plan=False)
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the result as JSON")
+    out.add_argument("--csv", type=Path, metavar="FILE", help="write one row per point")
+    s.add_argument("--plot", type=Path, metavar="FILE.png|FILE.svg", help="draw the curves")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser(
+        "rank", parents=[common], one_line_errors=True,
+        help="rank a layer's neurons/filters by the accuracy their ablation costs (imports TensorFlow)",
+    )  # fmt: skip
+    model_options(s)
+    s.add_argument("--layer", required=True, help="a layer with a kernel (Dense, Conv...)")
+    s.add_argument("--ablation", choices=("zero", "mean"), default="zero")
+    s.add_argument("--no-cumulative", action="store_true", help="skip the cumulative top-k/bottom-k curves")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the ranking as JSON")
+    out.add_argument("--csv", type=Path, metavar="FILE", help="write one row per unit")
+    s.add_argument("--plot", type=Path, metavar="FILE.png|FILE.svg", help="draw the drops as bars")
+    s.set_defaults(func=cmd_rank)
+
+    s = sub.add_parser(
+        "plan", parents=[common], one_line_errors=True,
+        help="the strongest value per target within a budget, as a recipe (imports TensorFlow)",
+    )  # fmt: skip
+    model_options(s)
+    sweep_options(s, plan=True)
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="RECIPE.json", help="the recipe to write")
+    s.add_argument("--json", action="store_true", help="print the plan as JSON")
+    s.set_defaults(func=cmd_plan)
+
+
+def _flag_error(e: WeightLabError) -> WeightLabError:
+    """A spec error named by its flag (``--range: ...``) rather than its field."""
+    import re
+
+    m = re.match(r"^(?:sweep|rank) spec: field '(\w+)': (.*)$", str(e), re.S)
+    if m and m.group(1) in _FLAGS:
+        return type(e)(f"{_FLAGS[m.group(1)]}: {m.group(2)}")
+    return e
+
+
+def _fixed(items: Sequence[str] | None) -> dict[str, Any]:
+    """``--fixed KEY=VALUE`` pairs; VALUE as JSON (``3``, ``[0, 2]``, ``true``) or else as text."""
+    out: dict[str, Any] = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise WeightLabError(f"--fixed: expected KEY=VALUE, e.g. scope=global; got {item!r}")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        out[key.strip()] = value
+    return out
+
+
+def _same_path(a: Path, b: Path | None) -> bool:
+    if b is None:
+        return False
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_outputs(args: argparse.Namespace, outputs: Sequence[tuple[str, Path | None]]) -> None:
+    """Refuse, before any work, outputs that would write over the inputs or cannot be written."""
+    inputs = [("model file", args.path), ("held-out file", args.data)]
+    for flag, out in outputs:
+        if out is None:
+            continue
+        for what, given in inputs:
+            if _same_path(out, given) or out.resolve() == Path(given).resolve():
+                raise WeightLabError(f"{flag} {out}: refusing to write over the {what}")
+        if out.is_dir():
+            raise WeightLabError(f"{flag} {out}: is a folder; give a file name")
+        if not out.parent.is_dir():
+            raise WeightLabError(f"{flag} {out}: the folder {out.parent} does not exist")
+        if flag == "--plot" and out.suffix.lower() not in (".png", ".svg"):
+            raise WeightLabError(f"--plot {out}: expected a .png or .svg file name")
+
+
+def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    from weightlab.formats.tf_formats import evaluation_kind
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise WeightLabError(f"--batch-size: must be at least 1; got {args.batch_size}")
+    # A bad combination of format options fails here, before TensorFlow is imported.
+    evaluation_kind(args.path, architecture=args.architecture, signature=args.signature, input=args.input)
+    opts = {"architecture": args.architecture, "signature": args.signature, "input": args.input,
+            "batch_size": args.batch_size}  # fmt: skip
+    return {"trust": args.trust, **{k: v for k, v in opts.items() if v is not None}}
+
+
+def _sweep_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`weightlab.sweep`/:func:`weightlab.plan` the flags give."""
+    if args.workers is not None and args.workers < 1:
+        raise WeightLabError(f"--workers: expected a whole number >= 1; got {args.workers}")
+    kw: dict[str, Any] = {
+        "op": args.op,
+        "param": args.param,
+        "values": args.values,
+        "range": args.range,
+        "adaptive": args.adaptive,
+        "targets": args.target,
+        "metric": args.metric,
+        "fixed": _fixed(args.fixed),
+        "coupled": args.coupled,
+        "log": args.log,
+    }
+    if args.workers is not None:  # passed on only when given (the parallel runner's keywords)
+        kw["workers"] = args.workers
+    if args.ray is not None:
+        kw["ray"] = args.ray
+    return kw
+
+
+class _CtrlC:
+    """Ctrl+C (SIGINT) asks a running sweep to stop after the point it is measuring; a second one stops now.
+
+    ``should_stop`` is the engine's polling hook. Installed only in the main
+    thread (signal handlers cannot be set elsewhere); the previous handler is
+    restored on exit.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.pressed = threading.Event()
+        self._old: Any = None
+
+    def should_stop(self) -> bool:
+        return self.pressed.is_set()
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.pressed.is_set():
+            raise KeyboardInterrupt
+        self.pressed.set()
+
+    def __enter__(self) -> _CtrlC:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+def _interruptible(run: Any, ctrl_c: _CtrlC) -> Any:
+    """``run()``; None when Ctrl+C came before anything was measured (the engine raised its cancellation)."""
+    from weightlab._tf.headless import EvaluationCancelled
+
+    try:
+        return run()
+    except EvaluationCancelled:
+        if ctrl_c.pressed.is_set():
+            return None
+        raise
+
+
+def _write_text(path: Path, text: str, flag: str) -> None:
+    from weightlab.core.atomic import atomic_path
+
+    try:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise WeightLabError(f"{flag} {path}: cannot write: {e.strerror or e}") from None
+
+
+def _write_plot(result: Any, path: Path) -> None:
+    """Draw with the window's plot (Qt imported only here, offscreen when there is no window)."""
+    from weightlab.gui.sweep_plot import save_plot
+
+    try:
+        save_plot(result, path)
+    except OSError as e:
+        raise WeightLabError(f"--plot {path}: cannot write: {e.strerror or e}") from None
+
+
+def _save(result: Any, args: argparse.Namespace) -> None:
+    if args.plot is not None:
+        _write_plot(result, args.plot)
+    if args.csv is not None:
+        _write_text(args.csv, result.to_csv(), "--csv")
+
+
+def _interrupted(what: str) -> int:
+    _say(sys.stderr, f"weightlab: interrupted: {what}")
+    return EXIT_INTERRUPTED
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f} %"
+
+
+def _ci(ci: Sequence[float] | None) -> str:
+    return "" if ci is None else f"[{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]"
+
+
+def _pp(v: float | None) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:+.2f}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], left: int = 1) -> None:
+    """Print columns: the first ``left`` left-aligned, the rest right-aligned."""
+    table = [list(header), *map(list, rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for r in table:
+        cells = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        print("  ".join(cells).rstrip())
+
+
+def _print_sweep(result: Any, args: argparse.Namespace) -> None:
+    from weightlab.core.sweeps import drop_pp
+
+    spec, base = result.spec, result.baseline
+    print(f"{spec.label} of {args.path}, {base.num_samples} held-out samples")
+    print(f"baseline: accuracy {_pct(base.accuracy)} {_ci(base.accuracy_ci)}  loss {_g(base.loss)}")
+    ref = base.metric(spec.metric)
+    rows = [
+        (
+            p.target,
+            f"{p.value:g}",
+            f"{_pct(p.accuracy)} {_ci(p.accuracy_ci)}".rstrip(),
+            _pp(drop_pp(ref, p.metric(spec.metric))),
+            _pct(p.agreement),
+        )
+        for p in sorted(result.points, key=lambda p: result.targets().index(p.target))
+    ]
+    drop = "drop pp" if spec.metric == "accuracy" else "drop pp (agreement)"
+    _table(("target", "value", "accuracy [95 % interval]", drop, "agreement"), rows, left=1)
+    for target in result.targets():
+        note = result.notes.get(target)
+        if note:
+            print(f"note: {target}: {note}")
+    for target, value in result.stopped.items():
+        print(f"stopped: {target} after {value:g} (its drop passed the {spec.budget_pp:g} pp budget)")
+    if not result.complete:
+        print(f"incomplete: {len(result.points)} point(s) measured" + (f"; resume with --log {args.log}" if args.log else ""))
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``weightlab sweep PATH --data HELDOUT.npz --op OP --param NAME (--values|--range|--adaptive) ...``.
+
+    Prints the baseline and every point (``--json``: :meth:`SweepResult.to_json`;
+    ``target`` is the glob in together mode); ``--csv`` and ``--plot`` write
+    files. Ctrl+C stops after the current point: the points so far are
+    printed and written, status 130 (with ``--log``, a re-run resumes).
+    """
+    import weightlab
+
+    _check_outputs(args, [("--csv", args.csv), ("--plot", args.plot), ("--log", args.log)])
+    kw = _sweep_arguments(args)
+    options = _engine_options(args)
+    with _CtrlC() as ctrl_c:
+        try:
+            result = _interruptible(
+                lambda: weightlab.sweep(
+                    args.path, args.data, mode="each" if args.each else "together", budget_pp=args.budget,
+                    should_stop=ctrl_c.should_stop, **kw, **options,
+                ), ctrl_c,
+            )  # fmt: skip
+        except WeightLabError as e:
+            raise _flag_error(e) from None
+    if result is None:
+        return _interrupted("no point was measured")
+    _save(result, args)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        _print_sweep(result, args)
+    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    """``weightlab rank PATH --data HELDOUT.npz --layer NAME [--ablation zero|mean] ...``.
+
+    Prints the units largest drop first (``--json``: :meth:`RankResult.to_json`,
+    ``drop`` = baseline accuracy - ablated accuracy, fractions); units whose
+    removal raises accuracy are flagged. Ctrl+C: the units so far, status 130.
+    """
+    import weightlab
+
+    _check_outputs(args, [("--csv", args.csv), ("--plot", args.plot)])
+    options = _engine_options(args)
+    with _CtrlC() as ctrl_c:
+        try:
+            result = _interruptible(
+                lambda: weightlab.rank(
+                    args.path, args.data, layer=args.layer, ablation=args.ablation,
+                    cumulative=not args.no_cumulative, should_stop=ctrl_c.should_stop, **options,
+                ), ctrl_c,
+            )  # fmt: skip
+        except WeightLabError as e:
+            raise _flag_error(e) from None
+    if result is None:
+        return _interrupted("no unit was measured")
+    _save(result, args)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        base = result.baseline
+        print(f"{result.spec.label} of {args.path}, {base.num_samples} held-out samples ({result.method})")
+        print(f"baseline: accuracy {_pct(base.accuracy)} {_ci(base.accuracy_ci)}  loss {_g(base.loss)}")
+        rows = [
+            (
+                str(u.index),
+                f"{_pct(u.point.accuracy)} {_ci(u.point.accuracy_ci)}".rstrip(),
+                _pp(None if u.drop is None else 100 * u.drop),
+                "-" if u.loss_change is None else f"{u.loss_change:+.4g}",
+                "removal raises accuracy" if u.raises_accuracy else "",
+            )
+            for u in result.units
+        ]
+        _table(("unit", "accuracy [95 % interval]", "drop pp", "loss change", ""), rows, left=1)
+        raising = result.raising()
+        if raising:
+            print(f"{len(raising)} unit(s) whose removal raises accuracy: {', '.join(map(str, raising))}")
+        if not result.complete:
+            print(f"incomplete: {len(result.units)} unit(s) measured")
+    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """``weightlab plan PATH --data HELDOUT.npz --op OP --param NAME --budget PP -o RECIPE.json``.
+
+    Sweeps each target alone, picks per target the strongest value within
+    the budget, evaluates the composed recipe once and writes it (atomic;
+    replays with ``weightlab apply``). Prints per target the chosen value and
+    its single drop, their sum and the real joint drop. Ctrl+C: the plan of
+    the points so far is printed, not evaluated, no recipe written; status 130.
+    """
+    import weightlab
+    from weightlab.core.recipe import save_recipe
+
+    _check_outputs(args, [("-o", args.output), ("--log", args.log)])
+    kw = _sweep_arguments(args)
+    options = _engine_options(args)
+    with _CtrlC() as ctrl_c:
+        try:
+            chosen = _interruptible(
+                lambda: weightlab.plan(
+                    args.path, args.data, budget_pp=args.budget, should_stop=ctrl_c.should_stop, **kw, **options
+                ), ctrl_c,
+            )  # fmt: skip
+        except WeightLabError as e:
+            raise _flag_error(e) from None
+    if chosen is None:
+        return _interrupted("no point was measured; no recipe written")
+    written = None
+    if chosen.joint is not None:
+        session = _open(args.path)
+        try:
+            recipe = chosen.recipe(session.model, session, source_name=Path(args.path).name)
+        finally:
+            session.model.close()
+        try:
+            save_recipe(recipe, args.output)
+        except OSError as e:
+            raise WeightLabError(f"-o {args.output}: cannot write: {e.strerror or e}") from None
+        written = args.output
+    data = {**chosen.to_json(), "recipe": None if written is None else str(written)}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        unit = "pp" if chosen.metric == "accuracy" else "pp (agreement)"
+        print(f"plan {chosen.spec.op}.{chosen.spec.param} within {chosen.budget_pp:g} {unit} per target, of {args.path}")
+        rows = [
+            (
+                c.target,
+                "unedited" if c.value is None else f"{c.value:.6g}" + (" (interpolated)" if c.interpolated else ""),
+                _pp(c.single_drop_pp),
+            )
+            for c in chosen.choices
+        ]
+        _table(("target", "value", "single drop pp"), rows, left=2)
+        print(f"sum of single drops: {chosen.sum_single_drops_pp:+.2f} pp")
+        if chosen.joint is not None:
+            j = chosen.joint
+            print(
+                f"joint drop (all together, measured): {_pp(chosen.joint_drop_pp)} pp "
+                f"(interaction {_pp(chosen.interaction_pp)} pp); accuracy {_pct(j.accuracy)} {_ci(j.accuracy_ci)}"
+            )
+        print(f"wrote {written}" if written is not None else "not evaluated (stopped early): no recipe written")
+    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
 
 
 def _metrics_dict(m: Any) -> dict[str, Any]:
