@@ -8,8 +8,10 @@ hidden unless *View › Show optimizer state* is on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
@@ -85,6 +87,32 @@ class _ZerosJob(QRunnable):
 _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
 
 
+#: Sensitivity colours (model tree rows after a sweep): sensitive, robust, within budget over the whole range.
+SENSITIVE_COLOR = QColor("#d62728")
+ROBUST_COLOR = QColor("#2ca02c")
+UNREACHED_COLOR = QColor("#1f77b4")
+#: How much of the sensitivity colour is mixed into the row's background (the text stays readable).
+_TINT = 0.45
+
+
+def sensitivity_colour(score: float | None, base: QColor) -> QColor:
+    """The row colour of a sensitivity ``score`` on a background ``base`` (the palette's, light or dark).
+
+    ``score`` 0 (sensitive) is red, 1 (robust) green, in between through
+    amber; None (never passed the budget) is blue. The hue is mixed into
+    ``base`` by :data:`_TINT`, so the row's text colour still reads in a light
+    and in a dark palette.
+    """
+    if score is None:
+        hue = UNREACHED_COLOR
+    else:
+        s = min(1.0, max(0.0, float(score)))
+        lo, hi = (SENSITIVE_COLOR, QColor("#ff9f1c")) if s < 0.5 else (QColor("#ff9f1c"), ROBUST_COLOR)
+        t = s * 2 if s < 0.5 else (s - 0.5) * 2
+        hue = QColor.fromRgbF(*(a + (b - a) * t for a, b in zip(lo.getRgbF()[:3], hi.getRgbF()[:3], strict=True)))
+    return QColor.fromRgbF(*(b + (h - b) * _TINT for b, h in zip(base.getRgbF()[:3], hue.getRgbF()[:3], strict=True)))
+
+
 class ModelTree(QWidget):
     """Summary header plus a tree: layer (name, class, params) -> tensors.
 
@@ -151,6 +179,7 @@ class ModelTree(QWidget):
         self.model_sparsity: float | None = None
         self._fractions: dict[str, float | None] = {}
         self._zeros = _Generation()
+        self.sensitivity: dict[str, float | None] = {}  # name -> score shown (set_sensitivity)
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self._fit_columns()  # the header texts, before any model
@@ -162,6 +191,7 @@ class ModelTree(QWidget):
         self._marked.clear()
         self._layer_items.clear()
         self._fractions = {}
+        self.sensitivity = {}
         self._zeros.value += 1  # drop counts still coming for the previous model
         self.model_sparsity = None
         self.tree.clear()
@@ -338,6 +368,49 @@ class ModelTree(QWidget):
         """Record a zero fraction computed elsewhere (by the statistics of a shown tensor)."""
         if name in self._items:
             self._store({name: fraction})
+
+    def set_sensitivity(self, scores: Mapping[str, float | None], tips: Mapping[str, str] | None = None) -> None:
+        """Colour the rows of ``scores``' layers/tensors by sensitivity; other rows lose their colour.
+
+        Parameters
+        ----------
+        scores:
+            ``{layer or tensor name: score}``: 0 = most sensitive (red; its
+            drop passes the budget at the weakest edit), 1 = most robust
+            (green), None = within the budget over the whole measured range
+            (:func:`sensitivity_colour`). Unknown names are ignored.
+        tips:
+            Tooltip text per name (the threshold value).
+        """
+        self.clear_sensitivity()
+        tips = tips or {}
+        base = self.tree.palette().color(QPalette.ColorRole.Base)
+        for name, score in scores.items():
+            item = self._layer_items.get(name) or self._items.get(name)
+            if item is None:
+                continue
+            brush = QBrush(sensitivity_colour(score, base))
+            for col in range(_NCOLS):
+                item.setBackground(col, brush)
+            if name in tips:
+                item.setToolTip(_PARAMS, tips[name])
+                item.setToolTip(_ZEROS, tips[name])
+            self.sensitivity[name] = score
+
+    def clear_sensitivity(self) -> None:
+        """Remove the sensitivity colours (a new model, a new sweep)."""
+        for name in self.sensitivity:
+            item = self._layer_items.get(name) or self._items.get(name)
+            if item is not None:
+                for col in range(_NCOLS):
+                    item.setBackground(col, QBrush())
+                item.setToolTip(_PARAMS, "")
+        self.sensitivity = {}
+
+    def sensitivity_brush(self, name: str) -> QBrush:
+        """The background of ``name``'s row (for tests)."""
+        item = self._layer_items.get(name) or self._items.get(name)
+        return item.background(_NAME) if item is not None else QBrush()
 
     def select(self, name: str) -> None:
         """Make tensor ``name`` the current item and the whole selection (emits tensorSelected).

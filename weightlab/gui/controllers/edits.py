@@ -134,6 +134,15 @@ class EditsController(QObject):
         description = edit.describe()
         return self._submit(ApplyEdit(edit), description, "Cannot apply edit", description)
 
+    def apply_edits(self, edits: list[Edit] | tuple[Edit, ...], source: str) -> bool:
+        """Start applying ``edits`` in order as one transaction (a sweep point, a plan); ``source`` names it.
+
+        One edit is an ordinary :meth:`apply_edit`. Returns True when the change started.
+        """
+        if len(edits) == 1:
+            return self.apply_edit(edits[0])
+        return self._submit(ApplyEdits(tuple(edits), source), source, f"Cannot apply {source}", f"{source} applied")
+
     def set_cell(self, index: tuple, value: float) -> bool:
         """Ask for a new value of the shown tensor at ``index`` (a heatmap double-click) and set it."""
         name = self.ws.current
