@@ -154,6 +154,8 @@ def sweep(
     should_stop: Callable[[], bool] | None = None,
     log_path: str | os.PathLike[str] | None = None,
     trust: bool = False,
+    workers: int | None = 1,
+    ray_address: str | None = None,
     **options: Any,
 ) -> SweepResult:
     """Run a sweep in this process (see :mod:`weightlab._tf.sweep`).
@@ -177,6 +179,16 @@ def sweep(
         created when absent, resumed when it holds this sweep's points.
     trust, options:
         As for :func:`evaluate_file` (``batch_size``, ``cache_budget``...).
+    workers:
+        Processes measuring points: 1 (the default) measures them in this
+        process; N > 1 in N local worker processes (:mod:`weightlab._tf.parallel`);
+        None: one per core (:func:`os.cpu_count`). With ``ray_address``, the
+        number of Ray actors (None: the cluster's CPUs).
+    ray_address:
+        None: no Ray. ``""`` or ``"local"``: a local Ray instance
+        (``ray.init()``); otherwise the address of a running Ray cluster
+        (:mod:`weightlab._tf.cluster`; needs ``pip install 'weightlab[cluster]'``).
+        The result equals the one-process result either way.
 
     Raises
     ------
@@ -186,9 +198,14 @@ def sweep(
         When a target or value does not fit the model.
     DataError
         When ``log_path`` holds another sweep's log.
+    EngineError
+        When a worker process dies, or Ray is asked for and not installed.
     """
     from .sweep import run_sweep
 
+    if ray_address is not None or workers != 1:
+        return _sweep_elsewhere(model_path, data_path, spec, edited, progress, should_stop, log_path, trust,
+                                workers, ray_address, options)
     with run_errors(model_path):
         _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
         try:
@@ -198,6 +215,28 @@ def sweep(
             )
         finally:
             model.close()
+
+
+def _sweep_elsewhere(
+    model_path: str | os.PathLike[str], data_path: str | os.PathLike[str], spec: SweepSpec,
+    edited: Mapping[str, np.ndarray] | None, progress: Any, should_stop: Callable[[], bool] | None,
+    log_path: str | os.PathLike[str] | None, trust: bool, workers: int | None, ray_address: str | None,
+    options: Mapping[str, Any],
+) -> SweepResult:  # fmt: skip
+    """:func:`sweep` in worker processes (:mod:`weightlab._tf.parallel`) or on Ray (:mod:`weightlab._tf.cluster`)."""
+    from ..core.errors import EngineError
+    from .parallel import default_workers, run_parallel
+
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise EngineError(f"workers must be a whole number of at least 1 (or None: one per core); got {workers!r}")
+    log = None if log_path is None else SweepLog.open(log_path, spec)
+    kw: dict[str, Any] = dict(edited=edited, progress=progress, should_stop=should_stop, log=log, trust=trust,
+                              options=options)  # fmt: skip
+    if ray_address is not None:
+        from .cluster import run_ray
+
+        return run_ray(model_path, data_path, spec, address=ray_address, workers=workers, **kw)
+    return run_parallel(model_path, data_path, spec, workers=default_workers() if workers is None else workers, **kw)
 
 
 def rank(
@@ -244,6 +283,8 @@ def plan(
     should_stop: Callable[[], bool] | None = None,
     log_path: str | os.PathLike[str] | None = None,
     trust: bool = False,
+    workers: int | None = 1,
+    ray_address: str | None = None,
     **options: Any,
 ) -> tuple[Plan, SweepResult]:
     """Sweep, pick per target the strongest value within ``budget_pp``, evaluate the composed recipe once.
@@ -259,6 +300,9 @@ def plan(
         sweep gives a plan of the points so far, not evaluated (``joint``
         None).
 
+    ``workers`` and ``ray_address`` as for :func:`sweep`: the sweep runs
+    there, the plan's joint point in this process.
+
     Raises
     ------
     As :func:`sweep`.
@@ -266,6 +310,20 @@ def plan(
     from ..core.plan import plan as make_plan
     from .sweep import evaluate_plan, run_sweep
 
+    if ray_address is not None or workers != 1:
+        result = _sweep_elsewhere(model_path, data_path, spec, edited, progress, should_stop, log_path, trust,
+                                  workers, ray_address, options)
+        chosen = make_plan(result, budget_pp)
+        if result.complete:
+            with run_errors(model_path):
+                _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
+                try:
+                    evaluate_plan(evaluator, model, chosen, should_stop=should_stop)
+                except EvaluationCancelled:
+                    pass
+                finally:
+                    model.close()
+        return chosen, result
     with run_errors(model_path):
         _, evaluator, model = _points_session(model_path, data_path, edited, trust, options)
         try:
