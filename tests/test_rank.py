@@ -9,8 +9,6 @@ the unit's channel by its mean with NumPy and scoring ``predict`` with NumPy.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from test_engine import Recorder
@@ -130,8 +128,12 @@ def test_mean_ablation_equals_the_split_model_with_the_unit_at_its_mean(files, l
     assert abs(r.cumulative_top[k - 1].accuracy - acc) <= 1e-6
 
 
-def test_demo_dense_ranked_within_two_seconds(demo_paths):
-    """Issue 11: the demo's 64-unit Dense ranked (with both cumulative curves) in at most 2 s."""
+def test_demo_dense_ranking_runs_every_point_from_the_layer_input(demo_paths):
+    """The demo's 64-unit Dense ranked (both cumulative curves) without a pass over the whole model.
+
+    Its speed (issue 11: at most 2 s) is measured in benchmarks/bench_rank.py
+    against the set-weights + ``model.evaluate`` loop, not timed here.
+    """
     from weightlab._tf.passes import open_session
     from weightlab._tf.points import PointEvaluator
     from weightlab._tf.rank import run_rank
@@ -141,13 +143,11 @@ def test_demo_dense_ranked_within_two_seconds(demo_paths):
     ev = PointEvaluator(session)
     model = engine_model_file(session, demo_paths["keras"], ev.originals)
     try:
-        t0 = time.perf_counter()
         r = run_rank(ev, model, RankSpec(layer="dense", ablation="zero"))
-        seconds = time.perf_counter() - t0
     finally:
         model.close()
-    assert len(r.units) == 64 and len(r.cumulative_top) == 64
-    assert seconds <= 2.0, f"ranking took {seconds:.2f} s"
+    assert len(r.units) == 64 and len(r.cumulative_top) == 64 and len(r.cumulative_bottom) == 64
+    assert sorted(u.index for u in r.units) == list(range(64))
     assert ev.session_points == 0  # every point ran from the Dense layer's input
 
 
