@@ -82,6 +82,32 @@ def test_running_and_timing_texts():
     assert timing_text(Metrics(0.9, 0.3, seconds=0.33)) == "0.33 s, full pass"
 
 
+def test_back_to_stored_weights_cancels_the_live_evaluation_but_not_a_queued_sweep(qtbot, make_window, demo_paths):
+    """Undoing the last edit drops the live evaluation only: a sweep queued beside it keeps its place."""
+    from weightlab.core.sweeps import SweepSpec
+
+    factory = FakeEngine()
+    w = make_window(EngineAdapter(client_factory=factory))
+    try:
+        assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
+        client = factory.clients[0]
+        client.model_ready(True, num_samples=360, num_classes=10)
+        client.finish(client.baseline_job, Metrics(0.9, 0.3, per_class=[0.9] * 10, num_samples=360))
+        qtbot.waitUntil(lambda: w.eval_panel.baseline is not None, timeout=5000)
+        sweep = w.engine.submit(SweepSpec(op="clip", param="threshold", targets=("dense/kernel",), values=(0.1,)))
+        w.apply_edit(Scale(target="dense/kernel", factor=0.5))
+        w.wait_idle()
+        qtbot.waitUntil(lambda: len(client.evaluated) == 1, timeout=5000)
+        live = client.evaluated[0][0]
+        w.undo()
+        w.wait_idle()
+        qtbot.waitUntil(lambda: live in client.cancelled_jobs, timeout=5000)
+        assert sweep not in client.cancelled_jobs and client.cancelled == 0
+        assert client.book.spec(sweep) is not None  # still queued
+    finally:
+        w.close()
+
+
 def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, make_window, demo_paths):
     factory = FakeEngine()
     w = make_window(EngineAdapter(client_factory=factory))

@@ -50,6 +50,8 @@ class EvaluationController(QObject):
         self.panel = window.eval_panel
         self._model_ok = False
         self._eval_applied: tuple = ()
+        #: The live evaluation's job id (a sweep or a ranking queued beside it is not this controller's).
+        self._live_job: int | None = None
         eng, panel = engine, self.panel
         eng.ready.connect(lambda ev: panel.set_device(f"{ev.device} · TensorFlow {ev.tensorflow_version}"))
         eng.modelReady.connect(self._on_model_ready)
@@ -135,13 +137,16 @@ class EvaluationController(QObject):
         edited = s.edited_versions()
         if not edited:
             # Stored weights: the baseline is the exact answer, no need to ask the worker.
-            self.engine.cancel()
+            # Only the live evaluation is dropped: a sweep or a ranking keeps running.
+            if self._live_job is not None:
+                self.engine.cancel_job(self._live_job)
+                self._live_job = None
             self.panel.end_pass()
             self.panel.set_current(self.panel.baseline, s.position, self._eval_applied)
             return
         self.panel.set_busy("evaluating…")
         self.panel.start_pass(s.position)
-        self.engine.evaluate(edited, tag=s.position)
+        self._live_job = self.engine.evaluate(edited, tag=s.position)
 
     def _on_model_ready(self, ev: Any) -> None:
         self.ws.set_model_info(ev)
