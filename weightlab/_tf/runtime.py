@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import re
 
 import tensorflow as tf
 
 from ..core.errors import EngineError
+from ..engine.quiet import is_verbose
 
 __all__ = [
     "EvaluationCancelled",
@@ -21,6 +23,21 @@ __all__ = [
     "run_errors",
     "run_reason",
 ]
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "N out of the last M calls to <function> triggered tf.function retracing" warning.
+
+    Sweeps and rankings build one suffix model (and function) per target on
+    purpose (:mod:`weightlab._tf.points`); the notice says nothing to a user.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+if not is_verbose():
+    logging.getLogger("tensorflow").addFilter(_NoRetracingNotice())
 
 
 class EvaluationCancelled(Exception):
