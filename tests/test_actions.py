@@ -59,7 +59,7 @@ def test_every_key_of_the_window_reaches_one_action(window):
 
 def test_menus_and_toolbar_come_from_the_registry(window):
     titles = [m.title() for m in (a.menu() for a in window.menuBar().actions()) if m is not None]
-    assert titles == ["&File", "&Edit", "&View", "E&valuation", "&Help"]
+    assert titles == ["&File", "&Edit", "&View", "E&valuation", "&Analysis", "&Help"]
     in_menus = set()
     for menu in window.actions.menus.values():
         in_menus.update(a for a in menu.actions())

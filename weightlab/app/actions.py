@@ -230,7 +230,7 @@ def _idle(ws: Workspace) -> bool:
 def window_actions() -> ActionRegistry:
     """The main window's fixed actions (the Edit › Operation entries are added by the window from its op list).
 
-    Ids: ``file.*``, ``edit.*``, ``target.*``, ``view.*``, ``eval.*``, ``help.*``.
+    Ids: ``file.*``, ``edit.*``, ``target.*``, ``view.*``, ``eval.*``, ``analysis.*``, ``help.*``.
     """
     return ActionRegistry(
         [
@@ -288,6 +288,11 @@ def window_actions() -> ActionRegistry:
                    toolbar=True, icon="SP_BrowserReload"),
             Action("eval.trust", "&Trust model code (unsafe)…", "Evaluation", "eval", (),
                    "Let the evaluation worker run custom/Lambda layers of this file", checkable=True),
+            Action("analysis.sweep", "&Sensitivity sweep…", "Analysis", "analysis", ("Ctrl+Shift+W",),
+                   "Show the Sweeps tab: accuracy vs an edit's strength per target", enabled=_has),
+            Action("analysis.rank", "&Rank neurons of layer", "Analysis", "rank", (),
+                   "Ablate each output neuron of the shown layer alone and sort by the accuracy it costs "
+                   "(the Ranking tab)", enabled=_has),
             Action("help.shortcuts", "&Keyboard Shortcuts", "Help", "help", ("std:HelpContents",),
                    "Every keyboard shortcut of the window"),
         ]

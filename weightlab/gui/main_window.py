@@ -71,6 +71,8 @@ from .controllers.paths import (
     split_name,
     with_default_extension,
 )
+from .controllers.ranking import RankingController
+from .controllers.sweeps import SweepsController
 from .controllers.views import ViewsController
 from .diff_view import CompareDialog, DiffView
 from .edit_panel import EditPanel, HistoryView
@@ -165,6 +167,8 @@ class MainWindow(QMainWindow):
         self.evaluation = EvaluationController(self, ws, self.engine)
         self.comparison = ComparisonController(self, ws)
         self.jobs = JobsController(self, ws, self.engine)
+        self.sweeps = SweepsController(self, ws, self.engine, self.edits)
+        self.ranking = RankingController(self, ws, self.engine)
         self._build_actions()
         self.setAcceptDrops(True)
         self.setMinimumSize(1000, 640)
@@ -256,6 +260,8 @@ class MainWindow(QMainWindow):
             "eval.restart": self.restart_evaluation,
             "eval.trust": self._toggle_trust,
             "help.shortcuts": self.show_shortcuts,
+            "analysis.rank": self.ranking.rank_current,
+            "analysis.sweep": lambda: self.views.setCurrentWidget(self.sweeps.panel),
             **{f"op.{spec.key}": (lambda key=spec.key: self._choose_op(key)) for spec in OPS},
         }
         self.actions = act = ActionsController(self, self.workspace, registry, slots)
@@ -276,7 +282,7 @@ class MainWindow(QMainWindow):
         act.fill_menu("File", {"open": recent, "compare": export_plots})
         act.fill_menu("Edit", {"apply": lambda menu: menu.addMenu(act.menu("Edit/Operation"))})
         act.fill_menu("Edit/Operation")
-        for path in ("View", "Evaluation", "Help"):
+        for path in ("View", "Evaluation", "Analysis", "Help"):
             act.fill_menu(path)
         self.documents.fill_recent_menu()
         # the names tests and scripts use for a few actions

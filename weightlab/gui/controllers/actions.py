@@ -102,7 +102,7 @@ class ActionsController:
         if path not in self.menus:
             parent, _, name = path.rpartition("/")
             title = {"File": "&File", "Edit": "&Edit", "View": "&View", "Evaluation": "E&valuation",
-                     "Help": "&Help", "Edit/Operation": "&Operation"}.get(path, name)
+                     "Analysis": "&Analysis", "Help": "&Help", "Edit/Operation": "&Operation"}.get(path, name)
             holder = self.menu(parent) if parent else self.window.menuBar()
             self.menus[path] = holder.addMenu(title)
             self.menus[path].setToolTipsVisible(True)
