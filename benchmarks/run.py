@@ -2,15 +2,17 @@
 
 ::
 
-    python benchmarks/run.py [--quick] [--only a,b,c,d,e,f,g] [--out docs/benchmarks.md]
+    python benchmarks/run.py [--quick] [--only a,b,...] [--out docs/benchmarks.md]
 
 (a) first exact histogram (:mod:`benchmarks.bench_histogram`), (b) edit-to-accuracy
 (:mod:`benchmarks.bench_eval`), (c) GUI event-loop stall (:mod:`benchmarks.bench_gui`),
 (d) peak memory (:mod:`benchmarks.bench_memory`), (e) large-tensor edits against NumPy
 (:mod:`benchmarks.bench_edits`), (f) the event loop while a large-tensor edit,
 undo or step switch runs (:mod:`benchmarks.bench_edit_stall`), (g) a per-layer clip sensitivity sweep
-against the set-weights-and-evaluate loop (:mod:`benchmarks.bench_sweep`). Every alternative is measured in
-the same run. ``--quick`` repeats less. The cached models live in
+against the set-weights-and-evaluate loop (:mod:`benchmarks.bench_sweep`), (i) a neuron ablation ranking
+of the demo's Dense layer (:mod:`benchmarks.bench_rank`). Every alternative is measured in
+the same run. ``--quick`` repeats less. ``--only`` reruns some sections and keeps the others' last
+results (from ``docs/benchmarks.json``), each section stamped with when it ran. The cached models live in
 ``benchmarks/.cache`` (built once, in a child process).
 """
 
@@ -186,62 +188,97 @@ def section_g(rows: list[dict]) -> str:
     )
 
 
+def section_h(rows: list[dict]) -> str:
+    body = _table(
+        ["sweep", "points", "one process", "workers", "worker processes", "ratio", "same points and accuracy"],
+        [[r["benchmark"], r["points"], _fmt_s(r["one_process_s"]), r["workers"], _fmt_s(r["workers_s"]),
+          f"{r['ratio']}x", f"{r['same_points'] and r['same_accuracy']} (max diff {r['max_abs_diff']:.1e})"]
+         for r in rows],
+    )
+    return (
+        "## (h) The same sweep in worker processes\n\n"
+        f"Residual CNN of (b), {rows[0]['samples'] if rows else '?'} held-out samples, the sweep of (g) over every "
+        "kernel: `weightlab._tf.headless.sweep(..., workers=1)` against `workers=2` (spawned processes, each timed "
+        f"from the call, workers' start-up included; {rows[0]['cpus'] if rows else '?'} CPUs; see "
+        "`benchmarks/bench_sweep_parallel.py`).\n\n" + body + "\n"
+    )
+
+
+def section_i(rows: list[dict]) -> str:
+    body = _table(
+        ["ranking", "points", "WeightLab", "zero a unit + model.evaluate", "ratio", "target", "result",
+         "same accuracy"],
+        [[r["benchmark"], r["points"], _fmt_s(r["weightlab_s"]), _fmt_s(r["alternative_s"]), f"{r['ratio']}x",
+          r["target"], _met(r["met"]), f"{r['same_accuracy']} (max diff {r['max_abs_diff']:.1e})"]
+         for r in rows],
+    )
+    return (
+        "## (i) Neuron ablation ranking of the demo's Dense layer\n\n"
+        f"The bundled demo, {rows[0]['samples'] if rows else '?'} held-out samples; `weightlab._tf.rank.run_rank` "
+        "(zero ablation of each unit alone, then both cumulative curves; median of 3, the model already opened) "
+        "against, in the same run, for each unit alone: `assign` a zeroed kernel column and bias + `model.evaluate` "
+        "(see `benchmarks/bench_rank.py`; the alternative does not measure the cumulative curves).\n\n" + body + "\n"
+    )
+
+
+#: Every section: key -> (module, runner(module, quick) -> rows, formatter).
+SECTIONS = {
+    "a": ("bench_histogram", lambda m, quick: m.run(*((3, 1) if quick else (5, 3))), section_a),
+    "b": ("bench_eval", lambda m, quick: m.run(*((2, 1) if quick else (3, 2))), section_b),
+    "c": ("bench_gui", lambda m, quick: m.run(), section_c),
+    "d": ("bench_memory", lambda m, quick: m.run(), section_d),
+    "e": ("bench_edits", lambda m, quick: m.run(3 if quick else 5), section_e),
+    "f": ("bench_edit_stall", lambda m, quick: m.run(2 if quick else 3), section_f),
+    "g": ("bench_sweep", lambda m, quick: m.run(), section_g),
+    "h": ("bench_sweep_parallel", lambda m, quick: m.run(), section_h),
+    "i": ("bench_rank", lambda m, quick: m.run(2 if quick else 3), section_i),
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    import importlib
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats")
-    p.add_argument("--only", default="a,b,c,d,e,f,g", help="comma-separated subset of a,b,c,d,e,f,g")
+    p.add_argument("--only", default=",".join(SECTIONS),
+                   help=f"comma-separated subset of {','.join(SECTIONS)} (the others keep their last results)")
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = p.parse_args(argv)
-    only = set(args.only.split(","))
-    load_before = load_average()
-    started = datetime.datetime.now().astimezone()
-    results: dict[str, list[dict]] = {}
+    only = [k for k in args.only.split(",") if k]
+    unknown = [k for k in only if k not in SECTIONS]
+    if unknown:
+        p.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    store = args.out.with_suffix(".json")
+    previous = json.loads(store.read_text()) if store.exists() else {}
+    results: dict[str, list[dict]] = dict(previous.get("results", {}))
+    runs: dict[str, dict] = dict(previous.get("runs", {}))
     t0 = time.perf_counter()
-    if "a" in only:
-        from benchmarks import bench_histogram
-
-        results["a"] = bench_histogram.run(*((3, 1) if args.quick else (5, 3)))
-    if "b" in only:
-        from benchmarks import bench_eval
-
-        results["b"] = bench_eval.run(*((2, 1) if args.quick else (3, 2)))
-    if "c" in only:
-        from benchmarks import bench_gui
-
-        results["c"] = bench_gui.run()
-    if "d" in only:
-        from benchmarks import bench_memory
-
-        results["d"] = bench_memory.run()
-    if "e" in only:
-        from benchmarks import bench_edits
-
-        results["e"] = bench_edits.run(3 if args.quick else 5)
-    if "f" in only:
-        from benchmarks import bench_edit_stall
-
-        results["f"] = bench_edit_stall.run(2 if args.quick else 3)
-    if "g" in only:
-        from benchmarks import bench_sweep
-
-        results["g"] = bench_sweep.run()
+    for key in only:
+        module, runner, _ = SECTIONS[key]
+        load_before = load_average()
+        started = datetime.datetime.now().astimezone()
+        s0 = time.perf_counter()
+        results[key] = runner(importlib.import_module(f"benchmarks.{module}"), args.quick)
+        runs[key] = {"at": f"{started:%Y-%m-%d %H:%M %Z}", "seconds": round(time.perf_counter() - s0),
+                     "quick": args.quick, "load_before": load_before, "load_after": load_average()}
     m = machine()
     parts = [
         "# Benchmarks\n",
-        f"Run on {started:%Y-%m-%d %H:%M %Z} with `python benchmarks/run.py{' --quick' if args.quick else ''}` "
-        f"in {time.perf_counter() - t0:.0f} s.\n",
-        "Machine: " + ", ".join(f"{k} {v}" for k, v in m.items())
-        + f"; load average before {load_before}, after {load_average()} "
-        "(a shared machine: other people's jobs ran at the same time, so absolute times vary "
+        f"Last run: `python benchmarks/run.py{' --quick' if args.quick else ''} --only {','.join(only)}` "
+        f"in {time.perf_counter() - t0:.0f} s. Machine: " + ", ".join(f"{k} {v}" for k, v in m.items())
+        + " (a shared machine: other people's jobs ran at the same time, so absolute times vary "
         "from run to run; ratios are of medians measured in the same run).\n",
+        "| section | run at | seconds | load average before, after |\n|---|---|---|---|\n"
+        + "".join(f"| ({k}) | {r.get('at', '?')}{' (quick)' if r.get('quick') else ''} | {r.get('seconds', '?')} "
+                  f"| {r.get('load_before', '?')}, {r.get('load_after', '?')} |\n"
+                  for k, r in sorted(runs.items()) if k in results),
     ]
-    for key, fn in (("a", section_a), ("b", section_b), ("c", section_c), ("d", section_d), ("e", section_e),
-                    ("f", section_f), ("g", section_g)):
+    for key, (_, _, fmt) in SECTIONS.items():
         if key in results:
-            parts.append(fn(results[key]))
+            parts.append(fmt(results[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(parts))
-    (args.out.with_suffix(".json")).write_text(json.dumps({"machine": m, "results": results}, indent=2))
+    store.write_text(json.dumps({"machine": m, "results": results, "runs": runs}, indent=2))
     print(args.out.read_text())
     return 0
 
