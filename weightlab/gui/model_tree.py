@@ -90,7 +90,7 @@ _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
 #: Sensitivity colours (model tree rows after a sweep): sensitive, robust, within budget over the whole range.
 SENSITIVE_COLOR = QColor("#d62728")
 ROBUST_COLOR = QColor("#2ca02c")
-UNREACHED_COLOR = QColor("#1f77b4")
+UNREACHED_COLOR = QColor("#8c8c8c")
 #: How much of the sensitivity colour is mixed into the row's background (the text stays readable).
 _TINT = 0.45
 
@@ -99,7 +99,7 @@ def sensitivity_colour(score: float | None, base: QColor) -> QColor:
     """The row colour of a sensitivity ``score`` on a background ``base`` (the palette's, light or dark).
 
     ``score`` 0 (sensitive) is red, 1 (robust) green, in between through
-    amber; None (never passed the budget) is blue. The hue is mixed into
+    amber; None (never passed the budget) is a neutral grey. The hue is mixed into
     ``base`` by :data:`_TINT`, so the row's text colour still reads in a light
     and in a dark palette.
     """

@@ -72,7 +72,7 @@ class SweepPlot(QWidget):
         self.plot.setLabel("left", "accuracy (%)")
         self.plot.setLabel("bottom", "value")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # "0.1", not "100 (x0.001)"
-        self.legend = self.plot.addLegend(offset=(-10, 10), labelTextSize="9pt", labelTextColor=(40, 40, 40),
+        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="9pt", labelTextColor=(40, 40, 40),
                                           brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen(200, 200, 200))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -126,7 +126,9 @@ class SweepPlot(QWidget):
                                                    labelOpts={"position": 0.98, "color": (200, 40, 40),
                                                               "anchors": [(1, 0), (1, 0)]})
                 pi.addItem(self.budget_line)
-        for i, target in enumerate(result.targets()):
+        targets = result.targets()
+        self.legend.setColumnCount(2 if len(targets) > 4 else 1)
+        for i, target in enumerate(targets):
             self._draw_target(result, target, target_colour(i), legend=i < MAX_LEGEND)
 
     def _draw_target(self, result: SweepResult, target: str, colour: QColor, legend: bool) -> None:

@@ -20,12 +20,14 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFrame,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QTableWidget,
@@ -43,7 +45,7 @@ __all__ = ["SweepsPanel", "REDRAW_MS", "TABLE_COLUMNS"]
 
 #: Shortest time between two redraws of the plot and table (ten per second at most).
 REDRAW_MS = 100
-TABLE_COLUMNS = ("target", "value", "accuracy [95 % CI]", "drop (pp)", "loss", "agreement")
+TABLE_COLUMNS = ("target", "value", "acc. % [95 % CI]", "drop pp", "loss", "agree %")
 #: Values offered for each op/param when the panel first shows it (list, range or adaptive text).
 _DEFAULT_VALUES: dict[tuple[str, str], tuple[str, str]] = {
     ("clip", "threshold"): ("list", "0.02,0.05,0.1,0.2,0.3,0.5"),
@@ -110,27 +112,16 @@ class SweepsPanel(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setToolTip("Double-click (or Enter on) a row to apply that point as an undoable edit")
         self.table.itemActivated.connect(self._on_row_activated)
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(self.plot)
-        body.addWidget(self.table)
-        body.setStretchFactor(0, 3)
-        body.setStretchFactor(1, 2)
-        body.setChildrenCollapsible(False)
-        self.body = body
-
         self.message = QLabel("")
-        self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.notes = QLabel("")
-        self.notes.setWordWrap(True)
         self.notes.setTextFormat(Qt.TextFormat.RichText)
         self.legend = QLabel("")
-        self.legend.setWordWrap(True)
         self.legend.setTextFormat(Qt.TextFormat.RichText)
         self.plan_label = QLabel("")
-        self.plan_label.setWordWrap(True)
         self.plan_label.setTextFormat(Qt.TextFormat.RichText)
         for lab in (self.message, self.notes, self.legend, self.plan_label):
+            lab.setWordWrap(True)
             lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
         self.plan_button = QPushButton("Plan…")
@@ -139,30 +130,54 @@ class SweepsPanel(QWidget):
         self.apply_plan_button.setToolTip("Apply the plan's edits (one per target) as one transaction")
         self.plan_button.clicked.connect(self.planRequested)
         self.apply_plan_button.clicked.connect(self.applyPlanRequested)
+        plan_row = QHBoxLayout()
+        plan_row.addWidget(self.plan_button)
+        plan_row.addWidget(self.apply_plan_button)
         self.export_buttons: dict[str, QPushButton] = {}
-        bottom = QHBoxLayout()
-        bottom.setContentsMargins(0, 0, 0, 0)
-        bottom.addWidget(self.plan_button)
-        bottom.addWidget(self.apply_plan_button)
-        bottom.addStretch(1)
-        bottom.addWidget(QLabel("Export:"))
+        export_row = QHBoxLayout()
+        export_row.setSpacing(2)
+        export_row.addWidget(QLabel("Export"))
         for kind in ("csv", "json", "png", "svg"):
             b = QPushButton(kind.upper())
             b.setToolTip(f"Write the sweep as {kind.upper()}")
+            b.setMinimumWidth(10)
             b.clicked.connect(lambda _c=False, k=kind: self.exportRequested.emit(k))
             self.export_buttons[kind] = b
-            bottom.addWidget(b)
+            export_row.addWidget(b, 1)
 
+        controls = QWidget()
+        col = QVBoxLayout(controls)
+        col.setContentsMargins(2, 2, 6, 2)
+        col.setSpacing(4)
+        col.addLayout(self.setup)
+        col.addWidget(self.message)
+        col.addWidget(self.notes)
+        col.addWidget(self.legend)
+        col.addLayout(plan_row)
+        col.addWidget(self.plan_label)
+        col.addLayout(export_row)
+        col.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(controls)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(250)
+        self.controls = scroll
+
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(scroll)
+        body.addWidget(self.plot)
+        body.addWidget(self.table)
+        body.setStretchFactor(0, 0)
+        body.setStretchFactor(1, 3)
+        body.setStretchFactor(2, 2)
+        body.setSizes([300, 500, 330])
+        body.setChildrenCollapsible(False)
+        self.body = body
         lay = QVBoxLayout(self)
-        lay.setContentsMargins(4, 4, 4, 4)
-        lay.setSpacing(3)
-        lay.addLayout(self.setup)
-        lay.addWidget(body, 1)
-        lay.addWidget(self.message)
-        lay.addWidget(self.notes)
-        lay.addWidget(self.legend)
-        lay.addWidget(self.plan_label)
-        lay.addLayout(bottom)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(body)
 
         self.result: SweepResult | None = None
         self._rows = 0  # table rows filled (points are appended in order)
@@ -234,36 +249,30 @@ class SweepsPanel(QWidget):
             w.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             return w
 
-        row1 = QHBoxLayout()
-        row1.setSpacing(4)
-        for w in (self.values_kind, self.values_edit, self.log_check):
-            row1.addWidget(w)
-        row1.setStretch(1, 1)
-        row2 = QHBoxLayout()
-        row2.setSpacing(4)
-        row2.addWidget(self.target_kind)
-        row2.addWidget(self.target_edit, 1)
-        row3 = QHBoxLayout()
-        row3.setSpacing(4)
-        for w in (self.mode_combo, self.coupled_check, lab("metric"), self.metric_combo):
-            row3.addWidget(w)
-        row3.addStretch(1)
-        row4 = QHBoxLayout()
-        row4.setSpacing(4)
-        for w in (lab("budget"), self.budget_spin, self.run_button, self.cancel_button):
-            row4.addWidget(w)
-        g.addWidget(lab("op"), 0, 0)
-        g.addWidget(self.op_combo, 0, 1)
-        g.addWidget(lab("param"), 0, 2)
-        g.addWidget(self.param_combo, 0, 3)
-        g.addWidget(lab("values"), 0, 4)
-        g.addLayout(row1, 0, 5)
-        g.addWidget(lab("targets"), 1, 0)
-        g.addLayout(row2, 1, 1, 1, 3)
-        g.addWidget(lab("mode"), 1, 4)
-        g.addLayout(row3, 1, 5)
-        g.addLayout(row4, 2, 0, 1, 6, Qt.AlignmentFlag.AlignRight)
-        g.setColumnStretch(5, 1)
+        values_row = QHBoxLayout()
+        values_row.setSpacing(4)
+        values_row.addWidget(self.values_kind)
+        values_row.addWidget(self.log_check)
+        mode_row = QHBoxLayout()
+        mode_row.setSpacing(4)
+        mode_row.addWidget(self.mode_combo, 1)
+        mode_row.addWidget(self.coupled_check)
+        run_row = QHBoxLayout()
+        run_row.setSpacing(4)
+        run_row.addWidget(self.run_button, 1)
+        run_row.addWidget(self.cancel_button)
+        rows: list[tuple[str, Any]] = [
+            ("op", self.op_combo), ("param", self.param_combo), ("values", values_row), ("", self.values_edit),
+            ("targets", self.target_kind), ("", self.target_edit), ("mode", mode_row),
+            ("metric", self.metric_combo), ("budget", self.budget_spin), ("", run_row),
+        ]
+        for r, (text, w) in enumerate(rows):
+            if text:
+                g.addWidget(lab(text), r, 0)
+            if isinstance(w, QWidget):
+                g.addWidget(w, r, 1)
+            else:
+                g.addLayout(w, r, 1)
         g.setColumnStretch(1, 1)
         self.setup = g
         self._on_op()
@@ -394,11 +403,17 @@ class SweepsPanel(QWidget):
         if not notes:
             self.notes.setText("")
             return
-        items = list(notes.items())
-        shown = items[:6]
-        html = "<br>".join(f"<b>{_esc(t)}</b>: {_esc(n)}" for t, n in shown)
-        if len(items) > len(shown):
-            html += f"<br>… and {len(items) - len(shown)} more targets"
+        by_note: dict[str, list[str]] = {}
+        for target, note in notes.items():
+            by_note.setdefault(note, []).append(target)
+        lines = []
+        for note, targets in list(by_note.items())[:6]:
+            who = (f"{len(targets)} targets" if len(targets) > 3 else ", ".join(targets))
+            lines.append(f"<b>{_esc(who)}</b>: {_esc(note)}")
+        if len(by_note) > 6:
+            lines.append(f"… and {len(by_note) - 6} more notes")
+        html = "<br>".join(lines)
+        self.notes.setToolTip("\n".join(f"{t}: {n}" for t, n in notes.items()))
         self.notes.setText(html)
 
     def set_legend(self, html: str) -> None:

@@ -358,7 +358,8 @@ class SweepsController(QObject):
         measured = sorted({p.value for p in r.points if p.value is not None})
         if not measured:
             return {}, {}
-        log = r.spec.scale == "log" and measured[0] > 0
+        # Positions on a log axis when asked for, or when the values span a decade or more.
+        log = measured[0] > 0 and (r.spec.scale == "log" or measured[-1] >= 10 * measured[0])
 
         def pos(v: float) -> float:
             return math.log(v) if log else v
@@ -373,7 +374,7 @@ class SweepsController(QObject):
                 score = None
                 tip = f"{target}: within the {budget:g} pp budget over the whole range swept ({label})"
             else:
-                t = 0.5 if hi == lo else (pos(max(v, measured[0]) if log else v) - lo) / (hi - lo)
+                t = 0.5 if hi == lo else (pos(max(v, measured[0])) - lo) / (hi - lo)
                 score = min(1.0, max(0.0, t if up else 1.0 - t))
                 tip = f"{target}: drop passes {budget:g} pp at {label} = {v:.4g}"
             names = self._targets[target].group.layers if (
