@@ -87,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not subcommand:
         return _guarded(lambda: _gui(args), sys.stderr, verbose)
     with quiet_process() as err:
+        args.stderr = err  # the user's messages (fd 2 itself is quiet)
         return _guarded(lambda: args.func(args), err, verbose)
 
 
@@ -741,8 +742,8 @@ def _save(result: Any, args: argparse.Namespace) -> None:
         _write_text(args.csv, result.to_csv(), "--csv")
 
 
-def _interrupted(what: str) -> int:
-    _say(sys.stderr, f"weightlab: interrupted: {what}")
+def _interrupted(args: argparse.Namespace, what: str) -> int:
+    _say(getattr(args, "stderr", sys.stderr), f"weightlab: interrupted: {what}")
     return EXIT_INTERRUPTED
 
 
@@ -820,13 +821,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except WeightLabError as e:
             raise _flag_error(e) from None
     if result is None:
-        return _interrupted("no point was measured")
+        return _interrupted(args, "no point was measured")
     _save(result, args)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
         _print_sweep(result, args)
-    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
+    if ctrl_c.pressed.is_set():
+        resume = f"; the same command with --log {args.log} resumes" if args.log else ""
+        return _interrupted(args, f"stopped after {len(result.points)} point(s){resume}")
+    return 0
 
 
 def cmd_rank(args: argparse.Namespace) -> int:
@@ -851,7 +855,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
         except WeightLabError as e:
             raise _flag_error(e) from None
     if result is None:
-        return _interrupted("no unit was measured")
+        return _interrupted(args, "no unit was measured")
     _save(result, args)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
@@ -875,7 +879,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
             print(f"{len(raising)} unit(s) whose removal raises accuracy: {', '.join(map(str, raising))}")
         if not result.complete:
             print(f"incomplete: {len(result.units)} unit(s) measured")
-    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
+    if ctrl_c.pressed.is_set():
+        return _interrupted(args, f"stopped after {len(result.units)} unit(s)")
+    return 0
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -890,6 +896,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     import weightlab
     from weightlab.core.recipe import save_recipe
 
+    if not (math.isfinite(args.budget) and args.budget >= 0):
+        raise WeightLabError(f"--budget: expected a finite number of percentage points >= 0; got {args.budget:g}")
     _check_outputs(args, [("-o", args.output), ("--log", args.log)])
     kw = _sweep_arguments(args)
     options = _engine_options(args)
@@ -903,7 +911,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         except WeightLabError as e:
             raise _flag_error(e) from None
     if chosen is None:
-        return _interrupted("no point was measured; no recipe written")
+        return _interrupted(args, "no point was measured; no recipe written")
     written = None
     if chosen.joint is not None:
         session = _open(args.path)
@@ -939,7 +947,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"(interaction {_pp(chosen.interaction_pp)} pp); accuracy {_pct(j.accuracy)} {_ci(j.accuracy_ci)}"
             )
         print(f"wrote {written}" if written is not None else "not evaluated (stopped early): no recipe written")
-    return EXIT_INTERRUPTED if ctrl_c.pressed.is_set() else 0
+    if ctrl_c.pressed.is_set():
+        return _interrupted(args, "the plan was not evaluated" if written is None else "stopped after the joint evaluation")
+    return 0
 
 
 def _metrics_dict(m: Any) -> dict[str, Any]:
