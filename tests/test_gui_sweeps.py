@@ -396,3 +396,61 @@ def test_sensitivity_colour_reads_in_light_and_dark_palettes():
         assert abs(grey.redF() - grey.greenF()) < 0.02
         # a tint of the background: close to it in lightness, so the palette's text stays readable
         assert abs(red.lightnessF() - base.lightnessF()) < 0.6
+
+
+def test_save_plot_without_a_display_or_application(tmp_path):
+    """The command line's way: a fresh process, no QApplication, no display variable."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from tests.test_gui_sweeps import _rank_result, _sweep_result\n"
+        "from weightlab.gui.sweep_plot import save_plot\n"
+        "save_plot(_sweep_result(), sys.argv[1]); save_plot(_rank_result(), sys.argv[2])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "s.png"), str(tmp_path / "r.svg")],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "s.png").stat().st_size > 5000
+    assert "<svg" in (tmp_path / "r.svg").read_text()
+
+
+# -- end to end, with the real engine -------------------------------------------------------------
+
+
+def test_real_sweep_on_the_demo_then_apply_a_point(make_window, demo_paths, qtbot):
+    w = make_window(None)
+    assert w.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    panel, ctl = w.sweeps.panel, w.sweeps
+    w.views.setCurrentWidget(panel)
+    _setup(panel, mode="together", values="0.05,0.1,0.2", glob="*/kernel", budget=0.0)
+    job = ctl.run()
+    assert job is not None, panel.message.text()
+    qtbot.waitUntil(lambda: not ctl.running, timeout=180_000)
+    r = ctl.result
+    assert "Sweep done: 3 point(s)" in panel.message.text(), panel.message.text()
+    assert r.complete and r.targets() == ["*/kernel"] and r.baseline.accuracy is not None
+    qtbot.waitUntil(lambda: not panel.pending)
+    x, y = panel.plot.curves["*/kernel"][0].getData()
+    np.testing.assert_allclose(x, [0.05, 0.1, 0.2])
+    by_value = {p.value: p for p in r.points}
+    np.testing.assert_allclose(y, [100 * by_value[v].accuracy for v in (0.05, 0.1, 0.2)])
+    assert panel.table.rowCount() == 3
+    steps = len(w.session.steps)
+    before = w.session.array("dense/kernel").copy()
+    scatter = panel.plot.curves["*/kernel"][2]
+    scatter.sigClicked.emit(scatter, [p for p in scatter.points() if p.data()[1] == 0.05], None)
+    qtbot.waitUntil(lambda: len(w.session.steps) == steps + 1, timeout=60_000)
+    w.wait_idle()
+    np.testing.assert_array_equal(w.session.array("dense/kernel"), np.clip(before, -0.05, 0.05))
+    assert w.tree.is_marked_edited("dense/kernel")
+    # the live evaluation of the applied point equals the sweep's number for it
+    position = w.session.position
+    qtbot.waitUntil(lambda: position in w.eval_panel._by_step, timeout=120_000)
+    assert w.eval_panel._by_step[position][1] == pytest.approx(by_value[0.05].accuracy, abs=1e-6)
+    assert by_value[0.05].accuracy < r.baseline.accuracy  # clipping every kernel to 0.05 costs accuracy
+    assert w.errors == []
