@@ -246,6 +246,7 @@ def test_rank_json_largest_drop_first_and_the_table_flags_raising_units(demo, ru
         assert n["drop"] == pytest.approx(base - n["accuracy"], abs=1e-12)
     drops = [n["drop"] for n in neurons]
     assert drops == sorted(drops, reverse=True) and drops[0] > 0
+    assert drops[-1] < 0  # the demo's dense layer has units whose removal raises accuracy: the flag is tested
     assert got["cumulative_top"] == []  # --no-cumulative
     code, out, err = run("rank", model, "--data", data, "--layer", "dense", "--no-cumulative")
     assert code == 0, err
@@ -263,6 +264,7 @@ def test_rank_of_a_small_model_flags_units_whose_removal_raises_accuracy(residua
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
     assert len(rows) == 4
     raising = [r["index"] for r in rows if r["raises_accuracy"] == "True"]
+    assert raising  # random labels: removing a unit can only help here
     assert all(float(r["drop"]) < 0 for r in rows if r["index"] in raising)
     flagged = [line.split()[0] for line in out.splitlines() if line.endswith("removal raises accuracy")]
     assert flagged == raising
