@@ -42,7 +42,11 @@ def test_values_range_and_adaptive_as_numbers_or_text():
     assert a.values == (0.3, 0.1, 0.05) and a.targets == analysis.DEFAULT_TARGETS and a.mode == "together"
     assert analysis.sweep_spec("clip", "threshold", values=[0.3, 0.1, 0.05]) == a
     r = analysis.sweep_spec("prune_magnitude", "sparsity", range="0.1:0.5:0.2", targets="dense*")
-    assert r.value_range == (0.1, 0.5, 0.2) and r.initial_values() == (0.1, 0.3, 0.5) and r.targets == ("dense*",)
+    assert (
+        r.value_range == (0.1, 0.5, 0.2)
+        and r.initial_values() == (0.1, 0.3, 0.5)
+        and r.targets == ("dense*",)
+    )
     assert analysis.sweep_spec("prune_magnitude", "sparsity", range=(0.1, 0.5, 0.2), targets=["dense*"]) == r
     # adaptive=True: the parameter's whole valid range, when it is finite.
     assert analysis.sweep_spec("prune_magnitude", "sparsity", adaptive=True).adaptive == (0.0, 1.0)
@@ -178,7 +182,9 @@ def test_results_as_dataframes(demo):
     df = r.to_dataframe()
     assert isinstance(df, pd.DataFrame) and len(df) == 1 + len(r.points)
     assert list(df["value"][1:]) == [p.value for p in r.points]
-    np.testing.assert_allclose(df["accuracy"], [r.baseline.accuracy, *(p.accuracy for p in r.points)], atol=1e-12)
+    np.testing.assert_allclose(
+        df["accuracy"], [r.baseline.accuracy, *(p.accuracy for p in r.points)], atol=1e-12
+    )
     k = weightlab.rank(model, data, layer="dense_1", cumulative=False)
     kd = k.to_dataframe()
     assert list(kd["index"]) == [u.index for u in k.units]
@@ -218,15 +224,25 @@ def test_workers_and_ray_reach_the_engine_only_when_given(demo, recorded):
     model, data = demo
     args = dict(op="clip", param="threshold", values=[0.1], targets="dense/kernel")
     weightlab.sweep(model, data, **args)
+    weightlab.sweep(model, data, **args, workers=1)
     weightlab.sweep(model, data, **args, workers=2)
+    weightlab.sweep(model, data, **args, workers=None)
     weightlab.sweep(model, data, **args, ray=True)
     weightlab.sweep(model, data, **args, ray="10.0.0.1:6379", workers=3)
     weightlab.plan(model, data, **args, budget_pp=1.0, ray="")
     got = [{k: c[k] for k in ("workers", "ray_address") if k in c} for c in recorded]
-    assert got == [{}, {"workers": 2}, {"ray_address": ""}, {"workers": 3, "ray_address": "10.0.0.1:6379"},
-                   {"ray_address": ""}]  # fmt: skip
-    with pytest.raises(RecipeError, match="workers must be a whole number >= 1"):
-        weightlab.sweep(model, data, **args, workers=0)
+    assert got == [
+        {},
+        {},
+        {"workers": 2},
+        {"workers": None},
+        {"ray_address": ""},
+        {"workers": 3, "ray_address": "10.0.0.1:6379"},
+        {"ray_address": ""},
+    ]
+    for bad in (0, 1.5, True):
+        with pytest.raises(RecipeError, match="workers must be a whole number >= 1"):
+            weightlab.sweep(model, data, **args, workers=bad)
 
 
 def test_the_command_passes_workers_and_ray_through(demo, recorded, capfd, monkeypatch):
@@ -242,9 +258,10 @@ def test_the_command_passes_workers_and_ray_through(demo, recorded, capfd, monke
         assert cli.main(base) == 0
         assert cli.main([*base, "--workers", "2", "--ray"]) == 0
         assert cli.main([*base, "--ray", "head:6379"]) == 0
+        assert cli.main([*base, "--workers"]) == 0
     finally:
         for lg, level in zip(loggers, levels):
             lg.setLevel(level)
     capfd.readouterr()
     got = [{k: c[k] for k in ("workers", "ray_address") if k in c} for c in recorded]
-    assert got == [{}, {"workers": 2, "ray_address": ""}, {"ray_address": "head:6379"}]
+    assert got == [{}, {"workers": 2, "ray_address": ""}, {"ray_address": "head:6379"}, {"workers": None}]

@@ -124,7 +124,9 @@ def test_sweep_each_gives_one_curve_per_kernel_a_table_and_a_csv(demo, run, tmp_
     curves: dict[str, list[float]] = {}
     for r in rows[1:]:
         curves.setdefault(r["target"], []).append(float(r["value"]))
-        assert float(r["drop_pp"]) == pytest.approx(100 * (float(base["accuracy"]) - float(r["accuracy"])), abs=1e-9)
+        assert float(r["drop_pp"]) == pytest.approx(
+            100 * (float(base["accuracy"]) - float(r["accuracy"])), abs=1e-9
+        )
         assert float(r["accuracy_lo"]) <= float(r["accuracy"]) <= float(r["accuracy_hi"])
     assert set(curves) == kernels
     assert all(sorted(v) == [0.05, 0.15, 0.25] for v in curves.values())
@@ -179,6 +181,21 @@ def test_a_sweep_resumes_from_its_log_and_measures_only_the_missing_points(demo,
     assert resumed["points"] == [p.to_dict() for p in full.points]
 
 
+def test_two_workers_give_the_same_points(demo, run):
+    model, data = demo
+    args = ("sweep", model, "--data", data, "--op", "clip", "--param", "threshold", "--values", "0.1,0.03",
+            "--each", "--json")  # fmt: skip
+    code, out, err = run(*args)
+    assert code == 0, err
+    code, out2, err = run(*args, "--workers", "2")
+    assert code == 0, err
+    one, two = json.loads(out), json.loads(out2)
+    assert [(p["target"], p["value"]) for p in two["points"]] == [(p["target"], p["value"]) for p in one["points"]]
+    for p, q in zip(one["points"], two["points"]):
+        assert q["accuracy"] == pytest.approx(p["accuracy"], abs=1e-6)
+        assert q["loss"] == pytest.approx(p["loss"], abs=1e-6)
+
+
 def test_ctrl_c_prints_the_points_so_far_and_exits_130(demo, tmp_path):
     model, data = demo
     log = tmp_path / "sweep.jsonl"
@@ -222,7 +239,9 @@ def test_plot_writes_png_and_svg_and_no_plot_never_imports_qt(demo, tmp_path):
         f"assert cli.main(['rank', {str(model)!r}, '--data', {str(data)!r}, '--layer', 'dense_1', '--no-cumulative',"
         f" '--plot', {str(svg)!r}]) == 0\n"
     )
-    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT, env=ENV)
+    res = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT, env=ENV
+    )
     assert res.returncode == 0, res.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
     assert b"<svg" in svg.read_bytes()
@@ -250,7 +269,9 @@ def test_rank_json_largest_drop_first_and_the_table_flags_raising_units(demo, ru
     assert got["cumulative_top"] == []  # --no-cumulative
     code, out, err = run("rank", model, "--data", data, "--layer", "dense", "--no-cumulative")
     assert code == 0, err
-    rows = {line.split()[0]: line for line in out.splitlines()[3:] if line.split() and line.split()[0].isdigit()}
+    rows = {
+        line.split()[0]: line for line in out.splitlines()[3:] if line.split() and line.split()[0].isdigit()
+    }
     assert set(rows) == {str(i) for i in range(64)}
     for n in neurons:
         assert ("removal raises accuracy" in rows[str(n["index"])]) == (n["drop"] < 0)
@@ -307,7 +328,9 @@ def test_plan_table_shows_each_choice_the_sum_and_the_joint_drop(demo, run, tmp_
     assert any(line.startswith("dense/kernel ") for line in lines)
     assert any(line.startswith("dense_1/kernel ") for line in lines)
     assert any(line.startswith("sum of single drops: ") for line in lines)
-    assert any(line.startswith("joint drop (all together, measured): ") and "interaction" in line for line in lines)
+    assert any(
+        line.startswith("joint drop (all together, measured): ") and "interaction" in line for line in lines
+    )
     assert lines[-1] == f"wrote {recipe}" and recipe.exists()
 
 
@@ -336,6 +359,7 @@ BAD = [
     (("sweep", "{m}", "--data", "{d}", *SWEEP, "--values", "0.1", "--fixed", "foo"), "--fixed: "),
     (("sweep", "{m}", "--data", "{d}", *SWEEP, "--values", "0.1", "--fixed", "foo=1"), "--fixed: "),
     (("sweep", "{m}", "--data", "{d}", *SWEEP, "--values", "0.1", "--workers", "0"), "--workers: "),
+    (("sweep", "{m}", "--data", "{d}", *SWEEP, "--values", "0.1", "--workers", "two"), "--workers: "),
     (("sweep", "{m}", "--data", "{d}", *SWEEP, "--values", "0.1", "--budget", "abc"), "--budget"),
     (("sweep", "{m}", "--data", "{d}", "--op", "scale", "--param", "factor", "--values", "0.5", "--budget", "1"),
      "--budget: "),
@@ -356,7 +380,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "names"), BAD, ids=[f"{a[0]}-{i}" for i, (a, _) in enumerate(BAD)])
-def test_a_bad_command_is_one_line_naming_the_flag_or_file_and_writes_nothing(demo, run, tmp_path, args, names):
+def test_a_bad_command_is_one_line_naming_the_flag_or_file_and_writes_nothing(
+    demo, run, tmp_path, args, names
+):
     model, data = demo
     fill = {"m": str(model), "d": str(data), "t": str(tmp_path)}
     code, out, err = run(*(a.format(**fill) for a in args))
@@ -374,7 +400,9 @@ def test_a_log_of_another_sweep_is_refused_without_writing(demo, run, tmp_path):
     SweepLog.open(log, SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.3,)))
     before = log.read_bytes()
     out_csv = tmp_path / "points.csv"
-    code, out, err = run("sweep", model, "--data", data, *SWEEP, "--values", "0.1", "--log", log, "--csv", out_csv)
+    code, out, err = run(
+        "sweep", model, "--data", data, *SWEEP, "--values", "0.1", "--log", log, "--csv", out_csv
+    )
     assert code == 2 and out == ""
     assert len(err.splitlines()) == 1 and str(log) in err and "different sweep" in err
     assert log.read_bytes() == before and not out_csv.exists()

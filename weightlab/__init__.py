@@ -127,12 +127,20 @@ def evaluate(
     return evaluate_file(session_or_path, data, None, trust=trust, batch_size=batch_size, **options)
 
 
+#: Keyword arguments of :func:`sweep` and :func:`plan` that are fields of the sweep's spec.
+_SPEC_OPTIONS = ("max_points", "initial_points", "scale", "resolution_pp")
+
+
 def _parallel(workers: int | None, ray: str | bool | None) -> dict[str, Any]:
-    """The parallel options of a sweep, passed on only when given (``ray=True``: a local Ray)."""
+    """The parallel options of a sweep, passed on only when they ask for more than this process.
+
+    ``workers`` 1 (the default) is this process, None one worker per core;
+    ``ray`` None or False is no Ray, True or ``""`` a local Ray, else its address.
+    """
     out: dict[str, Any] = {}
-    if workers is not None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise RecipeError(f"sweep: workers must be a whole number >= 1; got {workers!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise RecipeError(f"sweep: workers must be a whole number >= 1 (or None: one per core); got {workers!r}")
+    if workers != 1:
         out["workers"] = workers
     if ray is not None and ray is not False:
         out["ray_address"] = "" if ray is True else str(ray)
@@ -155,7 +163,7 @@ def sweep(
     fixed: Mapping[str, Any] | None = None,
     coupled: bool = False,
     log: str | os.PathLike[str] | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     ray: str | bool | None = None,
     progress: Callable[[float | None, str, Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -207,9 +215,11 @@ def sweep(
         second call with the same sweep and ``log`` measures only the points
         it lacks.
     workers, ray:
-        Run the points in ``workers`` local processes, or on a Ray cluster
-        (``ray``: its address; ``""`` or True: a local Ray). Passed on only
-        when given.
+        ``workers``: processes measuring points, 1 (the default) this one,
+        None one per core; ``ray``: a Ray cluster's address, ``""`` or True a
+        local Ray (``pip install 'weightlab[cluster]'``), with ``workers``
+        actors (None: the cluster's CPUs). The result equals the
+        one-process result (:mod:`weightlab._tf.parallel`, :mod:`weightlab._tf.cluster`).
     progress, should_stop:
         ``progress(fraction, message, point)`` after each point;
         ``should_stop()`` polled between batches, True ends the sweep early
@@ -239,7 +249,7 @@ def sweep(
     """
     from weightlab.analysis import check_sweep, model_source, sweep_spec
 
-    spec_fields = {k: options.pop(k) for k in ("max_points", "initial_points", "scale", "resolution_pp") if k in options}
+    spec_fields = {k: options.pop(k) for k in _SPEC_OPTIONS if k in options}
     spec = sweep_spec(
         op, param, values=values, range=range, adaptive=adaptive, targets=targets, mode=mode,
         budget_pp=budget_pp, metric=metric, fixed=fixed, coupled=coupled, **spec_fields,
@@ -332,7 +342,7 @@ def plan(
     fixed: Mapping[str, Any] | None = None,
     coupled: bool = False,
     log: str | os.PathLike[str] | None = None,
-    workers: int | None = None,
+    workers: int | None = 1,
     ray: str | bool | None = None,
     progress: Callable[[float | None, str, Any], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -372,7 +382,7 @@ def plan(
     """
     from weightlab.analysis import check_sweep, model_source, sweep_spec
 
-    spec_fields = {k: options.pop(k) for k in ("max_points", "initial_points", "scale", "resolution_pp") if k in options}
+    spec_fields = {k: options.pop(k) for k in _SPEC_OPTIONS if k in options}
     if isinstance(budget_pp, bool) or not isinstance(budget_pp, (int, float)) or not 0 <= budget_pp < float("inf"):
         raise RecipeError(f"plan: budget must be a finite number of percentage points >= 0; got {budget_pp!r}")
     spec = sweep_spec(

@@ -74,7 +74,9 @@ def parse_bounds(text: str) -> tuple[float, float]:
     try:
         lo, hi = (float(p) for p in parts)
     except ValueError:
-        raise SpecError(f"sweep spec: field 'adaptive': expected LOW:HIGH, e.g. 0.01:0.5; got {text!r}") from None
+        raise SpecError(
+            f"sweep spec: field 'adaptive': expected LOW:HIGH, e.g. 0.01:0.5; got {text!r}"
+        ) from None
     if not (math.isfinite(lo) and math.isfinite(hi)):
         raise SpecError(f"sweep spec: field 'adaptive': expected finite numbers; got {text!r}")
     return lo, hi
@@ -137,9 +139,13 @@ def sweep_spec(
         out of the parameter's range, or any other bad field; the message
         names the field.
     """
-    given = [n for n, v in (("values", values), ("range", range), ("adaptive", adaptive)) if v not in (None, False)]
+    given = [
+        n for n, v in (("values", values), ("range", range), ("adaptive", adaptive)) if v not in (None, False)
+    ]
     if len(given) != 1:
-        raise SpecError(f"sweep spec: field 'values': give exactly one of values, range, adaptive; got {given or 'none'}")
+        raise SpecError(
+            f"sweep spec: field 'values': give exactly one of values, range, adaptive; got {given or 'none'}"
+        )
     if isinstance(values, str):
         values = parse_values(values)
     if isinstance(range, str):
@@ -174,7 +180,9 @@ def sweep_spec(
     )
 
 
-def rank_spec(layer: str, *, ablation: str = "zero", cumulative: bool = True, batchnorm: bool | None = None) -> RankSpec:
+def rank_spec(
+    layer: str, *, ablation: str = "zero", cumulative: bool = True, batchnorm: bool | None = None
+) -> RankSpec:
     """A :class:`~weightlab.core.sweeps.RankSpec` (see there).
 
     Raises
@@ -197,7 +205,9 @@ def _check_data(data: str | os.PathLike[str]) -> None:
         raise DataError(f"{p}: no such held-out file" if not p.exists() else f"{p}: not a file")
 
 
-def check_sweep(spec: SweepSpec, model_path: str | os.PathLike[str], data: str | os.PathLike[str]) -> list[str]:
+def check_sweep(
+    spec: SweepSpec, model_path: str | os.PathLike[str], data: str | os.PathLike[str]
+) -> list[str]:
     """Check ``spec``'s targets on the stored model (no evaluation, no TensorFlow) and the held-out path.
 
     Returns
@@ -245,7 +255,9 @@ def check_rank(spec: RankSpec, model_path: str | os.PathLike[str], data: str | o
     try:
         _check_data(data)
         model: ModelFile = session.model
-        return _named(model_path, lambda: (neuron_tensors(spec.layer, model), neuron_count(spec.layer, model))[1])
+        return _named(
+            model_path, lambda: (neuron_tensors(spec.layer, model), neuron_count(spec.layer, model))[1]
+        )
     finally:
         session.model.close()
 

@@ -509,15 +509,15 @@ def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     def model_options(s: argparse.ArgumentParser) -> None:
         s.add_argument("path", type=Path, help="the model (any format `weightlab eval` reads); never changed")
         s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y (x alone: agreement only)")
-        s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
+        s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): trusted files only")
         s.add_argument("--batch-size", type=int, default=None, help="samples per forward pass (default: from memory)")
-        s.add_argument("--architecture", type=Path, help="for a checkpoint: the Keras model file of its architecture")
+        s.add_argument("--architecture", type=Path, help="for a checkpoint: the Keras model file of its structure")
         s.add_argument("--signature", help="for a SavedModel: the signature (default: serving_default)")
         s.add_argument("--input", help="for a frozen graph: the input tensor (default: its placeholder)")
 
     def sweep_options(s: argparse.ArgumentParser, plan: bool) -> None:
         s.add_argument("--op", required=True, help="the edit op (clip, prune_magnitude, add_noise, prune_neurons...)")
-        s.add_argument("--param", required=True, help="its numeric parameter to vary (clip: threshold = clip to [-t, t])")
+        s.add_argument("--param", required=True, help="its parameter to vary (clip: threshold, clips to [-t, t])")
         v = s.add_mutually_exclusive_group(required=True)
         v.add_argument("--values", metavar="V1,V2,...", help="the values, e.g. 0.5,0.2,0.1")
         v.add_argument("--range", metavar="START:STOP:STEP", help="start, start+step, ... up to stop (included)")
@@ -530,17 +530,20 @@ def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             help="tensors/layers to edit: glob, name or group:ID (repeatable; default: */kernel, every kernel)",
         )  # fmt: skip
         if not plan:
-            s.add_argument("--each", action="store_true", help="one curve per tensor/layer edited alone (default: all together)")
-        s.add_argument("--coupled", action="store_true", help="neuron ops: sweep coupled layers (Add, Concatenate) as one")
+            s.add_argument("--each", action="store_true", help="one curve per tensor/layer alone (default: together)")
+        s.add_argument("--coupled", action="store_true", help="neuron ops: sweep coupled layers (Add...) as one")
         s.add_argument("--metric", choices=("accuracy", "agreement"), default="accuracy")
         if plan:
-            s.add_argument("--budget", type=float, required=True, metavar="PP", help="largest drop per target, percentage points")
+            s.add_argument("--budget", type=float, required=True, metavar="PP", help="largest drop per target (pp)")
         else:
-            s.add_argument("--budget", type=float, metavar="PP", help="stop a target once its drop exceeds PP percentage points")
-        s.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="another parameter of the op (JSON value)")
-        s.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: the cores)")
-        s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run on a Ray cluster (no address: a local one)")
-        s.add_argument("--log", type=Path, metavar="FILE.jsonl", help="partial results; a re-run with the same log resumes")
+            s.add_argument("--budget", type=float, metavar="PP", help="stop a target once its drop exceeds PP (pp)")
+        s.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="another parameter of the op (JSON)")
+        s.add_argument(
+            "--workers", nargs="?", const="cores", metavar="N",
+            help="measure in N local processes (no N: one per core; default: this process)",
+        )  # fmt: skip
+        s.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="on a Ray cluster (none: a local Ray)")
+        s.add_argument("--log", type=Path, metavar="FILE.jsonl", help="partial results; the same --log resumes")
 
     s = sub.add_parser(
         "sweep", parents=[common], one_line_errors=True,
@@ -644,8 +647,16 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _sweep_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments of :func:`weightlab.sweep`/:func:`weightlab.plan` the flags give."""
-    if args.workers is not None and args.workers < 1:
-        raise WeightLabError(f"--workers: expected a whole number >= 1; got {args.workers}")
+    workers: int | None = 1
+    if args.workers == "cores":
+        workers = None  # one per core
+    elif args.workers is not None:
+        try:
+            workers = int(args.workers)
+        except ValueError:
+            workers = 0
+        if workers < 1:
+            raise WeightLabError(f"--workers: expected a whole number >= 1 (or no number: one per core); got {args.workers}")
     kw: dict[str, Any] = {
         "op": args.op,
         "param": args.param,
@@ -658,8 +669,8 @@ def _sweep_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "coupled": args.coupled,
         "log": args.log,
     }
-    if args.workers is not None:  # passed on only when given (the parallel runner's keywords)
-        kw["workers"] = args.workers
+    if workers != 1:  # passed on only when given (the parallel runner's keywords)
+        kw["workers"] = workers
     if args.ray is not None:
         kw["ray"] = args.ray
     return kw
@@ -794,7 +805,8 @@ def _print_sweep(result: Any, args: argparse.Namespace) -> None:
     for target, value in result.stopped.items():
         print(f"stopped: {target} after {value:g} (its drop passed the {spec.budget_pp:g} pp budget)")
     if not result.complete:
-        print(f"incomplete: {len(result.points)} point(s) measured" + (f"; resume with --log {args.log}" if args.log else ""))
+        resume = f"; resume with --log {args.log}" if args.log else ""
+        print(f"incomplete: {len(result.points)} point(s) measured{resume}")
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -929,7 +941,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         unit = "pp" if chosen.metric == "accuracy" else "pp (agreement)"
-        print(f"plan {chosen.spec.op}.{chosen.spec.param} within {chosen.budget_pp:g} {unit} per target, of {args.path}")
+        what = f"{chosen.spec.op}.{chosen.spec.param}"
+        print(f"plan {what} within {chosen.budget_pp:g} {unit} per target, of {args.path}")
         rows = [
             (
                 c.target,
@@ -948,7 +961,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             )
         print(f"wrote {written}" if written is not None else "not evaluated (stopped early): no recipe written")
     if ctrl_c.pressed.is_set():
-        return _interrupted(args, "the plan was not evaluated" if written is None else "stopped after the joint evaluation")
+        what = "the plan was not evaluated" if written is None else "stopped after the joint evaluation"
+        return _interrupted(args, what)
     return 0
 
 
