@@ -36,6 +36,8 @@ _PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#56B4E9", "#E69F00", "#
 #: Size in pixels of the widget :func:`save_plot` draws (the PNG is :data:`~weightlab.gui.export.PNG_WIDTH`
 #: wide and keeps this aspect ratio).
 EXPORT_SIZE = (800, 500)
+#: Smallest plot (width, height in pixels) that shows its legend (the table's target colours stand in).
+LEGEND_MIN = (420, 240)
 #: Targets drawn with a legend entry; more get lines without one (a legend of 200 names hides the plot).
 MAX_LEGEND = 12
 
@@ -83,6 +85,11 @@ class SweepPlot(QWidget):
         self.baseline_line: pg.InfiniteLine | None = None
         self.budget_line: pg.InfiniteLine | None = None
         self._log: bool | None = None
+
+    def resizeEvent(self, event: Any) -> None:
+        """Hide the legend when the plot is too small for it to leave the curves visible."""
+        super().resizeEvent(event)
+        self.legend.setVisible(self.width() >= LEGEND_MIN[0] and self.height() >= LEGEND_MIN[1])
 
     def clear(self) -> None:
         """Remove every curve and line."""

@@ -39,10 +39,12 @@ from PySide6.QtWidgets import (
 from weightlab.core.catalogue import CATALOGUE, sweepable_params
 from weightlab.core.sweeps import METRICS, MODES, SweepResult, drop_pp, parse_range, parse_values
 
-from .sweep_plot import SweepPlot
+from .sweep_plot import SweepPlot, target_colour
 
-__all__ = ["SweepsPanel", "REDRAW_MS", "TABLE_COLUMNS"]
+__all__ = ["SweepsPanel", "REDRAW_MS", "TABLE_COLUMNS", "WIDE"]
 
+#: Narrower than this (pixels), the table goes under the plot instead of beside it.
+WIDE = 900
 #: Shortest time between two redraws of the plot and table (ten per second at most).
 REDRAW_MS = 100
 TABLE_COLUMNS = ("target", "value", "acc. % [95 % CI]", "drop pp", "loss", "agree %")
@@ -162,18 +164,25 @@ class SweepsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(250)
+        scroll.setMinimumWidth(220)
         self.controls = scroll
 
+        # plot | table side by side when the tab is wide, the table under the plot when narrow (resizeEvent)
+        self.results = QSplitter(Qt.Orientation.Horizontal)
+        self.results.addWidget(self.plot)
+        self.results.addWidget(self.table)
+        self.results.setStretchFactor(0, 3)
+        self.results.setStretchFactor(1, 2)
+        self.results.setChildrenCollapsible(False)
+        self.results.setSizes([540, 460])
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(scroll)
-        body.addWidget(self.plot)
-        body.addWidget(self.table)
+        body.addWidget(self.results)
         body.setStretchFactor(0, 0)
-        body.setStretchFactor(1, 3)
-        body.setStretchFactor(2, 2)
-        body.setSizes([300, 500, 330])
+        body.setStretchFactor(1, 1)
+        body.setSizes([290, 800])
         body.setChildrenCollapsible(False)
+        body.setCollapsible(0, True)  # a narrow window can drag the set-up away and give the plot the room
         self.body = body
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
@@ -189,6 +198,13 @@ class SweepsPanel(QWidget):
         self.redraws = 0  # how many times the plot was drawn (tests count them)
         self.set_running(False)
         self.set_has_result(False)
+
+    def resizeEvent(self, event: Any) -> None:
+        """Stack the table under the plot when the tab is narrower than :data:`WIDE`."""
+        super().resizeEvent(event)
+        want = Qt.Orientation.Horizontal if self.width() >= WIDE else Qt.Orientation.Vertical
+        if self.results.orientation() != want:
+            self.results.setOrientation(want)
 
     # -- set-up ---------------------------------------------------------------------------
     def _build_setup(self) -> None:
@@ -459,6 +475,7 @@ class SweepsPanel(QWidget):
             self._rows = 0
             self._table_result = result
         base = result.baseline.metric(result.spec.metric)
+        colours = {t: target_colour(i) for i, t in enumerate(result.targets())}
         self.table.setUpdatesEnabled(False)
         try:
             self.table.setRowCount(len(points))
@@ -473,6 +490,8 @@ class SweepsPanel(QWidget):
                     item = QTableWidgetItem(text)
                     if c:
                         item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                    else:  # the target in its line's colour: the table doubles as the plot's legend
+                        item.setForeground(colours[p.target])
                     item.setData(Qt.ItemDataRole.UserRole, (p.target, p.value))
                     self.table.setItem(i, c, item)
         finally:
