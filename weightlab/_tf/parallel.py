@@ -41,8 +41,9 @@ Workers send each measured point to the parent through a queue as it is
 measured; the parent reports it through ``progress`` and appends it to the
 :class:`~weightlab.core.sweeps.SweepLog` (the parent alone writes the log).
 ``should_stop`` is polled by the parent; True sets an event the workers poll
-between batches, cancels the shards not started and shuts the pool down
-(children still alive after a grace period are terminated). A sweep resumed
+between batches, cancels the shards not started, keeps the points of the
+running ones (they return what they measured) and shuts the pool down
+(children still running after :data:`STOP_GRACE_S` are terminated). A sweep resumed
 on a log dispatches only the shards the log does not complete, and a shard
 measures only the points the log lacks: the log's points are replayed by
 :func:`~weightlab._tf.sweep.run_sweep` itself (same order, same early stops)
@@ -66,6 +67,7 @@ import multiprocessing
 import os
 import queue as queue_mod
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -462,8 +464,18 @@ def _runner() -> ShardRunner:
 def _child_layout(spec: SweepSpec, workers: int, logged: list[SweepPoint], baseline: SweepPoint | None
                   ) -> tuple[SweepLayout, dict[str, Any]]:  # fmt: skip
     """Task: :meth:`ShardRunner.layout`, with facts about the worker process (for tests)."""
-    facts = {"pid": os.getpid(), "qt": any(m.startswith("PySide6") for m in sys.modules), "ray": "ray" in sys.modules}
+    facts = {
+        "pid": os.getpid(),
+        "qt": any(m.startswith("PySide6") for m in sys.modules),
+        "ray": "ray" in sys.modules,
+        "stderr": os.path.realpath("/proc/self/fd/2") if os.path.exists("/proc/self/fd/2") else None,
+    }
     return _runner().layout(spec, workers, logged, baseline), facts
+
+
+def _child_ready() -> None:
+    """Task: nothing (its submission starts a worker, whose initializer opens the model)."""
+    _runner()
 
 
 def _child_run(shard: Shard, changed: Any, logged: list[SweepPoint]) -> SweepResult:
@@ -484,8 +496,8 @@ class _Reporter:
                  log: SweepLog | None) -> None:  # fmt: skip
         self.spec, self.progress, self.log = spec, progress, log
         self.seen: set[tuple[str, float]] = set() if log is None else set(log.done())
-        self.planned = None
-        self.done = 0
+        self.planned: int | None = None
+        self.done = len(self.seen)  # logged points count as done (one process reports them again)
         if layout is not None:
             self.set_layout(layout)
 
@@ -579,6 +591,8 @@ def run_parallel(
     )
     try:
         layout_f = _submit(pool, _child_layout, spec, workers, logged, logged_base)
+        for _ in range(int(workers) - 1):  # start the other workers now: they open the model meanwhile
+            _submit(pool, _child_ready)
         layout, _ = _wait_one(layout_f, should_stop)
     except EvaluationCancelled:
         _close(pool, stop, points_q, None)
@@ -656,17 +670,26 @@ def _drain(points_q: Any, reporter: _Reporter | None) -> None:
 
 
 def _close(pool: cf.ProcessPoolExecutor, stop: Any, points_q: Any, reporter: _Reporter | None) -> None:
-    """Stop the pool (no task starts, running ones stop at their next batch, stragglers are terminated);
-    report the points still queued; close the queue."""
+    """Stop the pool and wait for its children: no task starts, running ones stop at their next batch,
+    children still running after :data:`STOP_GRACE_S` are terminated; report the points still queued."""
     stop.set()
+    _drain(points_q, reporter)
     procs = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for p in procs:
-        p.join(STOP_GRACE_S)
-        if p.is_alive():
-            p.terminate()
-            p.join()
-    pool.shutdown(wait=True)
+
+    def terminate() -> None:
+        for p in procs:
+            with contextlib.suppress(OSError, ValueError):  # gone already
+                p.terminate()
+
+    # The pool's own thread joins (reaps) the children; this timer only signals the stuck ones.
+    timer = threading.Timer(STOP_GRACE_S, terminate)
+    timer.daemon = True
+    timer.start()
+    try:
+        pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        timer.cancel()
+        timer.join()
     _drain(points_q, reporter)
     points_q.close()
     points_q.join_thread()
