@@ -164,7 +164,8 @@ class SweepsPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(220)
+        # as wide as the set-up needs beside its scroll bar (the bar never covers the combo boxes' arrows)
+        scroll.setMinimumWidth(controls.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
         self.controls = scroll
 
         # plot | table side by side when the tab is wide, the table under the plot when narrow (resizeEvent)
