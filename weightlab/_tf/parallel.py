@@ -642,8 +642,26 @@ def run_parallel(
 def _submit(pool: cf.ProcessPoolExecutor, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
     from ..engine.spawn import _caller_main_hidden
 
-    with _caller_main_hidden():  # the pool starts its children in submit
+    with _caller_main_hidden(), _sigint_ignored():  # the pool starts its children in submit
         return pool.submit(fn, *args)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    """Children started in here ignore SIGINT (SIG_IGN survives exec, and Python keeps it): a terminal's
+    Ctrl+C reaches the whole process group, and only the parent decides (``should_stop``, the stop event),
+    so the sweep ends with its points instead of a worker's KeyboardInterrupt. Main thread only."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 def _wait_one(f: cf.Future[Any], should_stop: Callable[[], bool] | None) -> Any:
