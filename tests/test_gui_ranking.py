@@ -57,8 +57,16 @@ def final_result(spec: RankSpec, points: list[SweepPoint]) -> RankResult:
     base = point("", None, BASE_CORRECT)
     ranked = RankResult.from_points(spec, base, points)
     order = ranked.order()
-    top = [point(f"top {k}", k, max(0, BASE_CORRECT - 7 * k)) for k in range(1, len(order) + 1)] if spec.cumulative else []
-    bottom = [point(f"bottom {k}", k, BASE_CORRECT - k) for k in range(1, len(order) + 1)] if spec.cumulative else []
+    top = (
+        [point(f"top {k}", k, max(0, BASE_CORRECT - 7 * k)) for k in range(1, len(order) + 1)]
+        if spec.cumulative
+        else []
+    )
+    bottom = (
+        [point(f"bottom {k}", k, BASE_CORRECT - k) for k in range(1, len(order) + 1)]
+        if spec.cumulative
+        else []
+    )
     return RankResult.from_points(spec, base, points, cumulative_top=top, cumulative_bottom=bottom,
                                   method="weights: each unit's kernel slice and bias zeroed (zero_neurons)")  # fmt: skip
 
@@ -171,7 +179,10 @@ def test_units_are_drawn_as_they_arrive_then_the_final_result_replaces_them(fake
     accuracies = [u.point.accuracy for u in live.units]
     assert accuracies == sorted(p.accuracy for p in points[:10])  # largest drop first
     assert bars_drawn(view.bars) + bars_drawn(view.raising_bars) == 10
-    assert "10 of 64 units measured" in view.summary.text() and "estimated baseline 90.00 %" in view.summary.text()
+    assert (
+        "10 of 64 units measured" in view.summary.text()
+        and "estimated baseline 90.00 %" in view.summary.text()
+    )
 
     for i, p in enumerate(points[10:], 11):
         fake.client.worker_sends(JobProgress(job, i / UNITS, "", p.to_dict()))
@@ -184,8 +195,12 @@ def test_units_are_drawn_as_they_arrive_then_the_final_result_replaces_them(fake
     assert bars_drawn(view.bars) + bars_drawn(view.raising_bars) == UNITS
     assert result.method in view.summary.text()
     x_top, y_top = view.cum_top.getData()
-    assert list(x_top) == list(range(1, UNITS + 1)) and y_top[0] == pytest.approx(100 * result.cumulative_top[0].accuracy)
-    assert view.status.text() == "done" and view.rank_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert list(x_top) == list(range(1, UNITS + 1)) and y_top[0] == pytest.approx(
+        100 * result.cumulative_top[0].accuracy
+    )
+    assert (
+        view.status.text() == "done" and view.rank_button.isEnabled() and not view.cancel_button.isEnabled()
+    )
     # the error bars are the ablated accuracy's Wilson interval, moved to the drop
     top = result.units[0]
     lo, hi = drop_interval_pp(result.baseline.accuracy, top.point.accuracy_ci)
@@ -201,7 +216,9 @@ def test_before_any_baseline_is_known_live_units_are_ordered_but_their_drops_pen
     send_units(qtbot, fake, job, points)
     qtbot.waitUntil(lambda: view.table_model.rowCount() == 5)
     assert bars_drawn(view.pending_bars) == 5 and bars_drawn(view.bars) == 0
-    assert [u.index for u in view.result.units] == [int(p.value) for p in sorted(points, key=lambda p: p.accuracy)]
+    assert [u.index for u in view.result.units] == [
+        int(p.value) for p in sorted(points, key=lambda p: p.accuracy)
+    ]
 
 
 def test_cancel_keeps_the_units_measured_so_far_marked_partial(fake, qtbot):
@@ -212,7 +229,11 @@ def test_cancel_keeps_the_units_measured_so_far_marked_partial(fake, qtbot):
     qtbot.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
     assert job in fake.client.cancelled_jobs
     qtbot.waitUntil(lambda: fake.ranking.job is None)
-    assert view.status.text() == "cancelled" and view.rank_button.isEnabled() and not view.cancel_button.isEnabled()
+    assert (
+        view.status.text() == "cancelled"
+        and view.rank_button.isEnabled()
+        and not view.cancel_button.isEnabled()
+    )
     assert view.table_model.rowCount() == 7 and not view.result.complete
     assert "7 of 64 units measured" in view.summary.text() and "cancelled" in view.summary.text()
     # late points of the cancelled job are dropped (the JobBook), and nothing changes here
@@ -269,11 +290,15 @@ def test_picking_bars_selects_the_units_in_the_window_and_shows_the_ranked_layer
     assert sel.neurons == sorted([order[0], order[2], order[3]])
     assert view.highlighted_ranks() == [0, 2, 3] and bars_drawn(view.selected_bars) == 3
     assert sorted(i.row() for i in view.table.selectionModel().selectedRows()) == [0, 2, 3]
-    assert "Zero neurons" in fake.actions["edit.zero_neurons"].text() and fake.actions["edit.zero_neurons"].isEnabled()
+    assert (
+        "Zero neurons" in fake.actions["edit.zero_neurons"].text()
+        and fake.actions["edit.zero_neurons"].isEnabled()
+    )
 
     view.top_k.setValue(5)
     qtbot.mouseClick(view.select_top_button, Qt.MouseButton.LeftButton)
     assert sel.neurons == sorted(order[:5])
+    assert view.select_top_button.text() == "Select" and view.top_k.text() == "top 5"
 
 
 def test_the_heatmap_and_norm_selection_is_drawn_on_the_bars_and_table_rows_select_back(fake, qtbot):
@@ -314,7 +339,7 @@ def test_a_new_model_clears_the_ranking(fake, qtbot, demo_paths):
     assert fake.open_and_wait(demo_paths["h5"])
     view = fake.ranking.view
     assert view.result is None and view.table_model.rowCount() == 0 and bars_drawn(view.bars) == 0
-    assert not view.select_top_button.isEnabled() and not view.export_buttons["csv"].isEnabled()
+    assert not view.select_top_button.isEnabled() and not view.export_button.isEnabled()
 
 
 # -- exports ---------------------------------------------------------------------------------------
@@ -336,8 +361,10 @@ def test_exports_write_parseable_csv_json_png_and_svg(fake, qtbot, tmp_path):
 
     # through the buttons and the save dialog; a wrong extension is an error naming the file
     asked = []
-    fake._ask_save_path = lambda title, default, flt: asked.append((default, flt)) or str(tmp_path / "x.png.txt")
-    qtbot.mouseClick(ctl.view.export_buttons["png"], Qt.MouseButton.LeftButton)
+    fake._ask_save_path = lambda title, default, flt: (
+        asked.append((default, flt)) or str(tmp_path / "x.png.txt")
+    )
+    ctl.view.export_actions["png"].trigger()
     assert asked[0][0].name == "digits_cnn-rank-dense.png" and "*.png" in asked[0][1]
     assert fake.errors and "x.png.txt" in fake.errors[-1]
     fake._ask_save_path = lambda title, default, flt: None  # cancelled dialog: nothing written

@@ -19,6 +19,7 @@ drawn back here (:meth:`RankingView.set_highlight`).
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -34,7 +35,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -42,11 +43,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMenu,
     QPushButton,
     QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableView,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -64,6 +67,8 @@ DROP_COLOR = "#74a9cf"
 RAISING_COLOR = "#2a9d4b"
 #: Bars of units with no measured drop yet (live, before the baseline is known).
 PENDING_COLOR = "#c8c8c8"
+#: Error bars (the 95 % interval): light, so that the bars stay readable.
+ERROR_COLOR = (90, 90, 90, 110)
 #: Most bars that get their unit index as a tick label (more: the tooltip says).
 MAX_TICK_LABELS = 40
 #: Redraws of a ranking that grows point by point, at most one per this many ms.
@@ -182,7 +187,7 @@ class RankingView(QWidget):
         self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.ablation_combo = QComboBox()
         for key in ABLATIONS:
-            self.ablation_combo.addItem(key, key)
+            self.ablation_combo.addItem(f"{key} ablation", key)
         self.ablation_combo.setToolTip(
             "zero: the unit's kernel slice and bias set to 0 (a weight edit)\n"
             "mean: the unit's output replaced by its mean over the held-out set"
@@ -213,17 +218,19 @@ class RankingView(QWidget):
         self.rank_button.clicked.connect(self._on_rank)
         self.cancel_button.clicked.connect(self.cancelRequested.emit)
 
+        # Two short rows (the centre pane is ~420 px wide in a 1024 px window):
+        # what to rank and the job; then the options, picking and the status.
         setup = QHBoxLayout()
         setup.setContentsMargins(0, 0, 0, 0)
-        setup.addWidget(QLabel("Layer"))
-        setup.addWidget(self.layer_combo)
-        setup.addWidget(QLabel("Ablation"))
-        setup.addWidget(self.ablation_combo)
-        setup.addWidget(self.bn_check)
-        setup.addWidget(self.cumulative_check)
         setup.addWidget(self.rank_button)
+        setup.addWidget(self.layer_combo)
+        setup.addWidget(self.ablation_combo)
         setup.addWidget(self.cancel_button)
-        setup.addWidget(self.status, 1)
+        setup.addStretch(1)
+        options = QHBoxLayout()
+        options.setContentsMargins(0, 0, 0, 0)
+        options.addWidget(self.bn_check)
+        options.addWidget(self.cumulative_check)
 
         self.summary = QLabel("Pick a layer and press Rank: each output unit is ablated alone and measured.")
         self.summary.setWordWrap(True)
@@ -234,7 +241,7 @@ class RankingView(QWidget):
 
         # bars: x = rank position, height = drop in pp
         self.plot = plot_widget()
-        self.plot.setMinimumHeight(110)
+        self.plot.setMinimumHeight(90)
         self.plot.setLabel("left", "accuracy drop (pp)")
         self.plot.setLabel("bottom", "rank")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
@@ -245,7 +252,7 @@ class RankingView(QWidget):
         self.pending_bars = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(PENDING_COLOR), fillLevel=0)
         self.selected_bars = pg.PlotCurveItem(pen=None, brush=SELECTED_BRUSH, fillLevel=0)
         self.errors = pg.ErrorBarItem(
-            x=np.zeros(0), y=np.zeros(0), beam=BAR_WIDTH * 0.4, pen=pg.mkPen("#444", width=1)
+            x=np.zeros(0), y=np.zeros(0), beam=BAR_WIDTH * 0.3, pen=pg.mkPen(ERROR_COLOR, width=1)
         )
         self.zero_line = pg.InfiniteLine(angle=0, pos=0, pen=pg.mkPen("#888", width=1))
         for item in (
@@ -262,15 +269,17 @@ class RankingView(QWidget):
 
         # the cumulative curves: accuracy with the k most / least important units ablated
         self.cum_plot = plot_widget()
-        self.cum_plot.setMinimumHeight(90)
+        self.cum_plot.setMinimumHeight(70)
         self.cum_plot.setLabel("left", "accuracy (%)")
         self.cum_plot.setLabel("bottom", "k units ablated together")
         self.cum_plot.getAxis("left").enableAutoSIPrefix(False)
         self.cum_plot.showGrid(y=True, alpha=0.15)
-        self.cum_legend = self.cum_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.cum_top = self.cum_plot.plot([], [], pen=pg.mkPen("#d62728", width=2), name="k most important")
+        self.cum_legend = self.cum_plot.addLegend(offset=(6, -6), labelTextSize="8pt")
+        self.cum_top = self.cum_plot.plot(
+            [], [], pen=pg.mkPen("#d62728", width=2), name="most important first"
+        )
         self.cum_bottom = self.cum_plot.plot(
-            [], [], pen=pg.mkPen("#1f77b4", width=2), name="k least important"
+            [], [], pen=pg.mkPen("#1f77b4", width=2), name="least important first"
         )
         self.cum_base = pg.InfiniteLine(angle=0, pen=pg.mkPen("#666", width=1, style=Qt.PenStyle.DashLine))
         self.cum_base.setVisible(False)
@@ -286,14 +295,15 @@ class RankingView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self.table.setMinimumHeight(80)
+        self.table.setMinimumHeight(50)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
 
         self.top_k = QSpinBox()
         self.top_k.setRange(1, 1)
         self.top_k.setValue(3)
+        self.top_k.setPrefix("top ")
         self.top_k.setToolTip("How many of the most important units to select")
-        self.select_top_button = QPushButton("Select top k")
+        self.select_top_button = QPushButton("Select")
         self.select_top_button.setToolTip(
             "Select the k units whose ablation costs the most accuracy, in the heatmap and norm plot too "
             "(then Delete zeroes them)"
@@ -301,25 +311,28 @@ class RankingView(QWidget):
         self.select_top_button.clicked.connect(
             lambda: self.unitsPicked.emit(self.top_units(self.top_k.value()))
         )
-        self.export_buttons: dict[str, QPushButton] = {}
-        tools = QHBoxLayout()
-        tools.setContentsMargins(0, 0, 0, 0)
-        tools.addWidget(QLabel("k"))
-        tools.addWidget(self.top_k)
-        tools.addWidget(self.select_top_button)
-        tools.addStretch(1)
-        tools.addWidget(QLabel("Export"))
+        self.export_menu = QMenu(self)
+        self.export_menu.setToolTipsVisible(True)
+        self.export_actions: dict[str, QAction] = {}
         for kind, tip in (
-            ("csv", "The units as a CSV table"),
-            ("json", "The whole ranking as JSON"),
+            ("csv", "The units as a CSV table (largest drop first)"),
+            ("json", "The whole ranking as JSON (units, cumulative curves, method)"),
             ("png", "The bar chart as PNG"),
             ("svg", "The bar chart as SVG"),
         ):
-            button = QPushButton(kind.upper())
-            button.setToolTip(tip)
-            button.clicked.connect(lambda _c=False, kind=kind: self.exportRequested.emit(kind))
-            self.export_buttons[kind] = button
-            tools.addWidget(button)
+            act = self.export_menu.addAction(f"{kind.upper()}…")
+            act.setToolTip(tip)
+            act.triggered.connect(lambda _c=False, kind=kind: self.exportRequested.emit(kind))
+            self.export_actions[kind] = act
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setToolTip("Write the ranking as CSV or JSON, or the bar chart as PNG or SVG")
+        self.export_button.setMenu(self.export_menu)
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        setup.addWidget(self.export_button)
+        options.addWidget(self.select_top_button)
+        options.addWidget(self.top_k)
+        options.addWidget(self.status, 1)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.cum_plot)
@@ -337,9 +350,9 @@ class RankingView(QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(3)
         lay.addLayout(setup)
+        lay.addLayout(options)
         lay.addWidget(self.summary)
         lay.addWidget(self.splitter, 1)
-        lay.addLayout(tools)
         self._enable_result_tools()
 
     # -- set-up ----------------------------------------------------------------------------
@@ -388,11 +401,12 @@ class RankingView(QWidget):
         self._running = running
         self.cancel_button.setEnabled(running)
         self._enable_setup()
-        self.status.setText(message)
+        self.set_status(message)
 
     def set_status(self, message: str) -> None:
-        """Show ``message`` beside the set-up (progress, why nothing runs)."""
+        """Show ``message`` beside the set-up (progress, why nothing runs); the tooltip holds it whole."""
         self.status.setText(message)
+        self.status.setToolTip(message)
 
     def _enable_setup(self) -> None:
         running = getattr(self, "_running", False)
@@ -400,8 +414,9 @@ class RankingView(QWidget):
 
     def _enable_result_tools(self) -> None:
         has = self.result is not None and bool(self.result.units)
-        for button in self.export_buttons.values():
-            button.setEnabled(has)
+        self.export_button.setEnabled(has)
+        for act in self.export_actions.values():
+            act.setEnabled(has)
         self.select_top_button.setEnabled(has)
         self.top_k.setEnabled(has)
 
@@ -490,7 +505,9 @@ class RankingView(QWidget):
         self.table_model.set_units(units)
         self.top_k.setRange(1, max(1, n))
         self._draw_highlight()
-        self.summary.setText(self._summary(result, provisional, total, note))
+        text = self._summary(result, provisional, total, note)
+        self.summary.setText(text)
+        self.summary.setToolTip(text)  # whole, where a narrow pane cuts the label
         self._enable_result_tools()
 
     def _draw_cumulative(self, result: RankResult) -> None:
@@ -510,7 +527,7 @@ class RankingView(QWidget):
         spec = result.spec
         n = len(result.units)
         raising = result.raising()
-        parts = [f"<b>{spec.layer}</b> · {spec.ablation} ablation"]
+        parts = [f"<b>{html.escape(spec.layer, quote=False)}</b> · {spec.ablation} ablation"]
         if total is not None and n < total:
             parts.append(f"{n} of {total} units measured")
         else:
@@ -528,21 +545,23 @@ class RankingView(QWidget):
             parts.append(
                 f"<span style='color:{RAISING_COLOR}'>{len(raising)} {word} accuracy when removed</span>"
             )
+        still = sum(1 for u in result.units if u.drop == 0)
+        if still:
+            parts.append(f"{still} change nothing")
         if result.units and result.units[0].drop is not None:
             top = result.units[0]
-            parts.append(f"most important: unit {top.index} ({100 * top.drop:+.2f} pp)")
+            parts.append(f"top: unit {top.index} ({100 * top.drop:+.2f} pp)")
         text = " · ".join(parts)
         if result.method:
-            text += f"<br><span style='color:#666'>method: {result.method}</span>"
+            text += f"<br><i>method: {html.escape(result.method, quote=False)}</i>"
         elif provisional:
             text += (
-                "<br><span style='color:#666'>running: drops against the window's last evaluation; "
-                "exact when the ranking ends</span>"
+                "<br><i>running: drops against the window's last evaluation; exact when the ranking ends</i>"
             )
         if not result.complete and total is None:
             text += " · <b>partial</b> (cancelled)"
         if note:
-            text += f" · <i>{note}</i>"
+            text += f" · <i>{html.escape(note, quote=False)}</i>"
         return text
 
     # -- picking units ---------------------------------------------------------------------

@@ -20,6 +20,7 @@ heatmap or the norm plot is drawn back on the bars.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any, Protocol
@@ -202,7 +203,9 @@ class RankingController(QObject):
         self.job, self.spec, self._total = job, spec, total
         self._versions = self._edited_versions()
         self._estimate = self._window_estimate(s)
-        self.view.clear(f"Ranking the {total} units of <b>{spec.layer}</b> ({spec.ablation} ablation)…")
+        self.view.clear(
+            f"Ranking the {total} units of <b>{html.escape(spec.layer, quote=False)}</b> ({spec.ablation} ablation)…"
+        )
         self.view.set_running(True, "queued…")
         return job
 
@@ -319,7 +322,9 @@ class RankingController(QObject):
             message = info.message or "no result"
             self.view.set_running(False, "failed")
             self.result = None
-            self.view.clear(f"<span style='color:#c62828'>Ranking failed: {message}</span>")
+            self.view.clear(
+                f"<span style='color:#c62828'>Ranking failed: {html.escape(message, quote=False)}</span>"
+            )
 
     def _show(
         self, result: RankResult, *, provisional: bool = False, total: int | None = None, note: str = ""
