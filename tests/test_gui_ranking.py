@@ -242,6 +242,17 @@ def test_cancel_keeps_the_units_measured_so_far_marked_partial(fake, qtbot):
     assert view.table_model.rowCount() == 7
 
 
+def test_a_ranking_the_engine_stops_says_why(fake, qtbot):
+    """The model cannot be evaluated (ModelReady not ok): the JobBook ends the queued ranking with the reason."""
+    job = fake.ranking.rank(RankSpec(layer=LAYER))
+    fake.client.model_ready(ok=False, reason="the model has a Lambda layer")
+    qtbot.waitUntil(lambda: fake.ranking.job is None)
+    view = fake.ranking.view
+    assert view.status.text() == "cancelled: the model has a Lambda layer" and view.result is None
+    assert "cancelled: the model has a Lambda layer before any unit was measured" in view.summary.text()
+    assert job not in {i.job_id for i in fake.client.book.infos()}  # ended, not left queued
+
+
 def test_a_failed_ranking_says_why(fake, qtbot):
     job = fake.ranking.rank(RankSpec(layer=LAYER, ablation="mean"))
     fake.client.fail(job, "mean ablation needs a Keras model evaluated incrementally")

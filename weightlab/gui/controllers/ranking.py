@@ -310,14 +310,18 @@ class RankingController(QObject):
             self.view.set_running(False, "done")
             self._show(self.result)
         elif info.state == "cancelled":
-            self.view.set_running(False, "cancelled")
+            # the engine's reason when it stopped the job itself (evaluation off: no model, no data)
+            why = f"cancelled: {info.message}" if info.message else "cancelled"
+            self.view.set_running(False, why)
             if self.spec is not None and self._points:
                 partial = self._live_result()
                 self.result = partial
-                self._show(partial, provisional=self._baseline is None, total=self._total, note="cancelled")
+                self._show(partial, provisional=self._baseline is None, total=self._total, note=why)
             else:
                 self.result = None
-                self.view.clear("The ranking was cancelled before any unit was measured.")
+                self.view.clear(
+                    f"The ranking was {html.escape(why, quote=False)} before any unit was measured."
+                )
         else:
             message = info.message or "no result"
             self.view.set_running(False, "failed")
