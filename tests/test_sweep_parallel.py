@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weightlab.core.errors import RecipeError
+from weightlab.core.errors import RecipeError, WeightLabError
 from weightlab.core.sweeps import SweepLog, SweepSpec
 
 keras = pytest.importorskip("keras")
@@ -54,16 +54,20 @@ def assert_same(one, many):
 
 
 def test_two_workers_equal_one_process_on_the_demo(demo_paths):
+    """A budget plan of an each sweep: the sweep in 2 workers, the plan's joint point in this process."""
     from weightlab._tf import headless
 
     spec = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.2, 0.05, 0.01, 0.003),
                      mode="each", budget_pp=3.0)  # fmt: skip
     seen = []
-    one = headless.sweep(demo_paths["keras"], demo_paths["data"], spec)
-    many = headless.sweep(demo_paths["keras"], demo_paths["data"], spec, workers=2,
-                          progress=lambda frac, msg, point: seen.append((frac, point)))  # fmt: skip
+    one_plan, one = headless.plan(demo_paths["keras"], demo_paths["data"], spec, 1.0)
+    many_plan, many = headless.plan(demo_paths["keras"], demo_paths["data"], spec, 1.0, workers=2,
+                                    progress=lambda frac, msg, point: seen.append((frac, point)))  # fmt: skip
     assert_same(one, many)
     assert len(one.targets()) > 2 and one.stopped, "several targets, some stopped early by the budget"
+    assert many_plan.recipe() == one_plan.recipe() and one_plan.recipe()
+    assert many_plan.joint is not None and one_plan.joint is not None
+    assert many_plan.joint.accuracy == pytest.approx(one_plan.joint.accuracy, abs=1e-6)
     # Progress: every point once, as it came, with fractions that only grow up to the end.
     assert sorted((p.target, p.value) for _, p in seen) == sorted((p.target, p.value) for p in many.points)
     fracs = [f for f, _ in seen]
@@ -142,6 +146,14 @@ def test_a_workers_error_is_the_users_error_and_workers_are_quiet(res):
     with pytest.raises(RecipeError) as many:
         headless.sweep(path, data, bad, workers=2)
     assert str(many.value) == str(one.value)
+    good = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.1,), mode="each")
+    missing = path.parent / "no_such_heldout.npz"
+    with pytest.raises(WeightLabError) as one:
+        headless.sweep(path, missing, good)
+    with pytest.raises(WeightLabError) as many:
+        headless.sweep(path, missing, good, workers=2)
+    assert type(many.value) is type(one.value) and str(many.value) == str(one.value)
+    assert "no_such_heldout.npz" in str(many.value)
     with pytest.raises(Exception, match="workers must be"):
         headless.sweep(path, data, bad, workers=0)
     # A worker process: no Qt, no Ray, its output to the null device.
@@ -159,3 +171,23 @@ def test_a_workers_error_is_the_users_error_and_workers_are_quiet(res):
     assert facts["qt"] is False and facts["ray"] is False
     assert facts["stderr"] == "/dev/null"
     assert len(layout.shards) == len(layout.targets) > 1  # each: one shard per target
+
+
+def test_a_shard_stopped_before_its_workers_base_pass_returns_nothing_measured(res):
+    """A shard queued to a worker before a cancel starts after it: an incomplete, empty result (no error)."""
+    from weightlab._tf.parallel import ShardRunner
+
+    path, data = res
+    runner = ShardRunner(path, data, None, False, {"batch_size": 64})
+    try:
+        spec = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.1, 0.05), mode="each")
+        layout = runner.layout(spec, 2)
+        stopped = runner.run(layout.shards[0], layout.changed, should_stop=lambda: True)
+        assert not stopped.complete and stopped.points == [] and stopped.baseline.num_samples == 0
+        # The same worker then runs shards as usual: its base pass happens with the next one.
+        shard = layout.shards[-1]
+        r = runner.run(shard, layout.changed)
+        assert r.complete and [p.value for p in r.points] == [0.1, 0.05]
+        assert {p.target for p in r.points} == set(shard.targets) and r.baseline.num_samples == 200
+    finally:
+        runner.close()

@@ -36,6 +36,10 @@ sweep
     Sweeps (``"sweep"`` jobs and :func:`~weightlab._tf.headless.sweep`).
 rank
     Neuron ablation rankings (``"rank"`` jobs and :func:`~weightlab._tf.headless.rank`).
+parallel
+    Sweeps in local worker processes (``workers=N``): shards, the worker side, the merge.
+cluster
+    Sweeps on Ray (``ray_address``); the only module that imports Ray.
 headless
     One-shot, in-process evaluation, sweeps and rankings for headless callers.
 demo

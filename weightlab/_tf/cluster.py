@@ -249,7 +249,7 @@ def run_ray(
                     r = _result(ray, ref)
                     results[shard.index] = r
                     idle.append(actor)
-                    if baseline is None:
+                    if baseline is None and r.baseline.num_samples:
                         baseline = r.baseline
                         if log is not None:
                             log.set_baseline(baseline)

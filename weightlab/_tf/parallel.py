@@ -70,6 +70,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -370,15 +371,18 @@ class ShardRunner:
         RecipeError, EngineError
             As :func:`run_sweep`.
         """
-        from .runtime import run_errors
+        from .runtime import EvaluationCancelled, run_errors
         from .sweep import run_sweep
 
         with run_errors(self.model_path):
             if not self._prepared:
-                if changed is not None:
-                    self.evaluator.prepare(changed, should_stop=should_stop)
-                else:
-                    self.evaluator.baseline(should_stop=should_stop)
+                try:
+                    if changed is not None:
+                        self.evaluator.prepare(changed, should_stop=should_stop)
+                    else:
+                        self.evaluator.baseline(should_stop=should_stop)
+                except EvaluationCancelled:  # stopped before the base pass ended: nothing measured
+                    return SweepResult(shard.spec, SweepPoint("", None, None, None), complete=False)
                 self._prepared = True
             view = _LogView(shard.spec, [p for p in logged if p.target in shard.targets], None)
             return run_sweep(
@@ -589,22 +593,19 @@ def run_parallel(
         initializer=_child_init,
         initargs=(os.fspath(model_path), os.fspath(data_path), edited, trust, dict(options or {}), points_q, stop),
     )
+    results: dict[int, SweepResult] = {}
+    baseline = logged_base
+    cancelled = False
     try:
         layout_f = _submit(pool, _child_layout, spec, workers, logged, logged_base)
         for _ in range(int(workers) - 1):  # start the other workers now: they open the model meanwhile
             _submit(pool, _child_ready)
-        layout, _ = _wait_one(layout_f, should_stop)
-    except EvaluationCancelled:
-        _close(pool, stop, points_q, None)
-        return SweepResult(spec, logged_base or SweepPoint("", None, None, None), complete=False)
-    except BaseException:
-        _close(pool, stop, points_q, None)
-        raise
-    reporter.set_layout(layout)
-    results: dict[int, SweepResult] = dict(layout.done)
-    baseline = logged_base
-    cancelled = False
-    try:
+        try:
+            layout, _ = _wait_one(layout_f, should_stop)
+        except EvaluationCancelled:
+            return SweepResult(spec, logged_base or SweepPoint("", None, None, None), complete=False)
+        reporter.set_layout(layout)
+        results.update(layout.done)
         todo = sorted((s for s in layout.shards if s.index not in results), key=lambda s: (-s.cost, s.index))
         futures = {_submit(pool, _child_run, s, layout.changed, logged): s for s in todo}
         pending = set(futures)
@@ -622,9 +623,12 @@ def run_parallel(
             for f in done:
                 if f.cancelled():
                     continue
-                r = f.result()
+                try:
+                    r = f.result()
+                except EvaluationCancelled:  # pragma: no cover - a shard stops with a partial result
+                    continue
                 results[futures[f].index] = r
-                if baseline is None:
+                if baseline is None and r.baseline.num_samples:  # a shard stopped early has none
                     baseline = r.baseline
                     if log is not None:
                         log.set_baseline(baseline)
@@ -633,7 +637,7 @@ def run_parallel(
         if cancelled:
             merged.complete = False
         return merged
-    except cf.process.BrokenProcessPool as e:
+    except BrokenProcessPool as e:
         raise EngineError(f"a sweep worker process died ({e})", model_path) from None
     finally:
         _close(pool, stop, points_q, reporter)
