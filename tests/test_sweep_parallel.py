@@ -75,7 +75,8 @@ def test_two_workers_equal_one_process_on_the_demo(demo_paths):
 
 
 def test_two_workers_equal_one_process_on_a_residual_model(res):
-    """Each mode over coupled groups (neuron op), and together mode in value chunks cut at the budget."""
+    """Each mode over coupled groups (neuron op), together mode in value chunks cut at the budget, and an
+    adaptive each sweep (each target refined in its own shard)."""
     from weightlab._tf import headless
 
     path, data = res
@@ -83,12 +84,14 @@ def test_two_workers_equal_one_process_on_a_residual_model(res):
                      mode="each", coupled=True)  # fmt: skip
     together = SweepSpec(op="clip", param="threshold", targets=("*/kernel",),
                          values=(1.0, 0.7, 0.6, 0.5, 0.3, 0.1, 0.03), mode="together", budget_pp=4.0)  # fmt: skip
+    adaptive = SweepSpec(op="clip", param="threshold", targets=("s1b1_conv1/kernel", "head/kernel"),
+                         adaptive=(0.005, 0.6), mode="each", max_points=6, initial_points=3, resolution_pp=2.0)  # fmt: skip
     got = {}
-    for spec in (each, together):
+    for spec in (each, together, adaptive):
         one = headless.sweep(path, data, spec, batch_size=64)
         many = headless.sweep(path, data, spec, batch_size=64, workers=2)
         assert_same(one, many)
-        got[spec.mode] = one
+        got[spec.mode if spec.adaptive is None else "adaptive"] = one
     assert any(t.startswith("group:") for t in got["each"].targets()), "coupled groups swept as targets"
     assert any(not t.startswith("group:") for t in got["each"].targets())
     assert got["together"].targets() == [together.together_label]
@@ -97,6 +100,8 @@ def test_two_workers_equal_one_process_on_a_residual_model(res):
     stopped_at = got["together"].stopped[together.together_label]
     assert len(got["together"].points) < len(together.values)
     assert together.values.index(stopped_at) >= 1
+    refined = [len(got["adaptive"].curve(t)[0]) for t in got["adaptive"].targets()]
+    assert len(refined) == 2 and max(refined) > 3, "refinement measured more than the coarse grid"
 
 
 def test_cancel_keeps_the_points_and_resume_measures_only_the_missing_ones(res, tmp_path):
