@@ -196,3 +196,26 @@ def test_a_shard_stopped_before_its_workers_base_pass_returns_nothing_measured(r
         assert {p.target for p in r.points} == set(shard.targets) and r.baseline.num_samples == 200
     finally:
         runner.close()
+
+
+def test_no_more_workers_than_shards(demo_paths):
+    from weightlab._tf.parallel import shard_bound
+    from weightlab.formats import open_model
+
+    path = demo_paths["keras"]
+    model = open_model(path)
+    try:
+        kernels = [name for name in model.tensors if name.endswith("/kernel")]
+    finally:
+        model.close()
+    each = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.1, 0.05), mode="each")
+    assert 1 < len(kernels) < 16
+    assert shard_bound(path, each, 16) == len(kernels)
+    assert shard_bound(path, each, 1) == 1
+    one = SweepSpec(op="clip", param="threshold", targets=(kernels[0],), values=(0.1, 0.05), mode="each")
+    assert shard_bound(path, one, 16) == 1
+    together = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), values=(0.3, 0.1, 0.05))
+    assert shard_bound(path, together, 16) == 3 and shard_bound(path, together, 2) == 2
+    adaptive = SweepSpec(op="clip", param="threshold", targets=("*/kernel",), adaptive=(0.01, 0.3))
+    assert shard_bound(path, adaptive, 16) == 1
+    assert shard_bound(path.parent / "missing.keras", each, 5) == 5  # unknown here: the workers report it

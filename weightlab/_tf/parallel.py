@@ -80,7 +80,9 @@ from ..core.errors import EngineError, WeightLabError
 from ..core.sweeps import SweepLog, SweepPoint, SweepResult, SweepSpec, past_budget
 from ..engine.quiet import is_verbose, quiet_libraries
 
-__all__ = ["Shard", "ShardRunner", "SweepLayout", "default_workers", "merge", "run_parallel", "shards_of"]
+__all__ = [
+    "Shard", "ShardRunner", "SweepLayout", "default_workers", "merge", "run_parallel", "shard_bound", "shards_of",
+]
 
 #: ``progress(fraction or None, message, point or None)`` (as :data:`weightlab._tf.sweep.ProgressFn`).
 ProgressFn = Callable[[float | None, str, SweepPoint | None], None]
@@ -180,6 +182,36 @@ def shards_of(spec: SweepSpec, ordered: Sequence[tuple[str, int]], workers: int)
         Shard(i, dataclasses.replace(spec, values=tuple(chunk), value_range=None), (name,), float(len(chunk)))
         for i, chunk in enumerate(chunks)
     ]
+
+
+def shard_bound(model_path: str | os.PathLike[str], spec: SweepSpec, workers: int) -> int:
+    """At most ``workers``, and no more processes than ``spec`` has shards where that is cheap to know.
+
+    Together sweeps: their values (1 when adaptive). Each sweeps of a Keras
+    ``.keras``/``.h5`` file: its targets, read from the file's stored
+    architecture (:func:`weightlab.formats.open_model`, no TensorFlow); other
+    formats: ``workers``.
+    """
+    if spec.mode == "together":
+        return 1 if spec.adaptive is not None else max(1, min(workers, len(spec.initial_values())))
+    from pathlib import Path
+
+    from ..core.sweeps import sweep_targets
+    from ..formats import open_model
+
+    p = Path(model_path)
+    if workers == 1 or not (p.is_file() and p.suffix.lower() in (".keras", ".h5")):
+        return workers
+    try:
+        model = open_model(p)
+    except WeightLabError:  # the workers report it
+        return workers
+    try:
+        return max(1, min(workers, len(sweep_targets(spec, model))))
+    except WeightLabError:
+        return workers
+    finally:
+        model.close()
 
 
 def merge(
@@ -549,7 +581,9 @@ def run_parallel(
     spec:
         The sweep.
     workers:
-        Child processes (>= 1; at most one per shard is started).
+        Child processes (>= 1; no more than the sweep has shards where
+        :func:`shard_bound` can tell). All start at once: while the first
+        lays the sweep out, the others open the model.
     edited:
         Canonical name -> values of tensors already edited (the base of
         every point); sent to every child once, when it starts.
@@ -581,6 +615,7 @@ def run_parallel(
 
     if log is not None and log.spec.spec_hash() != spec.spec_hash():
         raise EngineError(f"the sweep log {log.path} is of another sweep")
+    workers = shard_bound(model_path, spec, max(1, int(workers)))
     ctx = multiprocessing.get_context("spawn")
     points_q = ctx.Queue()
     stop = ctx.Event()
@@ -588,7 +623,7 @@ def run_parallel(
     logged_base = None if log is None else log.baseline
     reporter = _Reporter(spec, None, progress, log)
     pool = cf.ProcessPoolExecutor(
-        max_workers=max(1, int(workers)),
+        max_workers=workers,
         mp_context=ctx,
         initializer=_child_init,
         initargs=(os.fspath(model_path), os.fspath(data_path), edited, trust, dict(options or {}), points_q, stop),
