@@ -49,7 +49,7 @@ import numpy as np
 from ..core.errors import EngineError, WeightLabError
 from ..core.sweeps import SweepLog, SweepPoint, SweepResult, SweepSpec
 from ..engine.quiet import quiet_libraries
-from .parallel import POLL_S, ProgressFn, Shard, ShardRunner, SweepLayout, _Reporter, merge
+from .parallel import POLL_S, ProgressFn, Shard, ShardRunner, SweepLayout, _Reporter, merge, shard_bound
 
 __all__ = ["LOCAL", "NOT_INSTALLED", "ray_session", "run_ray"]
 
@@ -192,7 +192,8 @@ def run_ray(
         CPUs); otherwise ``ray.init(address=address)`` (``"auto"``,
         ``"ray://head:10001"``...).
     workers:
-        Actors (one CPU each); None: the cluster's CPUs.
+        Actors (one CPU each); None: the cluster's CPUs. No more than the
+        sweep's shards (:func:`~weightlab._tf.parallel.shard_bound`).
     edited:
         The base weights: put in the object store once.
     progress, should_stop, log, trust, options:
@@ -219,7 +220,7 @@ def run_ray(
     logged_base = None if log is None else log.baseline
     empty = SweepResult(spec, logged_base or SweepPoint("", None, None, None), complete=False)
     with ray_session(address, workers) as ray:
-        n = workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        n = shard_bound(model_path, spec, workers or max(1, int(ray.cluster_resources().get("CPU", 1))))
         base_ref = ray.put(dict(edited or {}))  # once; every actor reads it from the object store
         actor_cls = ray.remote(num_cpus=1)(ShardActor)
         args = (os.fspath(model_path), os.fspath(data_path), base_ref, trust, dict(options or {}))
