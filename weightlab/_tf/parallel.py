@@ -654,7 +654,8 @@ def run_parallel(
                     f.cancel()
                 deadline = time.monotonic() + STOP_GRACE_S
             done, pending = cf.wait(pending, timeout=POLL_S, return_when=cf.FIRST_COMPLETED)
-            _drain(points_q, reporter)
+            # A stop asked while points pour in is seen at the next point, not after the queue is empty.
+            _drain(points_q, reporter, None if cancelled else should_stop)
             for f in done:
                 if f.cancelled():
                     continue
@@ -714,7 +715,8 @@ def _wait_one(f: cf.Future[Any], should_stop: Callable[[], bool] | None) -> Any:
                 raise EvaluationCancelled() from None
 
 
-def _drain(points_q: Any, reporter: _Reporter | None) -> None:
+def _drain(points_q: Any, reporter: _Reporter | None, should_stop: Callable[[], bool] | None = None) -> None:
+    """Report the queued points; with ``should_stop``, return as soon as it says stop (points stay queued)."""
     while True:
         try:
             _, d = points_q.get_nowait()
@@ -724,6 +726,8 @@ def _drain(points_q: Any, reporter: _Reporter | None) -> None:
             return
         if reporter is not None:
             reporter.point(SweepPoint.from_dict(d))
+        if should_stop is not None and should_stop():
+            return
 
 
 def _close(pool: cf.ProcessPoolExecutor, stop: Any, points_q: Any, reporter: _Reporter | None) -> None:
