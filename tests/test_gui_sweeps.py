@@ -99,6 +99,24 @@ def test_sweep_plot_draws_bands_baseline_budget_and_log_axis(qtbot):
     assert sig.args == ["a/kernel", pytest.approx(0.1)]
 
 
+def test_sweep_plot_x_axis_spans_the_planned_values_even_with_one_point_per_target(qtbot):
+    """A sweep stopped early at its first value is not centred on it (no negative fractions on the axis)."""
+    from weightlab.gui.sweep_plot import SweepPlot
+
+    plot = SweepPlot()
+    qtbot.addWidget(plot)
+    values = (0.125, 0.25, 0.5, 0.75)
+    spec = SweepSpec(op="prune_neurons", param="fraction", targets=("a", "b"), values=values, mode="each")
+    result = SweepResult(spec, _point("", None, 0.9), [_point("a", 0.125, 0.5), _point("b", 0.125, 0.7)])
+    plot.show_result(result)
+    (x0, x1), _ = plot.plot.getPlotItem().viewRange()
+    assert x0 < 0.125 and x1 > 0.75  # the whole planned range, padded
+    assert x0 > 0.0 and x1 < 0.8  # and no more than a small padding around it
+    plot.show_result(_sweep_result(scale="log"))  # log axis: the range in log10 units
+    (x0, x1), _ = plot.plot.getPlotItem().viewRange()
+    assert x0 < np.log10(0.05) < np.log10(0.4) < x1 < 0.0
+
+
 def test_sweep_plot_agreement_metric(qtbot):
     from weightlab.gui.sweep_plot import SweepPlot
 

@@ -137,6 +137,22 @@ class SweepPlot(QWidget):
         self.legend.setColumnCount(2 if len(targets) > 4 else 1)
         for i, target in enumerate(targets):
             self._draw_target(result, target, target_colour(i), legend=i < MAX_LEGEND)
+        self._fit_values(spec, pi, log)
+
+    @staticmethod
+    def _fit_values(spec: Any, pi: Any, log: bool) -> None:
+        """The x axis spans the values the sweep asks for (not just those measured so far: a sweep
+        stopped early at its first value would otherwise be centred on it, with negative fractions shown)."""
+        try:
+            planned = [float(v) for v in (spec.adaptive or spec.initial_values())]
+        except Exception:  # noqa: BLE001 - an axis range is never worth an error
+            planned = []
+        if log:
+            planned = [math.log10(v) for v in planned if v > 0]
+        if len(planned) >= 2 and max(planned) > min(planned):
+            pi.setXRange(min(planned), max(planned), padding=0.05)
+        else:
+            pi.enableAutoRange(x=True)
 
     def _draw_target(self, result: SweepResult, target: str, colour: QColor, legend: bool) -> None:
         metric = result.spec.metric
