@@ -62,8 +62,10 @@ def demo(demo_paths) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def residual(tmp_path_factory) -> tuple[Path, Path]:
-    """tests/modelfactory's small CNN (Conv, BatchNorm, a residual Add) with a 2-class held-out set."""
+def residual(tmp_path_factory) -> tuple[Path, Path, str]:
+    """tests/modelfactory's small CNN (Conv, BatchNorm, a residual Add) with a 2-class held-out set, and
+    its first Conv2D's name (Keras numbers auto-named layers per process: ``conv2d`` only when no other
+    test built one first)."""
     from modelfactory import save_keras3
 
     folder = tmp_path_factory.mktemp("residual")
@@ -71,7 +73,7 @@ def residual(tmp_path_factory) -> tuple[Path, Path]:
     rng = np.random.default_rng(5)
     data = folder / "heldout.npz"
     np.savez(data, x=rng.normal(size=(64, 6, 6, 3)).astype(np.float32), y=rng.integers(0, 2, 64))
-    return saved.paths["keras"], data
+    return saved.paths["keras"], data, saved.weight_layers[0]
 
 
 def _ci_ok(p: dict) -> None:
@@ -139,7 +141,7 @@ def test_sweep_each_gives_one_curve_per_kernel_a_table_and_a_csv(demo, run, tmp_
 
 
 def test_each_mode_says_when_a_layer_is_coupled_and_coupled_sweeps_the_group(residual, run):
-    model, data = residual
+    model, data, _ = residual
     common = ("sweep", model, "--data", data, "--op", "prune_neurons", "--param", "fraction",
               "--values", "0.25,0.5", "--each", "--json")  # fmt: skip
     code, out, err = run(*common)
@@ -292,9 +294,10 @@ def test_rank_json_largest_drop_first_and_the_table_flags_raising_units(demo, ru
 
 
 def test_rank_of_a_small_model_flags_units_whose_removal_raises_accuracy(residual, run, tmp_path):
-    model, data = residual
+    model, data, conv = residual
+    assert conv.startswith("conv2d")
     out_csv = tmp_path / "rank.csv"
-    code, out, err = run("rank", model, "--data", data, "--layer", "conv2d", "--csv", out_csv)
+    code, out, err = run("rank", model, "--data", data, "--layer", conv, "--csv", out_csv)
     assert code == 0, err
     rows = list(csv.DictReader(io.StringIO(out_csv.read_text())))
     assert len(rows) == 4
