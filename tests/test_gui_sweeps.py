@@ -347,6 +347,24 @@ def test_plan_is_applied_as_one_transaction_and_shows_its_real_drop(fake_window,
     assert plan.interaction_pp == pytest.approx(5.0 - plan.sum_single_drops_pp)
 
 
+def test_a_plan_is_scrolled_into_view_in_a_short_set_up_column(qtbot):
+    """The plan's text sits below the set-up; in a short tab the column scrolls to show it."""
+    from weightlab.gui.sweeps_panel import SweepsPanel
+
+    panel = SweepsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 260)
+    panel.show()
+    qtbot.waitExposed(panel)
+    bar = panel.controls.verticalScrollBar()
+    assert bar.maximum() > 0 and bar.value() == 0  # the column does not fit: there is something to scroll
+    panel.set_plan_text("Plan within 1 pp: " + "; ".join(f"layer{i}/kernel → <b>0.5</b>" for i in range(8)), True)
+    qtbot.waitUntil(lambda: bar.value() > 0)
+    label = panel.plan_label
+    top = label.mapTo(panel.controls.widget(), label.rect().topLeft()).y()
+    assert bar.value() <= top <= bar.value() + panel.controls.viewport().height()
+
+
 def test_exports_write_files_that_parse(fake_window, qtbot, tmp_path):
     from PySide6.QtGui import QImage
 

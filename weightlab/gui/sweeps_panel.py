@@ -442,6 +442,8 @@ class SweepsPanel(QWidget):
         """The plan's choices and drops; enables *Apply plan*."""
         self.plan_label.setText(html)
         self.apply_plan_button.setEnabled(can_apply)
+        if html:  # the plan sits low in the set-up column: scroll it into view once laid out
+            QTimer.singleShot(0, self, lambda: self.controls.ensureWidgetVisible(self.plan_label))
 
     # -- result ---------------------------------------------------------------------------
     def set_result(self, result: SweepResult | None, *, now: bool = False) -> None:
