@@ -464,10 +464,17 @@ def test_real_sweep_on_the_demo_then_apply_a_point(make_window, demo_paths, qtbo
     panel, ctl = w.sweeps.panel, w.sweeps
     w.views.setCurrentWidget(panel)
     _setup(panel, mode="together", values="0.05,0.1,0.2", glob="*/kernel", budget=0.0)
+    live: list[int | None] = []  # points the controller holds after each progress event (it handles them first)
+    w.engine.jobProgress.connect(
+        lambda ev: live.append(None if ctl.result is None else len(ctl.result.points))
+        if ev.job_id == ctl.job_id else None
+    )
     job = ctl.run()
     assert job is not None, panel.message.text()
     qtbot.waitUntil(lambda: not ctl.running, timeout=180_000)
     r = ctl.result
+    # the engine streams the sweep's own baseline first, so every point is drawn as it comes
+    assert [n for n in live if n is not None] == [0, 1, 2, 3], live
     assert "Sweep done: 3 point(s)" in panel.message.text(), panel.message.text()
     assert r.complete and r.targets() == ["*/kernel"] and r.baseline.accuracy is not None
     qtbot.waitUntil(lambda: not panel.pending)

@@ -350,7 +350,8 @@ def test_worker_sweep_job_streams_points_on_the_window_edits(files):
         client.shutdown()
     assert [p.to_dict() for p in result.points] == [p.to_dict() for p in expected.points]
     assert result.baseline.to_dict() == expected.baseline.to_dict()
-    assert [p for p in partials if p is not None] == [p.to_dict() for p in result.points]
+    # the baseline first (the window's live curves start from it), then every point as measured
+    assert [p for p in partials if p is not None] == [result.baseline.to_dict()] + [p.to_dict() for p in result.points]
 
 
 def test_unlabelled_sweep_and_ranking_follow_agreement(demo_paths, tmp_path):

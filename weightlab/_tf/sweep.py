@@ -141,6 +141,7 @@ def run_sweep(
     should_stop: Callable[[], bool] | None = None,
     log: SweepLog | None = None,
     partial_on_cancel: bool = False,
+    on_baseline: Callable[[SweepPoint], None] | None = None,
 ) -> SweepResult:
     """Measure every point of ``spec`` (see the module docstring).
 
@@ -158,6 +159,10 @@ def run_sweep(
         (``fraction`` None for adaptive sweeps, whose length is not known).
     should_stop:
         Polled between batches; True cancels.
+    on_baseline:
+        Called once with the baseline (the base model, ``target ""``) as soon
+        as it is measured, before any point (the window draws drops against it
+        while the sweep runs).
     log:
         The resumable log (:meth:`SweepLog.open` with this spec): points it
         holds are not measured again; new ones are appended.
@@ -197,6 +202,8 @@ def run_sweep(
         result.baseline = SweepPoint.from_metrics("", None, base)
         if log is not None:
             log.set_baseline(result.baseline)
+        if on_baseline is not None:
+            on_baseline(result.baseline)
 
         def measure(t: SweepTarget, value: float) -> SweepPoint:
             nonlocal done
@@ -306,7 +313,7 @@ def worker_evaluator(worker: Any) -> tuple[PointEvaluator, ModelFile]:
 
 
 def sweep_job(worker: Any, spec: Any, ctx: Any) -> SweepResult:
-    """The worker's ``sweep`` job handler: points streamed as ``ctx.progress(partial=point.to_dict())``.
+    """The worker's ``sweep`` job handler: the baseline, then each point, streamed as ``ctx.progress(partial=point.to_dict())``.
 
     The base is the worker's mirror of the edited tensors at the job's turn.
     A cancel ends the job (:class:`EvaluationCancelled`); the points it
@@ -318,7 +325,10 @@ def sweep_job(worker: Any, spec: Any, ctx: Any) -> SweepResult:
     def progress(fraction: float | None, message: str, point: SweepPoint | None) -> None:
         ctx.progress(fraction, message, None if point is None else point.to_dict(), final=True)
 
+    def baseline(point: SweepPoint) -> None:  # first: the window's live curves start from it
+        ctx.progress(0.0, "baseline measured", point.to_dict(), final=True)
+
     try:
-        return run_sweep(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop)
+        return run_sweep(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop, on_baseline=baseline)
     finally:
         model.close()
