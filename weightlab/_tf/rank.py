@@ -65,6 +65,7 @@ def run_rank(
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
     partial_on_cancel: bool = False,
+    on_baseline: Callable[[SweepPoint], None] | None = None,
 ) -> RankResult:
     """Rank the output units of ``spec.layer`` (see the module docstring).
 
@@ -85,6 +86,9 @@ def run_rank(
     partial_on_cancel:
         On cancel, return the units measured so far (``complete`` False)
         instead of raising.
+    on_baseline:
+        Called once with the baseline (``target ""``) as soon as it is
+        measured, before any unit (the window's live drops are exact then).
 
     Returns
     -------
@@ -135,6 +139,8 @@ def run_rank(
 
     try:
         baseline = SweepPoint.from_metrics("", None, evaluator.baseline(should_stop=should_stop))
+        if on_baseline is not None:
+            on_baseline(baseline)
         if spec.ablation == "mean":
             units = evaluator.unit_means(layer, should_stop=should_stop).shape[0]
             if units != n:
@@ -155,7 +161,7 @@ def run_rank(
 
 
 def rank_job(worker: Any, spec: Any, ctx: Any) -> RankResult:
-    """The worker's ``rank`` job handler: points streamed as ``ctx.progress(partial=point.to_dict())``."""
+    """The worker's ``rank`` job handler: the baseline, then each point, streamed as ``ctx.progress(partial=point.to_dict())``."""
     from .sweep import worker_evaluator
 
     assert isinstance(spec, RankSpec)
@@ -164,7 +170,10 @@ def rank_job(worker: Any, spec: Any, ctx: Any) -> RankResult:
     def progress(fraction: float | None, message: str, point: SweepPoint | None) -> None:
         ctx.progress(fraction, message, None if point is None else point.to_dict(), final=True)
 
+    def baseline(point: SweepPoint) -> None:  # first: the window's live drops are exact from the first unit
+        ctx.progress(0.0, "baseline measured", point.to_dict(), final=True)
+
     try:
-        return run_rank(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop)
+        return run_rank(evaluator, model, spec, progress=progress, should_stop=ctx.should_stop, on_baseline=baseline)
     finally:
         model.close()
