@@ -66,6 +66,9 @@ def test_local_ray_sweep_equals_the_one_process_sweep(tmp_path):
     edited = {"head/kernel": np.where(np.abs(kernel) < 0.02, 0, kernel).astype(kernel.dtype)}
     one = headless.sweep(path, data, spec, edited=edited, batch_size=64)
     ours = set(glob.glob(os.path.join(tempfile.gettempdir(), "wlray-*")))
+    # TensorFlow's autograph writes generated source to the temporary folder and removes it only at a
+    # normal exit, which a killed Ray actor never has: the actors keep theirs in folders removed at the end.
+    generated = set(glob.glob(os.path.join(tempfile.gettempdir(), "__autograph_generated_file*")))
     seen = []
     on_ray = headless.sweep(path, data, spec, edited=edited, batch_size=64, workers=2, ray_address="local",
                             progress=lambda frac, msg, point: seen.append(point))  # fmt: skip
@@ -83,3 +86,5 @@ def test_local_ray_sweep_equals_the_one_process_sweep(tmp_path):
 
     assert not ray.is_initialized()
     assert set(glob.glob(os.path.join(tempfile.gettempdir(), "wlray-*"))) == ours
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "__autograph_generated_file*"))) <= generated
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), f"weightlab-ray-{os.getpid()}-*"))

@@ -41,6 +41,7 @@ import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -55,6 +56,8 @@ __all__ = ["LOCAL", "NOT_INSTALLED", "ray_session", "run_ray"]
 
 #: Addresses that start a local Ray instance.
 LOCAL = ("", "local")
+#: Seconds to wait for the actors to remove their temporary folders before they are killed.
+CLOSE_S = 5.0
 #: The error when Ray is asked for and missing.
 NOT_INSTALLED = "Ray is not installed: pip install 'weightlab[cluster]'"
 
@@ -114,7 +117,14 @@ class ShardActor:
     """
 
     def __init__(self, model_path: str, data_path: str, edited: Mapping[str, np.ndarray] | None,
-                 trust: bool, options: Mapping[str, Any]) -> None:  # fmt: skip
+                 trust: bool, options: Mapping[str, Any], scratch: str | None = None) -> None:  # fmt: skip
+        # This process's temporary files (TensorFlow's autograph writes generated source there and
+        # removes it only at a normal exit, which a killed actor never has) go to ``scratch``,
+        # removed by :meth:`close` (and by the driver, for a local instance).
+        self.scratch = scratch
+        if scratch is not None:
+            os.makedirs(scratch, exist_ok=True)
+            tempfile.tempdir = scratch
         quiet_libraries()
         self.error: Exception | None = None
         self.runner: ShardRunner | None = None
@@ -139,6 +149,12 @@ class ShardActor:
     def run(self, shard: Shard, changed: Any, logged: list[SweepPoint]) -> SweepResult:
         """:meth:`ShardRunner.run`."""
         return self._get().run(shard, changed, logged)
+
+    def close(self) -> bool:
+        """Remove this actor's temporary folder (before it is killed)."""
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+        return True
 
 
 def _get(ray: Any, ref: Any, should_stop: Callable[[], bool] | None) -> Any:
@@ -224,7 +240,9 @@ def run_ray(
         base_ref = ray.put(dict(edited or {}))  # once; every actor reads it from the object store
         actor_cls = ray.remote(num_cpus=1)(ShardActor)
         args = (os.fspath(model_path), os.fspath(data_path), base_ref, trust, dict(options or {}))
-        actors = [actor_cls.remote(*args) for _ in range(n)]
+        stem = os.path.join(tempfile.gettempdir(), f"weightlab-ray-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        scratch = [f"{stem}-{i}" for i in range(n)]
+        actors = [actor_cls.remote(*args, scratch[i]) for i in range(n)]
         try:
             try:
                 layout = _get(ray, actors[0].layout.remote(spec, n, logged, logged_base), should_stop)
@@ -260,6 +278,11 @@ def run_ray(
                 merged.complete = False
             return merged
         finally:
+            closing = [a.close.remote() for a in actors]  # queued behind a running shard: waited for briefly
+            with contextlib.suppress(Exception):
+                ray.wait(closing, num_returns=len(closing), timeout=CLOSE_S)
             for a in actors:
                 ray.kill(a)
+            for folder in scratch:  # a local instance's actors share this machine's temporary folder
+                shutil.rmtree(folder, ignore_errors=True)
 
