@@ -87,6 +87,29 @@ THREAD_GRACE_S = float(os.environ.get("WEIGHTLAB_TEST_THREAD_GRACE_S", "5"))
 
 
 @pytest.fixture(autouse=True)
+def _no_stale_keyboard_modifiers():
+    """Start every test with no keyboard modifier held, as far as Qt knows.
+
+    A synthetic ctrl- or shift-click (``qtbot.mouseClick(..., Qt.ControlModifier)``)
+    leaves ``QGuiApplication.keyboardModifiers()`` at Ctrl until the next synthetic
+    event, and widgets in extended selection read it: ``QTableView.selectRow`` then
+    *adds* a row, ``setCurrentItem`` extends a selection. Two fresh-clone failures
+    came from that, in whatever test ran next. A plain click on a throwaway hidden
+    widget resets it (Qt is touched only when a test has already loaded it).
+    """
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None and widgets.QApplication.instance() is not None:
+        from PySide6.QtCore import QPoint, Qt
+        from PySide6.QtTest import QTest
+
+        if widgets.QApplication.keyboardModifiers() != Qt.KeyboardModifier.NoModifier:
+            blank = widgets.QWidget()
+            QTest.mouseClick(blank, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, QPoint(1, 1))
+            blank.deleteLater()
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _no_leftover_threads(request):
     """Fail a GUI test that leaves a Python thread (e.g. a file being opened) or a Qt pool task running.
 

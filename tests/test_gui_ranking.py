@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QCoreApplication, Qt
+from PySide6.QtCore import QCoreApplication, QItemSelectionModel, Qt
 from PySide6.QtGui import QColor, QImage
 
 from tests.fakes import FakeEngine
@@ -324,7 +324,11 @@ def test_the_heatmap_and_norm_selection_is_drawn_on_the_bars_and_table_rows_sele
     assert bars_drawn(view.selected_bars) == 2
     # the table follows, and selecting rows there selects the units
     assert sorted(i.row() for i in view.table.selectionModel().selectedRows()) == [10, 12]
-    view.table.selectRow(20)
+    # A row selected alone, as a plain click does. Not table.selectRow: in extended selection it reads the
+    # application's keyboard modifiers, and a Ctrl left over from an earlier test's synthetic click made it
+    # add row 20 to rows 10 and 12 (a fresh-clone failure, seed 3341575499).
+    flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+    view.table.selectionModel().select(view.table.model().index(20, 0), flags)
     assert sel.neurons == [order[20]]
     # another layer's selection is not drawn on this layer's bars
     fake.show_tensor("dense_1/kernel")
