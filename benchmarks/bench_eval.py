@@ -98,6 +98,16 @@ def heldout_for(model, n=NUM_SAMPLES, seed=0, agree=0.7):
     return x, y
 
 
+def saved_residual_cnn(folder: Path):
+    """The residual CNN and its held-out set saved in ``folder``: ``(model, x, y, model path, data path)``."""
+    model = residual_cnn()
+    x, y = heldout_for(model)
+    path, data = Path(folder) / "resnet_small.keras", Path(folder) / "heldout.npz"
+    model.save(path)
+    np.savez(data, x=x, y=y)
+    return model, x, y, path, data
+
+
 #: (row label, edited tensor): last, middle and first layer with weights.
 EDITS = (
     ("last layer", "head/kernel"),
@@ -139,11 +149,7 @@ def run(repeats: int = 3, keras_repeats: int = 2) -> list[dict]:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = residual_cnn()
-        x, y = heldout_for(model)
-        path, data = Path(tmp) / "resnet_small.keras", Path(tmp) / "heldout.npz"
-        model.save(path)
-        np.savez(data, x=x, y=y)
+        model, x, y, path, data = saved_residual_cnn(tmp)
         ref = keras.saving.load_model(path, compile=False)
         ref.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 

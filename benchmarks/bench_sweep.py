@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_eval import heldout_for, residual_cnn
+from benchmarks.bench_eval import saved_residual_cnn
 
 #: Clip thresholds of the sweep (8 values).
 THRESHOLDS = tuple(float(f"{v:.4g}") for v in np.geomspace(0.004, 0.06, 8))
@@ -83,11 +83,7 @@ def run() -> list[dict]:
     """
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = residual_cnn()
-        x, y = heldout_for(model)
-        path, data = Path(tmp) / "resnet_small.keras", Path(tmp) / "heldout.npz"
-        model.save(path)
-        np.savez(data, x=x, y=y)
+        model, x, y, path, data = saved_residual_cnn(tmp)
         kernels = _kernels(model)
         for w in kernels:  # every threshold changes every kernel
             assert float(np.abs(model.get_layer(w.split("/")[0]).kernel.numpy()).max()) > max(THRESHOLDS), w

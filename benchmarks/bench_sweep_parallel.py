@@ -27,11 +27,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_eval import heldout_for, residual_cnn
+from benchmarks.bench_eval import saved_residual_cnn
 from benchmarks.bench_sweep import THRESHOLDS, _kernels
 
 #: Worker processes compared with one process.
@@ -46,11 +44,7 @@ def run() -> list[dict]:
     from weightlab.core.sweeps import SweepSpec
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = residual_cnn()
-        x, y = heldout_for(model)
-        path, data = Path(tmp) / "resnet_small.keras", Path(tmp) / "heldout.npz"
-        model.save(path)
-        np.savez(data, x=x, y=y)
+        model, _, _, path, data = saved_residual_cnn(tmp)
         kernels = _kernels(model)
         spec = SweepSpec(op="clip", param="threshold", targets=tuple(kernels), values=THRESHOLDS, mode="each")
         t0 = time.perf_counter()

@@ -143,10 +143,7 @@ class SweepPlot(QWidget):
     def _fit_values(spec: Any, pi: Any, log: bool) -> None:
         """The x axis spans the values the sweep asks for (not just those measured so far: a sweep
         stopped early at its first value would otherwise be centred on it, with negative fractions shown)."""
-        try:
-            planned = [float(v) for v in (spec.adaptive or spec.initial_values())]
-        except Exception:  # noqa: BLE001 - an axis range is never worth an error
-            planned = []
+        planned = [float(v) for v in (spec.adaptive or spec.initial_values())]
         if log:
             planned = [math.log10(v) for v in planned if v > 0]
         if len(planned) >= 2 and max(planned) > min(planned):
