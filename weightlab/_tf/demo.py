@@ -20,7 +20,8 @@ def build(out: Path, split: Split, *, seed: int, epochs: int = 40) -> float:
     Parameters
     ----------
     out : Path
-        The folder written: ``digits_cnn.keras``, ``digits_cnn.h5``, ``digits_heldout.npz``.
+        The folder written: ``digits_cnn.keras`` and ``digits_cnn.h5`` (the split's
+        ``.npz`` files are written by :func:`weightlab.demo.write_split`).
     split : tuple of numpy.ndarray
         ``(x_train, y_train, x_heldout, y_heldout)`` of
         :func:`weightlab.demo.load_digits_split`: ``x`` float32 ``(N, 8, 8, 1)``,
@@ -60,6 +61,5 @@ def build(out: Path, split: Split, *, seed: int, epochs: int = 40) -> float:
     out.mkdir(parents=True, exist_ok=True)
     model.save(out / "digits_cnn.keras")
     model.save(out / "digits_cnn.h5")  # legacy full-model HDF5
-    np.savez(out / "digits_heldout.npz", x=x_te, y=y_te)
     print(f"held-out accuracy {acc:.4f}, loss {loss:.4f} on {len(y_te)} images; wrote {out}")
     return float(acc)

@@ -13,6 +13,9 @@ TensorFlow op determinism), the files in ``resources/demo/``:
 * ``digits_cnn.h5``: the same model as a legacy full-model HDF5 file;
 * ``digits_heldout.npz``: the held-out set, ``x`` float32 ``(360, 8, 8, 1)``
   and ``y`` int64 ``(360,)`` class indices 0..9;
+* ``digits_train.npz``: the training split the model was trained on, ``x``
+  float32 ``(1437, 8, 8, 1)`` and ``y`` int64 ``(1437,)`` (fine-tuning and
+  prune-and-retrain on the demo: ``weightlab finetune``, docs/training.md);
 
 and prints the held-out accuracy (at least 95%).
 """
@@ -26,6 +29,7 @@ DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
 MODEL_KERAS = DEMO_DIR / "digits_cnn.keras"
 MODEL_H5 = DEMO_DIR / "digits_cnn.h5"
 HELDOUT = DEMO_DIR / "digits_heldout.npz"
+TRAIN = DEMO_DIR / "digits_train.npz"
 
 SEED = 0
 TEST_SIZE = 0.2
@@ -47,3 +51,27 @@ def load_digits_split():
         x, y, test_size=TEST_SIZE, random_state=SEED, stratify=y
     )
     return x_tr, y_tr, x_te, y_te
+
+
+def write_split(out: Path, split=None) -> tuple[Path, Path]:
+    """Write the split's two ``.npz`` files to ``out``; return ``(train, heldout)`` paths.
+
+    ``digits_train.npz`` and ``digits_heldout.npz`` hold ``x`` float32
+    ``(N, 8, 8, 1)`` and ``y`` int64 ``(N,)``, written with :func:`numpy.savez`
+    (uncompressed, no pickled objects): the same split gives the same bytes.
+
+    Parameters
+    ----------
+    out : Path
+        The folder written (created when missing).
+    split : tuple of numpy.ndarray, optional
+        ``(x_train, y_train, x_heldout, y_heldout)``; default :func:`load_digits_split`.
+    """
+    import numpy as np
+
+    x_tr, y_tr, x_te, y_te = load_digits_split() if split is None else split
+    out.mkdir(parents=True, exist_ok=True)
+    train, heldout = out / TRAIN.name, out / HELDOUT.name
+    np.savez(train, x=x_tr, y=y_tr)
+    np.savez(heldout, x=x_te, y=y_te)
+    return train, heldout

@@ -1,4 +1,4 @@
-"""Rebuild the bundled demo model and held-out set: ``python -m weightlab.demo [--out DIR]``.
+"""Rebuild the bundled demo model, its training split and held-out set: ``python -m weightlab.demo [--out DIR]``.
 
 The training runs in :func:`weightlab._tf.demo.build` (TensorFlow lives behind
 the wall of :mod:`weightlab._tf`).
@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from weightlab.demo import DEMO_DIR, SEED, load_digits_split
+from weightlab.demo import DEMO_DIR, SEED, load_digits_split, write_split
 
 MIN_ACCURACY = 0.95
 
@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from weightlab._tf.demo import build
 
-    acc = build(args.out, load_digits_split(), seed=SEED, epochs=args.epochs)
+    split = load_digits_split()
+    write_split(args.out, split)
+    acc = build(args.out, split, seed=SEED, epochs=args.epochs)
     if acc < MIN_ACCURACY:
         print(f"error: held-out accuracy {acc:.4f} is below {MIN_ACCURACY}", file=sys.stderr)
         return 1
