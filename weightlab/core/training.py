@@ -71,8 +71,16 @@ def _bad(spec: str, name: str, message: str) -> TrainingSpecError:
     return TrainingSpecError(f"{spec} spec: field {name!r}: {message}")
 
 
-def _num(spec: str, name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
-         lo_open: bool = False, hi_open: bool = False) -> float:
+def _num(
+    spec: str,
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise _bad(spec, name, f"expected a number; got {value!r}")
     v = float(value)
@@ -214,13 +222,19 @@ class FinetuneSpec(JobSpec):
         s = "finetune"
         set_ = object.__setattr__
         if not isinstance(self.train, str) or not self.train:
-            raise _bad(s, "train", f"expected the training data's path (.npz or image folder); got {self.train!r}")
+            raise _bad(
+                s, "train", f"expected the training data's path (.npz or image folder); got {self.train!r}"
+            )
         for name in ("val", "heldout", "output"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, str) or not v):
                 raise _bad(s, name, f"expected a path or nothing; got {v!r}")
         if self.val_split is not None:
-            set_(self, "val_split", _num(s, "val_split", self.val_split, lo=0.0, hi=1.0, lo_open=True, hi_open=True))
+            set_(
+                self,
+                "val_split",
+                _num(s, "val_split", self.val_split, lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+            )
             if self.val is not None:
                 raise _bad(s, "val_split", "give val or val_split, not both")
         set_(self, "epochs", _int(s, "epochs", self.epochs, lo=1))
@@ -246,14 +260,22 @@ class FinetuneSpec(JobSpec):
         if self.reduce_lr is not None:
             set_(self, "reduce_lr", self._reduce(self.reduce_lr))
             if self.schedule is not None:
-                raise _bad(s, "reduce_lr", "ReduceLROnPlateau cannot change a scheduled learning rate; "
-                           "give a schedule or reduce_lr, not both")
+                raise _bad(
+                    s,
+                    "reduce_lr",
+                    "ReduceLROnPlateau cannot change a scheduled learning rate; "
+                    "give a schedule or reduce_lr, not both",
+                )
         if self.pruning is not None:
             set_(self, "pruning", self._pruning(self.pruning))
         if self.new_head is not None:
             set_(self, "new_head", _int(s, "new_head", self.new_head, lo=1))
             if not self.output:
-                raise _bad(s, "output", "a new head changes the model's structure: give the .keras file to save it to")
+                raise _bad(
+                    s,
+                    "output",
+                    "a new head changes the model's structure: give the .keras file to save it to",
+                )
             if not self.output.lower().endswith(".keras"):
                 raise _bad(s, "output", f"a new-head model is saved as .keras; got {self.output!r}")
         set_(self, "seed", _int(s, "seed", self.seed, lo=0))
@@ -299,15 +321,28 @@ class FinetuneSpec(JobSpec):
 
     @staticmethod
     def _constraint(value: Any) -> dict[str, Any]:
-        c = _keys("finetune", "constraints", value, ("layers", "kind", *sorted({a for v in CONSTRAINTS.values() for a in v})))
+        c = _keys(
+            "finetune",
+            "constraints",
+            value,
+            ("layers", "kind", *sorted({a for v in CONSTRAINTS.values() for a in v})),
+        )
         kind = c.get("kind")
         if kind not in CONSTRAINTS:
-            raise _bad("finetune", "constraints", f"expected kind one of {', '.join(CONSTRAINTS)}; got {kind!r}")
+            raise _bad(
+                "finetune", "constraints", f"expected kind one of {', '.join(CONSTRAINTS)}; got {kind!r}"
+            )
         extra = sorted(set(c) - {"layers", "kind", *CONSTRAINTS[kind]})
         if extra:
-            raise _bad("finetune", "constraints", f"{kind} takes {', '.join(CONSTRAINTS[kind]) or 'no arguments'}; "
-                       f"got {', '.join(extra)}")
-        out: dict[str, Any] = {"layers": list(_globs("finetune", "constraints", c.get("layers", "*"))), "kind": kind}
+            raise _bad(
+                "finetune",
+                "constraints",
+                f"{kind} takes {', '.join(CONSTRAINTS[kind]) or 'no arguments'}; got {', '.join(extra)}",
+            )
+        out: dict[str, Any] = {
+            "layers": list(_globs("finetune", "constraints", c.get("layers", "*"))),
+            "kind": kind,
+        }
         for k in CONSTRAINTS[kind]:
             if k not in c:
                 continue
@@ -328,7 +363,9 @@ class FinetuneSpec(JobSpec):
     @staticmethod
     def _monitor(name: str, d: dict[str, Any]) -> None:
         if d["monitor"] not in MONITORS:
-            raise _bad("finetune", name, f"monitor must be one of {', '.join(MONITORS)}; got {d['monitor']!r}")
+            raise _bad(
+                "finetune", name, f"monitor must be one of {', '.join(MONITORS)}; got {d['monitor']!r}"
+            )
 
     def _early(self, value: Any) -> dict[str, Any]:
         e = _keys("finetune", "early_stopping", value, _EARLY_KEYS)
@@ -348,7 +385,9 @@ class FinetuneSpec(JobSpec):
         r = _keys("finetune", "reduce_lr", value, _REDUCE_KEYS)
         out = {
             "monitor": r.get("monitor", "val_loss"),
-            "factor": _num("finetune", "reduce_lr", r.get("factor", 0.5), lo=0.0, hi=1.0, lo_open=True, hi_open=True),
+            "factor": _num(
+                "finetune", "reduce_lr", r.get("factor", 0.5), lo=0.0, hi=1.0, lo_open=True, hi_open=True
+            ),
             "patience": _int("finetune", "reduce_lr", r.get("patience", 2), lo=0),
             "min_lr": _num("finetune", "reduce_lr", r.get("min_lr", 0.0), lo=0.0),
             "min_delta": _num("finetune", "reduce_lr", r.get("min_delta", 1e-4), lo=0.0),
@@ -375,7 +414,11 @@ class FinetuneSpec(JobSpec):
         scope = p.get("scope", "layer")
         if scope not in ("layer", "global"):
             raise _bad("finetune", "pruning", f"scope must be 'layer' or 'global'; got {scope!r}")
-        return {"schedule": sched_d, "layers": list(_globs("finetune", "pruning", p.get("layers", "*"))), "scope": scope}
+        return {
+            "schedule": sched_d,
+            "layers": list(_globs("finetune", "pruning", p.get("layers", "*"))),
+            "scope": scope,
+        }
 
     @property
     def label(self) -> str:
@@ -526,8 +569,11 @@ class PruneRetrainSpec(JobSpec):
 
     def describe(self) -> str:
         """``"prune-retrain 3 rounds, threshold 0.05 x0.8, 2 epochs each"``."""
-        how = (f"threshold {_fmt(self.threshold)} x{_fmt(self.factor)}" if self.threshold is not None
-               else "sparsity " + "/".join(_fmt(v) for v in self.sparsities))
+        how = (
+            f"threshold {_fmt(self.threshold)} x{_fmt(self.factor)}"
+            if self.threshold is not None
+            else "sparsity " + "/".join(_fmt(v) for v in self.sparsities)
+        )
         e = int(self.finetune.get("epochs", 1))
         return f"prune-retrain {self.rounds} round{'s' if self.rounds != 1 else ''}, {how}, {e} epoch{'s' if e != 1 else ''} each"
 
@@ -631,4 +677,6 @@ class PruneRetrainResult:
 
     def to_json(self) -> dict[str, Any]:
         """``{"rounds": [{"round", "sparsity", "accuracy"}, ...]}``."""
-        return {"rounds": [{k: r.to_dict()[k] for k in ("round", "sparsity", "accuracy")} for r in self.rounds]}
+        return {
+            "rounds": [{k: r.to_dict()[k] for k in ("round", "sparsity", "accuracy")} for r in self.rounds]
+        }
