@@ -20,7 +20,9 @@ most ``k - 1`` edits, and ``k`` stays about ``steps * step_bytes / budget``.
 
 The budget counts, honestly and once per buffer, the arrays held by
 checkpoints that are not current values (arrays shared between checkpoints, or
-views of one buffer, count once), plus the checkpoints' own dictionaries. The
+views of one buffer, count once), plus the checkpoints' own dictionaries and
+the arrays recorded steps hold themselves (a trained step's weights, which
+no replay can recompute: only the other checkpoints can make room). The
 current values are always held and not counted; the stored values read from
 the file (the original cache) are not counted either
 (:attr:`EditSession.original_nbytes` reports them). The default budget is
@@ -361,6 +363,9 @@ class EditSession:
         self._held_bytes = 0
         self._dict_bytes = 0
         self._name_sets: dict[frozenset[str], frozenset[str]] = {}
+        # Arrays recorded steps hold themselves (a trained step's weights):
+        # id(buffer) -> [buffer, number of steps]; they count toward the budget.
+        self._pinned: dict[int, list[Any]] = {}
         # Per-tensor versions: 0 = the stored values; every change of a tensor's
         # current values (apply, undo, redo, goto, step switch) stamps a new
         # number from one process-wide counter (_VERSIONS), so versions of two
@@ -454,17 +459,22 @@ class EditSession:
     def history_nbytes(self) -> int:
         """Bytes the history holds beyond the current values (what the budget bounds).
 
-        Each buffer held by a checkpoint and not part of the current values
-        counts once, plus the checkpoints' dictionaries.
+        Each buffer held by a checkpoint or by a recorded step (a trained
+        step's weights) and not part of the current values counts once, plus
+        the checkpoints' dictionaries.
         """
-        in_current = 0
         seen: set[int] = set()
+        in_current = 0
         for a in self._current.values():
             key = id(_buffer(a))
-            if key in self._held and key not in seen:
+            if key not in seen:
                 seen.add(key)
-                in_current += self._held[key][0].nbytes
-        return self._held_bytes - in_current + self._dict_bytes
+                if key in self._held:
+                    in_current += self._held[key][0].nbytes
+        pinned = sum(
+            buf.nbytes for key, (buf, _) in self._pinned.items() if key not in self._held and key not in seen
+        )
+        return self._held_bytes - in_current + self._dict_bytes + pinned
 
     @property
     def original_nbytes(self) -> int:
@@ -487,6 +497,17 @@ class EditSession:
         if entry[1] == 0:
             del self._held[key]
             self._held_bytes -= buf.nbytes
+
+    def _pin(self, steps: Iterable[Step], delta: int) -> None:
+        """Count (``delta`` 1) or stop counting (-1) the arrays ``steps``' edits hold themselves."""
+        for step in steps:
+            held = getattr(step.edit, "held_arrays", None)
+            for a in held().values() if held is not None else ():
+                buf = _buffer(a)
+                entry = self._pinned.setdefault(id(buf), [buf, 0])
+                entry[1] += delta
+                if entry[1] == 0:
+                    del self._pinned[id(buf)]
 
     def _add_checkpoint(self, position: int, state: dict[str, np.ndarray]) -> None:
         if position in self._checkpoints:
@@ -751,8 +772,10 @@ class EditSession:
                 self._steps = prepared._steps
             if prepared._append:
                 if keep is not None and len(self._steps) > keep:  # drop the redo tail
+                    self._pin(self._steps[keep:], -1)
                     self._steps = self._steps[:keep]  # a new list: a snapshot may hold the old one
                 self._steps.extend(prepared._append)
+                self._pin(prepared._append, 1)
             assert prepared._current is not None
             self._pos, self._current = prepared._position, prepared._current
             collected = prepared._collected
