@@ -23,6 +23,14 @@ Sweeps, rankings and budget plans (issue 11; they import TensorFlow too)::
     p = weightlab.plan("model.keras", "heldout.npz", op="prune_magnitude", param="sparsity",
                        range="0.1:0.9:0.1", budget_pp=1.0)
     p.joint_drop_pp, p.sum_single_drops_pp; p.recipe()
+
+Fine-tuning and prune-and-retrain (issue 12; they import TensorFlow too)::
+
+    r = weightlab.finetune("model.keras", "train.npz", val_split=0.1, epochs=5, lr=1e-3,
+                           data="heldout.npz", output="tuned.keras")   # pruned weights stay 0
+    r.to_json(); weightlab.training.history_frame(r)   # one row per epoch (pandas)
+    q = weightlab.prune_retrain("model.keras", "train.npz", val_split=0.1, rounds=3,
+                                threshold=0.05, factor=0.8, epochs=2, data="heldout.npz")
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from weightlab.core.plan import Plan
     from weightlab.core.session import EditSession
     from weightlab.core.sweeps import RankResult, SweepResult
+    from weightlab.core.training import FinetuneResult, PruneRetrainResult
 
 __version__ = "0.1.0"
 __all__ = [
@@ -53,8 +62,10 @@ __all__ = [
     "RecipeError",
     "WeightLabError",
     "evaluate",
+    "finetune",
     "open",
     "plan",
+    "prune_retrain",
     "rank",
     "sweep",
 ]
@@ -399,3 +410,156 @@ def plan(
         log_path=log, trust=trust, **parallel, **options,
     )  # fmt: skip
     return chosen
+
+
+def finetune(
+    model: EditSession | str | os.PathLike[str],
+    train: str | os.PathLike[str],
+    *,
+    recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> FinetuneResult:
+    """Fine-tune a Keras model as currently edited; pruned, ablated and zeroed weights stay exactly 0.
+
+    Imports TensorFlow in this process; the model file is never changed.
+    Training starts from the model with its edits (an
+    :class:`~weightlab.core.session.EditSession`'s, or ``recipe``'s): entries
+    that are 0 there and were not 0 in the stored file are kept at 0 through
+    training unless ``keep_masks=False``. With masks off and no extras it is
+    ``model.fit`` with the same seed, data order and settings.
+
+    Parameters
+    ----------
+    model:
+        A ``.keras`` file or an ``.h5`` file with its architecture, or an open
+        session on one.
+    train:
+        Training data: ``.npz`` with ``x`` ``(N, ...)`` and ``y`` ``(N,)``
+        integer class indices, or an image folder (one subfolder per class).
+    recipe:
+        Edits applied before training (a recipe file or dict).
+    output:
+        Where to write the trained model (its input's format, atomically; its
+        recipe beside it: :func:`weightlab.training.write_outputs`). With
+        ``new_head`` it is the ``.keras`` file of the new model.
+    progress:
+        Called with each of the job's partial results (dicts, ``"type"``
+        ``"batch"``, ``"epoch"`` or ``"sparsity"``: see docs/training.md).
+    should_stop:
+        Polled between batches; True ends training, keeping the best or the
+        last epoch's weights (``on_cancel``).
+    trust:
+        Allow code in the file (Lambda layers): only for files you trust.
+    options:
+        The keyword arguments of :func:`weightlab.training.finetune_spec`:
+        ``val``, ``val_split``, ``data`` (held-out ``.npz``), ``epochs``,
+        ``batch_size``, ``lr``, ``optimizer``, ``schedule``, ``keep_masks``,
+        ``freeze``, ``train_last``, ``l1``, ``l2``, ``constraints``,
+        ``clip_weights``, ``early_stopping``, ``monitor``,
+        ``restore_best_weights``, ``reduce_lr``, ``pruning``, ``new_head``,
+        ``seed``...
+
+    Returns
+    -------
+    FinetuneResult
+        ``history`` (one :class:`~weightlab.core.training.EpochRecord` per
+        epoch: losses, accuracies as fractions, learning rate, seconds),
+        ``best_epoch`` (1-based), ``final`` (``{"accuracy", "loss"}`` on
+        ``data``), ``arrays`` (canonical name -> trained values),
+        ``label``, ``stopped_early``, ``device``, ``saved``; ``to_json()``;
+        :func:`weightlab.training.history_frame` gives a DataFrame.
+
+    Raises
+    ------
+    RecipeError
+        For a bad argument or recipe (before TensorFlow is imported).
+    EngineError
+        When the model is not a Keras model Keras can rebuild, naming the file.
+    FormatError, DataError
+        When the model, training, validation or held-out file is missing or
+        unusable; the message names the file.
+    """
+    from weightlab import training
+
+    new_head = options.get("new_head") is not None
+    spec = training.finetune_spec(train, output=output if new_head else None, **options)
+    session = training.open_model(model, recipe)
+    try:
+        training.check_training(session, spec)
+        from weightlab._tf import headless
+
+        result = headless.finetune(
+            session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
+            should_stop=should_stop,
+        )  # fmt: skip
+        if output is not None and not new_head:
+            result.saved = str(training.write_outputs(session, result.arrays, result.label, output,
+                                                      spec=spec.to_dict()).model)  # fmt: skip
+        return result
+    finally:
+        if session is not model:
+            session.model.close()
+
+
+def prune_retrain(
+    model: EditSession | str | os.PathLike[str],
+    train: str | os.PathLike[str],
+    *,
+    recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
+    output: str | os.PathLike[str] | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    trust: bool = False,
+    **options: Any,
+) -> PruneRetrainResult:
+    """Iterative prune-and-retrain: R rounds of magnitude pruning, each followed by a fine-tune with masks kept.
+
+    Imports TensorFlow in this process; the model file is never changed.
+
+    Parameters
+    ----------
+    model, train, recipe, progress, should_stop, trust:
+        As for :func:`finetune` (``progress`` also gets ``"round"`` partials).
+    output:
+        Where to write the pruned and retrained model (and its recipe).
+    options:
+        The keyword arguments of :func:`weightlab.training.prune_retrain_spec`:
+        ``rounds``, ``threshold`` and ``factor`` or ``sparsities``, ``epochs``
+        (per round), ``target``, ``scope``, ``budget_pp``, and those of
+        :func:`finetune` (``val``, ``val_split``, ``data``, ``lr``...).
+
+    Returns
+    -------
+    PruneRetrainResult
+        ``rounds`` (1-based ``round``, ``sparsity`` of the pruned tensors as a
+        fraction, held-out ``accuracy``/``loss``, ``threshold``), ``baseline``,
+        ``arrays``, ``label``, ``stopped`` (why it ended early); ``to_json()``;
+        :func:`weightlab.training.rounds_frame` gives a DataFrame.
+
+    Raises
+    ------
+    RecipeError, EngineError, FormatError, DataError
+        As :func:`finetune`.
+    """
+    from weightlab import training
+
+    spec = training.prune_retrain_spec(train, **options)
+    session = training.open_model(model, recipe)
+    try:
+        training.check_training(session, spec)
+        from weightlab._tf import headless
+
+        result = headless.prune_retrain(
+            session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
+            should_stop=should_stop,
+        )  # fmt: skip
+        if output is not None:
+            training.write_outputs(session, result.arrays, result.label, output, spec=spec.to_dict())
+        return result
+    finally:
+        if session is not model:
+            session.model.close()

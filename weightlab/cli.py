@@ -22,6 +22,14 @@
     weightlab plan PATH --data HELDOUT.npz --op OP --param NAME --budget PP
                    [--target GLOB ...] (--values ... | --range ... | --adaptive ...)
                    -o RECIPE.json [--json]
+    weightlab finetune PATH --train TRAIN.npz (--val VAL.npz | --val-split F) --epochs N
+                   [--batch-size B] [--lr LR] [--optimizer NAME] [--schedule SPEC] [--recipe R.json]
+                   [--keep-masks | --no-keep-masks] [--freeze GLOB] [--l1 F] [--l2 F]
+                   [--clip-weights C] [--early-stopping PATIENCE] [--seed S] [--data HELDOUT.npz]
+                   -o OUT [--json]
+    weightlab prune-retrain PATH --train TRAIN.npz (--val VAL.npz | --val-split F) --rounds R
+                   (--threshold T --factor F | --sparsity S1,S2,...) --epochs E
+                   [--data HELDOUT.npz] [--budget PP] -o OUT [--json]
 
 A user error (bad file, recipe, held-out set or graph) prints one line on stderr
 and exits with status 2; nothing is written. Ctrl+C ends a sweep, ranking or
@@ -38,14 +46,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from weightlab import __version__
 from weightlab.core.errors import WeightLabError
 
-SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export", "sweep", "rank", "plan")
+SUBCOMMANDS = ("inspect", "eval", "apply", "compare", "export", "sweep", "rank", "plan", "finetune", "prune-retrain")
 EXIT_USER_ERROR = 2
 #: Exit status of a sweep, ranking or plan ended early by Ctrl+C (128 + SIGINT, as a shell reports it).
 EXIT_INTERRUPTED = 130
@@ -283,6 +291,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="allow -o to be the input file itself")
     s.set_defaults(func=cmd_apply)
     _analysis_parsers(sub, common)
+    _training_parsers(sub, common)
     return p
 
 
@@ -964,6 +973,358 @@ def cmd_plan(args: argparse.Namespace) -> int:
         what = "the plan was not evaluated" if written is None else "stopped after the joint evaluation"
         return _interrupted(args, what)
     return 0
+
+
+# -- fine-tuning and prune-and-retrain (issue 12) -------------------------------------------
+
+_TRAINING_EPILOG = """\
+-o OUT is the trained model, in the input's format (written atomically, never over an
+input). Beside it, OUT's recipe (OUT without its suffix + .recipe.json): the recipe's
+edits, then the training as one "trained" step whose arrays are in a sidecar .npz
+(checked by hash), so `weightlab apply MODEL OUT.recipe.json -o ...` replays it and the
+window shows it as one history step (--no-recipe: not written; not with --new-head,
+whose model has another structure).
+
+Schedules (--schedule) are KIND:KEY=VALUE,... with Keras' names: exponential_decay,
+piecewise_constant_decay (lists with '/': boundaries=100/200,values=0.1/0.01/0.001),
+cosine_decay, polynomial_decay. --pruning is polynomial_decay:initial_sparsity=0.3,
+final_sparsity=0.7,begin_step=0,end_step=1000 or constant_sparsity:target_sparsity=0.5
+(TensorFlow Model Optimization's schedules; the result carries no wrappers).
+Ctrl+C stops after the current batch, keeps the best (--on-cancel) epoch's weights,
+writes them and exits with status 130. See docs/training.md.
+"""
+
+#: Spec fields of :mod:`weightlab.core.training` -> the flags that set them (error messages name the flag).
+_TRAINING_FLAGS = {
+    "train": "--train", "val": "--val", "val_split": "--val-split", "heldout": "--data", "epochs": "--epochs",
+    "batch_size": "--batch-size", "lr": "--lr", "optimizer": "--optimizer", "momentum": "--momentum",
+    "schedule": "--schedule", "keep_masks": "--keep-masks", "freeze": "--freeze", "train_last": "--train-last",
+    "regularizers": "--l1/--l2", "constraints": "--constraint", "clip_weights": "--clip-weights",
+    "early_stopping": "--early-stopping", "reduce_lr": "--reduce-lr", "pruning": "--pruning",
+    "new_head": "--new-head", "output": "-o", "seed": "--seed", "on_cancel": "--on-cancel", "rounds": "--rounds",
+    "threshold": "--threshold", "factor": "--factor", "sparsities": "--sparsity", "target": "--target",
+    "scope": "--scope", "budget_pp": "--budget",
+}  # fmt: skip
+
+
+def _training_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    from weightlab.core.training import MONITORS, OPTIMIZERS
+
+    def options(s: argparse.ArgumentParser) -> None:
+        s.add_argument("path", type=Path, help="the model: .keras, or .h5 with its architecture; never changed")
+        s.add_argument(
+            "--train", type=Path, required=True, metavar="TRAIN.npz",
+            help="training data: .npz with arrays x and y (class indices), or an image folder (a subfolder per class)",
+        )  # fmt: skip
+        v = s.add_mutually_exclusive_group(required=True)
+        v.add_argument("--val", type=Path, metavar="VAL.npz", help="validation data (.npz or image folder)")
+        v.add_argument("--val-split", type=float, metavar="F", help="hold back the last fraction F of TRAIN")
+        s.add_argument("--epochs", type=int, required=True, metavar="N", help="epochs (per round for prune-retrain)")
+        s.add_argument(
+            "--data", type=Path, metavar="HELDOUT.npz", help="held-out set: accuracy after each epoch and at the end"
+        )
+        s.add_argument("--recipe", type=Path, metavar="R.json", help="apply this recipe first (training starts there)")
+        s.add_argument("--batch-size", type=int, default=32, metavar="B", help="samples per step (default: 32)")
+        s.add_argument("--lr", type=float, metavar="LR", help="learning rate (default: the compile config's, else 0.001)")
+        s.add_argument("--optimizer", choices=OPTIMIZERS, default="auto",
+                       help="default auto: the compile config's, else adam")  # fmt: skip
+        s.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (default: 0.9)")
+        s.add_argument("--freeze", action="append", metavar="GLOB", help="layers not trained (repeatable)")
+        s.add_argument("--train-last", type=int, metavar="N", help="freeze all but the last N layers with weights")
+        s.add_argument("--seed", type=int, default=0, metavar="S", help="seed (deterministic on CPU; default: 0)")
+        s.add_argument(
+            "--gpus", type=int, metavar="N",
+            help="train on N local GPUs with tf.distribute.MirroredStrategy (default: all GPUs present; 0: CPU)",
+        )  # fmt: skip
+        s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): trusted files only")
+        s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="the trained model to write")
+        s.add_argument("--no-recipe", action="store_true", help="do not write OUT's recipe and its sidecar")
+        s.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    s = sub.add_parser(
+        "finetune", parents=[common], one_line_errors=True, epilog=_TRAINING_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="fine-tune the (edited) model; pruned weights stay at zero (imports TensorFlow)",
+    )  # fmt: skip
+    options(s)
+    s.add_argument("--schedule", metavar="SPEC", help="learning-rate schedule, e.g. cosine_decay:decay_steps=1000")
+    s.add_argument("--keep-masks", action=argparse.BooleanOptionalAction, default=True,
+                   help="weights zeroed by the recipe's edits stay exactly 0 (default: kept)")  # fmt: skip
+    s.add_argument("--l1", type=float, default=0.0, metavar="F", help="L1 kernel regularizer factor")
+    s.add_argument("--l2", type=float, default=0.0, metavar="F", help="L2 kernel regularizer factor")
+    s.add_argument("--regularize", metavar="GLOB", default="*", help="layers --l1/--l2 apply to (default: all)")
+    s.add_argument(
+        "--constraint", action="append", metavar="KIND[:K=V,...][@GLOB]",
+        help="after every update: max_norm:max_value=2, non_neg, unit_norm, min_max_norm:..., clip:value=0.5",
+    )  # fmt: skip
+    s.add_argument("--clip-weights", type=float, metavar="C", help="clip every kernel to [-C, C] after each epoch")
+    s.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE epochs without gain")
+    s.add_argument("--monitor", choices=MONITORS, default="val_loss", help="early stopping's quantity (default: val_loss)")
+    s.add_argument("--min-delta", type=float, default=0.0, help="early stopping: smallest change counted as a gain")
+    s.add_argument("--start-from-epoch", type=int, default=0, help="early stopping: epochs before it watches")
+    s.add_argument("--restore-best", action=argparse.BooleanOptionalAction, default=True,
+                   help="early stopping: keep the best epoch's weights, also without stopping (default: yes)")  # fmt: skip
+    s.add_argument("--reduce-lr", type=int, metavar="PATIENCE", help="halve the rate after PATIENCE epochs without gain")
+    s.add_argument("--pruning", metavar="SPEC", help="gradual magnitude pruning while training (see below)")
+    s.add_argument("--pruning-layers", metavar="GLOB", default="*", help="layers pruned by --pruning (default: all)")
+    s.add_argument("--pruning-scope", choices=("layer", "global"), default="layer")
+    s.add_argument("--new-head", type=int, metavar="K", help="replace the output layer by a fresh Dense(K); OUT is .keras")
+    s.add_argument("--on-cancel", choices=("best", "last"), default="best", help="weights kept on Ctrl+C")
+    s.set_defaults(func=cmd_finetune)
+
+    s = sub.add_parser(
+        "prune-retrain", parents=[common], one_line_errors=True, epilog=_TRAINING_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="rounds of magnitude pruning, each followed by a fine-tune with masks kept (imports TensorFlow)",
+    )  # fmt: skip
+    options(s)
+    s.add_argument("--rounds", type=int, required=True, metavar="R")
+    how = s.add_mutually_exclusive_group(required=True)
+    how.add_argument("--threshold", type=float, metavar="T", help="round 1 prunes |w| < T, then T x FACTOR each round")
+    how.add_argument("--sparsity", metavar="S1,S2,...", help="or a target sparsity per round")
+    s.add_argument("--factor", type=float, metavar="F", help="the threshold's factor per round (default: 0.8)")
+    s.add_argument("--target", default="*/kernel", metavar="GLOB", help="tensors pruned (default: */kernel)")
+    s.add_argument("--scope", choices=("tensor", "global"), default="tensor", help="rank per tensor or globally")
+    s.add_argument("--budget", type=float, metavar="PP",
+                   help="stop after a round more than PP points below the unpruned accuracy (needs --data)")  # fmt: skip
+    s.set_defaults(func=cmd_prune_retrain)
+
+
+def _training_error(e: WeightLabError) -> WeightLabError:
+    """A spec error named by its flag (``--val-split: ...``) rather than its field."""
+    import re
+
+    text = str(e)
+    m = re.match(r"^(?:prune_retrain spec: )?(?:finetune|prune_retrain) spec: field '(\w+)': (.*)$", text, re.S)
+    if m and m.group(1) in _TRAINING_FLAGS:
+        return type(e)(f"{_TRAINING_FLAGS[m.group(1)]}: {m.group(2)}")
+    m = re.match(r"^(schedule|pruning|constraint|sparsities|early_stopping|reduce_lr): (.*)$", text, re.S)
+    if m:  # weightlab.training's argument errors
+        flag = {"constraint": "constraints", "sparsities": "sparsities"}.get(m.group(1), m.group(1))
+        return type(e)(f"{_TRAINING_FLAGS[flag]}: {m.group(2)}")
+    return e
+
+
+def _check_training_outputs(args: argparse.Namespace) -> list[Path]:
+    """The files ``-o`` will write (model, recipe), refused before any work when they would go over an input."""
+    from weightlab.training import recipe_path
+
+    out: Path = args.output
+    outputs = [out]
+    if not args.no_recipe and getattr(args, "new_head", None) is None:
+        outputs.append(recipe_path(out))
+    inputs = [("model file", args.path), ("training data", args.train), ("validation data", args.val),
+              ("held-out file", args.data), ("recipe", args.recipe)]  # fmt: skip
+    for target in outputs:
+        for what, given in inputs:
+            if given is not None and (_same_path(target, given) or target.resolve() == Path(given).resolve()):
+                raise WeightLabError(f"-o {out}: refusing to write over the {what} ({given})")
+    if out.is_dir():
+        raise WeightLabError(f"-o {out}: is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise WeightLabError(f"-o {out}: the folder {out.parent} does not exist")
+    if getattr(args, "new_head", None) is not None:
+        want, why = ".keras", "a new-head model is saved as .keras"
+    else:
+        want, why = Path(args.path).suffix.lower(), "the trained model is written in the input's format"
+    if want in (".keras", ".h5") and out.suffix.lower() != want:
+        raise WeightLabError(f"-o {out}: expected a {want} file name ({why})")
+    return outputs
+
+
+def _training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`weightlab.training.finetune_spec` both commands share."""
+    return {
+        "val": args.val, "val_split": args.val_split, "data": args.data, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer, "momentum": args.momentum,
+        "freeze": args.freeze, "train_last": args.train_last, "seed": args.seed,
+    }  # fmt: skip
+
+
+class _TrainingProgress:
+    """Per-batch and per-epoch progress on stderr, only when it is a terminal (the job's partials)."""
+
+    def __init__(self, err: Any, epochs: int) -> None:
+        try:
+            self.on = bool(err.isatty())
+        except (AttributeError, OSError, ValueError):
+            self.on = False
+        self.err, self.epochs, self.round = err, epochs, None
+
+    def __call__(self, partial: Any) -> None:
+        if not self.on or not isinstance(partial, Mapping):
+            return
+        kind = partial.get("type")
+        where = f"round {self.round} " if self.round is not None else ""
+        if kind == "batch":
+            line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  batch {partial.get('batch')}/"
+                    f"{partial.get('batches')}  loss {_g(partial.get('loss'))}")  # fmt: skip
+            self._write("\r" + line.ljust(72))
+        elif kind == "epoch":
+            eta = partial.get("eta_s")
+            line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  loss {_g(partial.get('loss'))}  "
+                    f"val_loss {_g(partial.get('val_loss'))}  val_accuracy {_pct(partial.get('val_accuracy'))}"
+                    + ("" if eta is None else f"  ETA {eta:.0f} s"))  # fmt: skip
+            self._write("\r" + line.ljust(72) + "\n")
+        elif kind == "round":
+            self.round = int(partial.get("round", 0)) + 1
+            self._write(f"\rround {partial.get('round')}: sparsity {_pct(partial.get('sparsity'))}  "
+                        f"held-out accuracy {_pct(partial.get('accuracy'))}\n")  # fmt: skip
+
+    def _write(self, text: str) -> None:
+        try:
+            self.err.write(text)
+            self.err.flush()
+        except (OSError, ValueError):
+            self.on = False
+
+
+def _print_history(result: Any) -> None:
+    rows = [
+        (
+            str(r.epoch), _g(r.loss), _pct(r.accuracy), _g(r.val_loss), _pct(r.val_accuracy),
+            _pct(r.heldout_accuracy), f"{r.lr:.3g}", f"{r.seconds:.2f}",
+        )
+        for r in result.history
+    ]  # fmt: skip
+    _table(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "held-out", "lr", "seconds"), rows, left=1)
+
+
+def _print_savings(session: Any, args: argparse.Namespace, trained: Any, options: dict[str, Any]) -> None:
+    """The "what it bought" table: sparsity, gzip-compressed size and inference time before and after."""
+    from weightlab._tf.headless import inference_seconds
+    from weightlab.core.savings import savings
+
+    model = session.model
+    names = sorted(trained)
+    before = {n: model.read(n) for n in names}
+    report = savings(model, before, trained)
+    print("what it bought (the stored model -> the trained model):")
+    print(report.table())
+    if args.data is not None:
+        edited = {**session.edited_arrays(), **trained}
+        t0 = inference_seconds(model.path, args.data, None, **options)
+        t1 = inference_seconds(model.path, args.data, edited, **options)
+        print(f"inference on {args.data.name}: {1000 * t0:.1f} ms -> {1000 * t1:.1f} ms per pass (median of 5)")
+
+
+def _run_training(args: argparse.Namespace, kind: str) -> int:
+    from weightlab import training
+
+    _check_training_outputs(args)
+    engine: dict[str, Any] = {"trust": args.trust}
+    if args.gpus is not None:
+        if args.gpus < 0:
+            raise WeightLabError(f"--gpus: expected a number of GPUs >= 0; got {args.gpus}")
+        engine["gpus"] = args.gpus
+    try:
+        if kind == "finetune":
+            if args.new_head is not None and not args.no_recipe:
+                args.no_recipe = True  # another structure: no recipe replays it
+            spec_options = {
+                **_training_options(args), "schedule": args.schedule, "keep_masks": args.keep_masks,
+                "l1": args.l1, "l2": args.l2, "regularize": args.regularize, "constraints": args.constraint or (),
+                "clip_weights": args.clip_weights, "early_stopping": args.early_stopping, "monitor": args.monitor,
+                "min_delta": args.min_delta, "start_from_epoch": args.start_from_epoch,
+                "restore_best_weights": args.restore_best, "reduce_lr": args.reduce_lr, "pruning": args.pruning,
+                "pruning_layers": args.pruning_layers, "pruning_scope": args.pruning_scope,
+                "new_head": args.new_head, "on_cancel": args.on_cancel,
+            }  # fmt: skip
+            if args.new_head is not None:
+                spec_options["output"] = args.output
+            spec = training.finetune_spec(args.train, **spec_options)
+            epochs = spec.epochs
+        else:
+            if args.factor is not None and args.threshold is None:
+                raise WeightLabError("--factor: goes with --threshold (each round multiplies it); not with --sparsity")
+            if args.budget is not None and args.data is None:
+                raise WeightLabError("--budget: needs --data HELDOUT.npz (the accuracy it is measured on)")
+            spec = training.prune_retrain_spec(
+                args.train, rounds=args.rounds, threshold=args.threshold,
+                factor=0.8 if args.factor is None else args.factor, sparsities=args.sparsity, target=args.target,
+                scope=args.scope, budget_pp=args.budget, **_training_options(args),
+            )  # fmt: skip
+            epochs = args.epochs
+    except WeightLabError as e:
+        raise _training_error(e) from None
+    session = training.open_model(args.path, args.recipe)
+    session.history_budget_bytes = 0
+    try:
+        training.check_training(session, spec)
+        progress = _TrainingProgress(getattr(args, "stderr", sys.stderr), epochs)
+        from weightlab._tf import headless
+
+        run = headless.finetune if kind == "finetune" else headless.prune_retrain
+        with _CtrlC() as ctrl_c, headless.run_errors(args.path):
+            result = run(args.path, spec, session.edited_arrays() or None, on_progress=progress,
+                         should_stop=ctrl_c.should_stop, **engine)  # fmt: skip
+        before_training = dict(session.edited_arrays())
+        written: list[Path] = []
+        if kind == "finetune" and args.new_head is not None:
+            written = [Path(result.saved)] if result.saved else []
+        else:
+            out = training.write_outputs(session, result.arrays, result.label, args.output, spec=spec.to_dict(),
+                                         recipe=not args.no_recipe)  # fmt: skip
+            written = [out.model] + ([out.recipe] if out.recipe is not None else [])
+        if args.json:
+            print(json.dumps(result.to_json(), indent=2))
+        else:
+            _print_result(result, kind, args)
+            if kind != "finetune" or args.new_head is None:
+                trained = {**before_training, **result.arrays}
+                _print_savings(session, args, trained, engine)
+            for path in written:
+                print(f"wrote {path}")
+    finally:
+        session.model.close()
+    if ctrl_c.pressed.is_set():
+        return _interrupted(args, f"stopped early; wrote the {getattr(result, 'kept', 'last')} weights")
+    return 0
+
+
+def _print_result(result: Any, kind: str, args: argparse.Namespace) -> None:
+    if kind == "finetune":
+        print(f"{result.label}: {args.path} on {result.device}, {result.seconds:.1f} s")
+        _print_history(result)
+        if result.best_epoch is not None:
+            why = "stopped early" if result.stopped_early else ("cancelled" if result.cancelled else "best")
+            print(f"kept epoch {result.best_epoch} ({why}); {result.masked_entries:,} masked entries kept at 0")
+        elif result.masked_entries:
+            print(f"{result.masked_entries:,} masked entries kept at 0")
+        if result.final is not None:
+            print(f"held-out: accuracy {_pct(result.final.get('accuracy'))}  loss {_g(result.final.get('loss'))}")
+        return
+    print(f"{result.label}: {args.path}")
+    if result.baseline is not None:
+        print(f"baseline (unpruned): accuracy {_pct(result.baseline.get('accuracy'))}  "
+              f"loss {_g(result.baseline.get('loss'))}")  # fmt: skip
+    rows = [(str(r.round), "-" if r.threshold is None else f"{r.threshold:.4g}", _pct(r.sparsity), _pct(r.accuracy),
+             _g(r.loss)) for r in result.rounds]  # fmt: skip
+    _table(("round", "threshold", "sparsity", "held-out accuracy", "loss"), rows, left=1)
+    if result.stopped:
+        print(f"stopped: {result.stopped}")
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """``weightlab finetune PATH --train TRAIN.npz (--val VAL.npz | --val-split F) --epochs N ... -o OUT``.
+
+    Trains the model (with ``--recipe``'s edits; entries they zeroed stay 0
+    unless ``--no-keep-masks``), writes the trained model and its recipe,
+    prints a per-epoch table and what it bought (sparsity, gzip-compressed
+    size and inference time before and after); ``--json``:
+    :meth:`FinetuneResult.to_json` (``final`` on ``--data``).
+    """
+    return _run_training(args, "finetune")
+
+
+def cmd_prune_retrain(args: argparse.Namespace) -> int:
+    """``weightlab prune-retrain PATH --train TRAIN.npz ... --rounds R (--threshold T --factor F | --sparsity ...)``.
+
+    Each round prunes by magnitude, then fine-tunes ``--epochs`` epochs with
+    masks kept; prints sparsity and held-out accuracy per round
+    (``--json``: :meth:`PruneRetrainResult.to_json`).
+    """
+    return _run_training(args, "prune_retrain")
 
 
 def _metrics_dict(m: Any) -> dict[str, Any]:
