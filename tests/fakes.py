@@ -51,6 +51,7 @@ class FakeEngineClient:
         self.sent: list[dict[str, int]] = []
         self.submitted: list[tuple[int, JobSpec]] = []
         self.cancelled_jobs: list[int] = []
+        self.stopped_jobs: list[int] = []  # stop_job: asked to stop early, its result still comes
         self.cancelled = 0
         self.shut_down = False
         self.baseline_job: int | None = None
@@ -95,6 +96,12 @@ class FakeEngineClient:
             self.cancelled_jobs.append(job_id)
             return True
         return False
+
+    def stop_job(self, job_id):
+        if self.book.spec(job_id) is None:
+            return False
+        self.stopped_jobs.append(job_id)
+        return True
 
     def cancel(self):
         self.cancelled += 1

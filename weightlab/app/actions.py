@@ -293,6 +293,9 @@ def window_actions() -> ActionRegistry:
             Action("analysis.rank", "&Rank neurons of layer", "Analysis", "rank", (),
                    "Ablate each output neuron of the shown layer alone and sort by the accuracy it costs "
                    "(the Ranking tab)", enabled=_has),
+            Action("training.start", "&Fine-tune…", "Analysis", "train", ("Ctrl+Shift+T",),
+                   "Show the Training tab: fine-tune the edited model with pruned weights kept at zero, "
+                   "prune and retrain, gradual pruning", enabled=_has),
             Action("help.shortcuts", "&Keyboard Shortcuts", "Help", "help", ("std:HelpContents",),
                    "Every keyboard shortcut of the window"),
         ]

@@ -385,6 +385,16 @@ class EngineClient:
             self._tell_cancelled([job_id])
             return True
 
+    def stop_job(self, job_id: int) -> bool:
+        """Ask job ``job_id`` to stop early but still answer: unlike :meth:`cancel_job`, its
+        ``JobResult`` (a training job returns the weights it kept), ``JobFailed`` or
+        ``JobCancelled`` still arrives. False when it has already ended."""
+        with self._lock:
+            if self._book.spec(job_id) is None:
+                return False
+            self._tell_cancelled([job_id])
+            return True
+
     def cancel(self) -> None:
         """Cancel every queued and running job (each answers :class:`JobCancelled`)."""
         with self._lock:

@@ -199,6 +199,11 @@ class EngineAdapter(QObject):
         if self._client is not None:
             self._client.cancel_job(job_id)
 
+    def stop_job(self, job_id: int) -> None:
+        """Ask job ``job_id`` to stop early and still answer (a training job's result arrives)."""
+        if self._client is not None:
+            self._client.stop_job(job_id)
+
     def cancel(self) -> None:
         """Cancel every queued and running job; their results never arrive."""
         if self._client is not None:

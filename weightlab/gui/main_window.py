@@ -4,7 +4,7 @@ The window is layout and wiring. Its state lives in a Qt-free
 :class:`~weightlab.app.workspace.Workspace` (the session, the shown tensor,
 the held-out set, the evaluation options, trust, the running edit); the
 controllers in :mod:`weightlab.gui.controllers` (documents, views, edits,
-evaluation, comparison, jobs) subscribe to it and never call each other; the menus,
+evaluation, comparison, jobs, sweeps, ranking, training) subscribe to it and never call each other; the menus,
 the toolbar and *Help › Keyboard Shortcuts* are built from the action registry
 (:func:`weightlab.app.actions.window_actions`), whose enablement follows the
 workspace's events. The public methods below delegate to the controllers.
@@ -73,6 +73,7 @@ from .controllers.paths import (
 )
 from .controllers.ranking import RankingController
 from .controllers.sweeps import SweepsController
+from .controllers.training import TrainingController
 from .controllers.views import ViewsController
 from .diff_view import CompareDialog, DiffView
 from .edit_panel import EditPanel, HistoryView
@@ -169,6 +170,7 @@ class MainWindow(QMainWindow):
         self.jobs = JobsController(self, ws, self.engine)
         self.sweeps = SweepsController(self, ws, self.engine, self.edits)
         self.ranking = RankingController(self, ws, self.engine)
+        self.training = TrainingController(self, ws, self.engine, self.edits)
         self._build_actions()
         self.setAcceptDrops(True)
         self.setMinimumSize(1000, 640)
@@ -262,6 +264,7 @@ class MainWindow(QMainWindow):
             "help.shortcuts": self.show_shortcuts,
             "analysis.rank": self.ranking.rank_current,
             "analysis.sweep": lambda: self.views.setCurrentWidget(self.sweeps.panel),
+            "training.start": lambda: self.views.setCurrentWidget(self.training.panel),
             **{f"op.{spec.key}": (lambda key=spec.key: self._choose_op(key)) for spec in OPS},
         }
         self.actions = act = ActionsController(self, self.workspace, registry, slots)
@@ -307,15 +310,15 @@ class MainWindow(QMainWindow):
         )
         return {button.Save: "save", button.Discard: "discard"}.get(ans, "cancel")
 
-    def _ask_open_path(self, title: str, name_filter: str) -> str | None:
-        """File to open, or None when cancelled."""
-        start = str(self.session.model.path.parent) if self.session else ""
+    def _ask_open_path(self, title: str, name_filter: str, start: str | None = None) -> str | None:
+        """File to open (the dialog starts in ``start``, else the model's folder), or None when cancelled."""
+        start = start or (str(self.session.model.path.parent) if self.session else "")
         path, _ = QFileDialog.getOpenFileName(self, title, start, name_filter)
         return path or None
 
-    def _ask_folder(self, title: str) -> str | None:
-        """Folder to open, or None when cancelled."""
-        start = str(self.session.model.path.parent) if self.session else ""
+    def _ask_folder(self, title: str, start: str | None = None) -> str | None:
+        """Folder to open (the dialog starts in ``start``, else the model's folder), or None when cancelled."""
+        start = start or (str(self.session.model.path.parent) if self.session else "")
         return QFileDialog.getExistingDirectory(self, title, start) or None
 
     def _ask_save_path(self, title: str, default: Path, name_filter: str) -> str | None:
@@ -637,6 +640,7 @@ class MainWindow(QMainWindow):
             return
         self.comparison.close()
         self.views_ctl.cancel()
+        self.training.shutdown()
         self.edits.shutdown()  # before the model closes: a running change reads it
         self.engine.shutdown()
         self.documents.close()

@@ -31,8 +31,8 @@ from .tensor_worker import lower_thread_priority
 
 #: Colour of edited tensors and of the dot marking them.
 EDITED_COLOR = QColor("#d9480f")
-_NAME, _SHAPE, _DTYPE, _PARAMS, _ZEROS = range(5)
-_NCOLS = 5
+_NAME, _SHAPE, _DTYPE, _PARAMS, _ZEROS, _FREEZE = range(6)
+_NCOLS = 6
 _ROLE_TENSOR = Qt.ItemDataRole.UserRole + 1
 #: Zero fractions of up to this many elements are counted at once on the GUI
 #: thread (a few milliseconds); more are counted by a background job, so
@@ -85,6 +85,7 @@ class _ZerosJob(QRunnable):
 
 
 _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
+_ROLE_FREEZABLE = Qt.ItemDataRole.UserRole + 3
 
 
 #: Sensitivity colours (model tree rows after a sweep): sensitive, robust, within budget over the whole range.
@@ -130,10 +131,13 @@ class ModelTree(QWidget):
         Canonical name of the tensor the user made current.
     targetsSelected(list):
         Names of the selected rows: tensor names, and layer names for layer rows.
+    frozenChanged(list):
+        The layers ticked in the *Freeze* column (not trained by a fine-tune), in model order.
     """
 
     tensorSelected = Signal(str)
     targetsSelected = Signal(list)
+    frozenChanged = Signal(list)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -141,8 +145,10 @@ class ModelTree(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setContentsMargins(4, 4, 4, 4)
         self.tree = QTreeWidget()
-        self.tree.setHeaderLabels(["Layer / tensor", "Class / shape", "dtype", "Params", "Sparsity"])
+        self.tree.setHeaderLabels(["Layer / tensor", "Class / shape", "dtype", "Params", "Sparsity", "Freeze"])
         self.tree.headerItem().setToolTip(_ZEROS, "fraction of values exactly zero (layers: size-weighted)")
+        self.tree.headerItem().setToolTip(_FREEZE, "ticked layers are not trained by a fine-tune (Training tab); "
+                                                   "frozen BatchNormalization runs in inference mode")
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
@@ -181,6 +187,7 @@ class ModelTree(QWidget):
         self._zeros = _Generation()
         self.sensitivity: dict[str, float | None] = {}  # name -> score shown (set_sensitivity)
         self.tree.currentItemChanged.connect(self._on_current)
+        self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         self._fit_columns()  # the header texts, before any model
 
@@ -197,16 +204,17 @@ class ModelTree(QWidget):
         self.tree.clear()
         if session is None:
             self.summary.setText("No model open.")
+            self.frozenChanged.emit([])
             return
         model = session.model
         n_tensors = len(model.tensors)
+        self._hidden_layers = optimizer_layers(session)
         self._summary_head = (
             f"<b>{model.path.name}</b><br>format {model.format} · {len(model.layers)} layers · "
             f"{n_tensors} tensors · {fmt_count(model.param_count)} parameters"
         )
         self.summary.setText(self._summary_head)
         self.summary.setToolTip(str(model.path))
-        self._hidden_layers = optimizer_layers(session)
         tops = []
         for layer in model.layers:
             litem = QTreeWidgetItem([layer.name, layer.class_name, "", fmt_count(layer.param_count), ""])
@@ -214,6 +222,10 @@ class ModelTree(QWidget):
             litem.setToolTip(_NAME, f"layer {layer.name}: select the row to target all its tensors")
             if not layer.tensors:
                 litem.setFlags(litem.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+            elif layer.name not in self._hidden_layers:
+                litem.setData(_FREEZE, _ROLE_FREEZABLE, True)
+                litem.setCheckState(_FREEZE, Qt.CheckState.Unchecked)
+                litem.setToolTip(_FREEZE, f"freeze {layer.name}: a fine-tune does not train it")
             self._layer_items[layer.name] = litem
             litem.setForeground(_SHAPE, QBrush(QColor("#666666")))
             bold = QFont(litem.font(_NAME))
@@ -241,6 +253,7 @@ class ModelTree(QWidget):
         self.set_show_optimizer(self.show_optimizer)
         self.refresh(set(self._items))
         self._fit_timer.start()
+        self.frozenChanged.emit([])
 
     def _mark(self, name: str, edited: bool) -> None:
         """Show tensor ``name``'s row as edited (bold, orange, dot) or not; no-op when unchanged."""
@@ -411,6 +424,43 @@ class ModelTree(QWidget):
         """The background of ``name``'s row (for tests)."""
         item = self._layer_items.get(name) or self._items.get(name)
         return item.background(_NAME) if item is not None else QBrush()
+
+    # -- the Freeze column ---------------------------------------------------------------------
+    def _freezable(self) -> list[str]:
+        """Layers with a Freeze box (those with weights, optimizer state excluded), in model order."""
+        if self._session is None:
+            return []
+        return [layer.name for layer in self._session.model.layers
+                if layer.name in self._layer_items
+                and self._layer_items[layer.name].data(_FREEZE, _ROLE_FREEZABLE)]
+
+    def frozen_layers(self) -> list[str]:
+        """The layers ticked in the *Freeze* column, in model order."""
+        return [n for n in self._freezable()
+                if self._layer_items[n].checkState(_FREEZE) == Qt.CheckState.Checked]
+
+    def set_frozen(self, names: list[str] | set[str]) -> None:
+        """Tick exactly the layers ``names`` in the *Freeze* column (others unticked); emits ``frozenChanged`` once."""
+        wanted = set(names)
+        self.tree.blockSignals(True)
+        try:
+            for n in self._freezable():
+                state = Qt.CheckState.Checked if n in wanted else Qt.CheckState.Unchecked
+                self._layer_items[n].setCheckState(_FREEZE, state)
+        finally:
+            self.tree.blockSignals(False)
+        self.frozenChanged.emit(self.frozen_layers())
+
+    def freeze_all_but_last(self, n: int) -> list[str]:
+        """Freeze every layer with weights except the last ``n`` (``n`` <= 0: unfreeze all); the frozen layers."""
+        layers = self._freezable()
+        frozen = layers[: max(0, len(layers) - n)] if n > 0 else []
+        self.set_frozen(frozen)
+        return frozen
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if column == _FREEZE and item.data(_NAME, _ROLE_LAYER):
+            self.frozenChanged.emit(self.frozen_layers())
 
     def select(self, name: str) -> None:
         """Make tensor ``name`` the current item and the whole selection (emits tensorSelected).

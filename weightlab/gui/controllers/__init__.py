@@ -6,6 +6,8 @@
 - :mod:`.evaluation`: the engine adapter and the evaluation panel.
 - :mod:`.comparison`: File › Compare with….
 - :mod:`.jobs`: the engine's jobs in the status bar (progress, cancel).
+- :mod:`.sweeps`, :mod:`.ranking`: the Sweeps and Ranking tabs.
+- :mod:`.training`: the Training tab (fine-tune, prune and retrain, the trained history step).
 - :mod:`.actions`: the QActions, menus, toolbar and shortcut list from the action registry.
 - :mod:`.host`: what the controllers use of the window (a protocol: no controller imports it).
 - :mod:`.paths`: file names and dialog filters.

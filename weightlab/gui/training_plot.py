@@ -1,0 +1,343 @@
+"""The Training tab's plots: live curves of a fine-tune, prune-and-retrain rounds, the schedule preview.
+
+:class:`TrainingPlot` draws what a training job streams (the job's progress
+partials, see :mod:`weightlab.core.training`): the loss of every batch and
+the training/validation loss per epoch; training, validation and held-out
+accuracy per epoch; the watched tensor's histogram after each epoch over its
+pre-training distribution (the grey ghost, as the histogram view draws the
+original); and either the sparsity applied at each step (gradual pruning) or
+sparsity and held-out accuracy per round (prune-and-retrain). A status line
+says the elapsed time, the estimated time left and the device.
+
+:class:`SchedulePlot` is the small rate-vs-step preview of a learning-rate
+schedule, drawn before training starts from
+:meth:`weightlab.core.schedules.LRSchedule.values` (a NumPy mirror of Keras'
+schedule formulas).
+
+Nothing here computes more than appending a point or drawing arrays it is
+given; histograms are counted by the controller off the window's thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from .histogram_view import CURRENT_BRUSH, CURRENT_PEN, GHOST_BRUSH, GHOST_PEN
+from .plots import plot_widget
+
+__all__ = ["TrainingPlot", "SchedulePlot", "histogram_pair", "format_duration"]
+
+TRAIN_COLOUR = "#0072B2"
+VAL_COLOUR = "#D55E00"
+HELDOUT_COLOUR = "#009E73"
+BATCH_PEN = pg.mkPen(0, 114, 178, 90, width=1)
+SPARSITY_COLOUR = "#CC79A7"
+#: Bins of the watched tensor's histogram.
+HIST_BINS = 80
+
+
+def format_duration(seconds: float | None) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"``, ``"12 s"``; ``"–"`` for None or not finite."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+def histogram_pair(before: np.ndarray, after: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray,
+                                                                                          np.ndarray]:
+    """``(edges, ghost counts, current counts)``: both tensors counted on the same equal-width bins.
+
+    The bins span the finite values of both arrays, so the pre-training
+    ghost and the current histogram line up; this is ``np.histogram`` of
+    each with those edges (NaN and infinities are not counted).
+
+    Parameters
+    ----------
+    before, after:
+        The tensor before training and now (any shape; float).
+    bins:
+        Number of bins.
+
+    Returns
+    -------
+    edges : ndarray, float64, shape (bins + 1,)
+    ghost, counts : ndarray, int64, shape (bins,)
+    """
+    a = np.asarray(before).ravel()
+    b = np.asarray(after).ravel()
+    fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+    both = [x for x in (fa, fb) if x.size]
+    if both:
+        lo = float(min(x.min() for x in both))
+        hi = float(max(x.max() for x in both))
+    else:
+        lo, hi = 0.0, 1.0
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    ghost = np.histogram(fa, edges)[0].astype(np.int64)
+    counts = np.histogram(fb, edges)[0].astype(np.int64)
+    return edges, ghost, counts
+
+
+class _Series:
+    """x and y values appended one at a time (a plot item's data)."""
+
+    def __init__(self) -> None:
+        self.x: list[float] = []
+        self.y: list[float] = []
+
+    def add(self, x: float, y: float | None) -> None:
+        self.x.append(float(x))
+        self.y.append(math.nan if y is None else float(y))
+
+    def clear(self) -> None:
+        self.x.clear()
+        self.y.clear()
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
+
+
+def _small_plot(title: str, bottom: str, left: str) -> pg.PlotWidget:
+    p = plot_widget()
+    p.setTitle(f"<span style='font-size:9pt'>{title}</span>")
+    p.setLabel("bottom", bottom)
+    p.setLabel("left", left)
+    p.showGrid(x=True, y=True, alpha=0.15)
+    p.setMinimumSize(180, 130)
+    p.setMouseEnabled(x=True, y=False)
+    for axis in ("bottom", "left"):
+        p.getAxis(axis).enableAutoSIPrefix(False)
+    return p
+
+
+def _pen(colour: str, *, dash: bool = False, width: float = 2.0) -> Any:
+    return pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
+
+
+class TrainingPlot(QWidget):
+    """Four live plots of a training job and a status line.
+
+    Attributes
+    ----------
+    loss, accuracy, histogram, sparsity:
+        The four ``pg.PlotWidget`` s (top left to bottom right).
+    curves:
+        The plot items by name: ``batch_loss``, ``loss``, ``val_loss``,
+        ``accuracy``, ``val_accuracy``, ``heldout_accuracy``, ``ghost``,
+        ``current``, ``sparsity``, ``round_sparsity``, ``round_accuracy``.
+    status:
+        Elapsed time, ETA and device.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss = _small_plot("loss", "epoch", "loss")
+        self.accuracy = _small_plot("accuracy", "epoch", "%")
+        self.histogram = _small_plot("weights", "value", "count")
+        self.sparsity = _small_plot("sparsity", "step", "%")
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        c = self.curves
+        c["batch_loss"] = self.loss.plot([], [], pen=BATCH_PEN, name="batch")
+        c["loss"] = self.loss.plot([], [], pen=_pen(TRAIN_COLOUR), symbol="o", symbolSize=5,
+                                   symbolBrush=TRAIN_COLOUR, symbolPen=None, name="train")
+        c["val_loss"] = self.loss.plot([], [], pen=_pen(VAL_COLOUR), symbol="o", symbolSize=5,
+                                       symbolBrush=VAL_COLOUR, symbolPen=None, name="validation")
+        c["accuracy"] = self.accuracy.plot([], [], pen=_pen(TRAIN_COLOUR), symbol="o", symbolSize=5,
+                                           symbolBrush=TRAIN_COLOUR, symbolPen=None, name="train")
+        c["val_accuracy"] = self.accuracy.plot([], [], pen=_pen(VAL_COLOUR), symbol="o", symbolSize=5,
+                                               symbolBrush=VAL_COLOUR, symbolPen=None, name="validation")
+        c["heldout_accuracy"] = self.accuracy.plot([], [], pen=_pen(HELDOUT_COLOUR), symbol="s", symbolSize=6,
+                                                   symbolBrush=HELDOUT_COLOUR, symbolPen=None, name="held-out")
+        c["ghost"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=GHOST_PEN, brush=GHOST_BRUSH)
+        c["ghost"].setZValue(-1)
+        c["current"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=CURRENT_PEN, brush=CURRENT_BRUSH)
+        self.histogram.addItem(c["ghost"])
+        self.histogram.addItem(c["current"])
+        self.histogram.setMouseEnabled(x=True, y=False)
+        c["sparsity"] = self.sparsity.plot([], [], pen=_pen(SPARSITY_COLOUR), stepMode=None)
+        c["round_sparsity"] = self.sparsity.plot([], [], pen=_pen(SPARSITY_COLOUR), symbol="o", symbolSize=7,
+                                                 symbolBrush=SPARSITY_COLOUR, symbolPen=None, name="sparsity")
+        c["round_accuracy"] = self.sparsity.plot([], [], pen=_pen(HELDOUT_COLOUR), symbol="s", symbolSize=7,
+                                                 symbolBrush=HELDOUT_COLOUR, symbolPen=None, name="held-out acc.")
+        for p in (self.loss, self.accuracy, self.sparsity):
+            legend = p.addLegend(offset=(-8, 8), labelTextSize="8pt")
+            legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.hist_legend = self.histogram.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.hist_legend.setBrush(pg.mkBrush(255, 255, 255, 200))
+        self.hist_legend.addItem(c["ghost"], "before training")
+        self.hist_legend.addItem(c["current"], "now")
+        self._series: dict[str, _Series] = {k: _Series() for k in c if k not in ("ghost", "current")}
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        grid = QGridLayout()
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        grid.addWidget(self.loss, 0, 0)
+        grid.addWidget(self.accuracy, 0, 1)
+        grid.addWidget(self.histogram, 1, 0)
+        grid.addWidget(self.sparsity, 1, 1)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(2)
+        lay.addWidget(self.status)
+        lay.addLayout(grid, 1)
+        self.steps_per_epoch: int | None = None
+        self.tensor_name: str | None = None
+        self.clear()
+
+    # -- state ----------------------------------------------------------------------------
+    def clear(self, *, rounds: bool = False) -> None:
+        """Forget every curve (a new job starts); ``rounds``: the sparsity plot shows rounds."""
+        for s in self._series.values():
+            s.clear()
+        for item in self.curves.values():
+            item.setData([], [])
+        self.steps_per_epoch = None
+        self.tensor_name = None
+        self.histogram.setTitle("<span style='font-size:9pt'>weights</span>")
+        self.sparsity.setLabel("bottom", "round" if rounds else "step")
+        self.sparsity.setTitle("<span style='font-size:9pt'>"
+                               + ("sparsity and held-out accuracy per round" if rounds else "sparsity (gradual pruning)")
+                               + "</span>")
+        self.status.setText("")
+
+    def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The ``(x, y)`` values of curve ``name`` (y in the plot's units: percent for accuracies)."""
+        return self._series[name].arrays()
+
+    def _add(self, name: str, x: float, y: float | None) -> None:
+        s = self._series[name]
+        s.add(x, y)
+        x_arr, y_arr = s.arrays()
+        self.curves[name].setData(x_arr, y_arr, connect="finite")
+
+    # -- partials -------------------------------------------------------------------------
+    def add_batch(self, partial: Mapping[str, Any]) -> None:
+        """A ``{"type": "batch", "epoch", "batch", "batches", "step", "loss", ...}`` partial.
+
+        The batch's loss is drawn at fractional epoch ``epoch - 1 + batch / batches``
+        (1-based epochs, so the per-epoch points at whole epochs end each stretch).
+        """
+        batches = int(partial.get("batches") or 0)
+        if batches > 0:
+            self.steps_per_epoch = batches
+            x = int(partial["epoch"]) - 1 + int(partial["batch"]) / batches
+        else:
+            x = float(partial.get("step", 0))
+        self._add("batch_loss", x, _num(partial.get("loss")))
+
+    def add_epoch(self, partial: Mapping[str, Any]) -> None:
+        """An ``{"type": "epoch", **EpochRecord fields, ...}`` partial: the per-epoch points (accuracies in %)."""
+        e = int(partial["epoch"])
+        self._add("loss", e, _num(partial.get("loss")))
+        self._add("val_loss", e, _num(partial.get("val_loss")))
+        for key in ("accuracy", "val_accuracy", "heldout_accuracy"):
+            v = _num(partial.get(key))
+            self._add(key, e, None if v is None else 100.0 * v)
+
+    def add_sparsity(self, step: int, sparsity: float) -> None:
+        """Gradual pruning set its masks at ``step`` to ``sparsity`` (0..1; drawn in %)."""
+        self._add("sparsity", step, 100.0 * float(sparsity))
+
+    def add_round(self, partial: Mapping[str, Any]) -> None:
+        """A ``{"type": "round", "round", "sparsity", "accuracy", ...}`` partial (percent)."""
+        r = int(partial["round"])
+        s, a = _num(partial.get("sparsity")), _num(partial.get("accuracy"))
+        self._add("round_sparsity", r, None if s is None else 100.0 * s)
+        self._add("round_accuracy", r, None if a is None else 100.0 * a)
+
+    def set_histogram(self, name: str, edges: np.ndarray, ghost: np.ndarray, counts: np.ndarray,
+                      epoch: int | None = None) -> None:
+        """Draw tensor ``name``'s histogram now (``counts``) over its pre-training one (``ghost``)."""
+        self.tensor_name = name
+        self.curves["ghost"].setData(edges, ghost.astype(np.float64))
+        self.curves["current"].setData(edges, counts.astype(np.float64))
+        when = "before training" if epoch is None else f"after epoch {epoch}"
+        self.histogram.setTitle(f"<span style='font-size:9pt'>{_esc(name)} ({when})</span>")
+
+    def set_status(self, *, elapsed: float | None, eta: float | None, device: str, text: str = "") -> None:
+        """The status line: ``text · elapsed 12 s · ETA 40 s · device``."""
+        parts = [text] if text else []
+        parts.append(f"elapsed {format_duration(elapsed)}")
+        if eta is not None:
+            parts.append(f"ETA {format_duration(eta)}")
+        if device:
+            parts.append(device)
+        self.status.setText(" · ".join(parts))
+
+
+class SchedulePlot(QWidget):
+    """The learning rate against the training step, drawn before training starts.
+
+    :meth:`show_values` draws ``rates[i]`` at step ``i``; :meth:`show_message`
+    replaces the curve with a short reason (no schedule, a field that does not parse).
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot = plot_widget()
+        self.plot.setLabel("bottom", "step")
+        self.plot.setLabel("left", "learning rate")
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setMinimumHeight(110)
+        self.plot.setMaximumHeight(150)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.curve = self.plot.plot([], [], pen=_pen(TRAIN_COLOUR))
+        self.epochs = pg.InfiniteLine(angle=90, pen=pg.mkPen("#adb5bd", width=1, style=Qt.PenStyle.DotLine))
+        self.epochs.hide()
+        self.plot.addItem(self.epochs)
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(1)
+        lay.addWidget(self.plot)
+        lay.addWidget(self.message)
+
+    def show_values(self, rates: np.ndarray, caption: str = "") -> None:
+        """Draw ``rates`` (float, one per step from step 0) and a caption under the plot."""
+        r = np.asarray(rates, dtype=np.float64)
+        self.curve.setData(np.arange(r.size, dtype=np.float64), r)
+        self.message.setText(caption)
+
+    def show_message(self, text: str) -> None:
+        """No curve: say why."""
+        self.curve.setData([], [])
+        self.message.setText(text)
+
+    def values(self) -> np.ndarray:
+        """The rates drawn (empty when none)."""
+        _x, y = self.curve.getData()
+        return np.asarray([] if y is None else y, dtype=np.float64)
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _esc(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
