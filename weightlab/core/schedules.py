@@ -490,18 +490,18 @@ class LRSchedule:
                 return decay(np.minimum(s, d), lr0)
             target, warm = p["warmup_target"], float(p["warmup_steps"])
             t = np.minimum(s, d + warm)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                warming = (target - lr0) * (t / warm) + lr0 if warm > 0 else np.zeros_like(t)
+            warming = (target - lr0) * (t / warm) + lr0 if warm > 0 else np.zeros_like(t)
             return np.where(t < warm, warming, decay(t - warm, target))
         # polynomial_decay
-        d = float(p["decay_steps"])
+        steps = float(p["decay_steps"])
         if p["cycle"]:
-            d = d * np.where(s == 0, 1.0, np.ceil(s / d))
+            span = steps * np.where(s == 0, 1.0, np.ceil(s / steps))
             t = s
         else:
-            t = np.minimum(s, d)
+            span = np.full_like(s, steps)
+            t = np.minimum(s, steps)
         end = p["end_learning_rate"]
-        return (lr0 - end) * np.power(1.0 - t / d, p["power"]) + end
+        return (lr0 - end) * np.power(1.0 - t / span, p["power"]) + end
 
     def describe(self, initial_lr: float) -> str:
         """Keras' constructor call: ``"ExponentialDecay(0.001, decay_steps=10000, decay_rate=0.9)"``.
