@@ -1190,21 +1190,19 @@ def _print_history(result: Any) -> None:
     _table(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "held-out", "lr", "seconds"), rows, left=1)
 
 
-def _print_savings(session: Any, args: argparse.Namespace, trained: Any, options: dict[str, Any]) -> None:
-    """The "what it bought" table: sparsity, gzip-compressed size and inference time before and after."""
+def _print_savings(session: Any, args: argparse.Namespace) -> None:
+    """The "what it bought" table: sparsity, gzip-compressed size and inference time, stored model -> trained."""
     from weightlab._tf.headless import inference_seconds
     from weightlab.core.savings import savings
+    from weightlab.formats import save_model
 
-    model = session.model
-    names = sorted(trained)
-    before = {n: model.read(n) for n in names}
-    report = savings(model, before, trained)
-    print("what it bought (the stored model -> the trained model):")
+    model, trained = session.model, session.edited_arrays()
+    report = savings(model, None, trained, saver=save_model)
+    print(f"what it bought ({Path(model.path).name} as stored -> trained):")
     print(report.table())
     if args.data is not None:
-        edited = {**session.edited_arrays(), **trained}
-        t0 = inference_seconds(model.path, args.data, None, **options)
-        t1 = inference_seconds(model.path, args.data, edited, **options)
+        t0 = inference_seconds(model.path, args.data, None, trust=args.trust)
+        t1 = inference_seconds(model.path, args.data, trained, trust=args.trust)
         print(f"inference on {args.data.name}: {1000 * t0:.1f} ms -> {1000 * t1:.1f} ms per pass (median of 5)")
 
 
@@ -1256,9 +1254,12 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
 
         run = headless.finetune if kind == "finetune" else headless.prune_retrain
         with _CtrlC() as ctrl_c, headless.run_errors(args.path):
-            result = run(args.path, spec, session.edited_arrays() or None, on_progress=progress,
-                         should_stop=ctrl_c.should_stop, **engine)  # fmt: skip
-        before_training = dict(session.edited_arrays())
+            result = _interruptible(
+                lambda: run(args.path, spec, session.edited_arrays() or None, on_progress=progress,
+                            should_stop=ctrl_c.should_stop, **engine), ctrl_c,
+            )  # fmt: skip
+        if result is None or not (result.history if kind == "finetune" else result.rounds):
+            return _interrupted(args, "stopped before the first epoch ended; nothing written")
         written: list[Path] = []
         if kind == "finetune" and args.new_head is not None:
             written = [Path(result.saved)] if result.saved else []
@@ -1271,14 +1272,14 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
         else:
             _print_result(result, kind, args)
             if kind != "finetune" or args.new_head is None:
-                trained = {**before_training, **result.arrays}
-                _print_savings(session, args, trained, engine)
+                _print_savings(session, args)
             for path in written:
                 print(f"wrote {path}")
     finally:
         session.model.close()
     if ctrl_c.pressed.is_set():
-        return _interrupted(args, f"stopped early; wrote the {getattr(result, 'kept', 'last')} weights")
+        kept = "best" if getattr(result, "kept", "") == "best" else "last"
+        return _interrupted(args, f"stopped early; wrote the {kept} epoch's weights")
     return 0
 
 

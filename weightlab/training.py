@@ -474,8 +474,8 @@ def write_outputs(
     from weightlab.core.recipe import save_recipe
     from weightlab.core.trained import Trained
 
-    step = Trained.from_arrays(arrays, label, dict(spec) if spec is not None else None)
-    session.apply(step)
+    if arrays:  # training that changed nothing (every layer frozen) adds no step
+        session.apply(Trained.from_arrays(arrays, label, dict(spec) if spec is not None else None))
     out = session.save(output, overwrite=overwrite)
     written = None
     if recipe:

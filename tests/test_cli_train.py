@@ -1,0 +1,251 @@
+"""``weightlab finetune`` and ``prune-retrain``: what the commands print and write, around the engine.
+
+The engine (``weightlab._tf.headless.finetune`` / ``prune_retrain``) is
+replaced here by a stand-in that returns known arrays, so these tests check
+the command's own work exactly: the spec it builds from the flags, the
+``--json`` shapes of issue 12, the trained model and recipe it writes (the
+recipe replays to the same tensors), the "what it bought" table.
+tests/test_cli_train_engine.py runs the commands on the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import weightlab
+from weightlab import cli
+from weightlab.core.training import EpochRecord, FinetuneResult, FinetuneSpec, PruneRetrainResult, RoundRecord
+
+headless = pytest.importorskip("weightlab._tf.headless")
+
+
+@pytest.fixture
+def run(capfd, monkeypatch):
+    """``run(*args) -> (status, stdout, stderr)`` of ``weightlab ARGS`` in this process."""
+    monkeypatch.setenv("WEIGHTLAB_DEBUG", "")
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py")]
+    levels = [lg.level for lg in loggers]
+
+    def call(*args: str | Path) -> tuple[int, str, str]:
+        capfd.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    yield call
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(level)
+
+
+@pytest.fixture
+def work(tmp_path, demo_paths) -> dict[str, Path]:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    model = folder / "m.keras"
+    shutil.copyfile(demo_paths["keras"], model)
+    rng = np.random.default_rng(0)
+    train = folder / "train.npz"
+    np.savez(train, x=rng.random((16, 8, 8, 1), dtype=np.float32), y=rng.integers(0, 10, 16))
+    return {"folder": folder, "model": model, "train": train, "data": demo_paths["data"]}
+
+
+class FakeEngine:
+    """Stands in for headless.finetune/prune_retrain: halves every kernel of the model it is given (zeros stay 0)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, dict | None, dict]] = []
+
+    def _trained(self, model_path, edited) -> dict[str, np.ndarray]:
+        session = weightlab.open(model_path)
+        try:
+            out = {}
+            for name in session.model.tensors:
+                if name.endswith("/kernel"):
+                    base = (edited or {}).get(name, session.array(name))
+                    out[name] = (np.asarray(base) * 0.5).astype(base.dtype)
+            return out
+        finally:
+            session.model.close()
+
+    def finetune(self, model_path, spec, edited=None, *, trust=False, on_progress=None, should_stop=None, **kw):
+        self.calls.append(("finetune", spec, edited, kw))
+        history = [
+            EpochRecord(epoch=e, loss=1.0 / e, accuracy=0.5 + 0.1 * e, val_loss=1.1 / e, val_accuracy=0.4 + 0.1 * e,
+                        heldout_accuracy=0.45 + 0.1 * e if spec.heldout else None, lr=1e-3, seconds=0.1)
+            for e in range(1, spec.epochs + 1)
+        ]  # fmt: skip
+        final = {"accuracy": 0.9, "loss": 0.3} if spec.heldout else None
+        if on_progress is not None:
+            on_progress({"type": "epoch", **history[0].to_dict(), "tensors": {}, "eta_s": 1.0, "device": "CPU"})
+        return FinetuneResult(history=history, best_epoch=spec.epochs, final=final,
+                              arrays=self._trained(model_path, edited), label=spec.describe(), device="CPU")  # fmt: skip
+
+    def prune_retrain(self, model_path, spec, edited=None, *, trust=False, on_progress=None, should_stop=None, **kw):
+        self.calls.append(("prune_retrain", spec, edited, kw))
+        rounds = [RoundRecord(round=r, sparsity=0.2 * r, accuracy=0.9 - 0.01 * r, loss=0.3, threshold=spec.round_threshold(r))
+                  for r in range(1, spec.rounds + 1)]  # fmt: skip
+        return PruneRetrainResult(rounds=rounds, baseline={"accuracy": 0.95, "loss": 0.2},
+                                  arrays=self._trained(model_path, edited), label=spec.describe())  # fmt: skip
+
+
+@pytest.fixture
+def engine(monkeypatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(headless, "finetune", fake.finetune, raising=False)
+    monkeypatch.setattr(headless, "prune_retrain", fake.prune_retrain, raising=False)
+    monkeypatch.setattr(headless, "inference_seconds", lambda *a, **k: 0.0125, raising=False)
+    return fake
+
+
+def _prune_recipe(folder: Path) -> Path:
+    recipe = folder / "prune.json"
+    recipe.write_text(json.dumps({"version": 1, "edits": [
+        {"op": "prune_magnitude", "target": "*/kernel", "sparsity": 0.8}]}))  # fmt: skip
+    return recipe
+
+
+def test_finetune_json_shape_and_what_it_writes(run, work, engine):
+    out = work["folder"] / "tuned.keras"
+    recipe = _prune_recipe(work["folder"])
+    code, stdout, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val-split", "0.25", "--epochs", "2",
+        "--lr", "0.002", "--recipe", recipe, "--data", work["data"], "-o", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert set(data) == {"history", "best_epoch", "final"}
+    assert [set(h) for h in data["history"]] == [{"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}] * 2
+    assert [h["epoch"] for h in data["history"]] == [1, 2]
+    assert data["best_epoch"] == 2 and data["final"] == {"accuracy": 0.9, "loss": 0.3}
+
+    # The spec the flags made, and the recipe's edits handed to the engine as the starting point.
+    _, spec, edited, _ = engine.calls[0]
+    assert isinstance(spec, FinetuneSpec)
+    assert (spec.epochs, spec.lr, spec.val_split, spec.keep_masks) == (2, 0.002, 0.25, True)
+    assert spec.heldout == str(work["data"]) and spec.train == str(work["train"])
+    kernels = sorted(edited)
+    assert kernels and all(k.endswith("/kernel") for k in kernels)
+
+    # The trained model holds the engine's arrays; the masks (the recipe's zeros) are still zero.
+    trained = weightlab.open(out)
+    try:
+        for name in kernels:
+            np.testing.assert_array_equal(trained.array(name), edited[name] * np.float32(0.5))
+            assert np.mean(trained.array(name) == 0) >= 0.79
+    finally:
+        trained.model.close()
+
+    # The recipe beside it replays the training exactly on the original model.
+    written = out.with_name("tuned.recipe.json")
+    steps = json.loads(written.read_text())["edits"]
+    assert [s["op"] for s in steps] == ["prune_magnitude", "trained"]
+    assert (work["folder"] / steps[1]["arrays"]).is_file()
+    code, _, err = run("apply", work["model"], written, "-o", work["folder"] / "replayed.keras")
+    assert code == 0, err
+    a, b = weightlab.open(out), weightlab.open(work["folder"] / "replayed.keras")
+    try:
+        for name in a.model.tensors:
+            np.testing.assert_array_equal(a.array(name), b.array(name))
+    finally:
+        a.model.close()
+        b.model.close()
+
+
+def test_finetune_human_output(run, work, engine):
+    out = work["folder"] / "tuned.keras"
+    code, stdout, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val", work["data"], "--epochs", "3",
+        "--data", work["data"], "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    lines = stdout.splitlines()
+    assert lines[0].startswith("fine-tune 3 epochs, lr auto, masks kept: ")
+    assert lines[1].split() == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "held-out", "lr", "seconds"]
+    assert [ln.split()[0] for ln in lines[2:5]] == ["1", "2", "3"]
+    assert "held-out: accuracy 90.00 %  loss 0.3" in stdout
+    assert "what it bought (m.keras as stored -> trained):" in stdout
+    assert "gzip-compressed file:" in stdout
+    assert "inference on digits_heldout.npz: 12.5 ms -> 12.5 ms per pass" in stdout
+    assert f"wrote {out}" in stdout and f"wrote {out.with_name('tuned.recipe.json')}" in stdout
+    assert err == ""  # progress only on a terminal
+
+
+def test_finetune_flags_reach_the_spec(run, work, engine):
+    out = work["folder"] / "tuned.keras"
+    code, _, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val-split", "0.2", "--epochs", "1",
+        "--optimizer", "sgd", "--momentum", "0.8", "--batch-size", "8", "--seed", "7",
+        "--schedule", "exponential_decay:decay_steps=10000,decay_rate=0.9", "--no-keep-masks",
+        "--freeze", "conv2d*", "--l1", "0.001", "--l2", "0.01", "--regularize", "dense*",
+        "--constraint", "max_norm:max_value=2@dense", "--clip-weights", "0.5",
+        "--early-stopping", "3", "--monitor", "val_accuracy", "--no-restore-best",
+        "--pruning", "polynomial_decay:initial_sparsity=0.3,final_sparsity=0.7,begin_step=0,end_step=1000",
+        "--pruning-scope", "global", "--no-recipe", "-o", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    spec = engine.calls[0][1]
+    assert (spec.optimizer, spec.momentum, spec.batch_size, spec.seed, spec.keep_masks) == ("sgd", 0.8, 8, 7, False)
+    assert spec.schedule == {"kind": "exponential_decay", "decay_steps": 10000, "decay_rate": 0.9, "staircase": False}
+    assert spec.freeze == ("conv2d*",)
+    assert spec.regularizers == ({"layers": ["dense*"], "l1": 0.001, "l2": 0.01},)
+    assert spec.constraints == ({"layers": ["dense"], "kind": "max_norm", "max_value": 2.0},)
+    assert spec.clip_weights == 0.5
+    assert spec.early_stopping == {"monitor": "val_accuracy", "patience": 3, "min_delta": 0.0, "start_from_epoch": 0,
+                                   "restore_best_weights": False}  # fmt: skip
+    assert spec.pruning["scope"] == "global" and spec.pruning["layers"] == ["*"]
+    assert spec.pruning["schedule"]["final_sparsity"] == 0.7 and spec.pruning["schedule"]["end_step"] == 1000
+    assert out.is_file() and not out.with_name("tuned.recipe.json").exists()
+
+
+def test_prune_retrain_json_shape(run, work, engine):
+    out = work["folder"] / "pruned.keras"
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "3",
+        "--threshold", "0.05", "--factor", "0.5", "--epochs", "2", "--data", work["data"], "--budget", "2",
+        "-o", out, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert set(data) == {"rounds"}
+    assert [set(r) for r in data["rounds"]] == [{"round", "sparsity", "accuracy"}] * 3
+    assert [r["round"] for r in data["rounds"]] == [1, 2, 3]
+    spec = engine.calls[0][1]
+    assert (spec.rounds, spec.threshold, spec.factor, spec.budget_pp) == (3, 0.05, 0.5, 2.0)
+    assert spec.round_threshold(3) == pytest.approx(0.0125)
+    assert spec.finetune["epochs"] == 2 and spec.finetune["heldout"] == str(work["data"])
+    assert out.is_file() and out.with_name("pruned.recipe.json").is_file()
+
+
+def test_prune_retrain_sparsities_human_output(run, work, engine):
+    out = work["folder"] / "pruned.keras"
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "2",
+        "--sparsity", "0.5,0.7", "--epochs", "1", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert engine.calls[0][1].sparsities == (0.5, 0.7)
+    assert "baseline (unpruned): accuracy 95.00 %" in stdout
+    header = next(ln for ln in stdout.splitlines() if ln.startswith("round"))
+    assert header.split() == ["round", "threshold", "sparsity", "held-out", "accuracy", "loss"]
+    assert "inference on" not in stdout  # no --data
+
+
+def test_output_never_over_the_recipe_beside_it(run, work, engine):
+    """-o's recipe would land on the input recipe: refused before training."""
+    recipe = work["folder"] / "tuned.recipe.json"
+    recipe.write_text(json.dumps({"version": 1, "edits": []}))
+    code, _, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val-split", "0.25", "--epochs", "1",
+        "--recipe", recipe, "-o", work["folder"] / "tuned.keras",
+    )  # fmt: skip
+    assert code == 2 and "refusing to write over the recipe" in err
+    assert engine.calls == []
