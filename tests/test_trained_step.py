@@ -271,7 +271,7 @@ def test_sidecar_with_other_values(session, tmp_path):
     before = side.read_bytes()
     err = _break_and_load(path)
     assert str(path) in str(err) and str(side) in str(err)
-    assert f"the recipe says {step.sha256}" in str(err) and arrays_sha256(other) in str(err)
+    assert f"the step records {step.sha256}" in str(err) and arrays_sha256(other) in str(err)
     assert side.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [side.name, "prune.json"]
 
 
@@ -424,3 +424,123 @@ def test_history_budget_with_checkpoints_counts_shared_buffers_once():
     session.apply(Scale(target="*/kernel", factor=2.0))
     # now they are past values, held by checkpoint 1 and by the step: counted once
     assert session.history_nbytes == session._dict_bytes + step.nbytes
+
+
+# -- the crash journal ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def journaled(tmp_path, demo_paths):
+    """``(session, journal, folder)``: a private copy of the demo journaled into ``folder``."""
+    from weightlab.core.journal import SessionJournal
+
+    model = tmp_path / "model" / "digits_cnn.keras"
+    model.parent.mkdir()
+    shutil.copy(demo_paths["keras"], model)
+    session = weightlab.open(model)
+    folder = tmp_path / "journals"
+    j = SessionJournal(folder)
+    j.attach(session)
+    yield session, j, folder
+    j.close()
+    session.model.close()
+
+
+def _demo_trained(session: EditSession, seed: int = 0) -> Trained:
+    rng = np.random.default_rng(seed)
+    new = {n: rng.normal(size=session.model.tensor(n).shape).astype("float32") for n in ("dense/kernel", "dense_1/bias")}
+    return Trained.from_arrays(new, f"{LABEL} #{seed}")
+
+
+def _dead_copy(folder: Path, tmp_path: Path) -> Path:
+    dead = tmp_path / "dead"
+    dead.mkdir()
+    for p in folder.iterdir():
+        if p.suffix in (".jsonl", ".npz"):
+            shutil.copy(p, dead / p.name)
+    return dead
+
+
+def test_a_trained_step_survives_a_crash(journaled, tmp_path):
+    from weightlab.core.journal import find_stale, restore
+
+    session, j, folder = journaled
+    session.apply(PruneMagnitude(target="*/kernel", sparsity=0.8))
+    first, second = _demo_trained(session, 1), _demo_trained(session, 2)
+    session.apply(first)
+    session.apply(Scale(target="dense_1/kernel", factor=0.5))
+    session.apply(second)
+    session.undo()
+    session.set_step_enabled(1, False)
+    j.flush()
+    stem = j.path.name[: -len(".jsonl")]
+    assert sorted(p.name for p in folder.glob("*.npz")) == sorted(
+        f"{stem}.{s.sha256[:12]}.npz" for s in (first, second)
+    )
+    (cand,) = find_stale(_dead_copy(folder, tmp_path))
+    try:
+        assert cand.damage is None
+        restored = restore(cand, weightlab.open)
+    finally:
+        cand.release()
+    try:
+        assert [s.edit for s in restored.steps] == [s.edit for s in session.steps]
+        assert [s.enabled for s in restored.steps] == [False if i == 1 else True for i in range(4)]
+        assert restored.position == session.position == 3
+        assert {n: restored.array(n).tobytes() for n in restored.model.tensors} == {
+            n: session.array(n).tobytes() for n in session.model.tensors
+        }
+        restored.set_step_enabled(1, True)
+        restored.redo()
+        assert np.array_equal(restored.array("dense/kernel"), second.held_arrays()["dense/kernel"])
+    finally:
+        restored.model.close()
+    # The journal's arrays go with it: after a save nothing is left.
+    session.save(tmp_path / "saved.keras")
+    j.sync()
+    assert list(folder.glob("*.npz")) == [] and list(folder.glob("*.jsonl")) == []
+
+
+def test_a_missing_or_changed_array_file_restores_the_steps_before_it(journaled, tmp_path):
+    from weightlab.core.journal import find_stale, restore
+
+    session, j, folder = journaled
+    session.apply(PruneMagnitude(target="*/kernel", sparsity=0.5))
+    step = _demo_trained(session)
+    session.apply(step)
+    session.apply(Scale(target="dense_1/kernel", factor=0.5))
+    j.flush()
+    pruned = EditSession(session.model)
+    pruned.apply(PruneMagnitude(target="*/kernel", sparsity=0.5))
+    dead = _dead_copy(folder, tmp_path)
+    (side,) = dead.glob("*.npz")
+    with open(side, "wb") as f:
+        np.savez(f, **{n: a + 1 for n, a in step.held_arrays().items()})
+    (cand,) = find_stale(dead)
+    try:
+        assert cand.edit_count == 1
+        assert "step 2" in cand.damage and "SHA-256" in cand.damage and str(side) in cand.damage
+        restored = restore(cand, weightlab.open)
+        try:
+            assert restored.position == 1
+            assert restored.array("dense/kernel").tobytes() == pruned.array("dense/kernel").tobytes()
+        finally:
+            restored.model.close()
+        side.unlink()
+        cand.discard()
+    finally:
+        cand.release()
+    assert list(dead.iterdir()) == []
+
+
+def test_discarding_a_journal_removes_its_arrays(journaled, tmp_path):
+    from weightlab.core.journal import find_stale
+
+    session, j, folder = journaled
+    session.apply(_demo_trained(session))
+    j.flush()
+    dead = _dead_copy(folder, tmp_path)
+    assert len(list(dead.glob("*.npz"))) == 1
+    (cand,) = find_stale(dead)
+    cand.discard()
+    assert list(dead.iterdir()) == []

@@ -43,6 +43,13 @@ dies. Journals whose lock can be taken are the candidates for a restore
 step limits, every edit goes through the recipe parser, and a damaged line
 (a write cut short by the kill) ends the replay there: everything before it
 is restored, nothing after it is trusted.
+
+A ``trained`` step (:class:`~weightlab.core.trained.Trained`) holds arrays
+no replay can recompute: they are written beside the journal, once per step,
+as ``<journal stem>.<sha256[:12]>.npz`` (atomically, on the thread that
+journals the change), and removed with the journal. A restore reads them as
+untrusted input and checks them by hash; a missing or different file ends
+the replay before that step, as damage does.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from .edits import Edit, edit_from_dict
 from .errors import RecipeError, WeightLabError
+from .trained import Trained, read_arrays, sidecar_name, write_arrays
 
 if TYPE_CHECKING:
     from .session import EditSession
@@ -437,6 +445,7 @@ class SessionJournal:
         self._dirty = threading.Event()  # written, not yet fsynced
         self._closing = threading.Event()
         self._dir_dirty = False  # the journal's name is not yet durable in its folder
+        self._arrays: set[Path] = set()  # trained steps' arrays written beside the journal
 
     # -- life cycle -------------------------------------------------------------------------
     def attach(self, session: EditSession | None) -> None:
@@ -505,7 +514,9 @@ class SessionJournal:
             now = History.of(s)
             if self._fd is None:
                 self._create(now)
+                self._write_arrays(now)
                 return
+            self._write_arrays(now)
             recs = _diff(self._known, now)
             if recs is None or self._records + len(recs) > 2 * len(now.edits) + COMPACT_SLACK:
                 self._rewrite(now)
@@ -515,6 +526,15 @@ class SessionJournal:
             self._known = now.copy()
         except (OSError, TypeError, ValueError) as e:
             self.error = f"edit journal stopped: {e}"
+
+    def _write_arrays(self, now: History) -> None:
+        """Write the arrays of trained steps not yet beside the journal."""
+        for edit in now.edits:
+            if isinstance(edit, Trained) and edit.has_arrays:
+                target = self.folder / sidecar_name(f"{self._stem}{_SUFFIX}", edit.sha256)
+                if target not in self._arrays:
+                    write_arrays(target, edit)
+                    self._arrays.add(target)
 
     def _header(self) -> dict[str, Any]:
         s = self.session
@@ -634,6 +654,9 @@ class SessionJournal:
                 _unlink(self.path.with_name(self.path.name + ".tmp"))
                 _fsync_dir(self.path.parent)
                 self.path = None
+            for side in self._arrays:
+                _unlink(side)
+            self._arrays.clear()
             if self._lock_fd is not None:
                 _unlink(self.folder / f"{self._stem}.lock")
                 os.close(self._lock_fd)
@@ -732,6 +755,8 @@ class Candidate:
         """Delete the journal (and its lock)."""
         _unlink(self.journal)
         _unlink(self.journal.with_name(self.journal.name + ".tmp"))
+        for side in _sidecars(self.journal):
+            _unlink(side)
         _unlink(_lock_path(self.journal))
         self.release()
 
@@ -777,6 +802,30 @@ class Candidate:
 
 def _lock_path(journal: Path) -> Path:
     return journal.with_name(journal.name[: -len(_SUFFIX)] + ".lock")
+
+
+def _sidecars(journal: Path) -> list[Path]:
+    """The trained steps' arrays written beside ``journal``."""
+    return sorted(journal.parent.glob(f"{_glob_escape(journal.name[: -len(_SUFFIX)])}.*.npz"))
+
+
+def _load_arrays(history: History, journal: Path) -> str | None:
+    """Give trained steps their arrays from beside ``journal``; at the first that cannot, cut the history there.
+
+    Returns what stopped it (as a ``damage`` text), else None.
+    """
+    for i, edit in enumerate(history.edits):
+        if not isinstance(edit, Trained) or edit.has_arrays:
+            continue
+        try:
+            name = sidecar_name(journal, edit.sha256)
+            arrays = read_arrays(journal.parent, name, owner=str(journal))
+            history.edits[i] = edit.attach(arrays, source=f"{journal}: trained weights {journal.parent / name}")
+        except RecipeError as e:
+            del history.edits[i:], history.enabled[i:]
+            history.position = min(history.position, i)
+            return f"step {i + 1} ({edit.label}): {e.message}"
+    return None
 
 
 def read_journal(path: str | os.PathLike[str]) -> Candidate:
@@ -849,6 +898,7 @@ def read_journal(path: str | os.PathLike[str]) -> Candidate:
     else:
         if tail and damage is None:
             damage = f"line {len(lines) + 1}: cut short"
+    damage = _load_arrays(history, p) or damage
     return Candidate(p, Path(model), fmt, history, sha, files, damage, float(created))
 
 
@@ -897,6 +947,8 @@ def find_stale(folder: str | os.PathLike[str] | None = None) -> list[Candidate]:
         if cand is None or cand.edit_count == 0:
             _unlink(p)
             _unlink(p.with_name(p.name + ".tmp"))
+            for side in _sidecars(p):
+                _unlink(side)
             _unlink(_lock_path(p))
             os.close(fd)
             continue

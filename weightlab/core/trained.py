@@ -248,8 +248,8 @@ class Trained(Edit):
             raise RecipeError(f"{source}: {e}") from None
         if digest != self.sha256:
             raise RecipeError(
-                f"{source}: its arrays' SHA-256 is {digest}, the recipe says {self.sha256} "
-                "(the file was changed or belongs to another recipe)"
+                f"{source}: its arrays' SHA-256 is {digest}; the step records {self.sha256} "
+                "(the file was changed, or belongs to another step)"
             )
         out = Trained(target=self.target, label=self.label, sha256=self.sha256, spec=self.spec)
         object.__setattr__(out, "_arrays", held)
@@ -439,7 +439,7 @@ def read_arrays(
     try:
         lst = os.lstat(path)
     except FileNotFoundError:
-        raise fail("missing (it is written beside the recipe when the recipe is saved)") from None
+        raise fail("missing (saving a recipe writes it beside the recipe)") from None
     except OSError as e:
         raise fail(f"cannot read ({e.strerror or e})") from None
     if stat.S_ISLNK(lst.st_mode) and not is_inside(path, folder):
