@@ -10,7 +10,8 @@
 (:mod:`benchmarks.bench_edits`), (f) the event loop while a large-tensor edit,
 undo or step switch runs (:mod:`benchmarks.bench_edit_stall`), (g) a per-layer clip sensitivity sweep
 against the set-weights-and-evaluate loop (:mod:`benchmarks.bench_sweep`), (i) a neuron ablation ranking
-of the demo's Dense layer (:mod:`benchmarks.bench_rank`). Every alternative is measured in
+of the demo's Dense layer (:mod:`benchmarks.bench_rank`), (j) fine-tuning throughput against
+``model.fit`` (:mod:`benchmarks.bench_train`). Every alternative is measured in
 the same run. ``--quick`` repeats less. ``--only`` reruns some sections and keeps the others' last
 results (from ``docs/benchmarks.json``), each section stamped with when it ran. The cached models live in
 ``benchmarks/.cache`` (built once, in a child process).
@@ -221,6 +222,36 @@ def section_i(rows: list[dict]) -> str:
     )
 
 
+def section_j(rows: list[dict]) -> str:
+    body = _table(
+        ["case", "WeightLab epoch", "model.fit epoch", "samples/s (WeightLab, fit)", "ratio", "target", "result",
+         "whole call (WeightLab, fit)", "weights"],
+        [[r["benchmark"].removeprefix("fine-tune throughput, "), _fmt_s(r["weightlab_epoch_s"]),
+          _fmt_s(r["fit_epoch_s"]), f"{r['weightlab_samples_per_s']}, {r['fit_samples_per_s']}", f"{r['ratio']}x",
+          r["target"], _met(r["met"]), f"{_fmt_s(r['weightlab_call_s'])}, {_fmt_s(r['fit_call_s'])}",
+          f"max diff {r['max_abs_diff']:.1e}" if r["max_abs_diff"] is not None
+          else ("masked zeros kept" if r["zeros_kept"] else "**masked zeros lost**")]
+         for r in rows],
+    )
+    runs = "\n".join(
+        f"- {r['benchmark'].removeprefix('fine-tune throughput, ')}: WeightLab epochs {r['weightlab_epoch_runs_s']}, "
+        f"model.fit epochs {r['fit_epoch_runs_s']}"
+        for r in rows
+    )
+    first = rows[0] if rows else {}
+    return (
+        "## (j) Fine-tuning throughput against model.fit\n\n"
+        f"The bundled demo CNN on its training split ({first.get('samples', '?')} training images after a "
+        f"{first.get('epochs', '?')}-epoch run's validation split, batch {first.get('batch_size', '?')}, Adam, "
+        f"device {first.get('device', '?')}): `weightlab._tf.headless.finetune` (what `weightlab finetune` runs) "
+        "against, in the same run and interleaved, `load_model` + `compile` + `model.fit` with the same seed, "
+        "data, batch size and validation split. An epoch is the time between the ends of consecutive epochs "
+        "(epochs 2 onwards: tracing left out; WeightLab's includes everything it does per epoch), median over "
+        "every repeat; ratio = WeightLab's throughput / model.fit's (see `benchmarks/bench_train.py`).\n\n"
+        f"{body}\n\nAll epochs (seconds):\n\n{runs}\n"
+    )
+
+
 #: Every section: key -> (module, runner(module, quick) -> rows, formatter).
 SECTIONS = {
     "a": ("bench_histogram", lambda m, quick: m.run(*((3, 1) if quick else (5, 3))), section_a),
@@ -232,6 +263,7 @@ SECTIONS = {
     "g": ("bench_sweep", lambda m, quick: m.run(), section_g),
     "h": ("bench_sweep_parallel", lambda m, quick: m.run(), section_h),
     "i": ("bench_rank", lambda m, quick: m.run(2 if quick else 3), section_i),
+    "j": ("bench_train", lambda m, quick: m.run(*((1, 4) if quick else (3, 6))), section_j),
 }
 
 

@@ -85,7 +85,8 @@ class FakeEngine:
         ]  # fmt: skip
         final = {"accuracy": 0.9, "loss": 0.3} if spec.heldout else None
         if on_progress is not None:
-            on_progress({"type": "epoch", **history[0].to_dict(), "tensors": {}, "eta_s": 1.0, "device": "CPU"})
+            on_progress(1 / spec.epochs, "epoch 1", {"type": "epoch", **history[0].to_dict(), "tensors": {},
+                                                     "eta_s": 1.0, "device": "CPU"})  # fmt: skip
         return FinetuneResult(history=history, best_epoch=spec.epochs, final=final,
                               arrays=self._trained(model_path, edited), label=spec.describe(), device="CPU")  # fmt: skip
 
@@ -249,3 +250,52 @@ def test_output_never_over_the_recipe_beside_it(run, work, engine):
     )  # fmt: skip
     assert code == 2 and "refusing to write over the recipe" in err
     assert engine.calls == []
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and records what is written."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty, self.text = tty, ""
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, s: str) -> None:
+        self.text += s
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_only_on_a_terminal():
+    term, pipe = _Terminal(True), _Terminal(False)
+    partials = [
+        {"type": "round", "round": 0, "sparsity": 0.0, "accuracy": 0.97},
+        {"type": "batch", "round": 1, "epoch": 1, "batch": 5, "batches": 41, "step": 5, "loss": 0.25, "lr": 1e-3},
+        {"type": "sparsity", "step": 100, "sparsity": 0.42},
+        {"type": "epoch", "round": 1, "epoch": 1, "loss": 0.2, "val_loss": 0.3, "val_accuracy": 0.9, "eta_s": 4.2},
+        {"type": "round", "round": 1, "sparsity": 0.5, "accuracy": 0.95},
+    ]
+    for out in (term, pipe):
+        progress = cli._TrainingProgress(out, epochs=2)
+        for p in partials:
+            progress(None, "", p)
+    assert pipe.text == ""
+    lines = [ln.strip() for ln in term.text.replace("\r", "\n").splitlines() if ln.strip()]
+    assert lines == [
+        "baseline: sparsity 0.00 %  held-out accuracy 97.00 %",
+        "round 1, epoch 1/2  batch 5/41  loss 0.25",
+        "step 100: pruned to sparsity 42.00 %",
+        "round 1, epoch 1/2  loss 0.2  val_loss 0.3  val_accuracy 90.00 %  ETA 4 s",
+        "round 1: sparsity 50.00 %  held-out accuracy 95.00 %",
+    ]
+
+
+def test_negative_gpus_refused(run, work, engine):
+    code, _, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val-split", "0.25", "--epochs", "1",
+        "--gpus", "-1", "-o", work["folder"] / "t.keras",
+    )  # fmt: skip
+    assert code == 2 and err.strip() == "weightlab: error: --gpus: expected a number of GPUs >= 0; got -1"
+    assert engine.calls == [] and not (work["folder"] / "t.keras").exists()

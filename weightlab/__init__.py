@@ -418,7 +418,7 @@ def finetune(
     *,
     recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     trust: bool = False,
     **options: Any,
@@ -447,8 +447,10 @@ def finetune(
         recipe beside it: :func:`weightlab.training.write_outputs`). With
         ``new_head`` it is the ``.keras`` file of the new model.
     progress:
-        Called with each of the job's partial results (dicts, ``"type"``
-        ``"batch"``, ``"epoch"`` or ``"sparsity"``: see docs/training.md).
+        Called as ``progress(fraction, message, partial)``: the fraction done
+        (or None), a line of text, and the job's partial result (a dict whose
+        ``"type"`` is ``"batch"``, ``"epoch"`` or ``"sparsity"``; see
+        docs/training.md).
     should_stop:
         Polled between batches; True ends training, keeping the best or the
         last epoch's weights (``on_cancel``).
@@ -511,7 +513,7 @@ def prune_retrain(
     *,
     recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
-    progress: Callable[[dict[str, Any]], None] | None = None,
+    progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     trust: bool = False,
     **options: Any,
@@ -523,7 +525,9 @@ def prune_retrain(
     Parameters
     ----------
     model, train, recipe, progress, should_stop, trust:
-        As for :func:`finetune` (``progress`` also gets ``"round"`` partials).
+        As for :func:`finetune` (``progress`` also gets ``"round"`` partials,
+        round 0 being the unpruned baseline; batch and epoch partials carry
+        their ``"round"``).
     output:
         Where to write the pruned and retrained model (and its recipe).
     options:

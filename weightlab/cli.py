@@ -1142,20 +1142,25 @@ def _training_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class _TrainingProgress:
-    """Per-batch and per-epoch progress on stderr, only when it is a terminal (the job's partials)."""
+    """Per-batch and per-epoch progress on stderr, only when it is a terminal.
+
+    Called as the engine's ``on_progress(fraction, message, partial)`` with the
+    job's partial dicts (:mod:`weightlab.core.training`): batches overwrite one
+    line, epochs and rounds each leave a line.
+    """
 
     def __init__(self, err: Any, epochs: int) -> None:
         try:
             self.on = bool(err.isatty())
         except (AttributeError, OSError, ValueError):
             self.on = False
-        self.err, self.epochs, self.round = err, epochs, None
+        self.err, self.epochs = err, epochs
 
-    def __call__(self, partial: Any) -> None:
+    def __call__(self, fraction: float | None, message: str, partial: Any) -> None:
         if not self.on or not isinstance(partial, Mapping):
             return
         kind = partial.get("type")
-        where = f"round {self.round} " if self.round is not None else ""
+        where = f"round {partial['round']}, " if kind != "round" and partial.get("round") else ""
         if kind == "batch":
             line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  batch {partial.get('batch')}/"
                     f"{partial.get('batches')}  loss {_g(partial.get('loss'))}")  # fmt: skip
@@ -1167,9 +1172,12 @@ class _TrainingProgress:
                     + ("" if eta is None else f"  ETA {eta:.0f} s"))  # fmt: skip
             self._write("\r" + line.ljust(72) + "\n")
         elif kind == "round":
-            self.round = int(partial.get("round", 0)) + 1
-            self._write(f"\rround {partial.get('round')}: sparsity {_pct(partial.get('sparsity'))}  "
+            what = "baseline" if partial.get("round") == 0 else f"round {partial.get('round')}"
+            self._write(f"\r{what}: sparsity {_pct(partial.get('sparsity'))}  "
                         f"held-out accuracy {_pct(partial.get('accuracy'))}\n")  # fmt: skip
+        elif kind == "sparsity":
+            self._write(f"\r{where}step {partial.get('step')}: pruned to sparsity {_pct(partial.get('sparsity'))}"
+                        .ljust(72))  # fmt: skip
 
     def _write(self, text: str) -> None:
         try:
@@ -1206,15 +1214,38 @@ def _print_savings(session: Any, args: argparse.Namespace) -> None:
         print(f"inference on {args.data.name}: {1000 * t0:.1f} ms -> {1000 * t1:.1f} ms per pass (median of 5)")
 
 
+def _gpus(gpus: int | None) -> dict[str, Any]:
+    """``--gpus N``: the GPUs TensorFlow may see (set before it is imported), and the engine's ``gpus`` if it takes one.
+
+    0 trains on the CPU and 1 on the first GPU; more than one needs the
+    engine's ``tf.distribute.MirroredStrategy`` (``headless.finetune(...,
+    gpus=N)``): refused with a clear message when the engine has none.
+    Without ``--gpus`` TensorFlow's default placement applies (the first GPU
+    when there is one).
+    """
+    if gpus is None:
+        return {}
+    import inspect
+
+    if "CUDA_VISIBLE_DEVICES" not in os.environ and "tensorflow" not in sys.modules:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(gpus)))  # read when TensorFlow starts
+    from weightlab._tf import headless
+
+    takes = "gpus" in inspect.signature(headless.finetune).parameters
+    if gpus > 1 and not takes:
+        raise WeightLabError(
+            f"--gpus {gpus}: training on several GPUs (tf.distribute.MirroredStrategy) is not available in "
+            "this version; use --gpus 1 (one GPU) or leave --gpus out"
+        )
+    return {"gpus": gpus} if takes else {}
+
+
 def _run_training(args: argparse.Namespace, kind: str) -> int:
     from weightlab import training
 
     _check_training_outputs(args)
-    engine: dict[str, Any] = {"trust": args.trust}
-    if args.gpus is not None:
-        if args.gpus < 0:
-            raise WeightLabError(f"--gpus: expected a number of GPUs >= 0; got {args.gpus}")
-        engine["gpus"] = args.gpus
+    if args.gpus is not None and args.gpus < 0:
+        raise WeightLabError(f"--gpus: expected a number of GPUs >= 0; got {args.gpus}")
     try:
         if kind == "finetune":
             if args.new_head is not None and not args.no_recipe:
@@ -1249,6 +1280,7 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
     session.history_budget_bytes = 0
     try:
         training.check_training(session, spec)
+        engine: dict[str, Any] = {"trust": args.trust, **_gpus(args.gpus)}
         progress = _TrainingProgress(getattr(args, "stderr", sys.stderr), epochs)
         from weightlab._tf import headless
 

@@ -1,0 +1,182 @@
+"""Benchmark (j): training throughput of ``weightlab finetune``'s engine against a plain ``model.fit``.
+
+Issue 12 asks for fine-tuning within 10 % of ``model.fit``'s throughput on
+the same data. WeightLab: :func:`weightlab._tf.headless.finetune` (what
+``weightlab finetune`` and ``weightlab.finetune`` run). The alternative, in
+the same process and run, interleaved: ``keras.utils.set_random_seed``,
+``keras.saving.load_model``, ``compile`` with the same optimizer, loss and
+learning rate, ``model.fit`` with the same batch size, epochs, shuffling and
+``validation_split``.
+
+Throughput is training samples per second in the steady state: the time
+between the ends of consecutive epochs (epochs 2 to E, so the first epoch's
+tracing is left out), median over the epochs of every repeat. On WeightLab's
+side an epoch ends when its ``"epoch"`` progress partial arrives (after its
+validation and everything the engine does per epoch: keeping the best
+weights, the streamed tensors); on ``model.fit``'s side at its
+``on_epoch_end``. The end-to-end time of each call (model load, data,
+compile, every epoch) is reported too.
+
+Cases: the bundled demo CNN on its training split (1,437 images of 8x8,
+batch 32) as stored with masks off (the comparison of issue 12: plain
+training), and with 80 % of every kernel pruned and masks kept (the
+price of the masks; ``model.fit`` trains the same pruned weights without
+them). The weights of the plain case are compared with ``model.fit``'s
+(max |difference|; equal within 1e-5 on CPU is tested in tests/).
+
+Run ``python benchmarks/bench_train.py`` (prints JSON rows) or call :func:`run`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEMO = ROOT / "resources" / "demo"
+MODEL = DEMO / "digits_cnn.keras"
+TRAIN = DEMO / "digits_train.npz"
+BATCH = 32
+LR = 1e-3
+VAL_SPLIT = 0.1
+SEED = 0
+#: Issue 12's target: WeightLab's throughput at least this fraction of model.fit's.
+TARGET = 0.9
+
+
+def _periods(ends: list[float]) -> list[float]:
+    """Seconds between consecutive epoch ends (epoch 2 onwards)."""
+    return [b - a for a, b in zip(ends, ends[1:])]
+
+
+def _pruned(sparsity: float) -> dict[str, np.ndarray]:
+    """Every kernel of the demo with its smallest ``sparsity`` fraction of entries zeroed (per tensor)."""
+    import weightlab
+    from weightlab.edits import PruneMagnitude
+
+    s = weightlab.open(MODEL)
+    try:
+        s.apply(PruneMagnitude(target="*/kernel", sparsity=sparsity))
+        return {k: np.array(v) for k, v in s.edited_arrays().items()}
+    finally:
+        s.model.close()
+
+
+def _fit(epochs: int, edited: dict[str, np.ndarray] | None) -> tuple[list[float], float, dict[str, np.ndarray]]:
+    """``model.fit`` as a user writes it: (epoch periods, seconds of the whole call, trained kernels)."""
+    import keras
+
+    t0 = time.perf_counter()
+    keras.utils.set_random_seed(SEED)
+    with np.load(TRAIN) as npz:
+        x, y = npz["x"], npz["y"]
+    model = keras.saving.load_model(MODEL, compile=False)
+    variables = {v.path: v for v in model.weights}  # the demo's paths are its canonical names
+    for name, value in (edited or {}).items():
+        variables[name].assign(value)
+    model.compile(optimizer=keras.optimizers.Adam(LR), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    ends: list[float] = []
+
+    class Ends(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            ends.append(time.perf_counter())
+
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_split=VAL_SPLIT, shuffle=True, verbose=0,
+              callbacks=[Ends()])  # fmt: skip
+    total = time.perf_counter() - t0
+    kernels = {n: np.array(v.numpy()) for n, v in variables.items() if n.endswith("/kernel")}
+    return _periods(ends), total, kernels
+
+
+def _weightlab(epochs: int, edited: dict[str, np.ndarray] | None, keep_masks: bool):
+    """``headless.finetune``: (epoch periods, seconds of the whole call, the result)."""
+    from weightlab import training
+    from weightlab._tf import headless
+
+    spec = training.finetune_spec(TRAIN, val_split=VAL_SPLIT, epochs=epochs, batch_size=BATCH, lr=LR,
+                                  optimizer="adam", keep_masks=keep_masks, seed=SEED)  # fmt: skip
+    ends: list[float] = []
+
+    def progress(fraction, message, partial):
+        if partial.get("type") == "epoch":
+            ends.append(time.perf_counter())
+
+    t0 = time.perf_counter()
+    result = headless.finetune(MODEL, spec, edited, on_progress=progress)
+    return _periods(ends), time.perf_counter() - t0, result
+
+
+def run(repeats: int = 2, epochs: int = 6) -> list[dict]:
+    """One row per case: ``benchmark``, ``samples``, ``epochs``, ``weightlab_epoch_s`` and
+    ``fit_epoch_s`` (median steady-state epoch periods), ``weightlab_samples_per_s``,
+    ``fit_samples_per_s``, ``ratio`` (WeightLab / fit throughput), ``target``, ``met``,
+    ``weightlab_call_s`` and ``fit_call_s`` (median end-to-end seconds), ``max_abs_diff``
+    (plain case: trained kernels against fit's), ``zeros_kept`` (masked case), ``device``."""
+    with np.load(TRAIN) as npz:
+        n_train = int(len(npz["y"]) * (1 - VAL_SPLIT) + 0.5)
+    pruned = _pruned(0.8)
+    cases = [
+        ("demo CNN as stored, masks off (plain training)", None, False),
+        ("demo CNN, 80 % of every kernel pruned, masks kept", pruned, True),
+    ]
+    rows = []
+    for label, edited, keep in cases:
+        wl_periods, fit_periods, wl_calls, fit_calls = [], [], [], []
+        diff, zeros_kept, device = None, None, "?"
+        for _ in range(repeats):
+            p, call, result = _weightlab(epochs, edited, keep)
+            wl_periods += p
+            wl_calls.append(call)
+            device = result.device
+            p, call, kernels = _fit(epochs, edited)
+            fit_periods += p
+            fit_calls.append(call)
+            if edited is None:
+                diff = max(float(np.max(np.abs(result.arrays[n] - kernels[n]))) for n in kernels if n in result.arrays)
+            else:
+                zeros_kept = all(bool(np.all(result.arrays[n][edited[n] == 0] == 0)) for n in edited)
+        wl_s, fit_s = statistics.median(wl_periods), statistics.median(fit_periods)
+        ratio = fit_s / wl_s  # = WeightLab's throughput / fit's
+        rows.append(
+            {
+                "benchmark": f"fine-tune throughput, {label}",
+                "samples": n_train,
+                "epochs": epochs,
+                "batch_size": BATCH,
+                "weightlab_epoch_s": round(wl_s, 4),
+                "fit_epoch_s": round(fit_s, 4),
+                "weightlab_samples_per_s": round(n_train / wl_s),
+                "fit_samples_per_s": round(n_train / fit_s),
+                "ratio": round(ratio, 3),
+                "target": f">= {TARGET:g} (within 10 %)",
+                "met": ratio >= TARGET,
+                "weightlab_call_s": round(statistics.median(wl_calls), 3),
+                "fit_call_s": round(statistics.median(fit_calls), 3),
+                "weightlab_epoch_runs_s": [round(v, 4) for v in wl_periods],
+                "fit_epoch_runs_s": [round(v, 4) for v in fit_periods],
+                "max_abs_diff": diff,
+                "zeros_kept": zeros_kept,
+                "device": device,
+            }
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=6)
+    a = p.parse_args()
+    print(json.dumps(run(a.repeats, a.epochs), indent=2))
