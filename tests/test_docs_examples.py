@@ -89,8 +89,12 @@ def test_catalogue_lists_every_edit_with_its_fields():
                 assert p.choices and p.suggested in p.choices, f"{op}.{p.name}"
 
 
-def _valid_step(info) -> dict:
-    """A recipe step of ``info`` with every parameter at its suggested value (one of each alternative)."""
+def _valid_step(info, param: str | None = None) -> dict:
+    """A recipe step of ``info`` with every parameter at its suggested value (one of each alternative).
+
+    Parameters that apply only with another's value (``ParamInfo.when``) are left out, except
+    ``param``, whose condition is then met (reinit's ``stddev``: ``initializer`` random_normal).
+    """
     step = {"op": info.op, "target": "x"}
     seen = set()
     for p in info.params:
@@ -102,6 +106,12 @@ def _valid_step(info) -> dict:
         if p.kind in ("indices", "index"):
             value = list(value) or [0]
         step[p.name] = value
+    if param and info.param(param).when:
+        other, values = info.param(param).when
+        step[other] = values[0]
+    for p in info.params:
+        if p.when and p.name != param and step.get(p.when[0]) not in p.when[1]:
+            step.pop(p.name, None)
     return step
 
 
@@ -118,7 +128,7 @@ def test_catalogue_suggestions_build_the_edit(op):
 def test_catalogue_ranges_are_the_recipe_parsers(op, param):
     info = CATALOGUE[op]
     p = info.param(param)
-    step = _valid_step(info)
+    step = _valid_step(info, param)
     for alt in info.params:  # give this parameter, not its alternative
         if alt.alternative and alt.alternative == p.alternative and alt.name != param:
             step.pop(alt.name, None)
@@ -147,7 +157,7 @@ def test_catalogue_choices_are_the_recipe_parsers():
         for p in info.params:
             if p.kind != "choice":
                 continue
-            step = _valid_step(info)
+            step = _valid_step(info, p.name)
             for choice in p.choices:
                 step[p.name] = choice
                 assert edit_from_dict(step).params()[p.name] == choice

@@ -271,7 +271,7 @@ def test_compute_fans_matches_keras_convention():
     assert compute_fans(()) == (1, 1)
 
 
-@pytest.mark.parametrize("init", INITIALIZERS)
+@pytest.mark.parametrize("init", INITIALIZERS[:11])  # the rest: tests/test_reinit_initializers.py
 def test_reinit_statistics_and_seed(init):
     s, _ = build()
     name = "conv2d/kernel"

@@ -92,7 +92,8 @@ def random_edit(rng: np.random.Generator):
     if kind == 8:
         return Revert(target=t)
     if kind == 9:
-        return Reinit(target=t, initializer=INITIALIZERS[rng.integers(len(INITIALIZERS))], seed=seed)
+        anyshape = INITIALIZERS[:11]  # not orthogonal (2-D+) or identity (2-D only): t may be a bias
+        return Reinit(target=t, initializer=anyshape[rng.integers(len(anyshape))], seed=seed)
     if kind == 10:
         return PruneMagnitude(target=t, sparsity=float(rng.uniform()), scope=["tensor", "global"][seed % 2])
     if kind == 11:

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .edits import EDIT_TYPES, INITIALIZERS, Edit
+from .edits import EDIT_TYPES, INITIALIZER_PARAMS, INITIALIZERS, VS_DISTRIBUTIONS, VS_MODES, Edit
 
 #: Kinds of parameter values: a float, an integer, one string of ``choices``,
 #: a bool, a list of neuron indices, one index per axis.
@@ -62,6 +62,11 @@ class ParamInfo:
         Within an alternative group, the name of parameters that are given
         together as one choice (clip's ``min`` and ``max``, ``"bounds"``,
         against its ``threshold``), or ``""``.
+    when:
+        ``(other parameter, values)``: the parameter applies only when the
+        other one has one of these values, and the edit refuses it otherwise
+        (reinit's ``mean``: ``("initializer", ("random_normal",
+        "truncated_normal"))``); ``None``: always applies.
     """
 
     name: str
@@ -76,6 +81,7 @@ class ParamInfo:
     unit: str = ""
     alternative: str = ""
     joint: str = ""
+    when: tuple[str, tuple[str, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ _AXIS: dict[str, Any] = {
     "suggested": "out",
     "choices": ("out", "in"),
 }
+def _initializers_taking(arg: str) -> tuple[str, tuple[str, ...]]:
+    """reinit's ``when``: the initializers that take argument ``arg``."""
+    return "initializer", tuple(i for i in INITIALIZERS if arg in INITIALIZER_PARAMS[i])
+
+
 _SEED: dict[str, Any] = {"kind": "int", "help": "same seed, same values", "suggested": 0, "lo": 0, "hi": 2**63 - 1}
 
 #: ``op -> (label, group, target, meaning, notes, {param: data})``, in menu order.
@@ -260,18 +271,36 @@ _DATA: dict[str, tuple[str, str, str, str, str, dict[str, dict[str, Any]]]] = {
     "reinit": (
         "Re-initialize", "Init", "tensors",
         "w = initializer(w.shape), Keras' formulas drawn with a seeded NumPy generator",
-        "Keras' formulas (`compute_fans`, VarianceScaling), drawn with NumPy's PCG64 seeded by "
-        "`[seed, crc32(tensor name)]`: the same distribution as Keras, not the same values; `random_normal` and "
-        "`truncated_normal` (cut at 2 stddev) default to mean 0, stddev 0.05, `random_uniform` to -0.05..0.05",
+        "every Keras built-in initializer with its arguments, Keras' defaults where not given "
+        "(`RandomNormal(mean=0.0, stddev=0.05)`, `TruncatedNormal` cut at 2 stddev, "
+        "`RandomUniform(minval=-0.05, maxval=0.05)`, `Constant(value=0.0)`, "
+        "`VarianceScaling(scale=1.0, mode=\"fan_in\", distribution=\"truncated_normal\")` with `compute_fans`, "
+        "`Orthogonal(gain=1.0)` (QR of a normal draw, at least 2-D), `Identity(gain=1.0)` (2-D only)); an argument "
+        "the initializer does not take is refused; drawn with NumPy's PCG64 seeded by "
+        "`[seed, crc32(tensor name)]`: the same distribution as Keras, not the same values",
         {
             "initializer": {"kind": "choice", "choices": INITIALIZERS, "suggested": "glorot_uniform",
                             "help": "a Keras built-in initializer"},
             "seed": _SEED,
-            "mean": {"kind": "float", "help": "mean (random_normal, truncated_normal)", "suggested": 0.0},
+            "mean": {"kind": "float", "help": "mean (random_normal, truncated_normal)", "suggested": 0.0,
+                     "when": _initializers_taking("mean")},
             "stddev": {"kind": "float", "help": "standard deviation (random_normal, truncated_normal)",
-                       "suggested": 0.05, "lo": 0.0, "hi": _INF},
-            "minval": {"kind": "float", "help": "lower bound (random_uniform)", "suggested": -0.05},
-            "maxval": {"kind": "float", "help": "upper bound (random_uniform)", "suggested": 0.05},
+                       "suggested": 0.05, "lo": 0.0, "hi": _INF, "when": _initializers_taking("stddev")},
+            "minval": {"kind": "float", "help": "lower bound (random_uniform)", "suggested": -0.05,
+                       "when": _initializers_taking("minval")},
+            "maxval": {"kind": "float", "help": "upper bound (random_uniform)", "suggested": 0.05,
+                       "when": _initializers_taking("maxval")},
+            "value": {"kind": "float", "help": "the value of every entry (constant)", "suggested": 0.0,
+                      "when": _initializers_taking("value")},
+            "scale": {"kind": "float", "help": "scaling factor, > 0 (variance_scaling)", "suggested": 1.0,
+                      "when": _initializers_taking("scale")},
+            "mode": {"kind": "choice", "choices": VS_MODES, "suggested": "fan_in",
+                     "help": "the fan n in scale / n (variance_scaling)", "when": _initializers_taking("mode")},
+            "distribution": {"kind": "choice", "choices": VS_DISTRIBUTIONS, "suggested": "truncated_normal",
+                             "help": "the distribution drawn from (variance_scaling)",
+                             "when": _initializers_taking("distribution")},
+            "gain": {"kind": "float", "help": "multiplicative factor (orthogonal, identity)", "suggested": 1.0,
+                     "when": _initializers_taking("gain")},
         },
     ),
     "revert": (

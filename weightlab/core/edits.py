@@ -358,6 +358,10 @@ _PARAM_KINDS: dict[str, tuple[str, Any]] = {
     "axis": ("choice", ("out", "in")),
     "batchnorm": ("bool", None),
     "initializer": ("choice", None),  # choices checked by Reinit itself
+    "mode": ("choice", None),  # reinit's variance_scaling: checked by Reinit
+    "distribution": ("choice", None),
+    "scale": ("number", None),  # > 0, checked by Reinit
+    "gain": ("number", None),
 }
 
 
@@ -726,6 +730,9 @@ _VARIANCE_SCALING = {
     "lecun_uniform": (1.0, "fan_in", "uniform"),
     "lecun_normal": (1.0, "fan_in", "truncated_normal"),
 }
+
+#: Every Keras built-in initializer ``reinit`` takes (Keras' snake_case names;
+#: the original eleven first, in their original order).
 INITIALIZERS = (
     *_VARIANCE_SCALING,
     "zeros",
@@ -733,7 +740,55 @@ INITIALIZERS = (
     "random_normal",
     "random_uniform",
     "truncated_normal",
+    "constant",
+    "variance_scaling",
+    "orthogonal",
+    "identity",
 )
+
+#: The arguments each initializer takes (Keras' constructor arguments, ``seed`` aside).
+INITIALIZER_PARAMS: dict[str, tuple[str, ...]] = {
+    **{name: () for name in (*_VARIANCE_SCALING, "zeros", "ones")},
+    "random_normal": ("mean", "stddev"),
+    "truncated_normal": ("mean", "stddev"),
+    "random_uniform": ("minval", "maxval"),
+    "constant": ("value",),
+    "variance_scaling": ("scale", "mode", "distribution"),
+    "orthogonal": ("gain",),
+    "identity": ("gain",),
+}
+
+#: Keras' defaults of those arguments (``keras/src/initializers/*.py``).
+INITIALIZER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "random_normal": {"mean": 0.0, "stddev": 0.05},
+    "truncated_normal": {"mean": 0.0, "stddev": 0.05},
+    "random_uniform": {"minval": -0.05, "maxval": 0.05},
+    "constant": {"value": 0.0},
+    "variance_scaling": {"scale": 1.0, "mode": "fan_in", "distribution": "truncated_normal"},
+    "orthogonal": {"gain": 1.0},
+    "identity": {"gain": 1.0},
+}
+
+#: VarianceScaling's ``mode`` and ``distribution`` choices (``"normal"`` is
+#: Keras' alias of ``"truncated_normal"``).
+VS_MODES = ("fan_in", "fan_out", "fan_avg")
+VS_DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform")
+
+#: Other names Keras resolves to the same initializer (``keras.initializers.get``):
+#: class names and the short aliases of ``keras.initializers.ALL_OBJECTS_DICT``.
+_INITIALIZER_ALIASES = {
+    **{"".join(w.title() for w in name.split("_")): name for name in INITIALIZERS},
+    "normal": "random_normal",
+    "uniform": "random_uniform",
+    "zero": "zeros",
+    "one": "ones",
+    "OrthogonalInitializer": "orthogonal",
+    "IdentityInitializer": "identity",
+}
+
+#: VarianceScaling's normal draws are truncated at two standard deviations; this
+#: is the standard deviation of a unit normal so truncated (Keras' constant).
+_TRUNCATED_STD = 0.87962566103423978
 
 
 def _truncated_normal(rng: np.random.Generator, mean: float, std: float, shape: tuple[int, ...]) -> np.ndarray:
@@ -746,16 +801,85 @@ def _truncated_normal(rng: np.random.Generator, mean: float, std: float, shape: 
     return mean + std * out
 
 
+def _variance_scaling(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float, mode: str, distribution: str
+) -> np.ndarray:
+    """Keras' ``VarianceScaling.__call__`` (``keras/src/initializers/random_initializers.py``)."""
+    fan_in, fan_out = compute_fans(shape)
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
+    scale /= max(1.0, n)
+    if distribution == "uniform":
+        limit = math.sqrt(3.0 * scale)
+        return rng.uniform(-limit, limit, shape)
+    if distribution == "untruncated_normal":
+        return rng.normal(0.0, math.sqrt(scale), shape)
+    return _truncated_normal(rng, 0.0, math.sqrt(scale) / _TRUNCATED_STD, shape)
+
+
+def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...], gain: float) -> np.ndarray:
+    """Keras' ``Orthogonal.__call__``: the Q of a QR decomposition of a normal matrix.
+
+    The tensor is seen as a ``(prod(shape[:-1]), shape[-1])`` matrix; the
+    draw is ``(max(rows, cols), min(rows, cols))``, its Q made unique by the
+    signs of R's diagonal, transposed when there are fewer rows than columns
+    (orthonormal rows instead of columns), times ``gain``.
+    """
+    rows, cols = math.prod(shape[:-1]), shape[-1]
+    a = rng.normal(0.0, 1.0, (max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return gain * q.reshape(shape)
+
+
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Reinit(Edit):
-    """Re-initialise with one of Keras' built-in initializers, drawn with a seeded NumPy generator.
+    """Re-initialise with one of Keras' built-in initializers and its arguments, seeded.
 
-    The formulas are Keras' (``keras.initializers``: VarianceScaling with
-    ``compute_fans``; truncation at two standard deviations with the
-    0.8796 correction of VarianceScaling); the draws come from NumPy's PCG64
-    seeded by ``(seed, crc32(tensor name))``, so they match Keras in
-    distribution, not value by value.
+    ``initializer`` is one of :data:`INITIALIZERS` (Keras' class names and
+    aliases, ``"RandomNormal"``, ``"normal"``..., are accepted and stored as
+    the snake_case name). The arguments it takes (:data:`INITIALIZER_PARAMS`;
+    any other is an error) default to Keras' (:data:`INITIALIZER_DEFAULTS`):
+
+    - ``zeros``, ``ones``: no argument; ``constant``: ``value`` (0.0);
+      ``w = value`` everywhere, exactly.
+    - ``random_normal``: ``mean`` (0.0), ``stddev`` (0.05).
+    - ``truncated_normal``: ``mean``, ``stddev``: normal draws beyond two
+      ``stddev`` of the mean re-drawn (so the result's standard deviation is
+      ``0.8796 * stddev``), as TensorFlow's ``truncated_normal``.
+    - ``random_uniform``: ``minval`` (-0.05), ``maxval`` (0.05).
+    - ``variance_scaling``: ``scale`` (> 0, default 1.0), ``mode``
+      (``fan_in``, ``fan_out``, ``fan_avg``), ``distribution``
+      (``truncated_normal``, ``untruncated_normal``, ``uniform``; ``normal``
+      is Keras' alias of ``truncated_normal``): ``n`` the mode's fan
+      (:func:`compute_fans`), ``s = scale / max(1, n)``; uniform in
+      ``+-sqrt(3 s)``, or normal with standard deviation ``sqrt(s)``
+      (truncated: ``sqrt(s) / 0.8796`` before the truncation).
+    - ``glorot_*``, ``he_*``, ``lecun_*``: VarianceScaling presets (scale 1,
+      2, 1; mode fan_avg, fan_in, fan_in; ``*_normal`` truncated).
+    - ``orthogonal``: ``gain`` (1.0); at least 2-D (see :func:`_orthogonal`).
+    - ``identity``: ``gain`` (1.0); ``gain * eye(rows, cols)``, 2-D only.
+
+    The formulas are Keras 3's (``keras/src/initializers/random_initializers.py``
+    and ``constant_initializers.py``); the draws come from NumPy's PCG64
+    seeded by ``(seed, crc32(tensor name))``, so they follow Keras'
+    distributions but are not Keras' values (Keras draws with TensorFlow's
+    stateless generators). The same seed gives the same bits, and recipes
+    written before ``constant``, ``variance_scaling``, ``orthogonal`` and
+    ``identity`` existed draw exactly as they did. Values are computed in
+    float64 and cast to the tensor's dtype.
+
+    Raises
+    ------
+    ValueError
+        (When built) an unknown initializer, an argument it does not take, or
+        an argument out of range (``stddev < 0``, ``minval > maxval``,
+        ``scale <= 0``, an unknown ``mode``/``distribution``).
+    RecipeError
+        (When applied) ``orthogonal`` on a tensor of fewer than 2 dimensions,
+        ``identity`` on one that is not 2-D; the message names the tensor.
     """
 
     op: ClassVar[str] = "reinit"
@@ -765,44 +889,103 @@ class Reinit(Edit):
     stddev: float | None = None
     minval: float | None = None
     maxval: float | None = None
+    value: float | None = None
+    scale: float | None = None
+    mode: str | None = None
+    distribution: str | None = None
+    gain: float | None = None
 
     def _validate(self) -> None:
-        if self.initializer not in INITIALIZERS:
-            raise ValueError(f"unknown initializer {self.initializer!r}; known: {', '.join(INITIALIZERS)}")
-        if self.minval is not None and self.maxval is not None:
-            _check_range(self.minval, self.maxval, "minval must be <= maxval")
+        init = self.initializer
+        if isinstance(init, str) and init not in INITIALIZERS and init in _INITIALIZER_ALIASES:
+            init = _INITIALIZER_ALIASES[init]
+            object.__setattr__(self, "initializer", init)
+        if init not in INITIALIZERS:
+            raise ValueError(f"unknown initializer {init!r}; known: {', '.join(INITIALIZERS)}")
+        takes = INITIALIZER_PARAMS[init]
+        given = [name for name in _ARGUMENTS if getattr(self, name) is not None]
+        extra = [name for name in given if name not in takes]
+        if extra:
+            what = f"it takes {', '.join(takes)}" if takes else "it takes no argument but seed"
+            raise ValueError(f"{init} does not take {', '.join(extra)}; {what}")
+        for name in ("mean", "stddev", "minval", "maxval", "value", "scale", "gain"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+                raise ValueError(f"{name} must be a finite number; got {v!r}")
+        if self.stddev is not None and self.stddev < 0:
+            raise ValueError(f"stddev must be >= 0; got {self.stddev}")
+        if self.minval is not None or self.maxval is not None:
+            _check_range(self._arg("minval"), self._arg("maxval"), "minval must be <= maxval")
+        if self.scale is not None and not self.scale > 0:
+            raise ValueError(f"scale must be > 0 (Keras' VarianceScaling); got {self.scale}")
+        if self.mode is not None and self.mode not in VS_MODES:
+            raise ValueError(f"mode must be one of {', '.join(VS_MODES)}; got {self.mode!r}")
+        if self.distribution == "normal":  # Keras' alias
+            object.__setattr__(self, "distribution", "truncated_normal")
+        if self.distribution is not None and self.distribution not in VS_DISTRIBUTIONS:
+            raise ValueError(
+                f"distribution must be one of {', '.join(VS_DISTRIBUTIONS)} (or normal); got {self.distribution!r}"
+            )
 
-    def compute(self, name, current, source):
-        shape, init = current.shape, self.initializer
+    def _arg(self, name: str) -> Any:
+        """Argument ``name``, or Keras' default for this initializer when not given."""
+        v = getattr(self, name)
+        return INITIALIZER_DEFAULTS[self.initializer][name] if v is None else v
+
+    def targets(self, model: ModelFile) -> list[str]:
+        names = resolve_tensors(self.target, model, self.op)
+        if self.initializer in ("orthogonal", "identity"):
+            for name in names:
+                shape = model.tensor(name).shape
+                if self.initializer == "identity" and len(shape) != 2:
+                    raise RecipeError(
+                        f"reinit: identity needs a 2-D tensor (a Dense kernel); {name!r} has shape {tuple(shape)}"
+                    )
+                if len(shape) < 2:
+                    raise RecipeError(
+                        f"reinit: orthogonal needs a tensor of at least 2 dimensions; {name!r} has shape "
+                        f"{tuple(shape)}"
+                    )
+        return names
+
+    def compute(self, name: str, current: np.ndarray, source: ArraySource) -> np.ndarray:
+        shape, init = tuple(current.shape), self.initializer
         rng = _rng(self.seed, name)
+        values: np.ndarray
         if init == "zeros":
             values = np.zeros(shape)
         elif init == "ones":
             values = np.ones(shape)
+        elif init == "constant":
+            values = np.full(shape, self._arg("value"))
         elif init == "random_normal":
-            values = rng.normal(_or(self.mean, 0.0), _or(self.stddev, 0.05), shape)
+            values = rng.normal(self._arg("mean"), self._arg("stddev"), shape)
         elif init == "truncated_normal":
-            values = _truncated_normal(rng, _or(self.mean, 0.0), _or(self.stddev, 0.05), shape)
+            values = _truncated_normal(rng, self._arg("mean"), self._arg("stddev"), shape)
         elif init == "random_uniform":
-            values = rng.uniform(_or(self.minval, -0.05), _or(self.maxval, 0.05), shape)
+            values = rng.uniform(self._arg("minval"), self._arg("maxval"), shape)
+        elif init == "variance_scaling":
+            values = _variance_scaling(rng, shape, self._arg("scale"), self._arg("mode"), self._arg("distribution"))
+        elif init == "orthogonal":
+            values = _orthogonal(rng, shape, self._arg("gain"))
+        elif init == "identity":
+            if len(shape) != 2:  # targets() says so first, naming the tensor
+                raise ValueError(f"identity needs a 2-D tensor; {name!r} has shape {shape}")
+            values = self._arg("gain") * np.eye(*shape)
         else:
-            scale, mode, dist = _VARIANCE_SCALING[init]
-            fan_in, fan_out = compute_fans(shape)
-            n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}[mode]
-            scale /= max(1.0, n)
-            if dist == "uniform":
-                limit = math.sqrt(3.0 * scale)
-                values = rng.uniform(-limit, limit, shape)
-            else:
-                values = _truncated_normal(rng, 0.0, math.sqrt(scale) / 0.87962566103423978, shape)
+            values = _variance_scaling(rng, shape, *_VARIANCE_SCALING[init])
         return np.asarray(values).astype(current.dtype)
 
     def describe(self) -> str:
-        return f"re-initialise {self.target_text} with {self.initializer} (seed {self.seed})"
+        args = ", ".join(
+            f"{k}={_fmt(getattr(self, k))}" for k in INITIALIZER_PARAMS[self.initializer] if getattr(self, k) is not None
+        )
+        init = f"{self.initializer}({args})" if args else self.initializer
+        return f"re-initialise {self.target_text} with {init} (seed {self.seed})"
 
 
-def _or(v: float | None, default: float) -> float:
-    return default if v is None else v
+#: Reinit's initializer arguments, in field order.
+_ARGUMENTS = ("mean", "stddev", "minval", "maxval", "value", "scale", "mode", "distribution", "gain")
 
 
 # -- magnitude pruning -------------------------------------------------------------

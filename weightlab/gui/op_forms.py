@@ -233,7 +233,14 @@ def _neuron_list(op: str) -> Param:
     return _field(op, "neurons", tip="neuron indices, e.g. 0, 3, 5-7 (filled from the heatmap/norm selection)")
 
 
-_NORMAL = _is("initializer", "random_normal", "truncated_normal")
+def _reinit_field(name: str, **form: Any) -> Param:
+    """A reinit argument's field, shown only for the initializers that take it (the catalogue's ``when``)."""
+    other, values = CATALOGUE["reinit"].param(name).when or ("initializer", ())
+    return _field("reinit", name, visible=_is(other, *values), **form)
+
+
+_REINIT_ARGS = ("mean", "stddev", "minval", "maxval", "value", "scale", "mode", "distribution", "gain")
+_REINIT_FORM: dict[str, dict[str, Any]] = {"scale": {"lo": 1e-6, "step": 0.1}, "gain": {"step": 0.1}}  # scale > 0
 
 OPS: tuple[OpSpec, ...] = (
     _op("clip", _range("clip"), lambda t, v: Clip(target=t, min=v["min"], max=v["max"])),
@@ -304,13 +311,10 @@ OPS: tuple[OpSpec, ...] = (
         (
             _field("reinit", "initializer"),
             _field("reinit", "seed"),
-            _field("reinit", "mean", visible=_NORMAL),
-            _field("reinit", "stddev", visible=_NORMAL),
-            _field("reinit", "minval", visible=_is("initializer", "random_uniform")),
-            _field("reinit", "maxval", visible=_is("initializer", "random_uniform")),
+            *(_reinit_field(name, **_REINIT_FORM.get(name, {})) for name in _REINIT_ARGS),
         ),
-        lambda t, v: Reinit(target=t, initializer=v["initializer"], seed=v["seed"], mean=v.get("mean"),
-                            stddev=v.get("stddev"), minval=v.get("minval"), maxval=v.get("maxval")),
+        lambda t, v: Reinit(target=t, initializer=v["initializer"], seed=v["seed"],
+                            **{name: v.get(name) for name in _REINIT_ARGS}),
     ),
 )
 
