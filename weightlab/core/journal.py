@@ -820,7 +820,8 @@ def _load_arrays(history: History, journal: Path) -> str | None:
         try:
             name = sidecar_name(journal, edit.sha256)
             arrays = read_arrays(journal.parent, name, owner=str(journal))
-            history.edits[i] = edit.attach(arrays, source=f"{journal}: trained weights {journal.parent / name}")
+            where = f"{journal}: trained weights {journal.parent / name}"
+            history.edits[i] = edit.attach(arrays, source=where, copy=False)
         except RecipeError as e:
             del history.edits[i:], history.enabled[i:]
             history.position = min(history.position, i)

@@ -147,7 +147,7 @@ def _trained_step(
     if folder is not None and name is not None:
         if name not in read:
             read[name] = read_arrays(folder, name, max_bytes=max_bytes, owner=source)
-        return edit.attach(read[name], source=f"{source}: trained weights {Path(folder) / name}")
+        return edit.attach(read[name], source=f"{source}: trained weights {Path(folder) / name}", copy=False)
     live = live_arrays(edit.sha256)
     if live is not None:
         return edit.share_arrays(live)

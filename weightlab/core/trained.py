@@ -121,6 +121,12 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _frozen(a: np.ndarray) -> np.ndarray:
+    out = np.ascontiguousarray(a)
+    out.flags.writeable = False
+    return out
+
+
 def _frozen_copy(a: np.ndarray) -> np.ndarray:
     out = np.array(a, copy=True, order="C")
     out.flags.writeable = False
@@ -218,7 +224,9 @@ class Trained(Edit):
         _LIVE[step.sha256] = step
         return step
 
-    def attach(self, arrays: Mapping[str, np.ndarray], source: str = "trained step") -> Trained:
+    def attach(
+        self, arrays: Mapping[str, np.ndarray], source: str = "trained step", *, copy: bool = True
+    ) -> Trained:
         """This step with its arrays, after checking them against :attr:`sha256`.
 
         Parameters
@@ -227,6 +235,9 @@ class Trained(Edit):
             ``{canonical name: array}``, exactly the target's names.
         source:
             How to name the arrays' origin in errors (the sidecar file).
+        copy:
+            False to keep the given arrays themselves (made read-only) when
+            nobody else holds them (arrays just read from a file).
 
         Raises
         ------
@@ -241,7 +252,7 @@ class Trained(Edit):
                 + (f"; missing {', '.join(missing[:5])}" if missing else "")
                 + (f"; unexpected {', '.join(extra[:5])}" if extra else "")
             )
-        held = {name: _frozen_copy(np.asarray(arrays[name])) for name in self.target}
+        held = {name: (_frozen_copy if copy else _frozen)(np.asarray(arrays[name])) for name in self.target}
         try:
             digest = arrays_sha256(held)
         except ValueError as e:
