@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core.plan import Plan
 from ..core.sweeps import RankResult, RankSpec, SweepLog, SweepResult, SweepSpec
+from ..core.training import FinetuneResult, FinetuneSpec, PruneRetrainResult, PruneRetrainSpec
 from ..engine.events import Metrics
 from .passes import open_session
 from .runtime import EvaluationCancelled, run_errors
@@ -26,8 +27,11 @@ __all__ = [
     "EvaluationCancelled",
     "evaluate",
     "evaluate_file",
+    "finetune",
+    "inference_seconds",
     "open_session",
     "plan",
+    "prune_retrain",
     "rank",
     "run_errors",
     "sweep",
@@ -340,3 +344,91 @@ def plan(
             return chosen, result
         finally:
             model.close()
+
+
+def finetune(
+    model_path: str | os.PathLike[str],
+    spec: FinetuneSpec,
+    edited: Mapping[str, np.ndarray] | None = None,
+    *,
+    trust: bool = False,
+    on_progress: Callable[[float | None, str, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> FinetuneResult:
+    """Fine-tune a Keras model in this process (see :mod:`weightlab._tf.train`).
+
+    Parameters
+    ----------
+    model_path:
+        A ``.keras`` or ``.h5`` model with its architecture.
+    spec:
+        The fine-tune (:class:`~weightlab.core.training.FinetuneSpec`).
+    edited:
+        Canonical name -> current values of edited tensors (the model as
+        currently edited); None: the file as stored.
+    trust:
+        As for :func:`~weightlab._tf.model.build_model`.
+    on_progress:
+        ``on_progress(fraction, message, partial)`` with the partial dicts of
+        :mod:`weightlab.core.training`.
+    should_stop:
+        Polled after every batch; True cancels: the best or last complete
+        epoch is kept (``spec.on_cancel``) and returned with ``cancelled`` True.
+
+    Returns
+    -------
+    FinetuneResult
+
+    Raises
+    ------
+    EngineError
+        For a model Keras cannot rebuild (SavedModel, checkpoint, frozen
+        graph, weights only: "training needs a Keras model"), naming the file.
+    DataError
+        For training, validation or held-out data that does not fit.
+    EvaluationCancelled
+        When cancelled before the first epoch ended.
+    """
+    from .train import open_trainable, run_finetune
+
+    with run_errors(model_path):
+        tm = open_trainable(model_path, trust=trust)
+        return run_finetune(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
+
+
+def prune_retrain(
+    model_path: str | os.PathLike[str],
+    spec: PruneRetrainSpec,
+    edited: Mapping[str, np.ndarray] | None = None,
+    *,
+    trust: bool = False,
+    on_progress: Callable[[float | None, str, dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PruneRetrainResult:
+    """Iterative prune-and-retrain in this process (see :func:`weightlab._tf.train.run_prune_retrain`).
+
+    Parameters and errors as for :func:`finetune`; also ``RecipeError`` when
+    ``spec.target`` matches no tensor. A cancel ends the rounds: the rounds
+    done are returned with ``stopped`` saying so.
+    """
+    from .train import open_trainable, run_prune_retrain
+
+    with run_errors(model_path):
+        tm = open_trainable(model_path, trust=trust)
+        return run_prune_retrain(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
+
+
+def inference_seconds(
+    model_path: str | os.PathLike[str],
+    data_path: str | os.PathLike[str],
+    edited: Mapping[str, np.ndarray] | None = None,
+    *,
+    repeats: int = 5,
+    trust: bool = False,
+) -> float:
+    """Median wall-clock seconds of one full forward pass over the held-out set (see
+    :func:`weightlab._tf.train.inference_seconds`)."""
+    from .train import inference_seconds as _seconds
+
+    with run_errors(model_path):
+        return _seconds(model_path, data_path, edited, repeats=repeats, trust=trust)

@@ -44,6 +44,7 @@ from ..core.dataset import load_heldout
 from ..core.errors import EngineError, WeightLabError
 from ..core.jobs import EvaluateSpec, JobSpec, spec_from_dict
 from ..core.sweeps import RankSpec, SweepSpec
+from ..core.training import FinetuneSpec, PruneRetrainSpec
 from ..engine.events import Progress, Result
 from ..engine.protocol import (
     CancelJob,
@@ -124,8 +125,11 @@ class _Worker:
             EvaluateSpec.kind: self.evaluate,
             SweepSpec.kind: self.sweep,
             RankSpec.kind: self.rank,
+            FinetuneSpec.kind: self.finetune,
+            PruneRetrainSpec.kind: self.prune_retrain,
         }
         self.model_path: str | None = None  # the opened model (sweeps and rankings resolve targets on it)
+        self.trust = False  # the opened model's trust (training rebuilds the model from its file)
 
     # -- messaging ---------------------------------------------------------------
     def send(self, event: object) -> None:
@@ -248,6 +252,7 @@ class _Worker:
             return refuse(str(exc))
         info.update(num_samples=session.num_samples, labels=session.labelled)
         self.session, self.reason, self.model_path = session, None, msg.model_path
+        self.trust = bool(msg.trust)
         self.send(ModelReady(rid, ok=True, reason=None, **info))
 
     # -- jobs ------------------------------------------------------------------------------
@@ -289,6 +294,18 @@ class _Worker:
         from .rank import rank_job
 
         return rank_job(self, spec, ctx)
+
+    def finetune(self, spec: JobSpec, ctx: JobContext) -> object:
+        """The ``finetune`` job: :func:`weightlab._tf.train.finetune_job` on the mirrored tensors."""
+        from .train import finetune_job
+
+        return finetune_job(self, spec, ctx)
+
+    def prune_retrain(self, spec: JobSpec, ctx: JobContext) -> object:
+        """The ``prune_retrain`` job: :func:`weightlab._tf.train.prune_retrain_job` on the mirrored tensors."""
+        from .train import prune_retrain_job
+
+        return prune_retrain_job(self, spec, ctx)
 
 
 def main(conn: Any, niceness: int = 0, output: Any = None) -> None:
