@@ -21,7 +21,7 @@ from weightlab.core.errors import RecipeError
 from weightlab.core.model import ModelFile
 from weightlab.core.recipe import load_recipe, parse_recipe, save_recipe
 from weightlab.core.session import EditSession
-from weightlab.core.trained import Trained, arrays_sha256, live_arrays
+from weightlab.core.trained import Trained, arrays_sha256, live_arrays, trained_from_dict
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "QT_QPA_PLATFORM": "offscreen"}
 LABEL = "fine-tune 5 epochs, lr 0.001, masks kept"
@@ -129,7 +129,7 @@ def test_apply_checks_targets_shapes_and_dtypes(session):
 
 def test_parsed_step_without_arrays_refuses_to_apply(session):
     step = Trained.from_arrays(trained_arrays(), LABEL)
-    bare = edit_from_dict(step.to_dict())
+    bare = trained_from_dict(step.to_dict())
     assert isinstance(bare, Trained) and bare == step and not bare.has_arrays
     with pytest.raises(RecipeError, match="not loaded"):
         bare.apply(session.model, session)
@@ -144,13 +144,27 @@ def test_parsed_step_without_arrays_refuses_to_apply(session):
         ({"target": ["a/b", "a/b"]}, "twice"),
         ({"spec": [1]}, "spec"),
         ({"spec": {"x": float("nan")}}, "plain JSON"),
+        ({"target": {"a/b": 1}}, "list of tensor names"),
+        ({"label": 3}, "label"),
         ({"frobnicate": 1}, "unknown parameter"),
     ],
 )
 def test_malformed_steps_are_recipe_errors(change, message):
     d = {"op": "trained", "target": ["dense/kernel"], "label": LABEL, "sha256": "0" * 64, **change}
-    with pytest.raises(RecipeError, match=message):
-        edit_from_dict(d, "step 2")
+    with pytest.raises(RecipeError, match=rf"r\.json, step 2 \(trained\): .*{message}"):
+        parse_recipe({"version": 1, "edits": [{"op": "scale", "target": "x", "factor": 2.0}, d]}, "r.json")
+    with pytest.raises(RecipeError, match=r"step \(trained\): missing parameter\(s\) label"):
+        trained_from_dict({"op": "trained", "target": ["dense/kernel"], "sha256": "0" * 64})
+
+
+def test_not_a_user_op():
+    """No menu, catalogue entry or hand-written edit_from_dict step: only recipes and journals read it."""
+    from weightlab.core.catalogue import CATALOGUE
+    from weightlab.core.edits import EDIT_TYPES
+
+    assert "trained" not in EDIT_TYPES and "trained" not in CATALOGUE
+    with pytest.raises(RecipeError, match="unknown op 'trained'"):
+        edit_from_dict({"op": "trained", "target": "a/b", "label": "x", "sha256": "0" * 64})
 
 
 # -- recipes ---------------------------------------------------------------------------

@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 
 from .edits import Edit, edit_from_dict
 from .errors import RecipeError, WeightLabError
-from .trained import Trained, read_arrays, sidecar_name, write_arrays
+from .trained import Trained, read_arrays, sidecar_name, trained_from_dict, write_arrays
 
 if TYPE_CHECKING:
     from .session import EditSession
@@ -302,6 +302,8 @@ class History:
 
 def _parse_edit(d: Any, where: str) -> Edit:
     try:
+        if isinstance(d, dict) and d.get("op") == Trained.op:
+            return trained_from_dict(d, where)  # its arrays come from beside the journal (_load_arrays)
         return edit_from_dict(d, where)
     except RecipeError as e:
         raise _Damage(e.message) from None

@@ -61,7 +61,15 @@ from .atomic import atomic_path, remove_tree
 from .edits import Edit, edit_from_dict
 from .errors import RecipeError
 from .safejson import JSONLimitError, loads
-from .trained import MAX_SIDECAR_BYTES, Trained, live_arrays, read_arrays, sidecar_name, write_arrays
+from .trained import (
+    MAX_SIDECAR_BYTES,
+    Trained,
+    live_arrays,
+    read_arrays,
+    sidecar_name,
+    trained_from_dict,
+    write_arrays,
+)
 
 RECIPE_VERSION = 1
 #: Recipes larger than this are refused before parsing (bytes).
@@ -140,8 +148,7 @@ def _trained_step(
     """A trained step with its arrays: from its ``.npz`` beside the recipe, else from this process."""
     step = dict(d)
     name = step.pop("arrays", None)
-    edit = edit_from_dict(step, where)
-    assert isinstance(edit, Trained)
+    edit = trained_from_dict(step, where)
     if name is not None and not isinstance(name, str):
         raise RecipeError(f"{where} (trained): 'arrays' must be a file name; got {type(name).__name__}")
     if folder is not None and name is not None:

@@ -61,12 +61,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .atomic import atomic_path
-from .edits import EDIT_TYPES, ArraySource, Edit
+from .edits import MAX_NAME_LENGTH, ArraySource, Edit
 from .errors import DataError, RecipeError
 from .model import ModelFile, _suggest
 
 __all__ = [
     "Trained",
+    "trained_from_dict",
     "arrays_sha256",
     "sidecar_name",
     "write_arrays",
@@ -138,8 +139,8 @@ class Trained(Edit):
     """Set tensors to values a training job computed (one history step).
 
     Build one with :meth:`from_arrays`; a recipe or a journal step parsed by
-    :func:`~weightlab.core.edits.edit_from_dict` has no arrays until
-    :meth:`attach` gives them (its ``apply`` raises until then).
+    :func:`trained_from_dict` has no arrays until :meth:`attach` gives them
+    (its ``apply`` raises until then).
 
     Attributes
     ----------
@@ -346,7 +347,50 @@ class Trained(Edit):
         return self.label
 
 
-EDIT_TYPES[Trained.op] = Trained
+def trained_from_dict(d: Mapping[str, Any], where: str = "step") -> Trained:
+    """A trained step, without its arrays, from its recipe or journal object.
+
+    ``trained`` is not in :data:`~weightlab.core.edits.EDIT_TYPES`: it is
+    no op a user picks, writes or sweeps (the catalogue, the edit menus and
+    :func:`~weightlab.core.edits.edit_from_dict` leave it out); recipes
+    (:mod:`weightlab.core.recipe`) and journals (:mod:`weightlab.core.journal`)
+    read it with this function and then give it its arrays (:meth:`Trained.attach`).
+
+    Parameters
+    ----------
+    d:
+        ``{"op": "trained", "target": [...], "label": ..., "sha256": ..., "spec": {...}}``
+        (a recipe's ``arrays`` key removed).
+    where:
+        How to name the step in errors (``"r.json, step 3"``).
+
+    Raises
+    ------
+    RecipeError
+        An unknown or missing key, or a value of the wrong type; the message
+        names the step.
+    """
+    if not isinstance(d, Mapping) or d.get("op") != Trained.op:
+        raise RecipeError(f"{where}: not a trained step")
+    fields = ("target", "label", "sha256", "spec")
+    unknown = set(d) - {"op", *fields}
+    if unknown:
+        raise RecipeError(
+            f"{where} (trained): unknown parameter(s) {', '.join(sorted(map(str, unknown)))}; "
+            f"expected {', '.join(sorted(fields))}"
+        )
+    missing = [k for k in ("target", "label", "sha256") if k not in d]
+    if missing:
+        raise RecipeError(f"{where} (trained): missing parameter(s) {', '.join(missing)}")
+    target = d["target"]
+    if isinstance(target, str):
+        target = [target]
+    if not isinstance(target, list) or not all(isinstance(n, str) and 0 < len(n) <= MAX_NAME_LENGTH for n in target):
+        raise RecipeError(f"{where} (trained): 'target' must be a list of tensor names")
+    try:
+        return Trained(target=tuple(target), label=d["label"], sha256=d["sha256"], spec=d.get("spec"))
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"{where} (trained): {e}") from None
 
 
 def _plain(spec: Mapping[str, Any] | None) -> dict | None:
