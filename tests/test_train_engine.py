@@ -9,6 +9,7 @@ from weightlab.core.errors import DataError, EngineError
 from weightlab.core.training import FinetuneSpec, PruneRetrainSpec
 
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow
 tf = pytest.importorskip("tensorflow")
 
 from weightlab._tf import headless  # noqa: E402

@@ -11,6 +11,7 @@ from weightlab.core.training import FinetuneResult, FinetuneSpec, PruneRetrainRe
 from weightlab.engine import EngineClient, JobProgress, JobResult, ModelReady, Ready
 
 keras = pytest.importorskip("keras")
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -257,8 +257,23 @@ class FinetuneSpec(JobSpec):
             set_(self, "clip_weights", _num(s, "clip_weights", self.clip_weights, lo=0.0, lo_open=True))
         if self.early_stopping is not None:
             set_(self, "early_stopping", self._early(self.early_stopping))
+        has_val = self.val is not None or self.val_split is not None
+        if (
+            self.early_stopping is not None
+            and self.early_stopping["monitor"].startswith("val_")
+            and not has_val
+        ):
+            raise _bad(
+                s,
+                "early_stopping",
+                f"{self.early_stopping['monitor']} needs validation data (val or val_split)",
+            )
         if self.reduce_lr is not None:
             set_(self, "reduce_lr", self._reduce(self.reduce_lr))
+            if self.reduce_lr["monitor"].startswith("val_") and not has_val:
+                raise _bad(
+                    s, "reduce_lr", f"{self.reduce_lr['monitor']} needs validation data (val or val_split)"
+                )
             if self.schedule is not None:
                 raise _bad(
                     s,
