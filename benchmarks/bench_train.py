@@ -6,7 +6,10 @@ the same data. WeightLab: :func:`weightlab._tf.headless.finetune` (what
 the same process and run, interleaved: ``keras.utils.set_random_seed``,
 ``keras.saving.load_model``, ``compile`` with the same optimizer, loss and
 learning rate, ``model.fit`` with the same batch size, epochs, shuffling and
-``validation_split``.
+``validation_split``, Keras' seed and TensorFlow's op determinism set right before
+``fit`` as the engine sets them (so the plain case trains to the same weights);
+``model.fit`` with the seed alone (no op determinism) is timed too, to show
+what determinism costs.
 
 Throughput is training samples per second in the steady state: the time
 between the ends of consecutive epochs (epochs 2 to E, so the first epoch's
@@ -72,14 +75,22 @@ def _pruned(sparsity: float) -> dict[str, np.ndarray]:
         s.model.close()
 
 
-def _fit(epochs: int, edited: dict[str, np.ndarray] | None) -> tuple[list[float], float, dict[str, np.ndarray]]:
-    """``model.fit`` as a user writes it: (epoch periods, seconds of the whole call, trained kernels)."""
+def _fit(
+    epochs: int, edited: dict[str, np.ndarray] | None, deterministic: bool = True
+) -> tuple[list[float], float, dict[str, np.ndarray]]:
+    """``model.fit`` as a user writes it: (epoch periods, seconds of the whole call, trained kernels).
+
+    ``deterministic``: Keras' seed and TensorFlow's op determinism set right
+    before ``fit``, as the engine does (the same weights); else the seed alone.
+    """
     import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
 
     t0 = time.perf_counter()
-    keras.utils.set_random_seed(SEED)
     with np.load(TRAIN) as npz:
         x, y = npz["x"], npz["y"]
+    keras.utils.set_random_seed(SEED)  # Dropout's seed generator draws its seed when the model is built
     model = keras.saving.load_model(MODEL, compile=False)
     variables = {v.path: v for v in model.weights}  # the demo's paths are its canonical names
     for name, value in (edited or {}).items():
@@ -91,8 +102,14 @@ def _fit(epochs: int, edited: dict[str, np.ndarray] | None) -> tuple[list[float]
         def on_epoch_end(self, epoch, logs=None):
             ends.append(time.perf_counter())
 
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_split=VAL_SPLIT, shuffle=True, verbose=0,
-              callbacks=[Ends()])  # fmt: skip
+    keras.utils.set_random_seed(SEED)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    try:
+        model.fit(x, y, batch_size=BATCH, epochs=epochs, validation_split=VAL_SPLIT, shuffle=True, verbose=0,
+                  callbacks=[Ends()])  # fmt: skip
+    finally:
+        tf_config.disable_op_determinism()
     total = time.perf_counter() - t0
     kernels = {n: np.array(v.numpy()) for n, v in variables.items() if n.endswith("/kernel")}
     return _periods(ends), total, kernels
@@ -120,6 +137,7 @@ def run(repeats: int = 2, epochs: int = 6) -> list[dict]:
     """One row per case: ``benchmark``, ``samples``, ``epochs``, ``weightlab_epoch_s`` and
     ``fit_epoch_s`` (median steady-state epoch periods), ``weightlab_samples_per_s``,
     ``fit_samples_per_s``, ``ratio`` (WeightLab / fit throughput), ``target``, ``met``,
+    ``fit_without_determinism_epoch_s`` (``model.fit`` without op determinism),
     ``weightlab_call_s`` and ``fit_call_s`` (median end-to-end seconds), ``max_abs_diff``
     (plain case: trained kernels against fit's), ``zeros_kept`` (masked case), ``device``."""
     with np.load(TRAIN) as npz:
@@ -131,7 +149,7 @@ def run(repeats: int = 2, epochs: int = 6) -> list[dict]:
     ]
     rows = []
     for label, edited, keep in cases:
-        wl_periods, fit_periods, wl_calls, fit_calls = [], [], [], []
+        wl_periods, fit_periods, free_periods, wl_calls, fit_calls = [], [], [], [], []
         diff, zeros_kept, device = None, None, "?"
         for _ in range(repeats):
             p, call, result = _weightlab(epochs, edited, keep)
@@ -141,6 +159,7 @@ def run(repeats: int = 2, epochs: int = 6) -> list[dict]:
             p, call, kernels = _fit(epochs, edited)
             fit_periods += p
             fit_calls.append(call)
+            free_periods += _fit(epochs, edited, deterministic=False)[0]
             if edited is None:
                 diff = max(float(np.max(np.abs(result.arrays[n] - kernels[n]))) for n in kernels if n in result.arrays)
             else:
@@ -160,6 +179,7 @@ def run(repeats: int = 2, epochs: int = 6) -> list[dict]:
                 "ratio": round(ratio, 3),
                 "target": f">= {TARGET:g} (within 10 %)",
                 "met": ratio >= TARGET,
+                "fit_without_determinism_epoch_s": round(statistics.median(free_periods), 4),
                 "weightlab_call_s": round(statistics.median(wl_calls), 3),
                 "fit_call_s": round(statistics.median(fit_calls), 3),
                 "weightlab_epoch_runs_s": [round(v, 4) for v in wl_periods],
