@@ -558,3 +558,26 @@ def test_discarding_a_journal_removes_its_arrays(journaled, tmp_path):
     (cand,) = find_stale(dead)
     cand.discard()
     assert list(dead.iterdir()) == []
+
+
+def test_the_journal_writes_the_arrays_off_the_callers_thread(journaled, monkeypatch):
+    import threading
+
+    import weightlab.core.journal as journal_mod
+
+    session, j, folder = journaled
+    gate, writers = threading.Event(), []
+    real = journal_mod.write_arrays
+
+    def held(target, step):
+        writers.append(threading.current_thread())
+        assert gate.wait(60)
+        real(target, step)
+
+    monkeypatch.setattr(journal_mod, "write_arrays", held)
+    session.apply(_demo_trained(session))  # returns while the write is held
+    assert j.path is not None and j.path.exists() and list(folder.glob("*.npz")) == []
+    gate.set()
+    j.flush()  # waits for the arrays too
+    assert writers and writers[0] is not threading.current_thread()
+    assert len(list(folder.glob("*.npz"))) == 1 and j.error is None

@@ -46,8 +46,9 @@ is restored, nothing after it is trusted.
 
 A ``trained`` step (:class:`~weightlab.core.trained.Trained`) holds arrays
 no replay can recompute: they are written beside the journal, once per step,
-as ``<journal stem>.<sha256[:12]>.npz`` (atomically, on the thread that
-journals the change), and removed with the journal. A restore reads them as
+as ``<journal stem>.<sha256[:12]>.npz`` (atomically, in a background
+thread: the change's caller does not wait for 100 MiB to reach the disk;
+:meth:`SessionJournal.flush` does), and removed with the journal. A restore reads them as
 untrusted input and checks them by hash; a missing or different file ends
 the replay before that step, as damage does.
 """
@@ -447,7 +448,8 @@ class SessionJournal:
         self._dirty = threading.Event()  # written, not yet fsynced
         self._closing = threading.Event()
         self._dir_dirty = False  # the journal's name is not yet durable in its folder
-        self._arrays: set[Path] = set()  # trained steps' arrays written beside the journal
+        self._arrays: set[Path] = set()  # trained steps' arrays written (or being written) beside the journal
+        self._array_writer: threading.Thread | None = None
 
     # -- life cycle -------------------------------------------------------------------------
     def attach(self, session: EditSession | None) -> None:
@@ -530,13 +532,39 @@ class SessionJournal:
             self.error = f"edit journal stopped: {e}"
 
     def _write_arrays(self, now: History) -> None:
-        """Write the arrays of trained steps not yet beside the journal."""
+        """Write the arrays of trained steps not yet beside the journal, in a background thread.
+
+        The caller (the window's thread) never waits for them (0.2 s for 100 MiB
+        with its fsync); a restore before they are written stops before the step.
+        """
+        pending = []
         for edit in now.edits:
             if isinstance(edit, Trained) and edit.has_arrays:
                 target = self.folder / sidecar_name(f"{self._stem}{_SUFFIX}", edit.sha256)
                 if target not in self._arrays:
-                    write_arrays(target, edit)
                     self._arrays.add(target)
+                    pending.append((target, edit))
+        if not pending:
+            return
+        before = self._array_writer
+
+        def run() -> None:
+            if before is not None:
+                before.join()
+            try:
+                for target, edit in pending:
+                    write_arrays(target, edit)
+            except OSError as e:
+                self.error = f"edit journal stopped: {e}"
+
+        t = threading.Thread(target=run, name="weightlab-journal-arrays", daemon=True)
+        t.start()
+        self._array_writer = t
+
+    def _wait_arrays(self) -> None:
+        t = self._array_writer
+        if t is not None and t is not threading.current_thread():
+            t.join()
 
     def _header(self) -> dict[str, Any]:
         s = self.session
@@ -604,8 +632,14 @@ class SessionJournal:
     def flush(self) -> None:
         """Make everything written so far durable (``fsync`` of the journal and its folder).
 
-        The background flusher does this after every write; this waits for it.
+        The background flusher does this after every write; this waits for it,
+        and for trained steps' arrays being written.
         """
+        self._wait_arrays()
+        self._flush_records()
+
+    def _flush_records(self) -> None:
+        """:meth:`flush` without waiting for trained steps' arrays (the flusher's part)."""
         with self._io:
             if self._fd is None:
                 return
@@ -632,7 +666,7 @@ class SessionJournal:
                 if closing.is_set():
                     return
                 dirty.clear()
-                self.flush()
+                self._flush_records()
 
         self._flusher = threading.Thread(target=run, name="weightlab-journal-flush", daemon=True)
         self._flusher.start()
@@ -647,6 +681,8 @@ class SessionJournal:
 
     def _remove(self) -> None:
         self._stop_flusher()
+        self._wait_arrays()
+        self._array_writer = None
         with self._io:
             if self._fd is not None:
                 os.close(self._fd)
