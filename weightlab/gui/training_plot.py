@@ -141,6 +141,8 @@ class TrainingPlot(QWidget):
         ``current``, ``sparsity``, ``round_sparsity``, ``round_accuracy``.
     status:
         Elapsed time, ETA and device.
+    tensor_name, histogram_epoch:
+        The tensor whose histogram is drawn, and after which epoch (None: before training).
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -210,6 +212,7 @@ class TrainingPlot(QWidget):
             item.setData([], [])
         self.steps_per_epoch = None
         self.tensor_name = None
+        self.histogram_epoch: int | None = None
         self.histogram.setTitle("<span style='font-size:9pt'>weights</span>")
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
         self.sparsity.setTitle("<span style='font-size:9pt'>"
@@ -266,6 +269,7 @@ class TrainingPlot(QWidget):
                       epoch: int | None = None) -> None:
         """Draw tensor ``name``'s histogram now (``counts``) over its pre-training one (``ghost``)."""
         self.tensor_name = name
+        self.histogram_epoch = epoch
         self.curves["ghost"].setData(edges, ghost.astype(np.float64))
         self.curves["current"].setData(edges, counts.astype(np.float64))
         when = "before training" if epoch is None else f"after epoch {epoch}"

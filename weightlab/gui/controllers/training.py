@@ -175,8 +175,9 @@ class TrainingController(QObject):
         self._eta: float | None = None
         self._device = ""
         self._epochs_seen = 0
-        self._token = 0  # newest background task; older outcomes are dropped
-        self._relays: set[_Relay] = set()
+        self._token = 0  # a new job or model drops the outcomes of older background tasks
+        self._task_ids = 0
+        self._pending: dict[int, tuple[int, Any, Any, _Relay]] = {}  # task id -> (token, done, failed, relay)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
         self._tick.timeout.connect(self._show_status)
@@ -426,23 +427,26 @@ class TrainingController(QObject):
 
     def _in_pool(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
                  on_failed: Callable[[str], None] | None = None) -> None:
-        token = self._token
+        """Run ``fn`` on a pool thread; ``on_done(out)`` / ``on_failed(message)`` on this thread, unless a
+        newer job or model came first. The relay's signals reach this controller's own slots (a QObject
+        living on the window's thread), so they are queued to it."""
+        self._task_ids += 1
+        task_id = self._task_ids
         relay = _Relay()
-        self._relays.add(relay)
+        self._pending[task_id] = (self._token, on_done, on_failed, relay)
+        relay.done.connect(self._task_done)
+        relay.failed.connect(self._task_failed)
+        QThreadPool.globalInstance().start(_Task(relay, task_id, fn))
 
-        def done(t: int, out: Any) -> None:
-            self._relays.discard(relay)
-            if t == self._token:
-                on_done(out)
+    def _task_done(self, task_id: int, out: Any) -> None:
+        token, on_done, _failed, _relay = self._pending.pop(task_id, (None, None, None, None))
+        if on_done is not None and token == self._token:
+            on_done(out)
 
-        def failed(t: int, message: str) -> None:
-            self._relays.discard(relay)
-            if t == self._token and on_failed is not None:
-                on_failed(message)
-
-        relay.done.connect(done)
-        relay.failed.connect(failed)
-        QThreadPool.globalInstance().start(_Task(relay, token, fn))
+    def _task_failed(self, task_id: int, message: str) -> None:
+        token, _done, on_failed, _relay = self._pending.pop(task_id, (None, None, None, None))
+        if on_failed is not None and token == self._token:
+            on_failed(message)
 
     # -- the result -------------------------------------------------------------------------
     def _on_result(self, ev: JobResult) -> None:

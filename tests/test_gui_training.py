@@ -1,0 +1,441 @@
+"""The window's Training tab (weightlab.gui.training_panel, training_plot, controllers.training).
+
+Fast tests play the engine with tests/fakes.py (the real JobBook): the form builds the
+spec, the partials are drawn, Cancel asks the job to stop and still takes its result,
+the result lands as one undoable history step. One test trains the demo with the real
+engine end to end.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+training = pytest.importorskip("weightlab.core.training")
+
+
+@pytest.fixture
+def fake_window(make_window, demo_paths):
+    """A window on the demo model whose engine is a FakeEngine; ``w.fake`` is its client."""
+    from tests.fakes import FakeEngine
+    from weightlab.gui.engine_adapter import EngineAdapter
+
+    engine = FakeEngine()
+    w = make_window(EngineAdapter(client_factory=engine))
+    assert w.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    w.fake = engine.clients[-1]
+    w.views.setCurrentWidget(w.training.panel)
+    return w
+
+
+@pytest.fixture
+def train_npz(demo_paths):
+    path = demo_paths["data"].with_name("digits_train.npz")
+    if not path.exists():
+        pytest.skip("the demo's training split is not shipped yet")
+    return path
+
+
+def _set_train(w, path):
+    w.training.panel.train_edit.setText(str(path))
+    w.training._train_changed()
+
+
+def _started(w, job):
+    from weightlab.engine.protocol import JobStarted
+
+    w.fake.worker_sends(JobStarted(job))
+
+
+def _send(w, job, partial, fraction=None, message=""):
+    from weightlab.engine.protocol import JobProgress
+
+    w.fake.worker_sends(JobProgress(job, fraction, message, partial))
+
+
+def _epoch(e, loss, acc, val_loss, val_acc, held, tensors=None):
+    rec = training.EpochRecord(e, loss, acc, val_loss, val_acc, held, 0.3, 0.001, 1.5)
+    return {"type": "epoch", **rec.to_dict(), "tensors": tensors or {}, "eta_s": 3.0, "device": "CPU (test)"}
+
+
+def _trained_arrays(w, scale=0.5):
+    s = w.session
+    return {"dense/kernel": (np.asarray(s.array("dense/kernel")) * scale).astype(np.float32),
+            "dense/bias": (np.asarray(s.array("dense/bias")) + 0.25).astype(np.float32)}
+
+
+def _result(spec, arrays, **kw):
+    history = [training.EpochRecord(1, 0.5, 0.8, 0.6, 0.75, 0.9, 0.35, 0.001, 1.0),
+               training.EpochRecord(2, 0.4, 0.85, 0.55, 0.8, 0.92, 0.3, 0.001, 1.0)]
+    fields = dict(history=history, best_epoch=None, final={"accuracy": 0.92, "loss": 0.3}, arrays=arrays,
+                  label=spec.describe(), device="CPU (test)", seconds=2.0)
+    fields.update(kw)
+    return training.FinetuneResult(**fields)
+
+
+# -- the form -> the spec -------------------------------------------------------------------
+
+
+def test_the_form_builds_the_finetune_spec(fake_window, train_npz):
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    w.show_tensor("dense/kernel")
+    w.settle()
+    p.val_kind.setCurrentIndex(p.val_kind.findData("split"))
+    p.val_split.setValue(0.2)
+    p.optimizer_combo.setCurrentIndex(p.optimizer_combo.findData("sgd"))
+    p.momentum_spin.setValue(0.8)
+    p.lr_edit.setText("0.01")
+    p.epochs_spin.setValue(3)
+    p.batch_spin.setValue(16)
+    p.seed_spin.setValue(7)
+    p.keep_masks.setChecked(False)
+    p.schedule_combo.setCurrentIndex(p.schedule_combo.findData("exponential_decay"))
+    p.schedule_fields["exponential_decay"].set_value("decay_steps", 50)
+    p.schedule_fields["exponential_decay"].set_value("decay_rate", 0.5)
+    p.early_group.setChecked(True)
+    p.es_monitor.setCurrentText("val_accuracy")
+    p.es_patience.setValue(2)
+    p.es_start.setValue(1)
+    p.l2_edit.setText("0.01")
+    p.reg_scope.setCurrentIndex(p.reg_scope.findData("selection"))
+    w.tree.select_targets(["dense", "dense_1/kernel"])
+    p.constraint_combo.setCurrentIndex(p.constraint_combo.findData("max_norm"))
+    p.constraint_fields["max_norm"].set_value("max_value", 3.0)
+    p.clip_check.setChecked(True)
+    p.clip_edit.setText("0.5")
+    p.pruning_group.setChecked(True)
+    p.gp_initial.setValue(0.3)
+    p.gp_final.setValue(0.7)
+    p.gp_begin.setValue(0)
+    p.gp_end.setValue(100)
+    p.gp_frequency.setValue(10)
+    p.gp_scope.setCurrentIndex(p.gp_scope.findData("global"))
+    p.on_cancel.setCurrentIndex(p.on_cancel.findData("last"))
+    w.tree.set_frozen(["conv2d"])
+    spec = ctl.make_spec()
+    assert isinstance(spec, training.FinetuneSpec)
+    assert spec.train == str(train_npz) and spec.val is None and spec.val_split == pytest.approx(0.2)
+    assert spec.heldout == str(w.data_path)
+    assert (spec.optimizer, spec.momentum, spec.lr, spec.epochs, spec.batch_size, spec.seed) == (
+        "sgd", pytest.approx(0.8), 0.01, 3, 16, 7)
+    assert spec.keep_masks is False
+    assert spec.schedule == {"kind": "exponential_decay", "decay_steps": 50, "decay_rate": 0.5, "staircase": False}
+    assert spec.early_stopping == {"monitor": "val_accuracy", "patience": 2, "min_delta": 0.0,
+                                   "start_from_epoch": 1, "restore_best_weights": True}
+    assert spec.regularizers == ({"layers": ["dense", "dense_1"], "l1": 0.0, "l2": 0.01},)
+    assert spec.constraints == ({"layers": ["dense", "dense_1"], "kind": "max_norm", "max_value": 3.0},)
+    assert spec.clip_weights == 0.5
+    assert spec.pruning["scope"] == "global"
+    sched = spec.pruning["schedule"]
+    assert (sched["kind"], sched["initial_sparsity"], sched["final_sparsity"], sched["begin_step"],
+            sched["end_step"], sched["frequency"]) == ("polynomial_decay", 0.3, 0.7, 0, 100, 10)
+    assert spec.freeze == ("conv2d",)
+    assert spec.watch == ("dense/kernel",)
+    assert spec.on_cancel == "last"
+    assert spec.new_head is None and spec.reduce_lr is None
+
+
+def test_prune_and_retrain_mode_builds_its_spec(fake_window, train_npz):
+    w = fake_window
+    p = w.training.panel
+    _set_train(w, train_npz)
+    p.mode_combo.setCurrentIndex(p.mode_combo.findData("prune_retrain"))
+    assert p.pr_group.isVisibleTo(p) and not p.pruning_group.isEnabled()
+    p.epochs_spin.setValue(2)
+    p.pr_rounds.setValue(3)
+    p.pr_threshold.setText("0.04")
+    p.pr_factor.setValue(0.8)
+    p.pr_budget.setValue(2.0)
+    spec = w.training.make_spec()
+    assert isinstance(spec, training.PruneRetrainSpec)
+    assert (spec.rounds, spec.threshold, spec.factor, spec.sparsities, spec.budget_pp) == (
+        3, 0.04, pytest.approx(0.8), (), 2.0)
+    assert spec.finetune["epochs"] == 2 and spec.finetune["keep_masks"] is True
+    assert spec.finetune["heldout"] == str(w.data_path)
+    p.pr_by.setCurrentIndex(p.pr_by.findData("sparsity"))
+    p.pr_sparsities.setText("0.5,0.7,0.8")
+    spec = w.training.make_spec()
+    assert spec.threshold is None and spec.sparsities == (0.5, 0.7, 0.8)
+    assert [spec.round_sparsity(r) for r in (1, 2, 3)] == [0.5, 0.7, 0.8]
+    p.pr_sparsities.setText("0.5,0.7")
+    assert w.training.start() is None
+    assert "sparsities" in p.message.text() and "3 round(s), 2 value(s)" in p.message.text()
+    assert w.fake.submitted == []
+
+
+def test_bad_fields_and_missing_things_are_said_and_nothing_is_submitted(fake_window, train_npz, make_window,
+                                                                         demo_paths):
+    from weightlab.gui.engine_adapter import EngineAdapter
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    assert ctl.start() is None
+    assert "train" in p.message.text() and "training data" in p.message.text()
+    _set_train(w, train_npz)
+    p.lr_edit.setText("fast")
+    assert ctl.start() is None
+    assert "'learning rate'" in p.message.text() and "fast" in p.message.text()
+    p.lr_edit.setText("")
+    p.schedule_combo.setCurrentIndex(p.schedule_combo.findData("cosine_decay"))
+    p.plateau_group.setChecked(True)
+    assert ctl.start() is None  # the spec refuses a schedule with ReduceLROnPlateau
+    assert "reduce_lr" in p.message.text()
+    assert w.fake.submitted == []
+    # no held-out set: Start is disabled with the reason
+    w.workspace.set_data_path(None, force=True)
+    assert not p.start_button.isEnabled() and "held-out set" in p.reason.text()
+    assert ctl.start() is None
+    # evaluation off
+    off = make_window(EngineAdapter(enabled=False))
+    assert off.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    assert "Training is off: evaluation is disabled" in off.training.panel.reason.text()
+    assert not off.training.panel.start_button.isEnabled()
+
+
+def test_a_model_keras_cannot_rebuild_cannot_be_trained(make_window, tmp_path):
+    from tests.fakes import memory_session
+    from weightlab.gui.controllers.training import trainable_reason
+    from weightlab.gui.engine_adapter import EngineAdapter
+
+    w = make_window(EngineAdapter(enabled=False))
+    s = memory_session(tmp_path / "weights.h5", {"d/kernel": np.ones((2, 2), np.float32)}, fmt="weights.h5")
+    w.set_session(s, tmp_path / "data.npz")
+    reason = w.training.panel.reason.text()
+    assert "Training needs a Keras model (.keras or .h5 with its architecture)" in reason
+    assert "weights.h5" in reason
+    assert not w.training.panel.start_button.isEnabled()
+    h5 = memory_session(tmp_path / "bare.h5", {"d/kernel": np.ones((2, 2), np.float32)}, fmt="h5")
+    assert "bare.h5 has no architecture" in trainable_reason(h5.model)
+
+
+# -- the schedule preview ---------------------------------------------------------------------
+
+
+def test_the_schedule_preview_is_the_schedule_over_the_training_steps(fake_window, train_npz, qtbot):
+    from weightlab.core.schedules import LRSchedule
+    from weightlab.gui.training_panel import ASSUMED_STEPS_PER_EPOCH
+
+    w = fake_window
+    p = w.training.panel
+    p.schedule_combo.setCurrentIndex(p.schedule_combo.findData("exponential_decay"))
+    p.schedule_fields["exponential_decay"].set_value("decay_steps", 30)
+    p.lr_edit.setText("0.01")
+    p.epochs_spin.setValue(2)
+    p.update_schedule_preview()
+    # the training set's size is not known yet: steps per epoch are assumed, and said so
+    assert p.schedule_plot.values().size == 2 * ASSUMED_STEPS_PER_EPOCH
+    assert "assumed" in p.schedule_plot.message.text()
+    _set_train(w, train_npz)
+    with np.load(train_npz) as z:
+        n = z["x"].shape[0]
+    p.val_split.setValue(0.1)
+    p.batch_spin.setValue(32)
+    p.update_schedule_preview()
+    steps = math.ceil(int(n * 0.9) / 32)
+    rates = p.schedule_plot.values()
+    assert rates.size == 2 * steps
+    # Keras' ExponentialDecay: lr * rate ** (step / decay_steps)
+    np.testing.assert_allclose(rates, 0.01 * 0.9 ** (np.arange(2 * steps) / 30), rtol=1e-12)
+    # the preview follows the fields on its own (one event-loop turn later)
+    p.schedule_combo.setCurrentIndex(p.schedule_combo.findData("piecewise_constant_decay"))
+    p.schedule_fields["piecewise_constant_decay"].set_value("boundaries", [10, 40])
+    p.schedule_fields["piecewise_constant_decay"].set_value("values", [0.1, 0.01, 0.001])
+    qtbot.waitUntil(lambda: p.schedule_plot.values()[:1].tolist() == [0.1])
+    expect = LRSchedule.from_dict({"kind": "piecewise_constant_decay", "boundaries": [10, 40],
+                                   "values": [0.1, 0.01, 0.001]}).values(np.arange(2 * steps), 0.01)
+    np.testing.assert_array_equal(p.schedule_plot.values(), expect)
+    assert set(np.unique(expect)) == {0.1, 0.01, 0.001}
+    p.schedule_fields["piecewise_constant_decay"].set_value("values", "0.1/abc")
+    qtbot.waitUntil(lambda: p.schedule_plot.values().size == 0)
+    assert "values" in p.schedule_plot.message.text()
+
+
+# -- running: live partials, cancel, the history step ----------------------------------------------
+
+
+def test_partials_are_drawn_live_and_the_result_is_one_undoable_step(fake_window, train_npz, qtbot):
+    from weightlab.engine.protocol import JobResult
+    from weightlab.gui.training_plot import histogram_pair
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    w.show_tensor("dense/kernel")
+    w.settle()
+    p.epochs_spin.setValue(2)
+    before = {n: np.array(w.session.array(n)) for n in w.session.model.tensors}
+    job = ctl.start()
+    assert job is not None and ctl.running
+    spec = dict(w.fake.submitted)[job]
+    assert isinstance(spec, training.FinetuneSpec) and spec.watch == ("dense/kernel",)
+    assert p.cancel_button.isEnabled() and not p.start_button.isEnabled()
+    _started(w, job)
+    for b in (1, 2):
+        _send(w, job, {"type": "batch", "epoch": 1, "batch": b, "batches": 4, "step": b, "loss": 1.0 / b,
+                       "lr": 0.001}, fraction=b / 8)
+    trained1 = (before["dense/kernel"] * 0.9).astype(np.float32)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9, {"dense/kernel": trained1}), fraction=0.5)
+    _send(w, job, {"type": "sparsity", "step": 3, "sparsity": 0.25})
+    qtbot.waitUntil(lambda: p.plot.series("loss")[0].size == 1)
+    x, y = p.plot.series("batch_loss")
+    np.testing.assert_allclose(x, [0.25, 0.5])
+    np.testing.assert_allclose(y, [1.0, 0.5])
+    np.testing.assert_allclose(p.plot.series("heldout_accuracy")[1], [90.0])
+    np.testing.assert_allclose(p.plot.series("val_accuracy")[1], [75.0])
+    np.testing.assert_allclose(p.plot.series("val_loss")[1], [0.6])
+    np.testing.assert_allclose(p.plot.series("sparsity")[1], [25.0])
+    # the histogram of the watched tensor after epoch 1, over its pre-training ghost (counted off-thread)
+    edges, ghost, counts = histogram_pair(before["dense/kernel"], trained1)
+    qtbot.waitUntil(lambda: p.plot.histogram_epoch == 1)
+    assert p.plot.tensor_name == "dense/kernel"
+    gx, gy = p.plot.curves["ghost"].getData()
+    cx, cy = p.plot.curves["current"].getData()
+    np.testing.assert_array_equal(gy, ghost)
+    np.testing.assert_array_equal(cy, counts)
+    assert not np.array_equal(gy, cy)
+    assert "CPU (test)" in p.plot.status.text() and "ETA" in p.plot.status.text()
+    # the result: one history step with the trained arrays, labelled like the spec
+    arrays = _trained_arrays(w)
+    w.fake.worker_sends(JobResult(job, _result(spec, arrays)))
+    qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=20_000)
+    w.wait_idle()
+    assert not ctl.running and p.start_button.isEnabled()
+    step = w.session.steps[0].edit
+    assert step.op == "trained" and step.describe() == spec.describe() == "fine-tune 2 epochs, lr auto, masks kept"
+    for name, a in arrays.items():
+        np.testing.assert_array_equal(w.session.array(name), a)
+    for name in set(before) - set(arrays):
+        np.testing.assert_array_equal(w.session.array(name), before[name])
+    assert "Applied as one step" in p.message.text()
+    assert w.undo()
+    w.wait_idle()
+    for name, a in before.items():
+        np.testing.assert_array_equal(w.session.array(name), a)
+    assert w.errors == []
+
+
+def test_cancel_asks_the_job_to_stop_and_keeps_what_it_returns(fake_window, train_npz, qtbot):
+    from weightlab.engine.protocol import JobResult
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    p.on_cancel.setCurrentIndex(p.on_cancel.findData("best"))
+    job = ctl.start()
+    spec = dict(w.fake.submitted)[job]
+    assert spec.on_cancel == "best"
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9))
+    p.cancel_button.click()
+    # stopped, not cancelled: the job is still listened to and its result still comes
+    assert w.fake.stopped_jobs == [job] and job not in w.fake.cancelled_jobs
+    assert "keeping the best" in p.message.text()
+    arrays = _trained_arrays(w, 0.75)
+    result = _result(spec, arrays, cancelled=True, kept="best", best_epoch=1,
+                     label=spec.describe() + ", cancelled, kept best")
+    w.fake.worker_sends(JobResult(job, result))
+    qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=20_000)
+    w.wait_idle()
+    assert w.session.steps[0].edit.describe().endswith("cancelled, kept best")
+    np.testing.assert_array_equal(w.session.array("dense/kernel"), arrays["dense/kernel"])
+
+
+def test_a_failed_or_cancelled_job_applies_nothing(fake_window, train_npz, qtbot):
+    from weightlab.engine.protocol import JobCancelled
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    job = ctl.start()
+    w.fake.fail(job, "the training data has 3 classes but the model 10 outputs")
+    qtbot.waitUntil(lambda: not ctl.running)
+    assert "Training failed: the training data has 3 classes" in p.message.text()
+    job = ctl.start()
+    _started(w, job)
+    p.cancel_button.click()
+    w.fake.worker_sends(JobCancelled(job))  # stopped before its first epoch
+    qtbot.waitUntil(lambda: not ctl.running)
+    assert "nothing kept" in p.message.text()
+    assert w.session.steps == [] and w.errors == []
+
+
+def test_prune_and_retrain_rounds_are_charted_and_applied(fake_window, train_npz, qtbot):
+    from weightlab.engine.protocol import JobResult
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    p.mode_combo.setCurrentIndex(p.mode_combo.findData("prune_retrain"))
+    p.pr_rounds.setValue(2)
+    job = ctl.start()
+    spec = dict(w.fake.submitted)[job]
+    assert isinstance(spec, training.PruneRetrainSpec)
+    _started(w, job)
+    rounds = [training.RoundRecord(1, 0.4, 0.93, 0.2, 0.05), training.RoundRecord(2, 0.55, 0.91, 0.3, 0.04)]
+    for r in rounds:
+        _send(w, job, {"type": "round", **r.to_dict()})
+    qtbot.waitUntil(lambda: p.plot.series("round_sparsity")[0].size == 2)
+    np.testing.assert_allclose(p.plot.series("round_sparsity")[1], [40.0, 55.0])
+    np.testing.assert_allclose(p.plot.series("round_accuracy")[1], [93.0, 91.0])
+    arrays = _trained_arrays(w, 0.0)
+    result = training.PruneRetrainResult(rounds, {"accuracy": 0.95, "loss": 0.2}, arrays, spec.describe())
+    w.fake.worker_sends(JobResult(job, result))
+    qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=20_000)
+    w.wait_idle()
+    assert w.session.steps[0].edit.describe() == spec.describe()
+    assert not np.any(w.session.array("dense/kernel"))
+
+
+def test_events_of_other_jobs_and_of_an_old_model_are_ignored(fake_window, train_npz, qtbot, demo_paths):
+    from weightlab.core.jobs import EvaluateSpec
+
+    w = fake_window
+    ctl = w.training
+    _set_train(w, train_npz)
+    other = w.fake.submit(EvaluateSpec(live=False))
+    job = ctl.start()
+    _started(w, other)
+    _send(w, other, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9))
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.4, 0.8, 0.6, 0.75, 0.9))
+    qtbot.waitUntil(lambda: ctl.panel.plot.series("loss")[0].size == 1)
+    np.testing.assert_allclose(ctl.panel.plot.series("loss")[1], [0.4])
+    # opening the model again forgets the job
+    assert w.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    assert not ctl.running and ctl.panel.plot.series("loss")[0].size == 0
+
+
+# -- the Freeze column -------------------------------------------------------------------------------
+
+
+def test_freeze_column_feeds_the_spec_and_all_but_last_n_ticks_it(fake_window, train_npz, qtbot):
+    w = fake_window
+    p, tree = w.training.panel, w.tree
+    _set_train(w, train_npz)
+    with_weights = [layer.name for layer in w.session.model.layers if layer.tensors]
+    assert with_weights == ["conv2d", "batch_normalization", "conv2d_1", "dense", "dense_1"]
+    assert tree.frozen_layers() == []
+    p.train_last_spin.setValue(2)
+    assert tree.frozen_layers() == ["conv2d", "batch_normalization", "conv2d_1"]
+    assert "frozen (3)" in p.freeze_label.text()
+    assert w.training.make_spec().freeze == ("conv2d", "batch_normalization", "conv2d_1")
+    # a click on a box changes it (the user's own ticks)
+    from PySide6.QtCore import Qt
+
+    from weightlab.gui.model_tree import _FREEZE
+
+    item = tree._layer_items["dense"]
+    with qtbot.waitSignal(tree.frozenChanged) as sig:
+        item.setCheckState(_FREEZE, Qt.CheckState.Checked)
+    assert sig.args == [["conv2d", "batch_normalization", "conv2d_1", "dense"]]
+    assert w.training.make_spec().freeze == ("conv2d", "batch_normalization", "conv2d_1", "dense")
+    # layers without weights have no box
+    assert tree._layer_items["flatten"].data(_FREEZE, Qt.ItemDataRole.CheckStateRole) is None
+    tree.set_frozen([])
+    assert w.training.make_spec().freeze == ()
