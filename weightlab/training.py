@@ -487,41 +487,29 @@ def write_outputs(
     return TrainingOutputs(out, written)
 
 
-def _pandas() -> Any:
-    try:
-        import pandas
-    except ImportError:  # pragma: no cover - pandas is a test dependency
-        raise ImportError("to_dataframe needs pandas: pip install pandas") from None
-    return pandas
-
-
 def history_frame(result: FinetuneResult) -> Any:
-    """A fine-tune's history as a pandas DataFrame: one row per epoch (1-based ``epoch``).
-
-    Columns: ``epoch``, ``loss``, ``accuracy``, ``val_loss``,
-    ``val_accuracy``, ``heldout_accuracy``, ``heldout_loss`` (fractions and
-    the loss's own units; NaN where not measured), ``lr`` (the rate at the
-    epoch's end), ``seconds``.
+    """A fine-tune's history as a pandas DataFrame (:meth:`FinetuneResult.to_dataframe
+    <weightlab.core.training.FinetuneResult.to_dataframe>`): one row per epoch, columns
+    ``epoch`` (1-based), ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+    ``heldout_accuracy``, ``heldout_loss`` (fractions and the loss's own units; NaN where
+    not measured), ``lr`` (the rate at the epoch's end), ``seconds``.
 
     Raises
     ------
     ImportError
         When pandas is not installed.
     """
-    rows = [rec.to_dict() for rec in result.history]
-    columns = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "heldout_accuracy", "heldout_loss", "lr",
-               "seconds"]  # fmt: skip
-    return _pandas().DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+    return result.to_dataframe()
 
 
 def rounds_frame(result: PruneRetrainResult) -> Any:
-    """Prune-and-retrain rounds as a pandas DataFrame: ``round``, ``sparsity``, ``accuracy``, ``loss``, ``threshold``.
+    """Prune-and-retrain rounds as a pandas DataFrame (:meth:`PruneRetrainResult.to_dataframe
+    <weightlab.core.training.PruneRetrainResult.to_dataframe>`): ``round``, ``sparsity``,
+    ``accuracy``, ``loss``, ``threshold``.
 
     Raises
     ------
     ImportError
         When pandas is not installed.
     """
-    columns = ["round", "sparsity", "accuracy", "loss", "threshold"]
-    rows = [r.to_dict() for r in result.rounds]
-    return _pandas().DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+    return result.to_dataframe()

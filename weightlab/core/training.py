@@ -662,6 +662,13 @@ class FinetuneResult:
         final = None if self.final is None else {k: _json_num(v) for k, v in self.final.items()}
         return {"history": hist, "best_epoch": self.best_epoch, "final": final}
 
+    def to_dataframe(self) -> Any:
+        """The history as a pandas DataFrame, one row per epoch: every :class:`EpochRecord` field
+        (``epoch`` 1-based; NaN where not measured). ImportError without pandas."""
+        columns = [f.name for f in fields(EpochRecord)]
+        rows = [[getattr(rec, c) for c in columns] for rec in self.history]
+        return _pandas().DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+
 
 @dataclass
 class RoundRecord:
@@ -695,3 +702,17 @@ class PruneRetrainResult:
         return {
             "rounds": [{k: r.to_dict()[k] for k in ("round", "sparsity", "accuracy")} for r in self.rounds]
         }
+
+    def to_dataframe(self) -> Any:
+        """The rounds as a pandas DataFrame: ``round``, ``sparsity``, ``accuracy``, ``loss``,
+        ``threshold`` (NaN where not measured). ImportError without pandas."""
+        columns = [f.name for f in fields(RoundRecord)]
+        rows = [[getattr(r, c) for c in columns] for r in self.rounds]
+        return _pandas().DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+
+
+def _pandas() -> Any:
+    """pandas, an optional dependency (ImportError when it is not installed)."""
+    import importlib
+
+    return importlib.import_module("pandas")
