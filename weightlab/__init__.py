@@ -28,7 +28,7 @@ Fine-tuning and prune-and-retrain (issue 12; they import TensorFlow too)::
 
     r = weightlab.finetune("model.keras", "train.npz", val_split=0.1, epochs=5, lr=1e-3,
                            data="heldout.npz", output="tuned.keras")   # pruned weights stay 0
-    r.to_json(); weightlab.training.history_frame(r)   # one row per epoch (pandas)
+    r.to_json(); r.to_dataframe()             # one row per epoch (pandas)
     q = weightlab.prune_retrain("model.keras", "train.npz", val_split=0.1, rounds=3,
                                 threshold=0.05, factor=0.8, epochs=2, data="heldout.npz")
 """
@@ -473,7 +473,7 @@ def finetune(
         ``best_epoch`` (1-based), ``final`` (``{"accuracy", "loss"}`` on
         ``data``), ``arrays`` (canonical name -> trained values),
         ``label``, ``stopped_early``, ``device``, ``saved``; ``to_json()``;
-        :func:`weightlab.training.history_frame` gives a DataFrame.
+        ``to_dataframe()`` (pandas): one row per epoch.
 
     Raises
     ------
@@ -542,7 +542,7 @@ def prune_retrain(
         ``rounds`` (1-based ``round``, ``sparsity`` of the pruned tensors as a
         fraction, held-out ``accuracy``/``loss``, ``threshold``), ``baseline``,
         ``arrays``, ``label``, ``stopped`` (why it ended early); ``to_json()``;
-        :func:`weightlab.training.rounds_frame` gives a DataFrame.
+        ``to_dataframe()`` (pandas): one row per round.
 
     Raises
     ------
