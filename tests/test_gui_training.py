@@ -313,6 +313,14 @@ def test_partials_are_drawn_live_and_the_result_is_one_undoable_step(fake_window
     for name in set(before) - set(arrays):
         np.testing.assert_array_equal(w.session.array(name), before[name])
     assert "Applied as one step" in p.message.text()
+    # what it bought: the savings of the trained arrays against the weights before training
+    qtbot.waitUntil(lambda: ctl.savings is not None, timeout=30_000)
+    from weightlab.core.savings import savings
+
+    want = savings(w.session.model, {}, arrays)
+    assert ctl.savings.to_json()["overall"] == want.to_json()["overall"]
+    assert f"{100 * want.sparsity_after:.1f} %" in p.summary.text()
+    assert "gzip-compressed file" in p.summary.text() and "dense" in p.summary.toolTip()
     assert w.undo()
     w.wait_idle()
     for name, a in before.items():
@@ -439,3 +447,57 @@ def test_freeze_column_feeds_the_spec_and_all_but_last_n_ticks_it(fake_window, t
     assert tree._layer_items["flatten"].data(_FREEZE, Qt.ItemDataRole.CheckStateRole) is None
     tree.set_frozen([])
     assert w.training.make_spec().freeze == ()
+
+
+# -- end to end, with the real engine ---------------------------------------------------------------
+
+
+def test_real_finetune_on_the_demo_keeps_pruned_weights_at_zero(make_window, demo_paths, train_npz, qtbot):
+    """Prune the demo's dense kernel, fine-tune one epoch in the real engine with masks kept: one
+    history step, the pruned entries still exactly zero, the others trained, the live evaluation of
+    the step equals the job's own held-out figure, and what it bought is shown."""
+    from weightlab.core.edits import PruneMagnitude
+
+    w = make_window(None)
+    assert w.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    p, ctl = w.training.panel, w.training
+    w.views.setCurrentWidget(p)
+    assert w.apply_edit(PruneMagnitude(target="dense/kernel", sparsity=0.8))
+    w.wait_idle()
+    pruned = np.array(w.session.array("dense/kernel"))
+    mask = pruned == 0
+    assert mask.mean() == pytest.approx(0.8, abs=0.01)
+    w.show_tensor("dense/kernel")
+    w.settle()
+    # the engine trains the edits it holds: wait for the live evaluation of the pruned model
+    qtbot.waitUntil(lambda: 1 in w.eval_panel._by_step, timeout=120_000)
+    _set_train(w, train_npz)
+    p.epochs_spin.setValue(1)
+    p.batch_spin.setValue(64)
+    p.lr_edit.setText("0.001")
+    epochs: list[dict] = []
+    w.engine.jobProgress.connect(lambda ev: epochs.append(ev.partial) if ev.job_id == ctl.job_id and isinstance(
+        ev.partial, dict) and ev.partial.get("type") == "epoch" else None)
+    job = ctl.start()
+    assert job is not None, p.message.text()
+    qtbot.waitUntil(lambda: not ctl.running, timeout=240_000)
+    assert ctl.result is not None, p.message.text()
+    qtbot.waitUntil(lambda: len(w.session.steps) == 2, timeout=60_000)
+    w.wait_idle()
+    step = w.session.steps[1].edit
+    assert step.op == "trained" and step.describe().startswith("fine-tune 1 epoch, lr 0.001, masks kept")
+    trained = np.asarray(w.session.array("dense/kernel"))
+    assert np.all(trained[mask] == 0)  # exactly zero: masks kept
+    assert not np.array_equal(trained[~mask], pruned[~mask])  # the rest trained
+    # live: one epoch drawn, with the watched tensor's histogram after it
+    assert len(epochs) == 1 and p.plot.series("loss")[0].tolist() == [1.0]
+    qtbot.waitUntil(lambda: p.plot.histogram_epoch == 1, timeout=10_000)
+    # the window's live evaluation of the new step equals the job's final held-out accuracy
+    position = w.session.position
+    qtbot.waitUntil(lambda: position in w.eval_panel._by_step, timeout=120_000)
+    assert w.eval_panel._by_step[position][1] == pytest.approx(ctl.result.final["accuracy"], abs=1e-6)
+    # what it bought, computed off the window's thread
+    qtbot.waitUntil(lambda: ctl.savings is not None, timeout=60_000)
+    assert "What it bought" in p.summary.text() and "removable by structured pruning" in p.summary.text()
+    assert ctl.savings.kernel_sparsity_after == pytest.approx(ctl.savings.kernel_sparsity_before)
+    assert w.errors == []

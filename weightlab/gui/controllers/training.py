@@ -544,14 +544,14 @@ class TrainingController(QObject):
         except ImportError:  # the savings report lands with engineer C's part
             self.panel.set_summary("")
             return
-        edited = dict(self._edited_before)
+        from weightlab.formats import save_model
+
+        before = dict(self._edited_before)  # the tensors that differed from the file when training started
+        after = {**before, **arrays}
         model = session.model
 
         def compute() -> Any:
-            before = {n: edited[n] if n in edited else model.read(n) for n in model.tensors}
-            after = dict(before)
-            after.update(arrays)
-            return savings(model, before, after)
+            return savings(model, before, after, saver=save_model)
 
         def show(out: Any) -> None:
             self.savings = out
@@ -560,10 +560,17 @@ class TrainingController(QObject):
         self.panel.set_summary("<i>What it bought: computing…</i>")
         self._in_pool(compute, show, lambda m: self.panel.set_summary(f"What it bought: cannot compute ({_esc(m)})"))
 
-    @staticmethod
-    def _summary_html(s: Any) -> str:
-        table = s.table() if hasattr(s, "table") else str(s)
-        return f"<b>What it bought</b><pre style='font-size:9pt'>{_esc(table)}</pre>"
+    def _summary_html(self, s: Any) -> str:
+        """One paragraph: sparsity, parameters removable by structured pruning, the gzip-compressed size;
+        the per-layer table in the tooltip."""
+        self.panel.summary.setToolTip(s.table())
+        parts = [f"sparsity <b>{100 * s.sparsity_before:.1f} % → {100 * s.sparsity_after:.1f} %</b> "
+                 f"(kernels {100 * s.kernel_sparsity_before:.1f} % → {100 * s.kernel_sparsity_after:.1f} %)",
+                 f"removable by structured pruning {s.removable_before:,} → {s.removable_after:,} parameters"]
+        if s.gzip_before is not None and s.gzip_after is not None:
+            ratio = f" ({s.gzip_ratio:.2f}× smaller)" if s.gzip_ratio else ""
+            parts.append(f"gzip-compressed file {s.gzip_before:,} → {s.gzip_after:,} bytes{ratio}")
+        return "<b>What it bought</b> (hover for each layer): " + " · ".join(parts)
 
     def shutdown(self) -> None:
         """The window closes: stop the timer (pool tasks' outcomes are dropped)."""
