@@ -16,6 +16,18 @@ from weightlab._tf import headless  # noqa: E402
 from weightlab._tf.runtime import EvaluationCancelled  # noqa: E402
 from weightlab._tf.train import NEEDS_KERAS, open_trainable, run_finetune  # noqa: E402
 
+
+@pytest.fixture(autouse=True)
+def op_determinism_restored():
+    """Reference runs switch TensorFlow's op determinism on: switch it back off for the tests after them."""
+    from tensorflow.python.framework import config
+
+    was = config.is_op_determinism_enabled()
+    yield
+    if not was:
+        config.disable_op_determinism()
+
+
 N_CLASSES = 4
 N_FEATURES = 12
 
@@ -98,6 +110,14 @@ def test_finetune_equals_model_fit(files):
     assert [r.epoch for r in result.history] == [1, 2, 3]
     assert result.best_epoch is None and not result.stopped_early and not result.cancelled
     assert result.label == "fine-tune 3 epochs, lr 0.01, adam, masks free"
+
+
+def test_op_determinism_is_switched_back_off(files):
+    from tensorflow.python.framework import config
+
+    config.disable_op_determinism()
+    headless.finetune(files["mlp"], FinetuneSpec(train=str(files["train"]), epochs=1))
+    assert not config.is_op_determinism_enabled()
 
 
 def test_masked_entries_stay_exactly_zero(files):
