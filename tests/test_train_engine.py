@@ -251,6 +251,19 @@ def test_gradual_pruning_reaches_final_sparsity(files):
     assert [s for s, _ in reports] == [0, 4, 8, 12, 16]
     for step, sparsity in reports:
         assert abs(sparsity - float(sched(step)[1])) < 1 / 192, (step, sparsity)
+    ps = pytest.importorskip("tensorflow_model_optimization.python.core.sparsity.keras.pruning_schedule")
+    tfmot = ps.PolynomialDecay(
+        initial_sparsity=0.3, final_sparsity=0.7, begin_step=0, end_step=16, frequency=4
+    )
+    pruned_at = [s for s in range(24) if bool(tfmot(tf.constant(s, tf.int64))[0])]
+    assert pruned_at == [s for s, _ in reports]  # the steps TF-MOT prunes at
+    for (
+        step,
+        sparsity,
+    ) in reports:  # TF-MOT's mask count: keep max(round(n * (1 - s)), 1) per tensor, in float32
+        s = tfmot(tf.constant(step, tf.int64))[1]
+        keep = [int(tf.math.round(tf.cast(n, tf.float32) * (1 - s))) for n in (192, 256)]
+        assert sparsity == pytest.approx((448 - sum(keep)) / 448), step
     for name, n in (("hidden/kernel", 192), ("mid/kernel", 256)):
         zeros = np.count_nonzero(r.arrays[name] == 0)
         assert zeros == n - round(n * 0.3), name  # exactly final_sparsity's count, kept through 8 more steps

@@ -36,9 +36,10 @@ the caller's edited arrays are assigned, and ``model.fit`` trains it:
   asks the :class:`~weightlab.core.schedules.SparsitySchedule` whether to
   prune at the optimizer's step and, when it says so, zeroes the
   smallest-``|w|`` entries of each kernel (or of all of them ranked together)
-  so that ``n - round(n * (1 - s))`` entries are zero, as TensorFlow Model
-  Optimization's pruning does; the masks then hold through every update. The
-  model carries no wrapper layers.
+  so that all but ``max(round(n * (1 - s)), 1)`` entries are zero, as
+  TensorFlow Model Optimization's pruning counts them; the masks then hold
+  through every update (an entry once pruned stays pruned). The model
+  carries no wrapper layers.
 
 Determinism: the job sets Keras' seed (``keras.utils.set_random_seed``) and
 TensorFlow's op determinism right before ``fit``; op determinism is switched
@@ -142,12 +143,13 @@ class TrainableModel:
     compile_config: dict | None = None
     _constraints: dict[int, Any] = field(default_factory=dict)
     _regularizers: dict[int, Any] = field(default_factory=dict)
+    _trainable: dict[int, bool] = field(default_factory=dict)
 
     def reset(self) -> None:
-        """The file's values, constraints and regularizers, every layer trainable again."""
+        """The file's values, constraints, regularizers and trainable flags again."""
         assign_arrays(self.tmap, self.stored)
         for layer in _leaf_layers(self.model):
-            layer.trainable = True
+            layer.trainable = self._trainable.get(id(layer), True)
             for v in layer.weights:
                 if id(v) in self._constraints:
                     v.constraint = self._constraints[id(v)]
@@ -208,6 +210,7 @@ def open_trainable(model_path: str | os.PathLike[str], *, trust: bool = False) -
     stored = {name: np.array(v.numpy()) for name, v in tmap.variables.items()}
     tm = TrainableModel(model, tmap, stored, p, _compile_config(p))
     for layer in _leaf_layers(model):
+        tm._trainable[id(layer)] = bool(layer.trainable)
         for v in layer.weights:
             tm._constraints[id(v)] = v.constraint
             tm._regularizers[id(v)] = v.regularizer
@@ -540,12 +543,17 @@ class _GradualPrune(keras.callbacks.Callback):
 
 
 def _smallest_mask(magnitude: np.ndarray, sparsity: float) -> np.ndarray:
-    """True at the ``n - round(n * (1 - sparsity))`` smallest entries (ties by position), as TF-MOT counts."""
+    """True at the entries gradual pruning zeroes: all but the ``max(round(n * (1 - sparsity)), 1)`` largest.
+
+    The count is TensorFlow Model Optimization's (``pruning_impl.Pruning._update_mask``,
+    computed in float32 as there); ties are broken by position, so exactly that
+    many entries are kept (TF-MOT keeps every entry tied with the threshold).
+    """
     n = magnitude.size
-    k = n - int(np.round(n * (1.0 - float(sparsity))))
+    keep = max(int(np.round(np.float32(n) * (np.float32(1.0) - np.float32(sparsity)))), 1)
     mask = np.zeros(n, bool)
-    if k > 0:
-        mask[np.argsort(magnitude, kind="stable")[:k]] = True
+    if keep < n:
+        mask[np.argsort(magnitude, kind="stable")[: n - keep]] = True
     return mask
 
 
