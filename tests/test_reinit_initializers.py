@@ -433,3 +433,12 @@ def test_every_initializer_has_its_arguments_listed():
         defaults = {"mode": "fan_avg", "distribution": "uniform"}
         edit = edit_from_dict({**step, **{a: defaults.get(a, 0.5) for a in takes}})
         assert all(getattr(edit, a) is not None for a in takes)
+
+
+def test_numpy_scalars_are_taken_as_floats_and_stay_json():
+    r = Reinit(target="dense/kernel", initializer="random_normal", mean=np.float32(0.5), stddev=np.int64(2))
+    assert type(r.mean) is float and type(r.stddev) is float
+    assert json.loads(json.dumps(r.to_dict()))["stddev"] == 2.0
+    assert r == Reinit(
+        target="dense/kernel", initializer="random_normal", mean=float(np.float32(0.5)), stddev=2.0
+    )

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import math
+import numbers
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -910,8 +911,11 @@ class Reinit(Edit):
             raise ValueError(f"{init} does not take {', '.join(extra)}; {what}")
         for name in ("mean", "stddev", "minval", "maxval", "value", "scale", "gain"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)):
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number; got {v!r}")
+            object.__setattr__(self, name, float(v))  # NumPy scalars too: recipes are JSON
         if self.stddev is not None and self.stddev < 0:
             raise ValueError(f"stddev must be >= 0; got {self.stddev}")
         if self.minval is not None or self.maxval is not None:
