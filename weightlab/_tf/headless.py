@@ -354,6 +354,7 @@ def finetune(
     trust: bool = False,
     on_progress: Callable[[float | None, str, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    gpus: int | None = None,
 ) -> FinetuneResult:
     """Fine-tune a Keras model in this process (see :mod:`weightlab._tf.train`).
 
@@ -374,6 +375,10 @@ def finetune(
     should_stop:
         Polled after every batch; True cancels: the best or last complete
         epoch is kept (``spec.on_cancel``) and returned with ``cancelled`` True.
+    gpus:
+        None: TensorFlow's placement (the first GPU when present); 0: the
+        CPU; 1: one GPU; N >= 2: the first N GPUs through
+        ``tf.distribute.MirroredStrategy`` (see :func:`weightlab._tf.train.open_trainable`).
 
     Returns
     -------
@@ -392,7 +397,7 @@ def finetune(
     from .train import open_trainable, run_finetune
 
     with run_errors(model_path):
-        tm = open_trainable(model_path, trust=trust)
+        tm = open_trainable(model_path, trust=trust, gpus=gpus)
         return run_finetune(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
 
 
@@ -404,6 +409,7 @@ def prune_retrain(
     trust: bool = False,
     on_progress: Callable[[float | None, str, dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    gpus: int | None = None,
 ) -> PruneRetrainResult:
     """Iterative prune-and-retrain in this process (see :func:`weightlab._tf.train.run_prune_retrain`).
 
@@ -414,7 +420,7 @@ def prune_retrain(
     from .train import open_trainable, run_prune_retrain
 
     with run_errors(model_path):
-        tm = open_trainable(model_path, trust=trust)
+        tm = open_trainable(model_path, trust=trust, gpus=gpus)
         return run_prune_retrain(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
 
 

@@ -49,6 +49,7 @@ off and no extras equals ``model.fit`` with the same seed and settings.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import math
@@ -141,9 +142,30 @@ class TrainableModel:
     stored: dict[str, np.ndarray]
     path: Path
     compile_config: dict | None = None
+    strategy: Any = None  # a tf.distribute.MirroredStrategy (several GPUs), or None
+    device: str | None = (
+        None  # "/CPU:0" when training is kept off the GPUs, else None (TensorFlow's placement)
+    )
     _constraints: dict[int, Any] = field(default_factory=dict)
     _regularizers: dict[int, Any] = field(default_factory=dict)
     _trainable: dict[int, bool] = field(default_factory=dict)
+
+    def placement(self) -> contextlib.AbstractContextManager:
+        """The context training runs in: the strategy's scope, the CPU, or TensorFlow's own placement."""
+        if self.strategy is not None:
+            return self.strategy.scope()
+        if self.device is not None:
+            return tf.device(self.device)
+        return contextlib.nullcontext()
+
+    @property
+    def device_label(self) -> str:
+        """``"CPU"``, the GPU's name, or ``"2 x NVIDIA H100 ..."`` with several GPUs."""
+        if self.device is not None:
+            return "CPU"
+        if self.strategy is not None:
+            return f"{self.strategy.num_replicas_in_sync} x {device_name()}"
+        return device_name()
 
     def reset(self) -> None:
         """The file's values, constraints, regularizers and trainable flags again."""
@@ -187,20 +209,52 @@ def _compile_config(path: Path) -> dict | None:
     return cfg if isinstance(cfg, dict) else None
 
 
-def open_trainable(model_path: str | os.PathLike[str], *, trust: bool = False) -> TrainableModel:
+def _gpu_devices() -> list[str]:
+    """The logical GPU devices TensorFlow sees (``["/device:GPU:0", ...]``)."""
+    return [d.name for d in tf.config.list_logical_devices("GPU")]
+
+
+def open_trainable(
+    model_path: str | os.PathLike[str], *, trust: bool = False, gpus: int | None = None
+) -> TrainableModel:
     """Rebuild the Keras model in ``model_path`` for training.
+
+    Parameters
+    ----------
+    model_path:
+        A ``.keras`` or ``.h5`` file with its architecture.
+    trust:
+        As for :func:`~weightlab._tf.model.build_model`.
+    gpus:
+        None: TensorFlow's placement (the first GPU when there is one, else
+        the CPU). 0: the CPU. 1: one GPU. N >= 2: the first N GPUs through
+        ``tf.distribute.MirroredStrategy`` (each batch split across them, the
+        gradients summed: the same training, faster); the model is built in
+        the strategy's scope.
 
     Raises
     ------
     EngineError
         For a SavedModel, checkpoint, frozen graph or weights-only file
-        (:data:`NEEDS_KERAS`, naming the file), and as
-        :func:`~weightlab._tf.model.build_model`.
+        (:data:`NEEDS_KERAS`, naming the file), for more GPUs than TensorFlow
+        sees, and as :func:`~weightlab._tf.model.build_model`.
     """
     p = Path(model_path)
     _check_trainable_file(p)
+    strategy, device = None, None
+    if gpus is not None:
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+            raise EngineError(f"gpus must be a number of GPUs >= 0 (0: the CPU); got {gpus!r}")
+        seen = _gpu_devices()
+        if gpus > len(seen):
+            raise EngineError(f"training on {gpus} GPU(s) was asked for; TensorFlow sees {len(seen)}")
+        if gpus == 0:
+            device = "/CPU:0"
+        elif gpus >= 2:
+            strategy = tf.distribute.MirroredStrategy(devices=seen[:gpus])
     try:
-        model = build_model(p, trust=trust)
+        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+            model = build_model(p, trust=trust)
     except EngineError as exc:
         if "weights-only" in exc.message:
             raise EngineError(f"{NEEDS_KERAS}; this file holds weights only", p) from exc
@@ -208,7 +262,7 @@ def open_trainable(model_path: str | os.PathLike[str], *, trust: bool = False) -
     layout = file_layout(p) or model_layout(model)
     tmap = map_tensors(model, layout)
     stored = {name: np.array(v.numpy()) for name, v in tmap.variables.items()}
-    tm = TrainableModel(model, tmap, stored, p, _compile_config(p))
+    tm = TrainableModel(model, tmap, stored, p, _compile_config(p), strategy=strategy, device=device)
     for layer in _leaf_layers(model):
         tm._trainable[id(layer)] = bool(layer.trainable)
         for v in layer.weights:
@@ -755,6 +809,17 @@ def run_finetune(
     EvaluationCancelled
         When cancelled before the first epoch ended (nothing to keep).
     """
+    with tm.placement():
+        return _run_finetune(tm, spec, edited, on_progress, should_stop)
+
+
+def _run_finetune(
+    tm: TrainableModel,
+    spec: FinetuneSpec,
+    edited: Mapping[str, np.ndarray] | None,
+    on_progress: ProgressFn | None,
+    should_stop: Callable[[], bool] | None,
+) -> FinetuneResult:
     from .session import EngineSession
 
     t_start = time.monotonic()
@@ -773,7 +838,7 @@ def run_finetune(
     if spec.new_head is not None:
         model = _new_head(model, spec.new_head, spec.seed, tm.path)
         num_classes = spec.new_head
-    run = _Run(spec, tm, on_progress, should_stop, device=device_name(), model=model)
+    run = _Run(spec, tm, on_progress, should_stop, device=tm.device_label, model=model)
     if spec.heldout:
         hx, hy = _load_npz(spec.heldout, model, num_classes, "held-out")
         run.heldout = EngineSession(model, [], batch_size=256, cache_budget=0)
