@@ -9,6 +9,7 @@ from __future__ import annotations
 import faulthandler
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -18,10 +19,27 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+#: Folders this run made for itself (removed when the run ends, in pytest_unconfigure).
+_RUN_FOLDERS: list[str] = []
+
+
+def _run_folder(variable: str, prefix: str) -> None:
+    """Point ``variable`` at a fresh temporary folder unless the caller set it."""
+    if variable not in os.environ:
+        os.environ[variable] = tempfile.mkdtemp(prefix=prefix)
+        _RUN_FOLDERS.append(os.environ[variable])
+
+
 # Keep settings (recent files...) of test runs away from the user's own.
-os.environ.setdefault("WEIGHTLAB_CONFIG_DIR", tempfile.mkdtemp(prefix="weightlab-test-config-"))
+_run_folder("WEIGHTLAB_CONFIG_DIR", "weightlab-test-config-")
 # ... and edit journals (weightlab.core.journal) away from the user's state folder.
-os.environ.setdefault("WEIGHTLAB_STATE_DIR", tempfile.mkdtemp(prefix="weightlab-test-state-"))
+_run_folder("WEIGHTLAB_STATE_DIR", "weightlab-test-state-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the settings and state folders this run made."""
+    for folder in _RUN_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "resources" / "demo"
