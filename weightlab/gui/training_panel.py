@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
     QSpinBox,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -50,11 +51,12 @@ from weightlab.core.errors import RecipeError
 from .training_plot import SchedulePlot, TrainingPlot
 
 __all__ = ["TrainingPanel", "FormError", "LR_SCHEDULE_FIELDS", "CONSTRAINT_FIELDS", "ASSUMED_STEPS_PER_EPOCH",
-           "MODES"]
+           "MODES", "NARROW"]
 
 MODES = (("finetune", "fine-tune"), ("prune_retrain", "prune and retrain"))
-OPTIMIZERS = (("auto", "auto (model's compile config, else Adam)"), ("adam", "Adam"),
-              ("sgd", "SGD with momentum"), ("rmsprop", "RMSprop"))
+OPTIMIZERS = (("auto", "auto"), ("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop"))
+#: Narrower than this (pixels), the set-up and the plots are two tabs instead of side by side.
+NARROW = 760
 #: Steps per epoch the schedule preview assumes when the training set's size is not known.
 ASSUMED_STEPS_PER_EPOCH = 100
 #: Longest schedule preview drawn point by point (longer ones are drawn at this many steps, evenly spaced).
@@ -252,19 +254,37 @@ class TrainingPanel(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.live_cancel = QPushButton("Cancel")
+        self.live_cancel.setToolTip("Stop training (shown with the curves when the set-up is on another tab)")
+        self.live_cancel.clicked.connect(self.cancelRequested)
+        self.live_cancel.hide()
+        self.plot.top.addWidget(self.live_cancel)
+        # a short tab scrolls the plots instead of squeezing them below legibility
+        plots = QScrollArea()
+        # the viewport's size, never less than the plots' legible minimum (then they scroll)
+        self.plot.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.plot.setMinimumSize(self.plot.minimumSizeHint())
+        plots.setWidget(self.plot)
+        plots.setWidgetResizable(True)
+        plots.setFrameShape(QFrame.Shape.NoFrame)
+        plots.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.plot, 1)
+        rl.setSpacing(2)
+        rl.addWidget(plots, 1)
         rl.addWidget(self.summary)
         scroll = QScrollArea()
         scroll.setWidget(self.form_widget)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(min(380, self.form_widget.minimumSizeHint().width()
-                                   + scroll.verticalScrollBar().sizeHint().width()))
+        # as wide as the form needs beside its scroll bar (nothing is cut off on the right)
+        scroll.setMinimumWidth(self.form_widget.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width())
         self.controls = scroll
+        self.live = right
+        # wide: set-up | plots side by side; narrow (resizeEvent): two tabs, the plots shown while training
         body = QSplitter(Qt.Orientation.Horizontal)
         body.addWidget(scroll)
         body.addWidget(right)
@@ -274,9 +294,13 @@ class TrainingPanel(QWidget):
         body.setChildrenCollapsible(False)
         body.setCollapsible(0, True)
         self.body = body
+        self.pages = QTabWidget()
+        self.pages.setDocumentMode(True)
+        self.pages.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(body)
+        lay.addWidget(self.pages)
         # the schedule preview follows the fields, at most once per event-loop turn
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
@@ -296,6 +320,31 @@ class TrainingPanel(QWidget):
         self._on_constraint()
         self._on_prune_by()
         self.update_schedule_preview()
+
+    @property
+    def narrow(self) -> bool:
+        """True when the set-up and the plots are two tabs (the panel is narrower than :data:`NARROW`)."""
+        return not self.pages.isHidden()
+
+    def resizeEvent(self, event: Any) -> None:
+        """Below :data:`NARROW` pixels the set-up and the plots become two tabs (each gets the whole width)."""
+        super().resizeEvent(event)
+        narrow = self.width() < NARROW
+        if narrow == self.narrow:
+            return
+        self.live_cancel.setVisible(narrow)
+        if narrow:
+            self.body.hide()
+            self.pages.addTab(self.controls, "Set up")
+            self.pages.addTab(self.live, "Curves")
+            self.pages.setCurrentIndex(1 if self._running else 0)
+            self.pages.show()
+        else:
+            self.pages.hide()
+            self.pages.clear()
+            self.body.insertWidget(0, self.controls)
+            self.body.insertWidget(1, self.live)
+            self.body.show()
 
     # -- the form -----------------------------------------------------------------------------
     def _build_form(self) -> None:
@@ -361,6 +410,8 @@ class TrainingPanel(QWidget):
         self.optimizer_combo = QComboBox()
         for key, label in OPTIMIZERS:
             self.optimizer_combo.addItem(label, key)
+        self.optimizer_combo.setToolTip("auto: the optimizer of the model's compile config, else Adam; "
+                                        "SGD with momentum; RMSprop")
         self.optimizer_combo.currentIndexChanged.connect(self._on_optimizer)
         f.addRow("optimizer", self.optimizer_combo)
         self.lr_edit = QLineEdit()
@@ -375,8 +426,8 @@ class TrainingPanel(QWidget):
         lr_row.addWidget(self.momentum_spin)
         f.addRow("learning rate", lr_row)
         self.epochs_spin = _spin(1, 10_000, 5, "passes over the training data (per round in prune and retrain)")
-        self.batch_spin = _spin(1, 1 << 16, 32, "samples per step")
-        self.seed_spin = _spin(0, 2**31 - 1, 0, "Keras' seed and TensorFlow's op determinism: the same seed "
+        self.batch_spin = _spin(1, 65_536, 32, "samples per step")
+        self.seed_spin = _spin(0, 999_999, 0, "Keras' seed and TensorFlow's op determinism: the same seed "
                                "gives the same weights on CPU")
         nums = QHBoxLayout()
         nums.setSpacing(3)
@@ -431,21 +482,26 @@ class TrainingPanel(QWidget):
         self.early_group = g
         self.es_monitor = QComboBox()
         self.es_monitor.addItems(MONITORS)
-        self.es_patience = _spin(0, 10_000, 3, "epochs without improvement before stopping")
-        self.es_min_delta = _dspin(0.0, 10.0, 0.0, 5, 0.001, "smallest change counted as an improvement")
-        self.es_start = _spin(0, 10_000, 0, "epochs to wait before watching at all")
-        self.es_restore = QCheckBox("restore best weights")
+        self.es_patience = _spin(0, 9_999, 3, "epochs without improvement before stopping")
+        self.es_min_delta = _dspin(0.0, 1.0, 0.0, 4, 0.001, "smallest change counted as an improvement")
+        self.es_start = _spin(0, 9_999, 0, "epochs to wait before watching at all")
+        self.es_restore = QCheckBox("restore best")
         self.es_restore.setChecked(True)
         self.es_restore.setToolTip("Keras 3: the best epoch's weights come back, also when training ends "
                                    "without stopping early")
         f.addRow("monitor", self.es_monitor)
         r = QHBoxLayout()
         r.setSpacing(3)
-        for label, w in (("patience", self.es_patience), ("min Δ", self.es_min_delta), ("from epoch", self.es_start)):
+        for label, w in (("patience", self.es_patience), ("from epoch", self.es_start)):
             r.addWidget(QLabel(label))
             r.addWidget(w, 1)
         f.addRow(r)
-        f.addRow(self.es_restore)
+        r = QHBoxLayout()
+        r.setSpacing(3)
+        r.addWidget(QLabel("min Δ"))
+        r.addWidget(self.es_min_delta, 1)
+        r.addWidget(self.es_restore)
+        f.addRow(r)
         col.addWidget(g)
 
         g, f = _group("Reduce LR on plateau", checkable=True)
@@ -453,7 +509,7 @@ class TrainingPanel(QWidget):
         self.rl_monitor = QComboBox()
         self.rl_monitor.addItems(MONITORS)
         self.rl_factor = _dspin(0.01, 0.99, 0.5, 2, 0.05, "the rate is multiplied by this")
-        self.rl_patience = _spin(0, 10_000, 2, "epochs without improvement before reducing")
+        self.rl_patience = _spin(0, 9_999, 2, "epochs without improvement before reducing")
         self.rl_min_lr = QLineEdit("0")
         self.rl_min_lr.setToolTip("the rate never goes below this")
         f.addRow("monitor", self.rl_monitor)
@@ -526,9 +582,9 @@ class TrainingPanel(QWidget):
         r.addWidget(QLabel("final"))
         r.addWidget(self.gp_final, 1)
         f.addRow("sparsity", r)
-        self.gp_begin = _spin(0, 10**9, 0, "first step that prunes")
-        self.gp_end = _spin(-1, 10**9, 1000, "last step that prunes (-1: no end, constant sparsity only)")
-        self.gp_frequency = _spin(1, 10**9, 100, "prune every this many steps")
+        self.gp_begin = _spin(0, 9_999_999, 0, "first step that prunes")
+        self.gp_end = _spin(-1, 9_999_999, 1000, "last step that prunes (-1: no end, constant sparsity only)")
+        self.gp_frequency = _spin(1, 9_999_999, 100, "prune every this many steps")
         self.gp_power = _dspin(0.1, 10.0, 3.0, 2, 0.5, "exponent of the polynomial decay")
         r = QHBoxLayout()
         r.setSpacing(3)
@@ -678,9 +734,13 @@ class TrainingPanel(QWidget):
         return str(self.mode_combo.currentData())
 
     def set_running(self, running: bool) -> None:
-        """Enable Cancel while a job runs; Start (and the form) otherwise."""
+        """Enable Cancel while a job runs; Start (and the form) otherwise. A narrow panel shows the curves
+        when a job starts."""
+        if running and not self._running and self.narrow:
+            self.pages.setCurrentWidget(self.live)
         self._running = running
         self.cancel_button.setEnabled(running)
+        self.live_cancel.setEnabled(running)
         self._update_start()
         self.form_widget.setEnabled(True)
         for g in self.form_widget.findChildren(QGroupBox):

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .histogram_view import CURRENT_BRUSH, CURRENT_PEN, GHOST_BRUSH, GHOST_PEN
 from .plots import plot_widget
@@ -111,13 +111,12 @@ class _Series:
         return np.asarray(self.x, dtype=np.float64), np.asarray(self.y, dtype=np.float64)
 
 
-def _small_plot(title: str, bottom: str, left: str) -> pg.PlotWidget:
+def _small_plot(bottom: str, left: str) -> pg.PlotWidget:
     p = plot_widget()
-    p.setTitle(f"<span style='font-size:9pt'>{title}</span>")
     p.setLabel("bottom", bottom)
     p.setLabel("left", left)
     p.showGrid(x=True, y=True, alpha=0.15)
-    p.setMinimumSize(180, 130)
+    p.setMinimumSize(150, 120)
     p.setMouseEnabled(x=True, y=False)
     for axis in ("bottom", "left"):
         p.getAxis(axis).enableAutoSIPrefix(False)
@@ -147,12 +146,22 @@ class TrainingPlot(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.loss = _small_plot("loss", "epoch", "loss")
-        self.accuracy = _small_plot("accuracy", "epoch", "%")
-        self.histogram = _small_plot("weights", "value", "count")
-        self.sparsity = _small_plot("sparsity", "step", "%")
+        self.loss = _small_plot("epoch", "loss")
+        self.accuracy = _small_plot("epoch", "%")
+        self.histogram = _small_plot("value", "count")
+        self.sparsity = _small_plot("step", "%")
         self.curves: dict[str, pg.PlotDataItem] = {}
         c = self.curves
+        # no legend boxes (they cover the curves in a small plot): the titles name the colours
+        self.loss.setTitle(_title(("loss", None), ("batch", "#7fb2d8"), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR)))
+        self.accuracy.setTitle(_title(("acc.", None), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR),
+                                      ("held-out", HELDOUT_COLOUR)))
+        for p, text in ((self.loss, "loss: per batch (thin), per epoch on the training and validation data"),
+                        (self.accuracy, "accuracy (%) per epoch: training, validation and held-out data"),
+                        (self.histogram, "the watched tensor's histogram: before training (grey) and now"),
+                        (self.sparsity, "gradual pruning: sparsity at each step where masks change; "
+                                        "prune and retrain: sparsity and held-out accuracy per round")):
+            p.setToolTip(text)
         c["batch_loss"] = self.loss.plot([], [], pen=BATCH_PEN, name="batch")
         c["loss"] = self.loss.plot([], [], pen=_pen(TRAIN_COLOUR), symbol="o", symbolSize=5,
                                    symbolBrush=TRAIN_COLOUR, symbolPen=None, name="train")
@@ -175,16 +184,10 @@ class TrainingPlot(QWidget):
                                                  symbolBrush=SPARSITY_COLOUR, symbolPen=None, name="sparsity")
         c["round_accuracy"] = self.sparsity.plot([], [], pen=_pen(HELDOUT_COLOUR), symbol="s", symbolSize=7,
                                                  symbolBrush=HELDOUT_COLOUR, symbolPen=None, name="held-out acc.")
-        for p in (self.loss, self.accuracy, self.sparsity):
-            legend = p.addLegend(offset=(-8, 8), labelTextSize="8pt")
-            legend.setBrush(pg.mkBrush(255, 255, 255, 200))
-        self.hist_legend = self.histogram.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.hist_legend.setBrush(pg.mkBrush(255, 255, 255, 200))
-        self.hist_legend.addItem(c["ghost"], "before training")
-        self.hist_legend.addItem(c["current"], "now")
         self._series: dict[str, _Series] = {k: _Series() for k in c if k not in ("ghost", "current")}
         self.status = QLabel("")
-        self.status.setWordWrap(True)
+        # one line, no word wrap: a wrapping label gives the layout a height-for-width, and the scroll
+        # area around the plots then sizes them to their (tall) size hints instead of its viewport
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         grid = QGridLayout()
@@ -197,7 +200,11 @@ class TrainingPlot(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
-        lay.addWidget(self.status)
+        #: The status line's row (a panel may add buttons to it).
+        self.top = QHBoxLayout()
+        self.top.setSpacing(4)
+        self.top.addWidget(self.status, 1)
+        lay.addLayout(self.top)
         lay.addLayout(grid, 1)
         self.steps_per_epoch: int | None = None
         self.tensor_name: str | None = None
@@ -213,11 +220,11 @@ class TrainingPlot(QWidget):
         self.steps_per_epoch = None
         self.tensor_name = None
         self.histogram_epoch: int | None = None
-        self.histogram.setTitle("<span style='font-size:9pt'>weights</span>")
+        self._hist_title("weights", None)
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
-        self.sparsity.setTitle("<span style='font-size:9pt'>"
-                               + ("sparsity and held-out accuracy per round" if rounds else "sparsity (gradual pruning)")
-                               + "</span>")
+        self.sparsity.setTitle(_title(("rounds", None), ("sparsity", SPARSITY_COLOUR),
+                                      ("held-out acc.", HELDOUT_COLOUR)) if rounds
+                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)))
         self.status.setText("")
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +279,11 @@ class TrainingPlot(QWidget):
         self.histogram_epoch = epoch
         self.curves["ghost"].setData(edges, ghost.astype(np.float64))
         self.curves["current"].setData(edges, counts.astype(np.float64))
-        when = "before training" if epoch is None else f"after epoch {epoch}"
-        self.histogram.setTitle(f"<span style='font-size:9pt'>{_esc(name)} ({when})</span>")
+        self._hist_title(name, epoch)
+
+    def _hist_title(self, name: str, epoch: int | None) -> None:
+        when = "now" if epoch is None else f"epoch {epoch}"
+        self.histogram.setTitle(_title((_esc(name), None), ("before", "#9a9a9a"), (when, "#1c7ed6")))
 
     def set_status(self, *, elapsed: float | None, eta: float | None, device: str, text: str = "") -> None:
         """The status line: ``text · elapsed 12 s · ETA 40 s · device``."""
@@ -284,6 +294,7 @@ class TrainingPlot(QWidget):
         if device:
             parts.append(device)
         self.status.setText(" · ".join(parts))
+        self.status.setToolTip(self.status.text())
 
 
 class SchedulePlot(QWidget):
@@ -331,6 +342,12 @@ class SchedulePlot(QWidget):
         """The rates drawn (empty when none)."""
         _x, y = self.curve.getData()
         return np.asarray([] if y is None else y, dtype=np.float64)
+
+
+def _title(*parts: tuple[str, str | None]) -> str:
+    """A small plot title whose words are coloured like the curves they name (``(text, colour or None)``)."""
+    spans = [f"<span style='color:{c}'>■ {t}</span>" if c else t for t, c in parts]
+    return "<span style='font-size:9pt'>" + " ".join(spans) + "</span>"
 
 
 def _num(v: Any) -> float | None:
