@@ -122,3 +122,16 @@ def test_api_finetune_returns_history_frame(files):
     assert list(frame["epoch"]) == [1] and frame["loss"].iloc[0] == pytest.approx(r.history[0].loss)
     assert r.final is None and r.saved is None
     assert set(r.arrays) >= {"dense/kernel", "dense_1/kernel"}
+
+
+def test_more_gpus_than_present_is_one_line(files, capfd, tmp_path):
+    from weightlab._tf.train import _gpu_devices
+
+    n = len(_gpu_devices()) + 1
+    code = cli.main([str(a) for a in ("finetune", files["model"], "--train", files["train"], "--val-split", "0.25",
+                                      "--epochs", "1", "--gpus", n, "-o", tmp_path / "g.keras")])  # fmt: skip
+    err = capfd.readouterr().err.strip().splitlines()[-1]  # TensorFlow's own start-up lines may come first
+    assert code == 2
+    assert err.startswith("weightlab: error: ")
+    assert err.endswith(f"training on {n} GPU(s) was asked for; TensorFlow sees {n - 1}")
+    assert not list(tmp_path.iterdir())

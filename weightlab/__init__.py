@@ -421,6 +421,7 @@ def finetune(
     progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     trust: bool = False,
+    gpus: int | None = None,
     **options: Any,
 ) -> FinetuneResult:
     """Fine-tune a Keras model as currently edited; pruned, ablated and zeroed weights stay exactly 0.
@@ -456,6 +457,10 @@ def finetune(
         last epoch's weights (``on_cancel``).
     trust:
         Allow code in the file (Lambda layers): only for files you trust.
+    gpus:
+        None: TensorFlow's placement (the first GPU when there is one); 0: the
+        CPU; 1: one GPU; N >= 2: the first N GPUs with
+        ``tf.distribute.MirroredStrategy``.
     options:
         The keyword arguments of :func:`weightlab.training.finetune_spec`:
         ``val``, ``val_split``, ``data`` (held-out ``.npz``), ``epochs``,
@@ -480,7 +485,8 @@ def finetune(
     RecipeError
         For a bad argument or recipe (before TensorFlow is imported).
     EngineError
-        When the model is not a Keras model Keras can rebuild, naming the file.
+        When the model is not a Keras model Keras can rebuild, naming the file,
+        or ``gpus`` asks for more GPUs than TensorFlow sees.
     FormatError, DataError
         When the model, training, validation or held-out file is missing or
         unusable; the message names the file.
@@ -496,7 +502,7 @@ def finetune(
 
         result = headless.finetune(
             session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
-            should_stop=should_stop,
+            should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
         if output is not None and not new_head:
             result.saved = str(training.write_outputs(session, result.arrays, result.label, output,
@@ -516,6 +522,7 @@ def prune_retrain(
     progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     trust: bool = False,
+    gpus: int | None = None,
     **options: Any,
 ) -> PruneRetrainResult:
     """Iterative prune-and-retrain: R rounds of magnitude pruning, each followed by a fine-tune with masks kept.
@@ -524,7 +531,7 @@ def prune_retrain(
 
     Parameters
     ----------
-    model, train, recipe, progress, should_stop, trust:
+    model, train, recipe, progress, should_stop, trust, gpus:
         As for :func:`finetune` (``progress`` also gets ``"round"`` partials,
         round 0 being the unpruned baseline; batch and epoch partials carry
         their ``"round"``).
@@ -559,7 +566,7 @@ def prune_retrain(
 
         result = headless.prune_retrain(
             session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
-            should_stop=should_stop,
+            should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
         if output is not None:
             training.write_outputs(session, result.arrays, result.label, output, spec=spec.to_dict())

@@ -1034,7 +1034,8 @@ def _training_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         s.add_argument("--seed", type=int, default=0, metavar="S", help="seed (deterministic on CPU; default: 0)")
         s.add_argument(
             "--gpus", type=int, metavar="N",
-            help="train on N local GPUs with tf.distribute.MirroredStrategy (default: all GPUs present; 0: CPU)",
+            help="0: train on the CPU; 1: on one GPU; N >= 2: on the first N GPUs with "
+            "tf.distribute.MirroredStrategy (default: TensorFlow's placement, the first GPU when there is one)",
         )  # fmt: skip
         s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): trusted files only")
         s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="the trained model to write")
@@ -1214,32 +1215,6 @@ def _print_savings(session: Any, args: argparse.Namespace) -> None:
         print(f"inference on {args.data.name}: {1000 * t0:.1f} ms -> {1000 * t1:.1f} ms per pass (median of 5)")
 
 
-def _gpus(gpus: int | None) -> dict[str, Any]:
-    """``--gpus N``: the GPUs TensorFlow may see (set before it is imported), and the engine's ``gpus`` if it takes one.
-
-    0 trains on the CPU and 1 on the first GPU; more than one needs the
-    engine's ``tf.distribute.MirroredStrategy`` (``headless.finetune(...,
-    gpus=N)``): refused with a clear message when the engine has none.
-    Without ``--gpus`` TensorFlow's default placement applies (the first GPU
-    when there is one).
-    """
-    if gpus is None:
-        return {}
-    import inspect
-
-    if "CUDA_VISIBLE_DEVICES" not in os.environ and "tensorflow" not in sys.modules:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, range(gpus)))  # read when TensorFlow starts
-    from weightlab._tf import headless
-
-    takes = "gpus" in inspect.signature(headless.finetune).parameters
-    if gpus > 1 and not takes:
-        raise WeightLabError(
-            f"--gpus {gpus}: training on several GPUs (tf.distribute.MirroredStrategy) is not available in "
-            "this version; use --gpus 1 (one GPU) or leave --gpus out"
-        )
-    return {"gpus": gpus} if takes else {}
-
-
 def _run_training(args: argparse.Namespace, kind: str) -> int:
     from weightlab import training
 
@@ -1280,7 +1255,7 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
     session.history_budget_bytes = 0
     try:
         training.check_training(session, spec)
-        engine: dict[str, Any] = {"trust": args.trust, **_gpus(args.gpus)}
+        engine: dict[str, Any] = {"trust": args.trust, "gpus": args.gpus}
         progress = _TrainingProgress(getattr(args, "stderr", sys.stderr), epochs)
         from weightlab._tf import headless
 
