@@ -357,3 +357,21 @@ def test_new_head_is_saved_as_keras(files, tmp_path):
     stored = _stored(files["mlp"])
     np.testing.assert_array_equal(m.get_layer("mid").kernel.numpy(), stored["mid/kernel"])  # frozen
     assert sorted(p.name for p in tmp_path.iterdir()) == ["head.keras", "three.npz"]  # no temporary file left
+
+
+def test_progress_partials(files):
+    """Batch partials (the epoch's running loss, at most ten a second), then one epoch partial per epoch with ETA."""
+    partials = []
+    spec = FinetuneSpec(
+        train=str(files["train"]), heldout=str(files["heldout"]), epochs=2, batch_size=32, lr=0.01
+    )
+    r = headless.finetune(files["mlp"], spec, on_progress=lambda f, m, p: partials.append((f, p)))
+    batches = [p for _, p in partials if p["type"] == "batch"]
+    epochs = [p for _, p in partials if p["type"] == "epoch"]
+    assert batches and batches[0] == {**batches[0], "epoch": 1, "batch": 1, "batches": 8, "step": 1}
+    assert all(np.isfinite(p["loss"]) and p["lr"] == pytest.approx(0.01) for p in batches)
+    assert [p["epoch"] for p in epochs] == [1, 2] and epochs[-1]["eta_s"] == 0
+    assert epochs[0]["heldout_accuracy"] == r.history[0].heldout_accuracy and epochs[0]["device"] == r.device
+    assert r.final["accuracy"] == r.history[-1].heldout_accuracy
+    fractions = [f for f, _ in partials]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0

@@ -627,30 +627,35 @@ class _Live(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.monotonic()
 
-    def on_train_batch_end(self, batch, logs=None):
+    # Batch-level work happens at a batch's *start*: a callback with an ``on_train_batch_end``
+    # makes Keras turn every batch's logs into Python numbers on the training thread (a device
+    # sync per batch); without one, Keras hands them to a worker thread as in a plain ``fit``.
+    def on_train_batch_begin(self, batch, logs=None):
         run = self.run
         if run.should_stop is not None and run.should_stop():
             run.cancelled = True
-            self.model.stop_training = True
+            self.model.stop_training = True  # seen after this batch
             return
         now = time.monotonic()
-        if run.on_progress is None or now - self._last_batch < BATCH_INTERVAL:
+        if batch == 0 or run.on_progress is None or now - self._last_batch < BATCH_INTERVAL:
             return
         self._last_batch = now
         epoch = len(run.history) + 1
         steps = run.steps
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        tracker = next((m for m in self.model.metrics if m.name == "loss"), None)
+        loss = math.nan if tracker is None else float(keras.ops.convert_to_numpy(tracker.result()))
         partial = {
             "type": "batch",
             "epoch": epoch,
-            "batch": batch + 1,
+            "batch": batch,  # batches done in this epoch
             "batches": steps,
             "step": step,
-            "loss": float((logs or {}).get("loss", math.nan)),
+            "loss": loss,  # the epoch's running mean, as Keras' progress bar shows it
             "lr": run.current_lr(),
         }
-        frac = ((epoch - 1) + (batch + 1) / steps) / run.spec.epochs if steps else None
-        run.on_progress(frac, f"epoch {epoch} of {run.spec.epochs}, batch {batch + 1} of {steps}", partial)
+        frac = ((epoch - 1) + batch / steps) / run.spec.epochs if steps else None
+        run.on_progress(frac, f"epoch {epoch} of {run.spec.epochs}, batch {batch} of {steps}", partial)
 
     def on_epoch_end(self, epoch, logs=None):
         run = self.run
@@ -790,8 +795,9 @@ def run_finetune(
         :mod:`weightlab.core.training` (``batch`` at most ten a second,
         ``epoch``, ``sparsity``).
     should_stop:
-        Polled after every batch; True ends training (a cancel): the weights
-        of the best or the last complete epoch are kept (``spec.on_cancel``).
+        Polled before every batch; True ends training after that batch (a
+        cancel): the weights of the best or the last complete epoch are kept
+        (``spec.on_cancel``).
 
     Returns
     -------
