@@ -91,7 +91,9 @@ def test_image_folder_with_a_validation_subset(tmp_path):
     keras.utils.set_random_seed(3)
     inp = keras.Input((8, 8, 1))
     h = keras.layers.Rescaling(1 / 255)(inp)
-    h = keras.layers.Conv2D(4, 3, name="conv")(h)  # linear: no unit can die, the two classes are always learnt
+    h = keras.layers.Conv2D(4, 3, name="conv")(
+        h
+    )  # linear: no unit can die, the two classes are always learnt
     out = keras.layers.Dense(2, activation="softmax", name="out")(keras.layers.Flatten()(h))
     keras.Model(inp, out).save(tmp_path / "cnn.keras")
     rng = np.random.default_rng(0)
@@ -121,3 +123,33 @@ def test_reduce_lr_on_plateau(tmp_path):
     r = headless.finetune(tmp_path / "m.keras", spec)
     # the rate each epoch ran at: halved after every epoch that did not improve (from epoch 2 on)
     assert [e.lr for e in r.history] == pytest.approx([0.01, 0.01, 0.005])
+
+
+def test_dropout_model_equals_model_fit_and_repeats(tmp_path):
+    """Dropout draws its seed when the model is built: the engine seeds before building, as a script seeding
+    before load_model and fit does; a second run on the same opened model starts from the same states."""
+    from weightlab._tf.train import open_trainable, run_finetune
+
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((N_FEATURES,))
+    h = keras.layers.Dropout(0.3, name="drop")(keras.layers.Dense(16, activation="relu", name="hidden")(inp))
+    keras.Model(inp, keras.layers.Dense(N_CLASSES, activation="softmax", name="out")(h)).save(
+        tmp_path / "d.keras"
+    )
+    x, y = _data(128, 4)
+    np.savez(tmp_path / "train.npz", x=x, y=y)
+    spec = FinetuneSpec(
+        train=str(tmp_path / "train.npz"), epochs=2, batch_size=32, lr=0.01, keep_masks=False, seed=9
+    )
+    r = headless.finetune(tmp_path / "d.keras", spec)
+    keras.utils.set_random_seed(9)  # before load_model: Dropout's seed generator
+    ref, _ = _fit_reference(tmp_path / "d.keras", keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy", 9,
+                            x=x, y=y, batch_size=32, epochs=2)  # fmt: skip
+    _assert_same(r.arrays, ref)
+    tm = open_trainable(tmp_path / "d.keras", seed=9)
+    first, second = run_finetune(tm, spec), run_finetune(tm, spec)
+    for name, a in r.arrays.items():
+        np.testing.assert_array_equal(first.arrays[name], a)
+        np.testing.assert_array_equal(second.arrays[name], a)
+    other = run_finetune(open_trainable(tmp_path / "d.keras", seed=1), spec)  # other dropout draws: other weights
+    assert not np.allclose(other.arrays["hidden/kernel"], r.arrays["hidden/kernel"], atol=1e-5)

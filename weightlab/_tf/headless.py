@@ -397,7 +397,7 @@ def finetune(
     from .train import open_trainable, run_finetune
 
     with run_errors(model_path):
-        tm = open_trainable(model_path, trust=trust, gpus=gpus)
+        tm = open_trainable(model_path, trust=trust, gpus=gpus, seed=spec.seed)
         return run_finetune(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
 
 
@@ -420,7 +420,7 @@ def prune_retrain(
     from .train import open_trainable, run_prune_retrain
 
     with run_errors(model_path):
-        tm = open_trainable(model_path, trust=trust, gpus=gpus)
+        tm = open_trainable(model_path, trust=trust, gpus=gpus, seed=spec.finetune_spec.seed)
         return run_prune_retrain(tm, spec, edited, on_progress=on_progress, should_stop=should_stop)
 
 

@@ -149,6 +149,7 @@ class TrainableModel:
     _constraints: dict[int, Any] = field(default_factory=dict)
     _regularizers: dict[int, Any] = field(default_factory=dict)
     _trainable: dict[int, bool] = field(default_factory=dict)
+    _extra: list[tuple[Any, np.ndarray]] = field(default_factory=list)  # seed generators' states at open
 
     def placement(self) -> contextlib.AbstractContextManager:
         """The context training runs in: the strategy's scope, the CPU, or TensorFlow's own placement."""
@@ -168,8 +169,10 @@ class TrainableModel:
         return device_name()
 
     def reset(self) -> None:
-        """The file's values, constraints, regularizers and trainable flags again."""
+        """The file's values, constraints, regularizers, trainable flags and random states again."""
         assign_arrays(self.tmap, self.stored)
+        for v, value in self._extra:
+            v.assign(value)
         for layer in _leaf_layers(self.model):
             layer.trainable = self._trainable.get(id(layer), True)
             for v in layer.weights:
@@ -215,7 +218,7 @@ def _gpu_devices() -> list[str]:
 
 
 def open_trainable(
-    model_path: str | os.PathLike[str], *, trust: bool = False, gpus: int | None = None
+    model_path: str | os.PathLike[str], *, trust: bool = False, gpus: int | None = None, seed: int = 0
 ) -> TrainableModel:
     """Rebuild the Keras model in ``model_path`` for training.
 
@@ -231,6 +234,12 @@ def open_trainable(
         ``tf.distribute.MirroredStrategy`` (each batch split across them, the
         gradients summed: the same training, faster); the model is built in
         the strategy's scope.
+    seed:
+        Keras' seed (``keras.utils.set_random_seed``) set before the model is
+        built: layers that draw random numbers (Dropout) take their seed
+        generators' seeds then, as in a script that seeds and loads before
+        ``fit``. Every :func:`run_finetune` on the model starts from these
+        states again.
 
     Raises
     ------
@@ -252,6 +261,7 @@ def open_trainable(
             device = "/CPU:0"
         elif gpus >= 2:
             strategy = tf.distribute.MirroredStrategy(devices=seen[:gpus])
+    keras.utils.set_random_seed(seed)
     try:
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             model = build_model(p, trust=trust)
@@ -263,6 +273,8 @@ def open_trainable(
     tmap = map_tensors(model, layout)
     stored = {name: np.array(v.numpy()) for name, v in tmap.variables.items()}
     tm = TrainableModel(model, tmap, stored, p, _compile_config(p), strategy=strategy, device=device)
+    mapped = {id(v) for v in tmap.variables.values()}
+    tm._extra = [(v, np.array(v.numpy())) for v in model.variables if id(v) not in mapped]
     for layer in _leaf_layers(model):
         tm._trainable[id(layer)] = bool(layer.trainable)
         for v in layer.weights:
@@ -1112,11 +1124,11 @@ def _sparsity(arrays: Mapping[str, np.ndarray], names: list[str] | None) -> floa
 
 
 # -- jobs in the worker ---------------------------------------------------------------
-def _worker_inputs(worker: Any) -> tuple[TrainableModel, dict[str, np.ndarray]]:
+def _worker_inputs(worker: Any, seed: int) -> tuple[TrainableModel, dict[str, np.ndarray]]:
     path = getattr(worker, "model_path", None)
     if path is None:
         raise EngineError(f"training is off: {worker.reason or 'no model is open'}")
-    tm = open_trainable(path, trust=bool(getattr(worker, "trust", False)))
+    tm = open_trainable(path, trust=bool(getattr(worker, "trust", False)), seed=seed)
     return tm, {name: array for name, (_, array) in worker.tensors.items()}
 
 
@@ -1135,14 +1147,14 @@ def finetune_job(worker: Any, spec: Any, ctx: Any) -> FinetuneResult:
     returns the result; before the first epoch ends it cancels the job.
     """
     assert isinstance(spec, FinetuneSpec)
-    tm, edited = _worker_inputs(worker)
+    tm, edited = _worker_inputs(worker, spec.seed)
     return run_finetune(tm, spec, edited, on_progress=_ctx_progress(ctx), should_stop=ctx.should_stop)
 
 
 def prune_retrain_job(worker: Any, spec: Any, ctx: Any) -> PruneRetrainResult:
     """The worker's ``prune_retrain`` job: :func:`run_prune_retrain` on the opened model with the mirrored tensors."""
     assert isinstance(spec, PruneRetrainSpec)
-    tm, edited = _worker_inputs(worker)
+    tm, edited = _worker_inputs(worker, spec.finetune_spec.seed)
     return run_prune_retrain(tm, spec, edited, on_progress=_ctx_progress(ctx), should_stop=ctx.should_stop)
 
 
