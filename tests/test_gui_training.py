@@ -501,3 +501,50 @@ def test_real_finetune_on_the_demo_keeps_pruned_weights_at_zero(make_window, dem
     assert "What it bought" in p.summary.text() and "removable by structured pruning" in p.summary.text()
     assert ctl.savings.kernel_sparsity_after == pytest.approx(ctl.savings.kernel_sparsity_before)
     assert w.errors == []
+
+
+def test_histograms_landing_out_of_order_never_draw_an_older_epoch(fake_window, train_npz, qtbot, monkeypatch):
+    """The pool may finish the pre-training histogram after epoch 1's: the newest request wins."""
+    w = fake_window
+    ctl = w.training
+    _set_train(w, train_npz)
+    w.show_tensor("dense/kernel")
+    w.settle()
+    held: list = []
+    monkeypatch.setattr(ctl, "_in_pool", lambda fn, on_done, on_failed=None: held.append((fn, on_done)))
+    job = ctl.start()
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9,
+                         {"dense/kernel": np.zeros_like(w.session.array("dense/kernel"))}))
+    qtbot.waitUntil(lambda: len(held) == 2)
+    (fn0, done0), (fn1, done1) = held
+    done1(fn1())  # epoch 1 lands first
+    done0(fn0())  # then the (older) pre-training one
+    assert ctl.panel.plot.histogram_epoch == 1
+    assert ctl.panel.plot.curves["current"].getData()[1].max() == w.session.array("dense/kernel").size
+
+
+def test_a_narrow_tab_puts_set_up_and_curves_on_two_tabs_with_cancel_beside_the_curves(qtbot):
+    from weightlab.gui.training_panel import NARROW, TrainingPanel
+
+    p = TrainingPanel()
+    qtbot.addWidget(p)
+    p.resize(NARROW + 300, 500)
+    p.show()
+    qtbot.waitUntil(lambda: p.body.isVisible())
+    assert not p.narrow and not p.live_cancel.isVisible()
+    # nothing of the form is cut off: its column is as wide as it asks
+    assert p.controls.width() >= p.form_widget.minimumSizeHint().width()
+    p.resize(NARROW - 200, 500)
+    qtbot.waitUntil(lambda: p.narrow)
+    assert p.pages.count() == 2 and p.pages.currentWidget() is p.controls
+    p.set_running(True)
+    assert p.pages.currentWidget() is p.live  # a job starts: the curves show
+    assert p.live_cancel.isVisible() and p.live_cancel.isEnabled()
+    with qtbot.waitSignal(p.cancelRequested):
+        p.live_cancel.click()
+    p.set_running(False)
+    assert not p.live_cancel.isEnabled()
+    p.resize(NARROW + 300, 500)
+    qtbot.waitUntil(lambda: not p.narrow)
+    assert p.body.indexOf(p.controls) == 0 and p.body.indexOf(p.live) == 1 and p.pages.count() == 0

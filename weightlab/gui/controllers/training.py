@@ -177,6 +177,7 @@ class TrainingController(QObject):
         self._epochs_seen = 0
         self._token = 0  # a new job or model drops the outcomes of older background tasks
         self._task_ids = 0
+        self._hist_asked = self._hist_drawn = 0  # histograms asked for / the newest one drawn
         self._pending: dict[int, tuple[int, Any, Any, _Relay]] = {}  # task id -> (token, done, failed, relay)
         self._tick = QTimer(self)
         self._tick.setInterval(1000)
@@ -418,9 +419,13 @@ class TrainingController(QObject):
     def _histogram(self, name: str, before: np.ndarray, now: np.ndarray | None, epoch: int | None = None) -> None:
         """Count the watched tensor's histogram off the window's thread and draw it when it lands."""
         job = self.job_id
+        self._hist_asked += 1
+        asked = self._hist_asked
 
         def draw(out: Any) -> None:
-            if job == self.job_id or self.job_id is None:
+            # pool tasks may finish out of order: never draw an older epoch over a newer one
+            if (job == self.job_id or self.job_id is None) and asked > self._hist_drawn:
+                self._hist_drawn = asked
                 self.panel.plot.set_histogram(name, *out, epoch=epoch)
 
         self._in_pool(lambda: histogram_pair(before, before if now is None else now), draw)
