@@ -548,3 +548,67 @@ def test_a_narrow_tab_puts_set_up_and_curves_on_two_tabs_with_cancel_beside_the_
     p.resize(NARROW + 300, 500)
     qtbot.waitUntil(lambda: not p.narrow)
     assert p.body.indexOf(p.controls) == 0 and p.body.indexOf(p.live) == 1 and p.pages.count() == 0
+
+
+def test_a_new_head_is_saved_where_the_user_says_and_offered_to_open(fake_window, train_npz, qtbot, tmp_path):
+    from weightlab.engine.protocol import JobResult
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    p.head_spin.setValue(3)
+    asked: list = []
+    w._ask_save_path = lambda title, default, filt: asked.append(default) or str(tmp_path / "three")
+    job = ctl.start()
+    assert asked and asked[0].name == "digits_cnn-head3.keras"
+    spec = dict(w.fake.submitted)[job]
+    assert spec.new_head == 3 and spec.output == str(tmp_path / "three.keras")
+    offered: list = []
+    ctl._confirm_open = lambda path: offered.append(path) or False
+    w.fake.worker_sends(JobResult(job, _result(spec, {}, saved=spec.output)))
+    qtbot.waitUntil(lambda: not ctl.running)
+    assert offered == [tmp_path / "three.keras"]
+    assert w.session.steps == []  # the structure changed: nothing is applied to this model
+    # declining the file dialog starts nothing
+    w._ask_save_path = lambda title, default, filt: None
+    assert ctl.start() is None and "no file chosen" in p.message.text()
+
+
+def test_the_analysis_action_shows_the_training_tab(fake_window):
+    w = fake_window
+    w.views.setCurrentIndex(0)
+    w.actions["training.start"].trigger()
+    assert w.views.currentWidget() is w.training.panel
+    assert w.actions["training.start"].shortcut().toString() == "Ctrl+Shift+T"
+
+
+def test_real_cancel_keeps_the_last_epoch(make_window, demo_paths, train_npz, qtbot):
+    """Cancel with the real engine: the job is asked to stop, still answers, and its last epoch's
+    weights land as one step labelled as cancelled."""
+    w = make_window(None)
+    assert w.open_and_wait(demo_paths["keras"], demo_paths["data"])
+    p, ctl = w.training.panel, w.training
+    w.show_tensor("dense_1/kernel")
+    w.settle()
+    _set_train(w, train_npz)
+    p.epochs_spin.setValue(50)
+    p.batch_spin.setValue(128)
+    p.on_cancel.setCurrentIndex(p.on_cancel.findData("last"))
+    watched: list[np.ndarray] = []
+    w.engine.jobProgress.connect(lambda ev: watched.append(ev.partial["tensors"]["dense_1/kernel"])
+                                 if ev.job_id == ctl.job_id and isinstance(ev.partial, dict)
+                                 and ev.partial.get("type") == "epoch" else None)
+    job = ctl.start()
+    assert job is not None, p.message.text()
+    qtbot.waitUntil(lambda: len(watched) >= 1, timeout=240_000)
+    p.cancel_button.click()
+    qtbot.waitUntil(lambda: not ctl.running, timeout=120_000)
+    r = ctl.result
+    assert r is not None and r.cancelled and r.kept == "last", p.message.text()
+    assert 1 <= len(r.history) < 50
+    qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=60_000)
+    w.wait_idle()
+    assert "cancelled after" in w.session.steps[0].edit.describe()
+    # the kept weights are the last epoch's (streamed after it ended)
+    np.testing.assert_array_equal(w.session.array("dense_1/kernel"), watched[len(r.history) - 1])
+    assert w.errors == []
