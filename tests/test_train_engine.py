@@ -375,3 +375,29 @@ def test_progress_partials(files):
     assert r.final["accuracy"] == r.history[-1].heldout_accuracy
     fractions = [f for f, _ in partials]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_heldout_numbers_equal_keras_evaluate(files):
+    spec = FinetuneSpec(train=str(files["train"]), heldout=str(files["heldout"]), epochs=2, lr=0.01, seed=3)
+    r = headless.finetune(files["mlp"], spec)
+    m = keras.saving.load_model(files["mlp"], compile=False)
+    for layer in m.layers:
+        for w in layer.weights:
+            w.assign(r.arrays.get(f"{layer.name}/{w.name}", w.numpy()))
+    m.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    h = np.load(files["heldout"])
+    loss, acc = m.evaluate(h["x"], h["y"], verbose=0)
+    assert r.final["accuracy"] == pytest.approx(acc, abs=1e-7)
+    assert r.final["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_inference_seconds(files):
+    t = headless.inference_seconds(files["mlp"], files["heldout"], repeats=3)
+    assert 0 < t < 5
+    stored = _stored(files["mlp"])
+    assert (
+        headless.inference_seconds(files["mlp"], files["heldout"], {"out/kernel": stored["out/kernel"] * 0})
+        > 0
+    )
+    with pytest.raises(EngineError, match="does not exist"):
+        headless.inference_seconds(files["dir"] / "missing.keras", files["heldout"])

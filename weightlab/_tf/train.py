@@ -849,7 +849,7 @@ def _run_finetune(
     if len(tm.model.inputs) != 1 or len(tm.model.outputs) != 1 or len(tm.model.outputs[0].shape) != 2:
         raise EngineError("training needs a one-input classifier with outputs (N, C)", tm.path)
     train, val = _load_data(spec, tm.model, num_classes)
-    frozen = _freeze(spec, tm)
+    _freeze(spec, tm)
     masks = _prepare_variables(spec, tm)
     masked_entries = masks.count()
     model = tm.model
@@ -945,8 +945,6 @@ def _run_finetune(
     elif early is not None and es["restore_best_weights"] and early.best_weights is not None:
         best_epoch, kept = early.best_epoch + 1, "best"
     label = spec.describe()
-    if frozen and not spec.freeze and spec.train_last is None:
-        label += f", frozen {len(frozen)}"
     if stopped_early:
         label += f", stopped early at epoch {len(run.history)}"
     if run.cancelled:
