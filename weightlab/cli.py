@@ -33,7 +33,9 @@
 
 A user error (bad file, recipe, held-out set or graph) prints one line on stderr
 and exits with status 2; nothing is written. Ctrl+C ends a sweep, ranking or
-plan early: the points measured so far are printed (and saved), status 130. The libraries' log lines
+plan early: the points measured so far are printed (and saved), status 130; it ends a fine-tune
+after the current batch, writing the best (or, --on-cancel last, the last) epoch's weights, status
+130. The libraries' log lines
 (TensorFlow, absl, oneDNN, CUDA, Keras warnings) stay off stderr unless
 ``--verbose`` (or ``WEIGHTLAB_DEBUG=1``); output cut short by a pipe
 (``| head``) ends quietly.
