@@ -401,3 +401,32 @@ def test_inference_seconds(files):
     )
     with pytest.raises(EngineError, match="does not exist"):
         headless.inference_seconds(files["dir"] / "missing.keras", files["heldout"])
+
+
+def test_prune_retrain_cancelled_keeps_whole_rounds(files):
+    """A cancel before round 2's first epoch ends returns round 1 alone, without round 2's pruning."""
+    calls = {"n": 0}
+
+    def should_stop():  # 8 batches per round (1 epoch of 256 samples in batches of 32); round 2 stops at once
+        calls["n"] += 1
+        return calls["n"] > 8
+
+    spec = PruneRetrainSpec(
+        finetune={"train": str(files["train"]), "epochs": 1}, rounds=3, sparsities=(0.3, 0.6, 0.8)
+    )
+    r = headless.prune_retrain(files["mlp"], spec, should_stop=should_stop)
+    assert [x.round for x in r.rounds] == [1] and r.stopped == "cancelled in round 2"
+    assert np.count_nonzero(r.arrays["mid/kernel"] == 0) == int(0.3 * 256)
+
+
+def test_gradual_pruning_global_ranking(files):
+    schedules = pytest.importorskip("weightlab.core.schedules")
+    sched = schedules.SparsitySchedule(
+        kind="constant_sparsity", final_sparsity=0.5, begin_step=0, frequency=100
+    )
+    spec = FinetuneSpec(train=str(files["train"]), epochs=1, lr=0.01, seed=0,
+                        pruning={"schedule": sched.to_dict(), "layers": ["hidden", "out"], "scope": "global"})  # fmt: skip
+    r = headless.finetune(files["mlp"], spec)
+    zeros = [np.count_nonzero(r.arrays[n] == 0) for n in ("hidden/kernel", "out/kernel")]
+    assert sum(zeros) == 256 - 128  # one ranking over both kernels: half of all their entries
+    assert zeros[0] != 96  # not half of each

@@ -1073,6 +1073,7 @@ def run_prune_retrain(
         source = _Arrays(full, tm.stored)
         pruned = edit.apply(mf, source)
         targets = list(pruned)
+        undo = {n: (full[n], current.get(n)) for n in pruned}
         full.update(pruned)
         current.update(pruned)
 
@@ -1083,7 +1084,13 @@ def run_prune_retrain(
 
         try:
             result = run_finetune(tm, ft, current, on_progress=round_progress, should_stop=should_stop)
-        except EvaluationCancelled:
+        except EvaluationCancelled:  # before its first epoch ended: the round's pruning is undone too
+            for n, (was_full, was_current) in undo.items():
+                full[n] = was_full
+                if was_current is None:
+                    current.pop(n, None)
+                else:
+                    current[n] = was_current
             stopped = f"cancelled in round {r}"
             break
         full.update(result.arrays)
