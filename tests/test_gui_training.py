@@ -386,14 +386,25 @@ def test_prune_and_retrain_rounds_are_charted_and_applied(fake_window, train_npz
     assert isinstance(spec, training.PruneRetrainSpec)
     _started(w, job)
     rounds = [training.RoundRecord(1, 0.4, 0.93, 0.2, 0.05), training.RoundRecord(2, 0.55, 0.91, 0.3, 0.04)]
+    # the baseline comes as round 0; each round's fine-tune streams its epochs (from 1) with its round
+    _send(w, job, {"type": "round", "round": 0, "sparsity": 0.0, "accuracy": 0.95, "loss": 0.2, "threshold": None})
     for r in rounds:
+        for e in (1, 2):
+            _send(w, job, {**_epoch(e, 1.0 / (r.round + e), 0.8, 0.6, 0.75, 0.9), "round": r.round})
         _send(w, job, {"type": "round", **r.to_dict()})
-    qtbot.waitUntil(lambda: p.plot.series("round_sparsity")[0].size == 2)
-    np.testing.assert_allclose(p.plot.series("round_sparsity")[1], [40.0, 55.0])
-    np.testing.assert_allclose(p.plot.series("round_accuracy")[1], [93.0, 91.0])
+    qtbot.waitUntil(lambda: p.plot.series("round_sparsity")[0].size == 3)
+    np.testing.assert_allclose(p.plot.series("round_sparsity")[0], [0, 1, 2])
+    np.testing.assert_allclose(p.plot.series("round_sparsity")[1], [0.0, 40.0, 55.0])
+    np.testing.assert_allclose(p.plot.series("round_accuracy")[1], [95.0, 93.0, 91.0])
+    # the rounds' epochs are drawn one after another (E epochs per round)
+    per_round = spec.finetune["epochs"]
+    np.testing.assert_allclose(p.plot.series("loss")[0], [1, 2, per_round + 1, per_round + 2])
     arrays = _trained_arrays(w, 0.0)
+    rounds.append(training.RoundRecord(3, 0.6, 0.9, 0.3, 0.03))  # a round whose partial never came
     result = training.PruneRetrainResult(rounds, {"accuracy": 0.95, "loss": 0.2}, arrays, spec.describe())
     w.fake.worker_sends(JobResult(job, result))
+    qtbot.waitUntil(lambda: p.plot.series("round_sparsity")[0].size == 4)
+    np.testing.assert_allclose(p.plot.series("round_sparsity")[1], [0.0, 40.0, 55.0, 60.0])
     qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=20_000)
     w.wait_idle()
     assert w.session.steps[0].edit.describe() == spec.describe()

@@ -238,23 +238,25 @@ class TrainingPlot(QWidget):
         self.curves[name].setData(x_arr, y_arr, connect="finite")
 
     # -- partials -------------------------------------------------------------------------
-    def add_batch(self, partial: Mapping[str, Any]) -> None:
+    def add_batch(self, partial: Mapping[str, Any], offset: int = 0) -> None:
         """A ``{"type": "batch", "epoch", "batch", "batches", "step", "loss", ...}`` partial.
 
-        The batch's loss is drawn at fractional epoch ``epoch - 1 + batch / batches``
-        (1-based epochs, so the per-epoch points at whole epochs end each stretch).
+        The batch's loss is drawn at fractional epoch ``offset + epoch - 1 + batch / batches``
+        (1-based epochs, so the per-epoch points at whole epochs end each stretch; ``offset``:
+        the epochs of earlier prune-and-retrain rounds).
         """
         batches = int(partial.get("batches") or 0)
         if batches > 0:
             self.steps_per_epoch = batches
-            x = int(partial["epoch"]) - 1 + int(partial["batch"]) / batches
+            x = offset + int(partial["epoch"]) - 1 + int(partial["batch"]) / batches
         else:
             x = float(partial.get("step", 0))
         self._add("batch_loss", x, _num(partial.get("loss")))
 
-    def add_epoch(self, partial: Mapping[str, Any]) -> None:
-        """An ``{"type": "epoch", **EpochRecord fields, ...}`` partial: the per-epoch points (accuracies in %)."""
-        e = int(partial["epoch"])
+    def add_epoch(self, partial: Mapping[str, Any], offset: int = 0) -> None:
+        """An ``{"type": "epoch", **EpochRecord fields, ...}`` partial: the per-epoch points (accuracies in %)
+        at epoch ``offset + epoch``."""
+        e = offset + int(partial["epoch"])
         self._add("loss", e, _num(partial.get("loss")))
         self._add("val_loss", e, _num(partial.get("val_loss")))
         for key in ("accuracy", "val_accuracy", "heldout_accuracy"):

@@ -388,12 +388,15 @@ class TrainingController(QObject):
         elapsed = time.monotonic() - self._started
         if ev.fraction is not None and 0 < ev.fraction <= 1:
             self._eta = elapsed * (1.0 - float(ev.fraction)) / float(ev.fraction)
+        # prune and retrain: each round's fine-tune counts its epochs from 1; draw them one after another
+        rounds_epochs = int(self.spec.finetune.get("epochs", 1)) if hasattr(self.spec, "finetune") else 0
+        offset = (int(p["round"]) - 1) * rounds_epochs if kind in ("batch", "epoch") and p.get("round") else 0
         if kind == "batch":
-            plot.add_batch(p)
+            plot.add_batch(p, offset)
             if ev.message:
                 self.panel.show_message(f"{self.spec.label}: {ev.message}")
         elif kind == "epoch":
-            plot.add_epoch(p)
+            plot.add_epoch(p, offset)
             self._epochs_seen += 1
             if p.get("eta_s") is not None:
                 self._eta = float(p["eta_s"])
@@ -406,7 +409,7 @@ class TrainingController(QObject):
                 + (f", held-out accuracy {100 * acc:.2f} %" if acc is not None else ""))
             for name, values in (p.get("tensors") or {}).items():
                 if name in self._before:
-                    self._histogram(name, self._before[name], np.asarray(values), int(p["epoch"]))
+                    self._histogram(name, self._before[name], np.asarray(values), offset + int(p["epoch"]))
         elif kind == "round":
             plot.add_round(p)
             acc = p.get("accuracy")
@@ -466,10 +469,11 @@ class TrainingController(QObject):
         if isinstance(r, FinetuneResult) and r.device:
             self._device = r.device
         if isinstance(r, PruneRetrainResult):
-            # the chart shows every round of the final result (also rounds whose partial was dropped)
-            self.panel.plot.clear(rounds=True)
+            # the chart shows every round of the final result (also one whose partial never came)
+            drawn = set(self.panel.plot.series("round_sparsity")[0].tolist())
             for rec in r.rounds:
-                self.panel.plot.add_round(rec.to_dict())
+                if float(rec.round) not in drawn:
+                    self.panel.plot.add_round(rec.to_dict())
 
     def _on_finished(self, info: JobInfo) -> None:
         if info.job_id != self.job_id:
