@@ -199,6 +199,14 @@ def test_frozen_layers_unchanged_bit_for_bit(files):
     free = headless.finetune(files["mlp_bn"], FinetuneSpec(train=str(files["train"]), epochs=1, seed=0))
     assert not np.array_equal(free.arrays["bn/moving_mean"], stored["bn/moving_mean"])
 
+    # what freezing relies on: Keras 3 runs a non-trainable BatchNormalization in inference mode in training calls
+    m = keras.saving.load_model(files["mlp_bn"])
+    m.get_layer("bn").trainable = False
+    x = np.load(files["train"])["x"][:64]
+    np.testing.assert_array_equal(m(x, training=True).numpy(), m(x, training=False).numpy())
+    m.get_layer("bn").trainable = True
+    assert not np.allclose(m(x, training=True).numpy(), m(x, training=False).numpy())
+
     last = headless.finetune(
         files["mlp_bn"], FinetuneSpec(train=str(files["train"]), epochs=1, seed=0, train_last=1)
     )
