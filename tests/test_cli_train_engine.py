@@ -135,3 +135,45 @@ def test_more_gpus_than_present_is_one_line(files, capfd, tmp_path):
     assert err.startswith("weightlab: error: ")
     assert err.endswith(f"training on {n} GPU(s) was asked for; TensorFlow sees {n - 1}")
     assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_keeps_the_best_epoch_and_writes_it(files, tmp_path):
+    """A real `weightlab finetune` on a terminal: after its first epoch line, Ctrl+C ends it with status 130
+    and the kept epoch's weights written (progress read from the pseudo-terminal: no fixed wait)."""
+    import pty
+    import select
+    import signal
+    import time
+
+    out = tmp_path / "cancelled.keras"
+    leader, follower = pty.openpty()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "WEIGHTLAB_DEBUG": ""}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "weightlab", "finetune", str(files["model"]), "--train", str(files["train"]),
+         "--val-split", "0.25", "--epochs", "500", "--recipe", str(files["recipe"]), "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=follower, env=env, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    seen, deadline = "", time.monotonic() + 240
+    try:
+        while "epoch 2/500" not in seen and time.monotonic() < deadline and proc.poll() is None:
+            ready, _, _ = select.select([leader], [], [], 1.0)
+            if ready:
+                try:
+                    seen += os.read(leader, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    break
+        assert "epoch 1/500" in seen, seen
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        os.close(leader)
+    assert proc.returncode == 130, stdout
+    assert "kept epoch" in stdout and "(cancelled)" in stdout
+    assert out.is_file() and out.with_name("cancelled.recipe.json").is_file()
+    before, trained = _kernels(files["model"], files["recipe"]), _kernels(out)
+    for name, mask in before.items():
+        assert np.all(trained[name][mask == 0] == 0), name
