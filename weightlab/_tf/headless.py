@@ -352,7 +352,7 @@ def finetune(
     edited: Mapping[str, np.ndarray] | None = None,
     *,
     trust: bool = False,
-    on_progress: Callable[[float | None, str, dict], None] | None = None,
+    on_progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     gpus: int | None = None,
 ) -> FinetuneResult:
@@ -407,7 +407,7 @@ def prune_retrain(
     edited: Mapping[str, np.ndarray] | None = None,
     *,
     trust: bool = False,
-    on_progress: Callable[[float | None, str, dict], None] | None = None,
+    on_progress: Callable[[float | None, str, dict[str, Any]], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     gpus: int | None = None,
 ) -> PruneRetrainResult:

@@ -115,7 +115,7 @@ _CE_LOSSES = {
 }
 
 #: ``on_progress(fraction or None, message, partial dict)``.
-ProgressFn = Callable[[float | None, str, dict], None]
+ProgressFn = Callable[[float | None, str, dict[str, Any]], None]
 
 
 # -- the model ------------------------------------------------------------------------
@@ -727,8 +727,8 @@ class _Run:
     monitor: str = "loss"
     best_value: float | None = None
     best_epoch: int | None = None
-    best_weights: list | None = None
-    last_weights: list | None = None
+    best_weights: list[np.ndarray] | None = None
+    last_weights: list[np.ndarray] | None = None
 
     def current_lr(self) -> float:
         opt = self.model.optimizer
@@ -1077,7 +1077,7 @@ def run_prune_retrain(
         full.update(pruned)
         current.update(pruned)
 
-        def round_progress(fraction: float | None, message: str, partial: dict, r: int = r) -> None:
+        def round_progress(fraction: float | None, message: str, partial: dict[str, Any], r: int = r) -> None:
             if on_progress is not None:
                 f = None if fraction is None else ((r - 1) + fraction) / spec.rounds
                 on_progress(f, f"round {r} of {spec.rounds}: {message}", {**partial, "round": r})
@@ -1138,7 +1138,7 @@ def _worker_inputs(worker: Any, seed: int) -> tuple[TrainableModel, dict[str, np
 
 
 def _ctx_progress(ctx: Any) -> ProgressFn:
-    def progress(fraction: float | None, message: str, partial: dict) -> None:
+    def progress(fraction: float | None, message: str, partial: dict[str, Any]) -> None:
         ctx.progress(fraction, message, partial, final=partial.get("type") != "batch")
 
     return progress

@@ -202,16 +202,16 @@ class FinetuneSpec(JobSpec):
     lr: float | None = None
     optimizer: str = "auto"
     momentum: float = 0.9
-    schedule: dict | None = None
+    schedule: dict[str, Any] | None = None
     keep_masks: bool = True
     freeze: tuple[str, ...] = ()
     train_last: int | None = None
-    regularizers: tuple[dict, ...] = ()
-    constraints: tuple[dict, ...] = ()
+    regularizers: tuple[dict[str, Any], ...] = ()
+    constraints: tuple[dict[str, Any], ...] = ()
     clip_weights: float | None = None
-    early_stopping: dict | None = None
-    reduce_lr: dict | None = None
-    pruning: dict | None = None
+    early_stopping: dict[str, Any] | None = None
+    reduce_lr: dict[str, Any] | None = None
+    pruning: dict[str, Any] | None = None
     new_head: int | None = None
     output: str | None = None
     seed: int = 0
@@ -510,7 +510,7 @@ class PruneRetrainSpec(JobSpec):
     """
 
     kind: ClassVar[str] = "prune_retrain"
-    finetune: dict = field(default_factory=dict)
+    finetune: dict[str, Any] = field(default_factory=dict)
     rounds: int = 3
     threshold: float | None = None
     factor: float = 0.8
@@ -644,7 +644,7 @@ class FinetuneResult:
 
     history: list[EpochRecord]
     best_epoch: int | None
-    final: dict | None
+    final: dict[str, Any] | None
     arrays: dict[str, np.ndarray]
     label: str
     stopped_early: bool = False
@@ -692,7 +692,7 @@ class PruneRetrainResult:
     (None when every round ran)."""
 
     rounds: list[RoundRecord]
-    baseline: dict | None
+    baseline: dict[str, Any] | None
     arrays: dict[str, np.ndarray]
     label: str
     stopped: str | None = None
