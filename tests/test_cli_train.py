@@ -299,3 +299,30 @@ def test_negative_gpus_refused(run, work, engine):
     )  # fmt: skip
     assert code == 2 and err.strip() == "weightlab: error: --gpus: expected a number of GPUs >= 0; got -1"
     assert engine.calls == [] and not (work["folder"] / "t.keras").exists()
+
+
+def test_reduce_lr_train_last_and_new_head(run, work, engine, monkeypatch):
+    out = work["folder"] / "head.keras"
+    code, stdout, err = run(
+        "finetune", work["model"], "--train", work["train"], "--val-split", "0.25", "--epochs", "1",
+        "--reduce-lr", "2", "--monitor", "val_accuracy", "--train-last", "1", "--new-head", "3", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    spec = engine.calls[0][1]
+    assert spec.reduce_lr["patience"] == 2 and spec.reduce_lr["monitor"] == "val_accuracy"
+    assert spec.reduce_lr["factor"] == 0.5
+    assert (spec.train_last, spec.new_head, spec.output) == (1, 3, str(out))
+    # The engine saves a new-head model itself; the command writes no recipe and no model of its own.
+    assert "what it bought" not in stdout
+    assert not out.with_name("head.recipe.json").exists() and not out.exists()
+
+
+def test_image_folder_without_class_folders_is_refused(run, work, engine):
+    images = work["folder"] / "images"
+    images.mkdir()
+    code, _, err = run(
+        "finetune", work["model"], "--train", images, "--val-split", "0.25", "--epochs", "1",
+        "-o", work["folder"] / "t.keras",
+    )  # fmt: skip
+    assert code == 2 and "needs one subfolder per class" in err and str(images) in err
+    assert engine.calls == []
