@@ -1108,8 +1108,9 @@ def _training_error(e: WeightLabError) -> WeightLabError:
     return e
 
 
-def _check_training_outputs(args: argparse.Namespace) -> list[Path]:
-    """The files ``-o`` will write (model, recipe), refused before any work when they would go over an input."""
+def _check_training_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a ``-o`` (or the recipe beside it) over an input, in a missing folder, or in
+    another format than the model's (a new-head model: ``.keras``)."""
     from weightlab.training import recipe_path
 
     out: Path = args.output
@@ -1132,7 +1133,6 @@ def _check_training_outputs(args: argparse.Namespace) -> list[Path]:
         want, why = Path(args.path).suffix.lower(), "the trained model is written in the input's format"
     if want in (".keras", ".h5") and out.suffix.lower() != want:
         raise WeightLabError(f"-o {out}: expected a {want} file name ({why})")
-    return outputs
 
 
 def _training_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -1225,8 +1225,6 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
         raise WeightLabError(f"--gpus: expected a number of GPUs >= 0; got {args.gpus}")
     try:
         if kind == "finetune":
-            if args.new_head is not None and not args.no_recipe:
-                args.no_recipe = True  # another structure: no recipe replays it
             spec_options = {
                 **_training_options(args), "schedule": args.schedule, "keep_masks": args.keep_masks,
                 "l1": args.l1, "l2": args.l2, "regularize": args.regularize, "constraints": args.constraint or (),
@@ -1268,7 +1266,7 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
                             should_stop=ctrl_c.should_stop, **engine), ctrl_c,
             )  # fmt: skip
         if result is None or not (result.history if kind == "finetune" else result.rounds):
-            return _interrupted(args, "stopped before the first epoch ended; nothing written")
+            return _interrupted(args, "stopped before anything was trained; nothing written")
         written: list[Path] = []
         if kind == "finetune" and args.new_head is not None:
             written = [Path(result.saved)] if result.saved else []
