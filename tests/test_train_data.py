@@ -151,5 +151,27 @@ def test_dropout_model_equals_model_fit_and_repeats(tmp_path):
     for name, a in r.arrays.items():
         np.testing.assert_array_equal(first.arrays[name], a)
         np.testing.assert_array_equal(second.arrays[name], a)
-    other = run_finetune(open_trainable(tmp_path / "d.keras", seed=1), spec)  # other dropout draws: other weights
+    other = run_finetune(
+        open_trainable(tmp_path / "d.keras", seed=1), spec
+    )  # other dropout draws: other weights
     assert not np.allclose(other.arrays["hidden/kernel"], r.arrays["hidden/kernel"], atol=1e-5)
+
+
+def test_compile_config_schedule_goes_on(tmp_path):
+    """A file compiled with a schedule keeps it when the fine-tune names no rate; a given rate replaces it."""
+    m = _mlp()
+    m.compile(optimizer=keras.optimizers.SGD(keras.optimizers.schedules.ExponentialDecay(0.1, 4, 0.5)),
+              loss="sparse_categorical_crossentropy")  # fmt: skip
+    m.save(tmp_path / "m.keras")
+    x, y = _data(128, 1)
+    np.savez(tmp_path / "t.npz", x=x, y=y)
+    r = headless.finetune(
+        tmp_path / "m.keras", FinetuneSpec(train=str(tmp_path / "t.npz"), epochs=2, batch_size=32)
+    )
+    assert [e.lr for e in r.history] == pytest.approx(
+        [0.05, 0.025]
+    )  # 0.1 * 0.5 ** (step / 4) after 4, 8 steps
+    fixed = FinetuneSpec(train=str(tmp_path / "t.npz"), epochs=2, batch_size=32, lr=0.01)
+    assert [e.lr for e in headless.finetune(tmp_path / "m.keras", fixed).history] == pytest.approx(
+        [0.01, 0.01]
+    )

@@ -416,7 +416,12 @@ def _optimizer(spec: FinetuneSpec, tm: TrainableModel) -> keras.optimizers.Optim
         cls = getattr(keras.optimizers, str(name), None) if name else None
         if isinstance(cls, type) and issubclass(cls, keras.optimizers.Optimizer):
             conf = dict(cfg.get("config") or {}) if isinstance(cfg, dict) else {}
-            conf["learning_rate"] = rate
+            if (
+                spec.lr is not None
+                or spec.schedule is not None
+                or not isinstance(conf.get("learning_rate"), dict)
+            ):
+                conf["learning_rate"] = rate  # else the file's own schedule goes on
             try:
                 return cls.from_config(conf)
             except (TypeError, ValueError):
