@@ -40,8 +40,11 @@ parallel
     Sweeps in local worker processes (``workers=N``): shards, the worker side, the merge.
 cluster
     Sweeps on Ray (``ray_address``); the only module that imports Ray.
+train
+    Fine-tuning and prune-and-retrain (``"finetune"``/``"prune_retrain"`` jobs and
+    :func:`~weightlab._tf.headless.finetune`), on ``model.fit``.
 headless
-    One-shot, in-process evaluation, sweeps and rankings for headless callers.
+    One-shot, in-process evaluation, sweeps, rankings and training for headless callers.
 demo
     Training of the bundled demo model.
 
