@@ -211,8 +211,9 @@ class TrainingPlot(QWidget):
         self.clear()
 
     # -- state ----------------------------------------------------------------------------
-    def clear(self, *, rounds: bool = False) -> None:
-        """Forget every curve (a new job starts); ``rounds``: the sparsity plot shows rounds."""
+    def clear(self, *, rounds: bool = False, pruning: bool = True) -> None:
+        """Forget every curve (a new job starts); ``rounds``: the sparsity plot shows rounds;
+        ``pruning`` False: its title says the job prunes nothing while it trains."""
         for s in self._series.values():
             s.clear()
         for item in self.curves.values():
@@ -224,7 +225,8 @@ class TrainingPlot(QWidget):
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
         self.sparsity.setTitle(_title(("rounds", None), ("sparsity", SPARSITY_COLOUR),
                                       ("held-out acc.", HELDOUT_COLOUR)) if rounds
-                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)))
+                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)) if pruning
+                               else _title(("no gradual pruning in this job", None)))
         self.status.setText("")
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:

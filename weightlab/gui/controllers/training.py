@@ -24,9 +24,10 @@ The result's arrays become ONE history step,
 copies and hashes the arrays), applied through the edits controller like any
 edit: undoable, evaluated live. A new-head result (structure changed) was
 saved by the engine as ``.keras`` and is offered to open. Then *what it
-bought* (:func:`weightlab.core.savings.savings`: sparsity before and after,
-parameters removable by structured pruning, the gzip-compressed size) is
-computed off the window's thread and shown under the plots.
+bought* (:func:`weightlab.core.savings.savings` from the opened file's
+weights to the edited and trained ones: sparsity, parameters removable by
+structured pruning, the gzip-compressed size) is computed off the window's
+thread and shown under the plots.
 """
 
 from __future__ import annotations
@@ -354,7 +355,8 @@ class TrainingController(QObject):
         self._device = self.engine.device
         self._epochs_seen = 0
         self._token += 1
-        self.panel.plot.clear(rounds=self.panel.mode == "prune_retrain")
+        self.panel.plot.clear(rounds=self.panel.mode == "prune_retrain",
+                              pruning=getattr(spec, "pruning", None) is not None)
         self.panel.set_summary("")
         for name, before in self._before.items():
             self._histogram(name, before, None)
@@ -555,12 +557,12 @@ class TrainingController(QObject):
             return
         from weightlab.formats import save_model
 
-        before = dict(self._edited_before)  # the tensors that differed from the file when training started
-        after = {**before, **arrays}
+        # against the opened file (what the pruning and the training together bought), not only the training
+        after = {**self._edited_before, **arrays}
         model = session.model
 
         def compute() -> Any:
-            return savings(model, before, after, saver=save_model)
+            return savings(model, {}, after, saver=save_model)
 
         def show(out: Any) -> None:
             self.savings = out
@@ -577,9 +579,10 @@ class TrainingController(QObject):
                  f"(kernels {100 * s.kernel_sparsity_before:.1f} % → {100 * s.kernel_sparsity_after:.1f} %)",
                  f"removable by structured pruning {s.removable_before:,} → {s.removable_after:,} parameters"]
         if s.gzip_before is not None and s.gzip_after is not None:
-            ratio = f" ({s.gzip_ratio:.2f}× smaller)" if s.gzip_ratio else ""
+            r = s.gzip_ratio
+            ratio = "" if not r else f" ({r:.2f}× smaller)" if r >= 1 else f" ({1 / r:.2f}× larger)"
             parts.append(f"gzip-compressed file {s.gzip_before:,} → {s.gzip_after:,} bytes{ratio}")
-        return "<b>What it bought</b> (hover for each layer): " + " · ".join(parts)
+        return "<b>What it bought</b>, opened file → now (hover for each layer): " + " · ".join(parts)
 
     def shutdown(self) -> None:
         """The window closes: stop the timer (pool tasks' outcomes are dropped)."""
