@@ -80,12 +80,27 @@ def test_prune_retrain_returns_rounds(work, engine):
     result = weightlab.prune_retrain(work["model"], work["train"], val_split=0.25, rounds=2,
                                      sparsities="0.5,0.7", epochs=1, data=work["data"])  # fmt: skip
     assert isinstance(result, PruneRetrainResult)
-    assert result.to_json() == {"rounds": [{"round": 1, "sparsity": 0.2, "accuracy": 0.89},
-                                           {"round": 2, "sparsity": 0.4, "accuracy": 0.88}]}  # fmt: skip
+    assert result.to_json() == {"rounds": [{"round": 1, "sparsity": 0.2, "accuracy": 0.89, "kept": True},
+                                           {"round": 2, "sparsity": 0.4, "accuracy": 0.88, "kept": True}]}  # fmt: skip
     frame = training.rounds_frame(result)
     assert list(frame["round"]) == [1, 2] and list(frame.columns) == ["round", "sparsity", "accuracy", "loss",
-                                                                      "threshold"]  # fmt: skip
+                                                                      "threshold", "kept"]  # fmt: skip
+    assert frame["kept"].dtype == bool and frame["sparsity"].dtype == float
     assert engine.calls[0][1].sparsities == (0.5, 0.7)
+
+
+def test_prune_retrain_round_1_past_the_budget_writes_nothing(work, engine, monkeypatch):
+    from test_cli_train import _over_budget
+
+    monkeypatch.setattr(headless, "prune_retrain", _over_budget(engine, 1), raising=False)
+    out = work["folder"] / "p.keras"
+    result = weightlab.prune_retrain(work["model"], work["train"], val_split=0.25, rounds=2, sparsities="0.5,0.7",
+                                     epochs=1, data=work["data"], budget_pp=1, output=out)  # fmt: skip
+    assert result.kept_round == 0 and result.arrays == {} and not out.exists()
+    monkeypatch.setattr(headless, "prune_retrain", _over_budget(engine, 2), raising=False)
+    result = weightlab.prune_retrain(work["model"], work["train"], val_split=0.25, rounds=2, sparsities="0.5,0.7",
+                                     epochs=1, data=work["data"], budget_pp=1, output=out)  # fmt: skip
+    assert result.kept_round == 1 and out.is_file()
 
 
 def test_errors_before_the_engine(work, engine, tmp_path):

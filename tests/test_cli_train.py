@@ -217,7 +217,7 @@ def test_prune_retrain_json_shape(run, work, engine):
     assert code == 0, err
     data = json.loads(stdout)
     assert set(data) == {"rounds"}
-    assert [set(r) for r in data["rounds"]] == [{"round", "sparsity", "accuracy"}] * 3
+    assert [set(r) for r in data["rounds"]] == [{"round", "sparsity", "accuracy", "kept"}] * 3
     assert [r["round"] for r in data["rounds"]] == [1, 2, 3]
     spec = engine.calls[0][1]
     assert (spec.rounds, spec.threshold, spec.factor, spec.budget_pp) == (3, 0.05, 0.5, 2.0)
@@ -236,7 +236,7 @@ def test_prune_retrain_sparsities_human_output(run, work, engine):
     assert engine.calls[0][1].sparsities == (0.5, 0.7)
     assert "baseline (unpruned): accuracy 95.00 %" in stdout
     header = next(ln for ln in stdout.splitlines() if ln.startswith("round"))
-    assert header.split() == ["round", "threshold", "sparsity", "held-out", "accuracy", "loss"]
+    assert header.split() == ["round", "threshold", "sparsity", "held-out", "accuracy", "loss", "kept"]
     assert "inference on" not in stdout  # no --data
 
 
@@ -326,3 +326,52 @@ def test_image_folder_without_class_folders_is_refused(run, work, engine):
     )  # fmt: skip
     assert code == 2 and "needs one subfolder per class" in err and str(images) in err
     assert engine.calls == []
+
+
+def _over_budget(engine, past: int):
+    """The fake engine's prune_retrain with round ``past`` past the budget: as the real engine reports it."""
+    plain = engine.prune_retrain
+
+    def prune_retrain(model_path, spec, edited=None, **kw):
+        r = plain(model_path, spec, edited, **kw)
+        r.rounds = r.rounds[:past]
+        r.rounds[-1].kept = False
+        r.stopped = f"round {past} fell 9.00 pp below the baseline (budget 1 pp); " + (
+            f"kept round {past - 1}" if past > 1 else "kept nothing (the model as it was before round 1)")
+        if past == 1:
+            r.arrays = {}
+        return r
+
+    return prune_retrain
+
+
+def test_prune_retrain_round_1_past_the_budget_writes_nothing(run, work, engine, monkeypatch):
+    monkeypatch.setattr(headless, "prune_retrain", _over_budget(engine, 1), raising=False)
+    out = work["folder"] / "pruned.keras"
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "3",
+        "--sparsity", "0.5,0.7,0.9", "--epochs", "1", "--data", work["data"], "--budget", "1", "-o", out,
+    )  # fmt: skip
+    assert code == cli.EXIT_NOTHING_KEPT == 3
+    assert not out.exists() and not out.with_name("pruned.recipe.json").exists()
+    assert f"weightlab: nothing written to {out}: round 1 fell 9.00 pp below the baseline" in err
+    row = next(ln for ln in stdout.splitlines() if ln.startswith("1 "))
+    assert row.split()[-1] == "no"
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "3",
+        "--sparsity", "0.5,0.7,0.9", "--epochs", "1", "--data", work["data"], "--budget", "1", "-o", out, "--json",
+    )  # fmt: skip
+    assert code == 3 and json.loads(stdout)["rounds"][0]["kept"] is False and not out.exists()
+
+
+def test_prune_retrain_past_the_budget_writes_the_round_kept(run, work, engine, monkeypatch):
+    monkeypatch.setattr(headless, "prune_retrain", _over_budget(engine, 3), raising=False)
+    out = work["folder"] / "pruned.keras"
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "3",
+        "--sparsity", "0.5,0.7,0.9", "--epochs", "1", "--data", work["data"], "--budget", "1", "-o", out,
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.is_file() and "stopped: round 3 fell 9.00 pp below the baseline (budget 1 pp); kept round 2" in stdout
+    kept = [ln.split()[-1] for ln in stdout.splitlines() if ln[:2] in ("1 ", "2 ", "3 ")]
+    assert kept[:3] == ["yes", "yes", "no"]

@@ -296,12 +296,47 @@ def test_prune_retrain_rounds(files):
         assert np.count_nonzero(r.arrays[name] == 0) == int(np.floor(0.7 * n))
     assert r.to_json()["rounds"][2]["round"] == 3
 
-    # a budget stops the rounds
+    # a budget stops the rounds; round 1 already past it: measured, not kept, nothing returned
     tight = PruneRetrainSpec(finetune={"train": str(files["train"]), "epochs": 1, "heldout": str(files["heldout"])},
                              rounds=3, sparsities=(0.9, 0.95, 0.99), budget_pp=0.0)  # fmt: skip
     r2 = headless.prune_retrain(files["mlp"], tight)
     assert r2.rounds[0].accuracy < r2.baseline["accuracy"]  # 90 % of every kernel pruned, one epoch back
-    assert len(r2.rounds) == 1 and "below the baseline in round 1" in r2.stopped
+    assert len(r2.rounds) == 1 and not r2.rounds[0].kept and r2.kept_round == 0
+    assert (
+        r2.arrays == {}
+        and r2.stopped.startswith("round 1 fell ")
+        and r2.stopped.endswith("kept nothing (the model as it was before round 1)")
+    )
+    assert r2.to_json()["rounds"] == [{"round": 1, "sparsity": r2.rounds[0].sparsity,
+                                       "accuracy": r2.rounds[0].accuracy, "kept": False}]  # fmt: skip
+
+
+def test_prune_retrain_budget_keeps_the_last_round_within_it(files):
+    """Round 2 (99 % pruned) falls past the budget: it is reported, not kept; the arrays are round 1's."""
+    trained = headless.finetune(
+        files["mlp"], FinetuneSpec(train=str(files["train"]), epochs=8, lr=0.01)
+    ).arrays
+    ft = {"train": str(files["train"]), "epochs": 1, "lr": 0.001, "heldout": str(files["heldout"])}
+
+    def rounds(**kw):
+        return headless.prune_retrain(files["mlp"], PruneRetrainSpec(finetune=ft, **kw), trained)
+
+    free = rounds(rounds=2, sparsities=(0.3, 0.99))
+    base = free.baseline["accuracy"]
+    drop1, drop2 = (100 * (base - r.accuracy) for r in free.rounds)
+    assert drop2 > max(drop1, 0.0) + 1, (drop1, drop2)  # a budget between them separates the two rounds
+    budget = (max(drop1, 0.0) + drop2) / 2
+    r = rounds(rounds=2, sparsities=(0.3, 0.99), budget_pp=budget)
+    assert [x.kept for x in r.rounds] == [True, False] and r.kept_round == 1
+    assert [x.accuracy for x in r.rounds] == [x.accuracy for x in free.rounds]  # round 2 was measured
+    one = rounds(rounds=1, sparsities=(0.3,))
+    assert set(r.arrays) == set(one.arrays)
+    for name, a in one.arrays.items():
+        np.testing.assert_array_equal(r.arrays[name], a)
+    assert np.count_nonzero(r.arrays["mid/kernel"] == 0) == int(np.floor(0.3 * 256))
+    assert f"round 2 fell {drop2:.2f} pp below the baseline (budget {budget:g} pp); kept round 1" == r.stopped
+    assert f"sparsity {r.rounds[0].sparsity:.3f} (round 1: round 2 fell past the budget)" in r.label
+    assert [x["kept"] for x in r.to_json()["rounds"]] == [True, False]
 
 
 @pytest.mark.parametrize("keep", ["best", "last"])

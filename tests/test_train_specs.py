@@ -133,4 +133,4 @@ def test_results_json_shapes():
     }
     json.dumps(out, allow_nan=False)
     pr = PruneRetrainResult([RoundRecord(1, 0.3, 0.9, 0.2, 0.05)], baseline=None, arrays={}, label="x")
-    assert pr.to_json() == {"rounds": [{"round": 1, "sparsity": 0.3, "accuracy": 0.9}]}
+    assert pr.to_json() == {"rounds": [{"round": 1, "sparsity": 0.3, "accuracy": 0.9, "kept": True}]}

@@ -536,7 +536,9 @@ def prune_retrain(
         round 0 being the unpruned baseline; batch and epoch partials carry
         their ``"round"``).
     output:
-        Where to write the pruned and retrained model (and its recipe).
+        Where to write the pruned and retrained model (and its recipe): the
+        last round within ``budget_pp``; not written when round 1 is already
+        past it (``result.kept_round == 0``).
     options:
         The keyword arguments of :func:`weightlab.training.prune_retrain_spec`:
         ``rounds``, ``threshold`` and ``factor`` or ``sparsities``, ``epochs``
@@ -568,7 +570,7 @@ def prune_retrain(
             session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
             should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
-        if output is not None:
+        if output is not None and result.kept_round > 0:  # round 1 past the budget: nothing kept, nothing written
             training.write_outputs(session, result.arrays, result.label, output, spec=spec.to_dict())
         return result
     finally:

@@ -60,6 +60,8 @@ EXIT_USER_ERROR = 2
 #: Exit status of a sweep, ranking or plan ended early by Ctrl+C (128 + SIGINT, as a shell reports it).
 EXIT_INTERRUPTED = 130
 EXIT_INTERNAL_ERROR = 1
+#: Exit status of a prune-retrain whose first round already fell past --budget: nothing is written.
+EXIT_NOTHING_KEPT = 3
 #: Exit status when stdout is closed early (``weightlab inspect BIG | head``):
 #: that of a Unix tool ended by SIGPIPE as a shell reports it (128 + 13).
 EXIT_BROKEN_PIPE = 128 + 13
@@ -1089,7 +1091,8 @@ def _training_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--target", default="*/kernel", metavar="GLOB", help="tensors pruned (default: */kernel)")
     s.add_argument("--scope", choices=("tensor", "global"), default="tensor", help="rank per tensor or globally")
     s.add_argument("--budget", type=float, metavar="PP",
-                   help="stop after a round more than PP points below the unpruned accuracy (needs --data)")  # fmt: skip
+                   help="stop at a round more than PP points below the unpruned accuracy and keep the round "
+                        "before it (round 1: nothing is written, exit status 3; needs --data)")  # fmt: skip
     s.set_defaults(func=cmd_prune_retrain)
 
 
@@ -1267,6 +1270,14 @@ def _run_training(args: argparse.Namespace, kind: str) -> int:
             )  # fmt: skip
         if result is None or not (result.history if kind == "finetune" else result.rounds):
             return _interrupted(args, "stopped before anything was trained; nothing written")
+        if kind == "prune_retrain" and result.kept_round == 0 and not ctrl_c.pressed.is_set():
+            # round 1 already fell past the budget: the rounds are shown, no model is written
+            if args.json:
+                print(json.dumps(result.to_json(), indent=2))
+            else:
+                _print_result(result, kind, args)
+            _say(getattr(args, "stderr", sys.stderr), f"weightlab: nothing written to {args.output}: {result.stopped}")
+            return EXIT_NOTHING_KEPT
         written: list[Path] = []
         if kind == "finetune" and args.new_head is not None:
             written = [Path(result.saved)] if result.saved else []
@@ -1307,8 +1318,8 @@ def _print_result(result: Any, kind: str, args: argparse.Namespace) -> None:
         print(f"baseline (unpruned): accuracy {_pct(result.baseline.get('accuracy'))}  "
               f"loss {_g(result.baseline.get('loss'))}")  # fmt: skip
     rows = [(str(r.round), "-" if r.threshold is None else f"{r.threshold:.4g}", _pct(r.sparsity), _pct(r.accuracy),
-             _g(r.loss)) for r in result.rounds]  # fmt: skip
-    _table(("round", "threshold", "sparsity", "held-out accuracy", "loss"), rows, left=1)
+             _g(r.loss), "yes" if r.kept else "no") for r in result.rounds]  # fmt: skip
+    _table(("round", "threshold", "sparsity", "held-out accuracy", "loss", "kept"), rows, left=1)
     if result.stopped:
         print(f"stopped: {result.stopped}")
 

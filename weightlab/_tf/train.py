@@ -1033,8 +1033,10 @@ def run_prune_retrain(
     (or ``sparsities[r - 1]``), then fine-tunes ``finetune["epochs"]``
     epochs; its :class:`RoundRecord` holds the sparsity of the pruned tensors
     and the held-out accuracy after the fine-tune. With ``budget_pp`` the
-    rounds stop after the first one more than that many percentage points
-    below the baseline (the held-out accuracy before round 1).
+    rounds stop at the first one more than that many percentage points
+    below the baseline (the held-out accuracy before round 1): that round
+    stays in ``rounds`` with ``kept=False``, and the result's arrays are the
+    previous round's (none at all when it is round 1: nothing is kept).
 
     Parameters as for :func:`run_finetune`; a cancel ends the rounds (a round
     cancelled mid-way keeps its best or last epoch, and is the last).
@@ -1079,6 +1081,7 @@ def run_prune_retrain(
         pruned = edit.apply(mf, source)
         targets = list(pruned)
         undo = {n: (full[n], current.get(n)) for n in pruned}
+        before = (dict(full), dict(current))  # the last round within the budget, if this one falls past it
         full.update(pruned)
         current.update(pruned)
 
@@ -1101,27 +1104,37 @@ def run_prune_retrain(
         full.update(result.arrays)
         current.update(result.arrays)
         acc = None if result.final is None else result.final["accuracy"]
+        past = (spec.budget_pp is not None and baseline is not None and acc is not None
+                and (baseline["accuracy"] - acc) * 100.0 > spec.budget_pp)  # fmt: skip
         rec = RoundRecord(round=r, sparsity=_sparsity(full, targets), accuracy=acc,
-                          loss=None if result.final is None else result.final["loss"], threshold=threshold)  # fmt: skip
+                          loss=None if result.final is None else result.final["loss"], threshold=threshold,
+                          kept=not past)  # fmt: skip
         rounds.append(rec)
         if on_progress is not None:
             on_progress(r / spec.rounds, f"round {r} of {spec.rounds}", {"type": "round", **rec.to_dict()})
+        if past:  # measured and reported, but its weights are dropped: the result is the round before
+            full, current = before
+            fell = 100.0 * (baseline["accuracy"] - acc)  # type: ignore[index,operator]
+            kept = f"kept round {r - 1}" if r > 1 else "kept nothing (the model as it was before round 1)"
+            stopped = (
+                f"round {r} fell {fell:.2f} pp below the baseline (budget {spec.budget_pp:g} pp); {kept}"
+            )
+            break
         if result.cancelled:
             stopped = f"cancelled in round {r}"
             break
-        if spec.budget_pp is not None and baseline is not None and acc is not None:
-            if (baseline["accuracy"] - acc) * 100.0 > spec.budget_pp:
-                stopped = f"accuracy fell more than {spec.budget_pp:g} pp below the baseline in round {r}"
-                break
     arrays = {
         n: a
         for n, a in current.items()
         if edited is None or n not in edited or not np.array_equal(a, edited[n])
     }
+    kept_rounds = [x for x in rounds if x.kept]
     label = spec.describe()
-    if rounds:
-        label += f", sparsity {rounds[-1].sparsity:.3f}"
-    if stopped:
+    if kept_rounds:
+        label += f", sparsity {kept_rounds[-1].sparsity:.3f}"
+        if kept_rounds[-1] is not rounds[-1]:
+            label += f" (round {kept_rounds[-1].round}: round {rounds[-1].round} fell past the budget)"
+    if stopped and not (rounds and not rounds[-1].kept):
         label += f", stopped: {stopped}"
     return PruneRetrainResult(rounds=rounds, baseline=baseline, arrays=arrays, label=label, stopped=stopped)
 

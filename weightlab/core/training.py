@@ -672,24 +672,34 @@ class FinetuneResult:
 
 @dataclass
 class RoundRecord:
-    """One prune-and-retrain round (``round`` is 1-based); ``sparsity`` of the pruned tensors after it."""
+    """One prune-and-retrain round (``round`` is 1-based); ``sparsity`` of the pruned tensors after it.
+
+    ``kept`` is False for a round measured past the accuracy budget: its
+    weights were dropped and the result holds the last round within it.
+    """
 
     round: int
     sparsity: float
     accuracy: float | None = None
     loss: float | None = None
     threshold: float | None = None
+    kept: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as JSON values."""
-        return {k: (v if k == "round" else _json_num(v)) for k, v in asdict(self).items()}
+        return {k: (v if k in ("round", "kept") else _json_num(v)) for k, v in asdict(self).items()}
 
 
 @dataclass
 class PruneRetrainResult:
     """What prune-and-retrain did: rounds, the baseline (``{"accuracy", "loss"}``
     before round 1, or None), the final arrays, the label and why it stopped early
-    (None when every round ran)."""
+    (None when every round ran).
+
+    With a budget, a round past it stays in ``rounds`` (``kept=False``) and
+    ``arrays`` are those of the last round within it (:attr:`kept_round`);
+    when round 1 is already past it, ``arrays`` is empty: nothing is kept.
+    """
 
     rounds: list[RoundRecord]
     baseline: dict[str, Any] | None
@@ -697,18 +707,23 @@ class PruneRetrainResult:
     label: str
     stopped: str | None = None
 
+    @property
+    def kept_round(self) -> int:
+        """The round whose weights ``arrays`` holds; 0 when none was kept (the model as it was)."""
+        return max((r.round for r in self.rounds if r.kept), default=0)
+
     def to_json(self) -> dict[str, Any]:
-        """``{"rounds": [{"round", "sparsity", "accuracy"}, ...]}``."""
-        return {
-            "rounds": [{k: r.to_dict()[k] for k in ("round", "sparsity", "accuracy")} for r in self.rounds]
-        }
+        """``{"rounds": [{"round", "sparsity", "accuracy", "kept"}, ...]}``."""
+        keys = ("round", "sparsity", "accuracy", "kept")
+        return {"rounds": [{k: r.to_dict()[k] for k in keys} for r in self.rounds]}
 
     def to_dataframe(self) -> Any:
         """The rounds as a pandas DataFrame: ``round``, ``sparsity``, ``accuracy``, ``loss``,
-        ``threshold`` (NaN where not measured). ImportError without pandas."""
+        ``threshold`` (NaN where not measured), ``kept`` (bool). ImportError without pandas."""
         columns = [f.name for f in fields(RoundRecord)]
         rows = [[getattr(r, c) for c in columns] for r in self.rounds]
-        return _pandas().DataFrame(rows, columns=columns).astype({c: float for c in columns[1:]})
+        numeric = {c: float for c in columns if c not in ("round", "kept")}
+        return _pandas().DataFrame(rows, columns=columns).astype({**numeric, "kept": bool})
 
 
 def _pandas() -> Any:
