@@ -434,6 +434,25 @@ def _optimizer(spec: FinetuneSpec, tm: TrainableModel) -> keras.optimizers.Optim
     return keras.optimizers.Adam(learning_rate=rate)
 
 
+def _lr_text(spec: FinetuneSpec, tm: TrainableModel, optimizer: keras.optimizers.Optimizer) -> str:
+    """The learning rate ``optimizer`` trained with, for the label: ``"0.001"``, the spec's schedule
+    (``"ExponentialDecay(0.001, decay_steps=100, decay_rate=0.9)"``) or the file's own schedule."""
+    # the rate or schedule it was built with (ReduceLROnPlateau changes the variable's value, not this)
+    rate = optimizer._learning_rate
+    if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
+        if spec.schedule is not None:
+            from ..core.schedules import LRSchedule
+
+            lr0, _ = _learning_rate(spec, tm)
+            return LRSchedule.from_dict(spec.schedule, source="finetune spec: field 'schedule'").describe(lr0)
+        cfg = rate.get_config()
+        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("name", "initial_learning_rate"))
+        start = cfg.get("initial_learning_rate")
+        return f"{type(rate).__name__}({'' if start is None else f'{start:g}, '}{args}) (the file's)"
+    lr0, _ = _learning_rate(spec, tm)
+    return f"{lr0:g}"
+
+
 # -- constraints, masks, freezing -----------------------------------------------------
 class ClipValue(keras.constraints.Constraint):
     """Keep every entry in ``[-value, value]`` (a weight constraint)."""
@@ -875,7 +894,8 @@ def _run_finetune(
             f"reduce_lr on {spec.reduce_lr['monitor']} needs validation data (val or val_split)", tm.path
         )
     loss = _loss(tm, train)
-    model.compile(optimizer=_optimizer(spec, tm), loss=loss, metrics=["accuracy"])
+    optimizer = _optimizer(spec, tm)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
     callbacks: list[keras.callbacks.Callback] = []
     if spec.clip_weights is not None:
@@ -949,7 +969,7 @@ def _run_finetune(
             model.set_weights(run.last_weights)
     elif early is not None and es["restore_best_weights"] and early.best_weights is not None:
         best_epoch, kept = early.best_epoch + 1, "best"
-    label = spec.describe()
+    label = spec.describe(lr=_lr_text(spec, tm, optimizer))
     if stopped_early:
         label += f", stopped early at epoch {len(run.history)}"
     if run.cancelled:

@@ -441,17 +441,28 @@ class FinetuneSpec(JobSpec):
         d = self.describe()
         return d[:1].upper() + d[1:]
 
-    def describe(self) -> str:
+    def describe(self, lr: str | None = None) -> str:
         """One line for the history: ``"fine-tune 5 epochs, lr 0.001, masks kept"``.
 
-        The learning rate reads ``lr auto`` when it comes from the compile
-        config; a schedule, frozen layers, regularizers, constraints, clipping,
-        early stopping, gradual pruning and a new head are named when set.
+        Parameters
+        ----------
+        lr:
+            The learning rate training ran with, as text (``"0.001"``, or a
+            schedule's :meth:`~weightlab.core.schedules.LRSchedule.describe`):
+            the engine passes it once the rate is known (the compile config's,
+            Adam's default). Without it the line reads ``lr auto`` when the
+            rate comes from the compile config, and names the schedule's kind.
+
+        Frozen layers, regularizers, constraints, clipping, early stopping,
+        gradual pruning and a new head are named when set.
         """
         parts = [f"fine-tune {self.epochs} epoch{'s' if self.epochs != 1 else ''}"]
-        parts.append(f"lr {_fmt(self.lr)}" if self.lr is not None else "lr auto")
-        if self.schedule is not None:
-            parts.append(str(self.schedule.get("kind")))
+        if lr is not None:
+            parts.append(f"lr {lr}")
+        else:
+            parts.append(f"lr {_fmt(self.lr)}" if self.lr is not None else "lr auto")
+            if self.schedule is not None:
+                parts.append(str(self.schedule.get("kind")))
         if self.optimizer != "auto":
             parts.append(self.optimizer)
         parts.append("masks kept" if self.keep_masks else "masks free")
