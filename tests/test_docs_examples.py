@@ -229,7 +229,8 @@ def test_json_recipe_blocks_parse(block):
 def _command_lines():
     out = []
     for where, code in BASH:
-        for i, line in enumerate(code.splitlines()):
+        # a line ending in a backslash goes on on the next one (the shell's continuation)
+        for i, line in enumerate(code.replace("\\\n", " ").splitlines()):
             words = shlex.split(line, comments=True)
             if words and words[0] == "weightlab":
                 out.append((f"{where}+{i}", words[1:]))
