@@ -132,8 +132,7 @@ def test_more_gpus_than_present_is_one_line(files, capfd, tmp_path):
                                       "--epochs", "1", "--gpus", n, "-o", tmp_path / "g.keras")])  # fmt: skip
     err = capfd.readouterr().err.strip().splitlines()[-1]  # TensorFlow's own start-up lines may come first
     assert code == 2
-    assert err.startswith("weightlab: error: ")
-    assert err.endswith(f"training on {n} GPU(s) was asked for; TensorFlow sees {n - 1}")
+    assert err == f"weightlab: error: {files['model']}: training on {n} GPU(s) was asked for; TensorFlow sees {n - 1}"
     assert not list(tmp_path.iterdir())
 
 

@@ -68,5 +68,9 @@ def test_cpu_on_request_and_missing_gpus(files):  # noqa: F811 - the fixture
     seen = len(tf.config.list_logical_devices("GPU"))
     with pytest.raises(
         EngineError, match=f"training on {seen + 1} GPU\\(s\\) was asked for; TensorFlow sees {seen}"
-    ):
+    ) as info:
         headless.finetune(files["mlp"], spec, gpus=seen + 1)
+    assert str(files["mlp"]) in str(info.value)  # names the model file, as the other errors do
+    with pytest.raises(EngineError, match="gpus must be a number of GPUs") as info:
+        headless.finetune(files["mlp"], spec, gpus=-1)
+    assert str(files["mlp"]) in str(info.value)

@@ -253,10 +253,10 @@ def open_trainable(
     strategy, device = None, None
     if gpus is not None:
         if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-            raise EngineError(f"gpus must be a number of GPUs >= 0 (0: the CPU); got {gpus!r}")
+            raise EngineError(f"gpus must be a number of GPUs >= 0 (0: the CPU); got {gpus!r}", p)
         seen = _gpu_devices()
         if gpus > len(seen):
-            raise EngineError(f"training on {gpus} GPU(s) was asked for; TensorFlow sees {len(seen)}")
+            raise EngineError(f"training on {gpus} GPU(s) was asked for; TensorFlow sees {len(seen)}", p)
         if gpus == 0:
             device = "/CPU:0"
         elif gpus >= 2:
