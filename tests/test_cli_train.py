@@ -285,9 +285,9 @@ def test_progress_only_on_a_terminal():
     lines = [ln.strip() for ln in term.text.replace("\r", "\n").splitlines() if ln.strip()]
     assert lines == [
         "baseline: sparsity 0.00 %  held-out accuracy 97.00 %",
-        "round 1, epoch 1/2  batch 5/41  loss 0.25",
+        "round 1, epoch 1/2  batch 5/41  loss 0.2500",
         "step 100: pruned to sparsity 42.00 %",
-        "round 1, epoch 1/2  loss 0.2  val_loss 0.3  val_accuracy 90.00 %  ETA 4 s",
+        "round 1, epoch 1/2  loss 0.2000  val_loss 0.3000  val_accuracy 90.00 %  ETA 4 s",
         "round 1: sparsity 50.00 %  held-out accuracy 95.00 %",
     ]
 
@@ -375,3 +375,41 @@ def test_prune_retrain_past_the_budget_writes_the_round_kept(run, work, engine, 
     assert out.is_file() and "stopped: round 3 fell 9.00 pp below the baseline (budget 1 pp); kept round 2" in stdout
     kept = [ln.split()[-1] for ln in stdout.splitlines() if ln[:2] in ("1 ", "2 ", "3 ")]
     assert kept[:3] == ["yes", "yes", "no"]
+
+
+def test_tables_line_up_with_one_number_format_per_column(run, work, engine, monkeypatch):
+    """Losses with 4 decimals (0.1120, not 0.112), the rates with one number of decimals down the column."""
+    plain = engine.finetune
+
+    def finetune(model_path, spec, edited=None, **kw):
+        r = plain(model_path, spec, edited, **kw)
+        for rec, loss, val_loss, lr in zip(r.history, (0.112, 1.5, 0.0001925), (2.25, 0.1, 0.03), (1e-3, 9e-4, 8.1e-4)):
+            rec.loss, rec.val_loss, rec.lr = loss, val_loss, lr
+        return r
+
+    monkeypatch.setattr(headless, "finetune", finetune, raising=False)
+    code, stdout, err = run("finetune", work["model"], "--train", work["train"], "--val-split", "0.25", "--epochs",
+                            "3", "-o", work["folder"] / "t.keras")  # fmt: skip
+    assert code == 0, err
+    lines = stdout.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("epoch"))
+    table = lines[start : start + 4]
+    header = table[0].split()
+    ends = [table[0].index(name) + len(name) for name in header]  # cells are right-aligned to their header's end
+    rows = [{h: ln[a:b].strip() for h, a, b in zip(header[1:], ends, ends[1:])} for ln in table[1:]]
+    assert [r["loss"] for r in rows] == ["0.1120", "1.5000", "0.0002"]
+    assert [r["val_loss"] for r in rows] == ["2.2500", "0.1000", "0.0300"]
+    assert [r["lr"] for r in rows] == ["0.00100", "0.00090", "0.00081"]
+    for name in ("loss", "val_loss", "lr", "seconds"):  # right-aligned: each column ends at the header's end
+        end = table[0].index(name) + len(name)
+        assert all(ln[end - 1] != " " and (len(ln) == end or ln[end] == " ") for ln in table), name
+
+
+def test_rounds_table_thresholds_line_up(run, work, engine):
+    code, stdout, err = run(
+        "prune-retrain", work["model"], "--train", work["train"], "--val-split", "0.25", "--rounds", "3",
+        "--threshold", "0.05", "--factor", "0.8", "--epochs", "1", "-o", work["folder"] / "p.keras",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = [ln.split() for ln in stdout.splitlines() if ln[:2] in ("1 ", "2 ", "3 ")][:3]
+    assert [r[1] for r in rows] == ["0.050", "0.040", "0.032"] and [r[-2] for r in rows] == ["0.3000"] * 3

@@ -1169,12 +1169,12 @@ class _TrainingProgress:
         where = f"round {partial['round']}, " if kind != "round" and partial.get("round") else ""
         if kind == "batch":
             line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  batch {partial.get('batch')}/"
-                    f"{partial.get('batches')}  loss {_g(partial.get('loss'))}")  # fmt: skip
+                    f"{partial.get('batches')}  loss {_loss4(partial.get('loss'))}")  # fmt: skip
             self._write("\r" + line.ljust(72))
         elif kind == "epoch":
             eta = partial.get("eta_s")
-            line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  loss {_g(partial.get('loss'))}  "
-                    f"val_loss {_g(partial.get('val_loss'))}  val_accuracy {_pct(partial.get('val_accuracy'))}"
+            line = (f"{where}epoch {partial.get('epoch')}/{self.epochs}  loss {_loss4(partial.get('loss'))}  "
+                    f"val_loss {_loss4(partial.get('val_loss'))}  val_accuracy {_pct(partial.get('val_accuracy'))}"
                     + ("" if eta is None else f"  ETA {eta:.0f} s"))  # fmt: skip
             self._write("\r" + line.ljust(72) + "\n")
         elif kind == "round":
@@ -1193,13 +1193,39 @@ class _TrainingProgress:
             self.on = False
 
 
+def _loss4(v: float | None) -> str:
+    """A loss with 4 decimals (``0.1120``), so that a column of them lines up; ``-`` when not measured."""
+    return "-" if v is None or not math.isfinite(v) else f"{v:.4f}"
+
+
+def _column(values: Sequence[float | None], digits: int = 3) -> list[str]:
+    """Positive numbers of very different sizes (learning rates, thresholds) printed alike down a column.
+
+    Fixed notation with one number of decimals for the column: the fewest
+    that show every value exactly, at most ``digits`` significant digits
+    (``0.001``; ``0.00100``, ``0.00081``), or, when that needs more than 6
+    decimals, scientific notation for every value (``1.00e-07``); ``-`` for None.
+    """
+
+    def needed(v: float) -> int:
+        most = digits - 1 - math.floor(math.log10(v))
+        return next((d for d in range(max(most, 0)) if abs(round(v, d) - v) <= 1e-9 * v), most)
+
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    decimals = max((needed(v) for v in finite), default=0)
+    if decimals > 6:
+        return ["-" if v is None else f"{v:.{digits - 1}e}" for v in values]
+    return ["-" if v is None else f"{v:.{max(decimals, 0)}f}" for v in values]
+
+
 def _print_history(result: Any) -> None:
+    lrs = _column([r.lr for r in result.history])
     rows = [
         (
-            str(r.epoch), _g(r.loss), _pct(r.accuracy), _g(r.val_loss), _pct(r.val_accuracy),
-            _pct(r.heldout_accuracy), f"{r.lr:.3g}", f"{r.seconds:.2f}",
+            str(r.epoch), _loss4(r.loss), _pct(r.accuracy), _loss4(r.val_loss), _pct(r.val_accuracy),
+            _pct(r.heldout_accuracy), lr, f"{r.seconds:.2f}",
         )
-        for r in result.history
+        for r, lr in zip(result.history, lrs)
     ]  # fmt: skip
     _table(("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "held-out", "lr", "seconds"), rows, left=1)
 
@@ -1311,14 +1337,15 @@ def _print_result(result: Any, kind: str, args: argparse.Namespace) -> None:
         elif result.masked_entries:
             print(f"{result.masked_entries:,} masked entries kept at 0")
         if result.final is not None:
-            print(f"held-out: accuracy {_pct(result.final.get('accuracy'))}  loss {_g(result.final.get('loss'))}")
+            print(f"held-out: accuracy {_pct(result.final.get('accuracy'))}  loss {_loss4(result.final.get('loss'))}")
         return
     print(f"{result.label}: {args.path}")
     if result.baseline is not None:
         print(f"baseline (unpruned): accuracy {_pct(result.baseline.get('accuracy'))}  "
-              f"loss {_g(result.baseline.get('loss'))}")  # fmt: skip
-    rows = [(str(r.round), "-" if r.threshold is None else f"{r.threshold:.4g}", _pct(r.sparsity), _pct(r.accuracy),
-             _g(r.loss), "yes" if r.kept else "no") for r in result.rounds]  # fmt: skip
+              f"loss {_loss4(result.baseline.get('loss'))}")  # fmt: skip
+    thresholds = _column([r.threshold for r in result.rounds])
+    rows = [(str(r.round), t, _pct(r.sparsity), _pct(r.accuracy), _loss4(r.loss), "yes" if r.kept else "no")
+            for r, t in zip(result.rounds, thresholds)]  # fmt: skip
     _table(("round", "threshold", "sparsity", "held-out accuracy", "loss", "kept"), rows, left=1)
     if result.stopped:
         print(f"stopped: {result.stopped}")
