@@ -473,3 +473,25 @@ def test_gradual_pruning_global_ranking(files):
     zeros = [np.count_nonzero(r.arrays[n] == 0) for n in ("hidden/kernel", "out/kernel")]
     assert sum(zeros) == 256 - 128  # one ranking over both kernels: half of all their entries
     assert zeros[0] != 96  # not half of each
+
+
+def test_new_head_gets_the_regularizers_and_constraints_that_name_it(files, tmp_path):
+    """The new head is named as the layer it replaces ('out'): what the spec sets on 'out' applies to it."""
+    x, y = _data(64, 5)
+    np.savez(tmp_path / "three.npz", x=x, y=y % 3)
+
+    def head(name: str, **terms) -> np.ndarray:
+        spec = FinetuneSpec(train=str(tmp_path / "three.npz"), epochs=2, lr=0.01, new_head=3,
+                            output=str(tmp_path / name), **terms)  # fmt: skip
+        headless.finetune(files["mlp"], spec)
+        return keras.saving.load_model(tmp_path / name).get_layer("out").kernel.numpy()
+
+    plain = head("plain.keras")
+    assert (plain < 0).any()  # glorot_uniform: the constraint below is not vacuous
+    non_neg = head("nonneg.keras", constraints=({"layers": ["o*"], "kind": "non_neg"},))
+    assert (non_neg >= 0).all()
+    l1 = head("l1.keras", regularizers=({"layers": ["out"], "l1": 1.0, "l2": 0.0},))
+    assert np.abs(l1).sum() < 0.9 * np.abs(plain).sum()
+    other = head("other.keras", regularizers=({"layers": ["hidden"], "l1": 1.0, "l2": 0.0},), train_last=1)
+    # a term naming another (frozen) layer leaves the head alone
+    np.testing.assert_array_equal(other, head("last.keras", train_last=1))

@@ -547,18 +547,31 @@ class _Masks:
         return int(sum(int(tf.math.count_nonzero(m)) for m in self.masks.values()))
 
 
+def _regularize(layer: Any, spec: FinetuneSpec) -> None:
+    """The spec's kernel regularizers and constraints whose globs match ``layer``'s name, on its kernels."""
+    for r in spec.regularizers:
+        if _globs_match(r["layers"], layer.name):
+            for v in _kernels(layer):
+                v.regularizer = keras.regularizers.L1L2(l1=r["l1"], l2=r["l2"])
+    for c in spec.constraints:
+        if _globs_match(c["layers"], layer.name):
+            for v in _kernels(layer):
+                v.constraint = _user_constraint(c)
+
+
+def _globs_match(globs: Any, name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, g) for g in ([globs] if isinstance(globs, str) else globs))
+
+
 def _prepare_variables(spec: FinetuneSpec, tm: TrainableModel) -> _Masks:
     """Regularizers, constraints and masks on the trainable variables."""
     model = tm.model
-    for r in spec.regularizers:
-        reg = keras.regularizers.L1L2(l1=r["l1"], l2=r["l2"])
-        for layer in _matching(model, r["layers"], "regularizers", tm.path):
-            for v in _kernels(layer):
-                v.regularizer = reg
-    for c in spec.constraints:
-        for layer in _matching(model, c["layers"], "constraints", tm.path):
-            for v in _kernels(layer):
-                v.constraint = _user_constraint(c)
+    for what, terms in (("regularizers", spec.regularizers), ("constraints", spec.constraints)):
+        for t in terms:
+            _matching(model, t["layers"], what, tm.path)  # a glob that matches no layer is refused
+    for layer in _leaf_layers(model):
+        if layer.weights:
+            _regularize(layer, spec)
     masks = _Masks()
     if spec.keep_masks:
         trainable = {id(v) for v in model.trainable_weights}
@@ -779,8 +792,11 @@ class _Run:
             self.best_value, self.best_epoch, self.best_weights = value, rec.epoch, model.get_weights()
 
 
-def _new_head(model: keras.Model, k: int, seed: int, path: Path) -> keras.Model:
-    """``model`` with its last Dense layer replaced by a fresh ``Dense(k)`` (glorot_uniform, seeded)."""
+def _new_head(model: keras.Model, spec: FinetuneSpec, path: Path) -> keras.Model:
+    """``model`` with its last Dense layer replaced by a fresh ``Dense(spec.new_head)`` (glorot_uniform,
+    seeded), named as the layer it replaces: the spec's regularizers and constraints that name that layer
+    apply to the new head."""
+    k, seed = int(spec.new_head or 0), spec.seed
     layers = model.layers
     i = len(layers) - 1
     while (
@@ -801,6 +817,7 @@ def _new_head(model: keras.Model, k: int, seed: int, path: Path) -> keras.Model:
         name=old.name,
     )
     out = head(old.input)
+    _regularize(head, spec)
     for layer in layers[i + 1 :]:
         out = type(layer).from_config(layer.get_config())(out)
     return keras.Model(model.inputs, out, name=model.name)
@@ -878,7 +895,7 @@ def _run_finetune(
     masked_entries = masks.count()
     model = tm.model
     if spec.new_head is not None:
-        model = _new_head(model, spec.new_head, spec.seed, tm.path)
+        model = _new_head(model, spec, tm.path)
         num_classes = spec.new_head
     run = _Run(spec, tm, on_progress, should_stop, device=tm.device_label, model=model)
     if spec.heldout:

@@ -178,6 +178,8 @@ class FinetuneSpec(JobSpec):
     new_head, output:
         Replace the output layer by a freshly initialised Dense with
         ``new_head`` units and save the trained model as ``.keras`` to ``output``.
+        The new head keeps the replaced layer's name: ``regularizers`` and
+        ``constraints`` whose globs match that name apply to it.
     seed:
         Keras' and TensorFlow's seed (with op determinism: repeatable on CPU).
     on_cancel:
