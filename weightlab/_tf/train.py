@@ -22,12 +22,13 @@ the caller's edited arrays are assigned, and ``model.fit`` trains it:
   which Keras 3 adds to the model's losses), **constraints** likewise
   (``variable.constraint``); ``clip_weights`` clips every kernel at each
   epoch's end;
-* the loss and optimizer come from the file's compile config when it has one
-  (read from the file, never by running it: ``build_model`` loads with
-  ``compile=False``); a (sparse) categorical cross-entropy there is used with
-  its ``from_logits``, any other loss falls back to sparse categorical
-  cross-entropy, ``from_logits`` detected from the output (a softmax output:
-  probabilities);
+* the optimizer comes from the file's compile config when it has one (read
+  from the file, never by running it: ``build_model`` loads with
+  ``compile=False``); the loss is the live evaluation's
+  (:class:`weightlab.engine.scoring.Scores`): sparse categorical
+  cross-entropy on the logits Keras keeps for a softmax or sigmoid output, on
+  rows that are distributions as probabilities, else on the outputs as
+  logits, whatever ``from_logits`` the compile config says;
 * learning-rate schedules are Keras' own objects
   (``keras.optimizers.schedules.deserialize`` of
   :meth:`weightlab.core.schedules.LRSchedule.keras_config`);
@@ -75,7 +76,7 @@ from ..core.training import (
     PruneRetrainSpec,
     RoundRecord,
 )
-from ..engine.scoring import check_labels
+from ..engine.scoring import check_labels, rows_are_probabilities
 from .model import (
     TensorMap,
     _leaf_layers,
@@ -107,12 +108,6 @@ BATCH_INTERVAL = 0.1
 _KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 #: Largest config.json read for the compile config (bytes).
 _MAX_CONFIG_BYTES = 64 * 1024 * 1024
-_CE_LOSSES = {
-    "sparse_categorical_crossentropy",
-    "categorical_crossentropy",
-    "SparseCategoricalCrossentropy",
-    "CategoricalCrossentropy",
-}
 
 #: ``on_progress(fraction or None, message, partial dict)``.
 ProgressFn = Callable[[float | None, str, dict[str, Any]], None]
@@ -368,7 +363,8 @@ def _load_data(spec: FinetuneSpec, model: keras.Model, num_classes: int) -> tupl
 
 # -- loss, optimizer, schedule ---------------------------------------------------------
 def _probabilities(model: keras.Model, train: _Split) -> bool:
-    """True when the model outputs probabilities (a softmax output, or rows that sum to 1)."""
+    """True when the model outputs probabilities: a softmax output, or rows that are distributions
+    (:func:`~weightlab.engine.scoring.rows_are_probabilities`, the live evaluation's test)."""
     last = model.layers[-1]
     if (
         isinstance(last, keras.layers.Softmax)
@@ -379,18 +375,20 @@ def _probabilities(model: keras.Model, train: _Split) -> bool:
         xb = train.x[: min(len(train.x), 64)]
     else:
         xb = next(iter(train.dataset))[0]
-    out = np.asarray(model(xb, training=False), dtype=np.float64)
-    return bool(np.all(out >= 0) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-3))
+    return rows_are_probabilities(np.asarray(model(xb, training=False), dtype=np.float64))
 
 
 def _loss(tm: TrainableModel, train: _Split) -> keras.losses.Loss:
-    cfg = (tm.compile_config or {}).get("loss")
-    from_logits = None
-    if isinstance(cfg, dict) and cfg.get("class_name") in _CE_LOSSES:
-        from_logits = bool((cfg.get("config") or {}).get("from_logits", False))
-    if from_logits is None:
-        from_logits = not _probabilities(tm.model, train)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=from_logits)
+    """The live evaluation's loss (:class:`~weightlab.engine.scoring.Scores`), so that the validation
+    loss Keras reports and the held-out loss WeightLab shows are one function.
+
+    Cross-entropy of the class indices: on the logits Keras keeps for a
+    softmax or sigmoid output, on rows that are distributions as
+    probabilities, else on the outputs as logits. The compile config's
+    ``from_logits`` is not followed where it says otherwise (a linear output
+    compiled with ``from_logits=False``: Keras would clip its negative outputs).
+    """
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=not _probabilities(tm.model, train))
 
 
 def _learning_rate(spec: FinetuneSpec, tm: TrainableModel) -> tuple[float, Any]:
