@@ -400,6 +400,7 @@ def test_tables_line_up_with_one_number_format_per_column(run, work, engine, mon
     assert [r["loss"] for r in rows] == ["0.1120", "1.5000", "0.0002"]
     assert [r["val_loss"] for r in rows] == ["2.2500", "0.1000", "0.0300"]
     assert [r["lr"] for r in rows] == ["0.00100", "0.00090", "0.00081"]
+    assert cli._column([float(np.float32(1e-3))] * 2) == ["0.001", "0.001"]  # a float32 rate reads as set
     for name in ("loss", "val_loss", "lr", "seconds"):  # right-aligned: each column ends at the header's end
         end = table[0].index(name) + len(name)
         assert all(ln[end - 1] != " " and (len(ln) == end or ln[end] == " ") for ln in table), name

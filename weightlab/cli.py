@@ -1209,7 +1209,7 @@ def _column(values: Sequence[float | None], digits: int = 3) -> list[str]:
 
     def needed(v: float) -> int:
         most = digits - 1 - math.floor(math.log10(v))
-        return next((d for d in range(max(most, 0)) if abs(round(v, d) - v) <= 1e-9 * v), most)
+        return next((d for d in range(max(most, 0)) if abs(round(v, d) - v) <= 1e-6 * v), most)  # float32
 
     finite = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
     decimals = max((needed(v) for v in finite), default=0)
