@@ -66,3 +66,16 @@ def test_label_names_the_files_own_schedule(tmp_path, train):
     )
     assert r.label.startswith("fine-tune 1 epoch, lr ExponentialDecay(0.02, decay_steps=5, decay_rate=0.5")
     assert "(the file's), masks kept" in r.label
+
+
+def test_label_reads_a_float32_rate_as_set(tmp_path, train):
+    """The compile config stores a float32 rate (0.0010000000474974513): the label reads 0.001."""
+    path = _save(tmp_path / "c.keras", keras.optimizers.Adam(0.001))
+    sched = LRSchedule.parse("exponential_decay:decay_steps=100,decay_rate=0.9")
+    r = headless.finetune(path, FinetuneSpec(train=train, epochs=1, schedule=sched.to_dict()))
+    assert r.label == f"fine-tune 1 epoch, lr {sched.describe(0.001)}, masks kept"
+    own = keras.optimizers.schedules.ExponentialDecay(0.001, decay_steps=5, decay_rate=0.9)
+    r = headless.finetune(_save(tmp_path / "f.keras", keras.optimizers.Adam(own)), FinetuneSpec(train=train))
+    assert (
+        "lr ExponentialDecay(0.001, decay_steps=5, decay_rate=0.9, staircase=False) (the file's)" in r.label
+    )

@@ -442,13 +442,23 @@ def _lr_text(spec: FinetuneSpec, tm: TrainableModel, optimizer: keras.optimizers
             from ..core.schedules import LRSchedule
 
             lr0, _ = _learning_rate(spec, tm)
-            return LRSchedule.from_dict(spec.schedule, source="finetune spec: field 'schedule'").describe(lr0)
+            sched = LRSchedule.from_dict(spec.schedule, source="finetune spec: field 'schedule'")
+            return sched.describe(_short(lr0))
         cfg = rate.get_config()
-        args = ", ".join(f"{k}={v!r}" for k, v in cfg.items() if k not in ("name", "initial_learning_rate"))
+        args = ", ".join(
+            f"{k}={_short(v) if isinstance(v, float) else v!r}"
+            for k, v in cfg.items()
+            if k not in ("name", "initial_learning_rate")
+        )
         start = cfg.get("initial_learning_rate")
-        return f"{type(rate).__name__}({'' if start is None else f'{start:g}, '}{args}) (the file's)"
+        return f"{type(rate).__name__}({'' if start is None else f'{_short(start)}, '}{args}) (the file's)"
     lr0, _ = _learning_rate(spec, tm)
-    return f"{lr0:g}"
+    return f"{_short(lr0)}"
+
+
+def _short(x: float) -> float:
+    """``x`` to float32's 7 significant digits: a rate stored as float32 (0.0010000000474974513) reads 0.001."""
+    return float(f"{float(x):.7g}")
 
 
 # -- constraints, masks, freezing -----------------------------------------------------
