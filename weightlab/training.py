@@ -311,8 +311,9 @@ def prune_retrain_spec(
         Tensors pruned (glob over canonical names) and ``"tensor"`` or
         ``"global"`` ranking.
     budget_pp:
-        Stop after a round whose held-out accuracy (``data``) is more than this
-        many percentage points below the unpruned model's.
+        Stop at a round whose held-out accuracy (``data``) is more than this
+        many percentage points below the unpruned model's; the result keeps
+        the round before it (nothing when it is round 1).
     finetune:
         The other keyword arguments of :func:`finetune_spec` (``val``,
         ``val_split``, ``data``, ``lr``, ``batch_size``, ``seed``...).
