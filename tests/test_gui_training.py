@@ -319,8 +319,8 @@ def test_partials_are_drawn_live_and_the_result_is_one_undoable_step(fake_window
 
     want = savings(w.session.model, {}, arrays)
     assert ctl.savings.to_json()["overall"] == want.to_json()["overall"]
-    assert f"{100 * want.sparsity_after:.1f} %" in p.summary.text()
-    assert "gzip-compressed file" in p.summary.text() and "dense" in p.summary.toolTip()
+    assert f"→ {100 * want.sparsity_after:.1f} %" in p.summary.text()
+    assert "gzip" in p.summary.text() and want.table() in p.summary.toolTip()
     assert w.undo()
     w.wait_idle()
     for name, a in before.items():
@@ -509,7 +509,7 @@ def test_real_finetune_on_the_demo_keeps_pruned_weights_at_zero(make_window, dem
     assert w.eval_panel._by_step[position][1] == pytest.approx(ctl.result.final["accuracy"], abs=1e-6)
     # what it bought, computed off the window's thread
     qtbot.waitUntil(lambda: ctl.savings is not None, timeout=60_000)
-    assert "What it bought" in p.summary.text() and "removable by structured pruning" in p.summary.text()
+    assert "What it bought" in p.summary.text() and "removable" in p.summary.text()
     # from the opened file to now: the pruned entries are what it bought, and training kept them
     dense = next(layer for layer in ctl.savings.layers if layer.layer == "dense")
     assert dense.kernel_sparsity_before == 0.0
@@ -626,3 +626,28 @@ def test_real_cancel_keeps_the_last_epoch(make_window, demo_paths, train_npz, qt
     # the kept weights are the last epoch's (streamed after it ended)
     np.testing.assert_array_equal(w.session.array("dense_1/kernel"), watched[len(r.history) - 1])
     assert w.errors == []
+
+
+def test_pickers_start_in_the_last_folder_used_and_fill_the_fields(fake_window, train_npz, tmp_path):
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    starts: list = []
+    w._ask_open_path = lambda title, filt, start=None: starts.append(start) or str(train_npz)
+    assert ctl.browse("train")
+    assert starts == [str(w.session.model.path.parent)]  # first: the model's folder
+    with np.load(train_npz) as z:
+        n = len(z["x"])
+    assert p.train_edit.text() == str(train_npz) and p.train_samples == n  # read from the header only
+    images = tmp_path / "images"
+    images.mkdir()
+    w._ask_folder = lambda title, start=None: starts.append(start) or str(images)
+    assert ctl.browse("train_folder")
+    assert starts[-1] == str(train_npz.parent) and p.train_edit.text() == str(images)
+    assert p.train_samples is None  # an image folder's size is not counted on the window's thread
+    p.val_kind.setCurrentIndex(p.val_kind.findData("file"))
+    assert ctl.browse("val")
+    assert starts[-1] == str(images) and p.val_edit.text() == str(train_npz)
+    w._ask_open_path = lambda title, filt, start=None: None
+    assert not ctl.browse("val") and p.val_edit.text() == str(train_npz)
+    spec = ctl.make_spec()
+    assert spec.train == str(images) and spec.val == str(train_npz) and spec.val_split is None

@@ -254,6 +254,7 @@ class TrainingPanel(QWidget):
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.summary.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.summary.setMaximumHeight(2 * self.summary.fontMetrics().lineSpacing() + 4)  # the plots keep the room
         self.live_cancel = QPushButton("Cancel")
         self.live_cancel.setToolTip("Stop training (shown with the curves when the set-up is on another tab)")
         self.live_cancel.clicked.connect(self.cancelRequested)

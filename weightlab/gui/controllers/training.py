@@ -572,17 +572,16 @@ class TrainingController(QObject):
         self._in_pool(compute, show, lambda m: self.panel.set_summary(f"What it bought: cannot compute ({_esc(m)})"))
 
     def _summary_html(self, s: Any) -> str:
-        """One paragraph: sparsity, parameters removable by structured pruning, the gzip-compressed size;
-        the per-layer table in the tooltip."""
-        self.panel.summary.setToolTip(s.table())
-        parts = [f"sparsity <b>{100 * s.sparsity_before:.1f} % → {100 * s.sparsity_after:.1f} %</b> "
-                 f"(kernels {100 * s.kernel_sparsity_before:.1f} % → {100 * s.kernel_sparsity_after:.1f} %)",
-                 f"removable by structured pruning {s.removable_before:,} → {s.removable_after:,} parameters"]
+        """Two short lines at most: sparsity, parameters removable by structured pruning, the gzip-compressed
+        size, from the opened file to now; the per-layer table in the tooltip."""
+        self.panel.summary.setToolTip("What it bought, from the opened file to the weights now:\n\n" + s.table())
+        parts = [f"sparsity <b>{100 * s.sparsity_before:.1f} → {100 * s.sparsity_after:.1f} %</b>",
+                 f"removable {s.removable_before:,} → {s.removable_after:,} params"]
         if s.gzip_before is not None and s.gzip_after is not None:
             r = s.gzip_ratio
             ratio = "" if not r else f" ({r:.2f}× smaller)" if r >= 1 else f" ({1 / r:.2f}× larger)"
-            parts.append(f"gzip-compressed file {s.gzip_before:,} → {s.gzip_after:,} bytes{ratio}")
-        return "<b>What it bought</b>, opened file → now (hover for each layer): " + " · ".join(parts)
+            parts.append(f"gzip {s.gzip_before / 1024:,.0f} → {s.gzip_after / 1024:,.0f} KiB{ratio}")
+        return "<b>What it bought</b> (file → now): " + " · ".join(parts)
 
     def shutdown(self) -> None:
         """The window closes: stop the timer (pool tasks' outcomes are dropped)."""
