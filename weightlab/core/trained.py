@@ -118,7 +118,7 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
         if a.dtype.kind not in _KINDS:
             raise ValueError(f"array {name!r} has dtype {a.dtype}; trained weights are bool, integer or float")
         h.update(json.dumps([name, a.dtype.str, list(a.shape)], separators=(",", ":")).encode("utf-8") + b"\n")
-        h.update(memoryview(a).cast("B") if a.size else b"")
+        h.update(a.data.cast("B") if a.size else b"")
     return h.hexdigest()
 
 
@@ -160,7 +160,7 @@ class Trained(Edit):
     target: tuple[str, ...]
     label: str
     sha256: str
-    spec: dict | None = None
+    spec: dict[str, Any] | None = None
 
     def _validate(self) -> None:
         target = (self.target,) if isinstance(self.target, str) else self.target
@@ -393,7 +393,7 @@ def trained_from_dict(d: Mapping[str, Any], where: str = "step") -> Trained:
         raise RecipeError(f"{where} (trained): {e}") from None
 
 
-def _plain(spec: Mapping[str, Any] | None) -> dict | None:
+def _plain(spec: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A JSON round trip of ``spec`` (tuples become lists), so it equals what a recipe reads back."""
     if spec is None:
         return None
