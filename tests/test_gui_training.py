@@ -651,3 +651,18 @@ def test_pickers_start_in_the_last_folder_used_and_fill_the_fields(fake_window, 
     assert not ctl.browse("val") and p.val_edit.text() == str(train_npz)
     spec = ctl.make_spec()
     assert spec.train == str(images) and spec.val == str(train_npz) and spec.val_split is None
+
+
+def test_the_jobs_area_cancel_of_a_training_job_also_keeps_its_result(fake_window, train_npz, qtbot):
+    from weightlab.core.jobs import EvaluateSpec
+
+    w = fake_window
+    _set_train(w, train_npz)
+    job = w.training.start()
+    _started(w, job)
+    w.jobs.cancel(job)  # the status bar's Cancel button
+    assert w.fake.stopped_jobs == [job] and job not in w.fake.cancelled_jobs
+    assert w.training.running  # still listened to: its result will come
+    other = w.fake.submit(EvaluateSpec(live=False))
+    w.jobs.cancel(other)  # other kinds are cancelled as before
+    assert other in w.fake.cancelled_jobs

@@ -30,6 +30,9 @@ from ..engine.protocol import Crashed, JobFailed, JobInfo, JobProgress, JobResul
 #: TensorFlow start-up and evaluation passes yield the CPU to drawing, so the
 #: window keeps answering on a machine with few cores (benchmarks/bench_gui.py).
 ENGINE_NICENESS = 10
+#: Job kinds whose Cancel stops them early but keeps their result (a training job returns the
+#: weights of its best or last epoch, as its spec's ``on_cancel`` says).
+KEEP_ON_CANCEL = frozenset({"finetune", "prune_retrain"})
 
 
 def _load_engine() -> tuple[Any, str]:
@@ -192,12 +195,22 @@ class EngineAdapter(QObject):
         """Queue the job ``spec`` (:mod:`weightlab.core.jobs`); returns its id (None when not running)."""
         if self._client is None:
             return None
-        return int(self._client.submit(spec))
+        job_id = int(self._client.submit(spec))
+        self._kinds.setdefault(job_id, spec.kind)  # known at once (its queued JobInfo comes a turn later)
+        return job_id
 
     def cancel_job(self, job_id: int) -> None:
-        """Cancel job ``job_id`` if it is still queued or running (``jobFinished`` follows)."""
+        """Cancel job ``job_id`` if it is still queued or running (``jobFinished`` follows).
+
+        A job of a kind in :data:`KEEP_ON_CANCEL` (training) is asked to stop instead
+        (:meth:`stop_job`): its result, the best or last epoch's weights, still arrives,
+        whichever Cancel the user pressed (the Training tab's or the jobs area's).
+        """
         if self._client is not None:
-            self._client.cancel_job(job_id)
+            if self._kinds.get(job_id) in KEEP_ON_CANCEL:
+                self._client.stop_job(job_id)
+            else:
+                self._client.cancel_job(job_id)
 
     def stop_job(self, job_id: int) -> None:
         """Ask job ``job_id`` to stop early and still answer (a training job's result arrives)."""
