@@ -335,7 +335,7 @@ def test_prune_retrain_budget_keeps_the_last_round_within_it(files):
         np.testing.assert_array_equal(r.arrays[name], a)
     assert np.count_nonzero(r.arrays["mid/kernel"] == 0) == int(np.floor(0.3 * 256))
     assert f"round 2 fell {drop2:.2f} pp below the baseline (budget {budget:g} pp); kept round 1" == r.stopped
-    assert f"sparsity {r.rounds[0].sparsity:.3f} (round 1: round 2 fell past the budget)" in r.label
+    assert f"now {r.rounds[0].sparsity:.1%} zero (kept round 1: round 2 fell past the budget)" in r.label
     assert [x["kept"] for x in r.to_json()["rounds"]] == [True, False]
 
 

@@ -1176,9 +1176,9 @@ def run_prune_retrain(
     kept_rounds = [x for x in rounds if x.kept]
     label = spec.describe()
     if kept_rounds:
-        label += f", sparsity {kept_rounds[-1].sparsity:.3f}"
+        label += f", now {kept_rounds[-1].sparsity:.1%} zero"
         if kept_rounds[-1] is not rounds[-1]:
-            label += f" (round {kept_rounds[-1].round}: round {rounds[-1].round} fell past the budget)"
+            label += f" (kept round {kept_rounds[-1].round}: round {rounds[-1].round} fell past the budget)"
     if stopped and not (rounds and not rounds[-1].kept):
         label += f", stopped: {stopped}"
     return PruneRetrainResult(rounds=rounds, baseline=baseline, arrays=arrays, label=label, stopped=stopped)
