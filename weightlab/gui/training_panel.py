@@ -846,9 +846,8 @@ class TrainingPanel(QWidget):
         except (ValueError, TypeError) as e:
             self.schedule_plot.show_message(f"schedule: {e}")
             return
-        self.schedule_plot.curve.setData(x.astype(np.float64), rates)
-        self.schedule_plot.message.setText(f"{schedule.describe(initial)}: {rates[0]:.3g} → {rates[-1]:.3g} "
-                                           f"over {where}")
+        self.schedule_plot.show_curve(x, rates, f"{schedule.describe(initial)}: {rates[0]:.3g} → {rates[-1]:.3g} "
+                                                f"over {where}")
 
     def _data_fields(self) -> dict[str, Any]:
         train = self.train_edit.text().strip()

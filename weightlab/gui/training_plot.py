@@ -318,6 +318,7 @@ class SchedulePlot(QWidget):
         self.plot.setMaximumHeight(150)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)  # rates read as written (0.001), not in units of 1e-3
         self.curve = self.plot.plot([], [], pen=_pen(TRAIN_COLOUR))
         self.epochs = pg.InfiniteLine(angle=90, pen=pg.mkPen("#adb5bd", width=1, style=Qt.PenStyle.DotLine))
         self.epochs.hide()
@@ -334,7 +335,19 @@ class SchedulePlot(QWidget):
     def show_values(self, rates: np.ndarray, caption: str = "") -> None:
         """Draw ``rates`` (float, one per step from step 0) and a caption under the plot."""
         r = np.asarray(rates, dtype=np.float64)
-        self.curve.setData(np.arange(r.size, dtype=np.float64), r)
+        self.show_curve(np.arange(r.size, dtype=np.float64), r, caption)
+
+    def show_curve(self, steps: np.ndarray, rates: np.ndarray, caption: str = "") -> None:
+        """Draw ``rates[i]`` at step ``steps[i]``, the rate axis from 0 to just above the largest rate.
+
+        A fixed range from 0 keeps a constant rate a flat line at its height
+        (auto-ranging a flat curve zoomed into round-off around it).
+        """
+        r = np.asarray(rates, dtype=np.float64)
+        self.curve.setData(np.asarray(steps, dtype=np.float64), r)
+        finite = r[np.isfinite(r)]
+        top = float(finite.max()) if finite.size else 0.0
+        self.plot.setYRange(0.0, top * 1.1 if top > 0 else 1.0, padding=0)
         self.message.setText(caption)
 
     def show_message(self, text: str) -> None:
