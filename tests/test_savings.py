@@ -256,3 +256,11 @@ def test_temporary_folder_is_removed_when_the_saver_fails(tmp_path, monkeypatch)
     with pytest.raises(WeightLabError, match="disk full"):
         savings(dense_model(), {}, {}, saver=failing)
     assert list(scratch.iterdir()) == []
+
+
+def test_the_compressed_size_line_says_larger_when_the_file_grew():
+    from weightlab.core.savings import Savings
+
+    assert "(2.00x smaller)" in Savings(layers=(), gzip_before=2000, gzip_after=1000).table()
+    grew = Savings(layers=(), gzip_before=1000, gzip_after=1250).table()
+    assert "(1.25x larger)" in grew and "smaller" not in grew

@@ -276,7 +276,8 @@ class Savings:
             ratio = self.gzip_ratio
             out.append(
                 f"gzip-compressed file: {self.gzip_before:,} -> {self.gzip_after:,} bytes"
-                + (f" ({ratio:.2f}x smaller)" if ratio else "")
+                + (f" ({ratio:.2f}x smaller)" if ratio and ratio >= 1 else "")
+                + (f" ({1 / ratio:.2f}x larger)" if ratio and ratio < 1 else "")
             )
         return "\n".join(out)
 
