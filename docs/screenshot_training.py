@@ -137,7 +137,7 @@ class Tour:
         w.tree.select("dense/kernel")
         self.wait(lambda: w.view_settled, "the tensor view")
         w.views.setCurrentWidget(ctl.panel)
-        steps = len(w.session.steps)
+        position = w.session.position  # after an undo the undone step is still in steps (redo)
         t = time.monotonic()
         if ctl.start() is None:
             raise SystemExit(f"{what} did not start: {ctl.panel.message.text()}")
@@ -145,7 +145,7 @@ class Tour:
         self.timings[what] = time.monotonic() - t
         if ctl.result is None:
             raise SystemExit(f"{what} gave no result: {ctl.panel.message.text()}")
-        self.wait(lambda: len(w.session.steps) == steps + 1, f"{what}: its history step")
+        self.wait(lambda: ctl.step is not None and w.session.position == position + 1, f"{what}: its history step")
         self.wait_live(what)
         self.wait(lambda: ctl.savings is not None, f"{what}: what it bought")
         self.settle()
@@ -178,8 +178,9 @@ class Tour:
         self.w.close()
 
 
-def scenario(tour: Tour, name: str) -> None:
-    """Run one of :data:`SCENARIOS` in ``tour``'s window (the demo already open)."""
+def scenario(tour: Tour, name: str, out_dir: Path | None = None) -> None:
+    """Run one of :data:`SCENARIOS` in ``tour``'s window (the demo already open); ``l1l2`` saves its L1
+    run into ``out_dir`` (when given) before undoing it."""
     w = tour.w
     if name == "finetune":
         tour.prune(0.8)
@@ -205,7 +206,10 @@ def scenario(tour: Tour, name: str) -> None:
     elif name == "l1l2":
         tour.form(epochs=5, l1="0.001")
         tour.train("L1 0.001")
-        tour.l1_message = w.training.panel.message.text()  # type: ignore[attr-defined]
+        print(f"L1: {w.training.panel.message.text()}")
+        if out_dir is not None:
+            size = (tour.w.width(), tour.w.height())
+            tour.grab(out_dir / f"l1l2-L1-light-{size[0]}x{size[1]}.png", size)
         w.undo()
         tour.wait_live("undo")
         tour.form(epochs=5, l2="0.01")
@@ -233,8 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         for name in names:
             tour.set_theme("light")
+            tour.w.set_session(None)  # the last scenario's edits: no unsaved-edits question
             tour.open_demo()
-            scenario(tour, name)
+            scenario(tour, name, None if single else out)
             # widest first: a Training tab that went narrow and back shows nothing (its set-up and
             # plots stay hidden), so the pictures never make that trip
             for size in sorted(sizes, reverse=True):
