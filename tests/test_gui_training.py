@@ -562,6 +562,25 @@ def test_a_narrow_tab_puts_set_up_and_curves_on_two_tabs_with_cancel_beside_the_
     p.resize(NARROW + 300, 500)
     qtbot.waitUntil(lambda: not p.narrow)
     assert p.body.indexOf(p.controls) == 0 and p.body.indexOf(p.live) == 1 and p.pages.count() == 0
+    # wide again: both sides are shown, not only re-inserted (the tab went blank)
+    qtbot.waitUntil(lambda: p.controls.isVisible() and p.live.isVisible())
+    assert p.controls.width() > 0 and p.live.width() > 0
+
+
+def test_narrow_then_wide_again_shows_both_sides(qtbot):
+    from weightlab.gui.training_panel import TrainingPanel
+
+    p = TrainingPanel()
+    qtbot.addWidget(p)
+    p.resize(1400, 700)
+    p.show()
+    qtbot.waitUntil(lambda: p.live.isVisible())
+    p.resize(600, 700)
+    qtbot.waitUntil(lambda: p.narrow)
+    p.resize(1400, 700)
+    qtbot.waitUntil(lambda: not p.narrow)
+    qtbot.waitUntil(lambda: p.controls.isVisible() and p.live.isVisible())
+    assert p.plot.isVisible() and p.schedule_plot.isVisible()
 
 
 def test_a_new_head_is_saved_where_the_user_says_and_offered_to_open(fake_window, train_npz, qtbot, tmp_path):

@@ -345,6 +345,9 @@ class TrainingPanel(QWidget):
             self.pages.clear()
             self.body.insertWidget(0, self.controls)
             self.body.insertWidget(1, self.live)
+            # the tab widget hid the page that was not current (and re-parenting keeps it hidden)
+            self.controls.show()
+            self.live.show()
             self.body.show()
 
     # -- the form -----------------------------------------------------------------------------
