@@ -320,6 +320,10 @@ def test_partials_are_drawn_live_and_the_result_is_one_undoable_step(fake_window
     want = savings(w.session.model, {}, arrays)
     assert ctl.savings.to_json()["overall"] == want.to_json()["overall"]
     assert f"→ {100 * want.sparsity_after:.1f} %" in p.summary.text()
+    # it says what the sparsity counts: the kernels, and all weights
+    assert f"kernels <b>{100 * want.kernel_sparsity_before:.1f} → {100 * want.kernel_sparsity_after:.1f} % zero" \
+        in p.summary.text()
+    assert f"all weights {100 * want.sparsity_before:.1f} → {100 * want.sparsity_after:.1f} %" in p.summary.text()
     assert "gzip" in p.summary.text() and want.table() in p.summary.toolTip()
     assert w.undo()
     w.wait_idle()
@@ -529,7 +533,7 @@ def test_histograms_landing_out_of_order_never_draw_an_older_epoch(fake_window, 
     job = ctl.start()
     _started(w, job)
     _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9,
-                         {"dense/kernel": np.zeros_like(w.session.array("dense/kernel"))}))
+                         {"dense/kernel": np.full_like(w.session.array("dense/kernel"), 0.5)}))
     qtbot.waitUntil(lambda: len(held) == 2)
     (fn0, done0), (fn1, done1) = held
     done1(fn1())  # epoch 1 lands first
@@ -685,3 +689,91 @@ def test_the_jobs_area_cancel_of_a_training_job_also_keeps_its_result(fake_windo
     other = w.fake.submit(EvaluateSpec(live=False))
     w.jobs.cancel(other)  # other kinds are cancelled as before
     assert other in w.fake.cancelled_jobs
+
+
+# -- the walk-through's findings (issue 12, Training tab fixes) -------------------------------------------
+
+
+def test_heldout_curve_starts_at_epoch_0_and_an_unused_chart_gives_its_room(fake_window, train_npz, qtbot):
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    from weightlab.engine.protocol import Metrics
+
+    # the window's evaluation of the model as edited: 49 % (the model was pruned hard, say)
+    w.fake.finish(w.fake.baseline_job, Metrics(0.49, 1.7, per_class=[0.49] * 10, num_samples=360))
+    qtbot.waitUntil(lambda: w.eval_panel.current is not None)
+    start_acc = float(w.eval_panel.current.accuracy)
+    assert start_acc == pytest.approx(0.49)
+    _set_train(w, train_npz)
+    p.l2_edit.setText("0.001")
+    job = ctl.start()
+    assert job is not None
+    grid = p.plot._grid
+    # no gradual pruning, not prune-and-retrain: no empty chart, the histogram spans the row
+    assert p.plot.sparsity.isHidden()
+    assert grid.getItemPosition(grid.indexOf(p.plot.histogram)) == (1, 0, 1, 2)
+    # the L1/L2 penalty is in the training and validation loss, not in the held-out one: said on the plot
+    assert "L1/L2 penalty" in p.plot.loss.plotItem.titleLabel.text
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9))
+    qtbot.waitUntil(lambda: p.plot.series("heldout_accuracy")[0].size == 2)
+    x, y = p.plot.series("heldout_accuracy")
+    np.testing.assert_allclose(x, [0.0, 1.0])
+    np.testing.assert_allclose(y, [100 * start_acc, 90.0])
+
+
+def test_a_pruning_job_keeps_its_chart_and_no_penalty_note_without_regularizers(fake_window, train_npz):
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    p.pruning_group.setChecked(True)
+    assert ctl.start() is not None
+    grid = p.plot._grid
+    assert not p.plot.sparsity.isHidden()
+    assert grid.getItemPosition(grid.indexOf(p.plot.histogram)) == (1, 0, 1, 1)
+    assert "penalty" not in p.plot.loss.plotItem.titleLabel.text
+
+
+def test_epoch_round_and_step_axes_tick_whole_numbers_only(qtbot):
+    from weightlab.gui.training_plot import TrainingPlot
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    for pw in (plot.loss, plot.accuracy, plot.sparsity):
+        axis = pw.getAxis("bottom")
+        for lo, hi in ((0.0, 3.0), (0.5, 2.5), (0.0, 40.0)):
+            levels = axis.tickValues(lo, hi, 400)
+            ticks = [v for _spacing, values in levels for v in values]
+            assert ticks, (lo, hi)
+            assert all(float(v).is_integer() for v in ticks), (lo, hi, levels)
+            assert all(lo <= v <= hi for v in ticks)
+            assert len(ticks) == len(set(ticks))  # no tick drawn twice
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_masked_zeros_are_left_out_of_the_watched_histogram_and_counted_in_its_title(fake_window, train_npz,
+                                                                                     qtbot, keep):
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    _set_train(w, train_npz)
+    w.show_tensor("dense/kernel")
+    w.settle()
+    p.keep_masks.setChecked(keep)
+    before = np.array(w.session.array("dense/kernel"))
+    job = ctl.start()
+    _started(w, job)
+    now = before.copy()
+    now.ravel()[: int(0.8 * now.size)] = 0.0
+    zeros = int(np.count_nonzero(now == 0))
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9, {"dense/kernel": now}))
+    qtbot.waitUntil(lambda: p.plot.histogram_epoch == 1)
+    _gx, gy = p.plot.curves["ghost"].getData()
+    _cx, cy = p.plot.curves["current"].getData()
+    title = p.plot.histogram.plotItem.titleLabel.text
+    if keep:
+        assert cy.sum() == now.size - zeros and gy.sum() == np.count_nonzero(before)
+        assert f"{now.size:,} weights, {zeros:,} zeros not drawn" in title
+        assert p.plot.histogram_note == f"{now.size:,} weights, {zeros:,} zeros not drawn"
+    else:
+        assert cy.sum() == now.size and gy.sum() == before.size
+        assert "zeros not drawn" not in title

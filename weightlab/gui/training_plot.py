@@ -55,13 +55,15 @@ def format_duration(seconds: float | None) -> str:
     return f"{s} s"
 
 
-def histogram_pair(before: np.ndarray, after: np.ndarray, bins: int = HIST_BINS) -> tuple[np.ndarray, np.ndarray,
-                                                                                          np.ndarray]:
+def histogram_pair(before: np.ndarray, after: np.ndarray, bins: int = HIST_BINS, *,
+                   drop_zeros: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(edges, ghost counts, current counts)``: both tensors counted on the same equal-width bins.
 
     The bins span the finite values of both arrays, so the pre-training
     ghost and the current histogram line up; this is ``np.histogram`` of
     each with those edges (NaN and infinities are not counted).
+    ``drop_zeros``: exact zeros are not counted in either (masked weights
+    kept at zero would otherwise be one bin that flattens the rest).
 
     Parameters
     ----------
@@ -69,6 +71,8 @@ def histogram_pair(before: np.ndarray, after: np.ndarray, bins: int = HIST_BINS)
         The tensor before training and now (any shape; float).
     bins:
         Number of bins.
+    drop_zeros:
+        Leave exact zeros out of both histograms (and out of the bins' span).
 
     Returns
     -------
@@ -78,6 +82,8 @@ def histogram_pair(before: np.ndarray, after: np.ndarray, bins: int = HIST_BINS)
     a = np.asarray(before).ravel()
     b = np.asarray(after).ravel()
     fa, fb = a[np.isfinite(a)], b[np.isfinite(b)]
+    if drop_zeros:
+        fa, fb = fa[fa != 0], fb[fb != 0]
     both = [x for x in (fa, fb) if x.size]
     if both:
         lo = float(min(x.min() for x in both))
@@ -120,7 +126,28 @@ def _small_plot(bottom: str, left: str) -> pg.PlotWidget:
     p.setMouseEnabled(x=True, y=False)
     for axis in ("bottom", "left"):
         p.getAxis(axis).enableAutoSIPrefix(False)
+    if bottom in ("epoch", "step"):
+        integer_ticks(p.getAxis("bottom"))
     return p
+
+
+def integer_ticks(axis: pg.AxisItem) -> None:
+    """Ticks of ``axis`` at whole numbers only (epochs, rounds, steps): never 1.5 or 2.5."""
+    auto = axis.tickValues
+
+    def tick_values(lo: float, hi: float, size: float) -> list[tuple[float, list[float]]]:
+        out: list[tuple[float, list[float]]] = []
+        for spacing, values in auto(lo, hi, size):
+            if spacing < 1:
+                if any(sp == 1 for sp, _v in out):
+                    continue
+                spacing, values = 1.0, list(np.arange(math.ceil(lo), math.floor(hi) + 1, dtype=np.float64))
+            else:
+                values = [v for v in values if float(v).is_integer()]
+            out.append((spacing, values))
+        return out
+
+    axis.tickValues = tick_values  # type: ignore[method-assign]
 
 
 def _pen(colour: str, *, dash: bool = False, width: float = 2.0) -> Any:
@@ -153,11 +180,9 @@ class TrainingPlot(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         c = self.curves
         # no legend boxes (they cover the curves in a small plot): the titles name the colours
-        self.loss.setTitle(_title(("loss", None), ("batch", "#7fb2d8"), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR)))
         self.accuracy.setTitle(_title(("acc.", None), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR),
                                       ("held-out", HELDOUT_COLOUR)))
-        for p, text in ((self.loss, "loss: per batch (thin), per epoch on the training and validation data"),
-                        (self.accuracy, "accuracy (%) per epoch: training, validation and held-out data"),
+        for p, text in ((self.accuracy, "accuracy (%) per epoch: training, validation and held-out data"),
                         (self.histogram, "the watched tensor's histogram: before training (grey) and now"),
                         (self.sparsity, "gradual pruning: sparsity at each step where masks change; "
                                         "prune and retrain: sparsity and held-out accuracy per round")):
@@ -197,6 +222,7 @@ class TrainingPlot(QWidget):
         grid.addWidget(self.accuracy, 0, 1)
         grid.addWidget(self.histogram, 1, 0)
         grid.addWidget(self.sparsity, 1, 1)
+        self._grid = grid
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(2)
@@ -211,9 +237,25 @@ class TrainingPlot(QWidget):
         self.clear()
 
     # -- state ----------------------------------------------------------------------------
-    def clear(self, *, rounds: bool = False, pruning: bool = True) -> None:
-        """Forget every curve (a new job starts); ``rounds``: the sparsity plot shows rounds;
-        ``pruning`` False: its title says the job prunes nothing while it trains."""
+    def clear(self, *, rounds: bool = False, pruning: bool = True, penalty: bool = False) -> None:
+        """Forget every curve (a new job starts).
+
+        ``rounds``: the sparsity plot shows rounds; neither ``rounds`` nor
+        ``pruning``: the job prunes nothing, the sparsity plot is hidden and
+        the histogram takes its place. ``penalty``: the job has L1/L2
+        regularizers, whose penalty Keras adds to the training and validation
+        loss (the loss plot's title says so).
+        """
+        self.loss.setTitle(_title(("loss", None), ("batch", "#7fb2d8"), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR))
+                           + (_title(("(incl. L1/L2 penalty)", None)) if penalty else ""))
+        self.loss.setToolTip("loss: per batch (thin), per epoch on the training and validation data"
+                             + ("; both include the L1/L2 penalty Keras adds (the held-out evaluation does not)"
+                                if penalty else ""))
+        self.penalty = penalty
+        shown = rounds or pruning
+        self.sparsity.setVisible(shown)
+        self._grid.removeWidget(self.histogram)
+        self._grid.addWidget(self.histogram, 1, 0, 1, 1 if shown else 2)
         for s in self._series.values():
             s.clear()
         for item in self.curves.values():
@@ -221,12 +263,12 @@ class TrainingPlot(QWidget):
         self.steps_per_epoch = None
         self.tensor_name = None
         self.histogram_epoch: int | None = None
+        self.histogram_note = ""
         self._hist_title("weights", None)
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
         self.sparsity.setTitle(_title(("rounds", None), ("sparsity", SPARSITY_COLOUR),
                                       ("held-out acc.", HELDOUT_COLOUR)) if rounds
-                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)) if pruning
-                               else _title(("no gradual pruning in this job", None)))
+                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)))
         self.status.setText("")
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -265,6 +307,12 @@ class TrainingPlot(QWidget):
             v = _num(partial.get(key))
             self._add(key, e, None if v is None else 100.0 * v)
 
+    def add_start(self, heldout_accuracy: float | None) -> None:
+        """The held-out accuracy before training (0..1), drawn at epoch 0 (None: not known, nothing drawn)."""
+        v = _num(heldout_accuracy)
+        if v is not None and not self._series["heldout_accuracy"].x:
+            self._add("heldout_accuracy", 0, 100.0 * v)
+
     def add_sparsity(self, step: int, sparsity: float) -> None:
         """Gradual pruning set its masks at ``step`` to ``sparsity`` (0..1; drawn in %)."""
         self._add("sparsity", step, 100.0 * float(sparsity))
@@ -277,17 +325,22 @@ class TrainingPlot(QWidget):
         self._add("round_accuracy", r, None if a is None else 100.0 * a)
 
     def set_histogram(self, name: str, edges: np.ndarray, ghost: np.ndarray, counts: np.ndarray,
-                      epoch: int | None = None) -> None:
-        """Draw tensor ``name``'s histogram now (``counts``) over its pre-training one (``ghost``)."""
+                      epoch: int | None = None, note: str = "") -> None:
+        """Draw tensor ``name``'s histogram now (``counts``) over its pre-training one (``ghost``);
+        ``note`` (e.g. ``"32,768 weights, 26,214 zeros not drawn"``) is added to the title."""
         self.tensor_name = name
         self.histogram_epoch = epoch
+        self.histogram_note = note
         self.curves["ghost"].setData(edges, ghost.astype(np.float64))
         self.curves["current"].setData(edges, counts.astype(np.float64))
-        self._hist_title(name, epoch)
+        self._hist_title(name, epoch, note)
 
-    def _hist_title(self, name: str, epoch: int | None) -> None:
+    def _hist_title(self, name: str, epoch: int | None, note: str = "") -> None:
         when = "now" if epoch is None else f"epoch {epoch}"
-        self.histogram.setTitle(_title((_esc(name), None), ("before", "#9a9a9a"), (when, "#1c7ed6")))
+        parts = [(_esc(name), None), ("before", "#9a9a9a"), (when, "#1c7ed6")]
+        if note:
+            parts.append((f"({_esc(note)})", None))
+        self.histogram.setTitle(_title(*parts))
 
     def set_status(self, *, elapsed: float | None, eta: float | None, device: str, text: str = "") -> None:
         """The status line: ``text · elapsed 12 s · ETA 40 s · device``."""

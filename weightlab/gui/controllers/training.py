@@ -176,6 +176,7 @@ class TrainingController(QObject):
         self._eta: float | None = None
         self._device = ""
         self._epochs_seen = 0
+        self._keep_masks = True
         self._token = 0  # a new job or model drops the outcomes of older background tasks
         self._task_ids = 0
         self._hist_asked = self._hist_drawn = 0  # histograms asked for / the newest one drawn
@@ -355,8 +356,14 @@ class TrainingController(QObject):
         self._device = self.engine.device
         self._epochs_seen = 0
         self._token += 1
+        ft = spec.finetune if hasattr(spec, "finetune") else spec.to_dict()
+        self._keep_masks = bool(ft.get("keep_masks", True))
         self.panel.plot.clear(rounds=self.panel.mode == "prune_retrain",
-                              pruning=getattr(spec, "pruning", None) is not None)
+                              pruning=getattr(spec, "pruning", None) is not None,
+                              penalty=any((r.get("l1") or r.get("l2")) for r in (ft.get("regularizers") or ())))
+        # epoch 0: the held-out accuracy of the edited model before training (the window's evaluation)
+        current = getattr(getattr(self.w, "eval_panel", None), "current", None)
+        self.panel.plot.add_start(getattr(current, "accuracy", None))
         self.panel.set_summary("")
         for name, before in self._before.items():
             self._histogram(name, before, None)
@@ -426,14 +433,24 @@ class TrainingController(QObject):
         job = self.job_id
         self._hist_asked += 1
         asked = self._hist_asked
+        after = before if now is None else now
+        # masks kept: the pruned weights are one bin of exact zeros that would flatten the rest; leave them out
+        drop = self._keep_masks
 
-        def draw(out: Any) -> None:
+        def count() -> tuple[Any, str]:
+            out = histogram_pair(before, after, drop_zeros=drop)
+            zeros = int(np.count_nonzero(np.asarray(after) == 0)) if drop else 0
+            note = f"{np.asarray(after).size:,} weights, {zeros:,} zeros not drawn" if zeros else ""
+            return out, note
+
+        def draw(res: Any) -> None:
             # pool tasks may finish out of order: never draw an older epoch over a newer one
             if (job == self.job_id or self.job_id is None) and asked > self._hist_drawn:
                 self._hist_drawn = asked
-                self.panel.plot.set_histogram(name, *out, epoch=epoch)
+                out, note = res
+                self.panel.plot.set_histogram(name, *out, epoch=epoch, note=note)
 
-        self._in_pool(lambda: histogram_pair(before, before if now is None else now), draw)
+        self._in_pool(count, draw)
 
     def _in_pool(self, fn: Callable[[], Any], on_done: Callable[[Any], None],
                  on_failed: Callable[[str], None] | None = None) -> None:
@@ -575,7 +592,8 @@ class TrainingController(QObject):
         """Two short lines at most: sparsity, parameters removable by structured pruning, the gzip-compressed
         size, from the opened file to now; the per-layer table in the tooltip."""
         self.panel.summary.setToolTip("What it bought, from the opened file to the weights now:\n\n" + s.table())
-        parts = [f"sparsity <b>{100 * s.sparsity_before:.1f} → {100 * s.sparsity_after:.1f} %</b>",
+        parts = [f"kernels <b>{100 * s.kernel_sparsity_before:.1f} → {100 * s.kernel_sparsity_after:.1f} % zero</b>, "
+                 f"all weights {100 * s.sparsity_before:.1f} → {100 * s.sparsity_after:.1f} %",
                  f"removable {s.removable_before:,} → {s.removable_after:,} params"]
         if s.gzip_before is not None and s.gzip_after is not None:
             r = s.gzip_ratio
