@@ -400,6 +400,8 @@ def test_prune_and_retrain_rounds_are_charted_and_applied(fake_window, train_npz
     np.testing.assert_allclose(p.plot.series("round_sparsity")[0], [0, 1, 2])
     np.testing.assert_allclose(p.plot.series("round_sparsity")[1], [0.0, 40.0, 55.0])
     np.testing.assert_allclose(p.plot.series("round_accuracy")[1], [95.0, 93.0, 91.0])
+    # the round's message says what its sparsity counts (the pruned targets)
+    assert p.message.text().startswith(f"round 2: {spec.target} 55.0 % zero")
     # the rounds' epochs are drawn one after another (E epochs per round)
     per_round = spec.finetune["epochs"]
     np.testing.assert_allclose(p.plot.series("loss")[0], [1, 2, per_round + 1, per_round + 2])
@@ -777,3 +779,36 @@ def test_masked_zeros_are_left_out_of_the_watched_histogram_and_counted_in_its_t
     else:
         assert cy.sum() == now.size and gy.sum() == before.size
         assert "zeros not drawn" not in title
+
+
+def test_a_constant_rate_preview_reads_the_rate_after_a_run_too(fake_window, train_npz, qtbot):
+    """After a run the preview of a constant rate is still a flat line at the rate, the axis from 0."""
+    from weightlab.engine.protocol import JobResult
+
+    w = fake_window
+    p, ctl = w.training.panel, w.training
+    w.resize(1600, 1000)
+    w.show()
+    _set_train(w, train_npz)
+    p.lr_edit.setText("0.002")
+    p.epochs_spin.setValue(2)
+    p.update_schedule_preview()
+
+    def reads_the_rate() -> bool:
+        (_x0, _x1), (y0, y1) = p.schedule_plot.plot.getViewBox().viewRange()
+        values = p.schedule_plot.values()
+        return (values.size > 0 and bool(np.all(values == 0.002)) and y0 == 0.0
+                and y1 == pytest.approx(0.0022) and not p.schedule_plot.plot.getViewBox().state["autoRange"][1])
+
+    assert reads_the_rate()
+    job = ctl.start()
+    spec = dict(w.fake.submitted)[job]
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9))
+    w.fake.worker_sends(JobResult(job, _result(spec, _trained_arrays(w))))
+    qtbot.waitUntil(lambda: len(w.session.steps) == 1, timeout=20_000)
+    w.wait_idle()
+    assert reads_the_rate()
+    p.epochs_spin.setValue(3)  # the preview redrawn after the run
+    qtbot.waitUntil(lambda: p.schedule_plot.values().size == 3 * p.steps_per_epoch()[0])
+    assert reads_the_rate()

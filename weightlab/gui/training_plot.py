@@ -268,7 +268,7 @@ class TrainingPlot(QWidget):
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
         self.sparsity.setTitle(_title(("rounds", None), ("sparsity", SPARSITY_COLOUR),
                                       ("held-out acc.", HELDOUT_COLOUR)) if rounds
-                               else _title(("pruning", None), ("sparsity", SPARSITY_COLOUR)))
+                               else _title(("pruning", None), ("sparsity of the pruned tensors", SPARSITY_COLOUR)))
         self.status.setText("")
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -422,7 +422,9 @@ class TrainingController(QObject):
         elif kind == "round":
             plot.add_round(p)
             acc = p.get("accuracy")
-            self.panel.show_message(f"round {p.get('round')}: sparsity {100 * float(p.get('sparsity') or 0):.1f} %"
+            # round 0 (the baseline) counts all weights, the rounds the pruned targets (weightlab/_tf/train.py)
+            what = "all weights" if not p.get("round") else str(getattr(self.spec, "target", "") or "targets")
+            self.panel.show_message(f"round {p.get('round')}: {what} {100 * float(p.get('sparsity') or 0):.1f} % zero"
                                     + (f", held-out accuracy {100 * acc:.2f} %" if acc is not None else ""))
         elif kind == "sparsity":
             plot.add_sparsity(int(p["step"]), float(p["sparsity"]))
