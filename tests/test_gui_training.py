@@ -812,3 +812,21 @@ def test_a_constant_rate_preview_reads_the_rate_after_a_run_too(fake_window, tra
     p.epochs_spin.setValue(3)  # the preview redrawn after the run
     qtbot.waitUntil(lambda: p.schedule_plot.values().size == 3 * p.steps_per_epoch()[0])
     assert reads_the_rate()
+
+
+def test_without_the_pruning_chart_the_histogram_gets_a_full_row(qtbot):
+    from weightlab.gui.training_panel import TrainingPanel
+
+    panel = TrainingPanel()
+    qtbot.addWidget(panel)
+    plot = panel.plot
+    plot.clear(pruning=False)
+    panel.resize(1400, 800)
+    panel.show()
+    qtbot.waitUntil(lambda: plot.histogram.isVisible())
+    assert plot.sparsity.isHidden()
+    assert plot.histogram.width() > 1.8 * plot.loss.width()
+    assert abs(plot.histogram.height() - plot.loss.height()) <= 0.1 * plot.loss.height()
+    plot.clear(pruning=True)  # the next job prunes: the chart is back, side by side
+    qtbot.waitUntil(lambda: plot.sparsity.isVisible())
+    qtbot.waitUntil(lambda: abs(plot.histogram.width() - plot.sparsity.width()) <= 10)

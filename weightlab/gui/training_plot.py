@@ -222,6 +222,9 @@ class TrainingPlot(QWidget):
         grid.addWidget(self.accuracy, 0, 1)
         grid.addWidget(self.histogram, 1, 0)
         grid.addWidget(self.sparsity, 1, 1)
+        for i in (0, 1):  # the rows share the height equally (also when the histogram spans the second)
+            grid.setRowStretch(i, 1)
+            grid.setColumnStretch(i, 1)
         self._grid = grid
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
