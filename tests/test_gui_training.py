@@ -724,16 +724,23 @@ def test_heldout_curve_starts_at_epoch_0_and_an_unused_chart_gives_its_room(fake
     np.testing.assert_allclose(y, [100 * start_acc, 90.0])
 
 
-def test_a_pruning_job_keeps_its_chart_and_no_penalty_note_without_regularizers(fake_window, train_npz):
+def test_a_pruning_job_keeps_its_chart_and_no_penalty_note_without_regularizers(fake_window, train_npz, qtbot):
     w = fake_window
     p, ctl = w.training.panel, w.training
     _set_train(w, train_npz)
     p.pruning_group.setChecked(True)
-    assert ctl.start() is not None
+    job = ctl.start()
+    assert job is not None
     grid = p.plot._grid
     assert not p.plot.sparsity.isHidden()
     assert grid.getItemPosition(grid.indexOf(p.plot.histogram)) == (1, 0, 1, 1)
     assert "penalty" not in p.plot.loss.plotItem.titleLabel.text
+    # the window has not measured the model yet (the fake engine answered nothing): no epoch-0 point
+    assert w.eval_panel.step_accuracy() == {}
+    _started(w, job)
+    _send(w, job, _epoch(1, 0.5, 0.8, 0.6, 0.75, 0.9))
+    qtbot.waitUntil(lambda: p.plot.series("heldout_accuracy")[0].size == 1)
+    np.testing.assert_allclose(p.plot.series("heldout_accuracy")[0], [1.0])
 
 
 def test_epoch_round_and_step_axes_tick_whole_numbers_only(qtbot):

@@ -361,9 +361,11 @@ class TrainingController(QObject):
         self.panel.plot.clear(rounds=self.panel.mode == "prune_retrain",
                               pruning=getattr(spec, "pruning", None) is not None,
                               penalty=any((r.get("l1") or r.get("l2")) for r in (ft.get("regularizers") or ())))
-        # epoch 0: the held-out accuracy of the edited model before training (the window's evaluation)
-        current = getattr(getattr(self.w, "eval_panel", None), "current", None)
-        self.panel.plot.add_start(getattr(current, "accuracy", None))
+        # epoch 0: the held-out accuracy of the model as edited, before training: the window's evaluation
+        # of this very history position (none yet, e.g. still being measured: no point rather than a stale one)
+        measured = getattr(self.w, "eval_panel", None)
+        before_acc = measured.step_accuracy().get(s.position) if measured is not None else None
+        self.panel.plot.add_start(before_acc)
         self.panel.set_summary("")
         for name, before in self._before.items():
             self._histogram(name, before, None)
