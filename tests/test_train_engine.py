@@ -283,7 +283,14 @@ def test_prune_retrain_rounds(files):
                                       "heldout": str(files["heldout"])},
                             rounds=3, sparsities=(0.3, 0.5, 0.7), target="*/kernel")  # fmt: skip
     rounds = []
-    r = headless.prune_retrain(files["mlp"], spec,
+    import weightlab
+
+    stored = weightlab.open(files["mlp"])
+    try:  # a zeroed bias: round 0's sparsity must not count it (the rounds prune */kernel)
+        edited = {"hidden/bias": np.zeros_like(stored.array("hidden/bias"))}
+    finally:
+        stored.model.close()
+    r = headless.prune_retrain(files["mlp"], spec, edited,
                                on_progress=lambda f, m, p: rounds.append(p) if p["type"] == "round" else None)  # fmt: skip
     sizes = {"hidden/kernel": 192, "mid/kernel": 256, "out/kernel": 64}
     for rec, s in zip(r.rounds, (0.3, 0.5, 0.7)):
@@ -291,6 +298,7 @@ def test_prune_retrain_rounds(files):
         assert rec.sparsity == pytest.approx(expected)
         assert rec.accuracy is not None and 0 <= rec.accuracy <= 1
     assert [p["round"] for p in rounds] == [0, 1, 2, 3]  # the baseline first
+    assert rounds[0]["sparsity"] == 0.0  # the stored kernels have no zeros; the zeroed bias is not pruned
     assert r.baseline is not None and r.stopped is None
     for name, n in sizes.items():
         assert np.count_nonzero(r.arrays[name] == 0) == int(np.floor(0.7 * n))

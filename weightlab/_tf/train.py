@@ -1093,7 +1093,7 @@ def run_prune_retrain(
     EngineError, DataError
         As :func:`run_finetune`.
     """
-    from ..core.edits import PruneMagnitude
+    from ..core.edits import PruneMagnitude, resolve_tensors
     from ..core.model import ModelFile
 
     ft = spec.finetune_spec
@@ -1113,7 +1113,10 @@ def run_prune_retrain(
         m = session.evaluate()
         baseline = {"accuracy": float(m.accuracy), "loss": float(m.loss)}
         if on_progress is not None:
-            on_progress(0.0, "baseline measured", {"type": "round", "round": 0, "sparsity": _sparsity(full, None),
+            # round 0's sparsity counts what every later round counts: the tensors the rounds prune
+            pruned_names = resolve_tensors(spec.target, mf, "prune-retrain")
+            on_progress(0.0, "baseline measured", {"type": "round", "round": 0,
+                                                   "sparsity": _sparsity(full, pruned_names),
                                                    "accuracy": baseline["accuracy"], "loss": baseline["loss"],
                                                    "threshold": None})  # fmt: skip
     rounds: list[RoundRecord] = []
