@@ -250,7 +250,7 @@ class TrainingPlot(QWidget):
         loss (the loss plot's title says so).
         """
         self.loss.setTitle(_title(("loss", None), ("batch", "#7fb2d8"), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR))
-                           + (_title(("(incl. L1/L2 penalty)", None)) if penalty else ""))
+                           + (" " + _title(("(incl. L1/L2 penalty)", None)) if penalty else ""))
         self.loss.setToolTip("loss: per batch (thin), per epoch on the training and validation data"
                              + ("; both include the L1/L2 penalty Keras adds (the held-out evaluation does not)"
                                 if penalty else ""))
