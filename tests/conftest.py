@@ -59,6 +59,34 @@ def demo_paths() -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture
+def run(capfd, monkeypatch):
+    """``run(*args) -> (status, stdout, stderr)`` of ``weightlab ARGS`` in this process (as ``python -m weightlab``).
+
+    main() quiets the libraries' loggers and may set WEIGHTLAB_DEBUG: both are undone afterwards.
+    """
+    import logging
+
+    from weightlab import cli
+
+    monkeypatch.setenv("WEIGHTLAB_DEBUG", "")
+    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py")]
+    levels = [lg.level for lg in loggers]
+
+    def call(*args: str | Path) -> tuple[int, str, str]:
+        capfd.readouterr()
+        try:
+            code = cli.main([str(a) for a in args])
+        except SystemExit as e:  # argparse's usage errors end the parse this way
+            code = e.code
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    yield call
+    for lg, level in zip(loggers, levels):
+        lg.setLevel(level)
+
+
 #: A test still running after this many seconds ends the whole run (exit status 1) with
 #: every thread's stack on stderr. pytest-timeout (``timeout`` in pyproject.toml, shorter)
 #: fails a test stuck in Python code; this is for one stuck where no Python code can run

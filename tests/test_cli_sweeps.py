@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -21,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weightlab import cli
 from weightlab.core.sweeps import SweepLog, SweepSpec
 
 TIMEOUT = 240.0
@@ -30,30 +28,6 @@ ENV = {
     "QT_QPA_PLATFORM": "offscreen",
     "TF_CPP_MIN_LOG_LEVEL": "3",
 }
-
-
-@pytest.fixture
-def run(capfd, monkeypatch):
-    """``run(*args) -> (status, stdout, stderr)`` of ``weightlab ARGS`` in this process (as ``python -m weightlab``).
-
-    main() quiets the libraries' loggers and may set WEIGHTLAB_DEBUG: both are undone afterwards.
-    """
-    monkeypatch.setenv("WEIGHTLAB_DEBUG", "")
-    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py")]
-    levels = [lg.level for lg in loggers]
-
-    def call(*args: str | Path) -> tuple[int, str, str]:
-        capfd.readouterr()
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as e:  # argparse's usage errors end the parse this way
-            code = e.code
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    yield call
-    for lg, level in zip(loggers, levels):
-        lg.setLevel(level)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ tests/test_cli_train_engine.py runs the commands on the real engine.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -23,27 +22,6 @@ from weightlab import cli
 from weightlab.core.training import EpochRecord, FinetuneResult, FinetuneSpec, PruneRetrainResult, RoundRecord
 
 headless = pytest.importorskip("weightlab._tf.headless")
-
-
-@pytest.fixture
-def run(capfd, monkeypatch):
-    """``run(*args) -> (status, stdout, stderr)`` of ``weightlab ARGS`` in this process."""
-    monkeypatch.setenv("WEIGHTLAB_DEBUG", "")
-    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py")]
-    levels = [lg.level for lg in loggers]
-
-    def call(*args: str | Path) -> tuple[int, str, str]:
-        capfd.readouterr()
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as e:
-            code = e.code
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    yield call
-    for lg, level in zip(loggers, levels):
-        lg.setLevel(level)
 
 
 @pytest.fixture

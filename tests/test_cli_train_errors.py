@@ -2,36 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-from weightlab import cli
-
-
-@pytest.fixture
-def run(capfd, monkeypatch):
-    """``run(*args) -> (status, stdout, stderr)`` of ``weightlab ARGS`` in this process."""
-    monkeypatch.setenv("WEIGHTLAB_DEBUG", "")
-    loggers = [logging.getLogger(name) for name in ("tensorflow", "absl", "keras", "tf_keras", "h5py")]
-    levels = [lg.level for lg in loggers]
-
-    def call(*args: str | Path) -> tuple[int, str, str]:
-        capfd.readouterr()
-        try:
-            code = cli.main([str(a) for a in args])
-        except SystemExit as e:  # argparse's usage errors
-            code = e.code
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    yield call
-    for lg, level in zip(loggers, levels):
-        lg.setLevel(level)
 
 
 @pytest.fixture
