@@ -72,3 +72,94 @@ def test_an_unguarded_script_runs_once_and_both_children_answer(tmp_path):
     assert "engine: Ready" in out.stdout, out.stdout + out.stderr[-3000:]
     # the caller's __main__ is put back as it was after each start
     assert "main module: None True" in out.stdout, out.stdout
+
+
+# -- weightlab.open from a plain script: a SavedModel and a frozen graph -----------------------
+
+#: Opens both TensorFlow formats through the public API, no guard; counts its own top-level runs.
+OPEN_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    with open(sys.argv[1], "a") as f:
+        f.write("ran\\n")
+
+    import numpy as np
+    import weightlab
+
+    for path, name in ((sys.argv[2], "dense/kernel"), (sys.argv[3], "fc/kernel")):
+        s = weightlab.open(path)
+        k = s.array(name)
+        print(s.model.format, name, k.shape, float(np.sum(k)))
+        s.model.close()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def tf_files(tmp_path_factory) -> dict[str, Path]:
+    """A SavedModel folder (``dense/kernel`` = 0..11) and a frozen GraphDef (``fc/kernel`` = ones)."""
+    tf = pytest.importorskip("tensorflow")
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("plain_tf")
+    mod = tf.Module()
+    with tf.name_scope("dense"):
+        mod.kernel = tf.Variable(np.arange(12, dtype="float32").reshape(4, 3), name="kernel")
+        mod.bias = tf.Variable(np.ones(3, "float32"), name="bias")
+    mod.f = tf.function(lambda x: x @ mod.kernel + mod.bias, input_signature=[tf.TensorSpec([None, 4], tf.float32)])
+    tf.saved_model.save(mod, str(root / "sm"), signatures=mod.f)
+    gd = tf.compat.v1.GraphDef()
+    x = gd.node.add(name="x", op="Placeholder")
+    x.attr["dtype"].type = tf.float32.as_datatype_enum
+    for name, value in (("fc/kernel", np.ones((4, 3), "float32")), ("fc/bias", np.zeros(3, "float32"))):
+        node = gd.node.add(name=name, op="Const")
+        node.attr["dtype"].type = tf.float32.as_datatype_enum
+        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
+    mm = gd.node.add(name="fc/MatMul", op="MatMul", input=["x", "fc/kernel"])
+    mm.attr["T"].type = tf.float32.as_datatype_enum
+    (root / "frozen.pb").write_bytes(gd.SerializeToString())
+    return {"savedmodel": root / "sm", "graphdef": root / "frozen.pb"}
+
+
+def _run_script(tmp_path: Path, text: str, *args: str, extra_path: str = "") -> subprocess.CompletedProcess:
+    script = tmp_path / "plain_open.py"
+    script.write_text(text)
+    parts = [p for p in (extra_path, str(ROOT), os.environ.get("PYTHONPATH", "")) if p]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(parts)}
+    return subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path
+    )
+
+
+@pytest.mark.slow
+def test_an_unguarded_script_opens_a_saved_model_and_a_frozen_graph(tmp_path, tf_files):
+    runs = tmp_path / "runs.txt"
+    out = _run_script(tmp_path, OPEN_SCRIPT, str(runs), str(tf_files["savedmodel"]), str(tf_files["graphdef"]))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert runs.read_text() == "ran\n", "the script's top level ran again in a child process"
+    lines = out.stdout.splitlines()
+    assert lines == ["savedmodel dense/kernel (4, 3) 66.0", "graphdef fc/kernel (4, 3) 12.0"], out.stdout
+    assert "bootstrapping" not in out.stderr and "damaged" not in out.stderr
+
+
+@pytest.mark.slow
+def test_a_reader_that_cannot_start_says_why_not_that_the_file_is_damaged(tmp_path, tf_files):
+    """A TensorFlow that fails to import in the child is named as the reason."""
+    fake = tmp_path / "fake"
+    (fake / "tensorflow").mkdir(parents=True)
+    (fake / "tensorflow" / "__init__.py").write_text('raise ImportError("simulated broken TensorFlow install")\n')
+    text = textwrap.dedent(
+        """
+        import sys
+        import weightlab
+        try:
+            weightlab.open(sys.argv[1])
+        except weightlab.FormatError as e:
+            print("error:", e)
+        """
+    )
+    out = _run_script(tmp_path, text, str(tf_files["savedmodel"]), extra_path=str(fake))
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "could not start" in out.stdout and "simulated broken TensorFlow install" in out.stdout, out.stdout
+    assert "damaged" not in out.stdout
+    assert str(tf_files["savedmodel"]) in out.stdout or "sm" in out.stdout

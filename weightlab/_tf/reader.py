@@ -8,6 +8,8 @@ is captured, so that TensorFlow's start-up lines reach the capture.
 
 Protocol (tuples over a :class:`multiprocessing.connection.Connection`)::
 
+    child -> parent   ("ready",) once TensorFlow is imported, or
+                      ("failed", message) when it cannot be (then the child exits)
     parent -> child   (function name, args)   or None to stop
     child -> parent   ("ok", result) | ("error", message, path)
 """
@@ -37,7 +39,13 @@ def serve(conn: Any, output: Any = None) -> None:
         this process's stdout and stderr (None: keep the parent's).
     """
     install_child_output(output)
-    from . import tfio
+    try:
+        from . import tfio
+    except Exception as exc:  # noqa: BLE001 - a broken TensorFlow install is reported, not a crash
+        text = str(exc).strip().splitlines()
+        conn.send(("failed", f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")))
+        return
+    conn.send(("ready",))
 
     while True:
         try:

@@ -10,8 +10,14 @@ damaged file) becomes a FormatError too (``"the TensorFlow reader crashed while
 reading <file> (exit -11); the file may be damaged; last output:
 ...``, quoting the last lines the child wrote), never a dead application.
 
+A child that cannot start (TensorFlow fails to import, the process cannot
+be spawned) is reported as such: ``"the TensorFlow reader process could not
+start (...)"``, with the reason, never as a damaged file.
+
 Protocol (tuples over a :class:`multiprocessing.connection.Connection`)::
 
+    child -> parent   ("ready",) once TensorFlow is imported, or
+                      ("failed", message) when it cannot be
     parent -> child   (function name, args)   or None to stop
     child -> parent   ("ok", result) | ("error", message, path)
 """
@@ -57,13 +63,50 @@ class TFReaderProcess:
         """Process id of the running child, or None."""
         return self._child.pid if self._child.alive else None
 
+    def _start(self) -> None:
+        """Start the child and wait for its ``("ready",)``; caller holds the lock.
+
+        Raises
+        ------
+        FormatError
+            ``"the TensorFlow reader process could not start ..."`` with the
+            reason: the spawn failed, TensorFlow did not import, or the child
+            died before it was ready (its exit and last output quoted).
+        """
+        child = self._child
+        if child.proc is not None:
+            child.reap()
+        try:
+            child.start()
+        except (OSError, RuntimeError, ValueError) as exc:  # cannot spawn: no resources, bootstrapping...
+            raise FormatError(f"the TensorFlow reader process could not start: {exc}", self.shown) from None
+        conn, proc = child.conn, child.proc
+        assert conn is not None and proc is not None
+        first: Any = None
+        try:
+            while first is None:
+                ready = wait([conn, proc.sentinel])
+                if conn in ready or conn.poll():
+                    first = conn.recv()
+                elif proc.sentinel in ready:
+                    raise EOFError
+        except (EOFError, OSError):
+            death = child.reap()
+            raise FormatError(
+                f"the TensorFlow reader process could not start ({death.how})" + death.tail, self.shown
+            ) from None
+        if first != ("ready",):
+            child.stop()
+            reason = first[1] if isinstance(first, tuple) and len(first) == 2 and first[0] == "failed" else first
+            raise FormatError(
+                f"the TensorFlow reader process could not start: TensorFlow did not import ({reason})", self.shown
+            )
+
     def _call(self, fn: str, *args: Any, action: str) -> Any:
         child = self._child
         with self._lock:
             if not child.alive:
-                if child.proc is not None:
-                    child.reap()
-                child.start()
+                self._start()
             conn, proc = child.conn, child.proc
             assert conn is not None and proc is not None
             try:
