@@ -14,8 +14,9 @@ axis.
 from __future__ import annotations
 
 import math
+import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -135,11 +136,28 @@ class ModelFile:
         The model's architecture as Keras serialises it, when the file holds it.
     attrs:
         Format-specific facts for display and saving (Keras version, backend...).
+    source:
+        The live object an in-memory model was read from (a Keras model, see
+        :func:`weightlab._tf.headless.session_from_model`); opaque here, None
+        for files.
+
+    Attributes
+    ----------
+    source:
+        As the parameter.
 
     Raises
     ------
     FormatError
         When two tensors share a canonical name.
+
+    Notes
+    -----
+    An in-memory model (``format == "memory"``, :attr:`in_memory`) has no
+    file: its :attr:`path` is a display name (``"mnist (in memory)"``), never
+    read or written, and :attr:`exec_path` is None until a file another
+    process can build the model from is written for it
+    (:func:`weightlab._tf.headless.materialise`).
     """
 
     def __init__(
@@ -150,9 +168,13 @@ class ModelFile:
         reader: TensorReader,
         config: dict[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
+        source: Any = None,
     ):
         self.path = Path(path)
         self.format = format
+        self.source = source
+        self._exec_path: Path | None = None
+        self._closers: list[Callable[[], None]] = []
         self.layers = layers
         self.config = config
         self.attrs = dict(attrs or {})
@@ -224,9 +246,43 @@ class ModelFile:
             arr = self._reader.read(info)
         return arr
 
+    # -- where the model can be executed -------------------------------------------
+    @property
+    def in_memory(self) -> bool:
+        """True when the model has no file (``format == "memory"``; :attr:`path` is only a display name)."""
+        return self.format == "memory"
+
+    @property
+    def exec_path(self) -> Path | None:
+        """A file another process can build the executable model from.
+
+        :attr:`path` for files; for an in-memory model the file written for it
+        by :func:`weightlab._tf.headless.materialise` (the model with its
+        original, unedited values), None until then and again after
+        :meth:`close`.
+        """
+        return self._exec_path if self.in_memory else self.path
+
+    @exec_path.setter
+    def exec_path(self, value: str | os.PathLike[str] | None) -> None:
+        if not self.in_memory:
+            raise WeightLabError("the executable file of a model file is the file itself", self.path)
+        self._exec_path = None if value is None else Path(value)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once when :meth:`close` is called (to remove a materialised file)."""
+        self._closers.append(callback)
+
     def close(self) -> None:
-        """Close the underlying file."""
-        self._reader.close()
+        """Close the underlying file (and run the callbacks given to :meth:`on_close`)."""
+        closers, self._closers = self._closers, []
+        try:
+            self._reader.close()
+        finally:
+            if self.in_memory:
+                self._exec_path = None
+            for callback in closers:
+                callback()
 
     def __enter__(self) -> ModelFile:
         return self
@@ -245,6 +301,7 @@ class ModelFile:
         non_trainable: Iterable[str] = (),
         config: dict[str, Any] | None = None,
         attrs: Mapping[str, Any] | None = None,
+        source: Any = None,
     ) -> ModelFile:
         """A model held in memory, built from named NumPy arrays.
 
@@ -273,7 +330,7 @@ class ModelFile:
             ``DepthwiseConv2D`` kernel, BatchNorm silencing) use them.
         non_trainable:
             Canonical names of non-trainable tensors (BatchNorm moving statistics).
-        config, attrs:
+        config, attrs, source:
             As for :class:`ModelFile`.
 
         Returns
@@ -316,6 +373,7 @@ class ModelFile:
             ArrayReader(values),
             config=config,
             attrs=attrs,
+            source=source,
         )
 
     def __repr__(self) -> str:
