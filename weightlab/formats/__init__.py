@@ -148,18 +148,26 @@ def open_model(path: str | os.PathLike[str]) -> ModelFile:
     raise FormatError(f"not a Keras model file: it looks like {what}", p)
 
 
-def open_session(path: str | os.PathLike[str]) -> EditSession:
+def open_session(path: str | os.PathLike[str], *, session_class: type[EditSession] = EditSession) -> EditSession:
     """Open a model file (see :func:`open_model`) as an edit session that saves through :func:`save_model`.
 
     What :func:`weightlab.open` returns, and how the window opens a file. Close
     ``session.model`` when done.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        As :func:`open_model`.
+    session_class : type, optional
+        :class:`~weightlab.core.session.EditSession` or a subclass (the public
+        :class:`weightlab.Session`), constructed as ``session_class(model, saver=save_model)``.
 
     Raises
     ------
     FormatError
         As :func:`open_model`.
     """
-    return EditSession(open_model(path), saver=save_model)
+    return session_class(open_model(path), saver=save_model)
 
 
 def save_model(model: ModelFile, changed: Mapping[str, np.ndarray], out: str | os.PathLike[str]) -> None:
