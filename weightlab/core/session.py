@@ -59,14 +59,18 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .edits import Edit
 from .errors import RecipeError, WeightLabError
-from .model import ModelFile
+from .model import ModelFile, TensorInfo
 from .recipe import RECIPE_VERSION, parse_recipe
+
+if TYPE_CHECKING:
+    from .diff import ModelDiff
 
 #: Writes ``model`` with the given changed tensors to a new path (atomically).
 SaveFunction = Callable[[ModelFile, Mapping[str, np.ndarray], Path], None]
@@ -380,6 +384,61 @@ class EditSession:
         self._generation = 0  # +1 with every commit that changes the session
 
     # -- values ---------------------------------------------------------------
+    @property
+    def tensors(self) -> Mapping[str, TensorInfo]:
+        """The model's tensors, canonical name -> :class:`~weightlab.core.model.TensorInfo`, in model order.
+
+        Read-only (a view of ``model.tensors``): ``shape`` (Keras axis order),
+        ``dtype`` (NumPy name, ``"float32"``), ``layer``, ``weight`` and
+        ``trainable`` of each tensor; no values are read. The values are
+        :meth:`array` (current) and :meth:`original` (as stored).
+        """
+        return MappingProxyType(self.model.tensors)
+
+    def diff(self) -> ModelDiff:
+        """Per-tensor change of the current values against the stored ones.
+
+        One :class:`~weightlab.core.diff.TensorDiff` per tensor, in model
+        order: entries changed, relative change ``||current - stored||_2 /
+        ||stored||_2`` and the largest absolute change (in the tensor's
+        units). Unedited tensors are in it with no change; ``changed()``
+        keeps the edited ones. Labels: ``"original"`` and ``"current"``.
+
+        Reads each unedited tensor's stored values once, without caching
+        them (a large model is not held in memory for a diff).
+
+        Returns
+        -------
+        ModelDiff
+            Stored (``a``) against current (``b``) values.
+        """
+        from .diff import model_diff
+
+        # Both sides of an unedited tensor are one array, read once (one
+        # read, and the diff may see at once that nothing changed).
+        last: list[Any] = [None, None]  # [name, array]
+
+        def stored(name: str) -> np.ndarray:
+            if last[0] == name:
+                return last[1]
+            arr = self._original.get(name)
+            if arr is None:
+                arr = self.original(name, cache=False)
+            last[0], last[1] = name, arr
+            return arr
+
+        def current(name: str) -> np.ndarray:
+            cur = self._current.get(name)
+            return cur if cur is not None else stored(name)
+
+        return model_diff(list(self.model.tensors), stored, current, "original", "current")
+
+    def _repr_html_(self) -> str:
+        """Rich display in Jupyter: layers and tensors with shape, sparsity and a histogram sparkline."""
+        from .richdisplay import session_html
+
+        return session_html(self)
+
     def original(self, name: str, *, cache: bool = True) -> np.ndarray:
         """Values of tensor ``name`` as stored in the file (read-only array).
 
@@ -592,6 +651,19 @@ class EditSession:
     def position(self) -> int:
         """Number of steps currently applied (steps ``[0, position)``)."""
         return self._pos
+
+    @property
+    def history(self) -> tuple[Step, ...]:
+        """Every recorded step, oldest first: the applied ones, then the undone ones.
+
+        ``history[:position]`` are applied (a step switched off has
+        ``enabled`` False and changes nothing); ``history[position:]`` were
+        undone and :meth:`redo` re-applies them in order (a new edit drops
+        them). Each :class:`Step` holds its edit, whether it is on, and the
+        canonical names it changed. A tuple: a snapshot that later changes of
+        the session do not alter.
+        """
+        return tuple(self._steps)
 
     @property
     def applied_edits(self) -> list[Edit]:
