@@ -62,7 +62,17 @@ class JournalController(QObject):
 
     # -- the window's own session ---------------------------------------------------------
     def attach(self, session: EditSession | None) -> None:
-        """Journal ``session`` (the window now shows it); the previous journal is removed."""
+        """Journal ``session`` (the window now shows it); the previous journal is removed.
+
+        An in-memory model (``weightlab.show(model)``) has no file to replay
+        edits onto after a crash: it is not journaled, and :attr:`journal`'s
+        ``error`` says so.
+        """
+        if session is not None and session.model.in_memory:
+            self.journal.attach(None)
+            self.journal.error = (f"{session.model.path.name}: edits to an in-memory model are not journaled "
+                                  "(there is no file to restore them onto after a crash)")
+            return
         self.journal.attach(session)
 
     def sync(self) -> None:

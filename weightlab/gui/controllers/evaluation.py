@@ -121,9 +121,14 @@ class EvaluationController(QObject):
         if s is None:
             return
         self.panel.set_history(s.steps, s.position)
+        # The worker builds the model from a file: the opened one, or the one an
+        # in-memory model was materialised to before the window got it.
+        executable = s.model.exec_path
         if data is None:
             self.panel.set_off(NO_DATA_REASON)
-        elif not self.engine.open(s.model.path, data, trust=self.ws.trust, **self.ws.eval_options):
+        elif executable is None:
+            self.panel.set_off(f"{s.model.path.name} has no file the evaluation engine can build it from")
+        elif not self.engine.open(executable, data, trust=self.ws.trust, **self.ws.eval_options):
             self.panel.set_off(self.engine.unavailable_reason or "evaluation engine unavailable")
         else:
             self.panel.start_pass(0)

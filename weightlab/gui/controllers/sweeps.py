@@ -153,8 +153,8 @@ class SweepsController(QObject):
         """
         return SweepSpec(**self.panel.spec_fields(self.w.tree.selected_targets()))
 
-    def run(self) -> int | None:
-        """*Run sweep*: submit the panel's sweep; the job id, or None (the panel says why)."""
+    def run(self, spec: SweepSpec | None = None) -> int | None:
+        """*Run sweep*: submit ``spec`` (default: the panel's sweep); the job id, or None (the panel says why)."""
         s = self.ws.session
         if s is None:
             self.panel.show_message("Open a model first.")
@@ -165,7 +165,7 @@ class SweepsController(QObject):
         if self.running:
             return self.job_id
         try:
-            spec = self.spec()
+            spec = spec or self.spec()
             targets = sweep_targets(spec, s.model)
         except WeightLabError as e:
             self.panel.show_message(f"Cannot sweep: {e}")

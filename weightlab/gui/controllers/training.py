@@ -324,8 +324,8 @@ class TrainingController(QObject):
             return None
         return str(Path(chosen).with_suffix(".keras"))
 
-    def start(self) -> int | None:
-        """*Start*: submit the form's job; its id, or None (the panel says why)."""
+    def start(self, spec: Any = None) -> int | None:
+        """*Start*: submit ``spec`` (default: the form's job); its id, or None (the panel says why)."""
         reason = self.blocked_reason()
         if reason:
             self.panel.show_message(reason)
@@ -333,7 +333,7 @@ class TrainingController(QObject):
         if self.running:
             return self.job_id
         try:
-            spec = self.make_spec()
+            spec = spec or self.make_spec()
         except WeightLabError as e:
             self.panel.show_message(f"Cannot train: {e}")
             return None

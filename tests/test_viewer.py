@@ -1,0 +1,240 @@
+"""weightlab.show / weightlab.run / Viewer: the window from a notebook or a script (issue 13, part D).
+
+The done-when test trains a small Keras model in memory, opens it with
+``weightlab.show(model, data=(x, y))``, ablates two neurons through the
+window's UI (tree, heatmap clicks, the edit panel's *Zero neurons* button),
+and checks that ``viewer.model()`` evaluated by Keras gives the accuracy the
+window shows. It runs the real evaluation engine (a worker process).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, QPointF, Qt
+
+pytestmark = pytest.mark.gui
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _weightlab_temp() -> set[str]:
+    """The temporary folders WeightLab's show/materialise make (``weightlab-show-*``, ``weightlab-memory-*``)."""
+    tmp = Path(tempfile.gettempdir())
+    return {p.name for p in tmp.glob("weightlab-*") if p.name.startswith(("weightlab-show-", "weightlab-memory-"))}
+
+
+def _click_view(qtbot, plot, x: float, y: float, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    """A real mouse click on a pyqtgraph PlotWidget at view coordinates ``(x, y)``."""
+    scene_pt = plot.getViewBox().mapViewToScene(QPointF(x, y))
+    widget_pt = plot.mapFromScene(scene_pt)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, modifier, QPoint(widget_pt.x(), widget_pt.y()))
+
+
+def _percent(label_text: str) -> float:
+    """The first ``NN.N %`` of a label's (rich) text, as a fraction."""
+    m = re.search(r"(\d+(?:\.\d+)?)\s*%", label_text)
+    assert m, label_text
+    return float(m.group(1)) / 100
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    """A small Dense classifier trained in memory on scikit-learn's digits: ``(model, x_test, y_test)``."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = (d.data / 16.0).astype("float32")
+    y = d.target.astype("int64")
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(x))
+    x, y = x[order], y[order]
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((64,)), keras.layers.Dense(24, activation="relu", name="hidden"),
+         keras.layers.Dense(10, activation="softmax", name="out")]
+    )  # fmt: skip
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x[:1400], y[:1400], epochs=4, batch_size=64, verbose=0)
+    return model, x[1400:], y[1400:]
+
+
+@pytest.fixture
+def no_dialogs(monkeypatch, config_dir):
+    """Every window's error dialog is recorded (``errors``), not shown; the unsaved-edits question answers discard."""
+    from weightlab.gui.main_window import MainWindow
+
+    errors: list[str] = []
+    monkeypatch.setattr(MainWindow, "_error", lambda self, title, message: errors.append(f"{title}: {message}"))
+    monkeypatch.setattr(MainWindow, "_ask_unsaved", lambda self: "discard")
+    return errors
+
+
+def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs):
+    import weightlab
+    from weightlab.edits import ZeroNeurons
+
+    model, x, y = digits_model
+    weights_before = [w.copy() for w in model.get_weights()]
+    temps_before = _weightlab_temp()
+    children_before = {p.pid for p in multiprocessing.active_children()}
+    threads_before = set(threading.enumerate())
+
+    v = weightlab.show(model, data=(x, y), title="digits in memory")
+    w = v.window
+    assert w.isVisible() and w.windowTitle() == "digits in memory — WeightLab"
+    assert v.session.model.in_memory and v.session.model.exec_path is not None
+    assert w.journal.journal.path is None and "not journaled" in (w.journal.journal.error or "")
+    assert v.wait(240), w.eval_panel.message.text()
+    base = v.metrics
+    assert base is not None and w.eval_panel.baseline is base
+    keras_base = float(np.mean(np.argmax(model.predict(x, verbose=0), axis=1) == y))
+    assert base.accuracy == pytest.approx(keras_base, abs=1e-12)
+
+    # -- two neurons ablated through the window's UI, as a user does it --
+    w.tree.select("hidden/kernel")
+    qtbot.waitUntil(lambda: w.current == "hidden/kernel" and w.view_settled, timeout=20000)
+    heat = w.heatmap
+    p2, p5 = heat.neuron_center(2), heat.neuron_center(5)
+    _click_view(qtbot, heat.plot, p2.x(), p2.y())
+    _click_view(qtbot, heat.plot, p5.x(), p5.y(), Qt.KeyboardModifier.ControlModifier)
+    assert w.selection.target == "hidden" and w.selection.neurons == [2, 5]
+    qtbot.mouseClick(w.edit_panel.zero_neurons_btn, Qt.MouseButton.LeftButton)
+    assert v.wait(240)
+    assert not no_dialogs
+    s = v.session
+    assert s.position == 1 and isinstance(s.steps[0].edit, ZeroNeurons)  # the window's edit is in the session
+    assert np.all(s.array("hidden/kernel")[:, [2, 5]] == 0) and np.all(s.array("hidden/bias")[[2, 5]] == 0)
+    shown = v.metrics
+    assert shown is not None and shown is not base
+    shown_label = _percent(w.eval_panel.cur_acc.text())
+
+    m = v.model()
+    pred = np.argmax(m.predict(x, verbose=0), axis=1)
+    keras_acc = float(np.mean(pred == y))
+    assert shown.accuracy == pytest.approx(keras_acc, abs=1e-12)  # the same predictions, sample for sample
+    assert shown_label == pytest.approx(keras_acc, abs=0.0005)  # the label: one decimal of a percentage
+    _, evaluated = m.evaluate(x, y, verbose=0)
+    assert evaluated == pytest.approx(keras_acc, abs=1e-6)  # compiled like the original
+    for before, after in zip(weights_before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, after)  # the original model untouched
+    assert v.recipe()["edits"] == [ZeroNeurons(target="hidden", neurons=[2, 5]).to_dict()]
+
+    # -- the notebook edits the same session: the window follows --
+    s.apply(ZeroNeurons(target="hidden", neurons=[7]))
+    assert len(s.steps) == 2 and s.position == 2
+    assert w.tree.is_marked_edited("hidden/kernel")
+    assert w.windowTitle() == "digits in memory* — WeightLab"
+    assert v.wait(240)
+    assert 2 in w.eval_panel.step_accuracy()  # measured at the notebook's step
+    pred3 = np.argmax(v.model().predict(x, verbose=0), axis=1)
+    assert v.metrics.accuracy == pytest.approx(float(np.mean(pred3 == y)), abs=1e-12)
+
+    # -- closing leaves nothing behind --
+    v.close()
+    assert not w.isVisible()
+    assert not v._open and v.metrics is None
+    assert v.session is s and s.position == 2  # the edits stay in the session
+    assert {p.pid for p in multiprocessing.active_children()} <= children_before
+    assert _weightlab_temp() <= temps_before
+    left = [t for t in threading.enumerate() if t not in threads_before and not isinstance(t, threading._DummyThread)]
+    for t in left:
+        t.join(5)
+    assert not [t.name for t in left if t.is_alive()]
+
+
+def test_show_path_npz_and_run_returns_when_closed(qtbot, demo_paths, no_dialogs, monkeypatch):
+    """A model file with its held-out .npz; ``run()`` blocks until the window closes (closed here by a timer)."""
+    import weightlab
+    from PySide6.QtCore import QTimer
+
+    from weightlab import viewer
+    from weightlab.gui.engine_adapter import EngineAdapter
+    from weightlab.gui.main_window import MainWindow
+
+    # no worker process: this test is about the window's life, not evaluation
+    real_init = MainWindow.__init__
+
+    def init(self, engine=None, recent=None):
+        real_init(self, EngineAdapter(enabled=False), recent)
+
+    monkeypatch.setattr(MainWindow, "__init__", init)
+    v = weightlab.show(demo_paths["keras"], data=demo_paths["data"])
+    assert v.window.data_path == Path(demo_paths["data"])
+    assert v.window.windowTitle() == "digits_cnn.keras — WeightLab"
+    assert v.wait(30)  # evaluation off: settled at once, with its reason
+    assert v.window.eval_panel.off_reason
+    QTimer.singleShot(50, v.window.close)
+    viewer.run(timeout=60)
+    assert not v.window.isVisible() and not v._open
+    weightlab.run()  # nothing open: returns at once
+
+
+def test_ipython_gets_qt_event_loop(monkeypatch):
+    """Under IPython, show() turns on %gui qt (QT_API=pyside6 first), once; run() then returns at once."""
+    from weightlab.gui import notebook
+
+    calls = []
+
+    class Shell:
+        active_eventloop = None
+
+        def enable_gui(self, gui):
+            calls.append((gui, os.environ.get("QT_API")))
+            self.active_eventloop = gui
+
+    shell = Shell()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    monkeypatch.delenv("QT_API", raising=False)
+    assert not notebook.ipython_loop_active()
+    assert notebook.enable_ipython_loop() is True
+    assert notebook.enable_ipython_loop() is True
+    assert calls == [("qt", "pyside6")]
+    assert notebook.ipython_loop_active()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert notebook.enable_ipython_loop() is False  # IPython imported, but no shell: a plain script
+
+
+def test_display_problem_by_platform_and_environment():
+    from weightlab.viewer import display_problem
+
+    linux = "linux"
+    assert display_problem({}, linux) is not None
+    assert "xvfb-run" in display_problem({}, linux) and "QT_QPA_PLATFORM=offscreen" in display_problem({}, linux)
+    assert display_problem({"DISPLAY": ":0"}, linux) is None
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0"}, linux) is None
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, linux) is None
+    assert display_problem({}, "darwin") is None and display_problem({}, "win32") is None
+
+
+def test_no_display_is_a_clear_error_and_opens_nothing(demo_paths, tmp_path):
+    """In a process without a display: WeightLabError naming what is missing; no Qt, no window, no temp file."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["TMPDIR"] = str(tmp_path)
+    code = f"""
+import sys, numpy as np, weightlab
+try:
+    weightlab.show({str(demo_paths['keras'])!r}, data=(np.zeros((3, 8, 8, 1), 'float32'), np.zeros(3, int)))
+except weightlab.WeightLabError as e:
+    print(type(e).__name__ + ": " + str(e))
+print("qt imported:", "PySide6.QtWidgets" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                         cwd=ROOT)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("NoDisplayError: weightlab.show: no display"), out.stdout
+    assert "DISPLAY" in out.stdout and "weightlab.open(model)" in out.stdout
+    assert "qt imported: False" in out.stdout
+    assert list(tmp_path.iterdir()) == []
