@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
 
@@ -198,6 +199,126 @@ def compare_models(
             return None
         diffs.append(tensor_diff(n, read_a(n), read_b(n)))
     return sorted(diffs, key=lambda d: (-d.relative_l2, d.name))
+
+
+class ModelDiff(Sequence[TensorDiff]):
+    """Per-tensor change from one model (``a``) to another (``b``): a sequence of :class:`TensorDiff`.
+
+    The order is the order the tensors were compared in (model order for
+    :func:`model_diff`). What ``weightlab.compare(a, b)`` and
+    ``session.diff()`` return; shown as a table in Jupyter.
+
+    Attributes
+    ----------
+    a_label, b_label:
+        What was compared (a file name, ``"original"``, ``"current"``...).
+    """
+
+    def __init__(self, diffs: Iterable[TensorDiff], a_label: str = "a", b_label: str = "b") -> None:
+        self._diffs: tuple[TensorDiff, ...] = tuple(diffs)
+        self.a_label = str(a_label)
+        self.b_label = str(b_label)
+
+    @overload
+    def __getitem__(self, index: int) -> TensorDiff: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ModelDiff: ...
+
+    def __getitem__(self, index: int | slice) -> TensorDiff | ModelDiff:
+        if isinstance(index, slice):
+            return ModelDiff(self._diffs[index], self.a_label, self.b_label)
+        return self._diffs[index]
+
+    def __len__(self) -> int:
+        return len(self._diffs)
+
+    def __repr__(self) -> str:
+        n = sum(1 for d in self._diffs if d.changed)
+        return f"<ModelDiff {self.a_label!r} -> {self.b_label!r}: {n} of {len(self._diffs)} tensors changed>"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelDiff):
+            return NotImplemented
+        return (self._diffs, self.a_label, self.b_label) == (other._diffs, other.a_label, other.b_label)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by value, like a list
+
+    def names(self) -> list[str]:
+        """The tensor names, in this diff's order."""
+        return [d.name for d in self._diffs]
+
+    def get(self, name: str) -> TensorDiff | None:
+        """The :class:`TensorDiff` of tensor ``name``, or None when it was not compared."""
+        return next((d for d in self._diffs if d.name == name), None)
+
+    def changed(self) -> ModelDiff:
+        """The tensors with at least one changed entry (same order, same labels)."""
+        return ModelDiff((d for d in self._diffs if d.changed), self.a_label, self.b_label)
+
+    def to_dataframe(self) -> Any:
+        """One row per tensor: ``name``, ``changed``, ``size``, ``fraction_changed``, ``relative_l2``, ``max_abs``.
+
+        Raises
+        ------
+        ImportError
+            When pandas is not installed.
+        """
+        import importlib
+
+        pd = importlib.import_module("pandas")
+        cols = ["name", "changed", "size", "fraction_changed", "relative_l2", "max_abs"]
+        rows = [[d.name, d.changed, d.size, d.fraction_changed, d.relative_l2, d.max_abs] for d in self._diffs]
+        return pd.DataFrame(rows, columns=cols)
+
+    def _repr_html_(self) -> str:
+        from .richdisplay import diff_html
+
+        return diff_html(self)
+
+
+def model_diff(
+    names: Iterable[str],
+    read_a: Callable[[str], np.ndarray],
+    read_b: Callable[[str], np.ndarray],
+    a_label: str = "a",
+    b_label: str = "b",
+) -> ModelDiff:
+    """Compare tensors ``names`` read from ``a`` and from ``b``, one at a time (see :func:`tensor_diff`).
+
+    When ``read_a(name)`` and ``read_b(name)`` return the very same array
+    object (an unedited tensor of a session) the tensor is reported unchanged
+    without a pass over it.
+
+    Parameters
+    ----------
+    names:
+        Canonical tensor names, in the order of the result.
+    read_a, read_b:
+        ``name -> array``; both arrays of one name must have the same shape.
+    a_label, b_label:
+        What ``a`` and ``b`` are, for display.
+
+    Returns
+    -------
+    ModelDiff
+
+    Raises
+    ------
+    WeightLabError
+        When a tensor's shapes differ between ``a`` and ``b`` (the message
+        names the tensor, both labels and both shapes).
+    """
+    out = []
+    for n in names:
+        a, b = read_a(n), read_b(n)
+        if a is b:
+            out.append(TensorDiff(name=n, changed=0, size=int(np.size(a)), relative_l2=0.0, max_abs=0.0))
+            continue
+        if np.shape(a) != np.shape(b):
+            raise WeightLabError(f"tensor {n!r} has shape {np.shape(a)} in {a_label} but {np.shape(b)} in {b_label}")
+        out.append(tensor_diff(n, a, b))
+    return ModelDiff(out, a_label, b_label)
 
 
 def sparsity(model: ModelFile, array: Callable[[str], np.ndarray]) -> dict[str, float]:

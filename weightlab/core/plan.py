@@ -91,6 +91,18 @@ class Plan:
     choices: list[PlanChoice] = field(default_factory=list)
     joint: SweepPoint | None = None
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.plan_html`)."""
+        from .richdisplay import plan_html
+
+        return plan_html(self)
+
+    def _repr_svg_(self) -> str:
+        """The plot alone as an SVG document (:func:`weightlab.core.richdisplay.plan_svg`)."""
+        from .richdisplay import STANDALONE_INK, plan_svg
+
+        return plan_svg(self, ink=STANDALONE_INK)
+
     @property
     def sum_single_drops_pp(self) -> float:
         """Sum of the chosen targets' single drops (percentage points)."""

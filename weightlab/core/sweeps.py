@@ -897,6 +897,18 @@ class SweepResult:
     stopped: dict[str, float] = field(default_factory=dict)
     complete: bool = True
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.sweep_html`)."""
+        from .richdisplay import sweep_html
+
+        return sweep_html(self)
+
+    def _repr_svg_(self) -> str:
+        """The plot alone as an SVG document (:func:`weightlab.core.richdisplay.sweep_svg`)."""
+        from .richdisplay import STANDALONE_INK, sweep_svg
+
+        return sweep_svg(self, ink=STANDALONE_INK)
+
     def targets(self) -> list[str]:
         """Target names in the order their first point came."""
         return list(dict.fromkeys(p.target for p in self.points))
@@ -1382,6 +1394,18 @@ class RankResult:
     cumulative_bottom: list[SweepPoint] = field(default_factory=list)
     method: str = ""
     complete: bool = True
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.rank_html`)."""
+        from .richdisplay import rank_html
+
+        return rank_html(self)
+
+    def _repr_svg_(self) -> str:
+        """The plot alone as an SVG document (:func:`weightlab.core.richdisplay.rank_svg`)."""
+        from .richdisplay import STANDALONE_INK, rank_svg
+
+        return rank_svg(self, ink=STANDALONE_INK)
 
     @classmethod
     def from_points(cls, spec: RankSpec, baseline: SweepPoint, points: Iterable[SweepPoint], **kw: Any) -> RankResult:

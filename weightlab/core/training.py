@@ -668,6 +668,18 @@ class FinetuneResult:
     seconds: float = 0.0
     saved: str | None = None
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.finetune_html`)."""
+        from .richdisplay import finetune_html
+
+        return finetune_html(self)
+
+    def _repr_svg_(self) -> str:
+        """The plot alone as an SVG document (:func:`weightlab.core.richdisplay.finetune_svg`)."""
+        from .richdisplay import STANDALONE_INK, finetune_svg
+
+        return finetune_svg(self, ink=STANDALONE_INK)
+
     def to_json(self) -> dict[str, Any]:
         """``{"history": [{"epoch", "loss", "accuracy", "val_loss", "val_accuracy"}, ...], "best_epoch", "final"}``."""
         keys = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
@@ -719,6 +731,18 @@ class PruneRetrainResult:
     arrays: dict[str, np.ndarray]
     label: str
     stopped: str | None = None
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.prune_retrain_html`)."""
+        from .richdisplay import prune_retrain_html
+
+        return prune_retrain_html(self)
+
+    def _repr_svg_(self) -> str:
+        """The plot alone as an SVG document (:func:`weightlab.core.richdisplay.prune_retrain_svg`)."""
+        from .richdisplay import STANDALONE_INK, prune_retrain_svg
+
+        return prune_retrain_svg(self, ink=STANDALONE_INK)
 
     @property
     def kept_round(self) -> int:

@@ -76,6 +76,10 @@ class Metrics:
         baseline. None when not computed.
     outputs:
         Names of the compared outputs, in the order of ``mean_abs_change``.
+    baseline:
+        The unedited model's Metrics on the same data when these are an
+        edited model's (the API's ``evaluate`` of a session with edits), for
+        the change from baseline in :meth:`_repr_html_`; None otherwise.
     """
 
     accuracy: float
@@ -93,10 +97,17 @@ class Metrics:
     agreement: float | None = None
     mean_abs_change: list[float] | None = None
     outputs: list[str] = field(default_factory=list)
+    baseline: Metrics | None = None
 
     def per_class_present(self) -> dict[int, float]:
         """``{class: accuracy}`` for the classes present in the labels."""
         return {i: a for i, a in enumerate(self.per_class) if not math.isnan(a)}
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: accuracy and loss, with the change from ``baseline`` when set."""
+        from weightlab.core.richdisplay import metrics_html
+
+        return metrics_html(self)
 
 
 @dataclass(frozen=True)
