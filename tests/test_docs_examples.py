@@ -3,12 +3,14 @@
 * ``weightlab.edits`` exports every registered edit, and the catalogue
   (``weightlab.core.catalogue``) describes each one with the parameters, defaults
   and ranges the edit and the recipe parser really have.
-* Every ```python block of README.md and docs/*.md runs without an exception in
+* Every ```python block of README.md and docs/**/*.md runs without an exception in
   a temporary folder holding the demo model as ``model.keras`` and its held-out
   set as ``heldout.npz`` (a block right after ``<!-- not-run -->`` is skipped);
   every ```json block that is a recipe parses; every ``weightlab ...`` line of a
   ```bash block parses with the CLI's own argument parsers.
-* The op table of docs/recipes.md is the one the catalogue generates.
+* The op table of docs/recipes.md is the one the catalogue generates, and the
+  reference part of docs/cli.md the one docs/gen_cli.py generates from the
+  command's own argument parsers.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from weightlab.core.recipe import parse_recipe
 from weightlab.core.session import EditSession
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 NOT_RUN = "<!-- not-run -->"
 
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
@@ -46,7 +48,7 @@ def _blocks(lang: str) -> list[tuple[str, str]]:
             if m.group(1) != lang or text[: m.start()].rstrip().endswith(NOT_RUN):
                 continue
             line = text.count("\n", 0, m.start()) + 1
-            out.append((f"{doc.name}:{line}", m.group(2)))
+            out.append((f"{doc.relative_to(ROOT).as_posix()}:{line}", m.group(2)))
     return out
 
 
@@ -171,6 +173,51 @@ def test_recipes_doc_op_table_is_generated_from_the_catalogue():
     start = text.index("<!-- ops-table")
     table = text[text.index("-->\n", start) + 4 : text.index("<!-- /ops-table -->")]
     assert table == markdown_table(), "regenerate it: python -m weightlab.core.catalogue"
+
+
+def _gen_cli():
+    """docs/gen_cli.py as a module (it is a script beside the pages, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_doc_reference_is_generated_from_the_parsers():
+    gen = _gen_cli()
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert gen.START in text and gen.END in text
+    assert text == gen.page_with_reference(text), "regenerate it: python docs/gen_cli.py"
+
+
+def test_cli_doc_reference_lists_every_command_and_option():
+    """Every subcommand has a section, and every option a row that says what it does."""
+    import argparse
+
+    from weightlab.cli import SUBCOMMANDS, _gui_parser, _subcommand_parser
+
+    reference = _gen_cli().reference()
+    sub = next(a for a in _subcommand_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(SUBCOMMANDS)
+    for name, parser in [("", _gui_parser()), *sub.choices.items()]:
+        title = f"### weightlab {name}" if name else "### weightlab [PATH]"
+        section = reference[reference.index(title + "\n") :]
+        section = section[: section.find("\n### ", 1) if "\n### " in section[1:] else None]
+        for action in parser._actions:
+            if action.help == argparse.SUPPRESS or isinstance(action, argparse._HelpAction):
+                continue
+            if name and action.dest == "verbose":
+                assert "takes `-v`, `--verbose`" in reference
+                continue
+            flag = action.option_strings[-1] if action.option_strings else action.dest.upper()
+            rows = [r for r in section.splitlines() if r.startswith("| ") and f"`{flag}" in r.split(" | ")[0]]
+            assert rows, f"weightlab {name}: {flag} missing"
+            assert rows[0].split(" | ")[1].strip(), (
+                f"weightlab {name}: {flag} says nothing (give it a help text)"
+            )
 
 
 def test_apply_help_lists_every_op(capsys):
