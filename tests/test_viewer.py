@@ -67,7 +67,7 @@ def digits_model():
          keras.layers.Dense(10, activation="softmax", name="out")]
     )  # fmt: skip
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x[:1400], y[:1400], epochs=4, batch_size=64, verbose=0)
+    model.fit(x[:1400], y[:1400], epochs=20, batch_size=64, verbose=0)
     return model, x[1400:], y[1400:]
 
 
