@@ -46,6 +46,7 @@ __all__ = [
     "compare",
     "evaluate",
     "finetune",
+    "is_keras_model",
     "open",
     "plan",
     "prune_retrain",
@@ -62,6 +63,16 @@ def is_keras_model(obj: object) -> bool:
 
     Never imports TensorFlow or Keras: an object can only be a Keras model
     when its library is imported already.
+
+    Parameters
+    ----------
+    obj:
+        Any object.
+
+    Returns
+    -------
+    bool
+        Whether :func:`open` takes ``obj`` as a live model.
     """
     for library in ("keras", "tf_keras"):
         module = sys.modules.get(library)
@@ -129,7 +140,9 @@ def open(source: str | os.PathLike[str] | Any) -> Session:  # noqa: A001 - mirro
     if is_keras_model(source):
         from weightlab._tf import headless
 
-        return headless.session_from_model(source, session_class=Session)
+        session = headless.session_from_model(source, session_class=Session)
+        assert isinstance(session, Session)
+        return session
     raise TypeError(
         f"weightlab.open: expected a model file path or a Keras model; got {type(source).__module__}."
         f"{type(source).__qualname__}"
@@ -213,10 +226,6 @@ def evaluate(
         return headless.evaluate_file(model, data, None, trust=trust, batch_size=batch_size, **options)
     session, owned = _session(model, what="evaluate")
     try:
-        if not hasattr(headless, "evaluate_session"):  # TEMP(B): until A lands evaluate_session
-            return headless.evaluate_file(
-                session.model.path, data, session.edited_arrays(), trust=trust, batch_size=batch_size, **options
-            )
         return headless.evaluate_session(session, data, trust=trust, batch_size=batch_size, **options)
     finally:
         if owned:
@@ -455,16 +464,22 @@ def sweep(
     data:
         Held-out ``.npz`` with ``x`` (and ``y``; without labels only the
         agreement with the unedited model is measured).
-    op, param:
-        A catalogue op and one of its sweepable parameters
-        (:func:`weightlab.core.catalogue.sweepable_params`): ``clip``/``threshold``
-        (``min=-t, max=t``), ``prune_magnitude``/``sparsity``, ``add_noise``/``std``...
-    values, range, adaptive:
-        Exactly one: explicit values (a list, or ``"0.3,0.1"``); a range
-        ``(start, stop, step)`` or ``"start:stop:step"`` (stop included);
-        adaptive bounds ``(low, high)``, ``"low:high"`` or True (the
-        parameter's valid range): a coarse grid, then refined where the metric
-        falls fastest.
+    op:
+        A catalogue op (:data:`weightlab.edits.CATALOGUE`): ``"clip"``,
+        ``"prune_magnitude"``, ``"add_noise"``...
+    param:
+        One of the op's sweepable parameters
+        (:func:`weightlab.core.catalogue.sweepable_params`): ``clip``'s
+        ``threshold`` (``min=-t, max=t``), ``prune_magnitude``'s ``sparsity``
+        (a fraction), ``add_noise``'s ``std``...
+    values:
+        Explicit values (a list, or ``"0.3,0.1"``). Give exactly one of
+        ``values``, ``range`` and ``adaptive``.
+    range:
+        ``(start, stop, step)`` or ``"start:stop:step"`` (stop included).
+    adaptive:
+        Bounds ``(low, high)``, ``"low:high"``, or True (the parameter's valid
+        range): a coarse grid, then refined where the metric falls fastest.
     targets:
         Globs over canonical names (``"*/kernel"``, the default), tensor or
         layer names, or coupled-group ids (``"group:add"``).
@@ -483,20 +498,25 @@ def sweep(
         A JSON-lines file of partial results: written point by point; a
         second call with the same sweep and ``log`` measures only the points
         it lacks.
-    workers, ray:
-        ``workers``: processes measuring points, 1 (the default) this one,
-        None one per core; ``ray``: a Ray cluster's address, ``""`` or True a
-        local Ray (``pip install 'weightlab[cluster]'``), with ``workers``
-        actors (None: the cluster's CPUs). The result equals the
-        one-process result (:mod:`weightlab._tf.parallel`, :mod:`weightlab._tf.cluster`).
-    progress, should_stop:
-        ``progress(fraction, message, point)`` after each point;
-        ``should_stop()`` polled between batches, True ends the sweep early
-        with the points so far (``complete`` False).
-    trust, options:
-        As for :func:`evaluate` (``batch_size``, ``architecture``,
-        ``signature``...); further spec fields (``max_points``,
-        ``initial_points``, ``scale``, ``resolution_pp``) go to the spec.
+    workers:
+        Processes measuring points: 1 (the default) this one, None one per
+        core; with ``ray``, Ray actors (None: the cluster's CPUs). The result
+        equals the one-process result.
+    ray:
+        A Ray cluster's address, or ``""`` or True for a local Ray
+        (``pip install 'weightlab[cluster]'``); None: no Ray.
+    progress:
+        Called as ``progress(fraction, message, point)`` after each point.
+    should_stop:
+        Polled between batches; True ends the sweep early with the points so
+        far (``complete`` False).
+    trust:
+        Allow code stored in the file to run (Lambda layers): only for files
+        you trust.
+    **options:
+        ``batch_size``, ``architecture``, ``signature``... as for
+        :func:`evaluate`; the spec fields ``max_points``, ``initial_points``,
+        ``scale`` and ``resolution_pp`` go to the sweep's spec.
 
     Returns
     -------
@@ -512,9 +532,13 @@ def sweep(
     RecipeError
         For an unknown op or parameter, bad values, or a target that matches
         nothing (before TensorFlow is imported).
-    FormatError, DataError, EngineError
-        When the model or held-out file is missing or unusable, or ``log``
-        holds another sweep's log; the message names the file.
+    FormatError
+        When the model file is missing or unreadable.
+    DataError
+        When the held-out file is missing or unusable, or ``log`` holds
+        another sweep's log; the message names the file.
+    EngineError
+        When no executable model can be built safely and ``trust`` is False.
     """
     from weightlab.analysis import check_sweep, model_source, sweep_spec
 
@@ -556,8 +580,11 @@ def rank(
 
     Parameters
     ----------
-    model, data, progress, should_stop, trust, options:
-        As for :func:`sweep`.
+    model:
+        A model file, an open session (its edits are the base) or a live
+        Keras model.
+    data:
+        Held-out ``.npz``, as for :func:`sweep`.
     layer:
         A layer with a kernel (Dense, Conv...).
     ablation:
@@ -568,6 +595,15 @@ def rank(
     batchnorm:
         Zero ablation: silence the following BatchNormalization's channel too
         (None: when one follows).
+    progress:
+        Called as ``progress(fraction, message, unit)`` after each unit.
+    should_stop:
+        Polled between batches; True ends the ranking early.
+    trust:
+        Allow code stored in the file to run (Lambda layers): only for files
+        you trust.
+    **options:
+        ``batch_size``, ``architecture``, ``signature``...: as for :func:`evaluate`.
 
     Returns
     -------
@@ -581,7 +617,11 @@ def rank(
     ------
     RecipeError
         When the layer does not exist or has no kernel, or the ablation is unknown.
-    FormatError, DataError, EngineError
+    FormatError
+        As :func:`sweep`.
+    DataError
+        As :func:`sweep`.
+    EngineError
         As :func:`sweep`.
     """
     from weightlab.analysis import check_rank, model_source, rank_spec
@@ -629,8 +669,43 @@ def plan(
     ----------
     budget_pp:
         Largest drop allowed per target, in percentage points (>= 0).
-    model, data, op, param, values, range, adaptive, targets, metric, fixed, coupled, log,
-    workers, ray, progress, should_stop, trust, options:
+    model:
+        A model file, an open session (its edits are the base) or a live
+        Keras model.
+    data:
+        Held-out ``.npz``, as for :func:`sweep`.
+    op:
+        A catalogue op, as for :func:`sweep`.
+    param:
+        The swept parameter, as for :func:`sweep`; it must have a stronger
+        direction (``sparsity`` up, ``threshold`` down...).
+    values:
+        As for :func:`sweep`.
+    range:
+        As for :func:`sweep`.
+    adaptive:
+        As for :func:`sweep`.
+    targets:
+        As for :func:`sweep`; each target is planned alone.
+    metric:
+        As for :func:`sweep`.
+    fixed:
+        As for :func:`sweep`.
+    coupled:
+        As for :func:`sweep`.
+    log:
+        As for :func:`sweep`.
+    workers:
+        As for :func:`sweep`.
+    ray:
+        As for :func:`sweep`.
+    progress:
+        As for :func:`sweep`.
+    should_stop:
+        As for :func:`sweep`.
+    trust:
+        As for :func:`sweep`.
+    **options:
         As for :func:`sweep`.
 
     Returns
@@ -646,7 +721,11 @@ def plan(
     RecipeError
         For a negative budget, a parameter without a stronger direction, or
         as :func:`sweep`.
-    FormatError, DataError, EngineError
+    FormatError
+        As :func:`sweep`.
+    DataError
+        As :func:`sweep`.
+    EngineError
         As :func:`sweep`.
     """
     from weightlab.analysis import check_sweep, model_source, sweep_spec
@@ -719,7 +798,7 @@ def finetune(
         None: TensorFlow's placement (the first GPU when there is one); 0: the
         CPU; 1: one GPU; N >= 2: the first N GPUs with
         ``tf.distribute.MirroredStrategy``.
-    options:
+    **options:
         The keyword arguments of :func:`weightlab.training.finetune_spec`:
         ``val``, ``val_split``, ``data`` (held-out ``.npz``), ``epochs``,
         ``batch_size``, ``lr``, ``optimizer``, ``schedule``, ``keep_masks``,
@@ -745,8 +824,10 @@ def finetune(
     EngineError
         When the model is not a Keras model Keras can rebuild, naming the file,
         or ``gpus`` asks for more GPUs than TensorFlow sees.
-    FormatError, DataError
-        When the model, training, validation or held-out file is missing or
+    FormatError
+        When the model file is missing or unusable; the message names it.
+    DataError
+        When the training, validation or held-out data are missing or
         unusable; the message names the file.
     """
     from weightlab import training
@@ -759,7 +840,7 @@ def finetune(
         from weightlab._tf import headless
 
         result = headless.finetune(
-            headless.materialise(session.model) if hasattr(headless, "materialise") else session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
+            headless.materialise(session.model), spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
             should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
         if output is not None and not new_head:
@@ -789,15 +870,27 @@ def prune_retrain(
 
     Parameters
     ----------
-    model, train, recipe, progress, should_stop, trust, gpus:
-        As for :func:`finetune` (``progress`` also gets ``"round"`` partials,
-        round 0 being the unpruned baseline; batch and epoch partials carry
-        their ``"round"``).
+    model:
+        As for :func:`finetune`.
+    train:
+        As for :func:`finetune`.
+    recipe:
+        As for :func:`finetune`.
     output:
         Where to write the pruned and retrained model (and its recipe): the
         last round within ``budget_pp``; not written when round 1 is already
         past it (``result.kept_round == 0``).
-    options:
+    progress:
+        As for :func:`finetune`; also gets ``"round"`` partials (round 0 is
+        the unpruned baseline), and batch and epoch partials carry their
+        ``"round"``.
+    should_stop:
+        As for :func:`finetune`.
+    trust:
+        As for :func:`finetune`.
+    gpus:
+        As for :func:`finetune`.
+    **options:
         The keyword arguments of :func:`weightlab.training.prune_retrain_spec`:
         ``rounds``, ``threshold`` and ``factor`` or ``sparsities``, ``epochs``
         (per round), ``target``, ``scope``, ``budget_pp``, and those of
@@ -813,8 +906,14 @@ def prune_retrain(
 
     Raises
     ------
-    RecipeError, EngineError, FormatError, DataError
-        As :func:`finetune`.
+    RecipeError
+        For a bad argument or recipe (before TensorFlow is imported).
+    EngineError
+        When the model is not a Keras model Keras can rebuild.
+    FormatError
+        When the model file is missing or unusable.
+    DataError
+        When a data file is missing or unusable.
     """
     from weightlab import training
 
@@ -825,7 +924,7 @@ def prune_retrain(
         from weightlab._tf import headless
 
         result = headless.prune_retrain(
-            headless.materialise(session.model) if hasattr(headless, "materialise") else session.model.path, spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
+            headless.materialise(session.model), spec, session.edited_arrays() or None, trust=trust, on_progress=progress,
             should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
         if output is not None and result.kept_round > 0:  # round 1 past the budget: nothing kept, nothing written
