@@ -238,3 +238,47 @@ print("qt imported:", "PySide6.QtWidgets" in sys.modules)
     assert "DISPLAY" in out.stdout and "weightlab.open(model)" in out.stdout
     assert "qt imported: False" in out.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_jobs_from_the_notebook_run_in_the_window(qtbot, digits_model, no_dialogs, tmp_path):
+    """sweep/rank/finetune started from Python: the window's tabs show them, the results come back as data."""
+    import weightlab
+    from weightlab.core.sweeps import RankResult, SweepResult
+    from weightlab.core.training import FinetuneResult
+
+    model, x, y = digits_model
+    v = weightlab.show(model, data=(x, y))
+    try:
+        w = v.window
+        assert v.wait(240)
+        base = v.metrics.accuracy
+
+        job = v.rank(layer="hidden", cumulative=False)
+        assert w.views.currentWidget() is w.ranking.view and w.ranking.job == job.job_id
+        assert not job.done()
+        ranked = job.result(timeout=240)
+        assert isinstance(ranked, RankResult) and ranked.complete and job.done() and job.state == "done"
+        assert len(ranked.units) == 24 and w.ranking.result is ranked  # the tab shows this very result
+        assert ranked.baseline.accuracy == pytest.approx(base, abs=1e-12)
+
+        job = v.sweep(op="prune_magnitude", param="sparsity", values=[0.5, 0.95], targets="hidden/kernel")
+        assert w.views.currentWidget() is w.sweeps.panel
+        swept = job.result(timeout=240)
+        assert isinstance(swept, SweepResult) and w.sweeps.result is swept
+        assert [p.value for p in swept.points] == [0.5, 0.95]
+        assert swept.points[1].accuracy < swept.points[0].accuracy <= base + 0.05
+
+        train = tmp_path / "train.npz"
+        xt, yt = digits_model[1], digits_model[2]
+        np.savez(train, x=xt, y=yt)
+        before = v.session.position
+        job = v.finetune(train, epochs=1, batch_size=64, val_split=0.2)
+        assert w.views.currentWidget() is w.training.panel
+        tuned = job.result(timeout=300)
+        assert isinstance(tuned, FinetuneResult) and len(tuned.history) == 1
+        assert v.session.position == before + 1  # the trained weights landed as one step
+        name = "hidden/kernel"
+        np.testing.assert_array_equal(v.session.array(name), tuned.arrays[name])
+        assert not no_dialogs
+    finally:
+        v.close()

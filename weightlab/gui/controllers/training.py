@@ -75,8 +75,8 @@ def trainable_reason(model: Any) -> str:
     that holds its architecture. SavedModels, checkpoints, frozen graphs and
     weights-only files cannot be trained.
     """
-    if model.format in TRAINABLE_FORMATS and model.config is not None:
-        return ""
+    if model.format in TRAINABLE_FORMATS and model.config is not None or model.in_memory:
+        return ""  # an in-memory model: the engine trains the Keras file it was materialised to
     what = "has no architecture" if model.format in TRAINABLE_FORMATS else f"is a {model.format} file"
     return (f"Training needs a Keras model (.keras or .h5 with its architecture): {model.path.name} {what}.")
 
