@@ -49,7 +49,7 @@ MISSING_HELP = {
     ("prune-retrain", "rounds"): "rounds of pruning, each followed by --epochs of fine-tuning",
 }
 #: Width of the usage lines (characters): argparse's default follows the terminal's.
-WIDTH = 96
+WIDTH = 78
 
 
 def _cell(text: str) -> str:
