@@ -113,3 +113,21 @@ def test_pictures_and_the_notebook_are_in_the_site(site):
             if not src.startswith(("http:", "https:", "data:")):
                 assert (folder / src).resolve().is_file(), f"{md}: picture {src} missing"
     assert (site_dir / "example.ipynb").is_file()
+
+
+def test_docstring_rest_markup_is_shown_as_markdown():
+    """docs/griffe_rst.py: what the API reference does to the docstrings' reST (roles, ``::`` blocks)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("griffe_rst", ROOT / "docs" / "griffe_rst.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    md = module.markdown
+
+    assert md("See :func:`open` and :class:`~weightlab.core.model.ModelFile`.") == "See `open` and `ModelFile`."
+    assert md(":meth:`Session.to_keras <weightlab.session.Session.to_keras>`") == "`Session.to_keras`"
+    assert md("Keep ``x`` as it is.") == "Keep ``x`` as it is."
+    text = "Use it like this::\n\n    s = open(p)\n      s.undo()\n\nThen more."
+    assert md(text) == "Use it like this:\n\n```python\ns = open(p)\n  s.undo()\n```\n\nThen more."
+    assert md("Only::\n\nno block after it") == "Only::\n\nno block after it"
