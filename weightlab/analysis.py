@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_TARGETS",
     "check_rank",
     "check_sweep",
+    "is_keras_model",
     "model_source",
     "parse_bounds",
     "rank_spec",
@@ -42,24 +44,58 @@ __all__ = [
 DEFAULT_TARGETS: tuple[str, ...] = ("*/kernel",)
 
 
-def model_source(model: EditSession | str | os.PathLike[str]) -> tuple[Path, dict[str, np.ndarray] | None]:
-    """``(model file, edited tensors or None)`` of a path or an open :class:`~weightlab.core.session.EditSession`.
+def is_keras_model(obj: Any) -> bool:
+    """True when ``obj`` is a live Keras 3 or ``tf_keras`` model (checked without importing either)."""
+    for name in ("keras", "tf_keras"):
+        lib = sys.modules.get(name)
+        model_class = getattr(lib, "Model", None) if lib is not None else None
+        if isinstance(model_class, type) and isinstance(obj, model_class):
+            return True
+    return False
 
-    A session's edited tensors (canonical name -> current values) are the base
-    the sweep's points are added to; a path is the file as stored.
+
+def model_source(model: Any) -> tuple[Path, dict[str, np.ndarray] | None]:
+    """``(model file, edited tensors or None)`` of what a path-based job (sweep, ranking, plan) runs on.
+
+    Parameters
+    ----------
+    model : str, os.PathLike, EditSession or keras.Model
+        A model file (the file as stored); an open
+        :class:`~weightlab.core.session.EditSession` (its edited tensors,
+        canonical name -> current values, are the base the sweep's points are
+        added to); an in-memory session
+        (:func:`weightlab._tf.headless.session_from_model`), whose source
+        model is written once to a private ``.keras`` file with its original
+        values (:func:`weightlab._tf.headless.materialise`, removed when the
+        session's model is closed); or a live Keras model, written as it is
+        now (:func:`weightlab._tf.headless.materialise_model`). The last two
+        import TensorFlow.
 
     Raises
     ------
     TypeError
-        When ``model`` is neither.
+        When ``model`` is none of these.
+    EngineError
+        When Keras cannot write an in-memory model.
     """
     from weightlab.core.session import EditSession
 
     if isinstance(model, EditSession):
-        return Path(model.model.path), (model.edited_arrays() or None)
+        edited = model.edited_arrays() or None
+        if model.model.in_memory:
+            from weightlab._tf import headless
+
+            return headless.materialise(model.model), edited
+        return Path(model.model.path), edited
     if isinstance(model, (str, os.PathLike)):
         return Path(model), None
-    raise TypeError(f"model: expected a file path or an EditSession; got {type(model).__name__}")
+    if is_keras_model(model):
+        from weightlab._tf import headless
+
+        return headless.materialise_model(model), None
+    raise TypeError(
+        f"model: expected a file path, an EditSession or a Keras model; got {type(model).__name__}"
+    )
 
 
 def parse_bounds(text: str) -> tuple[float, float]:

@@ -345,38 +345,62 @@ def prune_retrain_spec(
 # -- checks before TensorFlow ------------------------------------------------------------------
 
 
-def open_model(
-    model: EditSession | str | os.PathLike[str], recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None
-) -> EditSession:
-    """An :class:`~weightlab.core.session.EditSession` on ``model`` with ``recipe`` applied (format readers only).
+def open_model(model: Any, recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None) -> EditSession:
+    """An :class:`~weightlab.core.session.EditSession` on ``model`` with ``recipe`` applied.
 
-    A path is opened (close ``session.model`` when done); a session is used
-    as it is (its edits are the base training starts from), ``recipe``
-    applied to it too.
+    Parameters
+    ----------
+    model : str, os.PathLike, EditSession or keras.Model
+        A path is opened with the format readers (close ``session.model``
+        when done); a session is used as it is (its edits are the base
+        training starts from), ``recipe`` applied to it too. A live Keras
+        model becomes an in-memory session
+        (:func:`weightlab._tf.headless.session_from_model`; close its model
+        when done). In-memory sessions are materialised
+        (:func:`weightlab._tf.headless.materialise`): training builds the
+        model from ``session.model.exec_path`` and applies the session's
+        edited arrays. The last two import TensorFlow.
+    recipe : mapping, str or os.PathLike, optional
+        A recipe (its dict, JSON text or file) applied to the session.
 
     Raises
     ------
     FormatError
-        When the file is missing or unreadable.
+        When the file is missing or unreadable, or a live model is not built.
     RecipeError
         When the recipe is malformed or does not fit the model.
+    EngineError
+        When Keras cannot write an in-memory model.
+    TypeError
+        When ``model`` is none of the above.
     """
     import weightlab
+    from weightlab.analysis import is_keras_model
     from weightlab.core.session import EditSession
 
     if isinstance(model, EditSession):
         session = model
     elif isinstance(model, (str, os.PathLike)):
         session = weightlab.open(model)
+    elif is_keras_model(model):
+        from weightlab._tf import headless
+
+        session = headless.session_from_model(model)
     else:
-        raise TypeError(f"model: expected a file path or an EditSession; got {type(model).__name__}")
-    if recipe is not None:
-        try:
+        raise TypeError(
+            f"model: expected a file path, an EditSession or a Keras model; got {type(model).__name__}"
+        )
+    try:
+        if session.model.in_memory and session.model.source is not None:
+            from weightlab._tf import headless
+
+            headless.materialise(session.model)
+        if recipe is not None:
             session.apply_recipe(recipe)
-        except WeightLabError:
-            if session is not model:
-                session.model.close()
-            raise
+    except (WeightLabError, TypeError):
+        if session is not model:
+            session.model.close()
+        raise
     return session
 
 
@@ -402,7 +426,8 @@ def check_training(session: EditSession, spec: FinetuneSpec | PruneRetrainSpec) 
     ------
     EngineError
         When the model is not a ``.keras`` file or an ``.h5`` file with its
-        architecture (:data:`KERAS_ONLY`), naming the file.
+        architecture, nor an in-memory Keras model materialised by
+        :func:`open_model` (:data:`KERAS_ONLY`), naming the file.
     DataError
         When a training, validation or held-out file does not exist (or an
         image folder has no class subfolder), naming it.
@@ -410,7 +435,8 @@ def check_training(session: EditSession, spec: FinetuneSpec | PruneRetrainSpec) 
     from weightlab.core.training import FinetuneSpec
 
     model = session.model
-    if model.format not in ("keras", "h5") or model.config is None:
+    keras_file = model.format in ("keras", "h5") and model.config is not None
+    if not keras_file and not (model.in_memory and model.exec_path is not None):
         raise EngineError(KERAS_ONLY, model.path)
     ft = spec if isinstance(spec, FinetuneSpec) else spec.finetune_spec
     _check_data(ft.train, "training data", folder_ok=True)

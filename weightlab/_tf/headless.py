@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
 from ..core.plan import Plan
+from ..core.session import EditSession
 from ..core.sweeps import RankResult, RankSpec, SweepLog, SweepResult, SweepSpec
 from ..core.training import FinetuneResult, FinetuneSpec, PruneRetrainResult, PruneRetrainSpec
 from ..engine.events import Metrics
@@ -27,15 +29,208 @@ __all__ = [
     "EvaluationCancelled",
     "evaluate",
     "evaluate_file",
+    "evaluate_session",
     "finetune",
     "inference_seconds",
+    "materialise",
+    "materialise_model",
     "open_session",
     "plan",
     "prune_retrain",
     "rank",
     "run_errors",
+    "session_from_model",
     "sweep",
+    "to_keras",
 ]
+
+
+# -- in-memory models (the logic is in weightlab._tf.memory) -----------------------------------
+def session_from_model(model: Any, *, session_class: type[EditSession] = EditSession) -> EditSession:
+    """An edit session over a live, built Keras model: its variables are the tensors, no file involved.
+
+    Parameters
+    ----------
+    model : keras.Model or tf_keras.Model
+        A built Keras 3 model (``keras.Model``, also ``tf.keras``) or a
+        ``tf_keras`` model: Sequential, functional, nested, or subclassed.
+    session_class : type, optional
+        :class:`~weightlab.core.session.EditSession` or a subclass, built as
+        ``session_class(model_file, saver=...)``.
+
+    Returns
+    -------
+    EditSession
+        Its ``model`` is a :class:`~weightlab.core.model.ModelFile` with
+        ``format == "memory"``, ``in_memory`` True, ``source`` the given
+        model, ``path`` a display name (``"<name> (in memory)"``, never read
+        or written), ``exec_path`` None (see :func:`materialise`). Tensors are
+        read-only copies of the model's variables taken now (their dtypes,
+        shapes in Keras axis order: a Dense kernel ``(in, out)``), under the
+        canonical names :func:`weightlab.open` gives the model saved with
+        ``model.save("m.keras")`` (``dense/kernel``,
+        ``batch_normalization/moving_mean``); layer class names and the
+        non-trainable tensors (BatchNorm statistics, frozen layers) as that
+        file lists them. Edits work on copies: the model is never changed.
+        ``session.save(path)`` writes through Keras' own saving by the
+        path's ending (``.keras``, ``.h5``, ``.weights.h5``), atomically.
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a Keras model.
+    FormatError
+        When the model is not built yet (the message says to call it on a
+        batch or build it first).
+    """
+    from .memory import session_from_model as _make
+
+    return _make(model, session_class=session_class)
+
+
+def to_keras(session: EditSession, *, trust: bool = False) -> keras.Model:
+    """A new Keras model holding the session's current weights; the source is never modified.
+
+    Parameters
+    ----------
+    session : EditSession
+        An in-memory session (:func:`session_from_model`) or a session on a
+        Keras ``.keras``/``.h5`` model file.
+    trust : bool, optional
+        For files: as :func:`~weightlab._tf.model.build_model` (Lambda layers
+        and custom objects refused unless True). Ignored for in-memory models.
+
+    Returns
+    -------
+    keras.Model or tf_keras.Model
+        In-memory: a clone of ``session.model.source`` of the same library,
+        every variable assigned the session's current values (cast to the
+        variable's dtype), compiled like the source when the source was
+        compiled (same loss and metrics, a fresh optimizer of the same
+        config), so ``m.evaluate(x, y)`` works at once. Files: the model
+        built from the file, not compiled, the edited tensors assigned.
+
+    Raises
+    ------
+    EngineError
+        When Keras cannot copy or build the model (a subclassed model without
+        ``get_config``; for files: a Lambda layer untrusted, a custom class, a
+        weights-only file, a SavedModel, checkpoint or frozen graph), or an
+        edited tensor cannot be mapped to it; the message names the model.
+    """
+    from .memory import to_keras as _to_keras
+
+    return _to_keras(session, trust=trust)
+
+
+def materialise(model_file: Any) -> Path:
+    """The file another process builds ``model_file``'s executable model from (its ``exec_path``).
+
+    For a file, the file itself. For an in-memory model, written once: a
+    clone of the source holding the model's ORIGINAL (unedited) values, saved
+    by Keras as ``<name>.keras`` in a private folder
+    (``tempfile.mkdtemp(prefix="weightlab-memory-")``), compiled like the
+    source when it was (training reads its loss and optimizer). The edited
+    arrays are applied by whoever evaluates, exactly as for files. The folder
+    is removed by ``model_file.close()``, when ``model_file`` is
+    garbage-collected, and at interpreter exit.
+
+    Parameters
+    ----------
+    model_file : ModelFile
+        ``session.model``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``model_file.exec_path`` (set by this call for in-memory models).
+
+    Raises
+    ------
+    EngineError
+        When Keras cannot copy or save the model.
+    """
+    if not getattr(model_file, "in_memory", False):
+        return Path(model_file.exec_path)
+    from .memory import materialise as _materialise
+
+    return _materialise(model_file)
+
+
+def materialise_model(model: Any) -> Path:
+    """A ``.keras`` file of a live Keras model as it is now (see :func:`weightlab._tf.memory.materialise_model`).
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a Keras model.
+    FormatError
+        When it is not built.
+    EngineError
+        When Keras cannot save it.
+    """
+    from .memory import materialise_model as _write
+
+    return _write(model)
+
+
+def evaluate_session(
+    session: EditSession, data: Any, *, trust: bool = False, batch_size: int = 256, **options: Any
+) -> Metrics:
+    """Evaluate a session's current weights on held-out data, in this process.
+
+    Parameters
+    ----------
+    session : EditSession
+        An in-memory session (evaluated from a clone of its source model,
+        no file) or a session on any evaluable model file (see
+        :func:`weightlab._tf.passes.open_session`).
+    data : str, os.PathLike, tuple, numpy.ndarray or tf.data.Dataset
+        * a held-out ``.npz`` path (arrays ``x`` and optionally ``y``, see
+          :func:`weightlab.core.dataset.load_heldout`);
+        * ``(x, y)``: inputs ``(N, ...)`` of any real dtype (cast to the
+          model's input dtype; a missing trailing channel axis of size 1 is
+          added) and class indices ``(N,)`` in ``[0, C)``;
+        * ``x`` alone: no labels, only the agreement with the unedited
+          model is reported (``labels`` False, ``accuracy`` and ``loss``
+          NaN);
+        * a ``tf.data.Dataset`` yielding batches of ``(x, y)`` (a third
+          element, sample weights, is ignored) or of ``x``: every batch is
+          read once and concatenated in memory, so it must be finite and
+          fit in memory.
+    trust : bool, optional
+        For files: allow code in the file (see :func:`weightlab._tf.passes.open_session`).
+    batch_size : int, optional
+        Samples per forward pass.
+    options
+        For files: ``architecture``, ``signature``, ``output``, ``input``;
+        for in-memory models: ``output`` (a model with several outputs),
+        ``cache_budget``, ``jit_compile``.
+
+    Returns
+    -------
+    Metrics
+        Accuracy (fraction in ``[0, 1]``), loss (mean sparse categorical
+        cross-entropy, nats), per-class accuracy, agreement with the unedited
+        model, samples, seconds, device. When the session has edits,
+        ``baseline`` holds the unedited model's Metrics on the same data
+        (None otherwise).
+
+    Raises
+    ------
+    DataError
+        When the data is malformed or does not fit the model (the message
+        names the file for ``.npz`` data).
+    EngineError
+        When no executable model can be built safely (files untrusted), an
+        option does not apply, or the model fails while running.
+    TypeError
+        When ``data`` is none of the forms above.
+    """
+    from .memory import evaluate_session as _evaluate
+
+    return _evaluate(session, data, trust=trust, batch_size=batch_size, **options)
+
 
 
 def evaluate(
