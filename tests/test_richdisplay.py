@@ -290,6 +290,9 @@ def test_sweep_html_and_svg():
     assert [g.get("data-series") for g in series] == r.targets()
     assert all(len(g.findall(f"{ns}circle")) == 3 for g in series)
     assert "currentColor" not in r._repr_svg_()  # shown as an image: a fixed grey ink
+    legend = [t.text for g in svg.iter(f"{ns}g") if g.get("data-legend") for t in g.iter(f"{ns}text")]
+    short = [t if len(t) <= 30 else t[:29] + "…" for t in r.targets()]  # long names shortened in the legend
+    assert legend == [*short, f"baseline {pct(0.95)}", "budget \u22122 pp"]
     # y pixels fall as accuracy falls (a curve goes down with stronger pruning)
     ys = [float(cc.get("cy")) for cc in series[0].findall(f"{ns}circle")]
     assert ys == sorted(ys)
@@ -345,6 +348,9 @@ def test_finetune_and_prune_retrain_html():
     svg = ET.fromstring(ft._repr_svg_())
     ns = "{http://www.w3.org/2000/svg}"
     assert {g.get("data-series") for g in svg.iter(f"{ns}g") if g.get("data-series")} == {"train", "validation"}
+    texts = [t.text for t in svg.iter(f"{ns}text")]
+    assert texts.count("epoch") == 2 and all(texts.count(str(e)) >= 2 for e in (1, 2, 3))  # whole epochs, both panels
+    assert "1.5" not in texts
 
     rounds = [RoundRecord(1, 0.5, 0.94, 0.2), RoundRecord(2, 0.8, 0.93, 0.25), RoundRecord(3, 0.95, 0.80, 0.9,
                                                                                          kept=False)]

@@ -84,6 +84,7 @@ STANDALONE_INK = "#888888"
 PALETTE = ("#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#ec4899", "#14b8a6", "#84cc16",
            "#f97316", "#6366f1")
 _GOOD, _BAD = "#22a35a", "#e0483e"
+_CHANGED = "#d48a00"  # an edited tensor: marked, not judged
 _RULE = "rgba(128,128,128,0.35)"
 _MINUS = "\u2212"
 
@@ -123,6 +124,15 @@ def fmt_num(x: float | None, digits: int = 4) -> str:
     if isinstance(x, float) and math.isinf(x):
         return "∞" if x > 0 else _MINUS + "∞"
     return f"{x:.{digits}g}".replace("-", _MINUS)
+
+
+def _fmt_fraction(f: float) -> str:
+    """A fraction in % with one decimal; never rounded to 0.0 % or 100.0 % when it is not exactly that."""
+    if 0 < f < 0.0005:
+        return "<0.1 %"
+    if 0.9995 <= f < 1:
+        return ">99.9 %"
+    return fmt_pct(f, 1)
 
 
 def fmt_delta(x: float | None, digits: int = 3) -> str:
@@ -341,8 +351,7 @@ def session_html(session: Any, *, max_rows: int = 200, read_budget: int | None =
             zeros, spark = f'<span style="{_MUTED}">not read</span>', ""
         else:
             n = int(values.size)
-            zeros = fmt_pct((n - count_nonzero(values)) / n, 1) if n else "–"
-            zeros = _e(zeros)
+            zeros = _e(_fmt_fraction((n - count_nonzero(values)) / n) if n else "–")
             spark = sparkline_svg(values)
         rows.append([
             f"<code>{_e(info.name)}</code>",
@@ -350,7 +359,7 @@ def session_html(session: Any, *, max_rows: int = 200, read_budget: int | None =
             _e(fmt_shape(info.shape)),
             _e(info.dtype),
             zeros,
-            _coloured("changed", False) if changed else f'<span style="{_MUTED}">–</span>',
+            f'<span style="color:{_CHANGED}">changed</span>' if changed else f'<span style="{_MUTED}">–</span>',
             spark,
         ])
     header = [("Tensor", False), ("Layer", False), ("Shape", True), ("dtype", False), ("Zeros", True),
@@ -476,13 +485,23 @@ def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     raw = (hi - lo) / max(n, 1)
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step - 1e-9) * step
+    k0 = math.ceil(lo / step - 1e-9)
     out = []
-    v = first
-    while v <= hi + step * 1e-9:
+    k = k0
+    while k * step <= hi + step * 1e-9:
+        v = round(k * step, 12)
         out.append(0.0 if abs(v) < step * 1e-9 else v)
-        v += step
+        k += 1
     return out
+
+
+def _int_ticks(lo: int, hi: int, n: int = 6) -> list[int]:
+    """Whole-number ticks from ``lo`` to ``hi`` (epochs, rounds), about ``n`` of them."""
+    step = max(1, math.ceil((hi - lo) / max(n - 1, 1)))
+    if step > 1:
+        mag = 10 ** math.floor(math.log10(step))
+        step = next(int(m * mag) for m in (1, 2, 5, 10) if m * mag >= step)
+    return list(range(lo, hi + 1, step))
 
 
 def _tick_text(v: float) -> str:
@@ -493,13 +512,33 @@ class _Plot:
     """One SVG chart: a frame with ticks, labels and a data-to-pixel mapping (linear or log x)."""
 
     def __init__(self, width: int, height: int, ink: str, *, left: int = 52, right: int = 12, top: int = 22,
-                 bottom: int = 38) -> None:
+                 bottom: int = 38, legend: Sequence[tuple[str, str, str]] = (), legend_at: str = "right",
+                 max_entries: int = 12) -> None:
         self.w, self.h, self.ink = width, height, ink
-        self.x0, self.x1, self.y0, self.y1 = left, width - right, height - bottom, top
         self.parts: list[str] = []
         self.xlim = (0.0, 1.0)
         self.ylim = (0.0, 1.0)
         self.logx = False
+        # The legend sits outside the frame (never over a curve): a column on the right, or rows on top.
+        shown = [(t if len(t) <= 30 else t[:29] + "…", c, d) for t, c, d in legend[:max_entries]]
+        if len(legend) > max_entries:
+            shown.append((f"+ {len(legend) - max_entries} more", "none", ""))
+        self._legend: list[tuple[float, float, str, str, str]] = []  # x, y, text, colour, dash
+        if shown and legend_at == "right":
+            lw = 28 + 6.2 * max(len(t) for t, _, _ in shown)
+            right += int(lw) + 6
+            for i, (t, c, d) in enumerate(shown):
+                self._legend.append((width - lw - 6, top + 8 + 14 * i, t, c, d))
+        elif shown:
+            x, row = float(left), 0
+            for t, c, d in shown:
+                w = 30 + 6.2 * len(t)
+                if x + w > width - right and x > left:
+                    x, row = float(left), row + 1
+                self._legend.append((x, top + 4 + 14 * row, t, c, d))
+                x += w
+            top += 14 * (row + 1) + 4
+        self.x0, self.x1, self.y0, self.y1 = left, width - right, height - bottom, top
 
     def limits(self, xs: Iterable[float], ys: Iterable[float], *, logx: bool = False,
                include_y: Sequence[float] = (), pad: float = 0.06) -> None:
@@ -558,7 +597,9 @@ class _Plot:
         yy = self.py(y)
         self.parts.append(f'<line x1="{self.x0}" y1="{yy:.1f}" x2="{self.x1}" y2="{yy:.1f}" stroke="{c}" '
                           f'stroke-dasharray="{dash}" stroke-width="1.2"/>')
-        self.parts.append(f'<text x="{self.x1 - 4}" y="{yy - 4:.1f}" text-anchor="end" fill="{c}">{_e(label)}</text>')
+        if label:
+            self.parts.append(f'<text x="{self.x1 - 4}" y="{yy - 4:.1f}" text-anchor="end" fill="{c}">{_e(label)}'
+                              "</text>")
 
     def line(self, xs: Sequence[float], ys: Sequence[float], colour: str, *, label: str = "", dash: str = "",
              markers: bool = True, hollow: Sequence[bool] = ()) -> None:
@@ -585,30 +626,26 @@ class _Plot:
         g.append("</g>")
         self.parts.append("".join(g))
 
-    def legend(self, entries: Sequence[tuple[str, str, str]], *, max_entries: int = 8) -> None:
-        """``(label, colour, dash)`` entries in a column at the top right inside the frame."""
-        shown = list(entries[:max_entries])
-        if len(entries) > max_entries:
-            shown.append((f"+ {len(entries) - max_entries} more", "none", ""))
-        x = self.x1 - 8
-        width = min(220, 26 + 6.2 * max((len(t) for t, _, _ in shown), default=0))
-        y = self.y1 + 6
-        self.parts.append(f'<g data-legend="1"><rect x="{x - width:.1f}" y="{y - 2}" width="{width:.1f}" '
-                          f'height="{14 * len(shown) + 4}" fill="{self.ink}" fill-opacity="0.06" rx="3"/>')
-        for i, (text, colour, dash) in enumerate(shown):
-            yy = y + 8 + 14 * i
+    def draw_legend(self) -> None:
+        """Draw the legend reserved at construction."""
+        if not self._legend:
+            return
+        g = ['<g data-legend="1">']
+        for x, y, text, colour, dash in self._legend:
             if colour != "none":
                 d = f' stroke-dasharray="{dash}"' if dash else ""
-                self.parts.append(f'<line x1="{x - width + 5:.1f}" y1="{yy:.1f}" x2="{x - width + 19:.1f}" '
-                                  f'y2="{yy:.1f}" stroke="{colour}" stroke-width="2"{d}/>')
-            label = text if len(text) <= 30 else text[:29] + "…"
-            self.parts.append(f'<text x="{x - width + 23:.1f}" y="{yy + 3.5:.1f}">{_e(label)}</text>')
-        self.parts.append("</g>")
+                g.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{x + 18:.1f}" y2="{y:.1f}" stroke="{colour}" '
+                         f'stroke-width="2"{d}/>')
+            g.append(f'<text x="{x + 23:.1f}" y="{y + 3.5:.1f}">{_e(text)}</text>')
+        g.append("</g>")
+        self.parts.append("".join(g))
 
     def title(self, text: str) -> None:
         self.parts.append(f'<text x="{self.x0}" y="14" font-weight="600">{_e(text)}</text>')
 
     def svg(self) -> str:
+        self.draw_legend()
+        self._legend = []
         return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.w}" height="{self.h}" '
                 f'viewBox="0 0 {self.w} {self.h}" font-family="sans-serif" font-size="11" fill="{self.ink}" '
                 f'style="color:inherit;background:transparent">' + "".join(self.parts) + "</svg>")
@@ -628,8 +665,9 @@ def sweep_svg(result: Any, *, width: int = 560, height: int = 300, ink: str = "c
               max_targets: int = 10) -> str:
     """SVG of a :class:`~weightlab.core.sweeps.SweepResult`: the metric (%) against the value, one curve per target.
 
-    The baseline (the unedited model) is a dashed horizontal line; the x
-    axis is logarithmic for a ``log``-scale sweep. At most ``max_targets``
+    The baseline (the unedited model) is a dashed horizontal line, the
+    sweep's budget (``spec.budget_pp`` below it) a dotted one when it falls
+    within the measured range; the x axis is logarithmic for a ``log``-scale sweep. At most ``max_targets``
     curves (the others are counted in the legend).
     """
     spec = result.spec
@@ -639,22 +677,27 @@ def sweep_svg(result: Any, *, width: int = 560, height: int = 300, ink: str = "c
     curves = [(t, *result.curve(t, metric)) for t in targets[:max_targets]]
     if not any(len(v) for _, v, _ in curves):
         return _empty_svg("no points measured yet", width, height, ink)
-    pl = _Plot(width, height, ink)
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(curves))]
+    entries = [(t, c, "") for (t, _, _), c in zip(curves, colours)]
+    if len(targets) > max_targets:
+        entries.append((f"+ {len(targets) - max_targets} more targets", "none", ""))
+    budget = getattr(spec, "budget_pp", None)
+    if base is not None:
+        entries.append((f"baseline {fmt_pct(base)}", ink, "5,3"))
+        if budget is not None:
+            entries.append((f"budget {_MINUS}{budget:g} pp", _BAD, "2,3"))
+    pl = _Plot(width, height, ink, legend=entries, max_entries=max_targets + 2)
     xs = [x for _, v, _ in curves for x in v.tolist()]
     ys = [100 * y for _, _, m in curves for y in m.tolist()]
     pl.limits(xs, ys, logx=spec.scale == "log", include_y=[100 * base] if base is not None else [])
+    if base is not None and budget is not None and pl.ylim[0] <= 100 * base - budget <= pl.ylim[1]:
+        pl.hline(100 * base - budget, "", dash="2,3", colour=_BAD)
     pl.title(spec.label)
     pl.frame(f"{spec.op}.{spec.param}", f"{_metric_word(metric)} (%)")
     if base is not None:
-        pl.hline(100 * base, f"baseline {fmt_pct(base)}")
-    entries = []
-    for i, (t, v, m) in enumerate(curves):
-        c = PALETTE[i % len(PALETTE)]
+        pl.hline(100 * base, "")  # labelled in the legend: a label here would sit on the curves
+    for (t, v, m), c in zip(curves, colours):
         pl.line(v.tolist(), (100 * m).tolist(), c, label=t)
-        entries.append((t, c, ""))
-    pl.legend(entries + ([("baseline", ink, "5,3")] if base is not None else [])
-              + ([(f"+ {len(targets) - max_targets} more targets", "none", "")] if len(targets) > max_targets else []),
-              max_entries=max_targets + 2)
     return pl.svg()
 
 
@@ -767,10 +810,10 @@ def finetune_svg(result: Any, *, width: int = 620, height: int = 260, ink: str =
             ys = [None if getattr(r, field) is None else scale * float(getattr(r, field)) for r in hist]
             if any(y is not None and math.isfinite(y) for y in ys):
                 data.append((name, ys, colour, dash))
-        pl = _Plot(half, height, ink)
+        pl = _Plot(half, height, ink, legend=[(n, c, d) for n, _, c, d in data], legend_at="top")
         pl.limits(epochs, [y for _, ys, _, _ in data for y in ys if y is not None])
         pl.title(title)
-        ticks = [e for e in _nice_ticks(min(epochs), max(epochs), n=6) if float(e).is_integer()] or epochs
+        ticks = _int_ticks(min(epochs), max(epochs))
         pl.frame("epoch", ylabel, xticks=ticks, xtick_text=lambda t: str(int(t)))
         best = getattr(result, "best_epoch", None)
         if best is not None:
@@ -779,9 +822,7 @@ def finetune_svg(result: Any, *, width: int = 620, height: int = 260, ink: str =
                             f'stroke-dasharray="1,3" stroke-width="1.5"><title>kept epoch {best}</title></line>')
         for name, ys, colour, dash in data:
             pl.line(epochs, [math.nan if y is None else y for y in ys], colour, label=name, dash=dash)
-        if data:
-            pl.legend([(n, c, d) for n, _, c, d in data])
-        else:
+        if not data:
             pl.parts.append(f'<text x="{(pl.x0 + pl.x1) / 2:.1f}" y="{(pl.y0 + pl.y1) / 2:.1f}" text-anchor="middle" '
                             f'opacity="0.7">not measured</text>')
         inner = pl.svg()
@@ -843,7 +884,10 @@ def sweep_html(result: Any, *, max_rows: int = 30) -> str:
         if budget is not None:
             th = result.threshold(t, budget, metric)
             row.append(_e("within budget" if th is None else f"{th:.4g}"))
-        row.append(f'<span style="{_MUTED}">{_e(result.notes.get(t, ""))}</span>')
+        note = result.notes.get(t, "")
+        if t in result.stopped:
+            note = (note + "; " if note else "") + f"stopped after {result.stopped[t]:g} (past the budget)"
+        row.append(f'<span style="{_MUTED}">{_e(note)}</span>')
         rows.append(row)
     header = [("Target", False), ("Points", True), ("Worst change", True)]
     if budget is not None:
@@ -956,9 +1000,11 @@ def prune_retrain_html(result: Any) -> str:
                      _e(fmt_num(r.loss)), _e("yes" if r.kept else "no (past the budget)")])
     header = [("Round", True), ("Sparsity", True), ("Accuracy", True), ("Change", True), ("Loss", True),
               ("Kept", False)]
-    line = f"Baseline accuracy {fmt_pct(base)} · kept round {result.kept_round}"
+    line = f"Baseline accuracy {fmt_pct(base)}"
     if result.stopped:
         line += f" · stopped: {result.stopped}"
+    if f"kept round {result.kept_round}" not in (result.stopped or ""):
+        line += f" · kept round {result.kept_round}"
     parts = [_line(_e(line), muted=True), _table(header, rows, [True] * 5 + [False]),
              _svg_block(prune_retrain_svg(result))]
     return _box(_e(result.label or "Prune and retrain"), *parts)
