@@ -82,7 +82,7 @@ def test_the_example_notebook_runs(tmp_path, monkeypatch):
     printed = "\n".join(_text(c) for c in code)
     # Keras' own evaluate of the model given back equals what WeightLab measured.
     assert "same accuracy: True" in printed
-    assert "ablated units still zero: True" in printed
+    assert "ablated filters still zero: True" in printed
     # The rich displays: the session, a diff, the metrics and the fine-tune result show as HTML.
     html = [o for c in code for o in c.outputs if "text/html" in o.get("data", {})]
     assert len(html) >= 4, f"{len(html)} HTML displays"
