@@ -403,3 +403,30 @@ def test_plot_without_matplotlib_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="pip install matplotlib"):
         plotting.plot(sweep_result())
+
+
+def test_ipython_picks_up_every_rich_display(session):
+    """What Jupyter calls: IPython's display formatter finds HTML for every object, and SVG for the results."""
+    formatters = pytest.importorskip("IPython.core.formatters")
+    fmt = formatters.DisplayFormatter()
+    r = sweep_result()
+    rank = RankResult.from_points(RankSpec(layer="d", cumulative=False), SweepPoint("", None, 0.9, 0.3),
+                                  [SweepPoint("d", 0.0, 0.8, 0.3)])
+    ft = FinetuneResult(history=[EpochRecord(epoch=1, loss=0.5)], best_epoch=None, final=None, arrays={}, label="ft")
+    pr = PruneRetrainResult(rounds=[RoundRecord(1, 0.5, 0.9)], baseline=None, arrays={}, label="pr")
+    d = model_diff(["dense/bias"], session.original, session.array, "original", "current")
+    for obj in (Metrics(0.5, 1.0), d):
+        data, _ = fmt.format(obj)
+        parse(data["text/html"])
+    for obj in (r, rank, make_plan(r, 2.0), ft, pr):
+        data, _ = fmt.format(obj)
+        parse(data["text/html"])
+        ET.fromstring(data["image/svg+xml"])
+    # every session (the window's too) shows as the session table
+    html = fmt.format(session)[0]["text/html"]
+    parse(html)
+    assert html == richdisplay.session_html(session)
+    # session.diff() is a ModelDiff: shown as the diff table
+    session.apply(Scale(target="dense/bias", factor=2.0))
+    html = fmt.format(session.diff())[0]["text/html"]
+    assert row_of(parse(html), "dense/bias")[1] == "2 of 4"  # the two zeros stay zero

@@ -387,6 +387,11 @@ def metrics_html(metrics: Any) -> str:
     loss as a difference; a loss of accuracy in red). Agreement with the
     unedited model when measured; samples, device and time.
 
+    Parameters
+    ----------
+    metrics:
+        A :class:`~weightlab.engine.events.Metrics` (or anything with its fields).
+
     Returns
     -------
     str
@@ -443,6 +448,19 @@ def diff_html(model_diff: Any, *, max_rows: int = 100) -> str:
     ``||b - a|| / ||a||`` (as a percentage, with a bar scaled to the largest),
     and the largest absolute change. Unchanged tensors are counted, and listed
     in a collapsed ``<details>``.
+
+    Parameters
+    ----------
+    model_diff:
+        A :class:`~weightlab.core.diff.ModelDiff` (any sequence of
+        :class:`~weightlab.core.diff.TensorDiff` with ``a_label``/``b_label``).
+    max_rows:
+        Changed tensors listed at most.
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
     """
     diffs = list(model_diff)
     changed = sorted((d for d in diffs if d.changed), key=lambda d: (-d.relative_l2, d.name))
@@ -667,8 +685,26 @@ def sweep_svg(result: Any, *, width: int = 560, height: int = 300, ink: str = "c
 
     The baseline (the unedited model) is a dashed horizontal line, the
     sweep's budget (``spec.budget_pp`` below it) a dotted one when it falls
-    within the measured range; the x axis is logarithmic for a ``log``-scale sweep. At most ``max_targets``
-    curves (the others are counted in the legend).
+    within the measured range; the x axis is logarithmic for a ``log``-scale
+    sweep. At most ``max_targets`` curves (the others are counted in the
+    legend).
+
+    Parameters
+    ----------
+    result:
+        The result to draw.
+    width, height:
+        Size in CSS pixels.
+    ink:
+        Colour of the axes and text: ``currentColor`` (the surrounding text's
+        colour) inline in HTML, :data:`STANDALONE_INK` for a standalone document.
+    max_targets:
+        Curves drawn at most (in the result's target order).
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element (well-formed XML).
     """
     spec = result.spec
     metric = spec.metric
@@ -708,6 +744,23 @@ def rank_svg(result: Any, *, width: int = 560, height: int = 260, ink: str = "cu
     Units most important first (the result's order), at most ``max_units``;
     a negative drop (the ablation raised the metric) is a bar below zero in
     another colour. Units are labelled on the x axis when there are at most 32.
+
+    Parameters
+    ----------
+    result:
+        The result to draw.
+    width, height:
+        Size in CSS pixels.
+    ink:
+        Colour of the axes and text: ``currentColor`` (the surrounding text's
+        colour) inline in HTML, :data:`STANDALONE_INK` for a standalone document.
+    max_units:
+        Bars drawn at most (the most important units).
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element (well-formed XML).
     """
     units = [u for u in result.units if u.drop is not None][:max_units]
     if not units:
@@ -743,7 +796,25 @@ def rank_svg(result: Any, *, width: int = 560, height: int = 260, ink: str = "cu
 def plan_svg(plan: Any, *, width: int = 560, height: int | None = None, ink: str = "currentColor",
              max_targets: int = 20) -> str:
     """SVG of a :class:`~weightlab.core.plan.Plan`: each target's single drop (pp) at its chosen value,
-    with the budget as a dashed line."""
+    with the budget as a dashed line.
+
+    Parameters
+    ----------
+    plan:
+        The result to draw.
+    width, height:
+        Size in CSS pixels.
+    ink:
+        Colour of the axes and text: ``currentColor`` (the surrounding text's
+        colour) inline in HTML, :data:`STANDALONE_INK` for a standalone document.
+    max_targets:
+        Targets drawn at most.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element (well-formed XML).
+    """
     choices = list(plan.choices)[:max_targets]
     if not choices:
         return _empty_svg("no targets", width, height or 120, ink)
@@ -791,6 +862,21 @@ def finetune_svg(result: Any, *, width: int = 620, height: int = 260, ink: str =
 
     Training, validation and held-out curves where measured; the kept
     (best) epoch is marked with a dotted vertical line.
+
+    Parameters
+    ----------
+    result:
+        The result to draw.
+    width, height:
+        Size in CSS pixels.
+    ink:
+        Colour of the axes and text: ``currentColor`` (the surrounding text's
+        colour) inline in HTML, :data:`STANDALONE_INK` for a standalone document.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element (well-formed XML).
     """
     hist = list(result.history)
     if not hist:
@@ -838,6 +924,21 @@ def prune_retrain_svg(result: Any, *, width: int = 560, height: int = 280, ink: 
     One point per round (labelled with its number; hollow for a round past
     the budget, whose weights were not kept); the baseline accuracy is a
     dashed line.
+
+    Parameters
+    ----------
+    result:
+        The result to draw.
+    width, height:
+        Size in CSS pixels.
+    ink:
+        Colour of the axes and text: ``currentColor`` (the surrounding text's
+        colour) inline in HTML, :data:`STANDALONE_INK` for a standalone document.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element (well-formed XML).
     """
     rounds = [r for r in result.rounds if r.accuracy is not None]
     base = (result.baseline or {}).get("accuracy")
@@ -869,6 +970,18 @@ def sweep_html(result: Any, *, max_rows: int = 30) -> str:
 
     Per target: points measured, the worst drop measured (pp), and the value
     where the drop passes ``spec.budget_pp`` (when the sweep has a budget).
+
+    Parameters
+    ----------
+    result:
+        The result to show.
+    max_rows:
+        Targets listed at most.
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
     """
     spec = result.spec
     metric = spec.metric
@@ -905,7 +1018,20 @@ def sweep_html(result: Any, *, max_rows: int = 30) -> str:
 
 
 def rank_html(result: Any, *, top: int = 10) -> str:
-    """HTML of a :class:`~weightlab.core.sweeps.RankResult`: the ``top`` most and least important units and the bars."""
+    """HTML of a :class:`~weightlab.core.sweeps.RankResult`: the ``top`` most and least important units and the bars.
+
+    Parameters
+    ----------
+    result:
+        The result to show.
+    top:
+        Units listed (the most important).
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
+    """
     base = result.baseline
     acc = base.accuracy is not None
     word = "accuracy" if acc else "agreement"
@@ -932,7 +1058,18 @@ def rank_html(result: Any, *, top: int = 10) -> str:
 
 
 def plan_html(plan: Any) -> str:
-    """HTML of a :class:`~weightlab.core.plan.Plan`: the value chosen per target, the drops and the bars."""
+    """HTML of a :class:`~weightlab.core.plan.Plan`: the value chosen per target, the drops and the bars.
+
+    Parameters
+    ----------
+    plan:
+        The result to show.
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
+    """
     rows = []
     for c in plan.choices:
         value = "left unedited" if c.value is None else f"{c.value:.4g}" + (" (interpolated)" if c.interpolated else "")
@@ -954,7 +1091,20 @@ def plan_html(plan: Any) -> str:
 
 
 def finetune_html(result: Any, *, max_rows: int = 30) -> str:
-    """HTML of a :class:`~weightlab.core.training.FinetuneResult`: how it ended, the epochs and the curves."""
+    """HTML of a :class:`~weightlab.core.training.FinetuneResult`: how it ended, the epochs and the curves.
+
+    Parameters
+    ----------
+    result:
+        The result to show.
+    max_rows:
+        Epochs listed at most (the last ones).
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
+    """
     hist = list(result.history)
     bits = [f"{len(hist)} epoch{'s' if len(hist) != 1 else ''}"]
     if result.best_epoch is not None:
@@ -991,7 +1141,18 @@ def finetune_html(result: Any, *, max_rows: int = 30) -> str:
 
 
 def prune_retrain_html(result: Any) -> str:
-    """HTML of a :class:`~weightlab.core.training.PruneRetrainResult`: the rounds with their change and the plot."""
+    """HTML of a :class:`~weightlab.core.training.PruneRetrainResult`: the rounds with their change and the plot.
+
+    Parameters
+    ----------
+    result:
+        The result to show.
+
+    Returns
+    -------
+    str
+        A self-contained ``<div>`` (inline styles, an inline ``<svg>`` plot).
+    """
     base = (result.baseline or {}).get("accuracy")
     rows = []
     for r in result.rounds:
