@@ -79,7 +79,7 @@ def test_model_source_takes_a_path_or_a_session(session, demo):
     path, edited = analysis.model_source(session)
     assert path == demo[0] and list(edited) == ["dense/kernel"]
     np.testing.assert_array_equal(edited["dense/kernel"], session.array("dense/kernel"))
-    with pytest.raises(TypeError, match="file path or an EditSession"):
+    with pytest.raises(TypeError, match="expected a file path, an EditSession or a Keras model; got int"):
         analysis.model_source(3)
 
 
