@@ -64,7 +64,7 @@ def digits_model():
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [keras.Input((64,)), keras.layers.Dense(24, activation="relu", name="hidden"),
-         keras.layers.Dense(10, activation="softmax", name="out")]
+         keras.layers.Dense(10, activation="softmax", name="out")], name="digits"
     )  # fmt: skip
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x[:1400], y[:1400], epochs=20, batch_size=64, verbose=0)
@@ -82,7 +82,7 @@ def no_dialogs(monkeypatch, config_dir):
     return errors
 
 
-def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs):
+def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs, tmp_path):
     import weightlab
     from weightlab.edits import ZeroNeurons
 
@@ -142,6 +142,17 @@ def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs)
     pred3 = np.argmax(v.model().predict(x, verbose=0), axis=1)
     assert v.metrics.accuracy == pytest.approx(float(np.mean(pred3 == y)), abs=1e-12)
 
+    # -- File › Save As of an in-memory model: a .keras file by Keras' own saving --
+    asked = []
+    w._ask_save_path = lambda title, default, name_filter: asked.append((default, name_filter)) or str(tmp_path / "ed")
+    assert w.save_as(), no_dialogs
+    assert asked[0][0].name == "digits-edited.keras" and asked[0][1].startswith("Keras model (*.keras)")
+    saved = weightlab.open(tmp_path / "ed.keras")
+    for name in s.model.tensors:
+        np.testing.assert_array_equal(saved.array(name), s.array(name))
+    saved.model.close()
+    assert w.windowTitle() == "digits in memory — WeightLab"  # nothing unsaved now
+
     # -- closing leaves nothing behind --
     v.close()
     assert not w.isVisible()
@@ -157,9 +168,9 @@ def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs)
 
 def test_show_path_npz_and_run_returns_when_closed(qtbot, demo_paths, no_dialogs, monkeypatch):
     """A model file with its held-out .npz; ``run()`` blocks until the window closes (closed here by a timer)."""
-    import weightlab
     from PySide6.QtCore import QTimer
 
+    import weightlab
     from weightlab import viewer
     from weightlab.gui.engine_adapter import EngineAdapter
     from weightlab.gui.main_window import MainWindow

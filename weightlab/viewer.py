@@ -117,7 +117,10 @@ def _npz_of(data: Any, where: Path) -> Path:
     if len(arrays["x"]) == 0:
         raise DataError("data: no samples (x is empty)")
     out = where / "held-out.npz"
-    np.savez(out, **arrays)
+    if "y" in arrays:
+        np.savez(out, x=arrays["x"], y=arrays["y"])
+    else:
+        np.savez(out, x=arrays["x"])
     return out
 
 

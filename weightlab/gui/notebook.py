@@ -221,11 +221,11 @@ def open_window(session: EditSession, data_path: Path | None, *, title: str | No
     """
     app = get_app()
     window = MainWindow()
-    if trust:
+    if trust:  # as Evaluation › Trust model code, without its question: the caller asked for it
         window.workspace.set_trust(True)
-        window.actions["eval.trust"].blockSignals(True)
-        window.actions["eval.trust"].setChecked(True)
-        window.actions["eval.trust"].blockSignals(False)
+        window.act_trust.blockSignals(True)
+        window.act_trust.setChecked(True)
+        window.act_trust.blockSignals(False)
     host = WindowHost(window, session, title)
     if data_path is None and not getattr(session.model, "in_memory", False):
         data_path = guess_heldout(session.model.path)

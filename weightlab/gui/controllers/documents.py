@@ -190,7 +190,10 @@ class DocumentsController(QObject):
         opened = s.model.path
         fmt = s.model.format
         title = "Save edited model as (a new folder)" if fmt == "savedmodel" else "Save edited model as"
-        chosen = self.w._ask_save_path(title, default_save_path(opened), save_filter(fmt))
+        # an in-memory model's path is only its name: propose a .keras file in the working folder
+        default = Path.cwd() / f"{opened.name.removesuffix(' (in memory)')}-edited.keras" if s.model.in_memory \
+            else default_save_path(opened)
+        chosen = self.w._ask_save_path(title, default, save_filter(fmt))
         if not chosen:
             return False
         out = with_default_extension(Path(chosen), fmt)

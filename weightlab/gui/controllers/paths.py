@@ -19,6 +19,8 @@ DATA_FILTER = "Held-out sets (*.npz);;All files (*)"
 RECIPE_FILTER = "Recipes (*.json);;All files (*)"
 NO_DATA_REASON = "No held-out set: File › Open held-out set…"
 _COMPOUND_SUFFIXES = (".weights.h5",)
+#: Save As for an in-memory model (``weightlab.show(model)``): what Keras' own saving writes.
+IN_MEMORY_SAVE_FILTER = "Keras model (*.keras);;Keras HDF5 model (*.h5);;Keras weights (*.weights.h5)"
 
 
 def split_name(path: Path) -> tuple[str, str]:
@@ -45,6 +47,8 @@ def save_filter(fmt: str) -> str:
     (:func:`weightlab.formats.check_destination`). An unknown format (an
     in-memory model) gives ``"All files (*)"``.
     """
+    if fmt == "memory":  # saved by Keras, in the format the name's extension says
+        return IN_MEMORY_SAVE_FILTER
     try:
         handler = get_format(fmt)
     except WeightLabError:
@@ -64,6 +68,8 @@ def with_default_extension(path: Path, fmt: str) -> Path:
     """
     if fmt in ("savedmodel", "checkpoint") or path.suffix or not path.name:
         return path
+    if fmt == "memory":
+        return path.with_name(path.name + ".keras")
     try:
         extensions = get_format(fmt).extensions
     except WeightLabError:
