@@ -131,3 +131,14 @@ def test_docstring_rest_markup_is_shown_as_markdown():
     text = "Use it like this::\n\n    s = open(p)\n      s.undo()\n\nThen more."
     assert md(text) == "Use it like this:\n\n```python\ns = open(p)\n  s.undo()\n```\n\nThen more."
     assert md("Only::\n\nno block after it") == "Only::\n\nno block after it"
+
+
+def test_every_user_guide_picture_is_on_a_page():
+    """docs/screenshot_guide.py makes the pictures; each one is shown by a page of the guide."""
+    pictures = {p.name for p in (ROOT / "docs" / "guide" / "img").glob("*.png")}
+    assert pictures, "no pictures: run docs/screenshot_guide.py"
+    shown = set()
+    for page in (ROOT / "docs" / "guide").glob("*.md"):
+        shown |= set(re.findall(r"\]\(img/([\w.-]+\.png)\)", page.read_text(encoding="utf-8")))
+    assert shown <= pictures, f"pages show missing pictures: {sorted(shown - pictures)}"
+    assert pictures <= shown, f"pictures on no page: {sorted(pictures - shown)}"
