@@ -286,7 +286,7 @@ def test_all_names_the_whole_public_api():
     for name in ("Session", "EditSession", "Metrics", "ModelDiff", "TensorDiff", "SweepResult", "RankResult",
                  "Plan", "FinetuneResult", "PruneRetrainResult", "WeightLabError", "FormatError",
                  "UnsafeFileError", "RecipeError", "DataError", "EngineError", "open", "evaluate", "to_keras",
-                 "compare", "show", "run", "sweep", "rank", "plan", "finetune", "prune_retrain"):  # fmt: skip
+                 "Viewer", "NoDisplayError", "compare", "show", "run", "sweep", "rank", "plan", "finetune", "prune_retrain"):  # fmt: skip
         assert name in exported, name
     assert issubclass(weightlab.Session, EditSession)
 

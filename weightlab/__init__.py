@@ -40,8 +40,6 @@ from weightlab.api import (
     plan,
     prune_retrain,
     rank,
-    run,
-    show,
     sweep,
     to_keras,
 )
@@ -78,6 +76,7 @@ from weightlab.edits import (
 )
 from weightlab.engine.events import Metrics
 from weightlab.session import Session
+from weightlab.viewer import NoDisplayError, Viewer, run, show  # Qt is imported by show(), not here
 
 __version__ = "0.1.0"
 __all__ = [
@@ -94,6 +93,7 @@ __all__ = [
     "FormatError",
     "Metrics",
     "ModelDiff",
+    "NoDisplayError",
     "Plan",
     "PlanChoice",
     "PruneMagnitude",
@@ -115,6 +115,7 @@ __all__ = [
     "TensorInfo",
     "UnitAblation",
     "UnsafeFileError",
+    "Viewer",
     "WeightLabError",
     "ZeroNeurons",
     "ZeroOutside",

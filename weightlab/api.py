@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from weightlab.core.sweeps import RankResult, SweepResult
     from weightlab.core.training import FinetuneResult, PruneRetrainResult
     from weightlab.engine.events import Metrics
-    from weightlab.viewer import Viewer
 
 __all__ = [
     "compare",
@@ -51,8 +50,6 @@ __all__ = [
     "plan",
     "prune_retrain",
     "rank",
-    "run",
-    "show",
     "sweep",
     "to_keras",
 ]
@@ -347,61 +344,6 @@ def compare(
     finally:
         if own_a:
             sa.model.close()
-
-
-def show(
-    model: EditSession | str | os.PathLike[str] | Any,
-    data: str | os.PathLike[str] | Any = None,
-    *,
-    title: str | None = None,
-    trust: bool = False,
-) -> Viewer:
-    """Open WeightLab's window on a model, from a notebook or a script; return a handle on it.
-
-    In IPython and Jupyter the window does not block: Qt's event loop is
-    integrated with the kernel's (as ``%gui qt`` does) and the notebook
-    stays usable. In a plain script call :func:`run` to keep the window open
-    until it is closed. Imports Qt (and, for a live model, TensorFlow).
-
-    Parameters
-    ----------
-    model:
-        A model file, an open session (the window edits this very session)
-        or a live Keras model.
-    data:
-        Held-out data the window evaluates on: an ``.npz`` file, ``(x, y)``
-        arrays or ``x`` alone (see :func:`evaluate`); None: none.
-    title:
-        The window's title (default: the model's name).
-    trust:
-        Allow code stored in the file to run (Lambda layers): only for files
-        you trust.
-
-    Returns
-    -------
-    Viewer
-        ``session`` (live: edits from the notebook show in the window and the
-        window's in it), ``model()`` (the edited Keras model), ``recipe()``,
-        ``metrics`` (the latest evaluation shown), ``close()``.
-
-    Raises
-    ------
-    WeightLabError
-        When no display is available (nothing is opened then).
-    """
-    from weightlab import viewer
-
-    return viewer.show(model, data, title=title, trust=trust)
-
-
-def run() -> None:
-    """Block until every WeightLab window opened with :func:`show` is closed (for scripts).
-
-    In a notebook it is not needed: the windows live beside the kernel.
-    """
-    from weightlab import viewer
-
-    viewer.run()
 
 
 #: Keyword arguments of :func:`sweep` and :func:`plan` that are fields of the sweep's spec.
