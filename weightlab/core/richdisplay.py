@@ -139,6 +139,8 @@ def fmt_delta(x: float | None, digits: int = 3) -> str:
     """A signed change in ``digits`` significant digits (``"+0.0123"``)."""
     if _missing(x):
         return "–"
+    if x == 0:
+        return "±0"
     return f"{x:+.{digits}g}".replace("-", _MINUS)
 
 
