@@ -97,6 +97,10 @@ def test_the_api_reference_documents_the_public_api(site):
     for name in weightlab.edits.__all__:
         if isinstance(getattr(weightlab.edits, name), type):
             assert f"weightlab.edits.{name}" in documented, name
+    # ... and everything else the namespace exports
+    for name in weightlab.__all__:
+        if not name.startswith("_"):
+            assert {f"weightlab.{name}", f"weightlab.edits.{name}"} & documented, f"{name} not on the API page"
     # numpy docstrings are parsed into sections, not shown as raw text.
     assert "Parameters:" in html or "<b>Parameters:</b>" in html or "doc-section-title" in html
     assert "----------" not in html
