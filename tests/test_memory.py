@@ -382,3 +382,36 @@ def test_model_source_of_an_in_memory_session_and_of_a_live_model():
         assert np.array_equal(opened.array("hidden/kernel"), model.get_layer("hidden").kernel.numpy())
     finally:
         opened.model.close()
+
+
+class _Subclassed(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.hidden = keras.layers.Dense(5, activation="relu")
+        self.norm = keras.layers.BatchNormalization()
+        self.scores = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.scores(self.norm(self.hidden(x)))
+
+
+def test_a_subclassed_model_is_listed_copied_and_evaluated():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 6)).astype("float32")
+    y = rng.integers(0, 3, size=40)
+    model = _Subclassed()
+    model(x[:2])
+    session = headless.session_from_model(model)
+    try:
+        kinds = [layer.class_name for layer in session.model.layers]
+        assert kinds == ["Dense", "BatchNormalization", "Dense"]
+        first = session.model.layers[0].name
+        session.apply(ZeroNeurons(target=first, neurons=[0, 1]))
+        clone = headless.to_keras(session)  # the clone's layers get new automatic names: matched by position
+        assert isinstance(clone, _Subclassed) and clone is not model
+        assert not np.any(clone.hidden.kernel.numpy()[:, :2]) and np.any(model.hidden.kernel.numpy()[:, :2])
+        logits = clone(x).numpy()
+        metrics = headless.evaluate_session(session, (x, y))
+        assert metrics.accuracy == pytest.approx(float(np.mean(logits.argmax(axis=1) == y)), abs=1e-12)
+    finally:
+        session.model.close()

@@ -57,6 +57,7 @@ from ..formats._keras3 import weight_names
 __all__ = [
     "SAVE_SUFFIXES",
     "clone_model",
+    "clone_variables",
     "evaluate_session",
     "heldout_arrays",
     "keras_library",
@@ -358,17 +359,7 @@ def clone_model(model_file: ModelFile, arrays: Mapping[str, np.ndarray], *, comp
         shape = getattr(source, "input_shape", None)
         with contextlib.suppress(Exception):
             clone.build(shape)
-    try:
-        _, variables, _ = model_variables(clone)
-    except FormatError as exc:
-        raise EngineError(
-            f"the copy of this model cannot be listed ({exc.message})", model_file.path
-        ) from exc
-    if set(variables) != set(model_file.tensors):
-        missing = sorted(set(model_file.tensors) ^ set(variables))[:5]
-        raise EngineError(
-            f"the copy of this model has other tensors than the model ({missing})", model_file.path
-        )
+    variables = clone_variables(model_file, clone)
     for name, var in variables.items():
         a = np.asarray(arrays[name])
         if tuple(a.shape) != tuple(var.shape):
@@ -378,6 +369,33 @@ def clone_model(model_file: ModelFile, arrays: Mapping[str, np.ndarray], *, comp
     if compile and _compiled(source):
         _compile_like(clone, source, lib)
     return clone
+
+
+def clone_variables(model_file: ModelFile, clone: Any) -> dict[str, Any]:
+    """``{canonical name of model_file: variable of clone}`` for a clone of ``model_file.source``.
+
+    By name; when the clone's automatic layer names differ (a subclassed
+    model's layers are created anew, ``dense_1`` becoming ``dense_3``), by
+    position, provided every shape agrees.
+
+    Raises
+    ------
+    EngineError
+        When the clone's tensors fit neither way.
+    """
+    try:
+        _, variables, _ = model_variables(clone)
+    except FormatError as exc:
+        raise EngineError(
+            f"the copy of this model cannot be listed ({exc.message})", model_file.path
+        ) from exc
+    if set(variables) == set(model_file.tensors):
+        return {name: variables[name] for name in model_file.tensors}
+    infos, found = list(model_file.tensors.values()), list(variables.values())
+    if len(infos) == len(found) and all(tuple(v.shape) == t.shape for t, v in zip(infos, found, strict=True)):
+        return {t.name: v for t, v in zip(infos, found, strict=True)}
+    missing = sorted(set(model_file.tensors) ^ set(variables))[:5]
+    raise EngineError(f"the copy of this model has other tensors than the model ({missing})", model_file.path)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -634,11 +652,11 @@ def evaluate_session(
         if unknown:
             raise EngineError(f"option(s) {unknown} do not apply to an in-memory Keras model", shown)
         clone = clone_model(model_file, _originals(model_file), compile=False)
-        layers, variables, _ = model_variables(clone)
-        layout = [(layer.name, [(t.name, t.shape) for t in layer.tensors]) for layer in layers]
+        variables = clone_variables(model_file, clone)
+        layout = [(layer.name, [(t.name, t.shape) for t in layer.tensors]) for layer in model_file.layers]
         options.setdefault("cache_budget", 0)
         with run_errors(shown):
-            engine = _keras_session(clone, layout, options.pop("output", None), shown, batch_size=batch_size,
+            engine = _keras_session(_with_io(clone, x), layout, options.pop("output", None), shown, batch_size=batch_size,
                                     **options)  # fmt: skip
             # The exact mapping (the names were derived from these very variables).
             engine.tmap.variables.clear()
@@ -650,6 +668,22 @@ def evaluate_session(
     with run_errors(path):
         engine = open_session(path, None, trust=trust, batch_size=batch_size, cache_budget=0, **options)
         return _run(engine, x, y, data_path, edited)
+
+
+def _with_io(model: Any, x: np.ndarray) -> Any:
+    """``model``, or for a subclassed model (no symbolic inputs) a functional model calling it on ``x``'s shape.
+
+    The wrapper shares the model's layers and variables.
+    """
+    try:
+        if getattr(model, "inputs", None) and getattr(model, "outputs", None):
+            return model
+    except (AttributeError, ValueError):
+        pass
+    lib = keras_library(model)
+    dtype = x.dtype.name if x.dtype.kind in "iub" else "float32"
+    inp = lib.Input(shape=tuple(x.shape[1:]), dtype=dtype)
+    return lib.Model(inp, model(inp))
 
 
 def _run(engine: Any, x: np.ndarray, y: np.ndarray | None, data_path: str | None,
