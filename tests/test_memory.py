@@ -415,3 +415,19 @@ def test_a_subclassed_model_is_listed_copied_and_evaluated():
         assert metrics.accuracy == pytest.approx(float(np.mean(logits.argmax(axis=1) == y)), abs=1e-12)
     finally:
         session.model.close()
+
+
+def test_materialise_writes_the_values_read_even_when_the_source_was_trained_since():
+    model, x, y = _classifier(seed=5)
+    session = headless.session_from_model(model)
+    try:
+        model.fit(x, y, epochs=1, verbose=0)  # the notebook keeps training the source
+        assert not np.array_equal(model.get_layer("hidden").kernel.numpy(), session.array("hidden/kernel"))
+        stored = formats.open_session(headless.materialise(session.model))
+        try:
+            for name in session.model.tensors:
+                assert np.array_equal(stored.array(name), session.model.read(name)), name
+        finally:
+            stored.model.close()
+    finally:
+        session.model.close()

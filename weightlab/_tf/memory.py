@@ -505,6 +505,21 @@ def _safe_name(model: Any) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in raw)[:64] or "model"
 
 
+def _holds(model: Any, arrays: Mapping[str, np.ndarray]) -> bool:
+    """True when ``model``'s variables hold exactly ``arrays`` (same names, dtypes, bits)."""
+    try:
+        _, variables, _ = model_variables(model)
+    except (FormatError, TypeError):
+        return False
+    if list(variables) != list(arrays):
+        return False
+    for name, var in variables.items():
+        now, then = np.asarray(var.numpy()), arrays[name]
+        if now.dtype != then.dtype or now.shape != then.shape or now.tobytes() != then.tobytes():
+            return False
+    return True
+
+
 def materialise(model_file: ModelFile) -> Path:
     """See :func:`weightlab._tf.headless.materialise`."""
     with _LOCK:
@@ -512,8 +527,10 @@ def materialise(model_file: ModelFile) -> Path:
         if existing is not None:
             return existing
         source = _source(model_file)
-        clone = clone_model(model_file, _originals(model_file))
-        path = _write_private(clone, _safe_name(source))
+        originals = _originals(model_file)
+        # The source itself when it still holds the values read (saving only reads it); else a clone.
+        holder = source if _holds(source, originals) else clone_model(model_file, originals)
+        path = _write_private(holder, _safe_name(source))
         # Removed by model_file.close(), when the model file is garbage-collected, or at exit.
         finalizer = weakref.finalize(model_file, _remove_folder, str(path.parent))
         model_file.exec_path = path
