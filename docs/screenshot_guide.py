@@ -8,9 +8,14 @@ Drives the real window (light theme, 1400x900, the real engine) over the
 bundled demo and its held-out set as a user would, through the window's own
 code paths, and saves one picture per feature: the whole window where the
 whole is readable, else the relevant part (``QWidget.grab()`` of the panel,
-or a rectangle of the window around several panels). Popups and dialogs (the
+or a rectangle of the window around several panels). Panels that 1400x900
+squeezes (the edit panel's longer forms, the history) are pictured in a
+1400x1100 window, the analysis tabs (Sweeps, Ranking, Training) in a
+1640x1160 one with the splitters dragged their way. Popups and dialogs (the
 jobs list, the File menu, the restore question) are painted onto the window
-where a user sees them. :data:`PICTURES` lists the names with what each shows.
+where a user sees them. :data:`PICTURES` lists the names with what each
+shows; ``--only`` saves some of them (the tour still runs whole). Under
+``QT_QPA_PLATFORM=offscreen`` the platform gets a 1920x1200 screen.
 
 Settings and edit journals go to temporary folders (``WEIGHTLAB_CONFIG_DIR``,
 ``WEIGHTLAB_STATE_DIR``), removed at the end; the user's own are not touched.
