@@ -142,7 +142,7 @@ def test_every_user_guide_picture_is_on_a_page():
     pictures = {p.name for p in (ROOT / "docs" / "guide" / "img").glob("*.png")}
     assert pictures, "no pictures: run docs/screenshot_guide.py"
     shown = set()
-    for page in (ROOT / "docs" / "guide").glob("*.md"):
-        shown |= set(re.findall(r"\]\(img/([\w.-]+\.png)\)", page.read_text(encoding="utf-8")))
+    for page in (ROOT / "docs").rglob("*.md"):  # guide/x.md: img/NAME.png; others: guide/img/NAME.png
+        shown |= set(re.findall(r"\]\((?:guide/)?img/([\w.-]+\.png)\)", page.read_text(encoding="utf-8")))
     assert shown <= pictures, f"pages show missing pictures: {sorted(shown - pictures)}"
     assert pictures <= shown, f"pictures on no page: {sorted(pictures - shown)}"
