@@ -252,6 +252,14 @@ def test_evaluate_session_refuses_bad_data(tmp_path):
         headless.evaluate_session(session, tf.data.Dataset.from_tensor_slices((x, y)).take(0).batch(4))
     with pytest.raises(TypeError, match="tf.data.Dataset"):
         headless.evaluate_session(session, {"x": x})
+    with pytest.raises(DataError, match="real numbers"):
+        headless.evaluate_session(session, (x.astype(object), y))
+    nan = x.copy()
+    nan[3, 2] = np.nan
+    with pytest.raises(DataError, match="1 NaN or infinite"):
+        headless.evaluate_session(session, (nan, y))
+    with pytest.raises(DataError, match="one-hot"):
+        headless.evaluate_session(session, (x, y.reshape(-1, 1, 1)))
     session.model.close()
 
 
@@ -429,5 +437,28 @@ def test_materialise_writes_the_values_read_even_when_the_source_was_trained_sin
                 assert np.array_equal(stored.array(name), session.model.read(name)), name
         finally:
             stored.model.close()
+    finally:
+        session.model.close()
+
+
+def test_one_hot_labels_count_as_their_class_indices():
+    model, x, y = _classifier(seed=6)
+    session = headless.session_from_model(model)
+    try:
+        by_index = headless.evaluate_session(session, (x, y))
+        by_one_hot = headless.evaluate_session(session, (x, np.eye(3)[y]))
+        assert by_one_hot.accuracy == by_index.accuracy and by_one_hot.loss == by_index.loss
+    finally:
+        session.model.close()
+
+
+def test_formats_open_session_builds_the_given_session_class():
+    class Mine(EditSession):
+        pass
+
+    session = formats.open_session(DEMO / "digits_cnn.keras", session_class=Mine)
+    try:
+        assert type(session) is Mine and session.model.exec_path == session.model.path
+        assert not session.model.in_memory and session.model.source is None
     finally:
         session.model.close()

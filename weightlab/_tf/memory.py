@@ -585,12 +585,17 @@ def materialise_model(model: Any) -> Path:
 def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     """``(x, y or None, file or None)`` of the held-out forms :func:`evaluate_session` takes.
 
+    Labels given as one-hot rows or class probabilities ``(N, C)`` become
+    class indices (``argmax``), as :func:`weightlab.core.dataset.load_heldout`
+    does for files.
+
     Raises
     ------
     DataError
         For an unreadable ``.npz`` (see :func:`weightlab.core.dataset.load_heldout`),
-        a tuple that is not ``(x, y)``, a dataset whose elements are not ``x``
-        or ``(x, y)`` batches, or an empty one.
+        a tuple that is not ``(x, y)``, inputs that are not finite real numbers,
+        labels that are not ``(N,)`` or ``(N, C)`` real numbers, a dataset
+        whose elements are not ``x`` or ``(x, y)`` batches, or an empty one.
     TypeError
         For anything else.
     """
@@ -600,19 +605,43 @@ def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None
     if isinstance(data, tuple | list):
         if len(data) != 2:
             raise DataError(f"held-out data: expected (x, y) arrays; got a sequence of {len(data)} items")
-        return np.asarray(data[0]), np.asarray(data[1]), None
+        return _conform(data[0], data[1])
     if isinstance(data, np.ndarray):
-        return data, None, None
+        return _conform(data, None)
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
-        return _from_dataset(data)
+        x, y, _ = _from_dataset(data)
+        return _conform(x, y)
     if hasattr(data, "__array__"):
-        return np.asarray(data), None, None
+        return _conform(data, None)
     raise TypeError(
         "data: expected a held-out .npz path, (x, y) arrays, x alone or a tf.data.Dataset; "
         f"got {type(data).__name__}"
     )
+
+
+def _conform(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None, None]:
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf":
+        raise DataError(f"held-out x must hold real numbers; got dtype {x.dtype}")
+    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+        raise DataError(
+            f"held-out x contains {int(np.count_nonzero(~np.isfinite(x)))} NaN or infinite value(s)"
+        )
+    if y is None:
+        return x, None, None
+    y = np.asarray(y)
+    if y.dtype.kind not in "biuf" or y.ndim not in (1, 2):
+        raise DataError(
+            f"held-out y must be class indices (N,) or one-hot rows (N, C) of real numbers; "
+            f"got shape {y.shape}, dtype {y.dtype}"
+        )
+    if y.ndim == 2:
+        if not np.all(np.isfinite(y)):
+            raise DataError("held-out y (one-hot / probabilities) contains NaN or infinite values")
+        y = np.argmax(y, axis=1).astype(np.int64)
+    return x, y, None
 
 
 def _from_dataset(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
