@@ -22,14 +22,19 @@ NOTEBOOK = ROOT / "docs" / "example.ipynb"
 CELL_TIMEOUT_S = 600
 
 
-def _kernel_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``python3``, made to run this interpreter when no such kernel is installed (a kernelspec in a temp folder)."""
+def _installed_python3():
+    """The installed ``python3`` kernelspec, or None."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     try:
-        spec = KernelSpecManager().get_kernel_spec("python3")
+        return KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
-        spec = None
+        return None
+
+
+def _kernel_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed=_installed_python3) -> str:
+    """``python3``, made to run this interpreter when no such kernel is installed (a kernelspec in a temp folder)."""
+    spec = installed()
     # jupyter_client runs a spec whose argv starts with "python" with sys.executable itself.
     if spec is None or spec.argv[0] not in ("python", "python3", sys.executable):
         folder = tmp_path / "jupyter" / "kernels" / "python3"
@@ -89,3 +94,17 @@ def test_the_example_notebook_runs(tmp_path, monkeypatch):
     assert any("dense/kernel" in o["data"]["text/html"] for o in html)
     # The histogram cell drew a figure.
     assert any("image/png" in o.get("data", {}) for c in code for o in c.outputs)
+
+
+@pytest.mark.slow
+def test_without_an_installed_kernel_the_test_makes_one_for_this_interpreter(tmp_path, monkeypatch):
+    name = _kernel_name(tmp_path, monkeypatch, installed=lambda: None)
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    # the kernel Jupyter now finds by that name is the one made here, ahead of any installed one
+    found = KernelSpecManager().get_kernel_spec(name)
+    assert Path(found.resource_dir) == tmp_path / "jupyter" / "kernels" / name
+    assert found.argv[0] == sys.executable
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.executable)")])
+    nbclient.NotebookClient(nb, kernel_name=name, timeout=CELL_TIMEOUT_S).execute()
+    assert _text(nb.cells[0]).strip() == sys.executable
