@@ -89,8 +89,9 @@ class Session(EditSession):
         batch_size:
             Samples per forward pass.
         **options:
-            ``architecture`` (for a checkpoint), ``signature``, ``output``,
-            ``input``: as for :func:`weightlab.evaluate`.
+            For files: ``architecture`` (for a checkpoint), ``signature``,
+            ``output``, ``input``, as for :func:`weightlab.evaluate`; for live
+            models: ``output`` (which output of a model with several).
 
         Returns
         -------
