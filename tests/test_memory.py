@@ -398,6 +398,9 @@ def test_model_source_of_an_in_memory_session_and_of_a_live_model():
         assert np.array_equal(opened.array("hidden/kernel"), model.get_layer("hidden").kernel.numpy())
     finally:
         opened.model.close()
+    del model, session
+    gc.collect()
+    assert not live[0].exists() and not newer.exists()  # removed with the model
 
 
 class _Subclassed(keras.Model):
