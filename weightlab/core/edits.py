@@ -496,6 +496,27 @@ class Clip(Edit):
     Give either ``min`` and ``max`` (``min <= max``) or ``threshold`` (``>= 0``;
     the same as ``min = -threshold, max = threshold``): a symmetric clip has
     one free number, so a sweep can vary it.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    threshold : float, optional
+        Symmetric bound ``t >= 0``, in the tensor's units: the same as
+        ``min=-t, max=t``.
+    min : float, optional
+        Lower bound (inclusive), in the tensor's units.
+    max : float, optional
+        Upper bound (inclusive), ``>= min``.
+
+    Raises
+    ------
+    ValueError
+        When built with parameters out of range (both ``threshold`` and ``min``/``max``, ``min > max``, ``threshold < 0``).
+    RecipeError
+        When applied to a target that does not exist in the model.
     """
 
     op: ClassVar[str] = "clip"
@@ -537,7 +558,26 @@ class Clip(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ClipPercentile(Edit):
-    """Clip each tensor to its own ``[P_lower, P_upper]`` (``np.percentile``, linear), in percent."""
+    """Clip each tensor to its own ``[P_lower, P_upper]`` (``np.percentile``, linear), in percent.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    lower : float
+        Lower percentile, in percent (``[0, 100]``).
+    upper : float
+        Upper percentile, in percent, ``>= lower``.
+
+    Raises
+    ------
+    ValueError
+        When built with parameters out of range (``lower > upper``).
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "clip_percentile"
     lower: float
@@ -557,7 +597,26 @@ class ClipPercentile(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ZeroRange(_RangeEdit):
-    """Set values with ``min <= w <= max`` to zero."""
+    """Set values with ``min <= w <= max`` to zero.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    min : float
+        Lower bound (inclusive), in the tensor's units.
+    max : float
+        Upper bound (inclusive), ``>= min``.
+
+    Raises
+    ------
+    ValueError
+        When built with parameters out of range (``min > max``).
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "zero_range"
     _verb: ClassVar[str] = "zero {target} inside"
@@ -579,7 +638,26 @@ class ZeroRange(_RangeEdit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ZeroOutside(_RangeEdit):
-    """Set values with ``w < min`` or ``w > max`` to zero."""
+    """Set values with ``w < min`` or ``w > max`` to zero.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    min : float
+        Lower bound of the values kept (inclusive), in the tensor's units.
+    max : float
+        Upper bound of the values kept (inclusive), ``>= min``.
+
+    Raises
+    ------
+    ValueError
+        When built with parameters out of range (``min > max``).
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "zero_outside"
     _verb: ClassVar[str] = "zero {target} outside"
@@ -601,7 +679,22 @@ class ZeroOutside(_RangeEdit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Scale(Edit):
-    """Multiply every value by ``factor``."""
+    """Multiply every value by ``factor``.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    factor : float
+        Multiplier (cast to the tensor's dtype).
+
+    Raises
+    ------
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "scale"
     factor: float
@@ -616,7 +709,22 @@ class Scale(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Add(Edit):
-    """Add a constant ``value`` to every value."""
+    """Add a constant ``value`` to every value.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    value : float
+        Added to every entry, in the tensor's units.
+
+    Raises
+    ------
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "add"
     value: float
@@ -631,7 +739,24 @@ class Add(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class AddNoise(Edit):
-    """Add Gaussian noise ``N(0, std^2)``, drawn from PCG64 seeded by ``(seed, crc32(name))``."""
+    """Add Gaussian noise ``N(0, std^2)``, drawn from PCG64 seeded by ``(seed, crc32(name))``.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    std : float
+        Standard deviation of the noise, in the tensor's units.
+    seed : int, default 0
+        The same seed gives the same values, bit for bit.
+
+    Raises
+    ------
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "add_noise"
     std: float
@@ -648,7 +773,25 @@ class AddNoise(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class SetValue(Edit):
-    """Set the single entry at ``index`` (one integer per axis) to ``value``."""
+    """Set the single entry at ``index`` (one integer per axis) to ``value``.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    index : tuple of int
+        One integer per axis of the tensor, each in ``[0, size)``.
+    value : float
+        The new value (cast to the tensor's dtype).
+
+    Raises
+    ------
+    RecipeError
+        When applied to a target that does not exist, or whose shape does
+        not contain ``index``.
+    """
 
     op: ClassVar[str] = "set"
     index: tuple[int, ...]
@@ -678,7 +821,20 @@ class SetValue(Edit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class Revert(Edit):
-    """Restore stored values: a tensor selection, or every tensor with target ``"*"``."""
+    """Restore stored values: a tensor selection, or every tensor with target ``"*"``.
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+
+    Raises
+    ------
+    RecipeError
+        When applied to a target that does not exist in the model.
+    """
 
     op: ClassVar[str] = "revert"
 
@@ -1006,6 +1162,27 @@ class PruneMagnitude(Edit):
     prunes each targeted tensor on its own; ``scope="global"`` ranks all
     targeted entries together (one threshold for all), as in Han et al. 2015,
     "Learning both Weights and Connections for Efficient Neural Networks".
+
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``,
+        ``"*"`` for the whole model), or a list of these.
+    threshold : float, optional
+        Entries with ``|w| <= threshold`` (the tensor's units) become zero.
+    sparsity : float, optional
+        Fraction of entries to zero, in ``[0, 1]``.
+    scope : {"tensor", "global"}, default "tensor"
+        ``"tensor"``: each tensor pruned on its own; ``"global"``: one
+        ranking across all targeted tensors.
+
+    Raises
+    ------
+    ValueError
+        When built with parameters out of range (both or neither of ``threshold`` and ``sparsity``, an unknown ``scope``).
+    RecipeError
+        When applied to a target that does not exist in the model.
     """
 
     op: ClassVar[str] = "prune_magnitude"
@@ -1242,6 +1419,29 @@ class ZeroNeurons(_NeuronEdit):
 
     With ``batchnorm=True`` a following BatchNormalization is silenced for the
     same channels too (:func:`batchnorm_silencing`).
+
+    Parameters
+    ----------
+    target : str
+        A layer with a kernel (Dense, Conv..., ``"dense"``); its kernel and,
+        for output neurons, its bias are edited.
+    neurons : sequence of int
+        Neuron indices on the edited axis, each in ``[0, units)``; sorted,
+        duplicates dropped.
+    axis : {"out", "in"}, default "out"
+        ``"out"``: output neurons/filters (the kernel's last axis and the
+        bias); ``"in"``: input units (the kernel's axis ``-2``).
+    batchnorm : bool, default False
+        Also zero the channels' ``gamma`` and ``beta`` in the
+        BatchNormalization that follows, so the neurons stay silent.
+
+    Raises
+    ------
+    ValueError
+        When built with no neurons or an unknown ``axis``.
+    RecipeError
+        When applied to a layer that does not exist or has no kernel, or a
+        neuron index past the layer's units.
     """
 
     op: ClassVar[str] = "zero_neurons"
@@ -1279,7 +1479,30 @@ class ZeroNeurons(_NeuronEdit):
 @_register
 @dataclass(frozen=True, kw_only=True)
 class ScaleNeurons(_NeuronEdit):
-    """Scale neurons' kernel slice (and bias entries for output neurons) by ``factor``."""
+    """Scale neurons' kernel slice (and bias entries for output neurons) by ``factor``.
+
+    Parameters
+    ----------
+    target : str
+        A layer with a kernel (Dense, Conv..., ``"dense"``); its kernel and,
+        for output neurons, its bias are edited.
+    neurons : sequence of int
+        Neuron indices on the edited axis, each in ``[0, units)``; sorted,
+        duplicates dropped.
+    axis : {"out", "in"}, default "out"
+        ``"out"``: output neurons/filters (the kernel's last axis and the
+        bias); ``"in"``: input units (the kernel's axis ``-2``).
+    factor : float
+        Multiplier of the neurons' kernel slice (and bias entries).
+
+    Raises
+    ------
+    ValueError
+        When built with no neurons or an unknown ``axis``.
+    RecipeError
+        When applied to a layer that does not exist or has no kernel, or a
+        neuron index past the layer's units.
+    """
 
     op: ClassVar[str] = "scale_neurons"
     factor: float
@@ -1301,6 +1524,27 @@ class PruneNeurons(Edit):
     "Pruning Filters for Efficient ConvNets"); ``count`` neurons or
     ``floor(fraction * units)`` are zeroed, kernel and bias together; ties are
     broken by index. Already-zero neurons count among the smallest.
+
+    Parameters
+    ----------
+    target : str
+        A layer with a kernel (Dense, Conv..., ``"dense"``); its kernel and,
+        for output neurons, its bias are edited.
+    count : int, optional
+        How many output neurons to zero.
+    fraction : float, optional
+        Zero ``floor(fraction * units)`` neurons; ``fraction`` in ``[0, 1]``.
+    norm : {"l1", "l2"}, default "l1"
+        The kernel norm that ranks the neurons.
+
+    Raises
+    ------
+    ValueError
+        When built with both or neither of ``count`` and ``fraction``, or
+        an unknown ``norm``.
+    RecipeError
+        When applied to a layer that does not exist or has no kernel, or
+        ``count`` is more than its units.
     """
 
     op: ClassVar[str] = "prune_neurons"
