@@ -1028,6 +1028,33 @@ class Reinit(Edit):
     ``identity`` existed draw exactly as they did. Values are computed in
     float64 and cast to the tensor's dtype.
 
+    Parameters
+    ----------
+    target : str or tuple of str
+        The tensors: a canonical name (``"dense/kernel"``), a layer name
+        (all its tensors), a glob over canonical names (``"*/kernel"``), or
+        a list of these.
+    initializer : str
+        One of :data:`INITIALIZERS` (``"glorot_uniform"``, ``"he_normal"``,
+        ``"zeros"``...; Keras' class names are accepted).
+    seed : int, default 0
+        The same seed gives the same values, bit for bit.
+    mean, stddev : float, optional
+        ``random_normal`` and ``truncated_normal``, in the tensor's units.
+    minval, maxval : float, optional
+        ``random_uniform``'s bounds, in the tensor's units.
+    value : float, optional
+        ``constant``'s value.
+    scale : float, optional
+        ``variance_scaling``'s scale, ``> 0``.
+    mode : str, optional
+        ``variance_scaling``'s fan: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"``.
+    distribution : str, optional
+        ``variance_scaling``'s distribution: ``"truncated_normal"``,
+        ``"untruncated_normal"``, ``"uniform"``.
+    gain : float, optional
+        ``orthogonal`` and ``identity``'s multiplier.
+
     Raises
     ------
     ValueError

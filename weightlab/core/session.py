@@ -672,10 +672,12 @@ class EditSession:
 
     @property
     def can_undo(self) -> bool:
+        """True when a step is applied (:meth:`undo` has something to undo)."""
         return self._pos > 0
 
     @property
     def can_redo(self) -> bool:
+        """True when an undone step follows :attr:`position` (:meth:`redo` has something to redo)."""
         return self._pos < len(self._steps)
 
     @property
