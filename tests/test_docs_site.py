@@ -4,7 +4,8 @@
 mkdocstrings' Python handler over the public API with numpy docstrings) runs in a
 child process into a temporary folder. Any warning fails it: a broken link or
 anchor, a page missing from the navigation, an image that is not there, an API
-object mkdocstrings cannot find, a docstring griffe cannot parse.
+object mkdocstrings cannot find, a docstring griffe cannot parse. The tools are in
+the test extra (pyproject.toml): a missing one fails the build, it is not skipped.
 """
 
 from __future__ import annotations
@@ -16,9 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytest.importorskip("mkdocs")
-pytest.importorskip("mkdocstrings_handlers.python")
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Seconds the build may take (mkdocstrings reads the whole package's source; a loaded 2-core machine).
@@ -100,7 +98,9 @@ def test_the_api_reference_documents_the_public_api(site):
     # ... and everything else the namespace exports
     for name in weightlab.__all__:
         if not name.startswith("_"):
-            assert {f"weightlab.{name}", f"weightlab.edits.{name}"} & documented, f"{name} not on the API page"
+            assert {f"weightlab.{name}", f"weightlab.edits.{name}"} & documented, (
+                f"{name} not on the API page"
+            )
     # numpy docstrings are parsed into sections, not shown as raw text.
     assert "Parameters:" in html or "<b>Parameters:</b>" in html or "doc-section-title" in html
     assert "----------" not in html
@@ -129,7 +129,9 @@ def test_docstring_rest_markup_is_shown_as_markdown():
     spec.loader.exec_module(module)
     md = module.markdown
 
-    assert md("See :func:`open` and :class:`~weightlab.core.model.ModelFile`.") == "See `open` and `ModelFile`."
+    assert (
+        md("See :func:`open` and :class:`~weightlab.core.model.ModelFile`.") == "See `open` and `ModelFile`."
+    )
     assert md(":meth:`Session.to_keras <weightlab.session.Session.to_keras>`") == "`Session.to_keras`"
     assert md("Keep ``x`` as it is.") == "Keep ``x`` as it is."
     text = "Use it like this::\n\n    s = open(p)\n      s.undo()\n\nThen more."
