@@ -6,6 +6,8 @@ original values) with the session's edited arrays applied, as for files.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -116,5 +118,26 @@ def test_check_training_refuses_an_in_memory_model_that_was_not_materialised():
         spec = training.finetune_spec("train.npz")
         with pytest.raises(EngineError, match="training needs a Keras model"):
             training.check_training(session, spec)
+    finally:
+        session.model.close()
+
+
+def test_done_when_the_windows_numbers_equal_keras_on_the_model_taken_back():
+    """The engine worker's evaluation of an in-memory model with two neurons ablated equals Keras on to_keras()."""
+    demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
+    data = demo / "digits_heldout.npz"
+    model = keras.saving.load_model(demo / "digits_cnn.keras")
+    model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    session = headless.session_from_model(model)
+    try:
+        session.apply(ZeroNeurons(target="dense", neurons=[4, 9]))
+        window = headless.evaluate_file(headless.materialise(session.model), data, session.edited_arrays())
+        taken_back = headless.to_keras(session)
+        held = np.load(data)
+        loss, accuracy = taken_back.evaluate(held["x"], held["y"], verbose=0)
+        assert window.accuracy == pytest.approx(accuracy, abs=1e-6)
+        assert window.loss == pytest.approx(loss, rel=1e-4)
+        unedited = model.evaluate(held["x"], held["y"], verbose=0)
+        assert window.loss != pytest.approx(unedited[0], rel=1e-6)  # the ablation is in the numbers
     finally:
         session.model.close()
