@@ -126,11 +126,13 @@ def to_keras(session: EditSession, *, trust: bool = False) -> keras.Model:
 def materialise(model_file: Any) -> Path:
     """The file another process builds ``model_file``'s executable model from (its ``exec_path``).
 
-    For a file, the file itself. For an in-memory model, written once: a
-    clone of the source holding the model's ORIGINAL (unedited) values, saved
-    by Keras as ``<name>.keras`` in a private folder
-    (``tempfile.mkdtemp(prefix="weightlab-memory-")``), compiled like the
-    source when it was (training reads its loss and optimizer). The edited
+    For a file, the file itself. For an in-memory model, written once: the
+    model with the ORIGINAL (unedited) values the session read, saved by
+    Keras as ``<name>.keras`` in a private folder
+    (``tempfile.mkdtemp(prefix="weightlab-memory-")``): the source model
+    itself when it still holds those values (saving only reads it), else a
+    clone holding them, compiled like the source (training reads the loss
+    and optimizer). The edited
     arrays are applied by whoever evaluates, exactly as for files. The folder
     is removed by ``model_file.close()``, when ``model_file`` is
     garbage-collected, and at interpreter exit.
