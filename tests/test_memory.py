@@ -473,3 +473,24 @@ def test_formats_open_session_builds_the_given_session_class():
         assert not session.model.in_memory and session.model.source is None
     finally:
         session.model.close()
+
+
+def test_a_model_with_two_outputs_is_scored_on_the_chosen_one():
+    rng = np.random.default_rng(7)
+    inp = keras.Input((4,))
+    h = keras.layers.Dense(6, activation="relu", name="trunk")(inp)
+    model = keras.Model(inp, [keras.layers.Dense(3, name="a")(h), keras.layers.Dense(2, name="b")(h)])
+    x = rng.normal(size=(30, 4)).astype("float32")
+    y = rng.integers(0, 2, size=30)
+    session = headless.session_from_model(model)
+    try:
+        session.apply(ZeroNeurons(target="trunk", neurons=[0, 1, 2]))
+        r = headless.evaluate_session(session, (x, y), output="b")
+        expected = headless.to_keras(session)(x)[1].numpy().argmax(axis=1)
+        assert r.accuracy == pytest.approx(float(np.mean(expected == y)), abs=1e-12)
+        assert r.baseline is not None
+        assert r.baseline.accuracy == pytest.approx(
+            float(np.mean(model(x)[1].numpy().argmax(axis=1) == y)), abs=1e-12
+        )
+    finally:
+        session.model.close()

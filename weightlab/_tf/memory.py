@@ -702,8 +702,10 @@ def evaluate_session(
         layout = [(layer.name, [(t.name, t.shape) for t in layer.tensors]) for layer in model_file.layers]
         options.setdefault("cache_budget", 0)
         with run_errors(shown):
-            engine = _keras_session(_with_io(clone, x), layout, options.pop("output", None), shown, batch_size=batch_size,
-                                    **options)  # fmt: skip
+            output = options.pop("output", None)
+            engine = _keras_session(
+                _with_io(clone, x), layout, output, shown, batch_size=batch_size, **options
+            )
             # The exact mapping (the names were derived from these very variables).
             engine.tmap.variables.clear()
             engine.tmap.variables.update(variables)
