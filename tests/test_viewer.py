@@ -194,7 +194,7 @@ def test_show_path_npz_and_run_returns_when_closed(qtbot, demo_paths, no_dialogs
 
 
 def test_ipython_gets_qt_event_loop(monkeypatch):
-    """Under IPython, show() turns on %gui qt (QT_API=pyside6 first), once; run() then returns at once."""
+    """Under IPython, show() turns on %gui qt6 (QT_API=pyside6 first), once."""
     from weightlab.gui import notebook
 
     calls = []
@@ -212,7 +212,7 @@ def test_ipython_gets_qt_event_loop(monkeypatch):
     assert not notebook.ipython_loop_active()
     assert notebook.enable_ipython_loop() is True
     assert notebook.enable_ipython_loop() is True
-    assert calls == [("qt", "pyside6")]
+    assert calls == [("qt6", "pyside6")]
     assert notebook.ipython_loop_active()
     monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
     assert notebook.enable_ipython_loop() is False  # IPython imported, but no shell: a plain script
@@ -293,3 +293,40 @@ def test_jobs_from_the_notebook_run_in_the_window(qtbot, digits_model, no_dialog
         assert not no_dialogs
     finally:
         v.close()
+
+
+def test_jupyter_kernel_runs_the_window_between_cells(demo_paths, tmp_path):
+    """In a real Jupyter kernel: show() returns at once with %gui qt on, and the window works between cells.
+
+    No cell processes Qt events itself (no ``wait``): the baseline can only
+    arrive through the kernel's Qt event-loop integration while it is idle.
+    """
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.v4.new_notebook()
+    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
+                                     resources={"metadata": {"path": str(tmp_path)}})  # fmt: skip
+
+    def run(code: str) -> str:
+        nb.cells.append(nbformat.v4.new_code_cell(code))
+        cell = client.execute_cell(nb.cells[-1], len(nb.cells) - 1)
+        return "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+
+    import time
+
+    with client.setup_kernel(env={**os.environ, "QT_QPA_PLATFORM": "offscreen", "TF_CPP_MIN_LOG_LEVEL": "3"}):
+        out = run(f"import weightlab\nv = weightlab.show({str(demo_paths['keras'])!r}, "
+                  f"data={str(demo_paths['data'])!r})\nprint(type(v).__name__, v.metrics)")  # fmt: skip
+        assert out.strip() == "Viewer None"  # returned before the baseline: the notebook is not blocked
+        out = run("import IPython, os\nprint(IPython.get_ipython().active_eventloop, os.environ['QT_API'])")
+        assert out.split() == ["qt6", "pyside6"]
+        deadline = time.monotonic() + 240
+        while "True" not in run("print(v.metrics is not None)"):
+            assert time.monotonic() < deadline, "the baseline never arrived between cells"
+            # The kernel runs Qt's loop only while idle (no request waiting), as between a person's
+            # cells: leave it idle a moment between polls (back-to-back requests would starve it).
+            time.sleep(0.5)
+        out = run("print(f'{v.metrics.accuracy:.4f}', v.window.isVisible())")
+        assert float(out.split()[0]) > 0.9 and out.split()[1] == "True"
+        out = run("import multiprocessing\nv.close()\nprint(len(multiprocessing.active_children()))")
+        assert out.strip() == "0"

@@ -6,7 +6,7 @@ hands it here; this module never imports TensorFlow.
 
 - :func:`get_app` reuses the running ``QApplication`` or makes one.
 - :func:`enable_ipython_loop` turns on IPython's Qt event-loop integration
-  (``%gui qt``) when the caller runs under IPython/Jupyter, as napari does
+  (``%gui qt6``) when the caller runs under IPython/Jupyter, as napari does
   since 0.4.7: the notebook stays usable while the window runs between cells.
 - :func:`open_window` shows a :class:`~weightlab.gui.main_window.MainWindow`
   on a given session, without the journal's restore question.
@@ -85,8 +85,10 @@ def ipython_loop_active() -> bool:
 def enable_ipython_loop() -> bool:
     """Turn on IPython's Qt event-loop integration when running under IPython; True when it is on.
 
-    Sets ``QT_API=pyside6`` first (unless set) so IPython drives the same Qt
-    binding as the window. Outside IPython nothing happens (False).
+    Sets ``QT_API=pyside6`` first (unless set) and asks for ``qt6``, so
+    IPython drives the same Qt binding as the window (ipykernel drops
+    ``QT_API`` for a generic ``"qt"`` request and picks a binding itself, which
+    could be PyQt6 when it is installed too). Outside IPython nothing happens (False).
     """
     shell = _shell()
     if shell is None:
@@ -94,7 +96,7 @@ def enable_ipython_loop() -> bool:
     if ipython_loop_active():
         return True
     os.environ.setdefault("QT_API", "pyside6")
-    shell.enable_gui("qt")
+    shell.enable_gui("qt6")
     return ipython_loop_active()
 
 
