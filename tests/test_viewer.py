@@ -191,6 +191,31 @@ def test_show_path_npz_and_run_returns_when_closed(qtbot, demo_paths, no_dialogs
     viewer.run(timeout=60)
     assert not v.window.isVisible() and not v._open
     weightlab.run()  # nothing open: returns at once
+    with pytest.raises(weightlab.FormatError, match="closed"):
+        v.session.array("dense/bias")  # the window opened the file: it closed it
+
+
+def test_show_a_session_leaves_it_open(qtbot, demo_paths, no_dialogs, monkeypatch):
+    """``show(session)``: the window edits the caller's very session and does not close its file."""
+    import weightlab
+    from weightlab.edits import ZeroNeurons
+    from weightlab.gui.engine_adapter import EngineAdapter
+    from weightlab.gui.main_window import MainWindow
+
+    real_init = MainWindow.__init__
+    monkeypatch.setattr(MainWindow, "__init__", lambda self, engine=None, recent=None: real_init(
+        self, EngineAdapter(enabled=False), recent))
+    s = weightlab.open(demo_paths["keras"])
+    try:
+        v = weightlab.show(s)
+        assert v.session is s and v.window.data_path == Path(demo_paths["data"])  # the held-out set beside it
+        v.window.apply_edit(ZeroNeurons(target="dense", neurons=[1]))
+        qtbot.waitUntil(lambda: not v.window.busy, timeout=30000)
+        assert s.position == 1
+        v.close()
+        assert s.array("dense/bias")[1] == 0 and s.array("conv2d/kernel").shape  # still readable
+    finally:
+        s.model.close()
 
 
 def test_ipython_gets_qt_event_loop(monkeypatch):

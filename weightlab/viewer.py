@@ -162,7 +162,8 @@ def show(
     model:
         A live Keras model (Keras 3 or ``tf_keras``; edited as copies, never
         changed), a model file or folder (as ``weightlab.open``), or an open
-        session (the window shows and edits that very session).
+        session (the window shows and edits that very session, and leaves it
+        open when it closes: close it yourself).
     data:
         The held-out set evaluated on: an ``.npz`` path with ``x`` and ``y``,
         ``(x, y)`` arrays (``x`` ``(N, ...)`` model inputs, ``y`` ``(N,)``
@@ -209,7 +210,7 @@ def show(
 
         notebook.get_app()
         notebook.enable_ipython_loop()
-        host = notebook.open_window(session, data_path, title=title, trust=trust)
+        host = notebook.open_window(session, data_path, title=title, trust=trust, borrowed=not opened)
     except BaseException:
         if opened:
             session.model.close()

@@ -211,7 +211,7 @@ class WindowHost(QObject):
 
 
 def open_window(session: EditSession, data_path: Path | None, *, title: str | None = None,
-                trust: bool = False, size: tuple[int, int] = (1400, 900)) -> WindowHost:
+                trust: bool = False, borrowed: bool = False, size: tuple[int, int] = (1400, 900)) -> WindowHost:
     """Show a new window on ``session``, evaluated on ``data_path`` (default: a held-out set beside a file).
 
     The journal's restore question is not asked (a notebook is not a fresh
@@ -219,7 +219,8 @@ def open_window(session: EditSession, data_path: Path | None, *, title: str | No
     usual and an in-memory one's not at all. ``trust`` lets the evaluation run
     the model's own code. The session's model must already be executable by
     another process (``session.model.exec_path``): in-memory models are
-    materialised by the caller.
+    materialised by the caller. ``borrowed``: the session is the caller's,
+    its model is not closed when the window closes or shows another.
     """
     app = get_app()
     window = MainWindow()
@@ -228,6 +229,8 @@ def open_window(session: EditSession, data_path: Path | None, *, title: str | No
         window.act_trust.blockSignals(True)
         window.act_trust.setChecked(True)
         window.act_trust.blockSignals(False)
+    if borrowed:
+        window.documents.borrowed = session
     host = WindowHost(window, session, title)
     if data_path is None and not getattr(session.model, "in_memory", False):
         data_path = guess_heldout(session.model.path)

@@ -50,6 +50,8 @@ class DocumentsController(QObject):
         self.ws = workspace
         self.opener = ModelOpener(self)
         self._discard_ok_at: int | None = None  # workspace.changes when dropping the session was confirmed
+        #: A session the window shows but does not own (``weightlab.show(session)``): never closed here.
+        self.borrowed: EditSession | None = None
         self.opener.opened.connect(self._on_opened)
         self.opener.failed.connect(self._on_open_failed)
         window.open_progress.cancel.clicked.connect(self.cancel_open)
@@ -62,7 +64,7 @@ class DocumentsController(QObject):
         if self.opener.cancel() is not None:  # the session given is the latest
             self.w.open_progress.stop()
             self.w.openFinished.emit(False)
-        if ev.old is not None and ev.old is not ev.session:
+        if ev.old is not None and ev.old is not ev.session and ev.old is not self.borrowed:
             ev.old.model.close()
         self.w.journal.attach(ev.session)
 
@@ -262,5 +264,5 @@ class DocumentsController(QObject):
         self.w.journal.close()  # the edits were saved or discarded
         self.opener.cancel()  # a file still opening is closed by its thread
         self.w.open_progress.stop()
-        if self.ws.session is not None:
+        if self.ws.session is not None and self.ws.session is not self.borrowed:
             self.ws.session.model.close()  # TF formats hold a reader process
