@@ -355,3 +355,24 @@ def test_jupyter_kernel_runs_the_window_between_cells(demo_paths, tmp_path):
         assert float(out.split()[0]) > 0.9 and out.split()[1] == "True"
         out = run("import multiprocessing\nv.close()\nprint(len(multiprocessing.active_children()))")
         assert out.strip() == "0"
+
+
+def test_script_without_run_or_main_guard_exits_cleanly(demo_paths, tmp_path):
+    """A plain script (no ``__main__`` guard) shows a model and ends without ``run()``: it exits cleanly.
+
+    The window is closed at exit while Qt and the engine still stand (no
+    traceback from the engine's reader thread), and no worker outlives it.
+    """
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import weightlab\n"
+        f"v = weightlab.show({str(demo_paths['keras'])!r})\n"
+        "assert v.wait(240), 'no baseline'\n"
+        "print('accuracy', v.metrics.accuracy, 'worker', v.window.engine.running)\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=280,
+                         cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "accuracy 0.98" in out.stdout and "worker True" in out.stdout
+    assert "Traceback" not in out.stderr, out.stderr

@@ -26,6 +26,7 @@ closes (and at interpreter exit).
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -47,8 +48,27 @@ if TYPE_CHECKING:
 
 __all__ = ["NoDisplayError", "Viewer", "display_problem", "run", "show"]
 
-#: The viewers whose window is open (``run`` waits for them).
+#: The viewers whose window is open (``run`` waits for them; closed at exit).
 _OPEN: weakref.WeakSet[Viewer] = weakref.WeakSet()
+_EXIT_HOOK: list[bool] = []
+
+
+def _close_at_exit() -> None:
+    """A script ended with windows open (no ``run()``): close them while Qt and the engine still stand.
+
+    Registered after :mod:`multiprocessing`'s own exit handler, so it runs
+    first (handlers run last-in first-out): the engine worker is shut down
+    in order instead of its connection breaking under a half-torn-down Qt.
+    """
+    viewers = list(_OPEN)
+    if viewers and not (os.environ.get("QT_QPA_PLATFORM") == "offscreen"):
+        print("weightlab: the script ended, so its window closed; call weightlab.run() at the end "
+              "to keep it open until you close it", file=sys.stderr)
+    for v in viewers:
+        try:
+            v.close()
+        except Exception:  # noqa: BLE001, S110 - at exit: close what can be closed, never raise
+            pass
 
 
 class NoDisplayError(WeightLabError):
@@ -258,6 +278,9 @@ class Viewer:
         self._finalizer = weakref.finalize(self, _remove_all, tuple(self._temp))
         host.closed.connect(self._on_closed)
         _OPEN.add(self)
+        if not _EXIT_HOOK:
+            atexit.register(_close_at_exit)
+            _EXIT_HOOK.append(True)
 
     def __repr__(self) -> str:
         s = self.session
