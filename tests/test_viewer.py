@@ -376,3 +376,19 @@ def test_script_without_run_or_main_guard_exits_cleanly(demo_paths, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "accuracy 0.98" in out.stdout and "worker True" in out.stdout
     assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_window_size_fits_a_small_screen():
+    """On a 1366x768 laptop the window opens inside the free area; off screen it keeps its size."""
+    from PySide6.QtCore import QRect
+
+    from weightlab.gui.notebook import _fit_screen
+
+    def app(platform: str, free: QRect):
+        screen = types.SimpleNamespace(availableGeometry=lambda: free)
+        return types.SimpleNamespace(primaryScreen=lambda: screen, platformName=lambda: platform)
+
+    assert _fit_screen(app("xcb", QRect(0, 0, 1366, 728)), (1400, 900)) == (1326, 668)
+    assert _fit_screen(app("xcb", QRect(0, 0, 2560, 1400)), (1400, 900)) == (1400, 900)
+    assert _fit_screen(app("xcb", QRect(0, 0, 800, 600)), (1400, 900)) == (1000, 640)  # never below the minimum
+    assert _fit_screen(app("offscreen", QRect(0, 0, 800, 600)), (1400, 900)) == (1400, 900)

@@ -234,7 +234,7 @@ def open_window(session: EditSession, data_path: Path | None, *, title: str | No
     host = WindowHost(window, session, title)
     if data_path is None and not getattr(session.model, "in_memory", False):
         data_path = guess_heldout(session.model.path)
-    window.resize(*size)
+    window.resize(*_fit_screen(app, size))
     window.show()
     window.set_session(session, data_path)
     host._retitle()
@@ -242,6 +242,18 @@ def open_window(session: EditSession, data_path: Path | None, *, title: str | No
         window.raise_()
     app.processEvents()
     return host
+
+
+def _fit_screen(app: QApplication, size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` made to fit the primary screen's free area (a laptop's 1366x768), not below the window's minimum.
+
+    Off screen (``offscreen``/``minimal`` platforms, whose screen is a nominal 800x600) ``size`` is kept.
+    """
+    screen = app.primaryScreen()
+    if screen is None or app.platformName() in ("offscreen", "minimal"):
+        return size
+    free = screen.availableGeometry()
+    return max(1000, min(size[0], free.width() - 40)), max(640, min(size[1], free.height() - 60))
 
 
 # -- jobs ------------------------------------------------------------------------------------------
