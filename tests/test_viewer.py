@@ -133,9 +133,10 @@ def test_done_when_window_ablation_equals_keras(qtbot, digits_model, no_dialogs,
     assert v.recipe()["edits"] == [ZeroNeurons(target="hidden", neurons=[2, 5]).to_dict()]
 
     # -- the notebook edits the same session: the window follows --
+    rows = w.history.list.count()
     s.apply(ZeroNeurons(target="hidden", neurons=[7]))
     assert len(s.steps) == 2 and s.position == 2
-    assert w.tree.is_marked_edited("hidden/kernel")
+    assert w.history.list.count() == rows + 1 and "zero neurons [7]" in w.history.list.item(rows).text()
     assert w.windowTitle() == "digits in memory* — WeightLab"
     assert v.wait(240)
     assert 2 in w.eval_panel.step_accuracy()  # measured at the notebook's step
