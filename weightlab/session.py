@@ -3,7 +3,8 @@
 :class:`Session` is the core :class:`~weightlab.core.session.EditSession`
 (current values, history, undo/redo, recipes, saving, ``tensors``,
 ``history``, ``diff()``) plus the steps that need TensorFlow:
-:meth:`Session.to_keras` and :meth:`Session.evaluate`. Those import
+:meth:`Session.to_keras` and :meth:`Session.evaluate` (and
+:meth:`Session.apply_trained`, which records a fine-tune's result). The first two import
 TensorFlow in this process when they are called, never before.
 """
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from weightlab.core.session import EditSession
 
 if TYPE_CHECKING:
+    from weightlab.core.training import FinetuneResult, PruneRetrainResult
     from weightlab.engine.events import Metrics
 
 
@@ -110,6 +112,55 @@ class Session(EditSession):
         from weightlab._tf import headless
 
         return headless.evaluate_session(self, data, trust=trust, batch_size=batch_size, **options)
+
+    def apply_trained(self, result: FinetuneResult | PruneRetrainResult) -> set[str]:
+        """Record a fine-tune's (or prune-and-retrain's) trained weights as one history step.
+
+        :func:`weightlab.finetune` and :func:`weightlab.prune_retrain` never
+        change the session they start from (with ``output=`` they record the
+        step and write the file); this puts ``result.arrays`` into this
+        session as one :class:`~weightlab.core.trained.Trained` step labelled
+        ``result.label``, undoable like any edit, and in :meth:`to_recipe`
+        (saved recipes keep the arrays in a sidecar ``.npz``, checked by
+        SHA-256 when replayed).
+
+        Parameters
+        ----------
+        result:
+            A :class:`~weightlab.core.training.FinetuneResult` or
+            :class:`~weightlab.core.training.PruneRetrainResult` of this
+            model: ``arrays`` maps canonical names to arrays of the tensors'
+            shapes.
+
+        Returns
+        -------
+        set of str
+            The canonical names of the tensors that changed; empty when the
+            training changed nothing (every layer frozen, or no round of a
+            prune-and-retrain within its budget): no step is added then.
+
+        Raises
+        ------
+        WeightLabError
+            When an array names a tensor this model does not have, or has
+            another shape.
+        """
+        from weightlab.core.errors import WeightLabError
+        from weightlab.core.trained import Trained
+
+        arrays = result.arrays
+        if not arrays:
+            return set()
+        for name, value in arrays.items():
+            if name not in self.model.tensors:
+                raise WeightLabError(f"the trained weights name {name!r}, which this model does not have",
+                                     self.model.path)  # fmt: skip
+            if tuple(value.shape) != tuple(self.model.tensors[name].shape):
+                raise WeightLabError(
+                    f"the trained {name!r} has shape {tuple(value.shape)}, the model's "
+                    f"{tuple(self.model.tensors[name].shape)}", self.model.path,
+                )  # fmt: skip
+        return self.apply(Trained.from_arrays(arrays, result.label))
 
     def close(self) -> None:
         """Close the model (its file, a reader process, an in-memory model's private copy)."""
