@@ -29,6 +29,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import weakref
@@ -102,6 +103,77 @@ def display_problem(environ: os._Environ[str] | dict[str, str] | None = None,
         "to render without a screen. Without a window, the Python API does the same work: "
         "s = weightlab.open(model); s.apply(...); weightlab.evaluate(s, data); s.to_keras()."
     )
+
+
+#: What Qt's xcb platform plugin (PySide6 6.11) needs beyond libxcb itself, as Debian/Ubuntu packages.
+XCB_PACKAGES = (
+    "libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 "
+    "libxcb-shape0 libxcb-xkb1 libxkbcommon-x11-0 libx11-xcb1"
+)
+#: Seconds the child process that tries Qt's platform plugin may take.
+PROBE_TIMEOUT_S = 30.0
+#: A child that only makes a QApplication: Qt aborts the process when its platform plugin cannot load.
+_PROBE_CODE = "from PySide6.QtWidgets import QApplication; app = QApplication(['weightlab-probe']); print(app.platformName())"
+#: Probe outcomes of this process, by the environment they ran with (None: the plugin loads).
+_PROBED: dict[tuple[str, ...], str | None] = {}
+_PROBE_ENV = ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY", "QT_PLUGIN_PATH", "QT_QPA_PLATFORM_PLUGIN_PATH",
+              "XDG_SESSION_TYPE", "LD_LIBRARY_PATH")
+
+
+def _platform_name(env: os._Environ[str] | dict[str, str]) -> str:
+    if env.get("QT_QPA_PLATFORM"):
+        return env["QT_QPA_PLATFORM"].split(":", 1)[0]
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "cocoa"
+    return "wayland or xcb" if env.get("WAYLAND_DISPLAY") else "xcb"
+
+
+def qt_platform_problem() -> str | None:
+    """Why Qt cannot start its platform plugin here, or None when it can (tried once per process and environment).
+
+    Qt does not raise when its platform plugin fails to load ("Could not
+    load the Qt platform plugin "xcb" ... Aborted"): it aborts the whole
+    process, a notebook's kernel included. So, before this process makes its
+    first ``QApplication``, a child process (``sys.executable``, the same
+    environment) makes one; when the child fails, the message names the
+    platform, Qt's own last lines and what to install. Not tried when a
+    ``QApplication`` already runs in this process.
+    """
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None and widgets.QApplication.instance() is not None:
+        return None
+    key = tuple(os.environ.get(k, "") for k in _PROBE_ENV)
+    if key in _PROBED:
+        return _PROBED[key]
+    platform = _platform_name(os.environ)
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE_CODE], env=dict(os.environ), capture_output=True,
+                              text=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        problem: str | None = (
+            f"weightlab.show: Qt's platform plugin ({platform}) did not start within {PROBE_TIMEOUT_S:g} s "
+            "in a test process; the display may not answer (check DISPLAY / WAYLAND_DISPLAY)."
+        )
+    else:
+        if done.returncode == 0:
+            problem = None
+        else:
+            lines = [ln.strip() for ln in (done.stderr or "").splitlines() if ln.strip()]
+            said = "\n  ".join(lines[-6:]) if lines else f"(no output; exit status {done.returncode})"
+            problem = (
+                f"weightlab.show: Qt cannot start its platform plugin ({platform}), so no window can be shown "
+                f"(opening it here would abort this process). Qt said:\n  {said}\n"
+                "On Debian/Ubuntu the xcb plugin needs: sudo apt-get install " + XCB_PACKAGES + " "
+                "(Fedora: xcb-util-cursor xcb-util-wm xcb-util-keysyms xcb-util-image xcb-util-renderutil "
+                "libxkbcommon-x11). Set QT_DEBUG_PLUGINS=1 to see which library is missing; check that DISPLAY "
+                "names a running X server; or set QT_QPA_PLATFORM=offscreen to render without a screen. "
+                "Without a window, the Python API does the same work: s = weightlab.open(model); "
+                "s.apply(...); weightlab.evaluate(s, data)."
+            )
+    _PROBED[key] = problem
+    return problem
 
 
 # -- what the window is given ---------------------------------------------------------------------
@@ -215,7 +287,7 @@ def show(
         As ``weightlab.open``: a file that cannot be read, an unbuilt model,
         an object that is not a model.
     """
-    problem = display_problem()
+    problem = display_problem() or qt_platform_problem()
     if problem is not None:
         raise NoDisplayError(problem)
     session, opened = _session_of(model)
