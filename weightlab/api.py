@@ -23,17 +23,20 @@ with the unedited model is measured); a ``tf.data.Dataset`` yielding
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from weightlab.core.errors import FormatError, RecipeError
+from weightlab.core.errors import FormatError, RecipeError, WeightLabError
 from weightlab.core.session import EditSession
 from weightlab.session import Session
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from weightlab.core.diff import ModelDiff
     from weightlab.core.plan import Plan
@@ -81,6 +84,65 @@ def is_keras_model(obj: object) -> bool:
 
 def _is_path(obj: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(obj, (str, os.PathLike))
+
+
+_DATA_LABELS = {"data": "", "train": "training ", "val": "validation "}
+
+
+def _data_label(argument: str, data: Any) -> str:
+    """How an error names in-memory data: ``the (x, y) arrays``, ``the training x array``..."""
+    kind = _DATA_LABELS.get(argument, f"{argument} ")
+    if isinstance(data, tuple | list):
+        return f"the {kind}(x, y) arrays"
+    if hasattr(data, "element_spec"):
+        return f"the {kind}tf.data.Dataset"
+    return f"the {kind}x array"
+
+
+@contextlib.contextmanager
+def _data_files(**data: Any) -> Iterator[dict[str, Any]]:
+    """Held-out or training data as the ``.npz`` paths path-based jobs read.
+
+    Paths (and None) pass through. ``(x, y)`` arrays, ``x`` alone or a
+    ``tf.data.Dataset`` (see :func:`evaluate`) are written to a private
+    folder, removed on exit, also on error; a :class:`WeightLabError` that
+    names such a file names ``the (x, y) arrays`` (or ``the x array``, ``the
+    tf.data.Dataset``) instead.
+    """
+    if all(value is None or _is_path(value) for value in data.values()):
+        yield dict(data)
+        return
+    from weightlab._tf import headless
+
+    folder = tempfile.mkdtemp(prefix="weightlab-data-")
+    names: dict[str, str] = {}
+    try:
+        out: dict[str, Any] = {}
+        for argument, value in data.items():
+            if value is None or _is_path(value):
+                out[argument] = value
+                continue
+            x, y, _ = headless.heldout_arrays(value)
+            path = os.path.join(folder, f"{argument}.npz")
+            import numpy as np
+
+            np.savez(path, x=x) if y is None else np.savez(path, x=x, y=y)
+            names[path] = _data_label(argument, value)
+            out[argument] = path
+        yield out
+    except WeightLabError as exc:
+        message, shown = exc.message, exc.path
+        for path, label in names.items():
+            for form in {path, str(Path(path).resolve())}:
+                message = message.replace(form, label)
+            if shown is not None and os.path.abspath(shown) == os.path.abspath(path):
+                shown, message = None, f"{label}: {message}"
+        if shown == exc.path and message == exc.message:
+            raise
+        error = type(exc)(message, shown)
+        raise error from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def open(source: str | os.PathLike[str] | Any) -> Session:  # noqa: A001 - mirrors builtins.open on purpose
@@ -194,7 +256,7 @@ def evaluate(
     **options:
         ``architecture`` (the model file of a checkpoint), ``signature``,
         ``output`` and ``input`` (which signature and tensors of a SavedModel
-        or graph to use): see :func:`weightlab._tf.passes.open_session`.
+        or frozen graph to use, by name).
 
     Returns
     -------
@@ -368,7 +430,7 @@ def _parallel(workers: int | None, ray: str | bool | None) -> dict[str, Any]:
 
 def sweep(
     model: EditSession | str | os.PathLike[str] | Any,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Any,
     *,
     op: str,
     param: str,
@@ -404,8 +466,11 @@ def sweep(
         current (edited) tensors are the base of every point, or a live Keras
         model.
     data:
-        Held-out ``.npz`` with ``x`` (and ``y``; without labels only the
-        agreement with the unedited model is measured).
+        Held-out data in any form :func:`evaluate` takes: an ``.npz`` with
+        ``x`` (and ``y``; without labels only the agreement with the unedited
+        model is measured), ``(x, y)`` arrays, ``x`` alone or a
+        ``tf.data.Dataset`` (written to a private temporary ``.npz`` for the
+        job, removed afterwards).
     op:
         A catalogue op (:data:`weightlab.edits.CATALOGUE`): ``"clip"``,
         ``"prune_magnitude"``, ``"add_noise"``...
@@ -491,18 +556,19 @@ def sweep(
     )  # fmt: skip
     path, edited = model_source(model)
     parallel = _parallel(workers, ray)
-    check_sweep(spec, path, data)
-    from weightlab._tf import headless
+    with _data_files(data=data) as files:
+        check_sweep(spec, path, files["data"])
+        from weightlab._tf import headless
 
-    return headless.sweep(
-        path, data, spec, edited=edited, progress=progress, should_stop=should_stop, log_path=log, trust=trust,
-        **parallel, **options,
-    )  # fmt: skip
+        return headless.sweep(
+            path, files["data"], spec, edited=edited, progress=progress, should_stop=should_stop, log_path=log,
+            trust=trust, **parallel, **options,
+        )  # fmt: skip
 
 
 def rank(
     model: EditSession | str | os.PathLike[str] | Any,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Any,
     *,
     layer: str,
     ablation: str = "zero",
@@ -570,17 +636,19 @@ def rank(
 
     spec = rank_spec(layer, ablation=ablation, cumulative=cumulative, batchnorm=batchnorm)
     path, edited = model_source(model)
-    check_rank(spec, path, data)
-    from weightlab._tf import headless
+    with _data_files(data=data) as files:
+        check_rank(spec, path, files["data"])
+        from weightlab._tf import headless
 
-    return headless.rank(
-        path, data, spec, edited=edited, progress=progress, should_stop=should_stop, trust=trust, **options
-    )
+        return headless.rank(
+            path, files["data"], spec, edited=edited, progress=progress, should_stop=should_stop, trust=trust,
+            **options,
+        )  # fmt: skip
 
 
 def plan(
     model: EditSession | str | os.PathLike[str] | Any,
-    data: str | os.PathLike[str],
+    data: str | os.PathLike[str] | Any,
     *,
     op: str,
     param: str,
@@ -681,19 +749,20 @@ def plan(
     )  # fmt: skip
     path, edited = model_source(model)
     parallel = _parallel(workers, ray)
-    check_sweep(spec, path, data)
-    from weightlab._tf import headless
+    with _data_files(data=data) as files:
+        check_sweep(spec, path, files["data"])
+        from weightlab._tf import headless
 
-    chosen, _ = headless.plan(
-        path, data, spec, float(budget_pp), edited=edited, progress=progress, should_stop=should_stop,
-        log_path=log, trust=trust, **parallel, **options,
-    )  # fmt: skip
-    return chosen
+        chosen, _ = headless.plan(
+            path, files["data"], spec, float(budget_pp), edited=edited, progress=progress, should_stop=should_stop,
+            log_path=log, trust=trust, **parallel, **options,
+        )  # fmt: skip
+        return chosen
 
 
 def finetune(
     model: EditSession | str | os.PathLike[str] | Any,
-    train: str | os.PathLike[str],
+    train: str | os.PathLike[str] | Any,
     *,
     recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
@@ -719,7 +788,10 @@ def finetune(
         session on one, or a live Keras model (or a session on one).
     train:
         Training data: ``.npz`` with ``x`` ``(N, ...)`` and ``y`` ``(N,)``
-        integer class indices, or an image folder (one subfolder per class).
+        integer class indices, an image folder (one subfolder per class),
+        ``(x, y)`` arrays or a ``tf.data.Dataset`` of ``(x, y)`` batches
+        (arrays and datasets, here and for ``val`` and ``data``, are written
+        to a private temporary ``.npz``, removed afterwards).
     recipe:
         Edits applied before training (a recipe file or dict).
     output:
@@ -775,7 +847,13 @@ def finetune(
     from weightlab import training
 
     new_head = options.get("new_head") is not None
-    spec = training.finetune_spec(train, output=output if new_head else None, **options)
+    with _data_files(train=train, val=options.pop("val", None), data=options.pop("data", None)) as files:
+        spec = training.finetune_spec(files.pop("train"), output=output if new_head else None, **files, **options)
+        return _finetune(training, spec, model, recipe, output, new_head, progress, should_stop, trust, gpus)
+
+
+def _finetune(training: Any, spec: Any, model: Any, recipe: Any, output: Any, new_head: bool,
+              progress: Any, should_stop: Any, trust: bool, gpus: int | None) -> FinetuneResult:  # fmt: skip
     session = training.open_model(model, recipe)
     try:
         training.check_training(session, spec)
@@ -796,7 +874,7 @@ def finetune(
 
 def prune_retrain(
     model: EditSession | str | os.PathLike[str] | Any,
-    train: str | os.PathLike[str],
+    train: str | os.PathLike[str] | Any,
     *,
     recipe: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     output: str | os.PathLike[str] | None = None,
@@ -859,7 +937,13 @@ def prune_retrain(
     """
     from weightlab import training
 
-    spec = training.prune_retrain_spec(train, **options)
+    with _data_files(train=train, val=options.pop("val", None), data=options.pop("data", None)) as files:
+        spec = training.prune_retrain_spec(files.pop("train"), **files, **options)
+        return _prune_retrain(training, spec, model, recipe, output, progress, should_stop, trust, gpus)
+
+
+def _prune_retrain(training: Any, spec: Any, model: Any, recipe: Any, output: Any,
+                   progress: Any, should_stop: Any, trust: bool, gpus: int | None) -> PruneRetrainResult:  # fmt: skip
     session = training.open_model(model, recipe)
     try:
         training.check_training(session, spec)

@@ -31,6 +31,7 @@ __all__ = [
     "evaluate_file",
     "evaluate_session",
     "finetune",
+    "heldout_arrays",
     "inference_seconds",
     "materialise",
     "materialise_model",
@@ -174,6 +175,24 @@ def materialise_model(model: Any) -> Path:
     from .memory import materialise_model as _write
 
     return _write(model)
+
+
+def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+    """``(x, y or None, file or None)`` of held-out data in any form :func:`evaluate_session` takes.
+
+    See :func:`weightlab._tf.memory.heldout_arrays` (one-hot labels become
+    class indices; a ``tf.data.Dataset`` is read once and concatenated).
+
+    Raises
+    ------
+    DataError
+        When the data is malformed.
+    TypeError
+        When ``data`` is none of the forms.
+    """
+    from .memory import heldout_arrays as _arrays
+
+    return _arrays(data)
 
 
 def evaluate_session(
