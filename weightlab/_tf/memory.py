@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from types import ModuleType
@@ -353,8 +353,8 @@ def clone_model(model_file: ModelFile, arrays: Mapping[str, np.ndarray], *, comp
     lib = keras_library(source)
     try:
         clone = lib.models.clone_model(source)
-    except Exception as exc:  # Keras raises many kinds
-        raise EngineError(f"Keras cannot copy this model ({_first_line(exc)})", model_file.path) from exc
+    except Exception as exc:  # noqa: BLE001 - Keras raises many kinds; its chained tracebacks do not help
+        raise _copy_error(source, exc, model_file.path) from None
     if not getattr(clone, "built", False) and getattr(source, "built", False):
         shape = getattr(source, "input_shape", None)
         with contextlib.suppress(Exception):
@@ -369,6 +369,50 @@ def clone_model(model_file: ModelFile, arrays: Mapping[str, np.ndarray], *, comp
     if compile and _compiled(source):
         _compile_like(clone, source, lib)
     return clone
+
+
+def _copy_error(source: Any, exc: BaseException, shown: Any) -> EngineError:
+    """One line: what Keras said (its root cause, shortened) and how to make the model copyable.
+
+    The error's ``cannot_copy`` attribute is True (evaluation then falls back
+    to :func:`_lent_source`).
+    """
+    cls = type(source).__qualname__
+    marker = "Error encountered during deserialization:"
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = next((line[len(marker):].strip() for line in lines if line.startswith(marker)), None)
+    said = said or _first_line(exc)
+    said = said if len(said) <= 160 else said[:157] + "..."
+    error = EngineError(
+        f"Keras cannot copy this model ({said}); a subclassed model is copied through its config: give "
+        f"{cls} a get_config() returning its constructor arguments and accept **kwargs in its __init__ "
+        f"(or register it with keras.saving.register_keras_serializable)",
+        shown,
+    )
+    error.cannot_copy = True  # type: ignore[attr-defined]
+    return error
+
+
+@contextlib.contextmanager
+def _lent_source(model_file: ModelFile) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The live source model holding the session's ORIGINAL values, its own values put back on exit.
+
+    For models Keras cannot copy: evaluation runs on the source itself. Every
+    variable's value is saved first and assigned back on exit, also on error,
+    so the source is left exactly as it was.
+    """
+    source = _source(model_file)
+    _, variables, _ = model_variables(source)
+    if set(variables) != set(model_file.tensors):
+        raise EngineError("the model's variables changed since it was opened; open it again", model_file.path)
+    saved = {name: np.array(var.numpy(), copy=True) for name, var in variables.items()}
+    try:
+        for name, var in variables.items():
+            var.assign(np.asarray(model_file.read(name)).astype(saved[name].dtype, copy=False))
+        yield source, {name: variables[name] for name in model_file.tensors}
+    finally:
+        for name, var in variables.items():
+            var.assign(saved[name])
 
 
 def clone_variables(model_file: ModelFile, clone: Any) -> dict[str, Any]:
@@ -697,11 +741,16 @@ def evaluate_session(
         unknown = sorted(set(options) - {"output", "cache_budget", "jit_compile"})
         if unknown:
             raise EngineError(f"option(s) {unknown} do not apply to an in-memory Keras model", shown)
-        clone = clone_model(model_file, _originals(model_file), compile=False)
-        variables = clone_variables(model_file, clone)
         layout = [(layer.name, [(t.name, t.shape) for t in layer.tensors]) for layer in model_file.layers]
         options.setdefault("cache_budget", 0)
-        with run_errors(shown):
+        with contextlib.ExitStack() as lent, run_errors(shown):
+            try:
+                clone = clone_model(model_file, _originals(model_file), compile=False)
+                variables = clone_variables(model_file, clone)
+            except EngineError as exc:  # a model Keras cannot copy is evaluated itself, its values put back
+                if not getattr(exc, "cannot_copy", False):
+                    raise
+                clone, variables = lent.enter_context(_lent_source(model_file))
             output = options.pop("output", None)
             engine = _keras_session(
                 _with_io(clone, x), layout, output, shown, batch_size=batch_size, **options
