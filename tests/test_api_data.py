@@ -84,3 +84,20 @@ def test_finetune_and_prune_retrain_take_train_val_and_data_arrays(demo_paths, h
     rounds = weightlab.prune_retrain(demo_paths["keras"], (x, y), rounds=1, sparsities=[0.5], data=demo_paths["data"])
     assert rounds.rounds and fake.calls[-1][1].finetune["heldout"] == str(demo_paths["data"])
     assert _leftovers(private_tmp) == []
+
+
+def test_an_unbatched_dataset_is_refused_with_the_call_that_fixes_it(demo_paths, heldout):
+    tf = pytest.importorskip("tensorflow")
+    keras = pytest.importorskip("keras")
+    x, y = heldout
+    live = keras.saving.load_model(demo_paths["keras"])
+    cases = [
+        (demo_paths["keras"], tf.data.Dataset.from_tensor_slices((x, y))),  # scalar labels: from any model
+        (live, tf.data.Dataset.from_tensor_slices((x, y))),
+        (live, tf.data.Dataset.from_tensor_slices(x)),  # x alone: the live model's input rank tells
+    ]
+    for model, ds in cases:
+        with pytest.raises(DataError, match=r"single samples .*call \.batch\(n\)"):
+            weightlab.evaluate(model, ds)
+    batched = weightlab.evaluate(live, tf.data.Dataset.from_tensor_slices((x, y)).batch(7))
+    assert batched.accuracy == weightlab.evaluate(live, (x, y)).accuracy

@@ -626,7 +626,7 @@ def materialise_model(model: Any) -> Path:
 
 
 # -- evaluation --------------------------------------------------------------------------------
-def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
+def heldout_arrays(data: Any, *, sample_rank: int | None = None) -> tuple[np.ndarray, np.ndarray | None, str | None]:
     """``(x, y or None, file or None)`` of the held-out forms :func:`evaluate_session` takes.
 
     Labels given as one-hot rows or class probabilities ``(N, C)`` become
@@ -642,6 +642,13 @@ def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None
         whose elements are not ``x`` or ``(x, y)`` batches, or an empty one.
     TypeError
         For anything else.
+
+    Notes
+    -----
+    ``sample_rank``, when known, is the rank of one sample of the model's
+    input (3 for images ``(H, W, C)``): a dataset whose ``x`` elements have
+    that rank, or whose labels are scalars, yields single samples and is
+    refused with a message saying to call ``.batch(n)``.
     """
     if isinstance(data, str | os.PathLike):
         held = load_heldout(data)
@@ -655,6 +662,7 @@ def heldout_arrays(data: Any) -> tuple[np.ndarray, np.ndarray | None, str | None
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
+        _check_batched(data, sample_rank)
         x, y, _ = _from_dataset(data)
         return _conform(x, y)
     if hasattr(data, "__array__"):
@@ -686,6 +694,31 @@ def _conform(x: Any, y: Any) -> tuple[np.ndarray, np.ndarray | None, None]:
             raise DataError("held-out y (one-hot / probabilities) contains NaN or infinite values")
         y = np.argmax(y, axis=1).astype(np.int64)
     return x, y, None
+
+
+def _check_batched(ds: Any, sample_rank: int | None) -> None:
+    """Refuse a dataset of single samples (``Dataset.from_tensor_slices(...)`` without ``.batch``)."""
+    spec = ds.element_spec
+    x_spec = spec[0] if isinstance(spec, tuple) and spec else spec
+    y_spec = spec[1] if isinstance(spec, tuple) and len(spec) in (2, 3) else None
+    x_rank = getattr(getattr(x_spec, "shape", None), "rank", None)
+    y_rank = getattr(getattr(y_spec, "shape", None), "rank", None)
+    if y_rank == 0 or (sample_rank is not None and x_rank == sample_rank):
+        shape = tuple(x_spec.shape)
+        raise DataError(
+            f"held-out dataset: it yields single samples (x of shape {shape}"
+            + (", scalar labels" if y_rank == 0 else "")
+            + "), not batches: call .batch(n) on it, e.g. dataset.batch(256)"
+        )
+
+
+def _sample_rank(model_file: ModelFile) -> int | None:
+    """The rank of one input sample of an in-memory model with symbolic inputs (None when unknown)."""
+    try:
+        inputs = getattr(model_file.source, "inputs", None)
+        return len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
+    except (AttributeError, TypeError, ValueError, IndexError):
+        return None
 
 
 def _from_dataset(ds: Any) -> tuple[np.ndarray, np.ndarray | None, str | None]:
@@ -733,8 +766,8 @@ def evaluate_session(
     from .passes import _keras_session, open_session
     from .runtime import run_errors
 
-    x, y, data_path = heldout_arrays(data)
     model_file = session.model
+    x, y, data_path = heldout_arrays(data, sample_rank=_sample_rank(model_file) if model_file.in_memory else None)
     edited = session.edited_arrays()
     shown: Any = model_file.path
     if model_file.in_memory:
