@@ -216,6 +216,68 @@ def _npz_of(data: Any, where: Path) -> Path:
     return out
 
 
+def _shape_text(shape: Sequence[Any]) -> str:
+    return "(" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def _check_fits(session: EditSession, data: Any) -> None:
+    """Refuse held-out arrays that do not fit the live model the session was opened from (as ``evaluate`` does).
+
+    Only for in-memory sessions (the model object is here: its input shape
+    and number of outputs are known without running it); a file's model is
+    checked by the evaluation engine, whose messages the window shows.
+
+    Raises
+    ------
+    DataError
+        When ``x``'s per-sample shape differs from the model's input, or the
+        labels are not class indices in ``[0, number of outputs)``.
+    """
+    source = getattr(session.model, "source", None)
+    if source is None or _is_path(data):
+        return
+    x, y = (data if isinstance(data, tuple) and len(data) == 2 else (data, None))
+    x = np.asarray(x)
+    try:
+        inputs = list(getattr(source, "inputs", None) or [])
+        outputs = list(getattr(source, "outputs", None) or [])
+    except (AttributeError, ValueError):  # a subclassed model never called symbolically: nothing to check
+        return
+    if len(inputs) == 1:
+        want = tuple(inputs[0].shape)
+        got = x.shape
+        if len(want) != len(got) or any(w is not None and w != g for w, g in zip(want[1:], got[1:], strict=False)):
+            raise DataError(
+                "the data given to show() does not fit the model: the model expects inputs of shape "
+                f"{_shape_text(want)}; received x of shape {tuple(got)}"
+            )
+    if y is None or len(outputs) != 1:
+        return
+    classes = outputs[0].shape[-1] if len(outputs[0].shape) >= 2 else None
+    y = np.asarray(y)
+    if y.ndim == 2:
+        if classes and y.shape[1] != classes:
+            raise DataError(
+                f"the data given to show() does not fit the model: one-hot labels have {y.shape[1]} columns; "
+                f"the model has {classes} outputs"
+            )
+        return
+    if y.ndim != 1 or y.dtype.kind not in "biuf":
+        raise DataError(
+            "the data given to show(): y must be class indices (N,) or one-hot rows (N, C) of real numbers; "
+            f"got shape {y.shape}, dtype {y.dtype}"
+        )
+    if not classes or classes < 2 or y.size == 0:
+        return
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if lo < 0 or hi >= classes or not np.all(np.equal(np.mod(y, 1), 0)):
+        raise DataError(
+            f"the data given to show(): labels must be class indices in [0, {classes}) for this model's "
+            f"{classes} outputs; received labels from {lo:g} to {hi:g}: this held-out set does not fit the model"
+        )
+
+
 def _data_path(data: Any, folder: list[Path]) -> Path | None:
     """The held-out file for ``data`` (None: none); a temp folder made for arrays is appended to ``folder``."""
     if data is None:
@@ -282,7 +344,9 @@ def show(
         (a :class:`~weightlab.core.errors.WeightLabError`) When there is no
         display to show a window on; nothing is opened.
     DataError
-        When ``data`` is not a file that exists or arrays of matching length.
+        When ``data`` is not a file that exists or arrays of matching length,
+        or (for a live model) arrays that do not fit the model: another
+        per-sample input shape, labels outside ``[0, number of outputs)``.
     FormatError, TypeError
         As ``weightlab.open``: a file that cannot be read, an unbuilt model,
         an object that is not a model.
@@ -293,6 +357,8 @@ def show(
     session, opened = _session_of(model)
     temp: list[Path] = []
     try:
+        if data is not None:
+            _check_fits(session, data)
         data_path = _data_path(data, temp)
         if session.model.in_memory and session.model.exec_path is None:
             from weightlab._tf import headless
@@ -405,12 +471,22 @@ class Viewer:
     def metrics(self) -> Metrics | None:
         """The held-out metrics the window shows for the current weights (None: not measured, or off).
 
+        With edits, its ``baseline`` holds the unedited model's metrics the
+        window shows as *Baseline* (its rich display shows the change).
+
         Only after :meth:`wait` (or once the window has settled) are they
         those of the session's current history position.
         """
         if not self._open:
             return None
-        return self.window.eval_panel.current
+        panel = self.window.eval_panel
+        current, baseline = panel.current, panel.baseline
+        if current is None or baseline is None or current is baseline or not self.session.edited_versions():
+            return current  # the unedited weights: they are the baseline (its ``baseline`` stays None)
+        import dataclasses
+
+        # as weightlab.evaluate for an edited session: the unedited model's metrics on the same data ride along
+        return dataclasses.replace(current, baseline=baseline)
 
     # -- waiting, closing ------------------------------------------------------------------------
     def wait(self, timeout: float | None = 120.0) -> bool:
@@ -543,6 +619,9 @@ class Viewer:
         ctl = self.window.training
         data = self.window.data_path
         options.setdefault("data", str(data) if data is not None else None)
+        current = self.window.current
+        if current and "watch" not in options:  # the weights before/now plot shows the tensor shown, as the tab does
+            options["watch"] = (current,)
         spec = training.finetune_spec(os.fspath(train), **options)
         self.window.views.setCurrentWidget(ctl.panel)
         job = ctl.start(spec)

@@ -745,7 +745,7 @@ def rank_svg(result: Any, *, width: int = 560, height: int = 260, ink: str = "cu
 
     Units most important first (the result's order), at most ``max_units``;
     a negative drop (the ablation raised the metric) is a bar below zero in
-    another colour. Units are labelled on the x axis when there are at most 32.
+    another colour. Units are labelled on the x axis, every k-th where their labels would overlap.
 
     Parameters
     ----------
@@ -774,13 +774,13 @@ def rank_svg(result: Any, *, width: int = 560, height: int = 260, ink: str = "cu
     word = "accuracy" if result.baseline.accuracy is not None else "agreement"
     more = f" (top {len(units)} of {len(result.units)})" if len(result.units) > len(units) else ""
     pl.title(result.spec.label + more)
-    if len(units) <= 32:
-        ticks = [i + 0.5 for i in range(len(units))]
-        pl.frame("unit (most important first)", f"{word} drop (pp)", xticks=ticks,
-                 xtick_text=lambda t: str(units[int(t)].index))
-    else:
-        pl.frame("rank (most important first)", f"{word} drop (pp)", xticks=[],)
     slot = (pl.x1 - pl.x0) / len(units)
+    # label a unit every `step` bars so that labels never overlap (about 6.5 px per digit at 11 px text)
+    label_px = 6.5 * max(len(str(u.index)) for u in units) + 6
+    step = max(1, math.ceil(label_px / slot))
+    ticks = [i + 0.5 for i in range(0, len(units), step)]
+    pl.frame("unit (most important first)" + (f", a label every {step} bars" if step > 1 else ""),
+             f"{word} drop (pp)", xticks=ticks, xtick_text=lambda t: str(units[int(t)].index))
     zero = pl.py(0.0)
     bars = []
     for i, (u, d) in enumerate(zip(units, drops)):

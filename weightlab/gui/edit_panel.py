@@ -512,9 +512,11 @@ class HistoryView(QGroupBox):
             if s is None:
                 return
             steps = s.steps
+            # an in-memory model (weightlab.show(model)) was opened from no file
+            opened = "opened model" if getattr(s.model, "in_memory", False) else "opened file"
             for i in range(len(steps) + 1):
                 current = i == s.position
-                text = "opened file" if i == 0 else steps[i - 1].edit.describe()
+                text = opened if i == 0 else steps[i - 1].edit.describe()
                 item = QListWidgetItem(f"{'▶' if current else '  '} {i}. {text}")
                 item.setData(Qt.ItemDataRole.UserRole, i)
                 item.setToolTip(text)

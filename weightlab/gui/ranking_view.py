@@ -35,7 +35,7 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QAction, QBrush, QColor
+from PySide6.QtGui import QAction, QBrush, QColor, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -71,6 +71,17 @@ PENDING_COLOR = "#c8c8c8"
 ERROR_COLOR = (90, 90, 90, 110)
 #: Most bars that get their unit index as a tick label (more: the tooltip says).
 MAX_TICK_LABELS = 40
+
+
+def tick_step(n: int, axis_px: float, label_px: float) -> int:
+    """Label every ``step``-th of ``n`` evenly spaced bars so labels ``label_px`` wide fit in ``axis_px``.
+
+    Returns 1 (every bar) when they all fit; at least 1; unknown widths (<= 0) count as fitting.
+    """
+    if n <= 1 or axis_px <= 0 or label_px <= 0:
+        return 1
+    fit = max(1, int(axis_px // label_px))
+    return max(1, math.ceil(n / fit))
 #: Redraws of a ranking that grows point by point, at most one per this many ms.
 REDRAW_MS = 100
 
@@ -241,6 +252,9 @@ class RankingView(QWidget):
 
         # bars: x = rank position, height = drop in pp
         self.plot = plot_widget()
+        self._tick_labels: list[str] = []
+        self.plot.getViewBox().sigResized.connect(self._apply_ticks)
+        self.plot.getViewBox().sigXRangeChanged.connect(self._apply_ticks)
         self.plot.setMinimumHeight(90)
         self.plot.setLabel("left", "accuracy drop (pp)")
         self.plot.setLabel("bottom", "rank")
@@ -436,11 +450,30 @@ class RankingView(QWidget):
         self.cum_bottom.setData([], [])
         self.cum_base.setVisible(False)
         self.table_model.set_units([])
+        self._tick_labels = []
         set_ticks(self.plot.getAxis("bottom"), None)
         self.summary.setText(
             message or "Pick a layer and press Rank: each output unit is ablated alone and measured."
         )
         self._enable_result_tools()
+
+    def _apply_ticks(self) -> None:
+        """Label every bar whose unit number fits beside its neighbours' (many bars: every k-th, the rest unlabelled)."""
+        labels = getattr(self, "_tick_labels", [])
+        if not labels:
+            return
+        axis = self.plot.getAxis("bottom")
+        metrics = QFontMetrics(axis.style.get("tickFont") or axis.font())
+        label_px = max(metrics.horizontalAdvance(t) for t in labels) + metrics.horizontalAdvance("  ")
+        view = self.plot.getViewBox()
+        x_range = view.viewRange()[0]
+        span = x_range[1] - x_range[0]
+        # pixels per bar, over the bars' share of the visible x range
+        axis_px = view.width() * (len(labels) / span) if span > 0 else 0.0
+        step = tick_step(len(labels), axis_px, label_px)
+        major = [(float(i), t) for i, t in enumerate(labels) if i % step == 0]
+        minor = [(float(i), "") for i in range(len(labels)) if i % step] if step > 1 else []
+        set_ticks(axis, [major, minor])
 
     def set_result(
         self, result: RankResult, *, provisional: bool = False, total: int | None = None, note: str = ""
@@ -489,11 +522,11 @@ class RankingView(QWidget):
         else:
             self.errors.setData(x=np.zeros(0), y=np.zeros(0), top=np.zeros(0), bottom=np.zeros(0))
         if n <= MAX_TICK_LABELS:
-            set_ticks(
-                self.plot.getAxis("bottom"), [[(float(i), str(u.index)) for i, u in enumerate(units)], []]
-            )
+            self._tick_labels = [str(u.index) for u in units]
+            self._apply_ticks()
             set_label(self.plot, "bottom", "unit, by rank (most important left)")
         else:
+            self._tick_labels = []
             set_ticks(self.plot.getAxis("bottom"), None)
             set_label(self.plot, "bottom", "rank (hover a bar for its unit)")
         if n:

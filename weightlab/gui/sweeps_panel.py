@@ -338,6 +338,41 @@ class SweepsPanel(QWidget):
         elif kind == "model":
             self.target_edit.setText("*")
 
+    def show_spec(self, spec: Any) -> None:
+        """Fill the set-up row from ``spec`` (a :class:`~weightlab.core.sweeps.SweepSpec` started elsewhere,
+        e.g. from a notebook's ``viewer.sweep(...)``), so the form describes the sweep that runs.
+
+        Targets other than the whole model are shown as a glob list; run again, the form gives the same sweep.
+        """
+        def choose(combo: QComboBox, value: Any) -> None:
+            i = combo.findData(value)
+            if i >= 0:
+                combo.setCurrentIndex(i)
+
+        choose(self.op_combo, spec.op)  # refills the parameters and their default values
+        choose(self.param_combo, spec.param)
+
+        def num(v: float) -> str:
+            return f"{float(v):g}"
+
+        if spec.adaptive:
+            kind, text = "adaptive", ":".join(num(v) for v in spec.adaptive)
+        elif spec.value_range:
+            kind, text = "range", ":".join(num(v) for v in spec.value_range)
+        else:
+            kind, text = "list", ",".join(num(v) for v in (spec.values or ()))
+        choose(self.values_kind, kind)
+        self.values_edit.setText(text)
+        self.log_check.setChecked(getattr(spec, "scale", "linear") == "log")
+        targets = tuple(spec.targets)
+        choose(self.target_kind, "model" if targets == ("*",) else "glob")
+        self.target_edit.setText("*" if targets == ("*",) else ", ".join(targets))
+        choose(self.mode_combo, spec.mode)
+        choose(self.metric_combo, spec.metric)
+        if self.coupled_check.isEnabled():
+            self.coupled_check.setChecked(bool(spec.coupled))
+        self.budget_spin.setValue(float(spec.budget_pp) if spec.budget_pp else 0.0)
+
     def spec_fields(self, selection: Sequence[str]) -> dict[str, Any]:
         """The :class:`~weightlab.core.sweeps.SweepSpec` keyword arguments the set-up row describes.
 

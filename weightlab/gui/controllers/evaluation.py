@@ -26,7 +26,7 @@ from weightlab.app.workspace import (
 
 from ..engine_adapter import EngineAdapter
 from .host import WindowHost
-from .paths import ARCHITECTURE_FILTER, NO_DATA_REASON
+from .paths import ARCHITECTURE_FILTER, NO_DATA_REASON, data_display_name, without_private_data_path
 
 
 class EvaluationController(QObject):
@@ -117,7 +117,7 @@ class EvaluationController(QObject):
         """(Re)build the model in the worker with the current held-out set and evaluate the baseline."""
         self._model_ok = False
         s, data = self.ws.session, self.ws.data_path
-        self.panel.reset(data.name if data else None)
+        self.panel.reset(data_display_name(data))
         if s is None:
             return
         self.panel.set_history(s.steps, s.position)
@@ -157,11 +157,11 @@ class EvaluationController(QObject):
         self.ws.set_model_info(ev)
         if not ev.ok:
             self._model_ok = False
-            self.panel.set_off(ev.reason or "the model cannot be evaluated")
+            self.panel.set_off(without_private_data_path(ev.reason or "the model cannot be evaluated", self.ws.data_path))
             return
         self._model_ok = True
         data = self.ws.data_path
-        self.panel.set_data_info(data.name if data else "?", ev.num_samples, ev.num_classes)
+        self.panel.set_data_info(data_display_name(data) or "?", ev.num_samples, ev.num_classes)
         unmapped = list(ev.unmapped or [])
         if unmapped:
             self.panel.show_message(
@@ -179,5 +179,6 @@ class EvaluationController(QObject):
 
     def _on_crashed(self, message: str) -> None:
         self._model_ok = False
+        message = without_private_data_path(message, self.ws.data_path)
         self.panel.show_message(message)
         self.w.statusBar().showMessage(message, 10000)

@@ -91,3 +91,27 @@ def guess_heldout(model_path: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+#: The private folders ``weightlab.show(model, data=(x, y))`` writes held-out arrays to (weightlab.viewer).
+NOTEBOOK_DATA_PREFIX = "weightlab-show-"
+#: How the window names held-out arrays given from Python (their private file is nobody's business).
+NOTEBOOK_DATA_NAME = "(x, y) arrays from the notebook"
+
+
+def data_display_name(path: Path | None) -> str | None:
+    """The held-out set's name as the window shows it: the file's name, or :data:`NOTEBOOK_DATA_NAME`."""
+    if path is None:
+        return None
+    if path.parent.name.startswith(NOTEBOOK_DATA_PREFIX):
+        return NOTEBOOK_DATA_NAME
+    return path.name
+
+
+def without_private_data_path(message: str, path: Path | None) -> str:
+    """``message`` with the private file of held-out arrays given from Python named "the data given to show()"."""
+    if path is None or not path.parent.name.startswith(NOTEBOOK_DATA_PREFIX):
+        return message
+    for spelled in (str(path), path.as_posix(), path.name):
+        message = message.replace(spelled, "the data given to show()")
+    return message

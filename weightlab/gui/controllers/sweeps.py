@@ -164,6 +164,7 @@ class SweepsController(QObject):
             return None
         if self.running:
             return self.job_id
+        from_elsewhere = spec is not None
         try:
             spec = spec or self.spec()
             targets = sweep_targets(spec, s.model)
@@ -175,6 +176,8 @@ class SweepsController(QObject):
             self.panel.show_message(f"Evaluation is off: {self.engine.unavailable_reason or 'engine not running'}")
             return None
         self.job_id = job_id
+        if from_elsewhere:
+            self.panel.show_spec(spec)  # e.g. viewer.sweep(...) from a notebook: the form describes what runs
         self._targets = {t.name: t for t in targets}
         self.result = None
         self.plan = None

@@ -576,14 +576,13 @@ class TrainingController(QObject):
         except ImportError:  # the savings report lands with engineer C's part
             self.panel.set_summary("")
             return
-        from weightlab.formats import save_model
-
-        # against the opened file (what the pruning and the training together bought), not only the training
+        # against the opened model (what the pruning and the training together bought), not only the training
         after = {**self._edited_before, **arrays}
         model = session.model
+        saver = _saver_for(model)
 
         def compute() -> Any:
-            return savings(model, {}, after, saver=save_model)
+            return savings(model, {}, after, saver=saver)
 
         def show(out: Any) -> None:
             self.savings = out
@@ -603,12 +602,44 @@ class TrainingController(QObject):
             r = s.gzip_ratio
             ratio = "" if not r else f" ({r:.2f}× smaller)" if r >= 1 else f" ({1 / r:.2f}× larger)"
             parts.append(f"gzip {s.gzip_before / 1024:,.0f} → {s.gzip_after / 1024:,.0f} KiB{ratio}")
-        return "<b>What it bought</b> (file → now): " + " · ".join(parts)
+        return f"<b>What it bought</b> ({'model' if self._session is not None and getattr(self._session.model, 'in_memory', False) else 'file'} → now): " + " · ".join(parts)
 
     def shutdown(self) -> None:
         """The window closes: stop the timer (pool tasks' outcomes are dropped)."""
         self._token += 1
         self._tick.stop()
+
+
+def _saver_for(model: Any) -> Callable[[Any, Mapping[str, np.ndarray], Any], None] | None:
+    """How *What it bought* writes a state of ``model`` to measure its compressed size (None: it cannot).
+
+    A file is written in its own format (:func:`weightlab.formats.save_model`).
+    An in-memory model has no file of its own: its materialised ``.keras``
+    (``exec_path``, the unedited weights saved by Keras, under the same
+    tensor names) is the source written with the changed tensors, so the
+    size is that of the model saved as ``.keras``. Not materialised: no size.
+    """
+    from weightlab.formats import open_model, save_model
+
+    if not getattr(model, "in_memory", False):
+        return save_model
+    exec_path = getattr(model, "exec_path", None)
+    if exec_path is None:
+        return None
+
+    def save(_model: Any, changed: Mapping[str, np.ndarray], out: Any) -> None:
+        src = open_model(exec_path)
+        try:
+            target = Path(out)
+            if target.suffix != ".keras":  # the in-memory display name has no format's suffix
+                target = target.with_name("model.keras")
+            save_model(src, changed, target)
+            if target != Path(out):
+                os.replace(target, out)
+        finally:
+            src.close()
+
+    return save
 
 
 def _f(v: Any) -> str:
