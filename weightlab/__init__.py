@@ -29,8 +29,6 @@ Importing :mod:`weightlab` is light: NumPy, no TensorFlow, no Qt. The
 functions that evaluate or train import TensorFlow when they are called.
 """
 
-from __future__ import annotations
-
 from weightlab.api import (
     compare,
     evaluate,

@@ -37,6 +37,13 @@ class Session(EditSession):
     :meth:`close`.
     """
 
+    def __repr__(self) -> str:
+        """``Session('digits_cnn.keras', format='keras', tensors=12, edits=2)``: the edits applied now."""
+        return (
+            f"{type(self).__name__}({self.model.path.name!r}, format={self.model.format!r}, "
+            f"tensors={len(self.model.tensors)}, edits={self.position})"
+        )
+
     def to_keras(self, *, trust: bool = False) -> Any:
         """A new Keras model with the current (edited) weights; the original is never changed.
 

@@ -26,7 +26,16 @@ from typing import Any
 from .edits import Edit
 from .errors import RecipeError
 from .model import ModelFile
-from .sweeps import SweepPoint, SweepResult, SweepSpec, _clean, drop_pp, sweep_edit, sweep_targets
+from .sweeps import (
+    SweepPoint,
+    SweepResult,
+    SweepSpec,
+    _clean,
+    drop_pp,
+    short_number,
+    sweep_edit,
+    sweep_targets,
+)
 
 __all__ = ["PlanChoice", "Plan", "plan"]
 
@@ -90,6 +99,12 @@ class Plan:
     baseline: float | None
     choices: list[PlanChoice] = field(default_factory=list)
     joint: SweepPoint | None = None
+
+    def __repr__(self) -> str:
+        """One line; ``to_json()`` and the fields keep the data."""
+        return (f"Plan(op={self.spec.op!r}, param={self.spec.param!r}, budget_pp={self.budget_pp!r}, "
+                f"choices={len(self.choices)}, sum_single_drops_pp={short_number(self.sum_single_drops_pp, 2)}, "
+                f"joint_drop_pp={short_number(self.joint_drop_pp, 2)})")  # fmt: skip
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.plan_html`)."""

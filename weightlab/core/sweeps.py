@@ -868,6 +868,14 @@ def past_budget(baseline: SweepPoint, point: SweepPoint, budget_pp: float | None
     return d is not None and d > budget_pp
 
 
+def short_number(value: float | None, digits: int = 4) -> str:
+    """``value`` rounded to ``digits`` decimals for a one-line ``repr`` (None, NaN as themselves)."""
+    if value is None:
+        return "None"
+    v = float(value)
+    return repr(v) if v != v or v in (float("inf"), float("-inf")) else repr(round(v, digits))
+
+
 @dataclass
 class SweepResult:
     """A sweep's points so far (complete when ``complete``).
@@ -896,6 +904,13 @@ class SweepResult:
     notes: dict[str, str] = field(default_factory=dict)
     stopped: dict[str, float] = field(default_factory=dict)
     complete: bool = True
+
+    def __repr__(self) -> str:
+        """One line; ``to_json()`` and the fields keep the data."""
+        curves = len({p.target for p in self.points})
+        return (f"SweepResult(op={self.spec.op!r}, param={self.spec.param!r}, curves={curves}, "
+                f"points={len(self.points)}, baseline_accuracy={short_number(self.baseline.accuracy)}, "
+                f"complete={self.complete})")  # fmt: skip
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.sweep_html`)."""
@@ -1394,6 +1409,13 @@ class RankResult:
     cumulative_bottom: list[SweepPoint] = field(default_factory=list)
     method: str = ""
     complete: bool = True
+
+    def __repr__(self) -> str:
+        """One line; ``to_json()`` and the fields keep the data."""
+        top = self.units[0] if self.units else None
+        first = "" if top is None else f", top_unit={top.index}, top_drop={short_number(top.drop)}"
+        return (f"RankResult(layer={self.spec.layer!r}, ablation={self.spec.ablation!r}, units={len(self.units)}, "
+                f"baseline_accuracy={short_number(self.baseline.accuracy)}{first}, complete={self.complete})")  # fmt: skip
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.rank_html`)."""

@@ -32,6 +32,7 @@ import numpy as np
 
 from .jobs import JobSpec, register
 from .sweeps import SpecError
+from .sweeps import short_number as _short
 
 __all__ = [
     "OPTIMIZERS",
@@ -668,6 +669,12 @@ class FinetuneResult:
     seconds: float = 0.0
     saved: str | None = None
 
+    def __repr__(self) -> str:
+        """One line; ``to_json()`` and the fields keep the data."""
+        final = (self.final or {}).get("accuracy")
+        return (f"FinetuneResult(epochs={len(self.history)}, best_epoch={self.best_epoch}, "
+                f"final_accuracy={_short(final)}, tensors={len(self.arrays)}, saved={self.saved!r})")  # fmt: skip
+
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.finetune_html`)."""
         from .richdisplay import finetune_html
@@ -731,6 +738,13 @@ class PruneRetrainResult:
     arrays: dict[str, np.ndarray]
     label: str
     stopped: str | None = None
+
+    def __repr__(self) -> str:
+        """One line; ``to_json()`` and the fields keep the data."""
+        kept = next((r for r in self.rounds if r.round == self.kept_round), None)
+        where = "" if kept is None else f", sparsity={_short(kept.sparsity)}, accuracy={_short(kept.accuracy)}"
+        return (f"PruneRetrainResult(rounds={len(self.rounds)}, kept_round={self.kept_round}{where}, "
+                f"stopped={self.stopped!r})")  # fmt: skip
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: a summary table and the plot (:func:`weightlab.core.richdisplay.prune_retrain_html`)."""

@@ -21,6 +21,14 @@ from weightlab.core.stats import Z95, wilson_interval  # noqa: F401 - re-exporte
 __all__ = ["Crashed", "Event", "Metrics", "ModelReady", "Progress", "Ready", "Result", "wilson_interval"]
 
 
+def _short(value: float | None, digits: int = 4) -> str:
+    """``value`` rounded to ``digits`` decimals for a one-line ``repr`` (None, NaN as themselves)."""
+    if value is None:
+        return "None"
+    v = float(value)
+    return repr(v) if v != v or v in (float("inf"), float("-inf")) else repr(round(v, digits))
+
+
 @dataclass(frozen=True)
 class Metrics:
     """Result of evaluating a model on a held-out set.
@@ -102,6 +110,19 @@ class Metrics:
     def per_class_present(self) -> dict[int, float]:
         """``{class: accuracy}`` for the classes present in the labels."""
         return {i: a for i, a in enumerate(self.per_class) if not math.isnan(a)}
+
+    def __repr__(self) -> str:
+        """One line: accuracy (or agreement without labels), loss, samples and the baseline's accuracy.
+
+        The fields all stay (``dataclasses.asdict(metrics)`` has them all).
+        """
+        parts = [f"accuracy={_short(self.accuracy)}", f"loss={_short(self.loss)}"] if self.labels else []
+        if self.agreement is not None and (not self.labels or self.baseline is not None):
+            parts.append(f"agreement={_short(self.agreement)}")
+        parts.append(f"samples={self.num_samples}")
+        if self.baseline is not None and self.labels:
+            parts.append(f"baseline_accuracy={_short(self.baseline.accuracy)}")
+        return f"Metrics({', '.join(parts)})"
 
     def _repr_html_(self) -> str:
         """Jupyter's rich display: accuracy and loss, with the change from ``baseline`` when set."""
