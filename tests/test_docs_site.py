@@ -148,3 +148,26 @@ def test_every_user_guide_picture_is_on_a_page():
         shown |= set(re.findall(r"\]\((?:guide/)?img/([\w.-]+\.png)\)", page.read_text(encoding="utf-8")))
     assert shown <= pictures, f"pages show missing pictures: {sorted(shown - pictures)}"
     assert pictures <= shown, f"pictures on no page: {sorted(pictures - shown)}"
+
+
+def _nav_titles(items) -> list[str]:
+    titles: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            for title, value in item.items():
+                titles.append(title)
+                if isinstance(value, list):
+                    titles += _nav_titles(value)
+    return titles
+
+
+def test_the_navigation_names_each_page_once_and_the_api_page_no_private_module(site):
+    yaml = pytest.importorskip("yaml")
+    config = yaml.load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"), Loader=yaml.BaseLoader)
+    titles = [t.lower() for t in _nav_titles(config["nav"])]
+    assert len(titles) == len(set(titles)), titles
+    api = (site[0] / "api" / "index.html").read_text(encoding="utf-8")
+    assert "weightlab._tf" not in re.sub(r"<[^>]+>", "", api)
+    # The home page sends readers to the page that explains the notebook, not to the raw .ipynb.
+    home = (site[0] / "index.html").read_text(encoding="utf-8")
+    assert 'href="example.ipynb"' not in home and "notebook/#the-example-notebook" in home

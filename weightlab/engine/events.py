@@ -55,7 +55,7 @@ class Metrics:
     mode:
         ``"full"`` when every layer ran on the held-out inputs,
         ``"incremental"`` when only the layers downstream of a cached
-        activation ran (see :mod:`weightlab._tf.session`).
+        activation ran (the incremental engine, see the architecture notes).
     cut:
         For ``"incremental"``: the layer whose cached output fed the
         recomputed layers; None for ``"full"``.
