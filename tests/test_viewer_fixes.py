@@ -187,3 +187,19 @@ def test_rank_ticks_are_thinned(qtbot):
         widest = max(len(t.text) for t in labels)
         assert 1 < len(labels) < count
         assert min(np.diff(xs)) >= 6.5 * widest + 6 - 1e-6  # no two labels overlap
+
+
+def test_file_model_with_unfitting_arrays_names_the_data_not_its_private_file(qtbot, demo_paths, no_dialogs):
+    """A model file is checked by the evaluation engine: the window says why, naming the data given, not a temp file."""
+    import weightlab
+
+    v = weightlab.show(demo_paths["keras"], data=(np.zeros((5, 9, 9, 1), "float32"), np.zeros(5, int)))
+    try:
+        assert v.wait(240)
+        panel = v.window.eval_panel
+        said = panel.message.text()
+        assert panel.off_reason is not None and "the data given to show()" in said and "(N, 8, 8, 1)" in said
+        assert "held-out.npz" not in said and "weightlab-show-" not in said
+        assert "(x, y) arrays from the notebook" in panel.data_label.text()
+    finally:
+        v.close()
