@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from weightlab.gui.main_window import MainWindow
     from weightlab.gui.notebook import WindowHost, WindowJob
 
-__all__ = ["NoDisplayError", "Viewer", "display_problem", "run", "show"]
+__all__ = ["NoDisplayError", "Viewer", "display_problem", "qt_platform_problem", "run", "show"]
 
 #: The viewers whose window is open (``run`` waits for them; closed at exit).
 _OPEN: weakref.WeakSet[Viewer] = weakref.WeakSet()
@@ -73,7 +73,8 @@ def _close_at_exit() -> None:
 
 
 class NoDisplayError(WeightLabError):
-    """No window can be shown: there is no display (Linux without X11 or Wayland)."""
+    """No window can be shown: there is no display (Linux without X11 or Wayland), or Qt's platform plugin
+    cannot load (e.g. xcb without its system libraries)."""
 
 
 def display_problem(environ: os._Environ[str] | dict[str, str] | None = None,
@@ -342,7 +343,10 @@ def show(
     ------
     NoDisplayError
         (a :class:`~weightlab.core.errors.WeightLabError`) When there is no
-        display to show a window on; nothing is opened.
+        display to show a window on, or Qt's platform plugin cannot load
+        there (tried first in a child process: Qt would abort this one; the
+        message gives Qt's own words and what to install); nothing is opened
+        and no temporary file is written.
     DataError
         When ``data`` is not a file that exists or arrays of matching length,
         or (for a live model) arrays that do not fit the model: another
