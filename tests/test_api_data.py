@@ -101,3 +101,16 @@ def test_an_unbatched_dataset_is_refused_with_the_call_that_fixes_it(demo_paths,
             weightlab.evaluate(model, ds)
     batched = weightlab.evaluate(live, tf.data.Dataset.from_tensor_slices((x, y)).batch(7))
     assert batched.accuracy == weightlab.evaluate(live, (x, y)).accuracy
+
+
+def test_a_recipe_written_after_training_on_arrays_names_them_not_a_temp_file(demo_paths, heldout, tmp_path,
+                                                                               private_tmp, monkeypatch):  # fmt: skip
+    import json
+
+    monkeypatch.setattr(headless, "finetune", FakeEngine().finetune)
+    x, y = heldout
+    out = tmp_path / "tuned.keras"
+    weightlab.finetune(demo_paths["keras"], (x, y), epochs=1, output=out)
+    text = (tmp_path / "tuned.recipe.json").read_text(encoding="utf-8")
+    assert "weightlab-data-" not in text and "the training (x, y) arrays" in json.dumps(json.loads(text))
+    assert _leftovers(private_tmp) == []

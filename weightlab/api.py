@@ -87,6 +87,21 @@ def _is_path(obj: object) -> TypeGuard[str | os.PathLike[str]]:
 
 
 _DATA_LABELS = {"data": "", "train": "training ", "val": "validation "}
+#: Private data files being used now -> how they are named to the user (``the (x, y) arrays``).
+_LABELS: dict[str, str] = {}
+
+
+def _provenance(spec: Any) -> dict[str, Any]:
+    """``spec.to_dict()`` for a recipe, private data files named as the user gave them (no dead temp paths)."""
+
+    def named(value: Any) -> Any:
+        if isinstance(value, str):
+            return _LABELS.get(value, value)
+        if isinstance(value, dict):
+            return {k: named(v) for k, v in value.items()}
+        return value
+
+    return {k: named(v) for k, v in spec.to_dict().items()}
 
 
 def _data_label(argument: str, data: Any) -> str:
@@ -129,6 +144,7 @@ def _data_files(**data: Any) -> Iterator[dict[str, Any]]:
             np.savez(path, x=x) if y is None else np.savez(path, x=x, y=y)
             names[path] = _data_label(argument, value)
             out[argument] = path
+        _LABELS.update(names)
         yield out
     except WeightLabError as exc:
         message, shown = exc.message, exc.path
@@ -139,9 +155,14 @@ def _data_files(**data: Any) -> Iterator[dict[str, Any]]:
                 shown, message = None, f"{label}: {message}"
         if shown == exc.path and message == exc.message:
             raise
-        error = type(exc)(message, shown)
+        try:
+            error = type(exc)(message, shown)
+        except TypeError:  # a subclass with another signature: keep it as it is
+            raise exc from None
         raise error from None
     finally:
+        for path in names:
+            _LABELS.pop(path, None)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -865,7 +886,7 @@ def _finetune(training: Any, spec: Any, model: Any, recipe: Any, output: Any, ne
         )  # fmt: skip
         if output is not None and not new_head:
             result.saved = str(training.write_outputs(session, result.arrays, result.label, output,
-                                                      spec=spec.to_dict()).model)  # fmt: skip
+                                                      spec=_provenance(spec)).model)  # fmt: skip
         return result
     finally:
         if session is not model:
@@ -954,7 +975,7 @@ def _prune_retrain(training: Any, spec: Any, model: Any, recipe: Any, output: An
             should_stop=should_stop, gpus=gpus,
         )  # fmt: skip
         if output is not None and result.kept_round > 0:  # round 1 past the budget: nothing kept, nothing written
-            training.write_outputs(session, result.arrays, result.label, output, spec=spec.to_dict())
+            training.write_outputs(session, result.arrays, result.label, output, spec=_provenance(spec))
         return result
     finally:
         if session is not model:
