@@ -95,6 +95,7 @@ def test_an_unbatched_dataset_is_refused_with_the_call_that_fixes_it(demo_paths,
         (demo_paths["keras"], tf.data.Dataset.from_tensor_slices((x, y))),  # scalar labels: from any model
         (live, tf.data.Dataset.from_tensor_slices((x, y))),
         (live, tf.data.Dataset.from_tensor_slices(x)),  # x alone: the live model's input rank tells
+        (demo_paths["keras"], tf.data.Dataset.from_tensor_slices(x)),  # ... and the built file's
     ]
     for model, ds in cases:
         with pytest.raises(DataError, match=r"single samples .*call \.batch\(n\)"):

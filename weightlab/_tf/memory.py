@@ -714,8 +714,13 @@ def _check_batched(ds: Any, sample_rank: int | None) -> None:
 
 def _sample_rank(model_file: ModelFile) -> int | None:
     """The rank of one input sample of an in-memory model with symbolic inputs (None when unknown)."""
+    return _input_rank(model_file.source)
+
+
+def _input_rank(model: Any) -> int | None:
+    """The rank of one input sample of a one-input Keras model with symbolic inputs (None when unknown)."""
     try:
-        inputs = getattr(model_file.source, "inputs", None)
+        inputs = getattr(model, "inputs", None)
         return len(inputs[0].shape) - 1 if inputs and len(inputs) == 1 else None
     except (AttributeError, TypeError, ValueError, IndexError):
         return None
@@ -767,7 +772,12 @@ def evaluate_session(
     from .runtime import run_errors
 
     model_file = session.model
-    x, y, data_path = heldout_arrays(data, sample_rank=_sample_rank(model_file) if model_file.in_memory else None)
+    import tensorflow as tf
+
+    # A dataset on a file's model is read once the model is built (its input rank tells an unbatched one).
+    later = not model_file.in_memory and isinstance(data, tf.data.Dataset)
+    if not later:
+        x, y, data_path = heldout_arrays(data, sample_rank=_sample_rank(model_file) if model_file.in_memory else None)
     edited = session.edited_arrays()
     shown: Any = model_file.path
     if model_file.in_memory:
@@ -797,6 +807,8 @@ def evaluate_session(
     path = model_file.exec_path or model_file.path
     with run_errors(path):
         engine = open_session(path, None, trust=trust, batch_size=batch_size, cache_budget=0, **options)
+        if later:
+            x, y, data_path = heldout_arrays(data, sample_rank=_input_rank(getattr(engine, "model", None)))
         return _run(engine, x, y, data_path, edited)
 
 
