@@ -41,6 +41,7 @@ import fuzzlib
 import modelfactory as mf
 import numpy as np
 import pytest
+from tinytf import write_tiny_tf_formats
 
 from weightlab.core.atomic import TEMP_MARK
 from weightlab.core.errors import WeightLabError
@@ -255,31 +256,8 @@ class _SharedReader:
 @pytest.fixture(scope="module")
 def tf_bases(tmp_path_factory) -> dict[str, Path]:
     """A SavedModel folder, a checkpoint folder and a folder holding a frozen GraphDef."""
-    tf = pytest.importorskip("tensorflow")
-    root = tmp_path_factory.mktemp("fuzztf")
-    mod = tf.Module()
-    with tf.name_scope("dense"):
-        mod.kernel = tf.Variable(np.arange(12, dtype="float32").reshape(4, 3), name="kernel")
-        mod.bias = tf.Variable(np.ones(3, "float32"), name="bias")
-    mod.f = tf.function(
-        lambda x: x @ mod.kernel + mod.bias, input_signature=[tf.TensorSpec([None, 4], tf.float32)]
-    )
-    tf.train.Checkpoint(m=mod).write(str(root / "ckpt" / "ckpt"))
-    tf.saved_model.save(mod, str(root / "sm"), signatures=mod.f)
-    gd = tf.compat.v1.GraphDef()
-    x = gd.node.add(name="x", op="Placeholder")
-    x.attr["dtype"].type = tf.float32.as_datatype_enum
-    for name, value in (("fc/kernel", np.ones((4, 3), "float32")), ("fc/bias", np.zeros(3, "float32"))):
-        node = gd.node.add(name=name, op="Const")
-        node.attr["dtype"].type = tf.float32.as_datatype_enum
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-    mm = gd.node.add(name="fc/MatMul", op="MatMul", input=["x", "fc/kernel"])
-    mm.attr["T"].type = tf.float32.as_datatype_enum
-    add = gd.node.add(name="fc/BiasAdd", op="BiasAdd", input=["fc/MatMul", "fc/bias"])
-    add.attr["T"].type = tf.float32.as_datatype_enum
-    (root / "pb").mkdir()
-    (root / "pb" / "frozen.pb").write_bytes(gd.SerializeToString())
-    return {"savedmodel": root / "sm", "checkpoint": root / "ckpt", "graphdef": root / "pb"}
+    pytest.importorskip("tensorflow")
+    return write_tiny_tf_formats(tmp_path_factory.mktemp("fuzztf"))
 
 
 def _graphdef_shape(rng, src: Path, dst: Path, kind: str) -> str:

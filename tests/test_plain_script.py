@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tinytf import write_tiny_tf_formats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,27 +99,9 @@ OPEN_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def tf_files(tmp_path_factory) -> dict[str, Path]:
     """A SavedModel folder (``dense/kernel`` = 0..11) and a frozen GraphDef (``fc/kernel`` = ones)."""
-    tf = pytest.importorskip("tensorflow")
-    import numpy as np
-
-    root = tmp_path_factory.mktemp("plain_tf")
-    mod = tf.Module()
-    with tf.name_scope("dense"):
-        mod.kernel = tf.Variable(np.arange(12, dtype="float32").reshape(4, 3), name="kernel")
-        mod.bias = tf.Variable(np.ones(3, "float32"), name="bias")
-    mod.f = tf.function(lambda x: x @ mod.kernel + mod.bias, input_signature=[tf.TensorSpec([None, 4], tf.float32)])
-    tf.saved_model.save(mod, str(root / "sm"), signatures=mod.f)
-    gd = tf.compat.v1.GraphDef()
-    x = gd.node.add(name="x", op="Placeholder")
-    x.attr["dtype"].type = tf.float32.as_datatype_enum
-    for name, value in (("fc/kernel", np.ones((4, 3), "float32")), ("fc/bias", np.zeros(3, "float32"))):
-        node = gd.node.add(name=name, op="Const")
-        node.attr["dtype"].type = tf.float32.as_datatype_enum
-        node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value))
-    mm = gd.node.add(name="fc/MatMul", op="MatMul", input=["x", "fc/kernel"])
-    mm.attr["T"].type = tf.float32.as_datatype_enum
-    (root / "frozen.pb").write_bytes(gd.SerializeToString())
-    return {"savedmodel": root / "sm", "graphdef": root / "frozen.pb"}
+    pytest.importorskip("tensorflow")
+    made = write_tiny_tf_formats(tmp_path_factory.mktemp("plain_tf"))
+    return {"savedmodel": made["savedmodel"], "graphdef": made["graphdef"] / "frozen.pb"}
 
 
 def _run_script(tmp_path: Path, text: str, *args: str, extra_path: str = "") -> subprocess.CompletedProcess:
