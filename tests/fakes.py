@@ -80,6 +80,13 @@ class FakeEngineClient:
         self.evaluated.append((job_id, tag))
         return job_id
 
+    def sync(self, tensors):
+        changed = {name: 0 for name in self._mirror if name not in tensors}
+        changed |= {name: v for name, (v, _) in tensors.items() if self._mirror.get(name) != v}
+        self._mirror = {name: v for name, (v, _) in tensors.items()}
+        if changed:
+            self.sent.append(changed)
+
     def submit(self, spec: JobSpec) -> int:
         job_id = self._add(spec)
         self.submitted.append((job_id, spec))

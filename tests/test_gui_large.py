@@ -108,6 +108,33 @@ def test_back_to_stored_weights_cancels_the_live_evaluation_but_not_a_queued_swe
         w.close()
 
 
+def test_back_to_stored_weights_resets_the_workers_tensors_for_later_jobs(qtbot, make_window, demo_paths):
+    """After an undo to the stored weights the worker is told to drop the edit (no evaluation needed).
+
+    Sweeps, rankings and training start from the worker's tensors: without the
+    reset they ran on the undone edit's values (a ranking's baseline was the
+    pruned model's accuracy while the window showed the stored one).
+    """
+    factory = FakeEngine()
+    w = make_window(EngineAdapter(client_factory=factory))
+    try:
+        assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
+        client = factory.clients[0]
+        client.model_ready(True, num_samples=360, num_classes=10)
+        client.finish(client.baseline_job, Metrics(0.9, 0.3, per_class=[0.9] * 10, num_samples=360))
+        qtbot.waitUntil(lambda: w.eval_panel.baseline is not None, timeout=5000)
+        w.apply_edit(Scale(target="dense/kernel", factor=0.5))
+        w.wait_idle()
+        qtbot.waitUntil(lambda: len(client.evaluated) == 1, timeout=5000)
+        assert client.sent[-1] == {"dense/kernel": w.session.version("dense/kernel")}
+        w.undo()
+        w.wait_idle()
+        qtbot.waitUntil(lambda: client.sent[-1] == {"dense/kernel": 0}, timeout=5000)
+        assert len(client.evaluated) == 1  # the baseline is the answer: nothing evaluated
+    finally:
+        w.close()
+
+
 def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, make_window, demo_paths):
     factory = FakeEngine()
     w = make_window(EngineAdapter(client_factory=factory))

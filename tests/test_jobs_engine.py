@@ -207,6 +207,23 @@ def test_evaluation_sends_only_changed_tensors_with_versions(harness):
     assert job2 not in [i.job_id for i in h.client.jobs]
 
 
+def test_sync_resets_the_workers_tensors_without_a_job(harness):
+    """``sync({})``: every mirrored tensor back to its stored values, and no evaluation is queued."""
+    h = harness
+    h.open()
+    a = np.ones((64, 32), np.float32)
+    h.client.evaluate({"d/kernel": (1, a)}, tag=1)
+    h.requests_now()
+    h.client.sync({})
+    sent = h.requests_now()
+    assert [[(u.name, u.version, u.array) for u in m.updates] for m in sent if isinstance(m, UpdateTensors)] == [
+        [("d/kernel", 0, None)]
+    ]
+    assert not [m for m in sent if isinstance(m, SubmitJob)]
+    h.client.sync({})  # already in step: nothing crosses
+    assert not [m for m in h.requests_now() if isinstance(m, UpdateTensors)]
+
+
 def test_a_newer_live_evaluation_drops_the_older_ones_events(harness):
     h = harness
     h.open()

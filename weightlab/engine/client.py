@@ -341,18 +341,43 @@ class EngineClient:
         payload = spec.to_dict()
         with self._lock:
             self._check_running()
-            updates = [TensorUpdate(n, 0, None) for n in self._sent if n not in tensors]
-            for name, (version, array) in tensors.items():
-                if self._sent.get(name, (None,))[0] != version:
-                    updates.append(TensorUpdate(name, int(version), array))
-            for update in updates:
-                if update.array is None:
-                    self._sent.pop(update.name, None)
-                else:
-                    self._sent[update.name] = (update.version, update.array)
-            if updates:
-                self._queue.append(UpdateTensors(tuple(updates)))
+            self._queue_updates(tensors)
             return self._submit(spec, payload)
+
+    def sync(self, tensors: Mapping[str, tuple[int, np.ndarray]]) -> None:
+        """Bring the worker's tensors to ``tensors`` without evaluating (the base of later jobs).
+
+        Sweeps, rankings and training jobs start from the tensors the worker
+        holds. A caller that knows the answer of an evaluation without asking
+        (nothing edited: the baseline) must still tell the worker, or a later
+        job would run on the tensors of an undone edit. Same arguments and
+        transfer rules as :meth:`evaluate`; an empty mapping puts every tensor
+        back to its stored values.
+
+        Raises
+        ------
+        RuntimeError
+            When the client is not running.
+        """
+        with self._lock:
+            self._check_running()
+            if self._queue_updates(tensors):
+                self._queue_cv.notify_all()
+
+    def _queue_updates(self, tensors: Mapping[str, tuple[int, np.ndarray]]) -> bool:
+        """Queue the :class:`UpdateTensors` that make the worker's mirror ``tensors``; True if any (lock held)."""
+        updates = [TensorUpdate(n, 0, None) for n in self._sent if n not in tensors]
+        for name, (version, array) in tensors.items():
+            if self._sent.get(name, (None,))[0] != version:
+                updates.append(TensorUpdate(name, int(version), array))
+        for update in updates:
+            if update.array is None:
+                self._sent.pop(update.name, None)
+            else:
+                self._sent[update.name] = (update.version, update.array)
+        if updates:
+            self._queue.append(UpdateTensors(tuple(updates)))
+        return bool(updates)
 
     def submit(self, spec: JobSpec) -> int:
         """Queue the job ``spec`` (a live one cancels the previous live job of its kind); returns its id.

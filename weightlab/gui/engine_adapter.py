@@ -191,6 +191,15 @@ class EngineAdapter(QObject):
             return None
         return int(self._client.evaluate(tensors, tag=tag))
 
+    def sync(self, tensors: Mapping[str, tuple[int, np.ndarray]]) -> None:
+        """Give the worker the edited ``tensors`` without evaluating (see :meth:`EngineClient.sync`).
+
+        Jobs (sweeps, rankings, training) start from the worker's tensors; an
+        empty mapping puts them all back to their stored values.
+        """
+        if self._client is not None:
+            self._client.sync(tensors)
+
     def submit(self, spec: JobSpec) -> int | None:
         """Queue the job ``spec`` (:mod:`weightlab.core.jobs`); returns its id (None when not running)."""
         if self._client is None:

@@ -146,6 +146,9 @@ class EvaluationController(QObject):
             if self._live_job is not None:
                 self.engine.cancel_job(self._live_job)
                 self._live_job = None
+            # But the worker must drop the undone edits: later sweeps, rankings and
+            # training start from the tensors it holds.
+            self.engine.sync({})
             self.panel.end_pass()
             self.panel.set_current(self.panel.baseline, s.position, self._eval_applied)
             return
