@@ -344,8 +344,11 @@ def test_jupyter_kernel_runs_the_window_between_cells(demo_paths, tmp_path):
         out = run(f"import weightlab\nv = weightlab.show({str(demo_paths['keras'])!r}, "
                   f"data={str(demo_paths['data'])!r})\nprint(type(v).__name__, v.metrics)")  # fmt: skip
         assert out.strip() == "Viewer None"  # returned before the baseline: the notebook is not blocked
-        out = run("import IPython, os\nprint(IPython.get_ipython().active_eventloop, os.environ['QT_API'])")
-        assert out.split() == ["qt6", "pyside6"]
+        out = run("import IPython, os\nfrom PySide6.QtCore import QTimer\nfrom PySide6.QtWidgets import QApplication\n"
+                  "turns = QApplication.instance().findChild(QTimer, 'weightlab-kernel-turns')\n"
+                  "print(IPython.get_ipython().active_eventloop, os.environ['QT_API'], turns.isActive())")  # fmt: skip
+        # qt6 on, and the timer that hands the kernel a turn (a reply stuck behind Qt's loop hung the cell)
+        assert out.split() == ["qt6", "pyside6", "True"]
         deadline = time.monotonic() + 240
         while "True" not in run("print(v.metrics is not None)"):
             assert time.monotonic() < deadline, "the baseline never arrived between cells"

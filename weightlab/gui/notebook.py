@@ -94,10 +94,50 @@ def enable_ipython_loop() -> bool:
     if shell is None:
         return False
     if ipython_loop_active():
+        _hand_back_turns(shell)
         return True
     os.environ.setdefault("QT_API", "pyside6")
     shell.enable_gui("qt6")
-    return ipython_loop_active()
+    on = ipython_loop_active()
+    if on:
+        _hand_back_turns(shell)
+    return on
+
+
+#: How often the Qt loop hands the kernel a turn while the notebook is idle (ms).
+KERNEL_TURN_MS = 200
+
+
+def _hand_back_turns(shell: Any) -> None:
+    """Make ipykernel's Qt loop give its own event loop a turn every :data:`KERNEL_TURN_MS`.
+
+    ipykernel runs Qt's loop between cells and leaves it only when a message
+    arrives on the shell socket (an edge-triggered ZeroMQ notifier). A reply
+    the kernel queued on its own event loop just before entering Qt's (the
+    cell that turned the integration on) then waits for the next message, and
+    the frontend waits for the reply: the cell looks busy for ever (seen once
+    in a few runs on a loaded machine; ipykernel's Tk integration returns every
+    few milliseconds for the same reason). Quitting ipykernel's
+    ``qt_event_loop`` now and then lets the kernel flush and re-enter it 1 ms
+    later (``Kernel.enter_eventloop``); the window keeps running. One timer per
+    application, owned by it; nothing happens outside the kernel's Qt loop.
+    """
+    app = QApplication.instance()
+    kernel = getattr(shell, "kernel", None)
+    if app is None or kernel is None or app.findChild(QTimer, "weightlab-kernel-turns") is not None:
+        return
+
+    def turn() -> None:
+        kapp = getattr(kernel, "app", None)
+        loop = getattr(kapp, "qt_event_loop", None)
+        if loop is not None and getattr(kapp, "_in_event_loop", False):
+            loop.quit()
+
+    timer = QTimer(app)
+    timer.setObjectName("weightlab-kernel-turns")
+    timer.setInterval(KERNEL_TURN_MS)
+    timer.timeout.connect(turn)
+    timer.start()
 
 
 # -- waiting -----------------------------------------------------------------------------------------
