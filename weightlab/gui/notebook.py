@@ -225,7 +225,7 @@ class WindowHost(QObject):
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
         if obj is self.window and event.type() == QEvent.Type.Close:
             # closeEvent runs after this filter and may refuse: look once it has.
-            QTimer.singleShot(0, self._check_closed)
+            QTimer.singleShot(0, self, self._check_closed)  # receiver: not after the host is gone
         return False
 
     def _check_closed(self) -> None:
