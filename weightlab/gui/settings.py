@@ -69,3 +69,16 @@ class RecentFiles:
             os.replace(tmp, self.path)
         except OSError:
             pass  # settings are a convenience; never fail the user's action for them
+
+
+def qsettings():
+    """The window's ``QSettings`` (geometry, dock state, splitter sizes, bins, last folder, theme...).
+
+    An INI file ``weightlab.ini`` in :func:`config_dir`, so ``WEIGHTLAB_CONFIG_DIR``
+    keeps tests and scripted runs away from the user's own settings. Keys are
+    ``group/name`` (``window/geometry``, ``files/last_folder``...): see
+    ``/docs`` or the module that writes each.
+    """
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(config_dir() / "weightlab.ini"), QSettings.Format.IniFormat)
