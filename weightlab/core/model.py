@@ -410,6 +410,37 @@ class ArrayReader:
         self.closed = True
 
 
+#: Class names of the layers that hold no model weights: checkpoints' optimizer
+#: state and SavedModels' metrics variables (``keras_api/metrics/...``).
+AUX_CLASSES = ("(optimizer)", "(metrics)")
+
+
+def auxiliary_layers(model: ModelFile) -> set[str]:
+    """Names of the layers of ``model`` that hold optimizer state or metrics variables.
+
+    These layers are not part of the network: the window's tree and
+    ``weightlab inspect`` hide them unless asked, and edits that cover the
+    whole model leave them alone.
+
+    Parameters
+    ----------
+    model:
+        An opened model.
+
+    Returns
+    -------
+    set of str
+        Names of the layers whose ``class_name`` is in :data:`AUX_CLASSES`,
+        plus the layer named by ``model.attrs["optimizer_layer"]`` when the
+        model has it; empty for a model without such layers.
+    """
+    names = {layer.name for layer in model.layers if layer.class_name in AUX_CLASSES}
+    extra = model.attrs.get("optimizer_layer")
+    if isinstance(extra, str) and model.has_layer(extra):
+        names.add(extra)
+    return names
+
+
 def _suggest(name: str, names: Mapping[str, object] | list[str]) -> str:
     import difflib
 
