@@ -2,30 +2,46 @@
 
 The tree allows extended selection (ctrl/shift-click): the selected tensor
 rows and layer rows (a layer stands for all its tensors) are the target of
-value edits. Optimizer state of checkpoints (the ``"(optimizer)"`` layer) is
-hidden unless *View › Show optimizer state* is on.
+value edits. Layers that are not part of the network (optimizer state and
+metrics variables: :func:`weightlab.core.model.auxiliary_layers`) are hidden
+unless *View › Show optimizer state* is on.
+
+Ctrl+F (:meth:`ModelTree.start_filter`) shows a filter field above the tree: a
+glob (``*/kernel``, ``conv?d*``) or a substring, case-insensitive, keeps the
+matching rows and their layers; Enter jumps to the first match, Esc clears.
+
+Sparsity is counted as tensors are read. A large model's tensors are not read
+just to count them (opening reads no tensor data): their cells show "…" and
+the summary says how many are counted, with a link (and *View › Count every
+tensor's sparsity*, :meth:`ModelTree.count_all`) that counts the rest in the
+background, cancellable. "counting…" shows only while a count runs.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import html
+import itertools
 from collections.abc import Mapping
 
-from PySide6.QtCore import QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QHBoxLayout,
     QHeaderView,
     QLabel,
+    QLineEdit,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
+from weightlab.core.model import auxiliary_layers
 from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
-from .edit_panel import optimizer_layers
 from .formatting import fmt_count, fmt_shape
 from .tensor_worker import lower_thread_priority
 
@@ -39,9 +55,28 @@ _ROLE_TENSOR = Qt.ItemDataRole.UserRole + 1
 #: opening or editing a large model never blocks the window.
 SYNC_ZEROS_ELEMENTS = 2_000_000
 #: Above this many parameters the tree never reads a tensor just to count its
-#: zeros: tensors not in memory yet show "…" until they are shown or edited
-#: (opening a large file reads no tensor data).
+#: zeros: tensors not in memory yet show "…" until they are shown, edited or
+#: counted by :meth:`ModelTree.count_all` (opening a large file reads no tensor data).
 READ_FOR_ZEROS_LIMIT = 50_000_000
+#: Tooltip of a Sparsity cell not counted yet.
+NOT_COUNTED_TIP = "not counted yet: counted when the tensor is shown, or by View › Count every tensor's sparsity"
+#: Characters that make a filter a glob pattern rather than a substring.
+_GLOB_CHARS = frozenset("*?[")
+
+
+def filter_matches(pattern: str, name: str) -> bool:
+    """True when ``name`` matches the tree filter ``pattern`` (case-insensitive).
+
+    A pattern with ``*``, ``?`` or ``[`` is a glob matched against the whole
+    name (``*/kernel``, ``conv2d*``); any other is a substring. An empty (or
+    blank) pattern matches everything.
+    """
+    p = pattern.strip().lower()
+    if not p:
+        return True
+    if _GLOB_CHARS & set(p):
+        return fnmatch.fnmatchcase(name.lower(), p)
+    return p in name.lower()
 
 
 class _Generation:
@@ -59,29 +94,41 @@ class _ZerosRelay(QObject):
     counts go nowhere.
     """
 
-    counted = Signal(int, object)  # (generation, {name: fraction or None}), queued to the GUI thread
+    counted = Signal(int, object)  # (generation, {name: (ticket, fraction or None)}), queued to the GUI thread
+    finished = Signal(int, int)  # (generation, job number): the job ended (done or superseded)
 
 
 class _ZerosJob(QRunnable):
-    """Counts zero fractions of ``names`` off the GUI thread, one layer's worth at a time."""
+    """Counts zero fractions of ``tickets``' names off the GUI thread, one layer's worth at a time.
 
-    def __init__(self, relay: _ZerosRelay, latest: _Generation, groups: list[list[str]], get):
+    ``tickets`` maps each name to the number of the request that asked for
+    it: the tree keeps a result only when it is still the latest request for
+    that name (an edit made meanwhile asks again). The job stops between
+    layers when the tree's generation changes (another model, a cancel).
+    """
+
+    def __init__(self, relay: _ZerosRelay, latest: _Generation, number: int,
+                 groups: list[list[str]], tickets: dict[str, int], get):
         super().__init__()
-        self._relay, self._latest, self._groups, self._get = relay, latest, groups, get
+        self._relay, self._latest, self._number = relay, latest, number
+        self._groups, self._tickets, self._get = groups, tickets, get
         self._generation = latest.value
 
     def run(self) -> None:  # pool thread: touches no widget, only emits
         lower_thread_priority()
-        for names in self._groups:
-            if self._latest.value != self._generation:
-                return  # a newer model or edit superseded this job
-            out: dict[str, float | None] = {}
-            for name in names:
-                try:
-                    out[name] = zero_fraction(self._get(name))
-                except Exception:  # noqa: BLE001 - an unreadable tensor shows as unknown
-                    out[name] = None
-            self._relay.counted.emit(self._generation, out)
+        try:
+            for names in self._groups:
+                if self._latest.value != self._generation:
+                    return  # another model, or the count was cancelled
+                out: dict[str, tuple[int, float | None]] = {}
+                for name in names:
+                    try:
+                        out[name] = (self._tickets[name], zero_fraction(self._get(name)))
+                    except Exception:  # noqa: BLE001 - an unreadable tensor shows as unknown
+                        out[name] = (self._tickets[name], None)
+                self._relay.counted.emit(self._generation, out)
+        finally:
+            self._relay.finished.emit(self._generation, self._number)
 
 
 _ROLE_LAYER = Qt.ItemDataRole.UserRole + 2
@@ -171,11 +218,30 @@ class ModelTree(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setIndentation(12)
         header.setMinimumSectionSize(40)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.summary.linkActivated.connect(self._on_summary_link)
+        # The filter (Ctrl+F): hidden until asked for; Esc clears and hides it.
+        self.filter_edit = QLineEdit()
+        self.filter_edit.setPlaceholderText("Filter: name or glob (*/kernel) · Enter jumps · Esc clears")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.setToolTip("Show only the layers and tensors whose names match: a glob with * ? [ ] "
+                                    "against the whole name, otherwise a substring (case-insensitive)")
+        self.filter_edit.textChanged.connect(self.set_filter)
+        self.filter_edit.returnPressed.connect(self.jump_to_match)
+        self.filter_edit.installEventFilter(self)
+        self.filter_count = QLabel("")
+        self.filter_bar = QWidget()
+        bar = QHBoxLayout(self.filter_bar)
+        bar.setContentsMargins(4, 0, 4, 0)
+        bar.addWidget(self.filter_edit, 1)
+        bar.addWidget(self.filter_count)
+        self.filter_bar.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.summary)
+        lay.addWidget(self.filter_bar)
         lay.addWidget(self.tree)
-        self.setMinimumWidth(260)
+        self.setMinimumWidth(200)
         self._session: EditSession | None = None
         self._items: dict[str, QTreeWidgetItem] = {}
         self._marked: dict[str, bool] = {}  # tensor name -> row currently shows the edited mark
@@ -185,6 +251,12 @@ class ModelTree(QWidget):
         self.model_sparsity: float | None = None
         self._fractions: dict[str, float | None] = {}
         self._zeros = _Generation()
+        self._tickets: dict[str, int] = {}  # name -> number of the latest count asked for it
+        self._ticket_numbers = itertools.count(1)
+        self._job_numbers = itertools.count(1)
+        self._jobs: set[int] = set()  # numbers of this generation's count jobs still running
+        self._summary_head = ""
+        self.filter_text = ""
         self.sensitivity: dict[str, float | None] = {}  # name -> score shown (set_sensitivity)
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemChanged.connect(self._on_item_changed)
@@ -199,18 +271,22 @@ class ModelTree(QWidget):
         self._layer_items.clear()
         self._fractions = {}
         self.sensitivity = {}
-        self._zeros.value += 1  # drop counts still coming for the previous model
+        self._drop_counts()  # counts still coming are the previous model's
         self.model_sparsity = None
         self.tree.clear()
         if session is None:
+            self._hidden_layers = set()
+            self._summary_head = ""
             self.summary.setText("No model open.")
+            self.summary.setToolTip("")
+            self._update_filter_count()
             self.frozenChanged.emit([])
             return
         model = session.model
         n_tensors = len(model.tensors)
-        self._hidden_layers = optimizer_layers(session)
+        self._hidden_layers = auxiliary_layers(model)
         self._summary_head = (
-            f"<b>{model.path.name}</b><br>format {model.format} · {len(model.layers)} layers · "
+            f"<b>{html.escape(model.path.name)}</b><br>format {model.format} · {len(model.layers)} layers · "
             f"{n_tensors} tensors · {fmt_count(model.param_count)} parameters"
         )
         self.summary.setText(self._summary_head)
@@ -276,16 +352,93 @@ class ModelTree(QWidget):
                 self.tree.resizeColumnToContents(col)
 
     def set_show_optimizer(self, show: bool) -> None:
-        """Show or hide the optimizer-state layer (hidden by default)."""
+        """Show or hide the layers of optimizer state and metrics variables (hidden by default)."""
         self.show_optimizer = show
-        for name in self._hidden_layers:
-            item = self._layer_items.get(name)
-            if item is not None:
-                item.setHidden(not show)
-                if not show:
-                    item.setSelected(False)
-                    for i in range(item.childCount()):
-                        item.child(i).setSelected(False)
+        self._apply_visibility()
+
+    @property
+    def hidden_layers(self) -> set[str]:
+        """The shown model's optimizer-state and metrics layers (hidden unless :attr:`show_optimizer`)."""
+        return set(self._hidden_layers)
+
+    def _apply_visibility(self) -> None:
+        """Hide the auxiliary layers (unless shown) and the rows the filter excludes; hidden rows are deselected."""
+        pattern = self.filter_text
+        for lname, litem in self._layer_items.items():
+            layer_ok = filter_matches(pattern, lname)
+            any_child = False
+            for i in range(litem.childCount()):
+                child = litem.child(i)
+                ok = layer_ok or filter_matches(pattern, child.data(_NAME, _ROLE_TENSOR))
+                any_child = any_child or ok
+                child.setHidden(not ok)
+                if not ok:
+                    child.setSelected(False)
+            hidden = (lname in self._hidden_layers and not self.show_optimizer) or not (layer_ok or any_child)
+            litem.setHidden(hidden)
+            if hidden:
+                litem.setSelected(False)
+                for i in range(litem.childCount()):
+                    litem.child(i).setSelected(False)
+        self._update_filter_count()
+
+    # -- the filter (Ctrl+F) ------------------------------------------------------------------
+    def start_filter(self) -> None:
+        """Show the filter field and put the keyboard in it (its text selected, to type a new one)."""
+        self.filter_bar.show()
+        self.filter_edit.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.filter_edit.selectAll()
+
+    def set_filter(self, pattern: str) -> None:
+        """Show only rows matching ``pattern`` (:func:`filter_matches`) and their layers; "" shows all."""
+        if self.filter_edit.text() != pattern:
+            self.filter_edit.setText(pattern)  # comes back here through textChanged
+            return
+        self.filter_text = pattern
+        self._apply_visibility()
+
+    def clear_filter(self) -> None:
+        """Esc: forget the filter, hide its field, give the keyboard back to the tree."""
+        self.set_filter("")
+        self.filter_bar.hide()
+        self.tree.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def matches(self) -> list[str]:
+        """Visible tensors matching the filter (a matching layer's tensors included), in model order."""
+        if not self.filter_text.strip():
+            return []
+        out = []
+        for litem in self._layer_items.values():
+            if litem.isHidden():
+                continue
+            for i in range(litem.childCount()):
+                child = litem.child(i)
+                if not child.isHidden():
+                    out.append(child.data(_NAME, _ROLE_TENSOR))
+        return out
+
+    def jump_to_match(self) -> str | None:
+        """Enter: make the first match the shown tensor and scroll to it; its name (None: no match)."""
+        found = self.matches()
+        if not found:
+            return None
+        self.select(found[0])
+        self.tree.scrollToItem(self._items[found[0]])
+        return found[0]
+
+    def _update_filter_count(self) -> None:
+        if not self.filter_text.strip():
+            self.filter_count.setText("")
+            return
+        n = len(self.matches())
+        self.filter_count.setText("no match" if n == 0 else f"{n} tensor{'s' if n != 1 else ''}")
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (watched is self.filter_edit and event.type() == QEvent.Type.KeyPress
+                and event.key() == Qt.Key.Key_Escape):
+            self.clear_filter()
+            return True
+        return super().eventFilter(watched, event)
 
     def is_hidden(self, name: str) -> bool:
         """True when the row of layer or tensor ``name`` is hidden."""
@@ -314,27 +467,93 @@ class ModelTree(QWidget):
         if model.param_count > READ_FOR_ZEROS_LIMIT:
             for n in ordered:
                 if not self._session.is_loaded(n):
+                    self._tickets.pop(n, None)  # a count still running for it is of older values
                     self._fractions.pop(n, None)
                     self._items[n].setText(_ZEROS, "…")
-                    self._items[n].setToolTip(_ZEROS, "counted when the tensor is first shown")
+                    self._items[n].setToolTip(_ZEROS, NOT_COUNTED_TIP)
             ordered = [n for n in ordered if self._session.is_loaded(n)]
         if sum(model.tensors[n].size for n in ordered) <= SYNC_ZEROS_ELEMENTS:
             get = self._session.peek
+            for n in ordered:
+                self._tickets.pop(n, None)  # counted now: a running job's older count is dropped
             self._store({n: zero_fraction(get(n)) for n in ordered})
             return
-        for n in ordered:
+        self._count_in_background(ordered)
+
+    def count_all(self) -> int:
+        """Count the sparsity of every tensor not counted yet, in the background; how many are being counted.
+
+        Reads each tensor (from the file for a large model), one layer at a
+        time on a pool thread; the cells fill in as layers are counted, the
+        summary shows the progress with a *cancel* link (:meth:`cancel_count`).
+        """
+        if self._session is None:
+            return 0
+        todo = [n for n in self._session.model.tensors
+                if n in self._items and self._fractions.get(n) is None and n not in self._tickets]
+        self._count_in_background(todo)
+        return len(todo)
+
+    def cancel_count(self) -> None:
+        """Stop every running count after the layer it is reading; uncounted cells show "…"."""
+        if self._session is None or not self._jobs:
+            return
+        self._drop_counts()
+        self._show_aggregates()
+
+    @property
+    def counting(self) -> bool:
+        """True while a background count runs."""
+        return bool(self._jobs)
+
+    def _drop_counts(self) -> None:
+        """Stop the running jobs (between layers) and ignore what they still send."""
+        self._zeros.value += 1
+        self._jobs.clear()
+        for n in self._tickets:
+            item = self._items.get(n)
+            if item is not None and self._fractions.get(n) is None:
+                item.setText(_ZEROS, "…")
+                item.setToolTip(_ZEROS, NOT_COUNTED_TIP)
+        self._tickets.clear()
+
+    def _count_in_background(self, names: list[str]) -> None:
+        if not names:
+            self._show_aggregates()
+            return
+        model = self._session.model
+        tickets = {}
+        for n in names:
+            self._tickets[n] = tickets[n] = next(self._ticket_numbers)
             self._fractions.pop(n, None)
             self._items[n].setText(_ZEROS, "…")
-        self._zeros.value += 1
-        groups = [[t.name for t in layer.tensors if t.name in ordered] for layer in model.layers]
+            self._items[n].setToolTip(_ZEROS, "being counted…")
+        number = next(self._job_numbers)
+        self._jobs.add(number)
+        groups = [[t.name for t in layer.tensors if t.name in tickets] for layer in model.layers]
         relay = _ZerosRelay()
         relay.counted.connect(self._on_counted)
-        job = _ZerosJob(relay, self._zeros, [g for g in groups if g], self._session.peek)
+        relay.finished.connect(self._on_count_finished)
+        job = _ZerosJob(relay, self._zeros, number, [g for g in groups if g], tickets, self._session.peek)
         QThreadPool.globalInstance().start(job)
+        self._show_aggregates()
 
-    def _on_counted(self, generation: int, fractions: dict[str, float | None]) -> None:
-        if generation == self._zeros.value:
-            self._store(fractions)
+    def _on_counted(self, generation: int, results: dict[str, tuple[int, float | None]]) -> None:
+        if generation != self._zeros.value:
+            return
+        fresh = {}
+        for name, (ticket, fraction) in results.items():
+            if self._tickets.get(name) == ticket:  # still the latest request for this tensor
+                del self._tickets[name]
+                fresh[name] = fraction
+        if fresh:
+            self._store(fresh)
+
+    def _on_count_finished(self, generation: int, number: int) -> None:
+        if generation == self._zeros.value and number in self._jobs:
+            self._jobs.discard(number)
+            if not self._jobs:
+                self._show_aggregates()
 
     def _store(self, fractions: dict[str, float | None]) -> None:
         for name, f in fractions.items():
@@ -349,17 +568,30 @@ class ModelTree(QWidget):
         self._fit_timer.start()
 
     def _show_aggregates(self) -> None:
-        """Layer rows and the summary line, size-weighted from the per-tensor fractions."""
+        """Layer rows and the summary line, size-weighted from the per-tensor fractions.
+
+        The summary gives the model's sparsity once every tensor of the
+        network is counted; before, "counting… k of n tensors" with a
+        *cancel* link while a count runs, else "k of n tensors counted" with
+        a *count all* link.
+        """
+        if self._session is None:
+            return
         model = self._session.model
         zeros = total = 0.0
         complete = True
+        counted = expected = 0
         for layer in model.layers:
             item = self._layer_items.get(layer.name)
             known = [(self._fractions.get(t.name), t.size) for t in layer.tensors]
             if not known or item is None:
                 continue
+            network = layer.name not in self._hidden_layers
+            if network:
+                expected += len(known)
+                counted += sum(f is not None for f, _ in known)
             if any(f is None for f, _ in known):
-                complete = False
+                complete = complete and not network  # the model figure needs the network's tensors only
                 item.setText(_ZEROS, "…")
                 continue
             size = sum(n for _, n in known)
@@ -373,13 +605,25 @@ class ModelTree(QWidget):
         if complete:
             self.model_sparsity = zeros / total if total else 0.0
             self.summary.setText(f"{self._summary_head} · sparsity {100 * self.model_sparsity:.1f} %")
+        elif self._jobs:
+            self.model_sparsity = None
+            self.summary.setText(f"{self._summary_head} · sparsity: counting… {counted} of {expected} tensors "
+                                 f"(<a href='cancel'>cancel</a>)")
         else:
             self.model_sparsity = None
-            self.summary.setText(f"{self._summary_head} · sparsity: counting…")
+            self.summary.setText(f"{self._summary_head} · sparsity of {counted} of {expected} tensors counted "
+                                 f"(<a href='count'>count all</a>)")
+
+    def _on_summary_link(self, link: str) -> None:
+        if link == "count":
+            self.count_all()
+        elif link == "cancel":
+            self.cancel_count()
 
     def set_zero_fraction(self, name: str, fraction: float) -> None:
         """Record a zero fraction computed elsewhere (by the statistics of a shown tensor)."""
         if name in self._items:
+            self._tickets.pop(name, None)  # a running count of it is no newer than this
             self._store({name: fraction})
 
     def set_sensitivity(self, scores: Mapping[str, float | None], tips: Mapping[str, str] | None = None) -> None:

@@ -5,6 +5,19 @@ workspace (:meth:`~weightlab.app.workspace.Workspace.set_session`) and writes
 the session out again. It reacts to the workspace (the window's title, the
 journal) and never calls another controller: whatever else a new session
 means (views reset, evaluation restarted) its subscribers do.
+
+The *document* is the file the window's edits go to. It is the opened file
+until the first Save As; after it, the saved copy: the title names it and
+*Save* (Ctrl+S) writes it again without asking. The session still reads the
+values it has not changed from the opened file and keeps its history (undo
+reaches back past the save), so the model tree's summary keeps naming the
+opened file, and the title names the file being written.
+
+Settings written here (:mod:`weightlab.gui.settings`): ``files/last_folder``
+on every open and save, the recent list (opened and saved files and
+folders), and the held-out set of each model file (``heldout/<key>``),
+recorded when a set is chosen and for every file saved, so reopening a saved
+copy brings its held-out set back.
 """
 
 from __future__ import annotations
@@ -14,16 +27,18 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
-from weightlab.app.workspace import Saved, SessionReplaced, TensorsChanged, Workspace
+from weightlab.app.workspace import DataChanged, Saved, SessionReplaced, TensorsChanged, Workspace
 from weightlab.core.errors import WeightLabError
 from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
 
 from ..opener import ModelOpener, OpenRequest, close_session
+from ..settings import remember_heldout, remembered_heldout, set_last_folder
 from .host import WindowHost
 from .paths import (
     DATA_FILTER,
     MODEL_FILTER,
+    NOTEBOOK_DATA_PREFIX,
     RECIPE_FILTER,
     default_save_path,
     guess_heldout,
@@ -52,11 +67,14 @@ class DocumentsController(QObject):
         self._discard_ok_at: int | None = None  # workspace.changes when dropping the session was confirmed
         #: A session the window shows but does not own (``weightlab.show(session)``): never closed here.
         self.borrowed: EditSession | None = None
+        #: The file Save writes: None until the session is first saved (then the saved file).
+        self.document: Path | None = None
         self.opener.opened.connect(self._on_opened)
         self.opener.failed.connect(self._on_open_failed)
         window.open_progress.cancel.clicked.connect(self.cancel_open)
         window.journal.restored.connect(self._on_journal_restored)
         workspace.subscribe(self._on_replaced, SessionReplaced)
+        workspace.subscribe(self._on_data, DataChanged)
         workspace.subscribe(lambda _ev: self.update_title(), SessionReplaced, TensorsChanged, Saved)
 
     # -- the session shown --------------------------------------------------------------
@@ -66,16 +84,32 @@ class DocumentsController(QObject):
             self.w.openFinished.emit(False)
         if ev.old is not None and ev.old is not ev.session and ev.old is not self.borrowed:
             ev.old.model.close()
+        self.document = None
         self.w.journal.attach(ev.session)
 
+    def _on_data(self, ev: DataChanged) -> None:
+        """A held-out set was chosen for the shown model: remember it for the model's file (and its saved copy)."""
+        s = self.ws.session
+        if s is not None and not s.model.in_memory:
+            for path in {s.model.path, self.document or s.model.path}:
+                _remember(path, ev.path)
+
+    @property
+    def document_path(self) -> Path | None:
+        """The file the title names and Save writes: the saved copy after a Save As, else the opened file."""
+        s = self.ws.session
+        if s is None:
+            return None
+        return self.document or s.model.path
+
     def update_title(self) -> None:
-        """``<file>* — WeightLab`` (``*``: unsaved edits)."""
+        """``<file>* — WeightLab`` (``*``: unsaved edits); ``<file>`` is :attr:`document_path`."""
         s = self.ws.session
         if s is None:
             self.w.setWindowTitle("WeightLab")
             return
         star = "*" if s.is_modified else ""
-        self.w.setWindowTitle(f"{s.model.path.name}{star} — WeightLab")
+        self.w.setWindowTitle(f"{self.document_path.name}{star} — WeightLab")
 
     # -- opening ------------------------------------------------------------------------
     def open_dialog(self) -> None:
@@ -130,8 +164,12 @@ class DocumentsController(QObject):
             self.w.statusBar().showMessage(f"{request.path.name} not opened: the edits are kept", 5000)
             self.w.openFinished.emit(False)
             return
-        self.ws.set_session(session, request.data or guess_heldout(request.path))
+        data = request.data or remembered_heldout(request.path) or guess_heldout(request.path)
+        self.ws.set_session(session, data)
+        if data is not None:
+            _remember(request.path, data)
         self.w.recent.add(request.path)
+        _set_last_folder(request.path)
         self.fill_recent_menu()
         self.w.statusBar().showMessage(f"Opened {request.path}", 5000)
         self.w.modelOpened.emit(request.path)
@@ -149,7 +187,8 @@ class DocumentsController(QObject):
             session.model.close()
             candidate.release()
             return
-        self.ws.set_session(session, guess_heldout(session.model.path))
+        path = session.model.path
+        self.ws.set_session(session, remembered_heldout(path) or guess_heldout(path))
         if self.w.journal.journal.error is None:
             candidate.discard()  # after set_session: the edits are in this window's journal now
         else:
@@ -164,16 +203,18 @@ class DocumentsController(QObject):
         if not p.is_file():
             self.w._error("Cannot open held-out set", f"{p}: no such file")
             return False
-        self.ws.set_data_path(p, force=True)
+        self.ws.set_data_path(p, force=True)  # remembered for the model by _on_data
+        _set_last_folder(p)
         return True
 
     def fill_recent_menu(self) -> None:
-        """File › Open Recent from the recent-files store."""
+        """File › Open Recent from the recent-files store: files and folders (``name/``), full paths as tooltips."""
         menu = self.w.recent_menu
         menu.clear()
+        menu.setToolTipsVisible(True)
         paths = self.w.recent.paths()
         for p in paths:
-            act = menu.addAction(p.name)
+            act = menu.addAction(f"{p.name}/" if p.is_dir() else p.name)
             act.setToolTip(str(p))
             act.setStatusTip(str(p))
             act.triggered.connect(lambda _c=False, p=p: self.w.open_path(p))
@@ -184,6 +225,26 @@ class DocumentsController(QObject):
             menu.addAction("Clear list", lambda: (self.w.recent.clear(), self.fill_recent_menu()))
 
     # -- saving -------------------------------------------------------------------------
+    def save(self) -> bool:
+        """File › Save (Ctrl+S); True when the edits are saved.
+
+        The first time (nothing saved since the model was opened) it is
+        :meth:`save_as`, proposing ``NAME-edited.EXT``: the opened file is
+        never replaced without its own confirmation. Afterwards it writes the
+        same file again without asking. With nothing unsaved it writes nothing.
+        """
+        s = self.ws.session
+        if s is None:
+            return False
+        if self.document is None:
+            return self.save_as()
+        if not s.is_modified:
+            self.w.statusBar().showMessage(f"{self.document.name}: nothing to save", 3000)
+            return True
+        opened = s.model.path
+        overwrite = self.document.exists() and opened.exists() and os.path.samefile(self.document, opened)
+        return self._write(self.document, overwrite)
+
     def save_as(self) -> bool:
         """File › Save As…; True when a file was written."""
         s = self.ws.session
@@ -210,6 +271,11 @@ class DocumentsController(QObject):
                 self.w.statusBar().showMessage("Not saved: the opened file is left as it was", 5000)
                 return False
             overwrite = True
+        return self._write(out, overwrite)
+
+    def _write(self, out: Path, overwrite: bool) -> bool:
+        """Write the session to ``out``; it becomes the document (title, Save, recent list, held-out set)."""
+        s = self.ws.session
         try:
             s.save(out, overwrite=overwrite)
         except WeightLabError as e:
@@ -219,8 +285,13 @@ class DocumentsController(QObject):
             self.w._error("Cannot save", f"{out}: {e.strerror or e}")
             return False
         self.w.journal.sync()  # nothing unsaved now: the journal is removed
+        self.document = out
+        _remember(out, self.ws.data_path)
+        _set_last_folder(out)
+        self.w.recent.add(out)
+        self.fill_recent_menu()
         self.w.statusBar().showMessage(f"Saved {out}", 5000)
-        self.ws.saved(out)
+        self.ws.saved(out)  # the title follows
         return True
 
     def export_recipe(self) -> bool:
@@ -238,6 +309,7 @@ class DocumentsController(QObject):
         except (WeightLabError, OSError) as e:
             self.w._error("Cannot export recipe", str(e))
             return False
+        _set_last_folder(chosen)
         self.w.statusBar().showMessage(f"Recipe written to {chosen}", 5000)
         return True
 
@@ -256,7 +328,7 @@ class DocumentsController(QObject):
             return True
         answer = self.w._ask_unsaved()
         if answer == "save":
-            return self.save_as()
+            return self.save()
         return answer == "discard"
 
     def close(self) -> None:
@@ -266,3 +338,21 @@ class DocumentsController(QObject):
         self.w.open_progress.stop()
         if self.ws.session is not None and self.ws.session is not self.borrowed:
             self.ws.session.model.close()  # TF formats hold a reader process
+
+
+def _set_last_folder(path: str | os.PathLike[str]) -> None:
+    """Record ``files/last_folder``; an unwritable settings file never fails the user's action."""
+    try:
+        set_last_folder(path)
+    except OSError:
+        pass
+
+
+def _remember(model_path: Path, data_path: Path | None) -> None:
+    """Remember ``data_path`` as ``model_path``'s held-out set, unless it is a notebook's private arrays."""
+    if data_path is not None and Path(data_path).parent.name.startswith(NOTEBOOK_DATA_PREFIX):
+        return  # a temporary file of weightlab.show(): gone after the window closes
+    try:
+        remember_heldout(model_path, data_path)
+    except OSError:
+        pass

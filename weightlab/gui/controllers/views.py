@@ -5,6 +5,12 @@ statistics off the window's thread (:class:`~weightlab.gui.tensor_worker.TensorC
 hands the plots their data one per event-loop turn, refreshes them when the
 shown tensor's values change, and says "applying …" over them while a change of
 the session runs.
+
+When another model is shown (:class:`~weightlab.app.workspace.SessionReplaced`)
+nothing of the previous one stays on screen: every view is cleared (its
+``clear()`` where it has one), the status bar's hover readout, selection
+label and message are emptied, and computations still running for the old
+model are dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from weightlab.core.errors import WeightLabError
 from weightlab.core.session import EditSession
 
 from ..diff_view import DiffData, compute_diff
+from ..heatmap_view import HOVER_HINT
 from ..selection import neuron_target
 from ..tensor_worker import SYNC_LIMIT, TensorComputer, TensorRequest, TensorView
 from .host import WindowHost
@@ -79,10 +86,7 @@ class ViewsController(QObject):
         self._view_steps_pending = False
         self._norms_of = None
         w.selection.set_target(None, 0)
-        w.histogram.set_view(None)
-        w.heatmap.set_view(None)
-        w.norms.set_norms(None)
-        w.diff_view.clear("Edit a tensor to see how it changed")
+        self.clear_views()
         w.tree.set_session(ev.session)
         if ev.session is not None:
             first = w.tree.first_tensor()
@@ -91,6 +95,27 @@ class ViewsController(QObject):
                 # from the next one (each repaint in its own turn; see _on_view).
                 session = ev.session
                 QTimer.singleShot(1, w, lambda: self._show_first(session, first))
+
+    def clear_views(self) -> None:
+        """Show nothing of any model: plots, diff, evaluation panel, hover readout, selection label, status message.
+
+        Each view's own ``clear()`` is used where it has one (it forgets
+        everything model-specific: axes, classes, hints); otherwise what
+        empties it.
+        """
+        w = self.w
+        _clear(w.histogram, lambda: w.histogram.set_view(None))
+        _clear(w.heatmap, lambda: w.heatmap.set_view(None))
+        w.heatmap.hover_label.setText(HOVER_HINT)  # the heatmap's own readout of the last hovered cell
+        _clear(w.norms, lambda: w.norms.set_norms(None))
+        w.diff_view.clear("Edit a tensor to see how it changed")
+        eval_clear = getattr(w.eval_panel, "clear", None)
+        if callable(eval_clear):
+            eval_clear()
+        self._titles = None  # a busy note's saved titles belong to the old model's plots
+        w.hover_label.setText("")
+        w.selection_label.setText("")
+        w.statusBar().clearMessage()
 
     def _show_first(self, session: EditSession, name: str) -> None:
         if self.ws.session is session and self.ws.current is None:
@@ -244,3 +269,12 @@ class ViewsController(QObject):
     def cancel(self) -> None:
         """The window closes: drop every pending computation."""
         self.computer.cancel()
+
+
+def _clear(widget, fallback) -> None:
+    """``widget.clear()`` when the widget has one, else ``fallback()``."""
+    clear = getattr(widget, "clear", None)
+    if callable(clear):
+        clear()
+    else:
+        fallback()
