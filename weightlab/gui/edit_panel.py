@@ -40,6 +40,7 @@ from weightlab.core.edits import (
 )
 from weightlab.core.errors import WeightLabError
 from weightlab.core.graph import following_batchnorm
+from weightlab.core.model import auxiliary_layers
 from weightlab.core.session import EditSession
 
 from .formatting import fmt_num
@@ -55,14 +56,15 @@ TARGET_MODES = {"Tree selection": "tree", "Glob pattern": "glob", "Whole model":
 
 
 def optimizer_layers(session: EditSession | None) -> set[str]:
-    """Names of layers holding optimizer state (checkpoints' ``"(optimizer)"`` layer)."""
+    """Names of the layers that are not part of the network: optimizer state and metrics variables.
+
+    Delegates to :func:`weightlab.core.model.auxiliary_layers` (layers of class
+    ``"(optimizer)"`` or ``"(metrics)"``, and the model's ``optimizer_layer``);
+    empty when no model is open.
+    """
     if session is None:
         return set()
-    model = session.model
-    names = {layer.name for layer in model.layers if layer.class_name == "(optimizer)"}
-    if model.attrs.get("optimizer_layer"):
-        names.add(str(model.attrs["optimizer_layer"]))
-    return names
+    return auxiliary_layers(session.model)
 
 
 def summarize_names(names: list[str], limit: int = 3) -> str:

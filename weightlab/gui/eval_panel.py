@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QSize, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
@@ -18,18 +18,18 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from .formatting import fmt_count, fmt_delta_pp, fmt_num, fmt_pct
+from . import theme
+from .formatting import fmt_count, fmt_delta_pp, fmt_num, fmt_pct, thinned_ticks
 from .plots import plot_widget, set_ticks
 
-WORSE = "#c92a2a"
-BETTER = "#2b8a3e"
-BASELINE_BRUSH = pg.mkBrush(170, 170, 170)
-CURRENT_BRUSH = pg.mkBrush("#1c7ed6")
-PROVISIONAL_PEN = pg.mkPen("#f08c00", width=1.5)
+#: Smallest height of the charts' tab page (title and plot), in pixels: a
+#: small dock scrolls the panel rather than squeezing the chart to a strip.
+CHART_MIN_HEIGHT = 170
 
 
 def running_text(ev: Any, num_samples: int = 0) -> str:
@@ -63,10 +63,12 @@ def timing_text(metrics: Any) -> str:
 
 
 def _delta_html(delta: float, text: str, higher_is_better: bool = True) -> str:
+    """``(text)`` coloured by the theme: positive when the change is good, negative when bad, muted for none."""
     if abs(delta) < 1e-12:
-        return f"<span style='color:#666; font-size:10pt'>({text})</span>"
-    good = (delta > 0) == higher_is_better
-    return f"<span style='color:{BETTER if good else WORSE}; font-size:10pt'>({text})</span>"
+        role = "muted"
+    else:
+        role = "positive" if (delta > 0) == higher_is_better else "negative"
+    return f"<span style='color:{theme.css(role)}'>({text})</span>"
 
 
 class EvalPanel(QGroupBox):
@@ -103,6 +105,7 @@ class EvalPanel(QGroupBox):
         self._history: tuple[Any, ...] = ()
         self._position = 0
         self._num_samples = 0
+        self._num_classes = 0
         # history position whose pass is running (its provisional point), or None
         self._pending: int | None = None
         self.running: Any = None
@@ -110,25 +113,23 @@ class EvalPanel(QGroupBox):
         self.data_label = QLabel("Held-out set: none")
         self.data_label.setWordWrap(True)
         self.device_label = QLabel("Device: –")
+        self.device_label.setWordWrap(True)
         self.timing_label = QLabel("Last evaluation: –")
-        self.timing_label.setStyleSheet("color: #555;")
+        self.timing_label.setWordWrap(True)
         self.running_label = QLabel("")
-        self.running_label.setStyleSheet("color: #d9480f; font-weight: 600;")
+        self.running_label.setWordWrap(True)
         self.message = QLabel("")
         self.message.setWordWrap(True)
-        self.message.setStyleSheet(f"color: {WORSE};")
+        self._message_role = "negative"
         self.base_acc = QLabel("–")
         self.base_loss = QLabel("–")
         self.cur_acc = QLabel("–")
         self.cur_loss = QLabel("–")
-        for lab in (self.base_acc, self.cur_acc):
-            lab.setStyleSheet("font-size: 15pt; font-weight: 600;")
-        # The current value gets a second line (the change in pp) once edited:
-        # reserve it, or the grid squeezes the row and clips that line.
-        big = self.cur_acc.font()
-        big.setPointSizeF(15)
-        self.cur_acc.setMinimumHeight(QFontMetrics(big).lineSpacing() + self.fontMetrics().lineSpacing() + 6)
-        self.cur_loss.setMinimumHeight(2 * self.fontMetrics().lineSpacing() + 4)
+        # The change since the baseline, on its own row under the current values:
+        # a row of its own is never squeezed under the progress bar.
+        self.cur_acc_delta = QLabel("")
+        self.cur_loss_delta = QLabel("")
+        self._deltas: tuple[float, float] | None = None
         self.arch_button = QPushButton("Choose architecture…")
         self.arch_button.setToolTip(
             "A checkpoint holds weights only: pick the .keras/.h5 model file whose architecture they belong to"
@@ -137,25 +138,30 @@ class EvalPanel(QGroupBox):
         self.arch_label = QLabel("")
         self.arch_label.setWordWrap(True)
         self.choice_boxes: dict[str, QComboBox] = {}
-        choices = QHBoxLayout()
-        choices.addWidget(self.arch_button)
-        choices.addWidget(self.arch_label, 1)
-        for key in ("signature", "output"):
+        arch_row = QHBoxLayout()
+        arch_row.addWidget(self.arch_button)
+        arch_row.addWidget(self.arch_label, 1)
+        # signature and output each on a row of their own: a narrow dock cannot hold both
+        choices = QGridLayout()
+        for row, key in enumerate(("signature", "output")):
             box = QComboBox()
             box.setToolTip(f"The SavedModel {key} to evaluate")
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(8)
             box.textActivated.connect(lambda text, key=key: self.optionChosen.emit(key, text))
             self.choice_boxes[key] = box
-            choices.addWidget(QLabel(f"{key}:"))
-            choices.addWidget(box)
+            choices.addWidget(QLabel(f"{key}:"), row, 0)
+            choices.addWidget(box, row, 1)
+        choices.setColumnStretch(1, 1)
         self._choices = choices
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
         self.progress.setFormat("idle")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
-        self.progress.setMaximumHeight(16)
 
         grid = QGridLayout()
+        grid.setVerticalSpacing(2)
         grid.addWidget(QLabel(""), 0, 0)
         grid.addWidget(QLabel("<b>accuracy</b>"), 0, 1)
         grid.addWidget(QLabel("<b>loss</b>"), 0, 2)
@@ -165,10 +171,12 @@ class EvalPanel(QGroupBox):
         grid.addWidget(QLabel("Current"), 2, 0)
         grid.addWidget(self.cur_acc, 2, 1)
         grid.addWidget(self.cur_loss, 2, 2)
+        grid.addWidget(self.cur_acc_delta, 3, 1)
+        grid.addWidget(self.cur_loss_delta, 3, 2)
         grid.setColumnStretch(1, 1)
+        self._grid = grid
 
         self.step_plot = plot_widget()
-        self.step_plot.setMinimumHeight(90)
         self.step_plot.setLabel("bottom", "history step")
         self.step_plot.setLabel("left", "%")
         self.step_plot.showGrid(y=True, alpha=0.2)
@@ -177,57 +185,112 @@ class EvalPanel(QGroupBox):
             self.step_plot.getAxis(axis).enableAutoSIPrefix(False)  # no "(x0.001)" on an empty chart
         self.step_plot.setXRange(-0.3, 1.3, padding=0)
         self.step_plot.setYRange(0, 100, padding=0.05)
-        self.step_curve = self.step_plot.plot([], [], pen=pg.mkPen("#1c7ed6", width=2), symbol="o",
-                                              symbolSize=6, symbolBrush="#1c7ed6")
+        self.step_curve = self.step_plot.plot([], [], symbol="o", symbolSize=6)
         # The running estimate of the pass in progress: a hollow point with its 95% interval.
-        self.provisional_bar = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.15, pen=PROVISIONAL_PEN)
-        self.provisional_point = pg.ScatterPlotItem(
-            size=8, symbol="o", pen=PROVISIONAL_PEN, brush=pg.mkBrush(255, 255, 255)
-        )
+        self.provisional_bar = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=0.15)
+        self.provisional_point = pg.ScatterPlotItem(size=8, symbol="o")
         self.step_plot.addItem(self.provisional_bar)
         self.step_plot.addItem(self.provisional_point)
-        self.base_line = pg.InfiniteLine(angle=0, pen=pg.mkPen("#999", style=Qt.PenStyle.DashLine))
+        self.base_line = pg.InfiniteLine(angle=0)
         self.step_plot.addItem(self.base_line)
         self.base_line.hide()
 
         self.class_plot = plot_widget()
-        self.class_plot.setMinimumHeight(90)
         self.class_plot.setLabel("bottom", "class")
         self.class_plot.setLabel("left", "%")
         self.class_plot.setMouseEnabled(x=False, y=False)
+        self.class_plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.class_plot.setYRange(0, 100, padding=0.02)
-        self.class_base = pg.BarGraphItem(x=[], height=[], width=0.38, brush=BASELINE_BRUSH)
-        self.class_cur = pg.BarGraphItem(x=[], height=[], width=0.38, brush=CURRENT_BRUSH)
+        self.class_base = pg.BarGraphItem(x=[], height=[], width=0.38)
+        self.class_cur = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.class_plot.addItem(self.class_base)
         self.class_plot.addItem(self.class_cur)
-        self.class_title = QLabel(
-            "Per-class accuracy: <span style='color:#888'>■ baseline</span> "
-            "<span style='color:#1c7ed6'>■ current</span>"
-        )
-        self.step_title = QLabel(
-            "Accuracy after each history step (dashed: baseline; "
-            "<span style='color:#f08c00'>○ running estimate, 95 % interval</span>)"
-        )
-        self.step_title.setWordWrap(True)
-        self.timing_label.setWordWrap(True)
+        #: Number of classes the per-class chart shows (0: none).
+        self.num_classes_shown = 0
+        # Tick labels thinned to the axis' width: redone when the plot is resized.
+        self.class_plot.getViewBox().sigResized.connect(self._update_class_ticks)
+        self.step_plot.getViewBox().sigResized.connect(self._update_step_ticks)
+        self.class_title = QLabel("")
+        self.step_title = QLabel("")
+        for lab in (self.class_title, self.step_title):
+            lab.setWordWrap(True)
+
+        # The two charts share one place (tabs): never one over the other, each as tall as the dock allows.
+        self.charts = _ChartTabs()
+        self.charts.setDocumentMode(True)
+        for title, plot, name, tip in (
+            (self.step_title, self.step_plot, "Per step", "Accuracy after each history step"),
+            (self.class_title, self.class_plot, "Per class", "Accuracy of each class, baseline and current"),
+        ):
+            page = QWidget()
+            page_lay = QVBoxLayout(page)
+            page_lay.setContentsMargins(0, 2, 0, 0)
+            page_lay.setSpacing(2)
+            page_lay.addWidget(title)
+            page_lay.addWidget(plot, 1)
+            plot.setMinimumHeight(90)
+            self.charts.addTab(page, name)
+            self.charts.setTabToolTip(self.charts.count() - 1, tip)
+        self.charts.setMinimumHeight(CHART_MIN_HEIGHT)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        lay.setSpacing(4)
         lay.addWidget(self.data_label)
         lay.addWidget(self.device_label)
         lay.addWidget(self.timing_label)
+        lay.addLayout(arch_row)
         lay.addLayout(choices)
         lay.addLayout(grid)
         lay.addWidget(self.progress)
         lay.addWidget(self.running_label)
         lay.addWidget(self.message)
-        lay.addWidget(self.step_title)
-        lay.addWidget(self.step_plot, 1)
-        lay.addWidget(self.class_title)
-        lay.addWidget(self.class_plot, 1)
+        lay.addWidget(self.charts, 1)
+        self.message.hide()
         self.offer_architecture(False)
         for key in self.choice_boxes:
             self.offer_choices(key, [])
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
+
+    # -- theme ------------------------------------------------------------------------
+    def apply_theme(self) -> None:
+        """Take colours and sizes from :mod:`weightlab.gui.theme` (called again whenever it changes)."""
+        muted, warning = theme.css("muted"), theme.css("warning")
+        self.timing_label.setStyleSheet(f"color: {muted};")
+        self.running_label.setStyleSheet(f"color: {warning}; font-weight: 600;")
+        self.message.setStyleSheet(f"color: {theme.css(self._message_role)};")
+        big = self.font()
+        big.setPointSizeF(big.pointSizeF() * 1.5)
+        big.setWeight(big.Weight.DemiBold)
+        for lab in (self.base_acc, self.cur_acc):
+            lab.setFont(big)
+        accent = theme.color("accent")
+        self.step_curve.setPen(pg.mkPen(accent, width=theme.line_width(2)))
+        self.step_curve.setSymbolBrush(pg.mkBrush(accent))
+        self.step_curve.setSymbolPen(pg.mkPen(accent))
+        prov = pg.mkPen(theme.color("warning"), width=theme.line_width(1.5))
+        self.provisional_bar.setData(pen=prov)
+        self.provisional_point.setPen(prov)
+        self.provisional_point.setBrush(pg.mkBrush(theme.color("bg")))
+        self.base_line.setPen(pg.mkPen(theme.color("muted"), width=theme.line_width(1), style=Qt.PenStyle.DashLine))
+        self.class_base.setOpts(brush=pg.mkBrush(theme.color("grid").darker(115)), pen=pg.mkPen(None))
+        self.class_cur.setOpts(brush=pg.mkBrush(accent), pen=pg.mkPen(None))
+        base_swatch = theme.color("grid").darker(115).name()
+        self.class_title.setText(
+            f"<span style='color:{base_swatch}'>■</span> baseline "
+            f"<span style='color:{accent.name()}'>■</span> current"
+        )
+        self.step_title.setText(
+            f"<span style='color:{muted}'>- - -</span> baseline · "
+            f"<span style='color:{warning}'>○</span> running estimate, 95 % interval"
+        )
+        self._show_deltas()
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and hasattr(self, "charts"):  # presentation mode: the big numbers follow the font
+            self.apply_theme()
 
     # -- state --------------------------------------------------------------------
     @property
@@ -241,20 +304,38 @@ class EvalPanel(QGroupBox):
         self.off_reason = None
         self._by_step.clear()
         self._num_samples = 0
+        self._num_classes = 0
+        self._deltas = None
         self.end_pass()
         self.timing_label.setText("Last evaluation: –")
         self.data_label.setText(f"Held-out set: <b>{data_name}</b>" if data_name else "Held-out set: none")
         for lab in (self.base_acc, self.base_loss, self.cur_acc, self.cur_loss):
             lab.setText("–")
-        self.message.setText("")
+        self._show_deltas()
+        self.show_message("")
         self.set_busy("starting evaluation…" if data_name else "idle")
         self._redraw()
+
+    def clear(self) -> None:
+        """Forget everything model-specific: numbers, history, charts, choices, messages.
+
+        For a new model (the window calls it before the new model's
+        evaluation starts): nothing of the previous model stays on screen,
+        the per-class chart included. The device stays (it is the worker's).
+        """
+        self._history = ()
+        self._position = 0
+        self.reset(None)
+        self.offer_architecture(False)
+        for key in self.choice_boxes:
+            self.offer_choices(key, [])
 
     def set_off(self, reason: str) -> None:
         """Evaluation is off; say why (e.g. no held-out set, safe-mode refusal)."""
         self.off_reason = reason
-        self.message.setStyleSheet("color: #8a5a00;")
-        self.message.setText(f"Evaluation off: {reason}")
+        self._message_role = "warning"
+        self.message.setStyleSheet(f"color: {theme.css('warning')};")
+        _show_text(self.message, f"Evaluation off: {reason}")
         self.set_busy("off")
 
     def set_device(self, device: str) -> None:
@@ -264,12 +345,14 @@ class EvalPanel(QGroupBox):
     def set_data_info(self, name: str, num_samples: int, num_classes: int) -> None:
         """Describe the held-out set once the engine has loaded it."""
         self._num_samples = int(num_samples)
+        self._num_classes = int(num_classes)
         self.data_label.setText(f"Held-out set: <b>{name}</b> · {num_samples} samples · {num_classes} classes")
 
     def show_message(self, text: str, error: bool = True) -> None:
         """A non-modal note (a crash, a failed evaluation)."""
-        self.message.setStyleSheet(f"color: {WORSE if error else '#555'};")
-        self.message.setText(text)
+        self._message_role = "negative" if error else "muted"
+        self.message.setStyleSheet(f"color: {theme.css(self._message_role)};")
+        _show_text(self.message, text)
 
     def set_busy(self, text: str | None = None, done: int = 0, total: int = 0) -> None:
         """Progress bar: ``done`` of ``total`` batches, or a text when idle/off."""
@@ -299,7 +382,7 @@ class EvalPanel(QGroupBox):
         visible = len(values) > 1
         box.setVisible(visible)
         idx = self._choices.indexOf(box)
-        self._choices.itemAt(idx - 1).widget().setVisible(visible)
+        self._choices.itemAt(idx - 1).widget().setVisible(visible)  # its "key:" label
 
     # -- a pass in progress ------------------------------------------------------------
     def start_pass(self, position: int) -> None:
@@ -360,7 +443,7 @@ class EvalPanel(QGroupBox):
         self.base_acc.setText(fmt_pct(metrics.accuracy))
         self.base_loss.setText(fmt_num(metrics.loss))
         self.off_reason = None
-        self.message.setText("")
+        _show_text(self.message, "")
         self.set_current(metrics, 0, ())
 
     def set_current(self, metrics: Any, position: int, applied: Sequence[Any]) -> None:
@@ -370,14 +453,12 @@ class EvalPanel(QGroupBox):
         self._by_step[position] = (tuple(applied), float(acc))
         if self.baseline is not None:
             b_acc, b_loss = self.baseline.accuracy, self.baseline.loss
-            d_acc, d_loss = acc - b_acc, loss - b_loss
-            self.cur_acc.setText(f"{fmt_pct(acc)}<br>{_delta_html(d_acc, fmt_delta_pp(d_acc))}")
-            self.cur_loss.setText(
-                f"{fmt_num(loss)}<br>{_delta_html(d_loss, f'{d_loss:+.3g}', higher_is_better=False)}"
-            )
+            self._deltas = (acc - b_acc, loss - b_loss)
         else:
-            self.cur_acc.setText(fmt_pct(acc))
-            self.cur_loss.setText(fmt_num(loss))
+            self._deltas = None
+        self.cur_acc.setText(fmt_pct(acc))
+        self.cur_loss.setText(fmt_num(loss))
+        self._show_deltas()
         seconds = metrics.seconds
         self.set_busy(f"done in {seconds:.2f} s" if seconds is not None else "done")
         device = metrics.device
@@ -393,12 +474,29 @@ class EvalPanel(QGroupBox):
         self._position = position
         self._redraw()
 
+    def _show_deltas(self) -> None:
+        """The change of accuracy (pp) and loss since the baseline, coloured by the theme."""
+        if self._deltas is None:
+            self.cur_acc_delta.setText("")
+            self.cur_loss_delta.setText("")
+            return
+        d_acc, d_loss = self._deltas
+        self.cur_acc_delta.setText(_delta_html(d_acc, fmt_delta_pp(d_acc)))
+        self.cur_loss_delta.setText(_delta_html(d_loss, f"{d_loss:+.3g}", higher_is_better=False))
+
     def step_accuracy(self) -> dict[int, float]:
-        """Accuracy measured at each history position still valid (baseline at 0)."""
+        """Accuracy measured at each history position still valid (baseline at 0).
+
+        A result stays valid while the steps before its position are the same
+        edits, each switched on or off as when it was measured. Steps are
+        compared by their edit and switch, not as objects: switching a step
+        off and on again gives the session new step objects for the same
+        state, and the points measured before must come back.
+        """
         out: dict[int, float] = {}
         for pos, (applied, acc) in self._by_step.items():
             prefix = self._history[:pos]
-            if len(applied) == pos and len(prefix) == pos and all(a is b for a, b in zip(applied, prefix)):
+            if len(applied) == pos and len(prefix) == pos and all(map(_same_step, applied, prefix)):
                 out[pos] = acc
         return out
 
@@ -412,8 +510,7 @@ class EvalPanel(QGroupBox):
         self._fit_y()
         n = max(1, len(self._history))
         self.step_plot.setXRange(-0.3, n + 0.3, padding=0)  # room for a point and its error bar at either end
-        step = max(1, n // 10)
-        set_ticks(self.step_plot.getAxis("bottom"), [[(i, str(i)) for i in range(0, n + 1, step)]])
+        self._update_step_ticks()
         if self.baseline is not None:
             self.base_line.setValue(100 * self.baseline.accuracy)
             self.base_line.show()
@@ -439,16 +536,77 @@ class EvalPanel(QGroupBox):
             self.step_plot.setYRange(0, 100, padding=0.05)  # no numbers yet: the whole scale, not pyqtgraph's ±200
 
     def _redraw_classes(self) -> None:
-        base = self.baseline.per_class if self.baseline is not None else None
-        cur = self.current.per_class if self.current is not None else None
+        base = getattr(self.baseline, "per_class", None) if self.baseline is not None else None
+        cur = getattr(self.current, "per_class", None) if self.current is not None else None
         if base is None:
+            # No numbers for this model (yet): no bars and no classes of a previous model.
             self.class_base.setOpts(x=[], height=[])
             self.class_cur.setOpts(x=[], height=[])
+            self.num_classes_shown = 0
+            self.class_plot.setXRange(-0.7, 0.7, padding=0)
+            self._update_class_ticks()
             return
-        n = len(base)
-        x = np.arange(n)
-        self.class_base.setOpts(x=x - 0.2, height=100 * np.asarray(base, float))
-        c = cur if cur is not None else base
-        self.class_cur.setOpts(x=x + 0.2, height=100 * np.asarray(c, float))
+        b = 100 * np.asarray(base, float).ravel()
+        c = 100 * np.asarray(cur if cur is not None else base, float).ravel()
+        n = max(len(b), len(c))
+        self.class_base.setOpts(x=np.arange(len(b)) - 0.2, height=b)
+        self.class_cur.setOpts(x=np.arange(len(c)) + 0.2, height=c)
+        self.num_classes_shown = n
         self.class_plot.setXRange(-0.7, n - 0.3, padding=0)
-        set_ticks(self.class_plot.getAxis("bottom"), [[(i, str(i)) for i in range(n)]])
+        self._update_class_ticks()
+
+    def _update_class_ticks(self, *_args: Any) -> None:
+        """Class numbers under the bars, thinned so that no two labels overlap at the plot's width."""
+        n = self.num_classes_shown
+        axis = self.class_plot.getAxis("bottom")
+        set_ticks(axis, [thinned_ticks(n, self._axis_pixels(self.class_plot), self._tick_metrics(axis).horizontalAdvance)])
+
+    def _update_step_ticks(self, *_args: Any) -> None:
+        """History positions 0..n under the points, thinned to the plot's width."""
+        n = max(1, len(self._history))
+        axis = self.step_plot.getAxis("bottom")
+        set_ticks(axis, [thinned_ticks(n + 1, self._axis_pixels(self.step_plot), self._tick_metrics(axis).horizontalAdvance)])
+
+    @staticmethod
+    def _tick_metrics(axis: pg.AxisItem) -> QFontMetrics:
+        return QFontMetrics(axis.style.get("tickFont") or axis.font())
+
+    @staticmethod
+    def _axis_pixels(plot: pg.PlotWidget) -> float:
+        """Width in pixels of one unit of ``plot``'s x axis (0 before the plot has a size)."""
+        box = plot.getViewBox()
+        (x0, x1), width = box.viewRange()[0], box.width()
+        return width / (x1 - x0) if x1 > x0 and width > 0 else 0.0
+
+
+def _same_step(a: Any, b: Any) -> bool:
+    """Whether history steps ``a`` and ``b`` stand for the same state change (same edit, same switch)."""
+    if a is b:
+        return True
+    edit_a, edit_b = getattr(a, "edit", None), getattr(b, "edit", None)
+    if edit_a is None or edit_b is None:
+        return False
+    return edit_a is edit_b and getattr(a, "enabled", True) == getattr(b, "enabled", True)
+
+
+class _ChartTabs(QTabWidget):
+    """The charts' tabs, preferring their smallest height: they take the room the dock has left.
+
+    A plot's own size hint is its scene's size (hundreds of pixels); a scroll
+    area holding the panel would make the panel that tall and scroll it
+    even in a dock with room for everything.
+    """
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        hint = super().sizeHint()
+        return QSize(hint.width(), max(self.minimumHeight(), self.minimumSizeHint().height()))
+
+    def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
+        # the wrapped titles' preferred heights would bring the plots' back
+        return max(self.sizeHint().height(), self.minimumSizeHint().height())
+
+
+def _show_text(label: QLabel, text: str) -> None:
+    """Set ``label``'s text; an empty label is hidden so it takes no room in a small dock."""
+    label.setText(text)
+    label.setVisible(bool(text))

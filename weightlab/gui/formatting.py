@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 
 
 def fmt_num(x: float, digits: int = 4) -> str:
@@ -33,3 +34,52 @@ def fmt_delta_pp(delta: float) -> str:
 def fmt_shape(shape: tuple[int, ...]) -> str:
     """``(3, 3, 1, 8)`` as ``"3×3×1×8"`` (``"scalar"`` for ``()``)."""
     return "×".join(str(s) for s in shape) if shape else "scalar"
+
+
+def _nice_steps() -> Iterator[int]:
+    """Steps between labelled ticks, smallest first: 1, 2, 5, 10, 20, 50, ..."""
+    scale = 1
+    while True:
+        for k in (1, 2, 5):
+            yield k * scale
+        scale *= 10
+
+
+def thinned_ticks(
+    count: int, unit_px: float, text_width: Callable[[str], float], gap_px: float = 8.0
+) -> list[tuple[int, str]]:
+    """Tick labels ``0 .. count-1`` for an axis, thinned so that no two labels overlap.
+
+    Every ``step``-th position is labelled, ``step`` the smallest of 1, 2, 5,
+    10, 20, 50... for which the widest label plus ``gap_px`` fits in
+    ``step * unit_px`` pixels.
+
+    Parameters
+    ----------
+    count:
+        Number of positions (0 gives no ticks).
+    unit_px:
+        Pixels between two neighbouring positions on screen; 0 or less when
+        unknown (the plot has no size yet): then at most 10 labels are kept.
+    text_width:
+        Width in pixels of a label's text (e.g. ``QFontMetrics.horizontalAdvance``).
+    gap_px:
+        Smallest free space between two labels.
+
+    Returns
+    -------
+    list of (int, str)
+        ``(position, label)`` pairs, position 0 always among them.
+    """
+    if count <= 0:
+        return []
+    widest = max(text_width(str(count - 1)), text_width("0")) + gap_px
+    steps = _nice_steps()
+    step = next(steps)
+    if unit_px > 0:
+        while step * unit_px < widest:
+            step = next(steps)
+    else:
+        while count / step > 10:
+            step = next(steps)
+    return [(i, str(i)) for i in range(0, count, step)]
