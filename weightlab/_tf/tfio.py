@@ -53,6 +53,9 @@ from ..core.links import check_prefix, check_tree, copy_tree, is_inside
 
 #: Name and class name of the layer that holds optimizer and bookkeeping state.
 OPTIMIZER_LAYER = "(optimizer)"
+#: Layer (name and class name) of a tf.keras model's metrics variables, kept under this key prefix.
+METRICS_LAYER = "(metrics)"
+_METRICS_PREFIX = "keras_api/metrics/"
 
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
@@ -160,7 +163,15 @@ def _tensor(layer: str, weight: str, key: str, shape, dtype, trainable: bool) ->
 
 
 def _group_layers(tensors: list[dict[str, Any]], class_names: dict[str, str] | None = None) -> list[dict]:
-    """Group tensor dicts into layer dicts (first-appearance order; optimizer state last)."""
+    """Group tensor dicts into layer dicts (first-appearance order; optimizer state last).
+
+    A tf.keras model's metrics totals (key ``keras_api/metrics/0/total/...``)
+    go to the :data:`METRICS_LAYER` (``(metrics)/0/total``, not trainable).
+    """
+    for t in tensors:
+        if t["key"].startswith(_METRICS_PREFIX) and t["layer"] != OPTIMIZER_LAYER:
+            weight = t["key"][len(_METRICS_PREFIX) :].split("/.ATTRIBUTES/")[0]
+            t.update(layer=METRICS_LAYER, weight=weight, name=f"{METRICS_LAYER}/{weight}", trainable=False)
     _make_unique(tensors)
     layers: dict[str, dict[str, Any]] = {}
     for t in sorted(tensors, key=lambda t: t["layer"] == OPTIMIZER_LAYER):
@@ -168,8 +179,8 @@ def _group_layers(tensors: list[dict[str, Any]], class_names: dict[str, str] | N
             t["layer"],
             {"name": t["layer"], "class_name": (class_names or {}).get(t["layer"], ""), "tensors": []},
         )
-        if t["layer"] == OPTIMIZER_LAYER:
-            layer["class_name"] = OPTIMIZER_LAYER
+        if t["layer"] in (OPTIMIZER_LAYER, METRICS_LAYER):
+            layer["class_name"] = t["layer"]
         layer["tensors"].append(t)
     return list(layers.values())
 

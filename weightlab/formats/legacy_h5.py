@@ -82,17 +82,39 @@ def _flatten_config(cfg: dict[str, Any], classes: dict[str, str], inner: dict[st
     return names
 
 
+def tf_scope_of(part: str, layer: str) -> bool:
+    """True when ``part`` is the TensorFlow name scope TF 1.x gave ``layer``'s variables.
+
+    Keras 2.0-2.2 created a layer's variables under ``tf.name_scope(layer.name)``;
+    TensorFlow makes a scope name unique in its graph by adding ``_1``, ``_2``...
+    So a layer Keras calls ``conv2d_1`` may store ``conv2d_1_1/kernel:0``
+    (``layer_names`` and the config still say ``conv2d_1``).
+    """
+    return part == layer or (part.startswith(layer + "_") and part[len(layer) + 1 :].isdigit())
+
+
 def _assign(group_name: str, weight: str, candidates: set[str]) -> tuple[str, list[str]]:
-    """Return (layer, path parts) of a stored weight name within the layer group ``group_name``."""
+    """Return (layer, path parts) of a stored weight name within the layer group ``group_name``.
+
+    The layer is the name Keras gives it (``layer_names``, the config), not the
+    TensorFlow scope in the stored name (``conv2d_1_1/kernel:0`` in group
+    ``conv2d_1`` is ``conv2d_1``'s ``kernel``, see :func:`tf_scope_of`).
+    """
     parts = weight.removesuffix(":0").split("/")
     if candidates:
         for i in range(len(parts) - 2, -1, -1):
             if parts[i] in candidates:
                 return parts[i], parts[i + 1 :]
+        for i in range(len(parts) - 2, -1, -1):  # an inner layer's TF scope ("dense_1_1")
+            scoped = [c for c in candidates if tf_scope_of(parts[i], c)]
+            if len(scoped) == 1:
+                return scoped[0], parts[i + 1 :]
         return group_name, parts[-1:]
     if group_name in parts[:-1]:
         i = len(parts) - 2 - parts[-2::-1].index(group_name)
         return group_name, parts[i + 1 :]
+    if len(parts) > 1 and tf_scope_of(parts[0], group_name):  # Keras 2.0-2.2 under TF 1.x
+        return group_name, parts[1:]
     if len(parts) > 1:  # Keras 2 nested model: "<inner layer>/<weight>:0"
         return parts[0], parts[1:]
     return group_name, parts
@@ -106,7 +128,10 @@ def open(path: str | os.PathLike[str]) -> ModelFile:  # noqa: A001 - the handler
     ModelFile
         ``format="h5"``; ``config`` = the parsed ``model_config`` (None for
         weights-only files); ``attrs``: ``keras_version``, ``backend``,
-        ``weights_only``, ``has_optimizer``.
+        ``weights_only``, ``has_optimizer``, ``stored_under_other_names`` (the
+        layers whose stored weight names carry a TensorFlow scope instead of
+        the layer's name, as Keras 2.0-2.2 wrote them: ``conv2d_1_1/kernel:0``
+        for ``conv2d_1/kernel``; each tensor's ``key`` keeps the stored path).
 
     Raises
     ------
@@ -160,6 +185,7 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
             layers.append(seen[lname])
         return seen[lname]
 
+    scoped: set[str] = set()  # layers whose stored names carry another (TF scope) name
     group_names = _unique_names(str_list(root.attrs["layer_names"]), "layer_names", path)
     if "top_level_model_weights" in root and "top_level_model_weights" not in group_names:
         group_names.append("top_level_model_weights")
@@ -177,6 +203,9 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
             if not isinstance(ds, h5py.Dataset):
                 raise FormatError(f"weight {gname}/{wname} is not a dataset", path)
             lname, parts = _assign(gname, wname, candidates)
+            scopes = wname.split("/")[:-1]
+            if lname not in scopes and any(tf_scope_of(part, lname) for part in scopes):
+                scoped.add(lname)
             entries.append((lname, parts, ds))
         if not entries:
             if not candidates and gname != "top_level_model_weights":
@@ -191,6 +220,7 @@ def _open(h5: h5py.File, reader: H5Reader, path: Path, stat: tuple[int, int]) ->
         "backend": attr_str(h5, "backend") or attr_str(root, "backend") or "",
         "weights_only": prefix == "",
         "has_optimizer": "optimizer_weights" in h5,
+        "stored_under_other_names": sorted(scoped),
         "_stat": stat,
     }
     return ModelFile(path, name, layers, reader, config=config, attrs=attrs)

@@ -28,6 +28,12 @@ Checkpoint
     ``"(optimizer)"`` with ``trainable=False`` tensors
     (``(optimizer)/adam/dense_kernel_momentum``); ``attrs["optimizer_layer"]``
     names it so a view can hide it.
+Metrics variables
+    A tf.keras model's compiled metrics keep running totals
+    (``keras_api/metrics/0/total``); in a SavedModel or checkpoint they go to
+    one layer named and classed ``"(metrics)"`` (``(metrics)/0/total``,
+    non-trainable). :func:`weightlab.core.model.auxiliary_layers` names both
+    kinds of layer, which views hide unless asked.
 GraphDef
     Weight-holding float ``Const`` nodes grouped by name scope
     (``fc1/weights``); a Const named after ops (``model/dense/MatMul/ReadVariableOp/resource``
@@ -51,10 +57,12 @@ from ..engine.reader import TFReaderProcess
 from . import tfsniff
 from ._h5io import file_stat, prepare_changes
 
-__all__ = ["CHECKPOINT", "GRAPHDEF", "OPTIMIZER_LAYER", "SAVEDMODEL", "evaluation_kind"]
+__all__ = ["CHECKPOINT", "GRAPHDEF", "METRICS_LAYER", "OPTIMIZER_LAYER", "SAVEDMODEL", "evaluation_kind"]
 
 #: Name and class name of the layer holding optimizer state (as in :mod:`weightlab._tf.tfio`, which cannot be imported here).
 OPTIMIZER_LAYER = "(optimizer)"
+#: Name and class name of the layer holding a tf.keras model's metrics variables (as in :mod:`weightlab._tf.tfio`).
+METRICS_LAYER = "(metrics)"
 
 
 class TFTensorReader:
