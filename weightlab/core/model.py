@@ -441,10 +441,67 @@ def auxiliary_layers(model: ModelFile) -> set[str]:
     return names
 
 
-def _suggest(name: str, names: Mapping[str, object] | list[str]) -> str:
-    import difflib
+def close_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
+    """The names of ``names`` closest to ``name``, closest first (for "did you mean").
 
-    close = difflib.get_close_matches(name, list(names), n=3)
+    Ranked in tiers, then by :class:`difflib.SequenceMatcher` ratio (ignoring
+    case) within a tier, the model's order breaking ties:
+
+    1. the same name but for case, or for a ``:0`` suffix (``Dense_1/Kernel``,
+       ``dense_1/kernel:0`` -> ``dense_1/kernel``);
+    2. the same name but for a TensorFlow scope suffix on a part
+       (``conv2d_1`` <-> ``conv2d_1_1``, as Keras 2.0-2.2 files store names);
+    3. one name is a ``/``-path prefix of the other (layer ``dense`` ->
+       ``dense/kernel``, ``dense/bias``);
+    4. any other name whose ratio is at least 0.6 (``dense/kernal`` -> ``dense/kernel``
+       before ``dense_1/kernel``).
+
+    Parameters
+    ----------
+    name:
+        The unknown name as given.
+    names:
+        Known names (tensors and/or layers), in the model's order; repeats ignored.
+    n:
+        At most this many are returned.
+
+    Returns
+    -------
+    list of str
+        Up to ``n`` names of ``names``, best first; empty when none is close.
+    """
+    import difflib
+    import re
+
+    def norm(text: str) -> str:
+        return text.lower().removesuffix(":0")
+
+    def unscoped(text: str) -> str:
+        return "/".join(re.sub(r"(_\d+)_\d+$", r"\1", part) for part in norm(text).split("/"))
+
+    target = norm(name)
+    matcher = difflib.SequenceMatcher(b=target, autojunk=False)
+    ranked: list[tuple[int, float, int, str]] = []
+    for order, known in enumerate(dict.fromkeys(names)):
+        k = norm(known)
+        matcher.set_seq1(k)
+        ratio = matcher.ratio()
+        if k == target:
+            tier = 0
+        elif unscoped(k) == unscoped(target) or unscoped(k) == target or k == unscoped(target):
+            tier = 1
+        elif k.startswith(target + "/") or target.startswith(k + "/"):
+            tier = 2
+        elif ratio >= 0.6:
+            tier = 3
+        else:
+            continue
+        ranked.append((tier, -ratio if tier == 3 else 0.0, order, known))
+    return [known for *_, known in sorted(ranked)[:n]]
+
+
+def _suggest(name: str, names: Iterable[str]) -> str:
+    close = close_names(name, names)
     if close:
         return "; did you mean " + ", ".join(repr(c) for c in close) + "?"
     return ""
