@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEMO = ROOT / "resources" / "demo"
+DEMO = ROOT / "weightlab" / "resources" / "demo"
 LAYER = "dense"
 #: Issue 11's target for the WeightLab side, in seconds.
 TARGET_S = 2.0

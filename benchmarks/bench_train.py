@@ -60,7 +60,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEMO = ROOT / "resources" / "demo"
+DEMO = ROOT / "weightlab" / "resources" / "demo"
 MODEL = DEMO / "digits_cnn.keras"
 TRAIN = DEMO / "digits_train.npz"
 #: The training split is repeated this many times (longer epochs, steadier ratios).

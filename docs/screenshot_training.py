@@ -8,7 +8,7 @@
 Opens the bundled demo with its held-out set, prunes 80 % of every kernel
 (one ``prune_magnitude`` step over ``*/kernel``, through the window's own edit
 path), waits for the live accuracy of the pruned model, then in the Training
-tab trains on ``resources/demo/digits_train.npz`` (validation: the last 10 %,
+tab trains on ``weightlab/resources/demo/digits_train.npz`` (validation: the last 10 %,
 5 epochs, seed 0, masks kept, watching ``dense/kernel``) in the real engine,
 waits until the result has landed as one history step and its live
 evaluation is shown, drags the splitter above the tabs so that they get about

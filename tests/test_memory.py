@@ -32,7 +32,7 @@ from weightlab.core.errors import DataError, FormatError  # noqa: E402
 from weightlab.core.session import EditSession  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEMO = ROOT / "resources" / "demo"
+DEMO = ROOT / "weightlab" / "resources" / "demo"
 
 
 def _listing(session: EditSession) -> list:

@@ -124,7 +124,7 @@ def test_check_training_refuses_an_in_memory_model_that_was_not_materialised():
 
 def test_done_when_the_windows_numbers_equal_keras_on_the_model_taken_back():
     """The engine worker's evaluation of an in-memory model with two neurons ablated equals Keras on to_keras()."""
-    demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
+    demo = Path(__file__).resolve().parents[1] / "weightlab" / "resources" / "demo"
     data = demo / "digits_heldout.npz"
     model = keras.saving.load_model(demo / "digits_cnn.keras")
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])

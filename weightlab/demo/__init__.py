@@ -6,8 +6,11 @@ Kaynak 1998), pixel values 0..16 scaled to [0, 1]. A fixed stratified split
 (``train_test_split(test_size=0.2, random_state=0)``) gives 1,437 training and
 360 held-out images.
 
-``python -m weightlab.demo`` rebuilds, deterministically (fixed seeds and
-TensorFlow op determinism), the files in ``resources/demo/``:
+The files ship inside the package (``weightlab/resources/demo/``, package data
+of the wheel), so ``weightlab --demo`` works from an installed WeightLab.
+``python -m weightlab.demo --out DIR`` rebuilds them, deterministically (fixed
+seeds and TensorFlow op determinism), into a folder the user names (it needs
+scikit-learn: ``pip install 'weightlab[demo]'``):
 
 * ``digits_cnn.keras``: the model as a Keras 3 archive;
 * ``digits_cnn.h5``: the same model as a legacy full-model HDF5 file;
@@ -24,8 +27,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Folder of the bundled demo files (in a source checkout).
-DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
+from weightlab.core.errors import WeightLabError
+
+#: Folder of the bundled demo files: package data, ``weightlab/resources/demo``
+#: (in a source checkout and in an installed wheel alike).
+DEMO_DIR = Path(__file__).resolve().parents[1] / "resources" / "demo"
 MODEL_KERAS = DEMO_DIR / "digits_cnn.keras"
 MODEL_H5 = DEMO_DIR / "digits_cnn.h5"
 HELDOUT = DEMO_DIR / "digits_heldout.npz"
@@ -34,15 +40,40 @@ TRAIN = DEMO_DIR / "digits_train.npz"
 SEED = 0
 TEST_SIZE = 0.2
 
+#: What to install when scikit-learn (the digits data set) is missing.
+INSTALL_HINT = "pip install 'weightlab[demo]'"
+
+
+class MissingDependencyError(WeightLabError):
+    """An optional dependency the demo's rebuild needs is not installed (the message says what to install)."""
+
+
+def _sklearn():
+    """Import scikit-learn's two functions the split needs, or say what to install."""
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(
+            f"rebuilding the demo needs scikit-learn (the digits data set), which is not installed "
+            f"({exc.name}): {INSTALL_HINT}"
+        ) from exc
+    return load_digits, train_test_split
+
 
 def load_digits_split():
     """Return ``(x_train, y_train, x_heldout, y_heldout)`` of the fixed split.
 
     ``x`` arrays are float32 ``(N, 8, 8, 1)`` in [0, 1]; ``y`` arrays int64 ``(N,)``.
+
+    Raises
+    ------
+    MissingDependencyError
+        scikit-learn is not installed (the message names ``pip install 'weightlab[demo]'``).
     """
     import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+
+    load_digits, train_test_split = _sklearn()
 
     digits = load_digits()
     x = (digits.images.astype(np.float32) / 16.0)[..., None]
