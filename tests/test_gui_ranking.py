@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from PySide6.QtCore import QCoreApplication, QItemSelectionModel, Qt
-from PySide6.QtGui import QColor, QImage
+from PySide6.QtGui import QImage
 
 from tests.fakes import FakeEngine
 from weightlab.core.stats import wilson_interval
@@ -26,7 +26,7 @@ from weightlab.gui.controllers.paths import NO_DATA_REASON
 from weightlab.gui.controllers.ranking import rankable_layers
 from weightlab.gui.engine_adapter import EngineAdapter
 from weightlab.gui.export import PNG_WIDTH
-from weightlab.gui.ranking_view import RAISING_COLOR, drop_interval_pp
+from weightlab.gui.ranking_view import drop_interval_pp, raising_color
 
 pytestmark = pytest.mark.gui
 
@@ -274,7 +274,7 @@ def test_units_whose_removal_raises_accuracy_are_coloured_and_counted(fake, qtbo
     assert "3 units raise accuracy when removed" in view.summary.text()
     model = view.table_model
     last = model.index(UNITS - 1, 3)
-    assert model.data(last, Qt.ItemDataRole.ForegroundRole).color() == QColor(RAISING_COLOR)
+    assert model.data(last, Qt.ItemDataRole.ForegroundRole).color() == raising_color()
     assert model.data(model.index(0, 3), Qt.ItemDataRole.ForegroundRole) is None
 
 

@@ -56,19 +56,28 @@ from PySide6.QtWidgets import (
 
 from weightlab.core.sweeps import ABLATIONS, RankResult, RankSpec, UnitAblation
 
+from . import theme
 from .norms_view import BAR_WIDTH, SELECTED_BRUSH, bar_outline
 from .plots import plot_widget, reserve_lines, set_label, set_ticks
 
-__all__ = ["RAISING_COLOR", "RankingView", "RankTableModel", "drop_interval_pp"]
+__all__ = ["NARROW", "RankingView", "RankTableModel", "drop_interval_pp", "raising_color"]
 
-#: Bars of units whose ablation costs accuracy.
-DROP_COLOR = "#74a9cf"
-#: Bars (and table cells) of units whose removal raises accuracy.
-RAISING_COLOR = "#2a9d4b"
-#: Bars of units with no measured drop yet (live, before the baseline is known).
-PENDING_COLOR = "#c8c8c8"
-#: Error bars (the 95 % interval): light, so that the bars stay readable.
-ERROR_COLOR = (90, 90, 90, 110)
+# Colours come from the theme (weightlab.gui.theme), looked up when drawn:
+#: Theme role of the bars of units whose ablation costs accuracy.
+DROP_ROLE = "brush"
+#: Theme role of the bars (and table cells) of units whose removal raises accuracy.
+RAISING_ROLE = "positive"
+#: Theme role of the bars of units with no measured drop yet (live, before the baseline is known).
+PENDING_ROLE = "grid"
+#: Alpha of the error bars (the 95 % interval, in the theme's muted colour): light, so that the bars stay readable.
+ERROR_ALPHA = 110
+#: Width below which the bar chart is stacked over the cumulative chart and the table.
+NARROW = 720
+
+
+def raising_color() -> QColor:
+    """The colour of units whose removal raises accuracy, in the theme shown now."""
+    return theme.color(RAISING_ROLE)
 #: Most bars that get their unit index as a tick label (more: the tooltip says).
 MAX_TICK_LABELS = 40
 
@@ -155,7 +164,7 @@ class RankTableModel(QAbstractTableModel):
         elif role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         elif role == Qt.ItemDataRole.ForegroundRole and col == 3 and u.raises_accuracy:
-            return QBrush(QColor(RAISING_COLOR))
+            return QBrush(raising_color())
         elif role == Qt.ItemDataRole.ToolTipRole and u.raises_accuracy:
             return "Removing this unit raised the held-out accuracy"
         return None
@@ -186,6 +195,8 @@ class RankingView(QWidget):
         super().__init__(parent)
         self.result: RankResult | None = None
         self.provisional = False
+        self._total: int | None = None
+        self._note = ""
         self._highlight: set[int] = set()
         self._anchor: int | None = None  # rank position of the last plain/ctrl click
         self._syncing_table = False
@@ -261,14 +272,12 @@ class RankingView(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.15)
-        self.bars = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(DROP_COLOR), fillLevel=0)
-        self.raising_bars = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(RAISING_COLOR), fillLevel=0)
-        self.pending_bars = pg.PlotCurveItem(pen=None, brush=pg.mkBrush(PENDING_COLOR), fillLevel=0)
+        self.bars = pg.PlotCurveItem(pen=None, fillLevel=0)
+        self.raising_bars = pg.PlotCurveItem(pen=None, fillLevel=0)
+        self.pending_bars = pg.PlotCurveItem(pen=None, fillLevel=0)
         self.selected_bars = pg.PlotCurveItem(pen=None, brush=SELECTED_BRUSH, fillLevel=0)
-        self.errors = pg.ErrorBarItem(
-            x=np.zeros(0), y=np.zeros(0), beam=BAR_WIDTH * 0.3, pen=pg.mkPen(ERROR_COLOR, width=1)
-        )
-        self.zero_line = pg.InfiniteLine(angle=0, pos=0, pen=pg.mkPen("#888", width=1))
+        self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), beam=BAR_WIDTH * 0.3)
+        self.zero_line = pg.InfiniteLine(angle=0, pos=0)
         for item in (
             self.zero_line,
             self.bars,
@@ -288,14 +297,12 @@ class RankingView(QWidget):
         self.cum_plot.setLabel("bottom", "k units ablated together")
         self.cum_plot.getAxis("left").enableAutoSIPrefix(False)
         self.cum_plot.showGrid(y=True, alpha=0.15)
-        self.cum_legend = self.cum_plot.addLegend(offset=(6, -6), labelTextSize="8pt")
-        self.cum_top = self.cum_plot.plot(
-            [], [], pen=pg.mkPen("#d62728", width=2), name="most important first"
-        )
-        self.cum_bottom = self.cum_plot.plot(
-            [], [], pen=pg.mkPen("#1f77b4", width=2), name="least important first"
-        )
-        self.cum_base = pg.InfiniteLine(angle=0, pen=pg.mkPen("#666", width=1, style=Qt.PenStyle.DashLine))
+        # no legend box (it covered the curves in a small plot): the title names the colours
+        self.cum_plot.setToolTip("Held-out accuracy with the k most important units (red) or the k least "
+                                 "important units (blue) ablated together; dashed: the baseline")
+        self.cum_top = self.cum_plot.plot([], [], name="most important first")
+        self.cum_bottom = self.cum_plot.plot([], [], name="least important first")
+        self.cum_base = pg.InfiniteLine(angle=0)
         self.cum_base.setVisible(False)
         self.cum_plot.addItem(self.cum_base)
 
@@ -350,10 +357,12 @@ class RankingView(QWidget):
         options.addWidget(self.top_k)
         options.addWidget(self.status, 1)
 
+        # wide: bars | (cumulative over table); narrow (resizeEvent): bars over (cumulative | table)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.cum_plot)
         right.addWidget(self.table)
         right.setSizes([120, 160])
+        self.side = right
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.plot)
         self.splitter.addWidget(right)
@@ -370,6 +379,42 @@ class RankingView(QWidget):
         lay.addWidget(self.summary)
         lay.addWidget(self.splitter, 1)
         self._enable_result_tools()
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
+
+    # -- theme and size ------------------------------------------------------------------------
+    def apply_theme(self) -> None:
+        """Take the charts' colours from :mod:`weightlab.gui.theme` (called again whenever it changes)."""
+        self.bars.setBrush(pg.mkBrush(theme.color(DROP_ROLE)))
+        self.raising_bars.setBrush(pg.mkBrush(theme.color(RAISING_ROLE)))
+        self.pending_bars.setBrush(pg.mkBrush(theme.color(PENDING_ROLE)))
+        err = theme.color("muted")
+        err.setAlpha(ERROR_ALPHA)
+        self.errors.setData(pen=pg.mkPen(err, width=theme.line_width(1)))
+        self.zero_line.setPen(pg.mkPen(theme.color("muted"), width=theme.line_width(1)))
+        top, bottom = theme.color("negative"), theme.color("accent")
+        self.cum_top.setPen(pg.mkPen(top, width=theme.line_width(2)))
+        self.cum_bottom.setPen(pg.mkPen(bottom, width=theme.line_width(2)))
+        self.cum_base.setPen(pg.mkPen(theme.color("muted"), width=theme.line_width(1), style=Qt.PenStyle.DashLine))
+        self.cum_plot.setTitle(
+            f"<span style='color:{top.name()}'>━</span> most, "
+            f"<span style='color:{bottom.name()}'>━</span> least important first",
+            size="8pt",
+        )
+        self.table_model.layoutChanged.emit()  # the raising units' colour
+        if self.result is not None:
+            text = self._summary(self.result, self.provisional, self._total, self._note)
+            self.summary.setText(text)
+            self.summary.setToolTip(text)
+
+    def resizeEvent(self, event: Any) -> None:
+        """Stack the bar chart over the cumulative chart and the table when narrower than :data:`NARROW`."""
+        super().resizeEvent(event)
+        narrow = self.width() < NARROW
+        want = Qt.Orientation.Vertical if narrow else Qt.Orientation.Horizontal
+        if self.splitter.orientation() != want:
+            self.splitter.setOrientation(want)
+            self.side.setOrientation(Qt.Orientation.Horizontal if narrow else Qt.Orientation.Vertical)
 
     # -- set-up ----------------------------------------------------------------------------
     def set_layers(self, layers: Iterable[str], current: str | None = None) -> None:
@@ -495,6 +540,7 @@ class RankingView(QWidget):
         """
         self.result = result
         self.provisional = provisional
+        self._total, self._note = total, note
         units = result.units
         n = len(units)
         base = result.baseline.accuracy
@@ -578,7 +624,7 @@ class RankingView(QWidget):
         if raising:
             word = "unit raises" if len(raising) == 1 else "units raise"
             parts.append(
-                f"<span style='color:{RAISING_COLOR}'>{len(raising)} {word} accuracy when removed</span>"
+                f"<span style='color:{theme.css(RAISING_ROLE)}'>{len(raising)} {word} accuracy when removed</span>"
             )
         still = sum(1 for u in result.units if u.drop == 0)
         if still:
