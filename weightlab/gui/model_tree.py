@@ -434,8 +434,11 @@ class ModelTree(QWidget):
         self.filter_count.setText("no match" if n == 0 else f"{n} tensor{'s' if n != 1 else ''}")
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if (watched is self.filter_edit and event.type() == QEvent.Type.KeyPress
-                and event.key() == Qt.Key.Key_Escape):
+        if watched is self.filter_edit and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
+                and event.key() == Qt.Key.Key_Escape:
+            if event.type() == QEvent.Type.ShortcutOverride:
+                event.accept()  # Esc is ours here, not the window's "clear neuron selection"
+                return False
             self.clear_filter()
             return True
         return super().eventFilter(watched, event)
