@@ -38,7 +38,8 @@ def test_window_actions_have_unique_keys_and_labels():
     reg = window_actions()
     assert len(reg) == len({a.id for a in reg})
     assert "std:Redo" in reg["edit.redo"].shortcuts
-    assert "Ctrl+Shift+Z" not in reg["edit.redo"].shortcuts  # part of std:Redo where the platform has it
+    # both redo keys listed beside std:Redo (which lacks Ctrl+Y under GNOME-like X11); bound once each (Qt side)
+    assert {"Ctrl+Shift+Z", "Ctrl+Y"} <= set(reg["edit.redo"].shortcuts)
     assert Action("x", "Save && &quit").text == "Save & quit"
 
 
@@ -66,7 +67,9 @@ def test_menus_and_toolbar_come_from_the_registry(window):
     for spec in window.actions.registry:
         assert window.actions[spec.id] in in_menus, spec.id
     toolbar = [a for a in window.actions.toolbar.actions()]
-    assert toolbar == [window.actions[i] for i in ("file.open", "file.save_as", "edit.undo", "edit.redo", "eval.restart")]
+    toolbar = [a for a in toolbar if not a.isSeparator()]
+    assert toolbar == [window.actions[i] for i in ("file.open", "file.save", "edit.undo", "edit.redo", "view.find",
+                                                   "eval.restart", "analysis.sweep", "training.start")]
     assert all(not a.icon().isNull() for a in toolbar)
     file_menu = window.actions.menus["File"]
     assert window.recent_menu.menuAction() in file_menu.actions()

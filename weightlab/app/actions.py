@@ -13,7 +13,11 @@ Ctrl+Z, and whatever else the platform binds to Undo). The registry refuses a
 key bound twice (two actions, or twice in one action); the Qt side refuses
 two actions whose standard keys resolve to the same key on this platform (on
 Linux, Redo is Ctrl+Y *and* Ctrl+Shift+Z: adding Ctrl+Shift+Z by hand made
-Qt report "Ambiguous shortcut overload" and run neither).
+Qt report "Ambiguous shortcut overload" and run neither). One action may list
+a standard key and the plain keys it stands for (Redo: ``std:Redo``,
+``Ctrl+Shift+Z``, ``Ctrl+Y``): the Qt side binds each resolved key once, so
+both redo keys work whatever the platform's own binding (under X11 with a
+GNOME-like theme, std:Redo is Ctrl+Shift+Z only).
 """
 
 from __future__ import annotations
@@ -240,8 +244,11 @@ def window_actions() -> ActionRegistry:
                    "Open a SavedModel folder or a checkpoint folder", icon="SP_DirOpenIcon"),
             Action("file.open_data", "Open &held-out set…", "File", "open", (), "Open a held-out .npz (x, y)",
                    enabled=_has),
-            Action("file.save_as", "Save &As…", "File", "save", ("std:SaveAs",), "Write the edited model to a new file",
+            Action("file.save", "&Save", "File", "save", ("std:Save",),
+                   "Write the edited model (the first time: to a new file, proposing NAME-edited)",
                    enabled=_idle, toolbar=True, icon="SP_DialogSaveButton"),
+            Action("file.save_as", "Save &As…", "File", "save", ("std:SaveAs",), "Write the edited model to a new file",
+                   enabled=_idle),
             Action("file.export_recipe", "&Export recipe…", "File", "save", (),
                    "Save the applied edits as a JSON recipe", enabled=_idle),
             Action("file.apply_recipe", "Apply &recipe…", "File", "save", (), "Apply the edits of a JSON recipe",
@@ -253,9 +260,10 @@ def window_actions() -> ActionRegistry:
             Action("file.quit", "&Quit", "File", "quit", ("Ctrl+Q",), "Close the window"),
             Action("edit.undo", "&Undo", "Edit", "history", ("std:Undo",), "Undo the last step", enabled=_can_undo,
                    dynamic_label=_undo_label, toolbar=True, icon="SP_ArrowBack"),
-            # std:Redo is Ctrl+Shift+Z and Ctrl+Y on Linux, Ctrl+Y on Windows: Ctrl+Shift+Z is
-            # added where the platform lacks it (gui side), never bound twice.
-            Action("edit.redo", "&Redo", "Edit", "history", ("std:Redo",), "Redo the next step", enabled=_can_redo,
+            # std:Redo is Ctrl+Y on Windows, Ctrl+Shift+Z under GNOME-like X11 themes, both elsewhere:
+            # both keys are listed, and the Qt side binds each resolved key once (never ambiguous).
+            Action("edit.redo", "&Redo", "Edit", "history", ("std:Redo", "Ctrl+Shift+Z", "Ctrl+Y"),
+                   "Redo the next step", enabled=_can_redo,
                    dynamic_label=_redo_label, toolbar=True, icon="SP_ArrowForward"),
             Action("edit.revert", "Revert &tensor", "Edit", "revert", (), "Restore the shown tensor's stored values",
                    enabled=lambda ws: ws.idle and ws.current is not None and ws.edited([ws.current])),
@@ -283,20 +291,39 @@ def window_actions() -> ActionRegistry:
                    checkable=True, checked=True),
             Action("view.optimizer", "Show &optimizer state", "View", "views", (),
                    "Show the optimizer's slots of a checkpoint in the tree", checkable=True),
+            Action("view.find", "&Find in tree…", "View", "tree", ("std:Find",),
+                   "Filter the model tree by name (glob such as */kernel, or a substring); Enter jumps",
+                   enabled=_has, toolbar=True, icon="SP_FileDialogContentsView"),
+            Action("view.count_all", "&Count every tensor's sparsity", "View", "tree", (),
+                   "Count the zeros of every tensor in the background (the tree shows each as it is counted)",
+                   enabled=_has),
+            Action("view.theme.system", "&System", "View/Theme", "theme", (),
+                   "Light or dark as the desktop's colour scheme says", checkable=True, checked=True),
+            Action("view.theme.light", "&Light", "View/Theme", "theme", (), "Always light", checkable=True),
+            Action("view.theme.dark", "&Dark", "View/Theme", "theme", (), "Always dark", checkable=True),
+            Action("view.presentation", "&Presentation mode", "View", "layout", ("Ctrl+Shift+F5",),
+                   "High contrast for a projector: larger fonts, thicker lines", checkable=True),
+            Action("view.reset_layout", "&Reset layout", "View", "layout", (),
+                   "Put every panel back in its place and size, shown and docked"),
             Action("eval.restart", "&Re-evaluate", "Evaluation", "eval", ("std:Refresh",),
                    "Rebuild the model in the worker and evaluate again", enabled=_has,
                    toolbar=True, icon="SP_BrowserReload"),
             Action("eval.trust", "&Trust model code (unsafe)…", "Evaluation", "eval", (),
                    "Let the evaluation worker run custom/Lambda layers of this file", checkable=True),
             Action("analysis.sweep", "&Sensitivity sweep…", "Analysis", "analysis", ("Ctrl+Shift+W",),
-                   "Show the Sweeps tab: accuracy vs an edit's strength per target", enabled=_has),
+                   "Show the Sweeps tab: accuracy vs an edit's strength per target", enabled=_has,
+                   toolbar=True, icon="SP_FileDialogDetailedView"),
             Action("analysis.rank", "&Rank neurons of layer", "Analysis", "rank", (),
                    "Ablate each output neuron of the shown layer alone and sort by the accuracy it costs "
                    "(the Ranking tab)", enabled=_has),
             Action("training.start", "&Fine-tune…", "Analysis", "train", ("Ctrl+Shift+T",),
                    "Show the Training tab: fine-tune the edited model with pruned weights kept at zero, "
-                   "prune and retrain, gradual pruning", enabled=_has),
+                   "prune and retrain, gradual pruning", enabled=_has, toolbar=True, icon="SP_MediaPlay"),
             Action("help.shortcuts", "&Keyboard Shortcuts", "Help", "help", ("std:HelpContents",),
                    "Every keyboard shortcut of the window"),
+            Action("help.guide", "&User Guide", "Help", "help", (),
+                   "Open WeightLab's guide (the local docs when present, else online)"),
+            Action("help.about", "&About WeightLab", "Help", "about", (),
+                   "WeightLab's version and the versions of the libraries it runs on"),
         ]
     )

@@ -31,7 +31,10 @@ def run_app(
     """
     import pyqtgraph as pg
     from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
+
+    from weightlab.resources import ICON_NAME, icon_path
 
     from .error_dialog import install_error_dialog
     from .main_window import MainWindow
@@ -39,10 +42,18 @@ def run_app(
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("WeightLab")
     app.setOrganizationName("WeightLab")
+    # the desktop entry's name: Wayland compositors and docks match the window to it (and its icon)
+    app.setDesktopFileName(ICON_NAME)
+    try:
+        app.setWindowIcon(QIcon(str(icon_path())))
+    except FileNotFoundError:
+        pass  # a broken installation still runs, with the platform's default icon
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
-    window = MainWindow()
-    window.resize(1400, 900)
+    window = MainWindow()  # its remembered size and layout, or 1400x900 (shrunk to the screen) on a first run
+    if screenshot is not None:
+        window.resize(1400, 900)  # screenshots have one size, whatever the user's remembered window
+        window.remember_layout = False
     window.show()
     restore_hooks = install_error_dialog(window)
     # Edits a crash or kill left unsaved are offered first (not in screenshot runs: no dialogs there).

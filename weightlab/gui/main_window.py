@@ -1,5 +1,12 @@
 """The WeightLab main window: model tree | tensor views | edit, history, evaluation.
 
+The tensor views (histogram, heatmap/diff/sweeps/training tabs, neuron norms)
+are the central widget; the model tree (left) and the edit, history and
+evaluation panels (right) are dock widgets the user can move, float, close
+and bring back (*View › Panels*, *View › Reset layout*). The window's
+geometry, the docks' and toolbar's arrangement and the centre splitter's
+sizes are remembered between runs (:mod:`weightlab.gui.window_state`).
+
 The window is layout and wiring. Its state lives in a Qt-free
 :class:`~weightlab.app.workspace.Workspace` (the session, the shown tensor,
 the held-out set, the evaluation options, trust, the running edit); the
@@ -23,7 +30,9 @@ Where things are:
 - Centre: histogram, then *Heatmap* / *Diff* tabs (Ctrl+D), neuron norms;
   double-click a heatmap cell to set its value; Ctrl+M toggles the pruned mask.
 - File › Compare with… (Ctrl+Shift+C), Export tensor… (Ctrl+E), Export plot ›.
-- View › Show optimizer state (checkpoints). Help › Keyboard Shortcuts.
+- View › Show optimizer state (checkpoints), Find in tree (Ctrl+F), Theme,
+  Presentation mode, Panels, Toolbar, Reset layout.
+- Help › Keyboard Shortcuts, User Guide, About WeightLab.
 """
 
 from __future__ import annotations
@@ -31,17 +40,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QIcon
 from PySide6.QtWidgets import (
+    QDockWidget,
     QFileDialog,
+    QFrame,
     QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
+    QScrollArea,
     QSplitter,
     QTabWidget,
+    QWidget,
 )
 
 from weightlab.app.actions import Action, window_actions
@@ -52,7 +65,10 @@ from weightlab.core.edits import Edit
 from weightlab.core.errors import WeightLabError
 from weightlab.core.session import EditSession
 from weightlab.formats import open_session
+from weightlab.resources import icon_path
 
+from . import window_state
+from .about import about_dialog, open_user_guide
 from .controllers.actions import ActionsController
 from .controllers.comparison import COMPARE_SYNC_PARAMS, ComparisonController
 from .controllers.documents import DocumentsController
@@ -88,7 +104,7 @@ from .norms_view import NormsView
 from .op_forms import OPS
 from .opener import OpenProgress
 from .selection import NeuronSelection
-from .settings import RecentFiles
+from .settings import RecentFiles, qsettings
 from .tensor_worker import TensorComputer
 
 __all__ = [
@@ -110,6 +126,31 @@ __all__ = [
 OP_KEYS = {"clip_symmetric": "Ctrl+Shift+K", "prune_magnitude": "Ctrl+Shift+P",
            "prune_neurons": "Ctrl+Shift+N", "add_noise": "Ctrl+Shift+G", "reinit": "Ctrl+Shift+I"}
 
+#: The smallest window (px): two windows side by side on a 1920-wide screen fit, and so does a 1024x640 screen.
+MIN_SIZE = (800, 560)
+#: The window's size on a first run (shrunk to the screen when it is smaller).
+DEFAULT_SIZE = (1400, 900)
+#: The right docks from top to bottom (object name, title); the model tree's dock is "dock-tree".
+RIGHT_DOCKS = (("dock-edit", "Edit"), ("dock-history", "History"), ("dock-evaluation", "Evaluation"))
+
+
+def _theme():
+    """The theme module (weightlab.gui.theme), or None where this build lacks it."""
+    try:
+        from . import theme
+    except ImportError:
+        return None
+    return theme
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area: a small dock scrolls its panel instead of squashing or cutting it."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
+
 
 class MainWindow(QMainWindow):
     """WeightLab's main window.
@@ -127,6 +168,11 @@ class MainWindow(QMainWindow):
         The window's state (:class:`~weightlab.app.workspace.Workspace`).
     actions:
         The window's QActions by registry id (``window.actions["edit.undo"]``).
+
+    docks:
+        The dock widgets by object name (``dock-tree``, ``dock-edit``, ``dock-history``, ``dock-evaluation``).
+    centre:
+        The central splitter (histogram | tabs | norms); its sizes are remembered as ``window/splitters/centre``.
 
     Signals
     -------
@@ -171,10 +217,18 @@ class MainWindow(QMainWindow):
         self.sweeps = SweepsController(self, ws, self.engine, self.edits)
         self.ranking = RankingController(self, ws, self.engine)
         self.training = TrainingController(self, ws, self.engine, self.edits)
+        #: Write the layout to the settings on close (False for scripted runs such as screenshots).
+        self.remember_layout = True
         self._build_actions()
         self.setAcceptDrops(True)
-        self.setMinimumSize(1000, 640)
-        self.resize(1400, 900)
+        self.setMinimumSize(*MIN_SIZE)
+        self._default_geometry()
+        self._default_layout()
+        self._restored = window_state.restore_layout(self, self.splitters)
+        # sizes of the docks need the real window size: the first show sets them (unless restored)
+        self._sized = self._restored["state"]
+        self._set_icon()
+        self._sync_theme()
         self.documents.update_title()
 
     # -- construction ---------------------------------------------------------------
@@ -195,27 +249,44 @@ class MainWindow(QMainWindow):
         self.views.setTabToolTip(0, "The tensor's values, output neurons along columns")
         self.views.setTabToolTip(1, "How the shown tensor changed: histogram of edited − original, changed positions (Ctrl+D)")
         centre = QSplitter(Qt.Orientation.Vertical)
+        centre.setObjectName("centre-splitter")
         centre.addWidget(self.histogram)
         centre.addWidget(self.views)
         centre.addWidget(self.norms)
+        centre.setChildrenCollapsible(False)
         centre.setSizes([330, 380, 190])
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.edit_panel)
-        right.addWidget(self.history)
-        right.addWidget(self.eval_panel)
-        right.setSizes([330, 150, 420])
-        right.setMinimumWidth(330)
-        main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(self.tree)
-        main.addWidget(centre)
-        main.addWidget(right)
-        main.setStretchFactor(1, 1)
-        main.setSizes([440, 580, 380])
-        self._sized = False
-        for s in (centre, right, main):
-            s.setChildrenCollapsible(False)
-        self.splitters = (main, centre, right)
-        self.setCentralWidget(main)
+        self.centre = centre
+        self.splitters = {"centre": centre}
+        # Below the views' smallest size the centre scrolls instead of overlapping its plots.
+        self.setCentralWidget(_scrolled(centre))
+
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+        self.setCorner(Qt.Corner.TopLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.TopRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        contents = {
+            "dock-tree": self.tree,
+            "dock-edit": _scrolled(self.edit_panel),
+            "dock-history": self.history,
+            "dock-evaluation": _scrolled(self.eval_panel),
+        }
+        titles = {"dock-tree": "Model", **dict(RIGHT_DOCKS)}
+        # The dock's title bar names the panel: the group boxes' own titles would say it twice.
+        for panel in (self.edit_panel, self.history, self.eval_panel):
+            panel.setTitle("")
+            panel.setFlat(True)
+        self.docks: dict[str, QDockWidget] = {}
+        for name, widget in contents.items():
+            dock = QDockWidget(titles[name], self)
+            dock.setObjectName(name)
+            dock.setWidget(widget)
+            dock.toggleViewAction().setStatusTip(f"Show or hide the {titles[name]} panel")
+            self.docks[name] = dock
 
         self.hover_label = QLabel("")
         self.hover_label.setStyleSheet("font-family: monospace;")
@@ -237,6 +308,8 @@ class MainWindow(QMainWindow):
         panel, docs = self.edit_panel, self.documents
         slots = {
             "file.open": docs.open_dialog,
+            # save, find and count_all are the documents' and the tree's: looked up when used
+            "file.save": self.save,
             "file.open_folder": docs.open_folder_dialog,
             "file.open_data": docs.open_data_dialog,
             "file.save_as": self.save_as,
@@ -259,9 +332,18 @@ class MainWindow(QMainWindow):
             "view.diff": lambda on: self.views.setCurrentIndex(1 if on else 0),
             "view.mask": self.heatmap.mask_check.setChecked,
             "view.optimizer": self.tree.set_show_optimizer,
+            "view.find": self.start_find,
+            "view.count_all": self.count_all,
+            "view.theme.system": lambda on: on and self.set_theme("system"),
+            "view.theme.light": lambda on: on and self.set_theme("light"),
+            "view.theme.dark": lambda on: on and self.set_theme("dark"),
+            "view.presentation": self.set_presentation,
+            "view.reset_layout": self.reset_layout,
             "eval.restart": self.restart_evaluation,
             "eval.trust": self._toggle_trust,
             "help.shortcuts": self.show_shortcuts,
+            "help.guide": self.show_user_guide,
+            "help.about": self.show_about,
             "analysis.rank": self.ranking.rank_current,
             "analysis.sweep": lambda: self.views.setCurrentWidget(self.sweeps.panel),
             "training.start": lambda: self.views.setCurrentWidget(self.training.panel),
@@ -282,10 +364,27 @@ class MainWindow(QMainWindow):
                 item.setToolTip(f"Write the {label} plot as PNG or SVG")
                 item.triggered.connect(lambda _c=False, label=label: self.export_plot_dialog(label))
 
+        def theme_menu(menu: QMenu) -> None:
+            menu.addMenu(act.menu("View/Theme"))
+
+        def panels(menu: QMenu) -> None:
+            self.panels_menu = menu.addMenu("&Panels")
+            for dock in self.docks.values():
+                self.panels_menu.addAction(dock.toggleViewAction())
+            toolbar = act.toolbar.toggleViewAction()
+            toolbar.setText("&Toolbar")
+            toolbar.setStatusTip("Show or hide the toolbar")
+            menu.addAction(toolbar)
+
         act.fill_menu("File", {"open": recent, "compare": export_plots})
         act.fill_menu("Edit", {"apply": lambda menu: menu.addMenu(act.menu("Edit/Operation"))})
         act.fill_menu("Edit/Operation")
-        for path in ("View", "Evaluation", "Analysis", "Help"):
+        act.fill_menu("View", {"tree": theme_menu, "layout": panels})
+        act.fill_menu("View/Theme")
+        self.theme_group = QActionGroup(self)
+        for scheme in ("system", "light", "dark"):
+            self.theme_group.addAction(act[f"view.theme.{scheme}"])
+        for path in ("Evaluation", "Analysis", "Help"):
             act.fill_menu(path)
         self.documents.fill_recent_menu()
         # the names tests and scripts use for a few actions
@@ -310,19 +409,29 @@ class MainWindow(QMainWindow):
         )
         return {button.Save: "save", button.Discard: "discard"}.get(ans, "cancel")
 
+    def dialog_folder(self) -> str:
+        """Where a file dialog starts: the open model's folder, else the last folder used (``files/last_folder``), else ``""``."""
+        if self.session is not None:
+            return str(self.session.model.path.parent)
+        try:
+            last = qsettings().value("files/last_folder")
+        except Exception:  # noqa: BLE001 - a foreign INI value; settings are a convenience
+            return ""
+        return last if isinstance(last, str) and last and Path(last).is_dir() else ""
+
     def _ask_open_path(self, title: str, name_filter: str, start: str | None = None) -> str | None:
-        """File to open (the dialog starts in ``start``, else the model's folder), or None when cancelled."""
-        start = start or (str(self.session.model.path.parent) if self.session else "")
-        path, _ = QFileDialog.getOpenFileName(self, title, start, name_filter)
+        """File to open (the dialog starts in ``start``, else :meth:`dialog_folder`), or None when cancelled."""
+        path, _ = QFileDialog.getOpenFileName(self, title, start or self.dialog_folder(), name_filter)
         return path or None
 
     def _ask_folder(self, title: str, start: str | None = None) -> str | None:
-        """Folder to open (the dialog starts in ``start``, else the model's folder), or None when cancelled."""
-        start = start or (str(self.session.model.path.parent) if self.session else "")
-        return QFileDialog.getExistingDirectory(self, title, start) or None
+        """Folder to open (the dialog starts in ``start``, else :meth:`dialog_folder`), or None when cancelled."""
+        return QFileDialog.getExistingDirectory(self, title, start or self.dialog_folder()) or None
 
     def _ask_save_path(self, title: str, default: Path, name_filter: str) -> str | None:
-        """File to write, or None when cancelled."""
+        """File to write (the dialog proposes ``default``; a bare name goes in :meth:`dialog_folder`), or None when cancelled."""
+        if not Path(default).is_absolute() and self.dialog_folder():
+            default = Path(self.dialog_folder()) / default
         path, _ = QFileDialog.getSaveFileName(self, title, str(default), name_filter)
         return path or None
 
@@ -465,8 +574,17 @@ class MainWindow(QMainWindow):
         """Use ``path`` (.npz) as the held-out set and re-evaluate."""
         return self.documents.open_data(path)
 
+    def save(self) -> bool:
+        """File › Save (Ctrl+S): the first time like Save As (proposing ``NAME-edited.EXT``), then the same file.
+
+        True when a file was written. (Where the documents controller has no
+        ``save`` yet, this is Save As.)
+        """
+        save = getattr(self.documents, "save", None)
+        return bool(save()) if callable(save) else self.save_as()
+
     def save_as(self) -> bool:
-        """File › Save As…; True when a file was written."""
+        """File › Save As… (Ctrl+Shift+S); True when a file was written."""
         return self.documents.save_as()
 
     def export_recipe(self) -> bool:
@@ -590,6 +708,137 @@ class MainWindow(QMainWindow):
         """Help › Keyboard Shortcuts: the registry's actions and their keys."""
         return self.actions.shortcuts_dialog()
 
+    def show_about(self) -> QMessageBox:
+        """Help › About WeightLab: icon, version, and the versions of Python, Qt and the libraries (shown, not modal)."""
+        box = about_dialog(self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        return box
+
+    def show_user_guide(self):
+        """Help › User Guide: the local docs' guide when present, else the README online; the URL opened."""
+        return open_user_guide()
+
+    def start_find(self) -> None:
+        """View › Find in tree (Ctrl+F): show the tree's filter field (and the tree, if its dock was closed)."""
+        dock = self.docks["dock-tree"]
+        if not dock.isVisible():
+            dock.show()
+        dock.raise_()
+        start = getattr(self.tree, "start_filter", None)
+        if callable(start):
+            start()
+        else:
+            self.tree.setFocus()
+
+    def count_all(self) -> None:
+        """View › Count every tensor's sparsity: the tree counts the rest in the background."""
+        count = getattr(self.tree, "count_all", None)
+        if callable(count):
+            count()
+        else:
+            self.statusBar().showMessage("Counting every tensor is not available in this build", 5000)
+
+    # -- theme -------------------------------------------------------------------------
+    def set_theme(self, name: str) -> None:
+        """View › Theme: ``"system"``, ``"light"`` or ``"dark"`` (remembered by the theme module)."""
+        theme = _theme()
+        if theme is not None:
+            theme.set_scheme(name)
+        self._sync_theme()
+
+    def set_presentation(self, on: bool) -> None:
+        """View › Presentation mode: larger fonts and thicker plot lines for a projector (remembered)."""
+        theme = _theme()
+        if theme is not None and bool(theme.presentation()) != bool(on):
+            theme.set_presentation(bool(on))
+        self._sync_theme()
+
+    def _sync_theme(self) -> None:
+        """Apply the saved theme once (first call) and check the View menu's entries as the theme module says."""
+        theme = _theme()
+        if theme is None:
+            for scheme in ("system", "light", "dark"):
+                self.actions[f"view.theme.{scheme}"].setEnabled(False)
+            self.actions["view.presentation"].setEnabled(False)
+            return
+        if not getattr(self, "_theme_hooked", False):
+            self._theme_hooked = True
+            theme.restore()
+            theme.signals.changed.connect(self._sync_theme)
+        name = theme.scheme()
+        for scheme in ("system", "light", "dark"):
+            act = self.actions[f"view.theme.{scheme}"]
+            act.blockSignals(True)
+            act.setChecked(scheme == name)
+            act.blockSignals(False)
+        act = self.actions["view.presentation"]
+        act.blockSignals(True)
+        act.setChecked(bool(theme.presentation()))
+        act.blockSignals(False)
+
+    # -- layout ------------------------------------------------------------------------
+    def _set_icon(self) -> None:
+        try:
+            self.setWindowIcon(QIcon(str(icon_path())))
+        except FileNotFoundError:
+            pass  # a broken installation still runs, with the platform's default icon
+
+    def _default_geometry(self) -> None:
+        """:data:`DEFAULT_SIZE`, shrunk to 90 % of the screen's available area where that is smaller."""
+        width, height = DEFAULT_SIZE
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        # the offscreen platform's 800x800 "screen" is no display: keep the default size there
+        if screen is not None and QGuiApplication.platformName() != "offscreen":
+            avail = screen.availableGeometry()
+            if avail.width() > 0 and avail.height() > 0:
+                width = max(MIN_SIZE[0], min(width, int(avail.width() * 0.9)))
+                height = max(MIN_SIZE[1], min(height, int(avail.height() * 0.9)))
+        self.resize(width, height)
+
+    def _default_layout(self) -> None:
+        """Dock every panel in its default place, shown: the tree left, edit / history / evaluation right."""
+        for dock in self.docks.values():
+            dock.setFloating(False)
+            self.removeDockWidget(dock)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.docks["dock-tree"])
+        first = self.docks[RIGHT_DOCKS[0][0]]
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, first)
+        for (above, _), (below, _) in zip(RIGHT_DOCKS, RIGHT_DOCKS[1:]):
+            self.splitDockWidget(self.docks[above], self.docks[below], Qt.Orientation.Vertical)
+        for dock in self.docks.values():
+            dock.show()
+        toolbar = self.actions.toolbar
+        self.removeToolBar(toolbar)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, toolbar)
+        toolbar.show()
+
+    def _default_sizes(self) -> None:
+        """Size the docks and the centre for the window's present size (tree and right column fixed, centre the rest)."""
+        width, height = self.width(), self.height()
+        left = int(min(440, max(240, width * 0.22)))
+        right = int(min(420, max(300, width * 0.25)))
+        self.resizeDocks([self.docks["dock-tree"], self.docks["dock-edit"]], [left, right], Qt.Orientation.Horizontal)
+        # right column: the edit panel at its natural height (at most ~45 %), a short history, evaluation the rest
+        column = max(300, height - 80)
+        edit = self.docks["dock-edit"]
+        title = edit.height() - edit.widget().height() if edit.isVisible() and edit.widget().height() > 0 else 28
+        edit_h = min(self.edit_panel.sizeHint().height() + title + 4, int(column * 0.45))
+        history_h = int(min(140, max(80, column * 0.14)))
+        docks = [self.docks[name] for name, _ in RIGHT_DOCKS]
+        self.resizeDocks(docks, [edit_h, history_h, max(150, column - edit_h - history_h)], Qt.Orientation.Vertical)
+        total = max(300, self.centre.height() or height - 80)
+        self.centre.setSizes([int(total * 0.36), int(total * 0.42), int(total * 0.22)])
+
+    def reset_layout(self) -> None:
+        """View › Reset layout: every panel docked and shown in its default place, the toolbar shown, default sizes."""
+        self._default_layout()
+        self._default_sizes()
+        self.statusBar().showMessage("Layout reset", 3000)
+
+    def save_layout(self) -> None:
+        """Remember the window's geometry, docks, toolbar and splitter sizes (done on close)."""
+        window_state.save_layout(self, self.splitters)
+
     # -- evaluation --------------------------------------------------------------------
     def restart_evaluation(self) -> None:
         """(Re)build the model in the worker with the current held-out set and evaluate the baseline."""
@@ -610,19 +859,12 @@ class MainWindow(QMainWindow):
 
     # -- window events -------------------------------------------------------------------
     def showEvent(self, event) -> None:
-        """Lay the panes out once the window has its real width (tree and right pane fixed, centre the rest)."""
+        """Size the docks once the window has its real size (unless a remembered layout was restored)."""
         super().showEvent(event)
         if not self._sized:
             self._sized = True
-            main = self.splitters[0]
-            left, right = 450, 390
-            main.setSizes([left, max(400, main.width() - left - right), right])
-            # right column: the edit panel at its natural height, a short
-            # history, and the evaluation panel gets what is left
-            right_split = self.splitters[2]
-            edit_h = self.edit_panel.sizeHint().height()
-            history_h = 110
-            right_split.setSizes([edit_h, history_h, max(300, right_split.height() - edit_h - history_h)])
+            # once the window's layout has its real size (the docks' sizes are relative to it)
+            QTimer.singleShot(0, self, self._default_sizes)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
         if any(u.isLocalFile() for u in event.mimeData().urls()):
@@ -644,4 +886,6 @@ class MainWindow(QMainWindow):
         self.edits.shutdown()  # before the model closes: a running change reads it
         self.engine.shutdown()
         self.documents.close()
+        if self.remember_layout:
+            self.save_layout()
         event.accept()

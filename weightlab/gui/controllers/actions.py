@@ -1,9 +1,11 @@
 """The window's QActions, menus, toolbar and shortcut list, built from the action registry.
 
 :class:`ActionsController` turns each :class:`~weightlab.app.actions.Action`
-into a ``QAction`` bound to a slot of the window, fills the menu bar and a
-toolbar (in the menu bar's corner), and recomputes every action's enabled state and label when the
-workspace announces a change (never because a flow asked for it).
+into a ``QAction`` bound to a slot of the window, fills the menu bar and the
+main toolbar (a ``QToolBar`` named ``main-toolbar``, so the window's saved
+state keeps where it sits and whether it is shown), and recomputes every
+action's enabled state and label when the workspace announces a change
+(never because a flow asked for it).
 """
 
 from __future__ import annotations
@@ -69,7 +71,9 @@ class ActionsController:
             if keys:
                 act.setShortcuts(keys)
             if spec.tip:
-                act.setToolTip(spec.tip)
+                # the toolbar shows icons only: the tooltip names the action and its key first
+                key = f" ({keys[0].toString(QKeySequence.SequenceFormat.NativeText)})" if keys else ""
+                act.setToolTip(f"{spec.text}{key}: {spec.tip}")
                 act.setStatusTip(spec.tip)
             if spec.checkable:
                 act.setCheckable(True)
@@ -84,16 +88,17 @@ class ActionsController:
                     act.triggered.connect(lambda _checked=False, slot=slot: slot())
             window.addAction(act)
             self.actions[spec.id] = act
-        self.toolbar = QToolBar("Main", window)
+        self.toolbar = QToolBar("Toolbar", window)
         self.toolbar.setObjectName("main-toolbar")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
-        self.toolbar.setMovable(False)
-        self.toolbar.setIconSize(QSize(16, 16))
+        self.toolbar.setIconSize(QSize(20, 20))
+        section = None
         for spec in registry.toolbar():
+            if section is not None and spec.menu.split("/")[0] != section:
+                self.toolbar.addSeparator()
+            section = spec.menu.split("/")[0]
             self.toolbar.addAction(self.actions[spec.id])
-        # In the menu bar's right corner: a toolbar row of its own would take
-        # ~36 px from the panes, and the evaluation panel's last lines with them.
-        window.menuBar().setCornerWidget(self.toolbar, Qt.Corner.TopRightCorner)
+        window.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.toolbar)
         workspace.subscribe(lambda _ev: self.update())
         self.update()
 
@@ -102,7 +107,8 @@ class ActionsController:
         if path not in self.menus:
             parent, _, name = path.rpartition("/")
             title = {"File": "&File", "Edit": "&Edit", "View": "&View", "Evaluation": "E&valuation",
-                     "Analysis": "&Analysis", "Help": "&Help", "Edit/Operation": "&Operation"}.get(path, name)
+                     "Analysis": "&Analysis", "Help": "&Help", "Edit/Operation": "&Operation",
+                     "View/Theme": "&Theme"}.get(path, name)
             holder = self.menu(parent) if parent else self.window.menuBar()
             self.menus[path] = holder.addMenu(title)
             self.menus[path].setToolTipsVisible(True)
