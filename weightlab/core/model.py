@@ -451,7 +451,7 @@ def close_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
        ``dense_1/kernel:0`` -> ``dense_1/kernel``);
     2. the same name but for a TensorFlow scope suffix on a part
        (``conv2d_1`` <-> ``conv2d_1_1``, as Keras 2.0-2.2 files store names);
-    3. one name is a ``/``-path prefix of the other (layer ``dense`` ->
+    3. the tensors of a layer whose name was given (``dense`` ->
        ``dense/kernel``, ``dense/bias``);
     4. any other name whose ratio is at least 0.6 (``dense/kernal`` -> ``dense/kernel``
        before ``dense_1/kernel``).
@@ -490,7 +490,7 @@ def close_names(name: str, names: Iterable[str], n: int = 3) -> list[str]:
             tier = 0
         elif unscoped(k) == unscoped(target) or unscoped(k) == target or k == unscoped(target):
             tier = 1
-        elif k.startswith(target + "/") or target.startswith(k + "/"):
+        elif k.startswith(target + "/"):
             tier = 2
         elif ratio >= 0.6:
             tier = 3
