@@ -30,6 +30,9 @@ from ..selection import neuron_target
 from ..tensor_worker import SYNC_LIMIT, TensorComputer, TensorRequest, TensorView
 from .host import WindowHost
 
+#: The status bar's note while a tensor's statistics are computed.
+COMPUTING_NOTE = "computing statistics…"
+
 
 class ViewsController(QObject):
     """Keeps the tree and the tensor views in step with the workspace.
@@ -69,7 +72,7 @@ class ViewsController(QObject):
             lambda lo, hi: w.histogram.view is not None and c.count(w.histogram.view, lo, hi)
         )
         c.failed.connect(lambda msg: w._error("Cannot read tensor", msg))
-        c.busy.connect(lambda b: w.statusBar().showMessage("computing statistics…" if b else "", 0))
+        c.busy.connect(self._on_computing)
         w.histogram.binsChanged.connect(lambda _n: self.request_view(keep_range=True))
         w.heatmap.hovered.connect(w.hover_label.setText)
         w.selection.changed.connect(self._on_selection)
@@ -95,6 +98,14 @@ class ViewsController(QObject):
                 # from the next one (each repaint in its own turn; see _on_view).
                 session = ev.session
                 QTimer.singleShot(1, w, lambda: self._show_first(session, first))
+
+    def _on_computing(self, busy: bool) -> None:
+        """Say "computing statistics…" while they are computed; take back only that note, not another message."""
+        bar = self.w.statusBar()
+        if busy:
+            bar.showMessage(COMPUTING_NOTE, 0)
+        elif bar.currentMessage() == COMPUTING_NOTE:
+            bar.clearMessage()
 
     def clear_views(self) -> None:
         """Show nothing of any model: plots, diff, evaluation panel, hover readout, selection label, status message.
