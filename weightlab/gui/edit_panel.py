@@ -8,8 +8,10 @@ the reason as tooltip) when the target matches nothing or a value is invalid.
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QFont
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -43,13 +45,13 @@ from weightlab.core.graph import following_batchnorm
 from weightlab.core.model import auxiliary_layers
 from weightlab.core.session import EditSession
 
+from . import theme
 from .formatting import fmt_num
 from .op_forms import OPS, OPS_BY_KEY, FormContext, OpSpec, ParamForm, format_indices
 from .selection import NeuronSelection
 
 _NO_RANGE = "Drag on the histogram to select a value range first"
 _NO_NEURONS = "Click columns of the heatmap or bars of the norm plot to select neurons first"
-ERROR_COLOR = "#c92a2a"
 
 #: Target modes of value edits: combo text -> mode key.
 TARGET_MODES = {"Tree selection": "tree", "Glob pattern": "glob", "Whole model": "model"}
@@ -65,6 +67,11 @@ def optimizer_layers(session: EditSession | None) -> set[str]:
     if session is None:
         return set()
     return auxiliary_layers(session.model)
+
+
+def _error_html(message: str) -> str:
+    """``message`` as rich text in the theme's error colour."""
+    return f"<span style='color:{theme.css('negative')}'>{html.escape(message, quote=False)}</span>"
 
 
 def summarize_names(names: list[str], limit: int = 3) -> str:
@@ -146,20 +153,24 @@ class EditPanel(QGroupBox):
         grid = QGridLayout(quick)
         grid.setContentsMargins(4, 4, 4, 4)
         grid.setVerticalSpacing(3)
-        grid.addWidget(self.range_label, 0, 0, 1, 3)
+        # two columns: the three range buttons side by side did not fit a ~330 px dock
+        grid.addWidget(self.range_label, 0, 0, 1, 2)
         grid.addWidget(self.clip_btn, 1, 0)
         grid.addWidget(self.zero_in_btn, 1, 1)
-        grid.addWidget(self.zero_out_btn, 1, 2)
-        grid.addWidget(self.neurons_label, 2, 0, 1, 3)
-        grid.addWidget(self.zero_neurons_btn, 3, 0)
-        grid.addWidget(self.scale_neurons_btn, 3, 1, 1, 2)
-        grid.addWidget(self.k, 4, 0)
-        grid.addWidget(self.scale_btn, 4, 1, 1, 2)
-        grid.setRowStretch(5, 1)
+        grid.addWidget(self.zero_out_btn, 2, 1)
+        grid.addWidget(self.neurons_label, 3, 0, 1, 2)
+        grid.addWidget(self.zero_neurons_btn, 4, 0)
+        grid.addWidget(self.scale_neurons_btn, 4, 1)
+        grid.addWidget(self.k, 5, 0)
+        grid.addWidget(self.scale_btn, 5, 1)
+        grid.setRowStretch(6, 1)
 
         # -- operation tab -------------------------------------------------------------
         self.op_combo = QComboBox()
         self.op_combo.setMaxVisibleItems(20)
+        # the list shows whole names; the closed box fits a narrow dock
+        self.op_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.op_combo.setMinimumContentsLength(16)
         self.forms: dict[str, ParamForm] = {}
         ops_page = QWidget()
         ops_lay = QVBoxLayout(ops_page)
@@ -168,7 +179,6 @@ class EditPanel(QGroupBox):
         ops_lay.addWidget(self.op_combo)
         self.op_tip = QLabel("")
         self.op_tip.setWordWrap(True)
-        self.op_tip.setStyleSheet("color: #555; font-family: monospace; font-size: 8pt;")
         ops_lay.addWidget(self.op_tip)
         group = None
         for spec in OPS:
@@ -227,6 +237,15 @@ class EditPanel(QGroupBox):
         selection.changed.connect(self._on_selection)
         self._on_target_mode()
         self._on_op()
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Take the hint and error colours from :mod:`weightlab.gui.theme` (called again whenever it changes)."""
+        small = max(7.0, 0.85 * self.font().pointSizeF())
+        self.op_tip.setStyleSheet(f"color: {theme.css('muted')}; font-family: monospace; font-size: {small:.1f}pt;")
+        self._on_op()  # redraws the status line (its error colour)
+        self._update()
 
     # -- inputs from the window ---------------------------------------------------------
     def set_session(self, session: EditSession | None) -> None:
@@ -320,8 +339,10 @@ class EditPanel(QGroupBox):
         self.op_tip.setText(self.op.tip)
         self.op_combo.setToolTip(self.op.tip)
         self._update()
-        # The splitter must not squeeze the form: keep the panel at least as tall as it needs.
-        self.setMinimumHeight(self.minimumSizeHint().height())
+        # No fixed minimum height here: one measured now would be wrong once the dock is
+        # narrower (the tip wraps to more lines) and squash the form's rows; the layout's
+        # own minimum and the dock's scroll area keep every row at its height.
+        self.updateGeometry()
 
     def _on_selection(self) -> None:
         if self.selection.neurons:
@@ -387,7 +408,7 @@ class EditPanel(QGroupBox):
             msg = e.message if isinstance(e, WeightLabError) else str(e)
             self.apply_btn.setEnabled(False)
             self.apply_btn.setToolTip(f"Cannot apply: {msg}")
-            self.op_status.setText(f"<span style='color:{ERROR_COLOR}'>{msg}</span>")
+            self.op_status.setText(_error_html(msg))
             return
         self.apply_btn.setEnabled(True)
         self.apply_btn.setToolTip(f"{edit.describe()} (Ctrl+Return)")
@@ -406,7 +427,7 @@ class EditPanel(QGroupBox):
             try:
                 names = self.target_tensors()
             except WeightLabError as e:
-                self.target_label.setText(f"<span style='color:{ERROR_COLOR}'>{e.message}</span>")
+                self.target_label.setText(_error_html(e.message))
                 self.target_label.setToolTip(e.message)
             else:
                 target_ok = True
@@ -499,6 +520,7 @@ class HistoryView(QGroupBox):
         self._toggled = False
         self.list.itemClicked.connect(self._clicked)
         self.list.itemChanged.connect(self._changed)
+        theme.signals.changed.connect(self.refresh)  # the undone and switched-off steps' colour
 
     def set_session(self, session: EditSession | None) -> None:
         """Follow ``session`` (None clears)."""
@@ -533,7 +555,7 @@ class HistoryView(QGroupBox):
                         item.setToolTip(f"{text}\n(switched off: tick to switch it on again)")
                 item.setFont(font)
                 if i > s.position or (i > 0 and not steps[i - 1].enabled):
-                    item.setForeground(QBrush(QColor("#999999")))
+                    item.setForeground(QBrush(theme.color("muted")))
                 self.list.addItem(item)
             self.list.scrollToItem(self.list.item(s.position))
         finally:

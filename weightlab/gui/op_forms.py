@@ -344,6 +344,9 @@ class ParamForm(QWidget):
         self.form = QFormLayout(self)
         self.form.setContentsMargins(0, 0, 0, 0)
         self.form.setVerticalSpacing(3)
+        # a narrow dock puts a long label's field under it instead of squeezing both
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        self.form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for p in spec.params:
             w = self._make(p)
             w.setToolTip(p.tip)
@@ -373,6 +376,9 @@ class ParamForm(QWidget):
         elif p.kind == "choice":
             w = QComboBox()
             w.addItems(list(p.choices))
+            # as narrow as a few characters allow (the list shows whole names): never wider than the dock
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(8)
             w.currentTextChanged.connect(self._on_change)
         elif p.kind == "bool":
             w = QCheckBox(p.label)

@@ -39,12 +39,15 @@ from PySide6.QtWidgets import (
 from weightlab.core.catalogue import CATALOGUE, sweepable_params
 from weightlab.core.sweeps import METRICS, MODES, SweepResult, drop_pp, parse_range, parse_values
 
+from . import theme
 from .sweep_plot import SweepPlot, target_colour
 
 __all__ = ["SweepsPanel", "REDRAW_MS", "TABLE_COLUMNS", "WIDE"]
 
 #: Narrower than this (pixels), the table goes under the plot instead of beside it.
 WIDE = 900
+#: Rows the results table always has room for (more scroll).
+TABLE_MIN_ROWS = 3
 #: Shortest time between two redraws of the plot and table (ten per second at most).
 REDRAW_MS = 100
 TABLE_COLUMNS = ("target", "value", "acc. % [95 % CI]", "drop pp", "loss", "agree %")
@@ -113,6 +116,16 @@ class SweepsPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setToolTip("Double-click (or Enter on) a row to apply that point as an undoable edit")
+        # rows scroll inside the table; it keeps room for its header and a few rows however small the tab
+        self.table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.table.setMinimumHeight(
+            self.table.horizontalHeader().sizeHint().height()
+            + TABLE_MIN_ROWS * self.table.verticalHeader().defaultSectionSize()
+            + self.table.horizontalScrollBar().sizeHint().height()
+            + 2 * self.table.frameWidth()
+        )
         self.table.itemActivated.connect(self._on_row_activated)
         self.message = QLabel("")
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -199,6 +212,13 @@ class SweepsPanel(QWidget):
         self.redraws = 0  # how many times the plot was drawn (tests count them)
         self.set_running(False)
         self.set_has_result(False)
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Redraw with the theme's colours (the table's target colours double as the plot's legend)."""
+        if self.result is not None:
+            self._table_result = None  # refill: every row's colour changes
+            self._draw()
 
     def resizeEvent(self, event: Any) -> None:
         """Stack the table under the plot when the tab is narrower than :data:`WIDE`."""

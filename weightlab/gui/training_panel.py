@@ -48,6 +48,7 @@ from PySide6.QtWidgets import (
 
 from weightlab.core.errors import RecipeError
 
+from . import theme
 from .training_plot import SchedulePlot, TrainingPlot
 
 __all__ = ["TrainingPanel", "FormError", "LR_SCHEDULE_FIELDS", "CONSTRAINT_FIELDS", "ASSUMED_STEPS_PER_EPOCH",
@@ -672,7 +673,8 @@ class TrainingPanel(QWidget):
         col.addLayout(run)
         self.reason = QLabel("")
         self.reason.setWordWrap(True)
-        self.reason.setStyleSheet("color: #c92a2a;")
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
         self.message = QLabel("")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -683,6 +685,10 @@ class TrainingPanel(QWidget):
         w = QWidget()
         w.setLayout(col)
         self.form_widget = w
+
+    def apply_theme(self) -> None:
+        """Take the colour of the reason training cannot start from :mod:`weightlab.gui.theme`."""
+        self.reason.setStyleSheet(f"color: {theme.css('negative')};")
 
     @staticmethod
     def _fit_stack(stack: QStackedWidget) -> None:
