@@ -69,6 +69,12 @@ EXIT_BROKEN_PIPE = 128 + 13
 MAX_ERROR_LINE = 1000
 
 _VERBOSE_HELP = "show the libraries' log lines and warnings, and full tracebacks (also: WEIGHTLAB_DEBUG=1)"
+#: Every format WeightLab opens, as the help texts name them (a test checks it against weightlab.formats.FORMATS).
+FORMATS_HELP = (
+    "a Keras model (.keras), a legacy Keras HDF5 model or weights file (.h5, .hdf5), Keras 3 weights "
+    "(.weights.h5), a TensorFlow SavedModel folder, a TensorFlow checkpoint (its .index file or prefix) "
+    "or a frozen TensorFlow graph (.pb)"
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,9 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if subcommand:
         args = _subcommand_parser().parse_args(argv[lead:])
     else:
+        word = _unknown_command(argv[lead:])
+        if word is not None:
+            _say(sys.stderr, _unknown_command_error(word))
+            return EXIT_USER_ERROR
         args = _gui_parser().parse_args(argv)
     verbose = bool(lead or args.verbose or is_verbose())
     set_verbose(verbose)
+    if not subcommand and (args.install_desktop or args.uninstall_desktop):
+        return _guarded(lambda: _desktop(args.install_desktop), sys.stderr, verbose)
     if not subcommand:
         return _guarded(lambda: _gui(args), sys.stderr, verbose)
     with quiet_process() as err:
@@ -178,16 +190,72 @@ def _drop_stdout() -> None:
 def _gui_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="weightlab",
-        description="Inspect and edit the weights of TensorFlow/Keras models; "
-        f"headless subcommands: {', '.join(SUBCOMMANDS)} (weightlab SUBCOMMAND --help).",
+        description="Inspect and edit the weights of TensorFlow/Keras models. Opens "
+        f"{FORMATS_HELP}. Headless commands: {', '.join(SUBCOMMANDS)} (weightlab COMMAND --help).",
     )
-    p.add_argument("path", nargs="?", type=Path, help="model file to open (.keras, .h5, .weights.h5)")
+    p.add_argument("path", nargs="?", type=Path, help=f"the model to open: {FORMATS_HELP}")
     p.add_argument("--data", type=Path, help="held-out set (.npz with arrays x and y) for live accuracy")
     p.add_argument("--demo", action="store_true", help="open the bundled demo model and held-out set")
-    p.add_argument("--screenshot", type=Path, metavar="PNG", help=argparse.SUPPRESS)
+    p.add_argument(
+        "--screenshot", type=Path, metavar="PNG", help="save a picture of the window to PNG once it is ready, and quit"
+    )
+    desktop = p.add_mutually_exclusive_group()
+    desktop.add_argument(
+        "--install-desktop",
+        action="store_true",
+        help="install WeightLab for this user as a desktop application (menu entry, icon, and opening "
+        ".keras, .h5, .hdf5 and .pb files with a double-click), then exit",
+    )
+    desktop.add_argument(
+        "--uninstall-desktop", action="store_true", help="remove what --install-desktop installed, then exit"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help=_VERBOSE_HELP)
     p.add_argument("--version", action="version", version=f"weightlab {__version__}")
     return p
+
+
+def _unknown_command(argv: Sequence[str]) -> str | None:
+    """The first argument when it reads as a mistyped command rather than a model (``weightlab frob m.h5``).
+
+    A word (no ``/`` and no ``.``) that names no file or folder here is a
+    command, as is any first argument followed by more arguments that are not
+    options (the window takes one model). Returns None otherwise.
+    """
+    words = [a for a in argv if not a.startswith("-")]
+    if not words or argv[0].startswith("-"):
+        return None
+    first = argv[0]
+    if Path(first).exists():
+        return None
+    looks_like_word = "/" not in first and "." not in first and os.sep not in first
+    return first if looks_like_word or len(words) > 1 else None
+
+
+def _unknown_command_error(word: str) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, SUBCOMMANDS, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return (
+        f"weightlab: error: unknown command '{word}' (choose from {', '.join(SUBCOMMANDS)}, "
+        f"or open a model in the window: weightlab PATH){hint}"
+    )
+
+
+def _desktop(install: bool) -> int:
+    """``--install-desktop`` / ``--uninstall-desktop``: print each path written or removed."""
+    from weightlab import desktop
+
+    paths = desktop.install_desktop() if install else desktop.uninstall_desktop()
+    verb = "installed" if install else "removed"
+    for path in paths:
+        print(f"{verb} {path}")
+    if not paths:
+        print("nothing to remove: WeightLab was not installed as a desktop application" if not install else
+              "nothing to install")
+    elif install:
+        print("WeightLab is in the applications menu; .keras, .h5, .hdf5 and .pb files open with it")
+    return 0
 
 
 def _gui(args: argparse.Namespace) -> int:
@@ -200,6 +268,12 @@ def _gui(args: argparse.Namespace) -> int:
     if problem:
         print(f"weightlab: cannot open a window: {problem}", file=sys.stderr)
         return EXIT_USER_ERROR
+    from weightlab.platform_check import xcb_problem
+
+    problem = xcb_problem()
+    if problem:  # Qt would abort (status 134) naming no library: say which, and how to install them
+        _say(sys.stderr, f"weightlab: cannot open a window: {problem}")
+        return EXIT_INTERNAL_ERROR
     from weightlab.gui.app import run_app
 
     return run_app(path=path, data=data, screenshot=args.screenshot)
@@ -209,12 +283,9 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
     """Say why Qt cannot show a window here, or None when it can (Linux checks only).
 
     Checks that a display is set (X11 ``DISPLAY`` or ``WAYLAND_DISPLAY``) unless
-    ``QT_QPA_PLATFORM`` picks another platform (``offscreen``), and that the
-    library Qt's xcb plugin needs since Qt 6.5 (``libxcb-cursor.so.0``, Debian
-    package ``libxcb-cursor0``) is installed.
+    ``QT_QPA_PLATFORM`` picks another platform (``offscreen``). The libraries
+    of Qt's xcb plugin are checked by :func:`weightlab.platform_check.xcb_problem`.
     """
-    import ctypes.util
-
     env = os.environ if environ is None else environ
     if not sys.platform.startswith("linux"):
         return None
@@ -227,11 +298,6 @@ def display_problem(environ: dict[str, str] | None = None) -> str | None:
         return (
             "no display (DISPLAY is not set). Run it on a desktop, under Xvfb "
             "(xvfb-run weightlab ...), or headless with QT_QPA_PLATFORM=offscreen."
-        )
-    if ctypes.util.find_library("xcb-cursor") is None:
-        return (
-            "Qt's X11 plugin needs libxcb-cursor.so.0, which is not installed. "
-            "On Debian/Ubuntu: sudo apt-get install libxcb-cursor0"
         )
     return None
 
@@ -246,30 +312,35 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("inspect", parents=[common], help="list every tensor with shape, dtype and statistics")
-    s.add_argument("path", type=Path)
+    s.add_argument("path", type=Path, help=f"the model: {FORMATS_HELP}")
     s.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    s.add_argument(
+        "--all",
+        action="store_true",
+        help="also list optimizer state and metrics variables (hidden by default: they are not model weights)",
+    )
     s.add_argument("--tensor", metavar="NAME", help="only this tensor (read alone), with its histogram")
     s.add_argument("--bins", type=int, default=100, help="histogram bins with --tensor (default: 100)")
     s.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("compare", parents=[common], help="per-tensor change between two files of the same architecture")
-    s.add_argument("path", type=Path)
-    s.add_argument("other", type=Path)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("path", type=Path, help="the first model (A)")
+    s.add_argument("other", type=Path, help="the second model (B), of the same architecture")
+    s.add_argument("--json", action="store_true", help="print a JSON list, one object per tensor")
     s.set_defaults(func=cmd_compare)
 
     s = sub.add_parser("export", parents=[common], help="write one tensor as .npy or .csv")
-    s.add_argument("path", type=Path)
-    s.add_argument("--tensor", metavar="NAME", required=True)
-    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("path", type=Path, help="the model (any format inspect reads)")
+    s.add_argument("--tensor", metavar="NAME", required=True, help="the tensor's name as inspect lists it (conv2d/kernel)")
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT", help="the file to write, .npy or .csv")
     s.add_argument("--recipe", type=Path, help="apply this recipe first")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("eval", parents=[common], help="evaluate on a held-out set (imports TensorFlow)")
-    s.add_argument("path", type=Path)
+    s.add_argument("path", type=Path, help=f"the model: {FORMATS_HELP}")
     s.add_argument("--data", type=Path, required=True, help=".npz with arrays x and y (x alone: agreement only)")
     s.add_argument("--recipe", type=Path, help="apply this recipe and evaluate baseline and edited model")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON (baseline and edited with --recipe)")
     s.add_argument("--trust", action="store_true", help="allow code in the file (Lambda layers): only for files you trust")
     s.add_argument(
         "--batch-size", type=int, default=None, help="samples per forward pass (default: chosen from memory)"
@@ -289,9 +360,10 @@ def _subcommand_parser() -> argparse.ArgumentParser:
         epilog=help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    s.add_argument("path", type=Path)
-    s.add_argument("recipe", type=Path)
-    s.add_argument("-o", "--output", type=Path, required=True)
+    s.add_argument("path", type=Path, help="the model (any format inspect reads); never changed")
+    s.add_argument("recipe", type=Path, help="the recipe (.json, see docs/recipes.md)")
+    s.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
+                   help="the edited model to write, in the input's format")
     s.add_argument("--overwrite", action="store_true", help="allow -o to be the input file itself")
     s.set_defaults(func=cmd_apply)
     _analysis_parsers(sub, common)
@@ -338,8 +410,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             for c, lo, hi in zip(counts, edges[:-1], edges[1:]):
                 print(f"[{lo:+.4g}, {hi:+.4g})  {c:>9}  {'#' * round(40 * c / peak)}")
         return 0
+    from weightlab.core.model import auxiliary_layers
+
+    hidden = set() if args.all else auxiliary_layers(session.model)
+    shown = [info for info in session.model.tensors.values() if info.layer not in hidden]
     rows: list[dict[str, Any]] = []
-    for info in session.model.tensors.values():
+    for info in shown:
         st = tensor_stats(session.array(info.name))
         rows.append(
             {
@@ -357,8 +433,14 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     model = session.model
-    print(f"{model.path}  ({model.format}, {len(model.layers)} layers, {model.param_count:,} parameters)")
-    header = ("name", "shape", "dtype", "params", "min", "max", "mean", "std", "zeros")
+    layers = [layer for layer in model.layers if layer.name not in hidden]
+    params = sum(r["params"] for r in rows)
+    print(f"{model.path}  ({model.format}, {len(layers)} layers, {params:,} parameters)")
+    # Keras 2.0-2.2 files store weights under TF scopes (conv2d_1_1/kernel:0): show where, beside the name.
+    renamed = set(model.attrs.get("stored_under_other_names") or ())
+    header = ("name", "shape", "dtype", "params", "min", "max", "mean", "std", "zeros") + (
+        ("stored as",) if renamed else ()
+    )
     table = [header] + [
         (
             r["name"],
@@ -371,12 +453,19 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             _g(r["std"]),
             f"{100 * r['zeros']:.1f}%" if r["zeros"] is not None else "-",
         )
+        + ((r["key"] if r["layer"] in renamed else "",) if renamed else ())
         for r in rows
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        cells = [c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [c.ljust(w) if i < 3 or i >= 9 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))]
         print("  ".join(cells).rstrip())
+    aux = [t for t in model.tensors.values() if t.layer in hidden]
+    if aux:
+        metrics = any(model.layer(t.layer).class_name == "(metrics)" for t in aux)
+        state = any(model.layer(t.layer).class_name != "(metrics)" for t in aux)
+        kinds = " and ".join(k for k, there in (("optimizer state", state), ("metrics variables", metrics)) if there)
+        print(f"({len(aux)} tensor(s) of {kinds} not listed; --all lists them)")
     return 0
 
 
@@ -448,7 +537,10 @@ def cmd_apply(args: argparse.Namespace) -> int:
     """``weightlab apply PATH RECIPE -o OUT [--overwrite]``."""
     session = _open(args.path)
     session.apply_recipe(args.recipe)
-    out = session.save(args.output, overwrite=args.overwrite)
+    try:
+        out = session.save(args.output, overwrite=args.overwrite)
+    except WeightLabError as e:
+        raise _cli_wording(e) from None
     edited = session.edited_names
     print(f"applied {session.position} edit(s) to {len(edited)} tensor(s); wrote {out}")
     return 0
@@ -545,7 +637,8 @@ def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         if not plan:
             s.add_argument("--each", action="store_true", help="one curve per tensor/layer alone (default: together)")
         s.add_argument("--coupled", action="store_true", help="neuron ops: sweep coupled layers (Add...) as one")
-        s.add_argument("--metric", choices=("accuracy", "agreement"), default="accuracy")
+        s.add_argument("--metric", choices=("accuracy", "agreement"), default="accuracy",
+                       help="what is measured: accuracy, or agreement with the unedited model (no labels needed)")
         if plan:
             s.add_argument("--budget", type=float, required=True, metavar="PP", help="largest drop per target (pp)")
         else:
@@ -576,7 +669,9 @@ def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     model_options(s)
     s.add_argument("--layer", required=True, help="a layer with a kernel (Dense, Conv...)")
-    s.add_argument("--ablation", choices=("zero", "mean"), default="zero")
+    s.add_argument("--ablation", choices=("zero", "mean"), default="zero",
+                   help="zero: the unit's kernel slice and bias set to 0; mean: its output replaced by its mean "
+                   "over the held-out set")
     s.add_argument("--no-cumulative", action="store_true", help="skip the cumulative top-k/bottom-k curves")
     out = s.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="print the ranking as JSON")
@@ -593,6 +688,19 @@ def _analysis_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("-o", "--output", type=Path, required=True, metavar="RECIPE.json", help="the recipe to write")
     s.add_argument("--json", action="store_true", help="print the plan as JSON")
     s.set_defaults(func=cmd_plan)
+
+
+def _cli_wording(e: WeightLabError) -> WeightLabError:
+    """``e`` with the Python API's argument names replaced by the command's flags (``--overwrite``)."""
+    import copy
+
+    text = e.message.replace("overwrite=True", "--overwrite")
+    if text == e.message:
+        return e
+    out = copy.copy(e)
+    out.message = text
+    out.args = (text,)
+    return out
 
 
 def _flag_error(e: WeightLabError) -> WeightLabError:
@@ -1072,7 +1180,8 @@ def _training_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--reduce-lr", type=int, metavar="PATIENCE", help="halve the rate after PATIENCE epochs without gain")
     s.add_argument("--pruning", metavar="SPEC", help="gradual magnitude pruning while training (see below)")
     s.add_argument("--pruning-layers", metavar="GLOB", default="*", help="layers pruned by --pruning (default: all)")
-    s.add_argument("--pruning-scope", choices=("layer", "global"), default="layer")
+    s.add_argument("--pruning-scope", choices=("layer", "global"), default="layer",
+                   help="--pruning ranks weights per layer or over all pruned layers together")
     s.add_argument("--new-head", type=int, metavar="K", help="replace the output layer by a fresh Dense(K); OUT is .keras")
     s.add_argument("--on-cancel", choices=("best", "last"), default="best", help="weights kept on Ctrl+C")
     s.set_defaults(func=cmd_finetune)
@@ -1083,7 +1192,8 @@ def _training_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="rounds of magnitude pruning, each followed by a fine-tune with masks kept (imports TensorFlow)",
     )  # fmt: skip
     options(s)
-    s.add_argument("--rounds", type=int, required=True, metavar="R")
+    s.add_argument("--rounds", type=int, required=True, metavar="R",
+                   help="rounds of pruning, each followed by --epochs of fine-tuning")
     how = s.add_mutually_exclusive_group(required=True)
     how.add_argument("--threshold", type=float, metavar="T", help="round 1 prunes |w| < T, then T x FACTOR each round")
     how.add_argument("--sparsity", metavar="S1,S2,...", help="or a target sparsity per round")

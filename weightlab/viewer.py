@@ -355,7 +355,10 @@ def show(
         As ``weightlab.open``: a file that cannot be read, an unbuilt model,
         an object that is not a model.
     """
-    problem = display_problem() or qt_platform_problem()
+    from weightlab.platform_check import xcb_problem
+
+    missing = None if display_problem() else xcb_problem()  # names the libraries and packages, no child needed
+    problem = display_problem() or (missing and f"weightlab.show: {missing}") or qt_platform_problem()
     if problem is not None:
         raise NoDisplayError(problem)
     session, opened = _session_of(model)
