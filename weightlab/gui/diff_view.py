@@ -19,7 +19,6 @@ from PySide6.QtWidgets import (
     QDialog,
     QHeaderView,
     QLabel,
-    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -31,13 +30,18 @@ from weightlab.core.diff import TensorDiff, changed_mask, diff_histogram, tensor
 from weightlab.core.layout import HeatmapLayout, heatmap_layout, render_region
 from weightlab.core.session import EditSession
 
+from . import theme
 from .formatting import fmt_count, fmt_num, fmt_shape
-from .heatmap_view import GAP_COLOR, mask_rgba, set_layout_ticks
-from .plots import plot_widget, set_label
+from .heatmap_view import gap_color, mask_rgba, set_layout_ticks
+from .plots import ElidedLabel, brush, pen, plot_widget, set_label, set_ticks
 from .tensor_worker import SYNC_LIMIT, TensorComputer
 
+#: Light-theme colours of the difference histogram (the view asks the theme: series 4, purple).
 DIFF_PEN = pg.mkPen("#7048e8", width=1.5)
 DIFF_BRUSH = pg.mkBrush(112, 72, 232, 90)
+_DIFF_ROLE = "series:4"
+#: The histogram's x label until a diff names its sides.
+DEFAULT_X_LABEL = "edited − original"
 #: Changed positions (orange) on unchanged (white).
 CHANGED_RGBA = (232, 89, 12, 255)
 UNCHANGED_RGBA = (255, 255, 255, 255)
@@ -113,28 +117,26 @@ class DiffView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.diff: TensorDiff | None = None
-        self.title = QLabel("")
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setMinimumWidth(1)
+        self.title = ElidedLabel("")  # one line, elided, whole in the tooltip
         self.numbers = QLabel("")
         self.numbers.setStyleSheet("font-family: monospace;")
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.numbers.setWordWrap(True)
         self.hist = plot_widget()
         self.hist.setMinimumHeight(110)
-        self.hist.setLabel("bottom", "edited − original")
+        set_label(self.hist, "bottom", DEFAULT_X_LABEL)
         self.hist.setLabel("left", "count")
         for axis in ("bottom", "left"):
             self.hist.getAxis(axis).enableAutoSIPrefix(False)
         self.hist.showGrid(x=True, y=True, alpha=0.15)
         self.hist.setTitle("difference of the changed entries", size="9pt")
-        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=DIFF_PEN, brush=DIFF_BRUSH)
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pen(_DIFF_ROLE, 1.5), brush=brush(_DIFF_ROLE, 90))
         self.hist.addItem(self.curve)
         self.map = plot_widget()
         self.map.setMinimumHeight(110)
         self.map_vb = self.map.getViewBox()
         self.map_vb.invertY(True)
-        self.map_vb.setBackgroundColor(GAP_COLOR)
+        self.map_vb.setBackgroundColor(gap_color())
         self.map.setTitle("changed positions (orange)", size="9pt")
         self.map_image = pg.ImageItem(axisOrder="row-major")
         self.map.addItem(self.map_image)
@@ -148,6 +150,13 @@ class DiffView(QWidget):
         lay.addWidget(self.numbers)
         lay.addWidget(split, 1)
         self.clear("Edit a tensor to see how it changed")
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Recolour the histogram and the map's gaps in the theme shown now (the plots restyle themselves)."""
+        self.curve.setPen(pen(_DIFF_ROLE, 1.5))
+        self.curve.setBrush(brush(_DIFF_ROLE, 90))
+        self.map_vb.setBackgroundColor(gap_color())
 
     @property
     def plots(self) -> dict[str, pg.PlotWidget]:
@@ -155,12 +164,18 @@ class DiffView(QWidget):
         return {"diff histogram": self.hist, "diff map": self.map}
 
     def clear(self, message: str = "") -> None:
-        """Show nothing but ``message``."""
+        """Show nothing but ``message``: no numbers, curve or map, and the axes of no tensor."""
         self.diff = None
         self.title.setText(message)
         self.numbers.setText("")
         self.curve.setData([], [])
         self.map_image.clear()
+        set_label(self.hist, "bottom", DEFAULT_X_LABEL)
+        for side in ("bottom", "left"):
+            set_ticks(self.map.getAxis(side), None)
+            set_label(self.map, side, "")
+        self.hist.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.map_vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
 
     def show_diff(
         self, name: str, a: np.ndarray, b: np.ndarray, label_a: str = "original", label_b: str = "edited"
@@ -179,8 +194,7 @@ class DiffView(QWidget):
         title = f"<b>{d.name}</b> {fmt_shape(data.shape)} · {label_b} − {label_a}"
         if data.lod != (1, 1):
             title += f" · map in {data.lod[0]}×{data.lod[1]} blocks (orange: any entry changed)"
-        self.title.setText(title)
-        self.title.setToolTip(title)
+        self.title.setText(title)  # elided to the width; whole in the tooltip
         self.numbers.setText(format_diff(d))
         set_label(self.hist, "bottom", f"{label_b} − {label_a}")
         if data.counts is not None:

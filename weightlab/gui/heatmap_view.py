@@ -7,28 +7,47 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from weightlab.core.layout import HeatmapLayout, lod_factors
 
+from . import theme
 from .formatting import fmt_num, fmt_shape
-from .plots import plot_widget, reserve_axis_width, reserve_lines, set_label, set_ticks
+from .plots import ElidedLabel, brush, pen, plot_widget, reserve_axis_width, set_label, set_ticks
 from .selection import NeuronSelection
 from .tensor_worker import COLORMAP_NAME, TILE_PIXELS, TensorView, Tile
 
 #: Diverging colour map: negative blue, zero white, positive red.
-#: Shown where the image has NaN (gaps between conv blocks); distinct from white = 0.
+#: Shown where the image has NaN (gaps between conv blocks); distinct from white = 0 (light theme:
+#: the view asks :func:`gap_color`).
 GAP_COLOR = "#c8c8c8"
+#: Light-theme selection overlay (the view uses :func:`select_pen` / :func:`select_brush`).
 SELECT_PEN = pg.mkPen("#f08c00", width=2)
 SELECT_BRUSH = pg.mkBrush(255, 212, 59, 70)
+
+
+def gap_color():
+    """Colour of the gaps between conv blocks in the theme shown now (never white: white is zero)."""
+    return theme.color("grid") if not theme.is_dark() else theme.color("bg").lighter(170)
+
+
+def select_pen():
+    """Outline of selected neurons' columns."""
+    return pen("highlight", 2)
+
+
+def select_brush():
+    """Fill of selected neurons' columns."""
+    return brush("highlight", 70)
+
 HOVER_HINT = "click a column to select neurons · double-click a cell to set its value"
 #: RGBA of pruned/zeroed positions in the mask overlay.
 MASK_RGBA = (20, 20, 20, 190)
@@ -151,17 +170,11 @@ class HeatmapView(QWidget):
         self._zoom_timer.setInterval(ZOOM_DEBOUNCE_MS)
         self._zoom_timer.timeout.connect(self._request_region)
         self.vb.sigRangeChanged.connect(lambda *_: self._zoom_timer.start())
-        self.title = QLabel("")
-        # long text must not widen the pane and squeeze the model tree
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
-        self.title.setWordWrap(True)  # the level-of-detail note must stay readable
-        reserve_lines(self.title, 2)
-        self.hover_label = QLabel(HOVER_HINT)
-        # long text must not widen the pane and squeeze the model tree
-        self.hover_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.hover_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        # long text must not widen the pane and squeeze the model tree: one line, elided, whole in the tooltip
+        self.title = ElidedLabel("")
+        self.hover_label = ElidedLabel(HOVER_HINT)
         self.hover_label.setStyleSheet("font-family: monospace;")
+        self.hover_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._overlays: list[QGraphicsRectItem] = []
         self.mask = pg.ImageItem(axisOrder="row-major")
         self.mask.setZValue(3)
@@ -186,13 +199,37 @@ class HeatmapView(QWidget):
         selection.changed.connect(self._draw_selection)
         self.mask_check.toggled.connect(self._draw_mask)
         self.plot.viewport().installEventFilter(self)
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Recolour the gaps, the colour bar's axis, the selection and the title in the theme shown now."""
+        if self.view is not None:
+            self.vb.setBackgroundColor(gap_color())
+        axis = self.colorbar.axis
+        axis.setPen(pen("muted"))
+        axis.setTextPen(pen("fg"))
+        self._draw_selection()
+        if self.view is not None:
+            self._update_title()
+
+    def clear(self) -> None:
+        """Forget everything about the shown model: image, tile, mask, selection overlay, axes, hover text."""
+        self.set_view(None)
+        self.hover_label.setText(HOVER_HINT)
+        self.hover_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.colorbar.setLevels((-1, 1))
+        for side in ("bottom", "left"):
+            set_ticks(self.plot.getAxis(side), None)
+            set_label(self.plot, side, "")
+        self.vb.setRange(QRectF(0, 0, 1, 1), padding=0)
 
     def set_view(self, view: TensorView | None) -> None:
         """Show the heatmap of ``view`` (None clears); keep zoom when the tensor is the same."""
         same = self.view is not None and view is not None and self.view.request.name == view.request.name
         self.view = view
         self._clear_tile()
-        self.vb.setBackgroundColor(GAP_COLOR if view is not None else None)
+        self.vb.setBackgroundColor(gap_color() if view is not None else None)
         if view is None:
             self.layout_ = None
             self.image.clear()
@@ -224,15 +261,14 @@ class HeatmapView(QWidget):
         text = f"<b>{view.request.name}</b> {fmt_shape(shape)} · image {rows}×{cols}"
         if view.lod != (1, 1):
             fy, fx = view.lod
-            text += f" · <span style='color:#d9480f'>level of detail: {fy}×{fx} blocks, {LOD_NOTE}</span>"
+            text += f" · <span style='color:{theme.css('warning')}'>level of detail: {fy}×{fx} blocks, {LOD_NOTE}</span>"
             tile = self.tile
             if tile is not None:
                 (r0, r1), (c0, c1) = tile.rows, tile.cols
                 res = "full resolution" if tile.lod == (1, 1) else f"{tile.lod[0]}×{tile.lod[1]} blocks"
                 text += f" · zoomed rows {r0}–{r1 - 1}, cols {c0}–{c1 - 1} at {res}"
         text += f" · colour ±{fmt_num(view.vmax, 3)}"
-        self.title.setText(text)
-        self.title.setToolTip(text)
+        self.title.setText(text)  # elided to the width; whole in the tooltip
 
     # -- level of detail ---------------------------------------------------------
     def visible_region(self) -> tuple[tuple[int, int], tuple[int, int]] | None:
@@ -318,6 +354,9 @@ class HeatmapView(QWidget):
                 value = self.view.array[idx]
                 text = f"{self.view.request.name}[{', '.join(str(i) for i in idx)}] = {fmt_num(float(value), 6)}"
         self.hover_label.setText(text or HOVER_HINT)
+        self.hover_label.setForegroundRole(
+            QPalette.ColorRole.WindowText if text else QPalette.ColorRole.PlaceholderText
+        )
         self.hovered.emit(text)
 
     def _on_click(self, ev) -> None:
@@ -372,8 +411,8 @@ class HeatmapView(QWidget):
             c0 = lay.neuron_columns(first)[0]
             c1 = lay.neuron_columns(last)[1]
             rect = QGraphicsRectItem(QRectF(c0, 0, c1 - c0, rows))
-            rect.setPen(SELECT_PEN)
-            rect.setBrush(SELECT_BRUSH)
+            rect.setPen(select_pen())
+            rect.setBrush(select_brush())
             rect.setZValue(5)
             self.vb.addItem(rect, ignoreBounds=True)
             self._overlays.append(rect)

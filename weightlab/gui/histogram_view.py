@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -18,19 +18,68 @@ from PySide6.QtWidgets import (
 
 from weightlab.core.stats import TensorStats
 
+from . import theme
 from .formatting import fmt_count, fmt_num
-from .plots import plot_widget, reserve_axis_width, reserve_lines
+from .plots import ElidedLabel, brush, pen, plot_widget, reserve_axis_width, reserve_lines
 from .tensor_worker import HistogramPreview, TensorView
 
-CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
 #: Shown where the brushed range's count goes while there is none.
 RANGE_HINT = "Drag on the histogram to select a value range"
+#: QSettings key of the bin count (an int in the spin box's range; anything else means the default).
+BINS_KEY = "views/histogram_bins"
+DEFAULT_BINS = 100
+#: Light-theme pens and brushes (the view itself asks the theme: :func:`current_pen` and friends).
+CURRENT_PEN = pg.mkPen("#1c7ed6", width=1.5)
 CURRENT_BRUSH = pg.mkBrush(28, 126, 214, 110)
 GHOST_PEN = pg.mkPen("#9a9a9a", width=1)
 GHOST_BRUSH = pg.mkBrush(150, 150, 150, 70)
 PREVIEW_PEN = pg.mkPen(28, 126, 214, 110, width=1, style=Qt.PenStyle.DashLine)
 PREVIEW_BRUSH = pg.mkBrush(28, 126, 214, 40)
 RANGE_BRUSH = pg.mkBrush(250, 176, 5, 60)
+
+
+def current_pen():
+    """Pen of the current values' histogram in the theme shown now."""
+    return pen("accent", 1.5)
+
+
+def current_brush():
+    """Fill of the current values' histogram."""
+    return brush("accent", 110)
+
+
+def ghost_pen():
+    """Pen of the original values' (grey) histogram."""
+    return pen("muted", 1.0)
+
+
+def ghost_brush():
+    """Fill of the original values' histogram."""
+    return brush("muted", 70)
+
+
+def _range_brush():
+    return brush("highlight", 60)
+
+
+def _saved_bins(default: int = DEFAULT_BINS, lo: int = 5, hi: int = 2000) -> int:
+    """The saved bin count, or ``default`` when none is saved or it is not a whole number in ``[lo, hi]``."""
+    from .settings import qsettings
+
+    value = qsettings().value(BINS_KEY, default)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return default
+    try:
+        n = int(value)  # the INI file gives back "120"
+    except ValueError:
+        return default
+    return n if lo <= n <= hi else default
+
+
+def _save_bins(n: int) -> None:
+    from .settings import qsettings
+
+    qsettings().setValue(BINS_KEY, int(n))
 #: Where empty bins sit on the log scale (log10 of half a count).
 _LOG_FLOOR = float(np.log10(0.5))
 
@@ -109,23 +158,16 @@ class HistogramView(QWidget):
 
         self.bins = QSpinBox()
         self.bins.setRange(5, 2000)
-        self.bins.setValue(100)
+        self.bins.setValue(_saved_bins(DEFAULT_BINS, self.bins.minimum(), self.bins.maximum()))
         self.bins.setPrefix("bins ")
         self.bins.setKeyboardTracking(False)
         self.bins.setToolTip("Number of equal-width histogram bins")
         self.log = QCheckBox("log counts")
         self.clear_btn = QPushButton("Clear range")
         self.clear_btn.setEnabled(False)
-        self.range_label = QLabel(RANGE_HINT)
-        # long text must not widen the pane and squeeze the model tree
-        self.range_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.range_label.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
-        self.range_label.setToolTip("Drag on the histogram to select a value range (the target of range edits)")
-        self.title = QLabel("")
-        self.title.setTextFormat(Qt.TextFormat.RichText)
-        # nor may the title (the preview note is long): its full text is in the tooltip
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setMinimumWidth(1)
+        # long text must not widen the pane and squeeze the model tree: it is elided, whole in the tooltip
+        self.range_label = ElidedLabel(RANGE_HINT)
+        self.title = ElidedLabel("")
 
         top = QHBoxLayout()
         top.addWidget(self.title, 1)
@@ -138,7 +180,7 @@ class HistogramView(QWidget):
 
         self.vb = _BrushViewBox(self._brush_drag)
         self.plot = plot_widget(viewBox=self.vb)
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(120)
         self.plot.setLabel("bottom", "weight value")
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)
@@ -146,12 +188,12 @@ class HistogramView(QWidget):
         reserve_axis_width(self.plot, "88888888")
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setMouseEnabled(x=True, y=False)
-        self.ghost = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=GHOST_PEN, brush=GHOST_BRUSH)
-        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=CURRENT_PEN, brush=CURRENT_BRUSH)
+        self.ghost = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=ghost_pen(), brush=ghost_brush())
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=current_pen(), brush=current_brush())
         self.ghost.setZValue(-1)
         self.plot.addItem(self.ghost)
         self.plot.addItem(self.curve)
-        self.region = pg.LinearRegionItem(values=(0, 1), orientation="vertical", brush=RANGE_BRUSH)
+        self.region = pg.LinearRegionItem(values=(0, 1), orientation="vertical", brush=_range_brush())
         self.region.setZValue(10)
         self.region.hide()
         self.plot.addItem(self.region, ignoreBounds=True)
@@ -173,8 +215,42 @@ class HistogramView(QWidget):
         self.region.sigRegionChanged.connect(self._preview)
         self.region.sigRegionChangeFinished.connect(self._commit)
         self.log.toggled.connect(self._redraw)
+        self.bins.valueChanged.connect(_save_bins)
         self.bins.valueChanged.connect(self.binsChanged)
         self.clear_btn.clicked.connect(self.clear_range)
+        self._show_hint(True)
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Recolour the curves, the brush and the title in the theme shown now (the plot restyles itself)."""
+        self._style_curves()
+        self.region.setBrush(_range_brush())
+        self.region.update()
+        self._refresh_title()
+
+    def _style_curves(self) -> None:
+        if self.preview is not None:  # set_view ends the preview
+            self.curve.setPen(pen("accent", 1.0, Qt.PenStyle.DashLine, alpha=140))
+            self.curve.setBrush(brush("accent", 40))
+        else:
+            self.curve.setPen(current_pen())
+            self.curve.setBrush(current_brush())
+        self.ghost.setPen(ghost_pen())
+        self.ghost.setBrush(ghost_brush())
+
+    def _show_hint(self, hint: bool) -> None:
+        """The range row in the muted hint colour (palette's placeholder text) or normal text."""
+        role = QPalette.ColorRole.PlaceholderText if hint else QPalette.ColorRole.WindowText
+        self.range_label.setForegroundRole(role)
+
+    def clear(self) -> None:
+        """Forget everything about the shown model: tensor, preview, range, legend, axes (bins and log stay)."""
+        self.set_view(None)
+        self.legend.clear()
+        self.ghost.hide()
+        self.plot.getAxis("left").setLogMode(False, self.log.isChecked())
+        self.plot.setXRange(0, 1, padding=0)
+        self.plot.enableAutoRange(axis="y")
 
     # -- data -----------------------------------------------------------------
     def set_view(self, view: TensorView | None, keep_range: bool = False) -> None:
@@ -183,8 +259,7 @@ class HistogramView(QWidget):
         self.view = view
         self.preview = None
         self.range_count = None
-        self.curve.setPen(CURRENT_PEN)
-        self.curve.setBrush(CURRENT_BRUSH)
+        self._style_curves()
         if not (keep_range and same):
             self.clear_range()
         if view is None:
@@ -193,16 +268,26 @@ class HistogramView(QWidget):
             self.stats_label.setText("")
             self._set_title("")
             return
-        name = view.request.name
-        self._set_title(f"<b>{name}</b>" + (" <span style='color:#d9480f'>(edited)</span>" if view.ghost is not None else ""))
+        self._refresh_title()
         self.stats_label.setText(format_stats(view.stats))
         self._redraw()
         if self.committed_range is not None:
             self._preview()
 
     def _set_title(self, html: str) -> None:
-        self.title.setText(html)
-        self.title.setToolTip(html)
+        self.title.setText(html)  # elided to the width; whole in the tooltip
+
+    def _refresh_title(self) -> None:
+        """The title of the shown view or preview, in the theme's colours."""
+        if self.preview is not None:
+            self._set_title(
+                f"<b>{self.preview.request.name}</b> <span style='color:{theme.css('muted')}'>(preview: every "
+                f"{fmt_count(self.preview.step)}th value; computing exact counts…)</span>"
+            )
+        elif self.view is not None:
+            view = self.view
+            edited = f" <span style='color:{theme.css('warning')}'>(edited)</span>" if view.ghost is not None else ""
+            self._set_title(f"<b>{view.request.name}</b>{edited}")
 
     def set_preview(self, preview: HistogramPreview) -> None:
         """Draw the quick histogram of a strided sample, lighter and labelled, until the exact view arrives."""
@@ -210,14 +295,9 @@ class HistogramView(QWidget):
         self.legend.clear()
         self.ghost.setData([], [])
         self.ghost.hide()
-        self.curve.setPen(PREVIEW_PEN)
-        self.curve.setBrush(PREVIEW_BRUSH)
+        self._style_curves()
         self.curve.setData(preview.edges, self._y(preview.counts))
-        name = preview.request.name
-        self._set_title(
-            f"<b>{name}</b> <span style='color:#868e96'>(preview: every {fmt_count(preview.step)}th value; "
-            "computing exact counts…)</span>"
-        )
+        self._refresh_title()
         self.stats_label.setText("computing exact statistics…")
         lo, hi = float(preview.edges[0]), float(preview.edges[-1])
         pad = (hi - lo) * 0.02 or 0.5
@@ -275,6 +355,7 @@ class HistogramView(QWidget):
         self.region.hide()
         self.clear_btn.setEnabled(False)
         self.range_label.setText(RANGE_HINT)
+        self._show_hint(True)
         if self.committed_range is not None:
             self.committed_range = None
             self.rangeChanged.emit(None)
@@ -300,6 +381,7 @@ class HistogramView(QWidget):
     def _show_count(self, lo: float, hi: float, n: float, exact: bool) -> None:
         total = max(self.view.stats.count, 1)
         what = f"{fmt_count(int(n))} values" if exact else f"≈ {fmt_count(round(n))} values (counting…)"
+        self._show_hint(False)
         self.range_label.setText(f"range [{fmt_num(lo)}, {fmt_num(hi)}]: {what} ({100 * n / total:.1f} %)")
 
     def set_count(self, result: tuple[float, float, int]) -> None:

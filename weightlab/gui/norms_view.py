@@ -7,13 +7,26 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from .plots import plot_widget, reserve_axis_width
+from . import theme
+from .plots import ElidedLabel, brush, plot_widget, reserve_axis_width
 from .selection import NeuronSelection
 
+#: Light-theme bar colours (the view asks the theme: :func:`bar_brush`, :func:`selected_brush`).
 BAR_BRUSH = pg.mkBrush("#74a9cf")
 SELECTED_BRUSH = pg.mkBrush("#f08c00")
+
+
+def bar_brush():
+    """Fill of a neuron's bar in the theme shown now."""
+    return brush("brush", 200)
+
+
+def selected_brush():
+    """Fill of a selected neuron's bar."""
+    return brush("highlight")
+
 #: Width of a bar in neuron units (the gap between bars is the rest).
 BAR_WIDTH = 0.8
 
@@ -53,20 +66,35 @@ class NormsView(QWidget):
         self.plot.getAxis("left").enableAutoSIPrefix(False)
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.showGrid(y=True, alpha=0.15)
-        self.bars = pg.PlotCurveItem(pen=None, brush=BAR_BRUSH, fillLevel=0)
-        self.selected_bars = pg.PlotCurveItem(pen=None, brush=SELECTED_BRUSH, fillLevel=0)
+        self.bars = pg.PlotCurveItem(pen=None, brush=bar_brush(), fillLevel=0)
+        self.selected_bars = pg.PlotCurveItem(pen=None, brush=selected_brush(), fillLevel=0)
         self.plot.addItem(self.bars)
         self.plot.addItem(self.selected_bars)
-        self.title = QLabel("")
-        # long text must not widen the pane and squeeze the model tree
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.title.setMinimumWidth(1)  # Ignored alone still honours minimumSizeHint
+        # long text must not widen the pane and squeeze the model tree: elided, whole in the tooltip
+        self.title = ElidedLabel("")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.title)
         lay.addWidget(self.plot, 1)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
         selection.changed.connect(self._recolor)
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Recolour the bars in the theme shown now (the plot restyles itself)."""
+        self.bars.setBrush(bar_brush())
+        self.selected_bars.setBrush(selected_brush())
+        self.bars.update()
+        self.selected_bars.update()
+
+    def clear(self) -> None:
+        """Forget the shown model's norms: no bars, no title, the axes back to their default range."""
+        self.norms = None
+        self.bars.setData([], [])
+        self.selected_bars.setData([], [])
+        self.title.setText("")
+        self.plot.setXRange(0, 1, padding=0)
+        self.plot.setYRange(0, 1, padding=0)
 
     def set_norms(self, norms: np.ndarray | None, of: str = "") -> None:
         """Plot ``norms`` (one per neuron) of tensor ``of``; None clears."""

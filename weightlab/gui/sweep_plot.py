@@ -27,7 +27,8 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from ..core.sweeps import RankResult, SweepResult
-from .plots import plot_widget
+from . import theme
+from .plots import pen, plot_widget, style_legend
 
 __all__ = ["SweepPlot", "RankBars", "save_plot", "target_colour", "EXPORT_SIZE"]
 
@@ -43,8 +44,14 @@ MAX_LEGEND = 12
 
 
 def target_colour(i: int) -> QColor:
-    """The colour of the ``i``-th target's line (cycling through a colour-blind-safe palette)."""
-    return QColor(_PALETTE[i % len(_PALETTE)])
+    """The colour of the ``i``-th target's line (cycling through a colour-blind-safe palette).
+
+    On a dark theme the palette's darker colours are lightened so they stay readable on the dark plot.
+    """
+    c = QColor(_PALETTE[i % len(_PALETTE)])
+    if theme.is_dark() and c.lightness() < 140:
+        c = c.lighter(100 + 2 * (150 - c.lightness()))
+    return c
 
 
 def _percent(x: float | None) -> float:
@@ -74,8 +81,8 @@ class SweepPlot(QWidget):
         self.plot.setLabel("left", "accuracy (%)")
         self.plot.setLabel("bottom", "value")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)  # "0.1", not "100 (x0.001)"
-        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="9pt", labelTextColor=(40, 40, 40),
-                                          brush=pg.mkBrush(255, 255, 255, 200), pen=pg.mkPen(200, 200, 200))
+        self.legend = self.plot.addLegend(offset=(-10, -10), labelTextSize="9pt")
+        style_legend(self.legend)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
@@ -85,6 +92,14 @@ class SweepPlot(QWidget):
         self.baseline_line: pg.InfiniteLine | None = None
         self.budget_line: pg.InfiniteLine | None = None
         self._log: bool | None = None
+        self._budget_pp: float | None = None
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Redraw the shown result in the theme's colours and line widths (the plot restyles itself)."""
+        style_legend(self.legend)
+        if self.result is not None:
+            self.show_result(self.result, self._budget_pp)
 
     def resizeEvent(self, event: Any) -> None:
         """Hide the legend when the plot is too small for it to leave the curves visible."""
@@ -92,12 +107,15 @@ class SweepPlot(QWidget):
         self.legend.setVisible(self.width() >= LEGEND_MIN[0] and self.height() >= LEGEND_MIN[1])
 
     def clear(self) -> None:
-        """Remove every curve and line."""
+        """Remove every curve and line, and the axis labels of the last result."""
         self.plot.getPlotItem().clear()
         self.legend.clear()
         self.curves = {}
         self.baseline_line = self.budget_line = None
         self.result = None
+        self._budget_pp = None
+        self.plot.setLabel("left", "accuracy (%)")
+        self.plot.setLabel("bottom", "value")
 
     def show_result(self, result: SweepResult | None, budget_pp: float | None = None) -> None:
         """Draw ``result`` (all of it: a few hundred points are cheap); None clears.
@@ -108,6 +126,7 @@ class SweepPlot(QWidget):
         if result is None:
             return
         self.result = result
+        self._budget_pp = budget_pp
         spec = result.spec
         metric = spec.metric
         pi = self.plot.getPlotItem()
@@ -119,18 +138,17 @@ class SweepPlot(QWidget):
         self.plot.setLabel("bottom", f"{spec.op}.{spec.param}" + (" (log)" if log else ""))
         base = result.baseline.metric(metric)
         if base is not None:
-            pen = pg.mkPen(QColor(90, 90, 90), width=1.5)
-            self.baseline_line = pg.InfiniteLine(pos=100.0 * base, angle=0, pen=pen, movable=False,
+            self.baseline_line = pg.InfiniteLine(pos=100.0 * base, angle=0, pen=pen("muted", 1.5), movable=False,
                                                  label=f"baseline {100.0 * base:.2f} %",
-                                                 labelOpts={"position": 0.02, "color": (90, 90, 90),
+                                                 labelOpts={"position": 0.02, "color": theme.color("muted"),
                                                             "anchors": [(0, 1), (0, 1)]})
             pi.addItem(self.baseline_line, ignoreBounds=False)
             budget = spec.budget_pp if budget_pp is None else budget_pp
             if budget is not None:
-                pen = pg.mkPen(QColor(200, 40, 40), width=1.5, style=Qt.PenStyle.DashLine)
-                self.budget_line = pg.InfiniteLine(pos=100.0 * base - budget, angle=0, pen=pen, movable=False,
+                dash = pen("negative", 1.5, Qt.PenStyle.DashLine)
+                self.budget_line = pg.InfiniteLine(pos=100.0 * base - budget, angle=0, pen=dash, movable=False,
                                                    label=f"budget −{budget:g} pp",
-                                                   labelOpts={"position": 0.98, "color": (200, 40, 40),
+                                                   labelOpts={"position": 0.98, "color": theme.color("negative"),
                                                               "anchors": [(1, 0), (1, 0)]})
                 pi.addItem(self.budget_line)
         targets = result.targets()
@@ -163,7 +181,7 @@ class SweepPlot(QWidget):
         cis = [getattr(p, ci_name) for p in ps]
         pi = self.plot.getPlotItem()
         name = ("⛓ " if _is_coupled(result, target) else "") + target
-        line = pg.PlotDataItem(values, ys, pen=pg.mkPen(colour, width=2), name=name if legend else None)
+        line = pg.PlotDataItem(values, ys, pen=pen(colour, 2), name=name if legend else None)
         band = None
         if len(values) >= 2 and all(c is not None for c in cis):
             lo = pg.PlotDataItem(values, [100.0 * c[0] for c in cis], pen=pg.mkPen(None))
@@ -175,7 +193,7 @@ class SweepPlot(QWidget):
                 pi.addItem(item)
             pi.addItem(band)
         pi.addItem(line)
-        scatter = pg.ScatterPlotItem(values, ys, size=8, pen=pg.mkPen(colour), brush=pg.mkBrush(colour),
+        scatter = pg.ScatterPlotItem(values, ys, size=8 * theme.line_width(1) ** 0.5, pen=pg.mkPen(colour), brush=pg.mkBrush(colour),
                                      data=[(target, float(v)) for v in values], hoverable=True,
                                      tip=lambda x, y, data: f"{data[0]}\nvalue {data[1]:g}\n{metric} {y:.2f} %")
         scatter.sigClicked.connect(self._clicked)
@@ -203,18 +221,27 @@ class RankBars(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.plot)
         self.bars: pg.BarGraphItem | None = None
+        self.result: RankResult | None = None
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Redraw the shown ranking in the theme's colours (the plot restyles itself)."""
+        if self.result is not None:
+            self.show_result(self.result)
 
     def show_result(self, result: RankResult) -> None:
         """Draw ``result``'s units (those with a known drop), in its order."""
+        self.result = result
         pi = self.plot.getPlotItem()
         pi.clear()
         units = [u for u in result.units if u.drop is not None]
         heights = np.array([100.0 * u.drop for u in units], np.float64)  # type: ignore[operator]
         x = np.arange(len(units), dtype=np.float64)
-        brushes = [pg.mkBrush(_PALETTE[1] if h < 0 else _PALETTE[0]) for h in heights]
+        up, down = target_colour(0), target_colour(1)
+        brushes = [pg.mkBrush(down if h < 0 else up) for h in heights]
         self.bars = pg.BarGraphItem(x=x, height=heights, width=0.8, brushes=brushes, pen=pg.mkPen(None))
         pi.addItem(self.bars)
-        pi.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=pg.mkPen(QColor(90, 90, 90))))
+        pi.addItem(pg.InfiniteLine(pos=0.0, angle=0, pen=pen("muted")))
         by = "accuracy" if result.baseline.accuracy is not None else "agreement"
         self.plot.setLabel("left", f"{by} drop (pp)")
         self.plot.setLabel("bottom", f"unit of {result.spec.layer}, most important first ({result.spec.ablation} ablation)")

@@ -27,18 +27,35 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from .histogram_view import CURRENT_BRUSH, CURRENT_PEN, GHOST_BRUSH, GHOST_PEN
-from .plots import plot_widget
+from . import theme
+from .histogram_view import current_brush, current_pen, ghost_brush, ghost_pen
+from .plots import pen, plot_widget
 
 __all__ = ["TrainingPlot", "SchedulePlot", "histogram_pair", "format_duration"]
 
+#: Light-theme colours of the curves (Okabe & Ito); :func:`colours` gives those of the theme shown now.
 TRAIN_COLOUR = "#0072B2"
 VAL_COLOUR = "#D55E00"
 HELDOUT_COLOUR = "#009E73"
 BATCH_PEN = pg.mkPen(0, 114, 178, 90, width=1)
 SPARSITY_COLOUR = "#CC79A7"
+
+
+def colours() -> dict[str, str]:
+    """``{"train", "val", "heldout", "sparsity", "batch", "before", "now"}``: ``#rrggbb`` in the theme shown now.
+
+    The light theme keeps the colour-blind-safe palette above; the dark one lightens its dark colours.
+    """
+    from .sweep_plot import target_colour  # the same lightening of the same palette
+
+    train, val, heldout, sparsity = (target_colour(i).name() for i in (0, 1, 2, 3))
+    batch = QColor(train)
+    batch = batch.lighter(140) if not theme.is_dark() else batch.darker(130)
+    return {"train": train, "val": val, "heldout": heldout, "sparsity": sparsity, "batch": batch.name(),
+            "before": theme.css("muted"), "now": theme.css("accent")}
 #: Bins of the watched tensor's histogram.
 HIST_BINS = 80
 
@@ -151,7 +168,7 @@ def integer_ticks(axis: pg.AxisItem) -> None:
 
 
 def _pen(colour: str, *, dash: bool = False, width: float = 2.0) -> Any:
-    return pg.mkPen(colour, width=width, style=Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
+    return pen(QColor(colour), width, Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
 
 
 class TrainingPlot(QWidget):
@@ -180,8 +197,6 @@ class TrainingPlot(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         c = self.curves
         # no legend boxes (they cover the curves in a small plot): the titles name the colours
-        self.accuracy.setTitle(_title(("acc.", None), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR),
-                                      ("held-out", HELDOUT_COLOUR)))
         for p, text in ((self.accuracy, "accuracy (%) per epoch: training, validation and held-out data"),
                         (self.histogram, "the watched tensor's histogram: before training (grey) and now"),
                         (self.sparsity, "gradual pruning: sparsity at each step where masks change; "
@@ -198,9 +213,9 @@ class TrainingPlot(QWidget):
                                                symbolBrush=VAL_COLOUR, symbolPen=None, name="validation")
         c["heldout_accuracy"] = self.accuracy.plot([], [], pen=_pen(HELDOUT_COLOUR), symbol="s", symbolSize=6,
                                                    symbolBrush=HELDOUT_COLOUR, symbolPen=None, name="held-out")
-        c["ghost"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=GHOST_PEN, brush=GHOST_BRUSH)
+        c["ghost"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=ghost_pen(), brush=ghost_brush())
         c["ghost"].setZValue(-1)
-        c["current"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=CURRENT_PEN, brush=CURRENT_BRUSH)
+        c["current"] = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=current_pen(), brush=current_brush())
         self.histogram.addItem(c["ghost"])
         self.histogram.addItem(c["current"])
         self.histogram.setMouseEnabled(x=True, y=False)
@@ -237,7 +252,49 @@ class TrainingPlot(QWidget):
         lay.addLayout(grid, 1)
         self.steps_per_epoch: int | None = None
         self.tensor_name: str | None = None
+        self._rounds = False
         self.clear()
+        self.apply_theme()
+        theme.signals.changed.connect(self.apply_theme)
+
+    #: Curve name -> (colour key of :func:`colours`, symbol or None, symbol size, line width).
+    _STYLE = {
+        "batch_loss": ("batch", None, 0, 1.0),
+        "loss": ("train", "o", 5, 2.0),
+        "val_loss": ("val", "o", 5, 2.0),
+        "accuracy": ("train", "o", 5, 2.0),
+        "val_accuracy": ("val", "o", 5, 2.0),
+        "heldout_accuracy": ("heldout", "s", 6, 2.0),
+        "sparsity": ("sparsity", None, 0, 2.0),
+        "round_sparsity": ("sparsity", "o", 7, 2.0),
+        "round_accuracy": ("heldout", "s", 7, 2.0),
+    }
+
+    def apply_theme(self) -> None:
+        """Recolour every curve and title in the theme shown now (the plots restyle themselves)."""
+        k = colours()
+        for name, (key, symbol, size, width) in self._STYLE.items():
+            item = self.curves[name]
+            item.setPen(_pen(k[key], width=width))
+            if symbol is not None:
+                item.setSymbolBrush(k[key])
+                item.setSymbolSize(size * theme.line_width(1.0) ** 0.5)
+        self.curves["ghost"].setPen(ghost_pen())
+        self.curves["ghost"].setBrush(ghost_brush())
+        self.curves["current"].setPen(current_pen())
+        self.curves["current"].setBrush(current_brush())
+        self._titles()
+
+    def _titles(self) -> None:
+        k = colours()
+        self.accuracy.setTitle(_title(("acc.", None), ("train", k["train"]), ("val", k["val"]),
+                                      ("held-out", k["heldout"])))
+        self.loss.setTitle(_title(("loss", None), ("batch", k["batch"]), ("train", k["train"]), ("val", k["val"]))
+                           + (" " + _title(("(incl. L1/L2 penalty)", None)) if self.penalty else ""))
+        self.sparsity.setTitle(_title(("rounds", None), ("sparsity", k["sparsity"]),
+                                      ("held-out acc.", k["heldout"])) if self._rounds
+                               else _title(("pruning", None), ("sparsity of the pruned tensors", k["sparsity"])))
+        self._hist_title(self.tensor_name or "weights", self.histogram_epoch, self.histogram_note)
 
     # -- state ----------------------------------------------------------------------------
     def clear(self, *, rounds: bool = False, pruning: bool = True, penalty: bool = False) -> None:
@@ -249,8 +306,6 @@ class TrainingPlot(QWidget):
         regularizers, whose penalty Keras adds to the training and validation
         loss (the loss plot's title says so).
         """
-        self.loss.setTitle(_title(("loss", None), ("batch", "#7fb2d8"), ("train", TRAIN_COLOUR), ("val", VAL_COLOUR))
-                           + (" " + _title(("(incl. L1/L2 penalty)", None)) if penalty else ""))
         self.loss.setToolTip("loss: per batch (thin), per epoch on the training and validation data"
                              + ("; both include the L1/L2 penalty Keras adds (the held-out evaluation does not)"
                                 if penalty else ""))
@@ -267,11 +322,9 @@ class TrainingPlot(QWidget):
         self.tensor_name = None
         self.histogram_epoch: int | None = None
         self.histogram_note = ""
-        self._hist_title("weights", None)
+        self._rounds = rounds
         self.sparsity.setLabel("bottom", "round" if rounds else "step")
-        self.sparsity.setTitle(_title(("rounds", None), ("sparsity", SPARSITY_COLOUR),
-                                      ("held-out acc.", HELDOUT_COLOUR)) if rounds
-                               else _title(("pruning", None), ("sparsity of the pruned tensors", SPARSITY_COLOUR)))
+        self._titles()
         self.status.setText("")
 
     def series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -340,7 +393,8 @@ class TrainingPlot(QWidget):
 
     def _hist_title(self, name: str, epoch: int | None, note: str = "") -> None:
         when = "now" if epoch is None else f"epoch {epoch}"
-        parts = [(_esc(name), None), ("before", "#9a9a9a"), (when, "#1c7ed6")]
+        k = colours()
+        parts = [(_esc(name), None), ("before", k["before"]), (when, k["now"])]
         if note:
             parts.append((f"({_esc(note)})", None))
         self.histogram.setTitle(_title(*parts))
@@ -375,8 +429,8 @@ class SchedulePlot(QWidget):
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)  # rates read as written (0.001), not in units of 1e-3
-        self.curve = self.plot.plot([], [], pen=_pen(TRAIN_COLOUR))
-        self.epochs = pg.InfiniteLine(angle=90, pen=pg.mkPen("#adb5bd", width=1, style=Qt.PenStyle.DotLine))
+        self.curve = self.plot.plot([], [], pen=_pen(colours()["train"]))
+        self.epochs = pg.InfiniteLine(angle=90, pen=pen("muted", 1, Qt.PenStyle.DotLine))
         self.epochs.hide()
         self.plot.addItem(self.epochs)
         self.message = QLabel("")
@@ -387,6 +441,12 @@ class SchedulePlot(QWidget):
         lay.setSpacing(1)
         lay.addWidget(self.plot)
         lay.addWidget(self.message)
+        theme.signals.changed.connect(self.apply_theme)
+
+    def apply_theme(self) -> None:
+        """Recolour the curve and the epoch line in the theme shown now (the plot restyles itself)."""
+        self.curve.setPen(_pen(colours()["train"]))
+        self.epochs.setPen(pen("muted", 1, Qt.PenStyle.DotLine))
 
     def show_values(self, rates: np.ndarray, caption: str = "") -> None:
         """Draw ``rates`` (float, one per step from step 0) and a caption under the plot."""
