@@ -170,3 +170,214 @@ def test_system_follows_the_platform_colour_scheme(theme, monkeypatch, qtbot):
     with qtbot.assertNotEmitted(theme.signals.changed):
         theme._on_system_scheme_changed(Qt.ColorScheme.Dark)
     assert not theme.is_dark()
+
+
+# -- plot widgets -----------------------------------------------------------------
+
+
+def test_plot_widget_restyles_on_theme_change(theme, qtbot):
+    from weightlab.gui.plots import plot_widget
+
+    theme.set_scheme("light")
+    p = plot_widget()
+    qtbot.addWidget(p)
+    p.setTitle("a title")
+    assert p.backgroundBrush().color() == theme.color("bg")
+    theme.set_scheme("dark")
+    assert p.backgroundBrush().color() == theme.color("bg")
+    assert p.backgroundBrush().color().lightness() < 100
+    for side in ("left", "bottom"):
+        axis = p.getAxis(side)
+        assert axis.textPen().color() == theme.color("fg")
+        assert axis.pen().color() == theme.color("muted")
+    assert theme.css("fg") in p.getPlotItem().titleLabel.item.toHtml().lower() or (
+        p.getPlotItem().titleLabel.opts["color"] == theme.color("fg")
+    )
+
+
+def test_presentation_mode_enlarges_ticks_and_keeps_reserved_axis_width(theme, qtbot):
+    from weightlab.gui.plots import plot_widget, reserve_axis_width
+
+    p = plot_widget()
+    qtbot.addWidget(p)
+    reserve_axis_width(p, "88888888")
+    width = p.getAxis("left").minimumWidth()
+    size = p.getAxis("left").style["tickFont"].pointSizeF()
+    theme.set_presentation(True)
+    assert p.getAxis("left").style["tickFont"].pointSizeF() > size
+    assert p.getAxis("left").minimumWidth() > width  # re-reserved for the larger text
+    theme.set_presentation(False)
+    assert p.getAxis("left").minimumWidth() == width
+
+
+def test_a_deleted_plot_is_not_restyled(theme, qtbot):
+    """The theme hook dies with its widget: changing the theme afterwards raises nothing (pytest-qt fails on slot errors)."""
+    import shiboken6
+
+    from weightlab.gui.plots import plot_widget
+
+    p = plot_widget()
+    shiboken6.delete(p)
+    theme.set_scheme("dark")
+    theme.set_scheme("light")
+
+
+def test_views_recolour_on_theme_change(theme, qtbot):
+    import numpy as np
+
+    from weightlab.gui.diff_view import DiffView
+    from weightlab.gui.norms_view import NormsView
+    from weightlab.gui.selection import NeuronSelection
+    from weightlab.gui.training_plot import TrainingPlot
+
+    theme.set_scheme("light")
+    norms = NormsView(NeuronSelection())
+    diff = DiffView()
+    training = TrainingPlot()
+    for w in (norms, diff, training):
+        qtbot.addWidget(w)
+    norms.set_norms(np.array([1.0, 2.0, 3.0]), of="d/kernel")
+    light = (
+        norms.bars.opts["brush"].color().name(),
+        diff.curve.opts["pen"].color().name(),
+        training.curves["loss"].opts["pen"].color().name(),
+        training.curves["ghost"].opts["pen"].color().name(),
+    )
+    theme.set_scheme("dark")
+    dark = (
+        norms.bars.opts["brush"].color().name(),
+        diff.curve.opts["pen"].color().name(),
+        training.curves["loss"].opts["pen"].color().name(),
+        training.curves["ghost"].opts["pen"].color().name(),
+    )
+    assert all(a != b for a, b in zip(light, dark, strict=True)), (light, dark)
+    assert dark[0] == theme.css("brush") and dark[3] == theme.css("muted")
+    # titles name the curves in their (new) colours
+    assert dark[2] in training.loss.getPlotItem().titleLabel.text
+
+
+def test_presentation_mode_thickens_curves(theme, qtbot):
+    from weightlab.gui.training_plot import TrainingPlot
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    width = plot.curves["loss"].opts["pen"].widthF()
+    theme.set_presentation(True)
+    assert plot.curves["loss"].opts["pen"].widthF() > width
+
+
+# -- views' state -----------------------------------------------------------------
+
+
+def test_diff_view_clear_keeps_no_old_axes(qtbot):
+    import numpy as np
+
+    from weightlab.gui.diff_view import DEFAULT_X_LABEL, DiffView
+
+    view = DiffView()
+    qtbot.addWidget(view)
+    a = np.zeros((3, 3, 2, 4), np.float32)
+    b = a.copy()
+    b[0, 0, 0, 1] = 0.5
+    view.show_diff("conv/kernel", a, b, "stored", "now")
+    bottom = view.map.getAxis("bottom")
+    assert bottom.labelText == "output filter" and bottom._tickLevels is not None
+    assert view.hist.getAxis("bottom").labelText == "now − stored"
+    view.clear("another model")
+    assert view.diff is None and view.title.text() == "another model"
+    for side in ("bottom", "left"):
+        axis = view.map.getAxis(side)
+        assert axis.labelText == "" and axis._tickLevels is None
+    assert view.hist.getAxis("bottom").labelText == DEFAULT_X_LABEL
+    assert view.map_image.image is None
+    assert view.curve.getData()[0] is None or len(view.curve.getData()[0]) == 0
+
+
+def test_norms_view_clear(qtbot):
+    import numpy as np
+
+    from weightlab.gui.norms_view import NormsView
+    from weightlab.gui.selection import NeuronSelection
+
+    view = NormsView(NeuronSelection())
+    qtbot.addWidget(view)
+    view.set_norms(np.arange(1.0, 11.0), of="dense/kernel")
+    view.clear()
+    assert view.norms is None and view.title.text() == ""
+    x, _y = view.bars.getData()
+    assert x is None or len(x) == 0
+    assert view.neuron_at(QtGui.QVector2D(3, 0).toPointF()) is None
+
+
+def test_histogram_bins_are_remembered(config_dir, qtbot):
+    from weightlab.gui.histogram_view import DEFAULT_BINS, HistogramView
+
+    first = HistogramView()
+    qtbot.addWidget(first)
+    assert first.bins.value() == DEFAULT_BINS
+    first.bins.setValue(37)
+    second = HistogramView()
+    qtbot.addWidget(second)
+    assert second.bins.value() == 37
+
+
+@pytest.mark.parametrize("saved", ["many", "3", "999999", "-4", "true"])
+def test_histogram_bins_ignore_odd_saved_values(config_dir, qtbot, saved):
+    from weightlab.gui.histogram_view import BINS_KEY, DEFAULT_BINS, HistogramView
+    from weightlab.gui.settings import qsettings
+
+    s = qsettings()
+    s.setValue(BINS_KEY, saved)
+    s.sync()
+    view = HistogramView()
+    qtbot.addWidget(view)
+    assert view.bins.value() == DEFAULT_BINS
+
+
+# -- small sizes ------------------------------------------------------------------
+
+
+def test_elided_label_keeps_full_text_and_tooltip(qtbot):
+    from weightlab.gui.plots import ElidedLabel
+
+    text = "<b>conv2d/kernel</b> 3×3×1×16 · image 3×63 · <span style='color:#c00'>level of detail: 4×4 blocks</span>"
+    label = ElidedLabel(text)
+    qtbot.addWidget(label)
+    label.resize(90, 20)
+    label.show()
+    qtbot.waitExposed(label)
+    assert label.text() == text  # callers and tests read the full text
+    assert (
+        label.is_elided()
+        and "…" in QtGui.QTextDocumentFragment.fromHtml(super(type(label), label).text()).toPlainText()
+    )
+    assert "level of detail: 4×4 blocks" in label.toolTip()
+    assert label.minimumSizeHint().width() <= 1  # never widens its pane
+    label.resize(2000, 20)
+    assert not label.is_elided()
+
+
+def test_histogram_hint_and_heatmap_title_fit_a_small_pane(qtbot):
+    """At a small pane the hint row sits under the plot (no overlap) and the heatmap title stays one line."""
+    from weightlab.gui.heatmap_view import HOVER_HINT, HeatmapView
+    from weightlab.gui.histogram_view import RANGE_HINT, HistogramView
+    from weightlab.gui.selection import NeuronSelection
+
+    hist = HistogramView()
+    heat = HeatmapView(NeuronSelection())
+    for w in (hist, heat):
+        qtbot.addWidget(w)
+        w.resize(300, w.minimumSizeHint().height())
+        w.show()
+        qtbot.waitExposed(w)
+    assert hist.range_label.text() == RANGE_HINT and hist.range_label.is_elided()
+    plot = hist.plot.geometry()
+    assert not plot.intersects(hist.range_label.geometry())
+    assert not plot.intersects(hist.stats_label.geometry())
+    assert hist.range_label.geometry().top() >= plot.bottom()
+    long = "<b>" + "block_with_a_very_long_name/" * 4 + "kernel</b> 3×3×64×64 · image 255×4095 · colour ±0.5"
+    heat.title.setText(long)
+    line = heat.title.fontMetrics().lineSpacing()
+    assert heat.title.height() < 2 * line  # one line: elided, not wrapped a word per line
+    assert not heat.title.geometry().intersects(heat.plot.geometry())
+    assert heat.hover_label.text() == HOVER_HINT and heat.hover_label.is_elided()

@@ -44,6 +44,10 @@ class _ThemeHook(QObject):
         theme.signals.changed.connect(self.apply)
 
     def apply(self) -> None:
+        # pyqtgraph's PlotWidget.close() drops its PlotItem while the widget lives on until deleted
+        if getattr(self._plot, "plotItem", None) is None:
+            theme.signals.changed.disconnect(self.apply)
+            return
         style_plot(self._plot)
 
 
