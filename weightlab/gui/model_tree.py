@@ -42,6 +42,7 @@ from weightlab.core.model import auxiliary_layers
 from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
+from . import theme
 from .formatting import fmt_count, fmt_shape
 from .tensor_worker import lower_thread_priority
 
@@ -261,6 +262,7 @@ class ModelTree(QWidget):
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.itemSelectionChanged.connect(self._on_selection)
+        theme.signals.changed.connect(self._apply_theme)
         self._fit_columns()  # the header texts, before any model
 
     def set_session(self, session: EditSession | None) -> None:
@@ -303,7 +305,7 @@ class ModelTree(QWidget):
                 litem.setCheckState(_FREEZE, Qt.CheckState.Unchecked)
                 litem.setToolTip(_FREEZE, f"freeze {layer.name}: a fine-tune does not train it")
             self._layer_items[layer.name] = litem
-            litem.setForeground(_SHAPE, QBrush(QColor("#666666")))
+            litem.setForeground(_SHAPE, QBrush(theme.color("muted")))
             bold = QFont(litem.font(_NAME))
             bold.setBold(True)
             litem.setFont(_NAME, bold)
@@ -330,6 +332,12 @@ class ModelTree(QWidget):
         self.refresh(set(self._items))
         self._fit_timer.start()
         self.frozenChanged.emit([])
+
+    def _apply_theme(self) -> None:
+        """The layer rows' class names in the theme's muted colour (light or dark)."""
+        brush = QBrush(theme.color("muted"))
+        for litem in self._layer_items.values():
+            litem.setForeground(_SHAPE, brush)
 
     def _mark(self, name: str, edited: bool) -> None:
         """Show tensor ``name``'s row as edited (bold, orange, dot) or not; no-op when unchanged."""
@@ -614,7 +622,7 @@ class ModelTree(QWidget):
                                  f"(<a href='cancel'>cancel</a>)")
         else:
             self.model_sparsity = None
-            self.summary.setText(f"{self._summary_head} · sparsity of {counted} of {expected} tensors counted "
+            self.summary.setText(f"{self._summary_head} · sparsity: {counted} of {expected} tensors counted "
                                  f"(<a href='count'>count all</a>)")
 
     def _on_summary_link(self, link: str) -> None:
