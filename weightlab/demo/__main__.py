@@ -49,7 +49,11 @@ def check_out_dir(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m weightlab.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m weightlab.demo",
+        description="Rebuild the demo model, its training split and held-out set into a folder "
+        "(needs scikit-learn: pip install 'weightlab[demo]').",
+    )
     parser.add_argument(
         "--out",
         type=Path,
