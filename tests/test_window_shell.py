@@ -215,9 +215,13 @@ def test_help_has_guide_and_about_with_versions(window, qtbot, monkeypatch):
     import pyqtgraph
     import PySide6
 
-    for version in (weightlab.__version__, np.__version__, h5py.__version__, PySide6.__version__,
-                    pyqtgraph.__version__):
-        assert version in box.text()
+    rows = about.versions()
+    assert rows["NumPy"] == np.__version__ and rows["h5py"] == h5py.__version__
+    assert rows["PySide6"] == PySide6.__version__ and rows["pyqtgraph"] == pyqtgraph.__version__
+    assert "not installed" not in rows.values()  # the test environment has every one of them
+    for name, version in rows.items():
+        assert f"{name}</td><td>&nbsp;&nbsp;{version}<" in box.text() or name == "WeightLab"
+    assert f"WeightLab {weightlab.__version__}" in box.text()
     assert "TensorFlow" in box.text() and "Keras" in box.text()
     assert not box.iconPixmap().isNull()
     if not tf_before:

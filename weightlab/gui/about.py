@@ -9,6 +9,7 @@ in the engine's worker, see ``docs/architecture.md``).
 from __future__ import annotations
 
 import html
+import importlib
 import platform
 from importlib import metadata
 from pathlib import Path
@@ -25,15 +26,10 @@ __all__ = ["GUIDE_URL", "about_dialog", "about_text", "guide_url", "open_user_gu
 #: The guide online, used when the source tree's docs/ is not beside the package (an installed wheel).
 GUIDE_URL = "https://github.com/weightlab/weightlab#readme"
 
-#: (shown name, distribution name) of every library listed in About.
-_DISTRIBUTIONS = (
-    ("PySide6", "PySide6"),
-    ("pyqtgraph", "pyqtgraph"),
-    ("NumPy", "numpy"),
-    ("h5py", "h5py"),
-    ("Keras", "keras"),
-    ("TensorFlow", "tensorflow"),
-)
+#: (shown name, module) of the libraries the window has imported anyway: their ``__version__``.
+_MODULES = (("PySide6", "PySide6"), ("pyqtgraph", "pyqtgraph"), ("NumPy", "numpy"), ("h5py", "h5py"))
+#: (shown name, distribution) of the libraries never imported here: read from their installed metadata.
+_DISTRIBUTIONS = (("Keras", "keras"), ("TensorFlow", "tensorflow"))
 
 
 def _dist_version(name: str) -> str:
@@ -60,6 +56,11 @@ def versions() -> dict[str, str]:
         installed reads ``"not installed"``.
     """
     out = {"WeightLab": weightlab.__version__, "Python": platform.python_version(), "Qt": qVersion()}
+    for shown, module in _MODULES:
+        try:
+            out[shown] = str(importlib.import_module(module).__version__)
+        except (ImportError, AttributeError):
+            out[shown] = _dist_version(module)
     for shown, dist in _DISTRIBUTIONS:
         out[shown] = _dist_version(dist)
     return out
@@ -68,7 +69,9 @@ def versions() -> dict[str, str]:
 def about_text() -> str:
     """The About box's rich text: what WeightLab is and the versions table."""
     rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>&nbsp;&nbsp;{html.escape(v)}</td></tr>" for k, v in versions().items()
+        f"<tr><td>{html.escape(k)}</td><td>&nbsp;&nbsp;{html.escape(v)}</td></tr>"
+        for k, v in versions().items()
+        if k != "WeightLab"  # the heading says it
     )
     return (
         f"<h3>WeightLab {html.escape(weightlab.__version__)}</h3>"
