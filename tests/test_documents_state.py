@@ -316,3 +316,18 @@ def test_metrics_and_optimizer_layers_hidden_by_default(window, tmp_path):
     assert not tree.is_hidden("(metrics)/accuracy_total")
     window.act_show_optimizer.trigger()
     assert tree.is_hidden("(metrics)")
+
+
+def test_window_keys_reach_the_tree_and_documents(window, demo_paths, tmp_path, qtbot):
+    _open(window, _lone_copy(demo_paths["keras"], tmp_path, "k.keras"))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(window.tree.filter_edit.hasFocus)
+    asked = []
+    window._ask_save_path = lambda _t, default, _f: asked.append(default) or str(tmp_path / "k2.keras")
+    qtbot.keyClick(window, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert asked == [tmp_path / "k-edited.keras"] and (tmp_path / "k2.keras").is_file()
+    window.actions["view.count_all"].trigger()
+    qtbot.waitUntil(lambda: not window.tree.counting)
+    assert window.tree.model_sparsity is not None
