@@ -199,15 +199,11 @@ def _apply(app: QApplication | None) -> None:
         _state.listening = app
     system_dark = _system_is_dark(app)
     dark = _state.scheme == "dark" or (_state.scheme == "system" and system_dark)
-    if dark:
-        app.setStyle(QStyleFactory.create("Fusion"))
-        _state.fusion_forced = True
-        app.setPalette(_dark_palette())
-    elif system_dark:  # forced light on a dark platform
-        fusion = QStyleFactory.create("Fusion")
-        app.setStyle(fusion)
-        _state.fusion_forced = True
-        app.setPalette(fusion.standardPalette())
+    if dark or system_dark:  # dark, or light forced on a dark platform: Fusion draws what the palette says
+        if app.style().name().lower() != "fusion":  # re-polishing every widget is not free
+            app.setStyle(QStyleFactory.create("Fusion"))
+            _state.fusion_forced = True
+        app.setPalette(_dark_palette() if dark else app.style().standardPalette())
     else:
         if _state.fusion_forced and _state.original_style:
             app.setStyle(QStyleFactory.create(_state.original_style))
