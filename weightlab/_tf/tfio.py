@@ -165,12 +165,13 @@ def _tensor(layer: str, weight: str, key: str, shape, dtype, trainable: bool) ->
 def _group_layers(tensors: list[dict[str, Any]], class_names: dict[str, str] | None = None) -> list[dict]:
     """Group tensor dicts into layer dicts (first-appearance order; optimizer state last).
 
-    A tf.keras model's metrics totals (key ``keras_api/metrics/0/total/...``)
+    A tf.keras model's metrics totals (key ``[.../]keras_api/metrics/0/total/...``)
     go to the :data:`METRICS_LAYER` (``(metrics)/0/total``, not trainable).
     """
     for t in tensors:
-        if t["key"].startswith(_METRICS_PREFIX) and t["layer"] != OPTIMIZER_LAYER:
-            weight = t["key"][len(_METRICS_PREFIX) :].split("/.ATTRIBUTES/")[0]
+        _, found, rest = f"/{t['key']}".partition(f"/{_METRICS_PREFIX}")  # also under a checkpoint's root object
+        if found and t["layer"] != OPTIMIZER_LAYER:
+            weight = rest.split("/.ATTRIBUTES/")[0]
             t.update(layer=METRICS_LAYER, weight=weight, name=f"{METRICS_LAYER}/{weight}", trainable=False)
     _make_unique(tensors)
     layers: dict[str, dict[str, Any]] = {}
