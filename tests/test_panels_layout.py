@@ -360,3 +360,33 @@ def test_ranking_view_reflows(qtbot, theme_reset, width, narrow):
     theme_reset.set_scheme("dark")
     assert view.cum_top.opts["pen"].color() == theme_reset.color("negative")
     assert view.bars.opts["brush"].color() == theme_reset.color("brush")
+
+
+# -- the training panel's histogram ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", [470, 1300, 2500])
+def test_training_histogram_title_is_elided_with_the_whole_title_in_the_tooltip(qtbot, theme_reset, width):
+    from weightlab.gui.training_plot import TrainingPlot
+
+    plot = TrainingPlot()
+    qtbot.addWidget(plot)
+    plot.resize(width, width // 2)
+    plot.show()
+    qtbot.waitExposed(plot)
+    name = "sequential_block_3/conv2d_transpose_12/kernel"
+    edges = np.linspace(-1.0, 1.0, 41)
+    counts = np.arange(40, dtype=np.float64)
+    plot.set_histogram(name, edges, counts, counts, epoch=3, note="32,768 weights, 26,214 zeros not drawn")
+    QApplication.processEvents()
+    item = plot.histogram.getPlotItem()
+    title = item.titleLabel
+    shown = title.item.boundingRect().width()
+    assert shown <= plot.histogram.getViewBox().width() + 1  # the title fits above the plotting area
+    assert item.mapRectToScene(item.boundingRect()).right() <= plot.histogram.width() + 1  # the plot fits its widget
+    assert name in plot.histogram.toolTip() and "26,214 zeros" in plot.histogram.toolTip()
+    assert "epoch 3" in title.text
+    if width >= 2500:
+        assert name in title.text  # room enough: nothing elided
+    if width <= 470:
+        assert "…" in title.text

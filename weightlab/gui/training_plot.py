@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from . import theme
@@ -171,6 +171,10 @@ def _pen(colour: str, *, dash: bool = False, width: float = 2.0) -> Any:
     return pen(QColor(colour), width, Qt.PenStyle.DashLine if dash else Qt.PenStyle.SolidLine)
 
 
+#: What the histogram shows (its tooltip, under the whole title).
+HISTOGRAM_TIP = "the watched tensor's histogram: before training (grey) and now"
+
+
 class TrainingPlot(QWidget):
     """Four live plots of a training job and a status line.
 
@@ -193,12 +197,13 @@ class TrainingPlot(QWidget):
         self.loss = _small_plot("epoch", "loss")
         self.accuracy = _small_plot("epoch", "%")
         self.histogram = _small_plot("value", "count")
+        self.histogram.getViewBox().sigResized.connect(self._refit_hist_title)
         self.sparsity = _small_plot("step", "%")
         self.curves: dict[str, pg.PlotDataItem] = {}
         c = self.curves
         # no legend boxes (they cover the curves in a small plot): the titles name the colours
         for p, text in ((self.accuracy, "accuracy (%) per epoch: training, validation and held-out data"),
-                        (self.histogram, "the watched tensor's histogram: before training (grey) and now"),
+                        (self.histogram, HISTOGRAM_TIP),
                         (self.sparsity, "gradual pruning: sparsity at each step where masks change; "
                                         "prune and retrain: sparsity and held-out accuracy per round")):
             p.setToolTip(text)
@@ -392,12 +397,34 @@ class TrainingPlot(QWidget):
         self._hist_title(name, epoch, note)
 
     def _hist_title(self, name: str, epoch: int | None, note: str = "") -> None:
+        """The histogram's title, elided to the plot's width (the note first, then the name's middle).
+
+        The whole title is in the plot's tooltip; the title is redone when the plot is resized.
+        """
         when = "now" if epoch is None else f"epoch {epoch}"
         k = colours()
+        full = f"{name} ■ before ■ {when}" + (f" ({note})" if note else "")
+        self.histogram.setToolTip(f"{full}\n{HISTOGRAM_TIP}")
+        # 9pt as _title draws it, over the plotting area (the title's column: the axis takes the left)
+        metrics = QFontMetrics(QFont(self.font().family(), 9))
+        room = int(self.histogram.getViewBox().width()) - 8
+        sized = room > 8
+        if sized and note and metrics.horizontalAdvance(full) > room:
+            note = ""  # the note goes first (it stays in the tooltip)
+        tail = f" ■ before ■ {when}" + (f" ({note})" if note else "")
+        if sized:
+            name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, max(room - metrics.horizontalAdvance(tail),
+                                                                                metrics.horizontalAdvance("a…z")))
         parts = [(_esc(name), None), ("before", k["before"]), (when, k["now"])]
         if note:
             parts.append((f"({_esc(note)})", None))
         self.histogram.setTitle(_title(*parts))
+        # pyqtgraph makes a title's width the plot's minimum: a long one widened the plot past its widget
+        self.histogram.getPlotItem().titleLabel.setMinimumWidth(0)
+
+    def _refit_hist_title(self, *_args: Any) -> None:
+        if getattr(self, "histogram_note", None) is not None:
+            self._hist_title(self.tensor_name or "weights", self.histogram_epoch, self.histogram_note)
 
     def set_status(self, *, elapsed: float | None, eta: float | None, device: str, text: str = "") -> None:
         """The status line: ``text · elapsed 12 s · ETA 40 s · device``."""
