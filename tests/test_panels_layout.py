@@ -17,7 +17,7 @@ from PySide6.QtCore import QPoint, QRect
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QApplication, QScrollArea, QWidget
 
-from tests.fakes import memory_session
+from tests.fakes import FakeEngine, memory_session
 from weightlab.core.edits import Scale
 from weightlab.gui.formatting import thinned_ticks
 
@@ -390,3 +390,49 @@ def test_training_histogram_title_is_elided_with_the_whole_title_in_the_tooltip(
         assert name in title.text  # room enough: nothing elided
     if width <= 470:
         assert "…" in title.text
+
+
+# -- the window: the evaluation controller and stale state ---------------------------------------
+
+
+def test_window_step_chart_and_classes_survive_toggles_and_reset_for_another_model(qtbot, make_window, demo_paths):
+    """Through the window (a fake engine): a step switched off and on keeps every point of the step
+    chart; another model starts with an empty chart and takes its own number of classes."""
+    from weightlab.engine.events import Metrics
+    from weightlab.gui.engine_adapter import EngineAdapter
+
+    factory = FakeEngine()
+    w = make_window(EngineAdapter(client_factory=factory))
+    panel = w.eval_panel
+    assert w.open_and_wait(demo_paths["keras"], data=demo_paths["data"])
+    client = factory.clients[0]
+    client.model_ready(True, num_samples=360, num_classes=10)
+
+    def answer(job: int, acc: float, classes: int = 10) -> None:
+        with qtbot.waitSignal(w.engine.result, timeout=5000):
+            client.finish(job, Metrics(acc, 1 - acc, per_class=[acc] * classes, num_samples=360, seconds=0.01))
+
+    answer(client.baseline_job, 0.98)
+    for k in range(3):
+        w.session.apply(Scale(target="dense", factor=0.9 - 0.1 * k))
+        qtbot.waitUntil(lambda k=k: len(client.evaluated) == k + 1, timeout=5000)
+        answer(client.evaluated[-1][0], 0.95 - 0.05 * k)
+    assert sorted(panel.step_accuracy()) == [0, 1, 2, 3]
+    measured = panel.step_accuracy()
+    for on, acc in ((False, 0.7), (True, 0.85)):
+        seen = len(client.evaluated)
+        w.history.set_step_checked(1, on)
+        w.wait_idle()
+        qtbot.waitUntil(lambda seen=seen: len(client.evaluated) > seen, timeout=5000)
+        answer(client.evaluated[-1][0], acc)
+    again = panel.step_accuracy()
+    assert sorted(again) == [0, 1, 2, 3]  # step 2's point is back: the same state as measured
+    assert again[2] == pytest.approx(measured[2]) and again[3] == pytest.approx(0.85)
+    assert list(panel.step_curve.getData()[0]) == [0, 1, 2, 3]
+    assert panel.num_classes_shown == 10
+
+    # another model without a held-out set: nothing of the demo's stays
+    assert w.open_and_wait(demo_paths["h5"])
+    assert panel.step_accuracy() == {} and panel.num_classes_shown == 0
+    assert panel.class_plot.getAxis("bottom")._weightlab_ticks == [[]]
+    assert panel.cur_acc.text() == "–" and panel.cur_acc_delta.text() == ""

@@ -71,6 +71,9 @@ class EvaluationController(QObject):
     # -- workspace events -----------------------------------------------------------------
     def _on_replaced(self, ev: SessionReplaced) -> None:
         self.engine.cancel()
+        # Another model: nothing of the previous one stays (numbers, history points, classes, choices).
+        self.panel.clear()
+        self._eval_applied = ()
         s = ev.session
         self.panel.set_history(s.steps if s else [], s.position if s else 0)
         self._offer_choices(None)
