@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QPalette
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QGraphicsRectItem,
@@ -36,7 +36,7 @@ SELECT_BRUSH = pg.mkBrush(255, 212, 59, 70)
 
 def gap_color():
     """Colour of the gaps between conv blocks in the theme shown now (never white: white is zero)."""
-    return theme.color("grid") if not theme.is_dark() else theme.color("bg").lighter(170)
+    return theme.color("bg").lighter(170) if theme.is_dark() else QColor(GAP_COLOR)
 
 
 def select_pen():
