@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QSize, Qt, Signal
-from PySide6.QtGui import QFontMetrics
+from PySide6.QtGui import QColor, QFontMetrics
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -274,9 +274,10 @@ class EvalPanel(QGroupBox):
         self.provisional_point.setPen(prov)
         self.provisional_point.setBrush(pg.mkBrush(theme.color("bg")))
         self.base_line.setPen(pg.mkPen(theme.color("muted"), width=theme.line_width(1), style=Qt.PenStyle.DashLine))
-        self.class_base.setOpts(brush=pg.mkBrush(theme.color("grid").darker(115)), pen=pg.mkPen(None))
+        base = _baseline_colour()
+        self.class_base.setOpts(brush=pg.mkBrush(base), pen=pg.mkPen(None))
         self.class_cur.setOpts(brush=pg.mkBrush(accent), pen=pg.mkPen(None))
-        base_swatch = theme.color("grid").darker(115).name()
+        base_swatch = base.name()
         self.class_title.setText(
             f"<span style='color:{base_swatch}'>■</span> baseline "
             f"<span style='color:{accent.name()}'>■</span> current"
@@ -604,6 +605,13 @@ class _ChartTabs(QTabWidget):
     def heightForWidth(self, width: int) -> int:  # noqa: N802 (Qt's name)
         # the wrapped titles' preferred heights would bring the plots' back
         return max(self.sizeHint().height(), self.minimumSizeHint().height())
+
+
+def _baseline_colour() -> QColor:
+    """The baseline bars' colour: the theme's muted colour at 60 % over its background (opaque)."""
+    muted, bg = theme.color("muted"), theme.color("bg")
+    mix = [round(0.6 * a + 0.4 * b) for a, b in zip(muted.getRgb()[:3], bg.getRgb()[:3])]
+    return QColor(*mix)
 
 
 def _show_text(label: QLabel, text: str) -> None:
