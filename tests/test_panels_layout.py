@@ -436,3 +436,25 @@ def test_window_step_chart_and_classes_survive_toggles_and_reset_for_another_mod
     assert panel.step_accuracy() == {} and panel.num_classes_shown == 0
     assert panel.class_plot.getAxis("bottom")._weightlab_ticks == [[]]
     assert panel.cur_acc.text() == "–" and panel.cur_acc_delta.text() == ""
+
+
+@pytest.mark.parametrize(("width", "height"), [(1024, 640), (1400, 900), (2560, 1440)])
+def test_window_docks_show_accuracy_and_form_rows_unsquashed(qtbot, window, demo_paths, width, height):
+    """In the window's own docks (whatever their size at this window size) nothing is squeezed or overlaps."""
+    from weightlab.gui.eval_panel import EvalPanel
+
+    window.resize(width, height)
+    assert window.open_and_wait(demo_paths["keras"])
+    panel: EvalPanel = window.eval_panel
+    panel.set_baseline(_metrics(0.98))
+    panel.set_current(_metrics(0.806), 0, ())
+    window.edit_panel.select_op("prune_magnitude")
+    QApplication.processEvents()
+    bar = _rect_in(panel.progress, panel)
+    for label in (panel.cur_acc, panel.cur_acc_delta, panel.cur_loss_delta):
+        assert label.isVisible() and _rect_in(label, panel).bottom() < bar.top()
+        assert label.height() >= label.minimumSizeHint().height()
+    assert panel.charts.height() >= panel.charts.minimumHeight()
+    form = window.edit_panel.forms["prune_magnitude"]
+    for w in (w for w in form.fields.values() if w.isVisible()):
+        assert w.height() >= w.minimumSizeHint().height()
