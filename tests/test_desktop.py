@@ -245,6 +245,16 @@ def test_exec_quoting_round_trips(tmp_path, path):
     validate_desktop(entry_file)
 
 
+@pytest.mark.parametrize("platform", ["win32", "darwin"])
+def test_windows_and_macos_are_told_it_is_for_linux_desktops(data_home, monkeypatch, platform):
+    monkeypatch.setattr(sys, "platform", platform)
+
+    for call in (install_desktop, uninstall_desktop):
+        with pytest.raises(WeightLabError, match=f"freedesktop.org.*{platform}"):
+            call()
+    assert list(data_home.iterdir()) == []
+
+
 def test_a_line_break_in_the_launcher_path_is_refused():
     with pytest.raises(WeightLabError, match="line break"):
         desktop_entry(["/opt/a\nb/weightlab"])

@@ -270,6 +270,14 @@ def _refresh_caches(base: Path) -> None:
         os.utime(hicolor)  # toolkits rescan a theme folder whose time changed
 
 
+def _check_platform() -> None:
+    if sys.platform == "win32" or sys.platform == "darwin":
+        raise WeightLabError(
+            f"desktop entries, icon themes and MIME packages are for Linux and BSD desktops "
+            f"(freedesktop.org); this system is {sys.platform}, where WeightLab starts with the weightlab command"
+        )
+
+
 def install_desktop(prefix: str | os.PathLike[str] | None = None) -> list[Path]:
     """Install the desktop entry, icon and MIME types for the current user.
 
@@ -290,9 +298,10 @@ def install_desktop(prefix: str | os.PathLike[str] | None = None) -> list[Path]:
     UnsafeFileError
         When a folder on the way is a symbolic link leading out of the data folder.
     WeightLabError
-        When the launcher's path cannot be written in a desktop entry, or a
-        file cannot be written (the message names it).
+        On Windows or macOS; when the launcher's path cannot be written in a
+        desktop entry, or a file cannot be written (the message names it).
     """
+    _check_platform()
     base = data_home(prefix)
     files = _files(icon_path().read_bytes())
     written = []
@@ -331,8 +340,9 @@ def uninstall_desktop(prefix: str | os.PathLike[str] | None = None) -> list[Path
     UnsafeFileError
         When a folder on the way is a symbolic link leading out of the data folder.
     WeightLabError
-        When a file cannot be removed (the message names it).
+        On Windows or macOS; when a file cannot be removed (the message names it).
     """
+    _check_platform()
     base = data_home(prefix)
     removed = []
     for rel in (DESKTOP_FILE, ICON_FILE, MIME_FILE):
