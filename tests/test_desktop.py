@@ -117,6 +117,12 @@ def test_install_writes_entry_icon_and_mime_types(data_home):
     if HAVE["update-mime-database"]:  # the desktop's MIME database now types the files
         globs2 = (data_home / "mime" / "globs2").read_text()
         assert ":application/x-keras:*.keras" in globs2 and ":application/x-tensorflow-graph:*.pb" in globs2
+        # Qt's MIME database (KDE's file managers) reads it: a double-clicked .keras is application/x-keras.
+        probe = ("from PySide6.QtCore import QMimeDatabase as D; db = D(); "
+                 "print(*(db.mimeTypeForFile(n, D.MatchMode.MatchExtension).name() for n in ('m.keras', 'g.pb')))")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False,
+                              env={**os.environ, "XDG_DATA_HOME": str(data_home)})
+        assert done.stdout.split() == ["application/x-keras", "application/x-tensorflow-graph"], done.stderr
     if HAVE["update-desktop-database"]:  # and offers WeightLab for them
         cache = (data_home / "applications" / "mimeinfo.cache").read_text()
         for mime in MIME_TYPES:
