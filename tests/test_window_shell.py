@@ -308,3 +308,37 @@ def test_file_dialogs_start_in_the_last_folder(window, demo_paths, tmp_path, mon
     assert window.open_and_wait(demo_paths["keras"])
     window._ask_open_path("Open", "*")
     assert starts[-1] == str(demo_paths["keras"].parent)  # an open model's folder comes first
+
+
+def test_run_app_names_the_desktop_entry_and_a_screenshot_run_leaves_the_layout_alone(monkeypatch, qtbot, config_dir,
+                                                                                       tmp_path):
+    from PySide6.QtWidgets import QApplication
+
+    from weightlab.gui.app import run_app
+    from weightlab.gui.engine_adapter import EngineAdapter
+    from weightlab.gui.main_window import MainWindow
+    from weightlab.resources import ICON_NAME
+
+    windows = []
+    real_init = MainWindow.__init__
+
+    def init(self, engine=None, recent=None):
+        real_init(self, engine=EngineAdapter(enabled=False), recent=recent)
+        windows.append(self)
+
+    # the real exec/quit would end the test session's event loop for good: the screenshot run's own poll ends it
+    quits = []
+    monkeypatch.setattr(MainWindow, "__init__", init)
+    monkeypatch.setattr(QApplication, "quit", lambda *a: quits.append(1))
+    monkeypatch.setattr(QApplication, "exec", lambda *a: qtbot.waitUntil(lambda: quits == [1], timeout=30000) or 0)
+    shot = tmp_path / "shot.png"
+    try:
+        assert run_app(screenshot=shot) == 0
+        (w,) = windows
+        assert shot.is_file() and (w.width(), w.height()) == (1400, 900)
+        app = QApplication.instance()
+        assert app.desktopFileName() == ICON_NAME and not app.windowIcon().isNull()
+        assert window_state.read_bytes(qsettings(), window_state.GEOMETRY_KEY) is None  # not remembered
+    finally:
+        for w in windows:
+            w.close()
