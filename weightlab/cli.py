@@ -4,7 +4,10 @@
 
     weightlab [PATH] [--data HELDOUT.npz]       open the window (on PATH)
     weightlab --demo                            open the window on the bundled demo
-    weightlab inspect PATH [--json]             one row per tensor with statistics
+    weightlab --install-desktop | --uninstall-desktop
+                                                add WeightLab to this user's desktop (menu, icon, file types)
+    weightlab inspect PATH [--json] [--all]     one row per tensor with statistics (--all: with
+                                                optimizer state and metrics variables)
     weightlab inspect PATH --tensor NAME [--bins N] [--json]
                                                 one tensor's statistics and histogram
     weightlab compare A B [--json]              per-tensor change from A to B, largest first
@@ -31,8 +34,10 @@
                    (--threshold T --factor F | --sparsity S1,S2,...) --epochs E
                    [--data HELDOUT.npz] [--budget PP] -o OUT [--json]
 
-A user error (bad file, recipe, held-out set or graph) prints one line on stderr
-and exits with status 2; nothing is written. Ctrl+C ends a sweep, ranking or
+A user error (bad file, recipe, held-out set or graph, unknown command) prints
+one line on stderr and exits with status 2; nothing is written. When a system
+library Qt's X11 plugin needs is missing, the window command says which and how
+to install it (:mod:`weightlab.platform_check`) and exits with status 1. Ctrl+C ends a sweep, ranking or
 plan early: the points measured so far are printed (and saved), status 130; it ends a fine-tune
 after the current batch, writing the best (or, --on-cancel last, the last) epoch's weights, status
 130. The libraries' log lines
