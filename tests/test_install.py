@@ -11,6 +11,8 @@ from __future__ import annotations
 import fnmatch
 import importlib.machinery
 import importlib.util
+import json
+import shutil
 import sys
 import sysconfig
 import types
@@ -132,3 +134,58 @@ def test_check_wheel_refuses_a_wheel_without_its_demo(tmp_path):
     check_wheel.check_contents(good)
     with pytest.raises(check_wheel.CheckFailed, match="digits_heldout.npz"):
         check_wheel.check_contents(bad)
+
+
+def _config_keys(obj, found=None) -> set[tuple[str, object]]:
+    found = set() if found is None else found
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if not isinstance(v, (dict, list)):
+                found.add((k, repr(v)))
+            _config_keys(v, found)
+    elif isinstance(obj, list):
+        for v in obj:
+            _config_keys(v, found)
+    return found
+
+
+def _demo_configs(folder: Path) -> tuple[dict, dict]:
+    import h5py
+
+    with zipfile.ZipFile(folder / demo.MODEL_KERAS.name) as zf:
+        keras_config = json.loads(zf.read("config.json"))
+    with h5py.File(folder / demo.MODEL_H5.name, "r") as f:
+        h5_config = json.loads(f.attrs["model_config"])
+    return keras_config, h5_config
+
+
+def test_shipped_demo_loads_in_keras_3_12_too():
+    # Keras 3.12 (Python 3.10) refuses the keys Keras 3.13+ writes even at their defaults.
+    at_defaults = {(k, repr(v)) for k, v in demo.NEWER_KERAS_DEFAULTS.items()}
+    for config in _demo_configs(demo.DEMO_DIR):
+        assert not _config_keys(config) & at_defaults
+
+
+def test_make_portable_changes_only_the_configs(tmp_path):
+    for path in (demo.MODEL_KERAS, demo.MODEL_H5):
+        shutil.copy2(path, tmp_path / path.name)
+    with zipfile.ZipFile(tmp_path / demo.MODEL_KERAS.name) as zf:
+        config = json.loads(zf.read("config.json"))
+    config["config"]["layers"][1]["config"]["renorm"] = False  # as Keras 3.15 writes it
+    config["config"]["layers"][1]["config"]["quantization_config"] = {"mode": "int8"}  # not a default: kept
+    members = {}
+    with zipfile.ZipFile(demo.MODEL_KERAS) as src, zipfile.ZipFile(tmp_path / demo.MODEL_KERAS.name, "w") as out:
+        for info in src.infolist():
+            data = json.dumps(config).encode() if info.filename == "config.json" else src.read(info)
+            members[info.filename] = data
+            out.writestr(info, data)
+    demo.make_portable(tmp_path)
+    keras_config, _ = _demo_configs(tmp_path)
+    layer = keras_config["config"]["layers"][1]["config"]
+    assert "renorm" not in layer and layer["quantization_config"] == {"mode": "int8"}
+    with zipfile.ZipFile(tmp_path / demo.MODEL_KERAS.name) as zf:
+        assert zf.namelist() == list(members)
+        for name in members:
+            if name != "config.json":
+                assert zf.read(name) == members[name], name
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([demo.MODEL_KERAS.name, demo.MODEL_H5.name])

@@ -44,6 +44,67 @@ TEST_SIZE = 0.2
 INSTALL_HINT = "pip install 'weightlab[demo]'"
 
 
+#: Layer and initializer config keys that Keras 3.13+ writes and Keras 3.12 (the
+#: last for Python 3.10) refuses ("Unrecognized keyword arguments"), with the
+#: default value at which :func:`make_portable` leaves them out: Keras 3.15 reads
+#: the files without them to the same model (same weights, same accuracy).
+NEWER_KERAS_DEFAULTS: dict[str, object] = {
+    "input_axes": None,  # VarianceScaling initializers
+    "output_axes": None,
+    "renorm": False,  # BatchNormalization
+    "renorm_clipping": None,
+    "renorm_momentum": 0.99,
+    "quantization_config": None,  # Dense, Conv
+}
+
+
+def _without_newer_defaults(obj):
+    if isinstance(obj, dict):
+        return {
+            k: _without_newer_defaults(v)
+            for k, v in obj.items()
+            if not (k in NEWER_KERAS_DEFAULTS and type(v) is type(NEWER_KERAS_DEFAULTS[k])
+                    and v == NEWER_KERAS_DEFAULTS[k])
+        }
+    if isinstance(obj, list):
+        return [_without_newer_defaults(v) for v in obj]
+    return obj
+
+
+def make_portable(folder: Path) -> None:
+    """Make the demo model files in ``folder`` loadable by Keras 3.12 as well as 3.15.
+
+    Rewrites ``digits_cnn.keras``'s ``config.json`` (the other archive members
+    byte for byte, in the same order) and ``digits_cnn.h5``'s ``model_config``
+    attribute without the :data:`NEWER_KERAS_DEFAULTS` keys at their default
+    values. Weights are untouched. Files absent from ``folder`` are skipped.
+    """
+    import json
+    import os
+    import zipfile
+
+    import h5py
+
+    keras_file = folder / MODEL_KERAS.name
+    if keras_file.exists():
+        tmp = keras_file.with_name(keras_file.name + ".portable-tmp")
+        try:
+            with zipfile.ZipFile(keras_file) as src, zipfile.ZipFile(tmp, "w") as out:
+                for info in src.infolist():
+                    data = src.read(info)
+                    if info.filename == "config.json":
+                        data = json.dumps(_without_newer_defaults(json.loads(data))).encode()
+                    out.writestr(info, data)
+            os.replace(tmp, keras_file)
+        finally:
+            tmp.unlink(missing_ok=True)
+    h5_file = folder / MODEL_H5.name
+    if h5_file.exists():
+        with h5py.File(h5_file, "r+") as f:
+            config = json.loads(f.attrs["model_config"])
+            f.attrs["model_config"] = json.dumps(_without_newer_defaults(config))
+
+
 class MissingDependencyError(WeightLabError):
     """An optional dependency the demo's rebuild needs is not installed (the message says what to install)."""
 

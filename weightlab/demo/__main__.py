@@ -17,7 +17,7 @@ import sysconfig
 from pathlib import Path
 
 from weightlab.core.errors import WeightLabError
-from weightlab.demo import DEMO_DIR, SEED, load_digits_split, write_split
+from weightlab.demo import DEMO_DIR, SEED, load_digits_split, make_portable, write_split
 
 MIN_ACCURACY = 0.95
 
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     write_split(out, split)
     acc = build(out, split, seed=SEED, epochs=args.epochs)
+    make_portable(out)  # readable by Keras 3.12 (Python 3.10) too
     if acc < MIN_ACCURACY:
         print(f"error: held-out accuracy {acc:.4f} is below {MIN_ACCURACY}", file=sys.stderr)
         return 1
