@@ -329,8 +329,9 @@ def test_a_model_is_not_taken_for_a_command(tmp_path, monkeypatch):
     assert cli._unknown_command(["savedmodel"]) is None  # an existing folder named like a word
     assert cli._unknown_command(["missing.h5"]) is None  # a file name: the window says it is missing
     assert cli._unknown_command(["--data", "x.npz", "m.h5"]) is None
+    assert cli._unknown_command(["missing.keras", "--data", "held.npz"]) is None
     assert cli._unknown_command(["frob"]) == "frob"
-    assert cli._unknown_command(["m.h5", "extra.npz"]) == "m.h5"  # two model arguments: not the window's
+    assert cli._unknown_command(["frob", "m.h5", "--json"]) == "frob"
 
 
 def _parsers() -> list[tuple[str, argparse.ArgumentParser]]:

@@ -222,18 +222,16 @@ def _gui_parser() -> argparse.ArgumentParser:
 def _unknown_command(argv: Sequence[str]) -> str | None:
     """The first argument when it reads as a mistyped command rather than a model (``weightlab frob m.h5``).
 
-    A word (no ``/`` and no ``.``) that names no file or folder here is a
-    command, as is any first argument followed by more arguments that are not
-    options (the window takes one model). Returns None otherwise.
+    A first argument that is a word (no ``/``, no ``.``) and names no file or
+    folder here is a command; a file name (``missing.h5``) is the window's to
+    report. Returns None otherwise.
     """
-    words = [a for a in argv if not a.startswith("-")]
-    if not words or argv[0].startswith("-"):
+    if not argv or argv[0].startswith("-"):
         return None
     first = argv[0]
-    if Path(first).exists():
+    if any(c in first for c in ("/", ".", os.sep)) or Path(first).exists():
         return None
-    looks_like_word = "/" not in first and "." not in first and os.sep not in first
-    return first if looks_like_word or len(words) > 1 else None
+    return first
 
 
 def _unknown_command_error(word: str) -> str:
