@@ -55,7 +55,7 @@ def demo_paths() -> dict[str, Path]:
     }
     missing = [str(p) for p in paths.values() if not p.exists()]
     if missing:
-        pytest.fail(f"bundled demo files missing: {missing}; rebuild with python -m weightlab.demo")
+        pytest.fail(f"bundled demo files missing: {missing}; rebuild with python -m weightlab.demo --out weightlab/resources/demo")
     return paths
 
 
