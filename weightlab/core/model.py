@@ -419,8 +419,8 @@ def auxiliary_layers(model: ModelFile) -> set[str]:
     """Names of the layers of ``model`` that hold optimizer state or metrics variables.
 
     These layers are not part of the network: the window's tree and
-    ``weightlab inspect`` hide them unless asked, and edits that cover the
-    whole model leave them alone.
+    ``weightlab inspect`` hide them unless asked, and the window's "Whole
+    model" edit target leaves them out (a recipe's glob still matches them).
 
     Parameters
     ----------
