@@ -29,6 +29,7 @@ Importing :mod:`weightlab` is light: NumPy, no TensorFlow, no Qt. The
 functions that evaluate or train import TensorFlow when they are called.
 """
 
+from weightlab._version import __version__
 from weightlab.api import (
     compare,
     evaluate,
@@ -76,7 +77,6 @@ from weightlab.engine.events import Metrics
 from weightlab.session import Session
 from weightlab.viewer import NoDisplayError, Viewer, run, show  # Qt is imported by show(), not here
 
-__version__ = "0.1.0"
 __all__ = [
     "Add",
     "AddNoise",

@@ -18,7 +18,7 @@ from PySide6.QtCore import Qt, QUrl, qVersion
 from PySide6.QtGui import QDesktopServices, QIcon
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-import weightlab
+from weightlab._version import __version__
 from weightlab.resources import icon_path
 
 __all__ = ["GUIDE_URL", "about_dialog", "about_text", "guide_url", "open_user_guide", "versions"]
@@ -55,7 +55,7 @@ def versions() -> dict[str, str]:
         ``NumPy``, ``h5py``, ``Keras``, ``TensorFlow``; a library that is not
         installed reads ``"not installed"``.
     """
-    out = {"WeightLab": weightlab.__version__, "Python": platform.python_version(), "Qt": qVersion()}
+    out = {"WeightLab": __version__, "Python": platform.python_version(), "Qt": qVersion()}
     for shown, module in _MODULES:
         try:
             out[shown] = str(importlib.import_module(module).__version__)
@@ -74,7 +74,7 @@ def about_text() -> str:
         if k != "WeightLab"  # the heading says it
     )
     return (
-        f"<h3>WeightLab {html.escape(weightlab.__version__)}</h3>"
+        f"<h3>WeightLab {html.escape(__version__)}</h3>"
         "<p>Inspect and hand-edit the weights of trained Keras/TensorFlow models, "
         "with live re-evaluation on a held-out set.</p>"
         f"<table>{rows}</table>"
@@ -100,7 +100,7 @@ def about_dialog(parent: QWidget | None) -> QMessageBox:
 
 def guide_url() -> QUrl:
     """The user guide: ``docs/guide/index.md`` of the source tree when present, else :data:`GUIDE_URL`."""
-    local = Path(weightlab.__file__).resolve().parent.parent / "docs" / "guide" / "index.md"
+    local = Path(__file__).resolve().parents[2] / "docs" / "guide" / "index.md"
     if local.is_file():
         return QUrl.fromLocalFile(str(local))
     return QUrl(GUIDE_URL)
