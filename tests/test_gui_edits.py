@@ -74,7 +74,9 @@ def _tree_click(qtbot, w: MainWindow, name: str, modifier=Qt.KeyboardModifier.No
     item = w.tree._items.get(name) or w.tree._layer_items[name]
     w.tree.tree.scrollToItem(item)
     rect = w.tree.tree.visualItemRect(item)
-    qtbot.mouseClick(w.tree.tree.viewport(), Qt.MouseButton.LeftButton, modifier, rect.center())
+    # on the row's name, near its left end: a row is wider than a narrow tree dock
+    at = QPoint(min(rect.left() + 12, w.tree.tree.viewport().width() - 1), rect.center().y())
+    qtbot.mouseClick(w.tree.tree.viewport(), Qt.MouseButton.LeftButton, modifier, at)
 
 
 # -- every op once through the window ---------------------------------------------------

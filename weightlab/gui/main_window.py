@@ -815,7 +815,7 @@ class MainWindow(QMainWindow):
     def _default_sizes(self) -> None:
         """Size the docks and the centre for the window's present size (tree and right column fixed, centre the rest)."""
         width, height = self.width(), self.height()
-        left = int(min(440, max(200, width * (0.22 if width >= 1280 else 0.2))))
+        left = int(min(440, max(200, width * (0.28 if width >= 1280 else 0.2))))
         right = int(min(420, max(300, width * 0.25)))
         self.resizeDocks([self.docks["dock-tree"], self.docks["dock-edit"]], [left, right], Qt.Orientation.Horizontal)
         # right column: the edit panel at its natural height (at most ~45 %), a short history, evaluation the rest
