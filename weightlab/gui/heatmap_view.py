@@ -146,7 +146,7 @@ class HeatmapView(QWidget):
         self.view: TensorView | None = None
         self.layout_: HeatmapLayout | None = None
         self.plot = plot_widget()
-        self.plot.setMinimumSize(240, 160)
+        self.plot.setMinimumSize(180, 100)  # the centre fits a 800x560 window (tests/test_centre_fits.py)
         self.vb = self.plot.getViewBox()
         self.vb.invertY(True)
         reserve_axis_width(self.plot, "88888")

@@ -180,7 +180,7 @@ class HistogramView(QWidget):
 
         self.vb = _BrushViewBox(self._brush_drag)
         self.plot = plot_widget(viewBox=self.vb)
-        self.plot.setMinimumHeight(120)
+        self.plot.setMinimumHeight(80)  # the centre fits a 800x560 window (tests/test_centre_fits.py)
         self.plot.setLabel("bottom", "weight value")
         for axis in ("bottom", "left"):
             self.plot.getAxis(axis).enableAutoSIPrefix(False)

@@ -244,6 +244,9 @@ class MainWindow(QMainWindow):
 
         self.views = QTabWidget()
         self.views.setDocumentMode(True)
+        # a narrow centre scrolls the tab bar with Qt's arrow buttons instead of widening the centre
+        self.views.setUsesScrollButtons(True)
+        self.views.setElideMode(Qt.TextElideMode.ElideNone)
         self.views.addTab(self.heatmap, "Heatmap")
         self.views.addTab(self.diff_view, "Diff vs original")
         self.views.setTabToolTip(0, "The tensor's values, output neurons along columns")
@@ -257,7 +260,9 @@ class MainWindow(QMainWindow):
         centre.setSizes([330, 380, 190])
         self.centre = centre
         self.splitters = {"centre": centre}
-        # Below the views' smallest size the centre scrolls instead of overlapping its plots.
+        # The views' minimum sizes fit the centre of a 800x560 window (wide tab pages scroll inside
+        # themselves, tests/test_centre_fits.py); only below that (presentation mode's large fonts in a
+        # small window) does the centre scroll, instead of overlapping its plots.
         self.setCentralWidget(_scrolled(centre))
 
         self.setDockOptions(

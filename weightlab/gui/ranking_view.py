@@ -59,6 +59,7 @@ from weightlab.core.sweeps import ABLATIONS, RankResult, RankSpec, UnitAblation
 from . import theme
 from .norms_view import BAR_WIDTH, SELECTED_BRUSH, bar_outline
 from .plots import plot_widget, reserve_lines, set_label, set_ticks
+from .scroll_page import scroll_page
 
 __all__ = ["NARROW", "RankingView", "RankTableModel", "drop_interval_pp", "raising_color"]
 
@@ -371,13 +372,16 @@ class RankingView(QWidget):
         for s in (right, self.splitter):
             s.setChildrenCollapsible(False)
 
-        lay = QVBoxLayout(self)
+        # below the set-up's and charts' minimum the page scrolls inside the tab, not the whole centre
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.setSpacing(3)
         lay.addLayout(setup)
         lay.addLayout(options)
         lay.addWidget(self.summary)
         lay.addWidget(self.splitter, 1)
+        self.page_scroll = scroll_page(self, inner)
         self._enable_result_tools()
         self.apply_theme()
         theme.signals.changed.connect(self.apply_theme)

@@ -40,6 +40,7 @@ from weightlab.core.catalogue import CATALOGUE, sweepable_params
 from weightlab.core.sweeps import METRICS, MODES, SweepResult, drop_pp, parse_range, parse_values
 
 from . import theme
+from .scroll_page import scroll_page
 from .sweep_plot import SweepPlot, target_colour
 
 __all__ = ["SweepsPanel", "REDRAW_MS", "TABLE_COLUMNS", "WIDE"]
@@ -198,9 +199,12 @@ class SweepsPanel(QWidget):
         body.setChildrenCollapsible(False)
         body.setCollapsible(0, True)  # a narrow window can drag the set-up away and give the plot the room
         self.body = body
-        lay = QVBoxLayout(self)
+        # below the set-up's and charts' minimum the page scrolls inside the tab, not the whole centre
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(body)
+        self.page_scroll = scroll_page(self, inner)
 
         self.result: SweepResult | None = None
         self._rows = 0  # table rows filled (points are appended in order)

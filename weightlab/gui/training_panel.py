@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
 from weightlab.core.errors import RecipeError
 
 from . import theme
+from .scroll_page import scroll_page
 from .training_plot import SchedulePlot, TrainingPlot
 
 __all__ = ["TrainingPanel", "FormError", "LR_SCHEDULE_FIELDS", "CONSTRAINT_FIELDS", "ASSUMED_STEPS_PER_EPOCH",
@@ -299,10 +300,13 @@ class TrainingPanel(QWidget):
         self.pages = QTabWidget()
         self.pages.setDocumentMode(True)
         self.pages.hide()
-        lay = QVBoxLayout(self)
+        # below the form's and plots' minimum the page scrolls inside the tab, not the whole centre
+        inner = QWidget()
+        lay = QVBoxLayout(inner)
         lay.setContentsMargins(2, 2, 2, 2)
         lay.addWidget(body)
         lay.addWidget(self.pages)
+        self.page_scroll = scroll_page(self, inner)
         # the schedule preview follows the fields, at most once per event-loop turn
         self._preview_timer = QTimer(self)
         self._preview_timer.setSingleShot(True)
