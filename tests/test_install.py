@@ -189,3 +189,9 @@ def test_make_portable_changes_only_the_configs(tmp_path):
             if name != "config.json":
                 assert zf.read(name) == members[name], name
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([demo.MODEL_KERAS.name, demo.MODEL_H5.name])
+
+
+def test_the_version_has_one_source():
+    project = _pyproject()
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "weightlab._version.__version__"}
