@@ -191,6 +191,7 @@ class HeatmapView(QWidget):
         head.addWidget(self.mask_check)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(3)  # rows close together: the centre fits a 800x560 window
         lay.addLayout(head)
         lay.addWidget(self.plot, 1)
         lay.addWidget(self.hover_label)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -103,6 +104,67 @@ def format_stats(s: TensorStats) -> str:
         ("p99", fmt_num(s.p99)),
     ]
     return "  ".join(f"{k}\u00a0{v}" for k, v in pairs)
+
+
+class StatsLabel(QLabel):
+    """The statistics in at most :attr:`LINES` lines, wrapped between pairs; the rest elided, whole in the tooltip.
+
+    A word-wrapped QLabel needs more lines the narrower it is, and a splitter
+    does not grow for that (it knows no height-for-width): at 288 px the
+    stats took four lines in a space for two and covered the plot. This label
+    keeps its height; :meth:`text` returns the full text given to :meth:`setText`.
+    """
+
+    LINES = 2
+    #: What separates two ``key value`` pairs in :func:`format_stats`'s text.
+    SEP = "  "
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setWordWrap(False)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(1)
+        self.setText(text)
+
+    def text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt's name
+        """Show ``text`` in at most :attr:`LINES` lines as wide as the label; the whole text in the tooltip when cut."""
+        self._full = text or ""
+        self._refit()
+
+    def is_elided(self) -> bool:
+        """Whether some of the text is left out of what is shown."""
+        return super().text().replace("\n", self.SEP) != self._full
+
+    def _refit(self) -> None:
+        metrics = self.fontMetrics()
+        width = max(1, self.contentsRect().width())
+        lines: list[str] = []
+        for pair in self._full.split(self.SEP) if self._full else []:
+            joined = f"{lines[-1]}{self.SEP}{pair}" if lines else pair
+            if lines and metrics.horizontalAdvance(joined) <= width:
+                lines[-1] = joined
+            else:
+                lines.append(pair)
+        if len(lines) > self.LINES:
+            rest = self.SEP.join(lines[self.LINES - 1:])
+            lines = lines[: self.LINES - 1] + [metrics.elidedText(rest, Qt.TextElideMode.ElideRight, width)]
+        shown = "\n".join(lines)
+        super().setText(shown)
+        self.setToolTip(self._full if shown.replace("\n", self.SEP) != self._full else "")
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._refit()
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange:
+            self._refit()
+            reserve_lines(self, self.LINES)
 
 
 class _BrushViewBox(pg.ViewBox):
@@ -199,14 +261,14 @@ class HistogramView(QWidget):
         self.plot.addItem(self.region, ignoreBounds=True)
         self.legend = self.plot.addLegend(offset=(-10, 10))
 
-        self.stats_label = QLabel("")
+        self.stats_label = StatsLabel("")
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stats_label.setStyleSheet("font-family: monospace;")
-        self.stats_label.setWordWrap(True)
-        reserve_lines(self.stats_label, 2)
+        reserve_lines(self.stats_label, StatsLabel.LINES)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(3)  # rows close together: the centre fits a 800x560 window
         lay.addLayout(top)
         lay.addWidget(self.plot, 1)
         lay.addLayout(brush_row)

@@ -260,10 +260,10 @@ class MainWindow(QMainWindow):
         centre.setSizes([330, 380, 190])
         self.centre = centre
         self.splitters = {"centre": centre}
-        # The views' minimum sizes fit the centre of a 800x560 window (wide tab pages scroll inside
-        # themselves, tests/test_centre_fits.py); only below that (presentation mode's large fonts in a
-        # small window) does the centre scroll, instead of overlapping its plots.
-        self.setCentralWidget(_scrolled(centre))
+        # No scroll area around the centre: its minimum size (wide tab pages scroll inside themselves)
+        # fits a 800x560 window, and the docks, not the centre, give way when the window shrinks
+        # (tests/test_centre_fits.py). A scroll area hid that minimum: the centre was squeezed to 68 px.
+        self.setCentralWidget(centre)
 
         self.setDockOptions(
             QMainWindow.DockOption.AnimatedDocks
@@ -334,7 +334,7 @@ class MainWindow(QMainWindow):
             "target.tree": lambda: panel.set_target_mode("tree"),
             "target.glob": lambda: panel.set_target_mode("glob"),
             "target.model": lambda: panel.set_target_mode("model"),
-            "view.diff": lambda on: self.views.setCurrentIndex(1 if on else 0),
+            "view.diff": self._show_diff,
             "view.mask": self.heatmap.mask_check.setChecked,
             "view.optimizer": self.tree.set_show_optimizer,
             "view.find": self.start_find,
@@ -396,6 +396,16 @@ class MainWindow(QMainWindow):
         self.act_undo, self.act_redo = act["edit.undo"], act["edit.redo"]
         self.act_mask, self.act_diff = act["view.mask"], act["view.diff"]
         self.act_show_optimizer, self.act_trust = act["view.optimizer"], act["eval.trust"]
+
+    def _show_diff(self, on: bool) -> None:
+        """View › Diff (Ctrl+D): on shows the Diff tab; off goes back to the heatmap only from the Diff tab.
+
+        (Leaving the Diff tab for Sweeps unchecks the action: that must not send the user to the heatmap.)
+        """
+        if on:
+            self.views.setCurrentWidget(self.diff_view)
+        elif self.views.currentWidget() is self.diff_view:
+            self.views.setCurrentWidget(self.heatmap)
 
     # -- dialogs (tests monkeypatch these) ----------------------------------------------
     def _error(self, title: str, message: str) -> None:

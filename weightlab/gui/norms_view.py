@@ -74,6 +74,7 @@ class NormsView(QWidget):
         self.title = ElidedLabel("")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.setSpacing(3)  # rows close together: the centre fits a 800x560 window
         lay.addWidget(self.title)
         lay.addWidget(self.plot, 1)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
