@@ -89,7 +89,7 @@ def test_wide_pages_scroll_inside_their_tab(demo_window, qtbot):
         scroll = page.page_scroll
         inner = scroll.widget()
         # a page that reflows (table under the plot) lays its scroll area out again on a later turn
-        qtbot.waitUntil(lambda: inner.width() >= inner.minimumSizeHint().width()
+        qtbot.waitUntil(lambda inner=inner: inner.width() >= inner.minimumSizeHint().width()
                         and inner.height() >= inner.minimumSizeHint().height(), timeout=2000)
         need = inner.minimumSizeHint()
         # what does not fit scrolls; what fits shows no bar
@@ -137,3 +137,22 @@ def test_leaving_the_diff_tab_for_another_tab_stays_there(demo_window):
     assert w.views.currentWidget() is w.diff_view
     w.act_diff.trigger()  # and again goes back to the heatmap
     assert w.views.currentWidget() is w.heatmap
+
+
+@pytest.mark.parametrize(("width", "height"), [(800, 560), (2560, 1440)])
+def test_heatmap_column_labels_never_run_together(demo_window, width, height):
+    from PySide6.QtCore import QPointF
+
+    w = demo_window
+    _resize(w, width, height)
+    w.views.setCurrentWidget(w.heatmap)
+    QApplication.processEvents()
+    axis, vb = w.heatmap.plot.getAxis("bottom"), w.heatmap.vb
+    ticks = axis._tickLevels[0]  # the fixed labels set_layout_ticks gave the axis
+    assert len(ticks) >= 2
+    metrics = w.heatmap.fontMetrics()
+    xs = [vb.mapViewToScene(QPointF(pos, 0)).x() for pos, _ in ticks]
+    for (x0, (_, a)), (x1, (_, b)) in zip(zip(xs, ticks), zip(xs[1:], ticks[1:])):
+        assert x1 - x0 >= (metrics.horizontalAdvance(a) + metrics.horizontalAdvance(b)) / 2, (a, b, x1 - x0)
+    if width >= 2560:
+        assert len(ticks) == w.heatmap.layout_.neuron_count  # room for every filter's label

@@ -245,7 +245,7 @@ class HeatmapView(QWidget):
         self.colorbar.setLevels((-m, m))
         self.image.setRect(QRectF(0, 0, cols, rows))
         self._update_title()
-        set_layout_ticks(self.plot, self.layout_)
+        self._fit_ticks()
         if not same:
             # The new image's own rectangle: autoRange would also count the
             # previous tensor's overlays, which are redrawn only below.
@@ -254,6 +254,22 @@ class HeatmapView(QWidget):
         self._draw_mask()
         if view.lod != (1, 1):
             self._zoom_timer.start()  # a kept zoom wants its tile again
+
+    def _max_ticks(self) -> int:
+        """How many column labels fit along the plot's width without running into each other (at most 24)."""
+        if self.layout_ is None:
+            return 24
+        widest = self.fontMetrics().horizontalAdvance(str(max(0, self.layout_.neuron_count - 1))) + 10
+        return int(max(2, min(24, self.vb.width() // widest))) if self.vb.width() > 0 else 10
+
+    def _fit_ticks(self) -> None:
+        if self.layout_ is not None:
+            set_layout_ticks(self.plot, self.layout_, self._max_ticks())
+
+    def resizeEvent(self, event) -> None:
+        """A narrower plot labels fewer columns (at 288 px, 16 filters' labels ran together)."""
+        super().resizeEvent(event)
+        self._fit_ticks()
 
     def _update_title(self) -> None:
         view = self.view
