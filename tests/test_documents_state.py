@@ -292,7 +292,7 @@ def test_large_model_counts_only_on_request_and_cancel_stops(window, demo_paths,
     weights = [s.peek(t.name) for t in s.model.tensors.values() if t.layer not in hidden]
     expected = sum(int(np.count_nonzero(w == 0)) for w in weights) / sum(w.size for w in weights)
     assert tree.model_sparsity == pytest.approx(expected)
-    assert "counting" not in tree.summary.text() and f"sparsity {100 * expected:.1f} %" in tree.summary.text()
+    assert "counting" not in tree.summary.text() and f"sparsity\u00a0{100 * expected:.1f}\u00a0%" in tree.summary.text()
     assert tree.count_all() == 0  # nothing left to count
 
 

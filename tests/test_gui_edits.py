@@ -265,7 +265,7 @@ def test_mask_overlay_and_tree_sparsity_after_pruning(window, demo_paths, qtbot)
     assert tree._items[name].text(4) == f"{100 * fractions[name]:.1f} %"
     assert tree._layer_items["conv2d_1"].text(4) == f"{100 * fractions['conv2d_1']:.1f} %"
     assert tree.model_sparsity == pytest.approx(fractions[""])
-    assert f"sparsity {100 * fractions['']:.1f} %" in tree.summary.text()
+    assert f"sparsity\u00a0{100 * fractions['']:.1f}\u00a0%" in tree.summary.text()
 
 
 def test_diff_view_numbers_equal_core(window, demo_paths, qtbot):

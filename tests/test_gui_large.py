@@ -73,10 +73,10 @@ def big_window(window, big_kernel, tmp_path, qtbot):
 def test_running_and_timing_texts():
     ev = Progress.running(1, 4, 16, samples=1024, correct=934)
     text = running_text(ev, 4000)
-    assert text.startswith("≈ 91.2 % [") and text.endswith("1\u2009024 / 4\u2009000 samples")
+    assert text.startswith("≈ 91.2\u00a0% [") and text.endswith("1\u202f024 / 4\u202f000 samples")
     lo, hi = ev.ci_low, ev.ci_high
     assert f"[{100 * lo:.1f}, {100 * hi:.1f}]" in text
-    assert running_text(Progress(1, 1, 2, samples=10, accuracy=0.5), 0) == "≈ 50.0 % · 10 samples"
+    assert running_text(Progress(1, 1, 2, samples=10, accuracy=0.5), 0) == "≈ 50.0\u00a0% · 10 samples"
     inc = Metrics(0.9, 0.3, seconds=0.012, mode="incremental", cut="dense", layers_run=1, layers_total=5)
     assert timing_text(inc) == "0.01 s, incremental from dense (1/5 layers)"
     assert timing_text(Metrics(0.9, 0.3, seconds=0.33)) == "0.33 s, full pass"
@@ -148,7 +148,7 @@ def test_progress_events_show_running_estimate_then_result_replaces_it(qtbot, ma
             client.progress(base_id, 4, 16, samples=1024, correct=934)
         ev = Progress.running(base_id, 4, 16, samples=1024, correct=934)
         assert panel.running_label.text() == running_text(ev, 4000)
-        assert "1\u2009024 / 4\u2009000 samples" in panel.running_label.text()
+        assert "1\u202f024 / 4\u202f000 samples" in panel.running_label.text()
         x, acc, lo, hi = panel.provisional()
         assert (x, acc) == (0.0, pytest.approx(100 * 934 / 1024))
         assert (lo, hi) == (pytest.approx(100 * ev.ci_low), pytest.approx(100 * ev.ci_high))
@@ -298,14 +298,14 @@ def test_brush_counts_equal_numpy_small_and_large(big_window, big_kernel, qtbot)
     with qtbot.waitSignal(w.computer.counted, timeout=30000) as blocker:
         h.set_range(lo, hi, finished=True)
     assert blocker.args[0] == (lo, hi, exact)
-    assert f"{exact:,}".replace(",", "\u2009") + " values" in h.range_label.text() and "≈" not in h.range_label.text()
+    assert f"{exact:,}".replace(",", "\u202f") + " values" in h.range_label.text() and "≈" not in h.range_label.text()
     # a small tensor counts exactly at once
     with qtbot.waitSignal(w.viewShown, timeout=10000):
         w.tree.select("big/bias")
     bias = big_kernel[0]
     h.set_range(-1.0, 0.3, finished=False)
     n = int(np.count_nonzero((bias >= -1.0) & (bias <= 0.3)))
-    assert f"{n} values" in h.range_label.text().replace("\u2009", "")
+    assert f"{n} values" in h.range_label.text().replace("\u202f", "")
 
 
 def test_count_between_equals_numpy_with_nan():

@@ -13,16 +13,22 @@ def fmt_num(x: float, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+#: Between a number and its unit (``"91.7 %"``): a no-break space, so a wrapped label never leaves the unit alone.
+NBSP = "\u00a0"
+#: The thousands separator: a narrow no-break space (a thin space U+2009 lets ``"38 346"`` wrap in the middle).
+THOUSANDS_SEP = "\u202f"
+
+
 def fmt_count(n: int) -> str:
-    """An integer with thin thousands separators (``"12 345"``)."""
-    return f"{n:,}".replace(",", "\u2009")
+    """An integer with narrow no-break thousands separators (``"12 345"``, U+202F: never wrapped)."""
+    return f"{n:,}".replace(",", THOUSANDS_SEP)
 
 
 def fmt_pct(fraction: float, digits: int = 1) -> str:
-    """A fraction as a percentage (``0.917 -> "91.7 %"``)."""
+    """A fraction as a percentage (``0.917 -> "91.7 %"``, a no-break space before ``%``)."""
     if fraction is None or math.isnan(fraction):
         return "–"
-    return f"{100 * fraction:.{digits}f} %"
+    return f"{100 * fraction:.{digits}f}{NBSP}%"
 
 
 def fmt_delta_pp(delta: float) -> str:

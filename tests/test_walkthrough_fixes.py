@@ -1,0 +1,128 @@
+"""Fixes from the issue-14 walk-through: save folder, tree summary, no-break numbers, column fitting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from weightlab.core.edits import Scale
+from weightlab.gui.controllers import paths
+from weightlab.gui.controllers.paths import default_save_path
+from weightlab.gui.formatting import fmt_count, fmt_pct
+
+
+def _open(window, path) -> None:
+    assert window.open_and_wait(path), window.errors
+    window.settle()
+
+
+def _lone_copy(src: Path, folder: Path, name: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / name
+    shutil.copy2(src, out)
+    return out
+
+
+# -- (b) Save As proposes a writable folder outside the package ------------------------------------
+
+
+def test_default_save_path_beside_a_writable_model(tmp_path):
+    model = tmp_path / "m.keras"
+    assert default_save_path(model, tmp_path / "elsewhere") == tmp_path / "m-edited.keras"
+
+
+def test_default_save_path_avoids_the_package_folder(tmp_path, monkeypatch):
+    import weightlab
+
+    demo = Path(weightlab.__file__).resolve().parent / "resources" / "demo" / "digits_cnn.keras"
+    last = tmp_path / "work"
+    last.mkdir()
+    assert default_save_path(demo, last) == last / "digits_cnn-edited.keras"
+    # no usable last folder: the home folder's Documents, else home
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setattr(Path, "home", classmethod(lambda cls: home))
+    assert default_save_path(demo, None) == home / "digits_cnn-edited.keras"
+    (home / "Documents").mkdir()
+    assert default_save_path(demo, None) == home / "Documents" / "digits_cnn-edited.keras"
+    # a last folder inside the package is no better than the model's own
+    assert default_save_path(demo, demo.parent) == home / "Documents" / "digits_cnn-edited.keras"
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs permissions that bind (not root)")
+def test_default_save_path_avoids_a_read_only_folder(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    last = tmp_path / "last"
+    last.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert default_save_path(ro / "m.h5", last) == last / "m-edited.h5"
+    finally:
+        ro.chmod(0o755)
+
+
+def test_ctrl_s_on_a_model_in_the_package_proposes_the_last_folder(window, demo_paths, tmp_path, monkeypatch):
+    # A model "inside the package": pretend the copy's folder is the installed package.
+    model = _lone_copy(demo_paths["keras"], tmp_path / "pkg" / "resources" / "demo", "digits_cnn.keras")
+    monkeypatch.setattr(paths, "_package_folder", lambda: (tmp_path / "pkg").resolve())
+    _open(window, model)  # records files/last_folder = the model's folder (inside the "package")
+    from weightlab.gui.settings import set_last_folder
+
+    work = tmp_path / "work"
+    work.mkdir()
+    set_last_folder(work / "something.npz")
+    asked: list[Path] = []
+    window._ask_save_path = lambda _t, default, _f: asked.append(Path(default))
+    window.apply_edit(Scale(target="dense/kernel", factor=2.0))
+    window.wait_idle()
+    assert not window.documents.save()  # the dialog was cancelled
+    assert asked == [work / "digits_cnn-edited.keras"]
+
+
+# -- (c) the tree's summary names the document after Save As ---------------------------------------
+
+
+def test_tree_summary_names_the_saved_copy(window, demo_paths, tmp_path):
+    model = _lone_copy(demo_paths["keras"], tmp_path / "models", "digits_cnn.keras")
+    _open(window, model)
+    summary = window.tree.summary
+    assert "digits_cnn.keras" in summary.text()
+    target = tmp_path / "out" / "mine.keras"
+    target.parent.mkdir()
+    window._ask_save_path = lambda *_a: str(target)
+    window.apply_edit(Scale(target="dense/kernel", factor=2.0))
+    window.wait_idle()
+    assert window.documents.save_as()
+    assert window.windowTitle() == "mine.keras — WeightLab"
+    assert "<b>mine.keras</b>" in summary.text() and "digits_cnn.keras</b>" not in summary.text()
+    assert str(model) in summary.toolTip()  # where unchanged values are still read from
+    # reopening the original names it again
+    _open(window, model)
+    assert "<b>digits_cnn.keras</b>" in summary.text()
+
+
+# -- (d) numbers never wrap inside --------------------------------------------------------------------
+
+
+def test_numbers_use_no_break_spaces():
+    assert fmt_count(38346) == "38\u202f346"
+    assert fmt_pct(0.917) == "91.7\u00a0%"
+    for text in (fmt_count(1_234_567), fmt_pct(0.5)):
+        assert " " not in text and "\u2009" not in text  # no breakable space at all
+
+
+def test_tree_summary_has_no_breakable_space_inside_figures(window, demo_paths, tmp_path, qtbot):
+    model = _lone_copy(demo_paths["keras"], tmp_path / "models", "digits_cnn.keras")
+    _open(window, model)
+    tree = window.tree
+    tree.count_all()
+    qtbot.waitUntil(lambda: tree.model_sparsity is not None, timeout=30000)
+    text = tree.summary.text()
+    n = tree._session.model.param_count
+    assert n >= 1000 and f"{fmt_count(n)}\u00a0parameters" in text
+    assert f"sparsity\u00a0{100 * tree.model_sparsity:.1f}\u00a0%" in text
+    assert " parameters" not in text and " layers" not in text and " tensors" not in text and " %" not in text
