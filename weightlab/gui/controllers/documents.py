@@ -10,8 +10,8 @@ The *document* is the file the window's edits go to. It is the opened file
 until the first Save As; after it, the saved copy: the title names it and
 *Save* (Ctrl+S) writes it again without asking. The session still reads the
 values it has not changed from the opened file and keeps its history (undo
-reaches back past the save), so the model tree's summary keeps naming the
-opened file, and the title names the file being written.
+reaches back past the save); the title and the model tree's summary name
+the file being written (the summary's tooltip names the opened file too).
 
 Settings written here (:mod:`weightlab.gui.settings`): ``files/last_folder``
 on every open and save, the recent list (opened and saved files and
@@ -33,7 +33,7 @@ from weightlab.core.recipe import save_recipe
 from weightlab.core.session import EditSession
 
 from ..opener import ModelOpener, OpenRequest, close_session
-from ..settings import remember_heldout, remembered_heldout, set_last_folder
+from ..settings import last_folder, remember_heldout, remembered_heldout, set_last_folder
 from .host import WindowHost
 from .paths import (
     DATA_FILTER,
@@ -255,7 +255,7 @@ class DocumentsController(QObject):
         title = "Save edited model as (a new folder)" if fmt == "savedmodel" else "Save edited model as"
         # an in-memory model's path is only its name: propose a .keras file in the working folder
         default = Path.cwd() / f"{opened.name.removesuffix(' (in memory)')}-edited.keras" if s.model.in_memory \
-            else default_save_path(opened)
+            else default_save_path(opened, last_folder())
         chosen = self.w._ask_save_path(title, default, save_filter(fmt))
         if not chosen:
             return False
@@ -292,6 +292,7 @@ class DocumentsController(QObject):
         self.fill_recent_menu()
         self.w.statusBar().showMessage(f"Saved {out}", 5000)
         self.ws.saved(out)  # the title follows
+        self.w.tree.set_document_path(out)  # and the tree's summary names the same file
         return True
 
     def export_recipe(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,10 +32,54 @@ def split_name(path: Path) -> tuple[str, str]:
     return path.stem, path.suffix
 
 
-def default_save_path(path: Path) -> Path:
-    """``<stem>-edited<ext>`` beside the opened file."""
+def _package_folder() -> Path:
+    """The installed ``weightlab`` package's folder (its demo model lives inside it)."""
+    import weightlab
+
+    return Path(weightlab.__file__).resolve().parent
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def save_folder_ok(folder: Path) -> bool:
+    """Whether Save As may propose ``folder``: an existing, writable folder outside the weightlab package."""
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) and not _inside(folder, _package_folder())
+
+
+def default_save_path(path: Path, last_folder: Path | None = None) -> Path:
+    """Where Save As proposes to write the edits of the model at ``path``: ``<stem>-edited<ext>``.
+
+    Beside the opened file when its folder is writable and not inside the
+    installed weightlab package (the demo model in ``weightlab/resources``,
+    in site-packages for a wheel); else in ``last_folder`` (``files/last_folder``)
+    when that qualifies; else in ``~/Documents`` or the home folder.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The opened model (a file, a checkpoint prefix or a SavedModel folder).
+    last_folder : pathlib.Path or None
+        The folder last opened from or saved to.
+
+    Returns
+    -------
+    pathlib.Path
+        The proposed file (not created).
+    """
     stem, ext = split_name(path)
-    return path.with_name(f"{stem}-edited{ext}")
+    name = f"{stem}-edited{ext}"
+    home = Path.home()
+    candidates = [path.parent, last_folder, home / "Documents", home]
+    for folder in candidates:
+        if folder is not None and save_folder_ok(folder):
+            return folder / name
+    return path.with_name(name)
 
 
 def save_filter(fmt: str) -> str:
