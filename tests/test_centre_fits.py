@@ -156,3 +156,22 @@ def test_heatmap_column_labels_never_run_together(demo_window, width, height):
         assert x1 - x0 >= (metrics.horizontalAdvance(a) + metrics.horizontalAdvance(b)) / 2, (a, b, x1 - x0)
     if width >= 2560:
         assert len(ticks) == w.heatmap.layout_.neuron_count  # room for every filter's label
+
+
+@pytest.mark.parametrize(("width", "height"), [(800, 560), (1024, 640), (2560, 1440)])
+def test_diff_plot_titles_fit_their_plots(demo_window, width, height):
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    w = demo_window
+    _resize(w, width, height)
+    w.views.setCurrentWidget(w.diff_view)
+    QApplication.processEvents()
+    font = QFont(w.diff_view.font())
+    font.setPointSizeF(9)
+    metrics = QFontMetrics(font)
+    for plot in (w.diff_view.hist, w.diff_view.map):
+        title = plot.getPlotItem().titleLabel.text
+        shown = title[title.index(">") + 1: title.rindex("<")] if "<" in title else title
+        assert shown and metrics.horizontalAdvance(shown) <= plot.width() - 16, (shown, plot.width())
+    if width >= 2560:
+        assert "difference of the changed entries" in w.diff_view.hist.getPlotItem().titleLabel.text

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -129,7 +130,6 @@ class DiffView(QWidget):
         for axis in ("bottom", "left"):
             self.hist.getAxis(axis).enableAutoSIPrefix(False)
         self.hist.showGrid(x=True, y=True, alpha=0.15)
-        self.hist.setTitle("difference of the changed entries", size="9pt")
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, pen=pen(_DIFF_ROLE, 1.5), brush=brush(_DIFF_ROLE, 90))
         self.hist.addItem(self.curve)
         self.map = plot_widget()
@@ -137,7 +137,12 @@ class DiffView(QWidget):
         self.map_vb = self.map.getViewBox()
         self.map_vb.invertY(True)
         self.map_vb.setBackgroundColor(gap_color())
-        self.map.setTitle("changed positions (orange)", size="9pt")
+        # each plot's titles, longest first: the longest that is not cut (a narrow centre takes a short one)
+        self._titles = [(self.hist, ("difference of the changed entries", "changed entries", "changes")),
+                        (self.map, ("changed positions (orange)", "changed (orange)", "where"))]
+        self._fit_titles()
+        self.hist.installEventFilter(self)
+        self.map.installEventFilter(self)
         self.map_image = pg.ImageItem(axisOrder="row-major")
         self.map.addItem(self.map_image)
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -151,6 +156,24 @@ class DiffView(QWidget):
         lay.addWidget(split, 1)
         self.clear("Edit a tensor to see how it changed")
         theme.signals.changed.connect(self.apply_theme)
+
+    def _fit_titles(self) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(9)  # the titles' size
+        metrics = QFontMetrics(font)
+        for plot, texts in self._titles:
+            room = plot.width() - 16
+            fitting = [t for t in texts if metrics.horizontalAdvance(t) <= room]
+            text = texts[0] if plot.width() <= 0 else (fitting[0] if fitting else texts[-1])
+            if getattr(plot, "_title_text", None) != text:
+                plot._title_text = text
+                plot.setTitle(text, size="9pt")
+
+    def eventFilter(self, watched, event) -> bool:
+        """A plot resized (the window or the splitter between them) takes the title that fits."""
+        if event.type() == QEvent.Type.Resize:
+            self._fit_titles()
+        return False
 
     def apply_theme(self) -> None:
         """Recolour the histogram and the map's gaps in the theme shown now (the plots restyle themselves)."""
