@@ -126,3 +126,42 @@ def test_tree_summary_has_no_breakable_space_inside_figures(window, demo_paths, 
     assert n >= 1000 and f"{fmt_count(n)}\u00a0parameters" in text
     assert f"sparsity\u00a0{100 * tree.model_sparsity:.1f}\u00a0%" in text
     assert " parameters" not in text and " layers" not in text and " tensors" not in text and " %" not in text
+
+
+# -- (g) the tree's columns fit their headers at presentation size ---------------------------------
+
+
+def _elided_headers(tree) -> list[str]:
+    """The header texts of ``tree`` (a ModelTree) that do not fit their column."""
+    view = tree.tree
+    header = view.header()
+    item = view.headerItem()
+    return [item.text(col) for col in range(view.columnCount())
+            if header.sectionSize(col) < header.sectionSizeFromContents(col).width()]
+
+
+def test_tree_columns_fit_their_headers_in_presentation_mode(window, demo_paths, tmp_path, qtbot):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QDockWidget
+
+    from weightlab.gui import theme
+
+    model = _lone_copy(demo_paths["keras"], tmp_path / "models", "digits_cnn.keras")
+    window.resize(2560, 1440)
+    _open(window, model)
+    tree = window.tree
+    dock = tree.parentWidget()
+    while not isinstance(dock, QDockWidget):
+        dock = dock.parentWidget()
+    window.resizeDocks([dock], [900], Qt.Orientation.Horizontal)  # room for every column
+    qtbot.waitUntil(lambda: tree.width() >= 800, timeout=5000)
+    qtbot.waitUntil(lambda: not _elided_headers(tree), timeout=5000)
+    size = tree.tree.font().pointSizeF()
+    theme.set_presentation(True)
+    try:
+        qtbot.waitUntil(lambda: tree.tree.font().pointSizeF() > size, timeout=5000)
+        qtbot.waitUntil(lambda: not _elided_headers(tree), timeout=5000)
+        header = tree.tree.header()
+        assert header.sectionSize(0) >= header.minimumSectionSize()  # the name column keeps its stretch
+    finally:
+        theme.set_presentation(False)

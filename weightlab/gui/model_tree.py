@@ -23,6 +23,7 @@ import fnmatch
 import html
 import itertools
 from collections.abc import Mapping
+from pathlib import Path
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPalette
@@ -43,7 +44,7 @@ from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
 from . import theme
-from .formatting import fmt_count, fmt_shape
+from .formatting import NBSP, fmt_count, fmt_shape
 from .tensor_worker import lower_thread_priority
 
 #: Colour of edited tensors and of the dot marking them.
@@ -213,9 +214,10 @@ class ModelTree(QWidget):
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(0)
         self._fit_timer.timeout.connect(self._fit_columns)
-        # Names are what users read: they keep their full width and the class
-        # column gives way (elided in the middle; full text in the tooltip).
-        header.setSectionResizeMode(_SHAPE, QHeaderView.ResizeMode.Stretch)
+        # The name column takes the room left once the other columns fit their
+        # contents (headers included, refitted when the font changes: the
+        # presentation mode); long names are elided in the middle (tooltip).
+        header.setSectionResizeMode(_NAME, QHeaderView.ResizeMode.Stretch)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setIndentation(12)
         header.setMinimumSectionSize(40)
@@ -257,12 +259,14 @@ class ModelTree(QWidget):
         self._job_numbers = itertools.count(1)
         self._jobs: set[int] = set()  # numbers of this generation's count jobs still running
         self._summary_head = ""
+        self._document: Path | None = None  # the file the summary names (the saved copy after a Save As)
         self.filter_text = ""
         self.sensitivity: dict[str, float | None] = {}  # name -> score shown (set_sensitivity)
         self.tree.currentItemChanged.connect(self._on_current)
         self.tree.itemChanged.connect(self._on_item_changed)
         self.tree.itemSelectionChanged.connect(self._on_selection)
         theme.signals.changed.connect(self._apply_theme)
+        theme.signals.changed.connect(self._fit_timer.start)
         self._fit_columns()  # the header texts, before any model
 
     def set_session(self, session: EditSession | None) -> None:
@@ -285,12 +289,9 @@ class ModelTree(QWidget):
             self.frozenChanged.emit([])
             return
         model = session.model
-        n_tensors = len(model.tensors)
         self._hidden_layers = auxiliary_layers(model)
-        self._summary_head = (
-            f"<b>{html.escape(model.path.name)}</b><br>format {model.format} · {len(model.layers)} layers · "
-            f"{n_tensors} tensors · {fmt_count(model.param_count)} parameters"
-        )
+        self._document = model.path
+        self._summary_head = self._head()
         self.summary.setText(self._summary_head)
         self.summary.setToolTip(str(model.path))
         tops = []
@@ -333,6 +334,34 @@ class ModelTree(QWidget):
         self._fit_timer.start()
         self.frozenChanged.emit([])
 
+    def _head(self) -> str:
+        """The summary's first lines: the document's name, format and sizes (no-break spaces inside figures)."""
+        model = self._session.model
+        return (
+            f"<b>{html.escape(self._document.name)}</b><br>format{NBSP}{model.format} · "
+            f"{len(model.layers)}{NBSP}layers · {len(model.tensors)}{NBSP}tensors · "
+            f"{fmt_count(model.param_count)}{NBSP}parameters"
+        )
+
+    def set_document_path(self, path) -> None:
+        """Name ``path`` (the saved copy after a Save As) in the summary, as the window's title does.
+
+        Parameters
+        ----------
+        path : pathlib.Path
+            The document the window's edits go to
+            (:attr:`~weightlab.gui.controllers.documents.DocumentsController.document_path`).
+            No-op without a session.
+        """
+        if self._session is None or path is None:
+            return
+        self._document = Path(path)
+        self._summary_head = self._head()
+        tip = str(self._session.model.path)
+        self.summary.setToolTip(tip if self._document == self._session.model.path
+                                else f"{self._document}\n(values not changed are read from {tip})")
+        self._show_aggregates()
+
     def _apply_theme(self) -> None:
         """The layer rows' class names in the theme's muted colour (light or dark)."""
         brush = QBrush(theme.color("muted"))
@@ -354,10 +383,16 @@ class ModelTree(QWidget):
             item.setForeground(col, brush)
 
     def _fit_columns(self) -> None:
-        """Fit every column but the stretching class/shape column to its contents."""
+        """Fit every column but the stretching name column to its contents (rows and header text)."""
         for col in range(_NCOLS):
-            if col != _SHAPE:
+            if col != _NAME:
                 self.tree.resizeColumnToContents(col)
+
+    def changeEvent(self, event: QEvent) -> None:
+        """Refit the columns when the font changes (presentation mode, a theme's font size)."""
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.ApplicationFontChange):
+            self._fit_timer.start()
+        super().changeEvent(event)
 
     def set_show_optimizer(self, show: bool) -> None:
         """Show or hide the layers of optimizer state and metrics variables (hidden by default)."""
@@ -615,7 +650,7 @@ class ModelTree(QWidget):
         # The model figure counts the model's weights, not optimizer state.
         if complete:
             self.model_sparsity = zeros / total if total else 0.0
-            self.summary.setText(f"{self._summary_head} · sparsity {100 * self.model_sparsity:.1f} %")
+            self.summary.setText(f"{self._summary_head} · sparsity{NBSP}{100 * self.model_sparsity:.1f}{NBSP}%")
         elif self._jobs:
             self.model_sparsity = None
             self.summary.setText(f"{self._summary_head} · sparsity: counting… {counted} of {expected} tensors "
