@@ -165,3 +165,23 @@ def test_tree_columns_fit_their_headers_in_presentation_mode(window, demo_paths,
         assert header.sectionSize(0) >= header.minimumSectionSize()  # the name column keeps its stretch
     finally:
         theme.set_presentation(False)
+
+
+# -- (f) every subcommand's --help says what it does ---------------------------------------------
+
+
+def test_every_subcommand_has_a_description(capsys):
+    import argparse
+
+    from weightlab.cli import _subcommand_parser
+
+    parser = _subcommand_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"inspect", "compare", "export", "eval", "apply"} <= set(sub.choices)
+    for name, sp in sub.choices.items():
+        assert sp.description and len(sp.description) > 30, name
+    with pytest.raises(SystemExit):
+        parser.parse_args(["inspect", "--help"])
+    out = capsys.readouterr().out
+    first = " ".join(sub.choices["inspect"].description.split()[:4])
+    assert first in " ".join(out.split())

@@ -53,6 +53,7 @@ import json
 import math
 import os
 import sys
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -371,7 +372,36 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_apply)
     _analysis_parsers(sub, common)
     _training_parsers(sub, common)
+    for name, parser in sub.choices.items():
+        # `weightlab CMD --help` opens with what CMD does (argparse prints no help= there).
+        parser.description = textwrap.fill(_DESCRIPTIONS.get(name, ""), 78) or None
     return p
+
+
+#: The first paragraph of each subcommand's ``--help``.
+_DESCRIPTIONS = {
+    "inspect": "List every tensor of a model with its shape, dtype and statistics (min, max, mean, std, "
+               "fraction of zeros), or one tensor with its histogram. Reads the weights only: no model code "
+               "runs.",
+    "compare": "Compare two files of the same architecture tensor by tensor: the relative L2 change, the "
+               "fraction of values changed and the largest absolute difference.",
+    "export": "Write one tensor's values to a .npy or .csv file.",
+    "eval": "Evaluate a model on a held-out set (.npz with arrays x and y; x alone gives agreement only), "
+            "optionally before and after a recipe's edits. Imports TensorFlow.",
+    "apply": "Apply a recipe's edits to a model and save the edited copy in the input's format; the input "
+             "file is never changed.",
+    "sweep": "Measure held-out accuracy while one parameter of an edit varies over a range (the "
+             "sensitivity of a tensor or layer to pruning, noise, scaling...). Imports TensorFlow.",
+    "rank": "Rank a layer's neurons or filters by the held-out accuracy their ablation costs. "
+            "Imports TensorFlow.",
+    "plan": "Find the strongest value of an edit per target that keeps the held-out accuracy within a "
+            "budget, and write the result as a recipe. Imports TensorFlow.",
+    "finetune": "Fine-tune the (edited) model on a training set (.npz or image folder); weights pruned to zero "
+                "stay at zero. "
+                "Imports TensorFlow.",
+    "prune-retrain": "Prune by magnitude in rounds (a threshold growing each round, or a sparsity per round), "
+                     "each followed by a fine-tune with the pruning masks kept. Imports TensorFlow.",
+}
 
 
 def _open(path: Path):
