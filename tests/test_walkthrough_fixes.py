@@ -185,3 +185,55 @@ def test_every_subcommand_has_a_description(capsys):
     out = capsys.readouterr().out
     first = " ".join(sub.choices["inspect"].description.split()[:4])
     assert first in " ".join(out.split())
+
+
+# -- (e) the shortcuts dialog lists only keys a user can type ------------------------------------
+
+
+def _seq(key, modifiers=None):
+    from PySide6.QtCore import QKeyCombination, Qt
+    from PySide6.QtGui import QKeySequence
+
+    return QKeySequence(QKeyCombination(modifiers or Qt.KeyboardModifier.NoModifier, key))
+
+
+def test_shortcuts_dialog_drops_media_keys_xcb_binds(qtbot):
+    from types import SimpleNamespace
+
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QKeySequence
+
+    from weightlab.gui.shortcuts_dialog import ShortcutsDialog, is_typeable
+
+    K, shift, ctrl = Qt.Key, Qt.KeyboardModifier.ShiftModifier, Qt.KeyboardModifier.ControlModifier  # noqa: N806 - Qt's name
+    # What QKeySequence.keyBindings gives on X11 (xcb) for Open, Save As, Undo, Redo, Copy.
+    bound = {
+        "Open…": [QKeySequence("Ctrl+O"), _seq(K.Key_Open)],
+        "Save As…": [QKeySequence("Ctrl+Shift+S"), _seq(K.Key_Save, shift)],
+        "Undo": [QKeySequence("Ctrl+Z"), _seq(K.Key_Undo), _seq(K.Key_F14)],
+        "Redo": [QKeySequence("Ctrl+Shift+Z"), _seq(K.Key_Redo), QKeySequence("Ctrl+Y")],
+        "Copy": [QKeySequence("Ctrl+C"), _seq(K.Key_Copy), QKeySequence("Ctrl+Insert")],
+        "Help": [_seq(K.Key_Help), _seq(K.Key_F1)],
+        "Only media": [_seq(K.Key_Refresh)],
+    }
+    actions = [SimpleNamespace(menu="Edit", label=label, shortcuts=[], tip="") for label in bound]
+    d = ShortcutsDialog(actions, keys=lambda a: bound[a.label], shortcuts_only=True)
+    qtbot.addWidget(d)
+
+    def native(*seqs):
+        return "\n".join(s.toString(QKeySequence.SequenceFormat.NativeText) for s in seqs)
+
+    rows = {r[1]: r[2] for r in d.visible_rows()}
+    assert rows == {
+        "Open…": native(QKeySequence("Ctrl+O")),
+        "Save As…": native(QKeySequence("Ctrl+Shift+S")),
+        "Undo": native(QKeySequence("Ctrl+Z")),
+        "Redo": native(QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")),
+        "Copy": native(QKeySequence("Ctrl+C"), QKeySequence("Ctrl+Insert")),
+        "Help": native(_seq(K.Key_F1)),
+    }  # "Only media" has no key a user can type: not listed
+    for key in (K.Key_F12, K.Key_Escape, K.Key_Delete, K.Key_A, K.Key_Menu):
+        assert is_typeable(_seq(key, ctrl)), key
+    for key in (K.Key_F13, K.Key_F35, K.Key_Cut, K.Key_Paste, K.Key_Find, K.Key_ZoomIn):
+        assert not is_typeable(_seq(key)), key
+    assert not is_typeable(QKeySequence())

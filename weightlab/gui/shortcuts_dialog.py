@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 
 from weightlab.app.actions import STANDARD_PREFIX
 
-__all__ = ["COLUMNS", "ShortcutsDialog", "keys_text", "menu_text", "plain_label", "resolve_keys"]
+__all__ = ["COLUMNS", "ShortcutsDialog", "is_typeable", "keys_text", "menu_text", "plain_label", "resolve_keys",
+           "typeable_keys"]
 
 #: The table's columns, in order.
 COLUMNS = ("Menu", "Action", "Keys", "Tip")
@@ -81,6 +82,31 @@ def resolve_keys(texts: Iterable[str]) -> list[QKeySequence]:
                 raise ValueError(f"cannot read shortcut {text!r}")
         out.extend(seq for seq in found if seq not in out)
     return out
+
+
+def is_typeable(sequence: QKeySequence) -> bool:
+    """Whether every key of ``sequence`` is on an ordinary keyboard (letters, digits, F1–F12, arrows...).
+
+    False for media and special keys some platforms also bind to standard
+    actions (X11 binds ``Open``, ``Save``, ``Undo``, ``Copy``... and ``F14``,
+    the Undo key of old Sun keyboards): ``Qt.Key_Help``, F13–F35 and every key
+    from ``Qt.Key_Back`` on (browser, media, launch and phone keys). An empty
+    sequence is not typeable.
+    """
+    if sequence.isEmpty():
+        return False
+    for i in range(sequence.count()):
+        key = sequence[i].key()
+        if key == Qt.Key.Key_Help or Qt.Key.Key_F13.value <= key.value <= Qt.Key.Key_F35.value:
+            return False
+        if key.value >= Qt.Key.Key_Back.value:
+            return False
+    return True
+
+
+def typeable_keys(sequences: Iterable[QKeySequence]) -> list[QKeySequence]:
+    """``sequences`` without those a user cannot type on an ordinary keyboard (see :func:`is_typeable`)."""
+    return [seq for seq in sequences if is_typeable(seq)]
 
 
 def keys_text(sequences: Iterable[QKeySequence], sep: str = ", ") -> str:
@@ -140,7 +166,9 @@ class ShortcutsDialog(QDialog):
         self.model.setHorizontalHeaderLabels(list(COLUMNS))
         for action in actions:
             # One key per line: a standard key may have several bindings (Redo: Ctrl+Y, Ctrl+Shift+Z...).
-            shown = keys_text(keys(action) if keys is not None else resolve_keys(action.shortcuts), "\n")
+            # Media keys bound too (X11: Open, Undo, F14...) still work but are not listed.
+            bound = keys(action) if keys is not None else resolve_keys(action.shortcuts)
+            shown = keys_text(typeable_keys(bound), "\n")
             if shortcuts_only and not shown:
                 continue
             cells = (menu_text(action.menu), plain_label(action.label), shown, action.tip or "")
