@@ -381,3 +381,36 @@ def test_histogram_hint_and_heatmap_title_fit_a_small_pane(qtbot):
     assert heat.title.height() < 2 * line  # one line: elided, not wrapped a word per line
     assert not heat.title.geometry().intersects(heat.plot.geometry())
     assert heat.hover_label.text() == HOVER_HINT and heat.hover_label.is_elided()
+
+
+def _brightest_text_lightness(label) -> tuple[int, int]:
+    """(background lightness, lightness of the pixel farthest from it) of ``label`` as drawn."""
+    image = label.grab().toImage()
+    bg = image.pixelColor(1, 1).lightness()
+    far = max(
+        (image.pixelColor(x, y).lightness() for x in range(image.width()) for y in range(image.height())),
+        key=lambda v: abs(v - bg),
+    )
+    return bg, far
+
+
+@pytest.mark.parametrize("scheme", ["dark", "light"])
+def test_monospace_readouts_are_readable_in_both_schemes(theme, qtbot, scheme):
+    """The statistics line and the hover readouts are drawn in the palette's text colour.
+
+    They used ``setStyleSheet("font-family: monospace")``, whose text stayed
+    black on the dark theme's background after a switch to dark.
+    """
+    from weightlab.gui.histogram_view import HistogramView
+
+    view = HistogramView()
+    qtbot.addWidget(view)
+    view.resize(500, 300)
+    view.show()
+    theme.set_scheme(scheme)
+    label = view.stats_label
+    label.setText("n 144  min -0.2181  max 0.244")
+    label.resize(label.sizeHint())
+    bg, text = _brightest_text_lightness(label)
+    assert abs(text - bg) > 100, (scheme, bg, text)
+    assert label.font().styleHint() == label.font().StyleHint.Monospace

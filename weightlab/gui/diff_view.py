@@ -120,7 +120,7 @@ class DiffView(QWidget):
         self.diff: TensorDiff | None = None
         self.title = ElidedLabel("")  # one line, elided, whole in the tooltip
         self.numbers = QLabel("")
-        self.numbers.setStyleSheet("font-family: monospace;")
+        theme.use_monospace(self.numbers)
         self.numbers.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.numbers.setWordWrap(True)
         self.hist = plot_widget()

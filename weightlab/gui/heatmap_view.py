@@ -173,7 +173,7 @@ class HeatmapView(QWidget):
         # long text must not widen the pane and squeeze the model tree: one line, elided, whole in the tooltip
         self.title = ElidedLabel("")
         self.hover_label = ElidedLabel(HOVER_HINT)
-        self.hover_label.setStyleSheet("font-family: monospace;")
+        theme.use_monospace(self.hover_label)
         self.hover_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self._overlays: list[QGraphicsRectItem] = []
         self.mask = pg.ImageItem(axisOrder="row-major")

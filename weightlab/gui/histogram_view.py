@@ -263,7 +263,7 @@ class HistogramView(QWidget):
 
         self.stats_label = StatsLabel("")
         self.stats_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.stats_label.setStyleSheet("font-family: monospace;")
+        theme.use_monospace(self.stats_label)
         reserve_lines(self.stats_label, StatsLabel.LINES)
 
         lay = QVBoxLayout(self)

@@ -106,6 +106,7 @@ from .opener import OpenProgress
 from .selection import NeuronSelection
 from .settings import RecentFiles, qsettings
 from .tensor_worker import TensorComputer
+from .theme import use_monospace
 
 __all__ = [
     "ARCHITECTURE_FILTER",
@@ -294,7 +295,7 @@ class MainWindow(QMainWindow):
             self.docks[name] = dock
 
         self.hover_label = QLabel("")
-        self.hover_label.setStyleSheet("font-family: monospace;")
+        use_monospace(self.hover_label)
         self.selection_label = QLabel("")
         self.statusBar().addPermanentWidget(self.hover_label)
         self.statusBar().addPermanentWidget(self.selection_label)

@@ -347,3 +347,17 @@ def color(role: str) -> QColor:
 def css(role: str) -> str:
     """``"#rrggbb"`` of :func:`color` for stylesheets and rich text."""
     return color(role).name(QColor.NameFormat.HexRgb)
+
+
+def use_monospace(widget) -> None:
+    """Show ``widget``'s text in the platform's fixed-width font, at the size it inherits.
+
+    Only the family is set (``QFont`` resolves the rest from the parent), so
+    presentation mode still enlarges it, and no style sheet is involved: a
+    style sheet on a label froze its palette, which left its text black on
+    the dark theme's background.
+    """
+    font = QFont()
+    font.setFamilies(["monospace", "DejaVu Sans Mono", "Menlo", "Consolas", "Courier New"])
+    font.setStyleHint(QFont.StyleHint.Monospace)
+    widget.setFont(font)
