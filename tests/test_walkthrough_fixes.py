@@ -237,3 +237,90 @@ def test_shortcuts_dialog_drops_media_keys_xcb_binds(qtbot):
     for key in (K.Key_F13, K.Key_F35, K.Key_Cut, K.Key_Paste, K.Key_Find, K.Key_ZoomIn):
         assert not is_typeable(_seq(key)), key
     assert not is_typeable(QKeySequence())
+
+
+# -- (a) a layout saved on another screen size keeps its arrangement, not its sizes ----------------
+
+
+def _bare_window(qtbot):
+    from weightlab.gui.engine_adapter import EngineAdapter
+    from weightlab.gui.main_window import MainWindow
+
+    w = MainWindow(engine=EngineAdapter(enabled=False))
+    w.remember_layout = False
+    qtbot.addWidget(w)
+    return w
+
+
+def test_saved_sizes_are_stale_on_another_screen_or_window_size(qtbot, config_dir, monkeypatch):
+    from PySide6.QtCore import QSize
+
+    from weightlab.gui import window_state
+    from weightlab.gui.settings import qsettings
+
+    w = _bare_window(qtbot)
+    w.resize(800, 600)
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1400, 900))
+    window_state.save_layout(w, w.splitters)
+    settings = qsettings()
+    assert window_state.read_size(settings, window_state.SCREEN_KEY) == QSize(1400, 900)
+    assert window_state.read_size(settings, window_state.SIZE_KEY) == QSize(800, 600)
+    assert window_state.sizes_are_stale(w, settings) is None  # same screen, same size
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1300, 850))
+    assert window_state.sizes_are_stale(w, settings) is None  # within the tolerance
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1024, 640))
+    assert window_state.sizes_are_stale(w, settings) == "screen"
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(2560, 1440))
+    assert window_state.sizes_are_stale(w, settings) == "screen"
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1400, 900))
+    w.resize(1200, 600)
+    assert window_state.sizes_are_stale(w, settings) == "window"
+    # docks as wide as saved would squeeze the centre below its minimum
+    settings.setValue(window_state.SIZE_KEY, "1200x600")
+    settings.setValue(window_state.CENTRE_KEY, f"{w.centre.minimumSizeHint().width() - 50}x300")
+    assert window_state.sizes_are_stale(w, settings) == "centre"
+    # values saved before these keys existed (or corrupt ones) keep the saved sizes
+    for key in (window_state.SCREEN_KEY, window_state.SIZE_KEY, window_state.CENTRE_KEY):
+        settings.setValue(key, "garbage")
+    assert window_state.sizes_are_stale(w, settings) is None
+    assert window_state.read_size(settings, window_state.SIZE_KEY) is None
+
+
+def test_layout_from_a_larger_screen_gets_default_sizes_and_keeps_its_arrangement(qtbot, config_dir, monkeypatch):
+    from PySide6.QtCore import QSize, Qt
+
+    from weightlab.gui import window_state
+
+    w = _bare_window(qtbot)
+    w.show()
+    w.resize(1300, 850)
+    qtbot.waitUntil(lambda: w.width() == 1300)
+    w.docks["dock-history"].close()  # the user's arrangement
+
+    def widen() -> bool:  # again until the first show's default sizes have landed
+        w.resizeDocks([w.docks["dock-tree"], w.docks["dock-edit"]], [520, 420], Qt.Orientation.Horizontal)
+        return w.docks["dock-tree"].width() >= 480
+
+    qtbot.waitUntil(widen)
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1400, 900))
+    window_state.save_layout(w, w.splitters)
+    w.close()
+
+    monkeypatch.setattr(window_state, "available_size", lambda _w: QSize(1024, 640))
+    again = _bare_window(qtbot)
+    again.resize(1024, 640)
+    called = []
+
+    def default_sizes():
+        called.append(again.size())
+        again._default_sizes()
+
+    done = window_state.restore_layout(again, again.splitters, default_sizes=default_sizes)
+    assert done["state"] and not done["centre"]  # the arrangement, not the splitter's sizes
+    assert not called  # not before the window has its size
+    again.show()
+    qtbot.waitUntil(lambda: bool(called))
+    qtbot.waitUntil(lambda: again.centre.width() > again.centre.minimumSizeHint().width() + 50)
+    assert again.docks["dock-history"].isHidden()  # the arrangement is kept
+    assert again.docks["dock-tree"].width() < 480  # the stale width is not
+    again.close()
