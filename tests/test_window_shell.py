@@ -61,9 +61,11 @@ def test_every_panel_fits_without_overlap(make_window, qtbot, size):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert not rects[a].intersects(rects[b]), (a, rects[a], b, rects[b])
-    # tree left of the centre, the right column right of it, top to bottom edit, history, evaluation
+    # tree over history left of the centre, edit over evaluation right of it
     assert rects["dock-tree"].right() < rects["centre"].left() < rects["centre"].right() < rects["dock-edit"].left()
-    assert rects["dock-edit"].bottom() < rects["dock-history"].top() < rects["dock-evaluation"].top()
+    assert rects["dock-tree"].bottom() < rects["dock-history"].top()
+    assert rects["dock-history"].right() < rects["centre"].left()
+    assert rects["dock-edit"].bottom() < rects["dock-evaluation"].top()
 
 
 def test_layout_is_remembered_and_reset_layout_restores_the_default(qtbot, config_dir):
@@ -95,7 +97,7 @@ def test_layout_is_remembered_and_reset_layout_restores_the_default(qtbot, confi
     qtbot.waitUntil(lambda: all(d.isVisible() for d in again.docks.values()))
     for name, dock in again.docks.items():
         assert not dock.isFloating(), name
-        area = Qt.DockWidgetArea.LeftDockWidgetArea if name == "dock-tree" else Qt.DockWidgetArea.RightDockWidgetArea
+        area = Qt.DockWidgetArea.LeftDockWidgetArea if name in ("dock-tree", "dock-history") else Qt.DockWidgetArea.RightDockWidgetArea
         assert again.dockWidgetArea(dock) == area, name
     assert again.actions.toolbar.isVisible()
     again.close()

@@ -131,8 +131,10 @@ OP_KEYS = {"clip_symmetric": "Ctrl+Shift+K", "prune_magnitude": "Ctrl+Shift+P",
 MIN_SIZE = (800, 560)
 #: The window's size on a first run (shrunk to the screen when it is smaller).
 DEFAULT_SIZE = (1400, 900)
-#: The right docks from top to bottom (object name, title); the model tree's dock is "dock-tree".
-RIGHT_DOCKS = (("dock-edit", "Edit"), ("dock-history", "History"), ("dock-evaluation", "Evaluation"))
+#: The left docks from top to bottom (object name, title): the model tree over the edit history.
+LEFT_DOCKS = (("dock-tree", "Model"), ("dock-history", "History"))
+#: The right docks from top to bottom (object name, title): what an edit does, then what it cost.
+RIGHT_DOCKS = (("dock-edit", "Edit"), ("dock-evaluation", "Evaluation"))
 
 
 def _theme():
@@ -281,7 +283,7 @@ class MainWindow(QMainWindow):
             "dock-history": self.history,
             "dock-evaluation": _scrolled(self.eval_panel),
         }
-        titles = {"dock-tree": "Model", **dict(RIGHT_DOCKS)}
+        titles = {**dict(LEFT_DOCKS), **dict(RIGHT_DOCKS)}
         # The dock's title bar names the panel: the group boxes' own titles would say it twice.
         for panel in (self.edit_panel, self.history, self.eval_panel):
             panel.setTitle("")
@@ -812,15 +814,21 @@ class MainWindow(QMainWindow):
         self.resize(width, height)
 
     def _default_layout(self) -> None:
-        """Dock every panel in its default place, shown: the tree left, edit / history / evaluation right."""
+        """Dock every panel in its default place, shown: tree over history left, edit over evaluation right.
+
+        The history sits under the tree (a tree is rarely taller than the
+        screen, a history is short), so the right column gives the edit form and
+        the evaluation with its charts the whole height: at 1024x640 neither
+        has to scroll much.
+        """
         for dock in self.docks.values():
             dock.setFloating(False)
             self.removeDockWidget(dock)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.docks["dock-tree"])
-        first = self.docks[RIGHT_DOCKS[0][0]]
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, first)
-        for (above, _), (below, _) in zip(RIGHT_DOCKS, RIGHT_DOCKS[1:]):
-            self.splitDockWidget(self.docks[above], self.docks[below], Qt.Orientation.Vertical)
+        for area, column in ((Qt.DockWidgetArea.LeftDockWidgetArea, LEFT_DOCKS),
+                             (Qt.DockWidgetArea.RightDockWidgetArea, RIGHT_DOCKS)):
+            self.addDockWidget(area, self.docks[column[0][0]])
+            for (above, _), (below, _) in zip(column, column[1:]):
+                self.splitDockWidget(self.docks[above], self.docks[below], Qt.Orientation.Vertical)
         for dock in self.docks.values():
             dock.show()
         toolbar = self.actions.toolbar
@@ -829,19 +837,22 @@ class MainWindow(QMainWindow):
         toolbar.show()
 
     def _default_sizes(self) -> None:
-        """Size the docks and the centre for the window's present size (tree and right column fixed, centre the rest)."""
+        """Size the docks and the centre for the window's present size (the two columns fixed, centre the rest)."""
         width, height = self.width(), self.height()
         left = int(min(440, max(200, width * (0.28 if width >= 1280 else 0.2))))
         right = int(min(420, max(300, width * 0.25)))
         self.resizeDocks([self.docks["dock-tree"], self.docks["dock-edit"]], [left, right], Qt.Orientation.Horizontal)
-        # right column: the edit panel at its natural height (at most ~45 %), a short history, evaluation the rest
         column = max(300, height - 80)
+        # left column: a short history under the tree
+        history_h = int(min(220, max(90, column * 0.22)))
+        self.resizeDocks([self.docks["dock-tree"], self.docks["dock-history"]],
+                         [column - history_h, history_h], Qt.Orientation.Vertical)
+        # right column: the edit panel at its natural height (at most half), evaluation the rest
         edit = self.docks["dock-edit"]
         title = edit.height() - edit.widget().height() if edit.isVisible() and edit.widget().height() > 0 else 28
-        edit_h = min(self.edit_panel.sizeHint().height() + title + 4, int(column * 0.45))
-        history_h = int(min(140, max(80, column * 0.14)))
-        docks = [self.docks[name] for name, _ in RIGHT_DOCKS]
-        self.resizeDocks(docks, [edit_h, history_h, max(150, column - edit_h - history_h)], Qt.Orientation.Vertical)
+        edit_h = min(self.edit_panel.sizeHint().height() + title + 4, int(column * 0.5))
+        self.resizeDocks([edit, self.docks["dock-evaluation"]], [edit_h, max(150, column - edit_h)],
+                         Qt.Orientation.Vertical)
         total = max(300, self.centre.height() or height - 80)
         self.centre.setSizes([int(total * 0.36), int(total * 0.42), int(total * 0.22)])
 
