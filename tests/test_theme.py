@@ -414,3 +414,24 @@ def test_monospace_readouts_are_readable_in_both_schemes(theme, qtbot, scheme):
     bg, text = _brightest_text_lightness(label)
     assert abs(text - bg) > 100, (scheme, bg, text)
     assert label.font().styleHint() == label.font().StyleHint.Monospace
+
+
+@pytest.mark.parametrize("count", [1, 4, 16, 300])
+def test_norms_axis_has_whole_neuron_ticks_only(qtbot, count):
+    """A 4-neuron layer's norm bars were labelled -0.5, 0, 0.5 ... 3.5 (pyqtgraph's own ticks)."""
+    import numpy as np
+
+    from weightlab.gui.norms_view import NormsView
+    from weightlab.gui.selection import NeuronSelection
+
+    view = NormsView(NeuronSelection())
+    qtbot.addWidget(view)
+    view.resize(500, 200)
+    view.show()
+    view.set_norms(np.linspace(0.1, 1.0, count), of="dense/kernel")
+    axis = view.plot.getAxis("bottom")
+    lo, hi = view.plot.getViewBox().viewRange()[0]
+    values = [v for _, level in axis.tickValues(lo, hi, axis.width() or 400) for v in level]
+    assert values, "no ticks"
+    assert all(float(v).is_integer() and 0 <= v < count for v in values), values
+    assert 0.0 in values

@@ -10,7 +10,7 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from . import theme
-from .plots import ElidedLabel, brush, plot_widget, reserve_axis_width
+from .plots import ElidedLabel, IntegerAxis, brush, plot_widget, reserve_axis_width
 from .selection import NeuronSelection
 
 #: Light-theme bar colours (the view asks the theme: :func:`bar_brush`, :func:`selected_brush`).
@@ -58,7 +58,7 @@ class NormsView(QWidget):
         super().__init__(parent)
         self.selection = selection
         self.norms: np.ndarray | None = None
-        self.plot = plot_widget()
+        self.plot = plot_widget(axisItems={"bottom": IntegerAxis(orientation="bottom")})  # neuron indices
         self.plot.setMinimumHeight(70)  # the centre fits a 800x560 window (tests/test_centre_fits.py)
         self.plot.setLabel("bottom", "output neuron")
         self.plot.setLabel("left", "L2 norm")

@@ -19,6 +19,7 @@ curves (:func:`pen`, :func:`brush` give themed pens and brushes).
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -249,3 +250,22 @@ class ElidedLabel(QLabel):
         if super().text() != shown:
             super().setText(shown)
         self.setToolTip(plain if rich else full)
+
+
+class IntegerAxis(pg.AxisItem):
+    """An axis of whole-number positions (neurons, classes, steps): ticks only at integers.
+
+    pyqtgraph's own ticks put labels at -0.5, 0.5 ... on a short axis (a
+    4-neuron layer showed -0.5 to 3.5); here every tick level with a spacing
+    below 1 is dropped and the remaining values are whole numbers, so zooming
+    still thins the labels as pyqtgraph does.
+    """
+
+    def tickValues(self, min_val, max_val, size):  # noqa: N802 - pyqtgraph's name
+        levels = [(spacing, [v for v in values if float(v).is_integer()])
+                  for spacing, values in super().tickValues(min_val, max_val, size) if spacing >= 1]
+        levels = [(spacing, values) for spacing, values in levels if values]
+        if levels:
+            return levels
+        first, last = math.ceil(min_val), math.floor(max_val)
+        return [(1.0, [float(v) for v in range(first, last + 1)])] if first <= last else []
