@@ -123,7 +123,14 @@ def test_tree_summary_has_no_breakable_space_inside_figures(window, demo_paths, 
     qtbot.waitUntil(lambda: tree.model_sparsity is not None, timeout=30000)
     text = tree.summary.text()
     n = tree._session.model.param_count
-    assert n >= 1000 and f"{fmt_count(n)}\u00a0parameters" in text
+    assert n >= 1000 and f"{n:,}".replace(",", "\u00a0") + "\u00a0parameters" in text
+    # what the label lays out: Qt's HTML parser makes U+202F an ordinary space, U+00A0 survives
+    from PySide6.QtGui import QTextDocument
+
+    doc = QTextDocument()
+    doc.setHtml(text)
+    laid_out = doc.toRawText()
+    assert f"{n:,}".replace(",", "\u00a0") + "\u00a0parameters" in laid_out
     assert f"sparsity\u00a0{100 * tree.model_sparsity:.1f}\u00a0%" in text
     assert " parameters" not in text and " layers" not in text and " tensors" not in text and " %" not in text
 

@@ -24,6 +24,16 @@ def fmt_count(n: int) -> str:
     return f"{n:,}".replace(",", THOUSANDS_SEP)
 
 
+def for_rich_text(text: str) -> str:
+    """``text`` for a rich-text (HTML) label: U+202F becomes U+00A0.
+
+    Qt's HTML parser turns the narrow no-break space into an ordinary,
+    breakable space (a rich-text label wrapped ``"38 346"`` in the middle);
+    the no-break space survives it.
+    """
+    return text.replace(THOUSANDS_SEP, NBSP)
+
+
 def fmt_pct(fraction: float, digits: int = 1) -> str:
     """A fraction as a percentage (``0.917 -> "91.7 %"``, a no-break space before ``%``)."""
     if fraction is None or math.isnan(fraction):

@@ -44,7 +44,7 @@ from weightlab.core.session import EditSession
 from weightlab.core.stats import zero_fraction
 
 from . import theme
-from .formatting import NBSP, fmt_count, fmt_shape
+from .formatting import NBSP, fmt_count, fmt_shape, for_rich_text
 from .tensor_worker import lower_thread_priority
 
 #: Colour of edited tensors and of the dot marking them.
@@ -214,10 +214,12 @@ class ModelTree(QWidget):
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(0)
         self._fit_timer.timeout.connect(self._fit_columns)
-        # The name column takes the room left once the other columns fit their
-        # contents (headers included, refitted when the font changes: the
-        # presentation mode); long names are elided in the middle (tooltip).
-        header.setSectionResizeMode(_NAME, QHeaderView.ResizeMode.Stretch)
+        # Every column fits its contents, header text included (refitted when
+        # the font changes: presentation mode); the name column takes the room
+        # left over, and in a narrow tree the class/shape column gives way
+        # (elided in the middle; full text in the tooltip): _lay_out_columns.
+        self._content_widths: list[int] = [0] * _NCOLS
+        self.tree.viewport().installEventFilter(self)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.tree.setIndentation(12)
         header.setMinimumSectionSize(40)
@@ -340,7 +342,7 @@ class ModelTree(QWidget):
         return (
             f"<b>{html.escape(self._document.name)}</b><br>format{NBSP}{model.format} · "
             f"{len(model.layers)}{NBSP}layers · {len(model.tensors)}{NBSP}tensors · "
-            f"{fmt_count(model.param_count)}{NBSP}parameters"
+            f"{for_rich_text(fmt_count(model.param_count))}{NBSP}parameters"
         )
 
     def set_document_path(self, path) -> None:
@@ -383,10 +385,29 @@ class ModelTree(QWidget):
             item.setForeground(col, brush)
 
     def _fit_columns(self) -> None:
-        """Fit every column but the stretching name column to its contents (rows and header text)."""
-        for col in range(_NCOLS):
-            if col != _NAME:
-                self.tree.resizeColumnToContents(col)
+        """Measure every column's contents (rows and header text), then share the width (:meth:`_lay_out_columns`)."""
+        view = self.tree
+        header = view.header()
+        self._content_widths = [
+            max(view.sizeHintForColumn(col), header.sectionSizeHint(col)) for col in range(_NCOLS)
+        ]
+        self._lay_out_columns()
+
+    def _lay_out_columns(self) -> None:
+        """Columns at their measured widths; the name column takes the spare room, or the class column gives way."""
+        widths = list(self._content_widths)
+        if not any(widths):
+            return
+        header = self.tree.header()
+        spare = self.tree.viewport().width() - sum(widths)
+        if spare > 0:
+            widths[_NAME] += spare
+        elif spare < 0:
+            floor = max(header.minimumSectionSize(), min(widths[_SHAPE], 80))
+            widths[_SHAPE] = max(floor, widths[_SHAPE] + spare)
+        for col, width in enumerate(widths):
+            if header.sectionSize(col) != width:
+                header.resizeSection(col, width)
 
     def changeEvent(self, event: QEvent) -> None:
         """Refit the columns when the font changes (presentation mode, a theme's font size)."""
@@ -477,6 +498,9 @@ class ModelTree(QWidget):
         self.filter_count.setText("no match" if n == 0 else f"{n} tensor{'s' if n != 1 else ''}")
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.tree.viewport() and event.type() == QEvent.Type.Resize:
+            self._lay_out_columns()  # share the width again (no re-measuring)
+            return False
         if watched is self.filter_edit and event.type() in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) \
                 and event.key() == Qt.Key.Key_Escape:
             if event.type() == QEvent.Type.ShortcutOverride:
