@@ -227,7 +227,7 @@ class MainWindow(QMainWindow):
         self.setMinimumSize(*MIN_SIZE)
         self._default_geometry()
         self._default_layout()
-        self._restored = window_state.restore_layout(self, self.splitters)
+        self._restored = window_state.restore_layout(self, self.splitters, default_sizes=self._default_sizes)
         # sizes of the docks need the real window size: the first show sets them (unless restored)
         self._sized = self._restored["state"]
         self._set_icon()
