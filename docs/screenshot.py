@@ -4,7 +4,8 @@
 
     QT_QPA_PLATFORM=offscreen python docs/screenshot.py [OUT.png]
 
-Opens the bundled demo with its held-out set in a 1400x900 window, waits for
+Opens the bundled demo with its held-out set in a 1400x900 window (default
+layout, light theme: settings in a temporary folder), waits for
 the baseline, zeroes 8 units of ``dense``, clips ``conv2d_1/kernel`` to
 ±0.12, brushes [-0.05, 0.05] on its histogram and saves ``window.grab()``.
 """
@@ -51,4 +52,10 @@ def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("screenshot.png"))
+    import os
+    import tempfile
+
+    # the default layout and light theme, never the settings of whoever runs it (nor written to them)
+    with tempfile.TemporaryDirectory(prefix="weightlab-shot-") as config:
+        os.environ["WEIGHTLAB_CONFIG_DIR"] = config
+        main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("screenshot.png"))
