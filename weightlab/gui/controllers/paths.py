@@ -34,9 +34,7 @@ def split_name(path: Path) -> tuple[str, str]:
 
 def _package_folder() -> Path:
     """The installed ``weightlab`` package's folder (its demo model lives inside it)."""
-    import weightlab
-
-    return Path(weightlab.__file__).resolve().parent
+    return Path(__file__).resolve().parents[2]  # weightlab/gui/controllers/paths.py
 
 
 def _inside(path: Path, folder: Path) -> bool:
