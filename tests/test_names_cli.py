@@ -25,6 +25,7 @@ import h5py
 import numpy as np
 import pytest
 
+import weightlab
 from weightlab import cli, platform_check
 from weightlab.core.model import AUX_CLASSES, ModelFile, auxiliary_layers, close_names
 from weightlab.formats import FORMATS, open_model, open_session
@@ -385,6 +386,10 @@ def test_install_and_uninstall_desktop_flags(monkeypatch, run, tmp_path):
     fake.install_desktop = lambda: calls.append("install") or written
     fake.uninstall_desktop = lambda: calls.append("uninstall") or []
     monkeypatch.setitem(sys.modules, "weightlab.desktop", fake)
+    # once weightlab.desktop was imported (tests/test_desktop.py), `from weightlab import desktop`
+    # reads the package's attribute: replace that too, or the real install writes to ~/.local/share
+    monkeypatch.setattr(weightlab, "desktop", fake, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.setattr("weightlab.gui.app.run_app", lambda **kw: pytest.fail("the window opened"), raising=False)
     code, out, _ = run("--install-desktop")
     assert code == 0 and calls == ["install"]
